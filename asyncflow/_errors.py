@@ -1,0 +1,170 @@
+"""The exception tree of asyncflow.
+
+Every error a user can meet derives from :class:`AsyncflowError` and mixes in the
+builtin a user would naturally catch::
+
+    AsyncflowError
+    ├── FlowValidationError          the flow definition (or a step's next()) is wrong
+    ├── ParameterError(ValueError)   unknown, missing or invalid parameter or IncludeFile
+    ├── MergeArtifactsError          merge_artifacts() found conflicting values
+    ├── ArtifactSerializationError   a value set on self cannot be stored
+    ├── StepFailed                   a step raised; ``.run`` is the failed run
+    ├── StoreError                   the store file cannot be used
+    │   └── StoreFormatError         not an asyncflow store, or from a newer asyncflow
+    └── NotFoundError(KeyError)      a flow, run, step or task does not exist
+        └── ArtifactNotFoundError(AttributeError)
+
+Structured fields live in ``args`` so every exception pickles; the message is rendered
+in ``__str__`` and says what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ArtifactSerializationError",
+    "AsyncflowError",
+    "FlowValidationError",
+    "MergeArtifactsError",
+    "NotFoundError",
+    "ParameterError",
+    "StepFailed",
+    "StoreError",
+    "StoreFormatError",
+]
+
+
+class AsyncflowError(Exception):
+    """Base class of every error raised by asyncflow."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class FlowValidationError(AsyncflowError):
+    """The flow definition breaks a rule; the message names the step, its file:line and the fix.
+
+    :param message: the full explanation.
+    :param step: the step at fault, when there is one.
+    """
+
+    def __init__(self, message: str, step: str | None = None) -> None:
+        super().__init__(message, step)
+
+    @property
+    def step(self) -> str | None:
+        """The name of the step at fault, or None for flow-wide rules."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
+class ParameterError(AsyncflowError, ValueError):
+    """A parameter or IncludeFile is unknown, missing or invalid.
+
+    :param message: the full explanation.
+    :param name: the parameter concerned, when there is one.
+    """
+
+    def __init__(self, message: str, name: str | None = None) -> None:
+        super().__init__(message, name)
+
+    @property
+    def name(self) -> str | None:
+        """The parameter concerned, or None."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
+class MergeArtifactsError(AsyncflowError):
+    """``merge_artifacts`` found artifacts whose values differ between inputs.
+
+    :param message: the full explanation.
+    :param names: the conflicting artifact names, sorted.
+    """
+
+    def __init__(self, message: str, names: tuple[str, ...] = ()) -> None:
+        super().__init__(message, tuple(names))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The conflicting artifact names."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
+class ArtifactSerializationError(AsyncflowError):
+    """A value assigned on ``self`` cannot be serialised.
+
+    :param message: the full explanation.
+    :param artifact: the artifact name.
+    :param step: the step that set it.
+    """
+
+    def __init__(self, message: str, artifact: str, step: str) -> None:
+        super().__init__(message, artifact, step)
+
+    @property
+    def artifact(self) -> str:
+        """The artifact that could not be stored."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def step(self) -> str:
+        """The step that set the artifact."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+
+class StepFailed(AsyncflowError):
+    """A step raised. ``__cause__`` is the step's own exception.
+
+    :param message: the full explanation (names the step and the task).
+    :param run: the failed run (an :class:`asyncflow.Run`).
+    :param pathspec: the failed task's pathspec ``Flow/run/step/task``.
+    """
+
+    def __init__(self, message: str, run: Any, pathspec: str) -> None:
+        super().__init__(message, run, pathspec)
+
+    @property
+    def run(self) -> Any:
+        """The failed :class:`asyncflow.Run`."""
+        return self.args[1]
+
+    @property
+    def pathspec(self) -> str:
+        """The pathspec of the failed task."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+
+class StoreError(AsyncflowError):
+    """The store file cannot be opened, read or written.
+
+    :param message: the full explanation.
+    :param path: the store file.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message, path)
+
+    @property
+    def path(self) -> str:
+        """The store file concerned."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
+class StoreFormatError(StoreError):
+    """The file is not an asyncflow store, or was written by a newer asyncflow."""
+
+
+class NotFoundError(AsyncflowError, KeyError):
+    """A flow, run, step, task or artifact does not exist.
+
+    :param message: the full explanation, naming what is missing and what exists.
+    """
+
+    def __str__(self) -> str:
+        # KeyError would quote the message; show it as written.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class ArtifactNotFoundError(NotFoundError, AttributeError):
+    """An artifact does not exist on a task (also an AttributeError, for ``.data.name``)."""

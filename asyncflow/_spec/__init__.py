@@ -1,0 +1,1 @@
+"""Defining flows: steps, parameters, the graph and its validation. Pure: no I/O."""

@@ -1,0 +1,78 @@
+"""The ``@step`` decorator: marks a method as a step and records what the graph needs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._errors import FlowValidationError
+
+__all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
+
+STEP_ATTR = "__asyncflow_step__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """What ``@step`` learns about a method, once, at class definition time."""
+
+    name: str
+    func: Callable[..., Any]
+    is_async: bool
+    is_join: bool  # the method takes ``inputs``
+    file: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the step's ``def``, for error messages."""
+        return f"{self.file}:{self.line}"
+
+
+def step(func: F) -> F:
+    """Mark a method of a :class:`FlowSpec` as a step.
+
+    ``async def`` steps run on the event loop; plain ``def`` steps run in worker threads.
+    A step that takes a second parameter (``def join(self, inputs)``) is a join.
+
+    :raises FlowValidationError: if the decorated object is not a function taking ``self``
+        and optionally ``inputs``.
+    """
+    if not inspect.isfunction(func):
+        raise FlowValidationError(
+            f"@step decorates a method defined with def or async def, not {func!r}; "
+            "put @step directly above the def line (other decorators go above it).",
+        )
+    code = func.__code__
+    file, line = code.co_filename, code.co_firstlineno
+    params = list(inspect.signature(func).parameters.values())
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(params) != len(positional) or not 1 <= len(positional) <= 2:
+        raise FlowValidationError(
+            f"Step '{func.__name__}' at {file}:{line} must take (self) or, for a join, "
+            "(self, inputs); remove the other parameters.",
+            func.__name__,
+        )
+    info = StepInfo(
+        name=func.__name__,
+        func=func,
+        is_async=inspect.iscoroutinefunction(func),
+        is_join=len(positional) == 2,
+        file=file,
+        line=line,
+    )
+    setattr(func, STEP_ATTR, info)
+    return func
+
+
+def step_info(obj: object) -> StepInfo | None:
+    """The :class:`StepInfo` of a step function or bound step method, else None."""
+    target = getattr(obj, "__func__", obj)
+    info = getattr(target, STEP_ATTR, None)
+    return info if isinstance(info, StepInfo) else None
