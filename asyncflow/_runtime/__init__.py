@@ -1,0 +1,1 @@
+"""Running flows: the scheduler, tasks, inputs of joins, `current`, output capture."""

@@ -1,0 +1,96 @@
+"""``current``: what the running task is, read from a ContextVar (one value per task)."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+__all__ = ["Current", "CurrentInfo", "current", "current_var"]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentInfo:
+    """The identity of one running task."""
+
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    retry_count: int
+    origin_run_id: str | None
+    parameter_names: tuple[str, ...]
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/run/step/task``."""
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+current_var: ContextVar[CurrentInfo | None] = ContextVar("asyncflow_current", default=None)
+
+
+class Current:
+    """Read-only view of the running task. Outside a step every field is None and
+    ``is_running_flow`` is False. Each concurrent task sees its own values."""
+
+    __slots__ = ()
+
+    @property
+    def is_running_flow(self) -> bool:
+        """True inside a step."""
+        return current_var.get() is not None
+
+    @property
+    def flow_name(self) -> str | None:
+        """The flow's name."""
+        info = current_var.get()
+        return info.flow_name if info else None
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id."""
+        info = current_var.get()
+        return info.run_id if info else None
+
+    @property
+    def step_name(self) -> str | None:
+        """The step's name."""
+        info = current_var.get()
+        return info.step_name if info else None
+
+    @property
+    def task_id(self) -> str | None:
+        """The task's id (unique in the run)."""
+        info = current_var.get()
+        return info.task_id if info else None
+
+    @property
+    def pathspec(self) -> str | None:
+        """``Flow/run/step/task`` of the running task."""
+        info = current_var.get()
+        return info.pathspec if info else None
+
+    @property
+    def retry_count(self) -> int | None:
+        """0 on the first attempt, 1 on the first retry, and so on."""
+        info = current_var.get()
+        return info.retry_count if info else None
+
+    @property
+    def origin_run_id(self) -> str | None:
+        """For a resumed run, the id of the run it resumes; else None."""
+        info = current_var.get()
+        return info.origin_run_id if info else None
+
+    @property
+    def parameter_names(self) -> tuple[str, ...] | None:
+        """Names of the flow's parameters (attribute names)."""
+        info = current_var.get()
+        return info.parameter_names if info else None
+
+    def __repr__(self) -> str:
+        info = current_var.get()
+        return f"<current {info.pathspec}>" if info else "<current: not in a step>"
+
+
+current = Current()

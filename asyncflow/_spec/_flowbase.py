@@ -1,0 +1,159 @@
+"""What ``self`` is inside a step: artifacts as attributes, ``next()``, ``input``, ``index``.
+
+The runtime injects a task context (:class:`TaskContext`) into each fresh flow instance;
+this module only defines the user-facing behaviour and delegates storage to that context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, Protocol
+
+from .._errors import FlowValidationError
+from ._step import step_info
+
+__all__ = ["FlowBase", "ForeachFrame", "TaskContext"]
+
+ForeachFrame = tuple[int, int, Any]  # (index, num_splits, value), as in Metaflow
+
+
+class TaskContext(Protocol):
+    """The runtime side of one task, as seen by the flow instance."""
+
+    step: str
+
+    @property
+    def foreach_stack(self) -> tuple[ForeachFrame, ...]:
+        """One frame per enclosing foreach, outermost first."""
+        ...
+
+    def load(self, name: str) -> Any:
+        """Load artifact ``name`` visible to this task; raise AttributeError if absent."""
+        ...
+
+    def parameter(self, attr: str) -> Any:
+        """The value of the parameter stored under attribute ``attr``."""
+        ...
+
+    def record_next(self, targets: tuple[str, ...], foreach: str | None) -> None:
+        """Record the step's transition; raise FlowValidationError on a second call."""
+        ...
+
+    def merge_artifacts(
+        self,
+        flow: FlowBase,
+        inputs: Any,
+        include: Iterable[str] | None,
+        exclude: Iterable[str] | None,
+    ) -> None:
+        """Implement :meth:`FlowBase.merge_artifacts`."""
+        ...
+
+
+class FlowBase:
+    """The base of every flow: step-side behaviour (see :class:`asyncflow.FlowSpec`)."""
+
+    _af_task: TaskContext
+
+    # --- artifacts -------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the artifact is not loaded yet.
+        if name.startswith("_"):
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r} "
+                "(names starting with '_' are not artifacts and are not passed between steps)"
+            )
+        task = self.__dict__.get("_af_task")
+        if task is None:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}; artifacts are "
+                "only readable inside a running step (use asyncflow.Flow to read stored runs)"
+            )
+        value = task.load(name)
+        # Keep the loaded value on the instance: later reads are plain attribute reads,
+        # and in-place mutation of it is detected (and saved) when the task ends.
+        object.__setattr__(self, name, value)
+        return value
+
+    def _af_parameter_value(self, attr: str) -> Any:
+        task = self.__dict__.get("_af_task")
+        if task is None:
+            raise AttributeError(
+                f"parameter {attr!r} of {type(self).__name__} has a value only inside a "
+                "running step"
+            )
+        return task.parameter(attr)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a flow can't be stored as an artifact; maybe you assigned `self` or `inputs` "
+            "to an attribute? Store the specific values you need instead"
+        )
+
+    # --- the step API --------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The flow's name (its class name)."""
+        return type(self).__name__
+
+    @property
+    def input(self) -> Any:
+        """In a foreach task, the element of the foreach list this task handles; else None."""
+        stack = self._af_task.foreach_stack
+        return stack[-1][2] if stack else None
+
+    @property
+    def index(self) -> int | None:
+        """In a foreach task, its position in the foreach list; else None."""
+        stack = self._af_task.foreach_stack
+        return stack[-1][0] if stack else None
+
+    def foreach_stack(self) -> list[ForeachFrame]:
+        """One ``(index, num_splits, value)`` per enclosing foreach, outermost first."""
+        return list(self._af_task.foreach_stack)
+
+    def next(self, *targets: Callable[..., Any], foreach: str | None = None) -> None:
+        """Hand over to the next step(s): ``next(self.a)``, ``next(self.a, self.b)``
+        (a static split) or ``next(self.a, foreach="items")`` (one task per element).
+
+        :raises FlowValidationError: a target is not a step of this flow, or next() was
+            already called in this step.
+        """
+        task = self._af_task
+        names: list[str] = []
+        for target in targets:
+            info = step_info(target)
+            if info is None or getattr(target, "__self__", None) is not self:
+                raise FlowValidationError(
+                    f"step '{task.step}' of {self.name} called self.next({target!r}); pass "
+                    "steps of this flow as self.<step_name>.",
+                    task.step,
+                )
+            names.append(info.name)
+        if foreach is not None and not isinstance(foreach, str):
+            raise FlowValidationError(
+                f"step '{task.step}' of {self.name} called self.next(..., foreach={foreach!r}); "
+                "foreach takes the name of an artifact as a string.",
+                task.step,
+            )
+        task.record_next(tuple(names), foreach)
+
+    def merge_artifacts(
+        self,
+        inputs: Any,
+        include: Iterable[str] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> None:
+        """In a join, copy every artifact whose value is the same in all inputs that have it.
+
+        Names already set on ``self`` are skipped. Values are compared by their stored bytes
+        (content hash), so nothing is loaded or copied.
+
+        :param inputs: the join's ``inputs``.
+        :param include: merge only these names (each must exist in some input).
+        :param exclude: merge all names but these.
+        :raises MergeArtifactsError: values differ between inputs (all such names are
+            listed and nothing is set), ``include`` names a missing artifact, both
+            ``include`` and ``exclude`` are given, or the step is not a join.
+        """
+        self._af_task.merge_artifacts(self, inputs, include, exclude)

@@ -1,0 +1,58 @@
+"""A bounded, thread-safe LRU cache of raw (encoded) blobs, keyed by sha.
+
+It holds encoded bytes only: every reader decodes its own copy, so in-place mutation of a
+loaded value never reaches another task (CONTRACT, Artifacts 5).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from ._blobs import RawBlob
+
+__all__ = ["BlobCache", "DEFAULT_CACHE_BYTES"]
+
+DEFAULT_CACHE_BYTES = 256 << 20
+
+
+class BlobCache:
+    """Keeps recently used blobs up to ``max_bytes`` of payload in total.
+
+    A blob larger than a quarter of the bound is never cached, so one huge artifact cannot
+    evict everything else.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self._max = max(0, int(max_bytes))
+        self._items: OrderedDict[bytes, RawBlob] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def max_bytes(self) -> int:
+        """The bound, in payload bytes."""
+        return self._max
+
+    def get(self, sha: bytes) -> RawBlob | None:
+        """The cached blob, marked as recently used, or None."""
+        with self._lock:
+            raw = self._items.get(sha)
+            if raw is not None:
+                self._items.move_to_end(sha)
+            return raw
+
+    def put(self, raw: RawBlob) -> None:
+        """Cache ``raw`` (bytes payloads only; a bytearray may be owned by a decoded value)."""
+        size = raw.size
+        if size * 4 > self._max or not isinstance(raw.payload, bytes):
+            return
+        with self._lock:
+            if raw.sha in self._items:
+                self._items.move_to_end(raw.sha)
+                return
+            self._items[raw.sha] = raw
+            self._bytes += size
+            while self._bytes > self._max and self._items:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.size

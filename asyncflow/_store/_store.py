@@ -1,0 +1,123 @@
+"""A store file as the runtime sees it: the writer, a reader, the blob cache.
+
+One :class:`Store` exists per file per process while runs use it (the writer must be
+unique: SQLite allows one writer at a time, and one connection lets us group-commit).
+Blobs written but not yet committed are served from ``pending``, so a child task can
+read its parent's values before the parent's commit lands.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from typing import Any, ClassVar
+
+from .._codecs import Encoded, decode
+from ._blobs import RawBlob, read_raw, read_raw_many
+from ._cache import DEFAULT_CACHE_BYTES, BlobCache
+from ._db import open_reader
+from ._writer import Writer
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Shared per-process handle on one store file; get it with :meth:`acquire`."""
+
+    # The process-wide registry that makes the writer unique per file (see module doc).
+    _open: ClassVar[dict[str, Store]] = {}
+    _open_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str, cache_bytes: int) -> None:
+        self.path = path
+        self.cache = BlobCache(cache_bytes)
+        self.pending: dict[bytes, Encoded] = {}
+        self.writer = Writer(path, self._committed)
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
+        self._users = 0
+
+    @classmethod
+    def acquire(cls, path: str, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Store:
+        """Open (or share) the store at ``path``. Blocking: call from a worker thread."""
+        key = os.path.realpath(path)
+        with cls._open_lock:
+            store = cls._open.get(key)
+            if store is None:
+                store = cls(path, cache_bytes)
+                cls._open[key] = store
+            store._users += 1
+            return store
+
+    def release(self) -> None:
+        """Drop one user; the last one closes the writer (which checkpoints the WAL)."""
+        key = os.path.realpath(self.path)
+        with self._open_lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            del self._open[key]
+        self.writer.close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def _committed(self, shas: list[bytes]) -> None:
+        pending = self.pending
+        for sha in shas:
+            pending.pop(sha, None)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._reader is None:
+            self._reader = open_reader(self.path)
+        return self._reader
+
+    def read_raw(self, sha: bytes) -> RawBlob:
+        """One blob's stored form, from memory when possible. Blocking."""
+        enc = self.pending.get(sha)
+        if enc is not None:
+            return _from_pending(enc)
+        raw = self.cache.get(sha)
+        if raw is not None:
+            return raw
+        with self._reader_lock:
+            raw = read_raw(self._conn(), sha, self.path)
+        self.cache.put(raw)
+        return raw
+
+    def read_raw_many(self, shas: list[bytes]) -> dict[bytes, RawBlob]:
+        """Many blobs' stored forms in batched queries. Blocking."""
+        out: dict[bytes, RawBlob] = {}
+        missing: list[bytes] = []
+        for sha in shas:
+            if sha in out:
+                continue
+            enc = self.pending.get(sha)
+            if enc is not None:
+                out[sha] = _from_pending(enc)
+                continue
+            raw = self.cache.get(sha)
+            if raw is not None:
+                out[sha] = raw
+            else:
+                missing.append(sha)
+        if missing:
+            with self._reader_lock:
+                found = read_raw_many(self._conn(), missing, self.path)
+            for raw in found.values():
+                self.cache.put(raw)
+            out.update(found)
+        return out
+
+    def load(self, sha: bytes) -> Any:
+        """Decode one blob into a fresh value. Blocking."""
+        raw = self.read_raw(sha)
+        return decode(raw.encoding, raw.meta, raw.payload)
+
+
+def _from_pending(enc: Encoded) -> RawBlob:
+    # A private bytearray lets the numpy codec adopt the buffer: one copy, not two.
+    payload = bytearray(enc.payload) if enc.size > 65536 else bytes(enc.payload)
+    return RawBlob(enc.sha, enc.encoding, enc.meta, payload)
