@@ -42,6 +42,10 @@ class BlobCache:
                 self._items.move_to_end(sha)
             return raw
 
+    def has(self, sha: bytes) -> bool:
+        """Whether ``sha`` is cached (does not change its recency)."""
+        return sha in self._items
+
     def put(self, raw: RawBlob) -> None:
         """Cache ``raw`` (bytes payloads only; a bytearray may be owned by a decoded value)."""
         size = raw.size

@@ -1,0 +1,132 @@
+"""``inputs`` of a join step: one view per parent task, artifacts loaded in batches.
+
+The first read of an artifact name on any input loads that name for every input at once
+(one batched query for all of them), so a join over N inputs does not make N round trips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .._codecs import decode
+from .._errors import ArtifactNotFoundError
+from .._store._blobs import RawBlob
+from ._model import TaskOutcome
+
+if TYPE_CHECKING:
+    from ._task import RunContext
+
+__all__ = ["InputView", "Inputs"]
+
+_SERIALISE_MSG = (
+    "`inputs` (or one input) can't be stored as an artifact; store the specific values "
+    "you need from it instead"
+)
+
+
+class InputView:
+    """The artifacts of one parent task of a join, as attributes (read-only)."""
+
+    __slots__ = ("_af_inputs", "_af_outcome", "_af_values")
+
+    def __init__(self, inputs: Inputs, outcome: TaskOutcome) -> None:
+        self._af_inputs = inputs
+        self._af_outcome = outcome
+        self._af_values: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = self._af_values
+        if name not in values:
+            self._af_inputs._load(name, self)
+        return values[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._af_outcome.refs
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(_SERIALISE_MSG)
+
+    def __repr__(self) -> str:
+        return f"<input from step {self._af_outcome.step!r}>"
+
+
+class Inputs:
+    """The parents of a join: ``inputs.<step>``, ``inputs[i]``, ``len()``, iteration.
+
+    Ordered as the split's ``next()`` targets after a static split, by index after a
+    foreach.
+    """
+
+    __slots__ = ("_af_ctx", "_af_prefetched", "_af_step", "_af_views")
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        step: str,
+        outcomes: list[TaskOutcome],
+        prefetched: dict[bytes, RawBlob] | None = None,
+    ) -> None:
+        self._af_ctx = ctx
+        self._af_step = step
+        self._af_views = [InputView(self, o) for o in outcomes]
+        self._af_prefetched = prefetched or {}
+
+    def __len__(self) -> int:
+        return len(self._af_views)
+
+    def __iter__(self) -> Iterator[InputView]:
+        return iter(self._af_views)
+
+    def __getitem__(self, index: int) -> InputView:
+        return self._af_views[index]
+
+    def __getattr__(self, name: str) -> InputView:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for view in self._af_views:
+            if view._af_outcome.step == name:
+                return view
+        steps = sorted({v._af_outcome.step for v in self._af_views})
+        raise AttributeError(
+            f"inputs of join step {self._af_step!r} have no step {name!r}; use one of "
+            f"{', '.join(steps)}, or inputs[i]"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(_SERIALISE_MSG)
+
+    def __repr__(self) -> str:
+        return f"<inputs of {self._af_step!r}: {len(self)} tasks>"
+
+    def outcomes(self) -> list[TaskOutcome]:
+        """The parent tasks' outcomes, in input order."""
+        return [v._af_outcome for v in self._af_views]
+
+    def _load(self, name: str, asked: InputView) -> None:
+        """Load ``name`` for every input that has it (one batched read)."""
+        if name not in asked._af_outcome.refs:
+            o = asked._af_outcome
+            raise ArtifactNotFoundError(
+                f"the input from step {o.step!r} (task {o.spec.task_id}) of join "
+                f"{self._af_step!r} has no artifact {name!r}; available: "
+                f"{', '.join(sorted(o.refs)) or 'none'}"
+            )
+        todo = [
+            v for v in self._af_views if name in v._af_outcome.refs and name not in v._af_values
+        ]
+        shas = [v._af_outcome.refs[name] for v in todo]
+        raws = dict(self._af_prefetched)
+        missing = [s for s in dict.fromkeys(shas) if s not in raws]
+        if missing:
+            raws.update(self._af_ctx.store.read_raw_many(missing))
+        seen: set[bytes] = set()
+        for view, sha in zip(todo, shas, strict=True):
+            raw = raws[sha]
+            payload = raw.payload
+            if sha in seen and isinstance(payload, bytearray):
+                payload = bytes(payload)  # the first decode may own the bytearray
+            seen.add(sha)
+            view._af_values[name] = decode(raw.encoding, raw.meta, payload)

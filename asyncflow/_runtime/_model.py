@@ -1,0 +1,48 @@
+"""The records the scheduler passes around: a task to run and a task's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._spec._flowbase import ForeachFrame
+
+__all__ = ["TaskOutcome", "TaskSpec", "path_text"]
+
+
+def path_text(path: tuple[int, ...]) -> str:
+    """The stored form of a foreach index path: ``""``, ``"3"``, ``"3.0"``."""
+    return ".".join(map(str, path))
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """A task ready to run.
+
+    ``base`` is the name -> sha mapping the task starts from: its parent's complete mapping
+    (shared, never mutated) or, for a join, the run's parameters.
+    """
+
+    task_id: int
+    step: str
+    path: tuple[int, ...]
+    stack: tuple[ForeachFrame, ...]
+    base: dict[str, bytes]
+    inputs: list[TaskOutcome] | None = None
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    """What a finished task hands to the scheduler."""
+
+    spec: TaskSpec
+    refs: dict[str, bytes]
+    targets: tuple[str, ...] = ()
+    foreach_items: list[Any] | None = None
+    error: BaseException | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step(self) -> str:
+        """The step this task ran."""
+        return self.spec.step

@@ -1,0 +1,198 @@
+"""The scheduler of one run: which task runs next, where, and what it unlocks.
+
+``max_workers`` worker coroutines share two ready queues. A coroutine step is awaited on
+the event loop. A plain step goes to a worker thread (``anyio.to_thread``), and that
+thread keeps taking ready plain tasks from the queue until it is empty, so a chain of
+plain steps or a wide foreach does not pay a thread round trip per task (a round trip
+costs more than the task itself). Idle workers are woken only when there is work for
+them. All bookkeeping happens under one lock; it is cheap and never held while a step runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+
+import anyio
+import anyio.to_thread
+
+from .._spec._graph import NodeKind
+from ._model import TaskOutcome, TaskSpec
+from ._task import Attempt, RunContext
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    """Runs every task of one run; :attr:`failure` is the first failed task, if any."""
+
+    def __init__(self, ctx: RunContext, max_workers: int) -> None:
+        self.ctx = ctx
+        self.graph = ctx.graph
+        self.failure: TaskOutcome | None = None
+        self.tasks_run = 0
+        self._workers = max_workers
+        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._lock = threading.Lock()
+        self._plain: deque[TaskSpec] = deque()
+        self._async: deque[TaskSpec] = deque()
+        self._active = 0
+        self._idle = 0
+        self._wake_pending = False
+        self._waiting: dict[tuple[str, tuple[int, ...]], dict[int, TaskOutcome]] = {}
+        self._next_id = 1
+        self._event: anyio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def first_task(self) -> TaskSpec:
+        """The start task of a new run."""
+        return self._spec("start", (), (), self.ctx.params)
+
+    async def run(self, first: TaskSpec) -> None:
+        """Run ``first`` and everything it leads to; return when all tasks have ended."""
+        self._loop = asyncio.get_running_loop()
+        self._event = anyio.Event()
+        self._queue(first)
+        async with anyio.create_task_group() as tg:
+            for _ in range(self._workers):
+                tg.start_soon(self._worker)
+
+    # --- workers --------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            with self._lock:
+                spec: TaskSpec | None = None
+                on_loop = False
+                if self.failure is None:
+                    if self._async:
+                        spec, on_loop = self._async.popleft(), True
+                    elif self._plain:
+                        spec = self._plain.popleft()
+                if spec is not None:
+                    self._active += 1
+                elif self._active == 0:
+                    finished = True
+                else:
+                    finished = False
+                    self._idle += 1
+                    event = self._event
+            if spec is None:
+                if finished:
+                    self._signal()
+                    return
+                assert event is not None
+                await event.wait()
+                with self._lock:
+                    self._idle -= 1
+                continue
+            if on_loop:
+                outcome = await Attempt(self.ctx, spec).run_async()
+                self._complete(outcome, take=False, on_loop=True)
+            else:
+                await anyio.to_thread.run_sync(self._drain, spec, limiter=self._limiter)
+
+    def _drain(self, spec: TaskSpec | None) -> None:
+        # In a worker thread: run plain tasks back to back while there are any.
+        while spec is not None:
+            outcome = Attempt(self.ctx, spec).run_sync()
+            spec = self._complete(outcome, take=True, on_loop=False)
+
+    def _signal(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+            event, self._event = self._event, anyio.Event()
+        if event is not None:
+            event.set()
+
+    def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
+        writer_error = self.ctx.store.writer.error
+        with self._lock:
+            self._active -= 1
+            self.tasks_run += 1
+            if outcome.error is None and writer_error is not None:
+                outcome.error = writer_error
+            if outcome.error is not None:
+                if self.failure is None:
+                    self.failure = outcome
+            elif self.failure is None:
+                for spec in self._successors(outcome):
+                    self._queue(spec)
+            nxt = None
+            if take and self.failure is None and self._plain:
+                nxt = self._plain.popleft()
+                self._active += 1
+            wake = (
+                self._idle > 0
+                and not self._wake_pending
+                and bool(self._async or self._plain or self._active == 0)
+            )
+            if wake:
+                self._wake_pending = True
+        if wake:
+            if on_loop:
+                self._signal()
+            else:
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._signal)
+        return nxt
+
+    # --- the graph ------------------------------------------------------------------
+    def _queue(self, spec: TaskSpec) -> None:
+        if self.graph[spec.step].info.is_async:
+            self._async.append(spec)
+        else:
+            self._plain.append(spec)
+
+    def _spec(
+        self,
+        step: str,
+        path: tuple[int, ...],
+        stack: tuple[tuple[int, int, object], ...],
+        base: dict[str, bytes],
+        inputs: list[TaskOutcome] | None = None,
+    ) -> TaskSpec:
+        task_id = self._next_id
+        self._next_id += 1
+        return TaskSpec(task_id, step, path, stack, base, inputs)
+
+    def _successors(self, done: TaskOutcome) -> list[TaskSpec]:
+        node = self.graph[done.step]
+        spec = done.spec
+        if node.kind is NodeKind.END:
+            return []
+        if node.kind is NodeKind.FOREACH:
+            items = done.foreach_items or []
+            count = len(items)
+            target = node.out[0]
+            return [
+                self._spec(target, (*spec.path, i), (*spec.stack, (i, count, item)), done.refs)
+                for i, item in enumerate(items)
+            ]
+        out: list[TaskSpec] = []
+        for target in node.out:
+            if self.graph[target].is_join:
+                ready = self._arrive(target, done)
+                if ready is not None:
+                    out.append(ready)
+            else:
+                out.append(self._spec(target, spec.path, spec.stack, done.refs))
+        return out
+
+    def _arrive(self, join: str, done: TaskOutcome) -> TaskSpec | None:
+        node = self.graph[join]
+        spec = done.spec
+        if node.join_kind == "foreach":
+            slot, expected, _ = spec.stack[-1]
+            path, stack = spec.path[:-1], spec.stack[:-1]
+        else:
+            slot, expected = node.in_.index(done.step), len(node.in_)
+            path, stack = spec.path, spec.stack
+        key = (join, path)
+        arrived = self._waiting.setdefault(key, {})
+        arrived[slot] = done
+        if len(arrived) < expected:
+            return None
+        del self._waiting[key]
+        inputs = [arrived[i] for i in range(expected)]
+        return self._spec(join, path, stack, self.ctx.params, inputs)

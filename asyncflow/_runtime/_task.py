@@ -1,0 +1,439 @@
+"""One task: a fresh flow instance, its artifact view, the step call, and its commit."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+
+from .._codecs import CodecError, Encoded, decode, encode, is_immutable
+from .._errors import (
+    ArtifactNotFoundError,
+    ArtifactSerializationError,
+    FlowValidationError,
+    MergeArtifactsError,
+)
+from .._spec._flowbase import FlowBase, ForeachFrame
+from .._spec._graph import FlowGraph, NodeKind
+from .._store._blobs import RawBlob
+from .._store._store import Store
+from .._store._writer import TaskRecord
+from ._capture import TaskCapture, capture_var
+from ._current import CurrentInfo, current_var
+from ._inputs import Inputs
+from ._model import TaskOutcome, TaskSpec, path_text
+
+__all__ = ["RunContext", "TaskState", "attribute_reads"]
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Everything the tasks of one run share."""
+
+    flow_cls: type[FlowBase]
+    graph: FlowGraph
+    store: Store
+    run_id: int
+    params: dict[str, bytes]  # attribute name -> sha
+    parameter_names: tuple[str, ...]
+    origin_run_id: int | None = None
+    echo: bool = True
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def flow_name(self) -> str:
+        """The flow's name."""
+        return self.graph.name
+
+    def pathspec(self, spec: TaskSpec) -> str:
+        """``Flow/run/step/task`` of ``spec``."""
+        return f"{self.graph.name}/{self.run_id}/{spec.step}/{spec.task_id}"
+
+    def step_reads(self, step: str) -> frozenset[str]:
+        """Attribute names the step's source reads (to prefetch for coroutine steps)."""
+        names = self.reads.get(step)
+        if names is None:
+            names = attribute_reads(self.graph[step].info.func)
+            self.reads[step] = names
+        return names
+
+
+def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
+    """Every ``<expr>.<name>`` read in ``func``'s source (a superset of artifact reads)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
+    return frozenset(
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+    )
+
+
+class TaskState:
+    """The runtime side of one task (implements the flow's ``TaskContext``)."""
+
+    __slots__ = (
+        "base",
+        "ctx",
+        "loaded",
+        "next_call",
+        "param_values",
+        "prefetched",
+        "spec",
+        "step",
+    )
+
+    def __init__(self, ctx: RunContext, spec: TaskSpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.step = spec.step
+        self.base = spec.base  # shared with siblings: copied before any change
+        self.loaded: dict[str, Any] = {}
+        self.next_call: tuple[tuple[str, ...], str | None] | None = None
+        self.param_values: dict[str, Any] = {}
+        self.prefetched: dict[bytes, RawBlob] = {}
+
+    # --- TaskContext ----------------------------------------------------------------
+    @property
+    def foreach_stack(self) -> tuple[ForeachFrame, ...]:
+        """One frame per enclosing foreach, outermost first."""
+        return self.spec.stack
+
+    def _decode(self, sha: bytes) -> Any:
+        raw = self.prefetched.pop(sha, None)
+        if raw is None:
+            return self.ctx.store.load(sha)
+        return decode(raw.encoding, raw.meta, raw.payload)
+
+    def load(self, name: str) -> Any:
+        """Load one artifact visible to this task (a fresh copy)."""
+        sha = self.base.get(name)
+        if sha is None or name in self.ctx.params:
+            visible = ", ".join(sorted(n for n in self.base if n not in self.ctx.params))
+            raise ArtifactNotFoundError(
+                f"step {self.step!r} of {self.ctx.flow_name} has no artifact {name!r}: no "
+                f"earlier step set it (visible artifacts: {visible or 'none'}). Set "
+                f"self.{name} in an earlier step or check the spelling."
+            )
+        value = self._decode(sha)
+        self.loaded[name] = value
+        return value
+
+    def parameter(self, attr: str) -> Any:
+        """A parameter's value (decoded once per task)."""
+        values = self.param_values
+        if attr not in values:
+            values[attr] = self._decode(self.ctx.params[attr])
+        return values[attr]
+
+    def record_next(self, targets: tuple[str, ...], foreach: str | None) -> None:
+        """Remember the transition; a second call is an error."""
+        if self.next_call is not None:
+            raise FlowValidationError(
+                f"step {self.step!r} of {self.ctx.flow_name} called self.next() twice; "
+                "call it once, as the last statement of the step.",
+                self.step,
+            )
+        self.next_call = (targets, foreach)
+
+    def merge_artifacts(
+        self,
+        flow: FlowBase,
+        inputs: Any,
+        include: Iterable[str] | None,
+        exclude: Iterable[str] | None,
+    ) -> None:
+        """Merge identical (by sha) artifacts of the join's inputs into this task."""
+        where = f"step {self.step!r} of {self.ctx.flow_name}"
+        if self.spec.inputs is None or not isinstance(inputs, Inputs):
+            raise MergeArtifactsError(
+                f"{where} called merge_artifacts(), which works only in a join step "
+                "(a step that takes `inputs`), passing it those inputs."
+            )
+        if include is not None and exclude is not None:
+            raise MergeArtifactsError(
+                f"{where} passed both include= and exclude= to merge_artifacts(); pass one."
+            )
+        params = self.ctx.params
+        values: dict[str, set[bytes]] = {}
+        for outcome in inputs.outcomes():
+            for name, sha in outcome.refs.items():
+                if name not in params:
+                    values.setdefault(name, set()).add(sha)
+        if include is not None:
+            wanted = list(include)
+            absent = sorted(n for n in wanted if n not in values)
+            if absent:
+                raise MergeArtifactsError(
+                    f"{where} asked merge_artifacts() to include {', '.join(absent)}, which "
+                    "no input has; remove them from include= or set them in the branches.",
+                    tuple(absent),
+                )
+            values = {n: values[n] for n in wanted}
+        if exclude is not None:
+            for name in exclude:
+                values.pop(name, None)
+        already = flow.__dict__
+        conflicts = sorted(n for n, shas in values.items() if len(shas) > 1 and n not in already)
+        if conflicts:
+            raise MergeArtifactsError(
+                f"{where}: merge_artifacts() found different values in the inputs for "
+                f"{', '.join(conflicts)}; set them on self before calling merge_artifacts() "
+                "(e.g. self.x = max(i.x for i in inputs)), or exclude them.",
+                tuple(conflicts),
+            )
+        merged = {n: next(iter(shas)) for n, shas in values.items() if n not in already}
+        if merged:
+            self.base = {**self.base, **merged}
+
+    # --- finishing ------------------------------------------------------------------
+    def collect(self, flow: FlowBase) -> tuple[dict[str, bytes], list[Encoded]]:
+        """The task's complete name -> sha mapping and the blobs it created."""
+        refs = dict(self.base)
+        blobs: list[Encoded] = []
+        loaded = self.loaded
+        for name, value in flow.__dict__.items():
+            if name[0] == "_":
+                continue
+            old = refs.get(name)
+            if old is not None and loaded.get(name, refs) is value and is_immutable(value):
+                continue
+            try:
+                enc = encode(value)
+            except CodecError as exc:
+                raise ArtifactSerializationError(
+                    f"artifact {name!r} set in step {self.step!r} of {self.ctx.flow_name} "
+                    f"cannot be stored: {exc}. Store a serialisable value, or use a name "
+                    "starting with '_' to keep it out of the store.",
+                    name,
+                    self.step,
+                ) from exc
+            if enc.sha != old:
+                refs[name] = enc.sha
+                blobs.append(enc)
+        return refs, blobs
+
+    def finish(self, flow: FlowBase) -> tuple[TaskOutcome, list[Encoded]]:
+        """Check the transition against the graph, collect artifacts, expand a foreach."""
+        node = self.ctx.graph[self.step]
+        where = f"step {self.step!r} of {self.ctx.flow_name} ({node.info.where})"
+        call = self.next_call
+        if node.kind is NodeKind.END:
+            if call is not None:
+                raise FlowValidationError(
+                    f"{where} called self.next(), but end is the last step; remove it.",
+                    self.step,
+                )
+        elif call is None:
+            raise FlowValidationError(
+                f"{where} finished without calling self.next(); end the step with "
+                f"self.next({', '.join('self.' + t for t in node.out)}"
+                + (f", foreach={node.foreach_var!r})." if node.foreach_var else ")."),
+                self.step,
+            )
+        elif call != (node.out, node.foreach_var):
+            raise FlowValidationError(
+                f"{where} called self.next({_show(call)}) but its source ends with "
+                f"self.next({_show((node.out, node.foreach_var))}); the call must match "
+                "the graph: make the last statement the only next() call.",
+                self.step,
+            )
+        refs, blobs = self.collect(flow)
+        items = None
+        if node.kind is NodeKind.FOREACH:
+            items = self._foreach_items(flow, node.foreach_var or "", where)
+        targets = call[0] if call else ()
+        return TaskOutcome(self.spec, refs, targets, items), blobs
+
+    def _foreach_items(self, flow: FlowBase, var: str, where: str) -> list[Any]:
+        if var in flow.__dict__:
+            value = flow.__dict__[var]
+        elif var in self.base and var not in self.ctx.params:
+            value = self.load(var)
+        else:
+            raise FlowValidationError(
+                f"{where} has foreach={var!r}, but no artifact {var!r} exists; set "
+                f"self.{var} to a list (or any iterable) before calling self.next().",
+                self.step,
+            )
+        try:
+            items = list(value)
+        except TypeError as exc:
+            raise FlowValidationError(
+                f"{where} has foreach={var!r}, but self.{var} is a {type(value).__name__}, "
+                "which is not iterable; make it a list, tuple, range or other iterable.",
+                self.step,
+            ) from exc
+        if not items:
+            raise FlowValidationError(
+                f"{where} has foreach={var!r}, but self.{var} is empty; a foreach needs at "
+                "least one element.",
+                self.step,
+            )
+        return items
+
+
+def _show(call: tuple[tuple[str, ...], str | None]) -> str:
+    targets, foreach = call
+    parts = [f"self.{t}" for t in targets]
+    if foreach is not None:
+        parts.append(f"foreach={foreach!r}")
+    return ", ".join(parts)
+
+
+class Attempt:
+    """Set up and tear down one task execution: instance, ``current``, capture, commit."""
+
+    __slots__ = ("cap", "ctx", "flow", "spec", "started", "state", "tokens")
+
+    def __init__(self, ctx: RunContext, spec: TaskSpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.state = TaskState(ctx, spec)
+        flow = ctx.flow_cls.__new__(ctx.flow_cls)
+        object.__setattr__(flow, "_af_task", self.state)
+        self.flow = flow
+        self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
+        self.started = 0.0
+        self.tokens: tuple[Any, Any] | None = None
+
+    def enter(self) -> None:
+        """Make this task the current one in this thread/coroutine."""
+        ctx = self.ctx
+        info = CurrentInfo(
+            ctx.flow_name,
+            str(ctx.run_id),
+            self.spec.step,
+            str(self.spec.task_id),
+            0,
+            None if ctx.origin_run_id is None else str(ctx.origin_run_id),
+            ctx.parameter_names,
+        )
+        self.tokens = (current_var.set(info), capture_var.set(self.cap))
+        self.started = time.time()
+
+    def exit(self) -> None:
+        """Undo :meth:`enter`."""
+        if self.tokens is not None:
+            current_var.reset(self.tokens[0])
+            capture_var.reset(self.tokens[1])
+            self.tokens = None
+
+    def inputs(self, prefetched: dict[bytes, RawBlob] | None = None) -> Inputs | None:
+        """The ``inputs`` argument of a join, else None."""
+        if self.spec.inputs is None:
+            return None
+        return Inputs(self.ctx, self.spec.step, self.spec.inputs, prefetched)
+
+    def commit(
+        self, outcome: TaskOutcome | None, blobs: list[Encoded], error: BaseException | None
+    ) -> TaskOutcome:
+        """Hand the task's record to the writer (never waits) and return its outcome."""
+        ctx = self.ctx
+        spec = self.spec
+        if outcome is None:
+            outcome = TaskOutcome(spec, {}, error=error)
+        pending = ctx.store.pending
+        for enc in blobs:
+            pending[enc.sha] = enc
+        exc_text = tb_text = None
+        if error is not None:
+            exc_text = f"{type(error).__name__}: {error}"
+            tb_text = "".join(traceback.format_exception(error))
+        ctx.store.writer.submit(
+            TaskRecord(
+                run_id=ctx.run_id,
+                task_id=spec.task_id,
+                step=spec.step,
+                path=path_text(spec.path),
+                status="failed" if error is not None else "succeeded",
+                started_at=self.started,
+                finished_at=time.time(),
+                refs=outcome.refs if error is None else {},
+                blobs=blobs if error is None else [],
+                stdout=self.cap.text("stdout"),
+                stderr=self.cap.text("stderr"),
+                exception=exc_text,
+                traceback=tb_text,
+            )
+        )
+        return outcome
+
+    def run_sync(self) -> TaskOutcome:
+        """Run a plain ``def`` step to the end (in a worker thread)."""
+        self.enter()
+        try:
+            func = self.ctx.graph[self.spec.step].info.func
+            inputs = self.inputs()
+            if inputs is None:
+                func(self.flow)
+            else:
+                func(self.flow, inputs)
+            outcome, blobs = self.state.finish(self.flow)
+        except Exception as exc:
+            return self.commit(None, [], exc)
+        finally:
+            self.exit()
+        return self.commit(outcome, blobs, None)
+
+    async def run_async(self) -> TaskOutcome:
+        """Run an ``async def`` step on the event loop, never blocking it on the store."""
+        ctx = self.ctx
+        spec = self.spec
+        store = ctx.store
+        names = ctx.step_reads(spec.step)
+        wanted = [spec.base[n] for n in names if n in spec.base]
+        for outcome in spec.inputs or ():
+            wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
+        cold = [s for s in dict.fromkeys(wanted) if s not in store.pending and not store.cache.has(s)]
+        if cold:
+            self.state.prefetched = await anyio.to_thread.run_sync(store.read_raw_many, cold)
+        self.enter()
+        try:
+            func = ctx.graph[spec.step].info.func
+            inputs = self.inputs(dict(self.state.prefetched))
+            if inputs is None:
+                await func(self.flow)
+            else:
+                await func(self.flow, inputs)
+            if _cheap_to_encode(self.flow):
+                outcome, blobs = self.state.finish(self.flow)
+            else:
+                outcome, blobs = await anyio.to_thread.run_sync(self.state.finish, self.flow)
+        except Exception as exc:
+            return self.commit(None, [], exc)
+        finally:
+            self.exit()
+        return self.commit(outcome, blobs, None)
+
+
+_SCALARS = (int, float, bool, type(None), complex)
+
+
+def _cheap_to_encode(flow: FlowBase) -> bool:
+    """True when encoding the task's values on the event loop takes microseconds."""
+    for name, value in flow.__dict__.items():
+        if name[0] == "_":
+            continue
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind in (str, bytes) and len(value) <= 65536:
+            continue
+        if kind in (list, tuple, set, frozenset) and len(value) <= 64:
+            if all(type(v) in _SCALARS or (type(v) is str and len(v) <= 1024) for v in value):
+                continue
+        if kind is dict and len(value) <= 64:
+            if all(type(v) in _SCALARS or (type(v) is str and len(v) <= 1024) for v in value.values()):
+                continue
+        return False
+    return True
