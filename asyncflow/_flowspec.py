@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, NoReturn
 
-from ._client import Flow, Run
+from ._client import Run
+from ._client._handle import StoreHandle
 from ._errors import StepFailed
 from ._runtime._run import DEFAULT_MAX_WORKERS, RunOptions, execute_run
 from ._spec._flowbase import FlowBase
@@ -80,7 +81,7 @@ class FlowSpec(FlowBase):
         """
         graph = self._af_graph()
         result = await execute_run(type(self), graph, params, self._af_options)
-        run = await Flow.aget_run(graph.name, str(result.run_id), self._af_options.store_path)
+        run = Run(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:
             error = result.failure.error
             pathspec = result.failed_pathspec()

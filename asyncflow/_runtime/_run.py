@@ -18,6 +18,7 @@ from .._errors import ParameterError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
 from .._spec._params import IncludeFile, parameters_of, resolve_parameters
+from .._store._queries import RunRow
 from .._store._store import Store
 from .._store._writer import CreateRun, FinishRun
 from . import _capture
@@ -43,12 +44,20 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """What a finished run leaves: its id and status, and the failed task if any."""
+    """What a finished run leaves: its record (as stored) and the failed task if any."""
 
-    run_id: int
-    status: str
+    row: RunRow
     failure: TaskOutcome | None
-    flow_name: str
+
+    @property
+    def run_id(self) -> int:
+        """The run's id."""
+        return self.row.id
+
+    @property
+    def flow_name(self) -> str:
+        """The flow's name."""
+        return self.row.flow
 
     def failed_pathspec(self) -> str:
         """``Flow/run/step/task`` of the failed task."""
@@ -107,7 +116,9 @@ async def execute_run(
     :raises StoreError: the store cannot be opened or written.
     """
     encoded = await resolve(flow_cls, graph.name, params)
-    store = await anyio.to_thread.run_sync(Store.acquire, options.store_path, options.cache_bytes)
+    store = Store.acquire_open(options.store_path) or await anyio.to_thread.run_sync(
+        Store.acquire, options.store_path, options.cache_bytes
+    )
     try:
         create = CreateRun(
             flow=graph.name,
@@ -143,16 +154,28 @@ async def execute_run(
         error = None
         if failure is not None and failure.error is not None:
             error = f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
-        await _finish(store, run_id, status, error)
-        return RunResult(run_id, status, failure, graph.name)
+        finished_at = await _finish(store, run_id, status, error)
+        row = RunRow(
+            id=run_id,
+            flow=graph.name,
+            status=status,
+            created_at=create.created_at,
+            finished_at=finished_at,
+            origin_run_id=None,
+            graph=create.graph_json,
+            error=error,
+            tags=create.tags,
+            params=tuple((name, enc.sha) for name, enc in create.params.items()),
+        )
+        return RunResult(row, failure)
     finally:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(store.release)
+        store.release()
 
 
-async def _finish(store: Store, run_id: int, status: str, error: str | None) -> None:
+async def _finish(store: Store, run_id: int, status: str, error: str | None) -> float:
     op = FinishRun(run_id, status, time.time(), error)
     store.writer.submit(op)
     await asyncio.wrap_future(op.future)
     if store.writer.error is not None:
         raise store.writer.error
+    return op.finished_at

@@ -15,6 +15,7 @@ import threading
 from collections import deque
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from .._spec._graph import NodeKind
@@ -32,7 +33,9 @@ class Scheduler:
         self.graph = ctx.graph
         self.failure: TaskOutcome | None = None
         self.tasks_run = 0
-        self._workers = max_workers
+        self._max_workers = max_workers
+        self._workers = 0
+        self._tg: anyio.abc.TaskGroup | None = None
         self._limiter = anyio.CapacityLimiter(max_workers)
         self._lock = threading.Lock()
         self._plain: deque[TaskSpec] = deque()
@@ -43,6 +46,7 @@ class Scheduler:
         self._waiting: dict[tuple[str, tuple[int, ...]], dict[int, TaskOutcome]] = {}
         self._next_id = 1
         self._event: anyio.Event | None = None
+        self._super_event = anyio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def first_task(self) -> TaskSpec:
@@ -55,8 +59,26 @@ class Scheduler:
         self._event = anyio.Event()
         self._queue(first)
         async with anyio.create_task_group() as tg:
-            for _ in range(self._workers):
-                tg.start_soon(self._worker)
+            self._tg = tg
+            tg.start_soon(self._supervise)
+
+    async def _supervise(self) -> None:
+        # Starts workers while queued work outnumbers idle ones (anyio can only start
+        # tasks from inside a task, not from the thread-safe callbacks that wake us).
+        assert self._tg is not None
+        while True:
+            with self._lock:
+                queued = 0 if self.failure is not None else len(self._async) + len(self._plain)
+                spawn = min(self._max_workers - self._workers, queued - self._idle)
+                if spawn > 0:
+                    self._workers += spawn
+                done = self._workers == 0 and self._active == 0 and not queued
+                event = self._super_event
+            for _ in range(max(0, spawn)):
+                self._tg.start_soon(self._worker)
+            if done:
+                return
+            await event.wait()
 
     # --- workers --------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -79,6 +101,8 @@ class Scheduler:
                     event = self._event
             if spec is None:
                 if finished:
+                    with self._lock:
+                        self._workers -= 1
                     self._signal()
                     return
                 assert event is not None
@@ -99,11 +123,14 @@ class Scheduler:
             spec = self._complete(outcome, take=True, on_loop=False)
 
     def _signal(self) -> None:
+        # On the loop: wake idle workers and the supervisor.
         with self._lock:
             self._wake_pending = False
             event, self._event = self._event, anyio.Event()
+            sup, self._super_event = self._super_event, anyio.Event()
         if event is not None:
             event.set()
+        sup.set()
 
     def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
         writer_error = self.ctx.store.writer.error
@@ -122,10 +149,10 @@ class Scheduler:
             if take and self.failure is None and self._plain:
                 nxt = self._plain.popleft()
                 self._active += 1
-            wake = (
-                self._idle > 0
-                and not self._wake_pending
-                and bool(self._async or self._plain or self._active == 0)
+            queued = bool(self._async or self._plain) and self.failure is None
+            wake = not self._wake_pending and (
+                (self._idle > 0 and (queued or self._active == 0))
+                or (queued and self._workers < self._max_workers)
             )
             if wake:
                 self._wake_pending = True

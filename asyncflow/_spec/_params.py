@@ -1,0 +1,449 @@
+"""Flow parameters: ``Parameter``, ``IncludeFile``, ``JSONType`` and their resolution.
+
+A parameter is declared in a flow's class body and is a read-only artifact in every step.
+Resolution turns what the user gave, keyed by parameter *name* (``flow.run(alpha=0.1)`` or
+``--alpha 0.1``), into typed values keyed by *attribute*. Pure: the runtime reads the files
+of IncludeFiles itself and hands the bytes to :meth:`IncludeFile.decode_content`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import difflib
+import json
+import keyword
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, cast, overload
+
+from .._errors import FlowValidationError, ParameterError
+
+__all__ = [
+    "RESERVED_NAMES",
+    "IncludeFile",
+    "JSONType",
+    "Parameter",
+    "Resolved",
+    "parameters_of",
+    "resolve_parameters",
+]
+
+RESERVED_NAMES = frozenset(
+    {"next", "input", "index", "name", "run", "resume", "main", "merge_artifacts", "foreach_stack"}
+)
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+_BOOL_WORDS = _TRUE_WORDS | {"false", "0", "no", "off"}
+
+
+class JSONType:
+    """Marker for ``type=JSONType``: strings are parsed as JSON; Python values are kept."""
+
+
+class _ParameterHost(Protocol):
+    def _af_parameter_value(self, attr: str) -> Any: ...
+
+
+class _Bad(Exception):
+    """A conversion failed; ``args`` are (what is wrong with the value, what to do)."""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _kind_of(value: Any) -> str:
+    return builtins.type(value).__name__
+
+
+def _hint(kind: Any) -> str:
+    if kind is bool:
+        return "pass True or False"
+    if kind is int:
+        return "pass a whole number such as 3"
+    return "pass a string" if kind is str else "pass a number such as 0.5"
+
+
+def _parse(kind: Any, text: str) -> Any:
+    if kind is bool:
+        if (word := text.strip().lower()) in _BOOL_WORDS:
+            return word in _TRUE_WORDS
+        raise _Bad("is not a boolean word", "use true/false, 1/0, yes/no or on/off")
+    try:
+        return kind(text)
+    except ValueError:
+        if kind is float:
+            raise _Bad("is not a number", _hint(float)) from None
+    try:
+        number = float(text)  # to tell why it is not an int
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise _Bad("is not a whole number", _hint(int))
+    fix = f"write {int(number)} in digits" if number.is_integer() else "pass a whole number"
+    why = "is scientific notation, a float" if "e" in text.lower() else "has a decimal point"
+    raise _Bad(f"{why}, not an int", f"{fix} or declare type=float")
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            where = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
+            raise _Bad(f"is not valid JSON ({where})", """pass JSON such as '{"k": 1}'""") from exc
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        fix = "pass only dicts, lists, strings, numbers, booleans and None"
+        raise _Bad(f"cannot be written as JSON ({exc})", fix) from exc
+    return value
+
+
+def _call(func: Callable[[str], Any], value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # given from Python: taken as already converted
+    try:
+        return func(value)
+    except Exception as exc:
+        name = getattr(func, "__qualname__", repr(func))
+        raise _Bad(
+            f"was rejected by {name} ({_kind_of(exc)}: {exc})", f"pass a value {name} accepts"
+        ) from exc
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    """Convert a value for a parameter of type ``kind``, or raise :class:`_Bad`."""
+    if kind is JSONType:
+        return _to_json(value)
+    if kind not in (str, int, float, bool):
+        return _call(kind, value)
+    if isinstance(value, str):
+        return value if kind is str else _parse(kind, value)
+    if isinstance(value, bool):
+        if kind is bool:
+            return value
+        if kind is not str:
+            raise _Bad("is a bool, and bools are not numbers here", _hint(kind))
+    elif isinstance(value, numbers.Integral) and kind in (int, float):
+        return kind(value)
+    elif isinstance(value, numbers.Real) and kind is float:
+        return float(value)
+    raise _Bad(f"is of type {_kind_of(value)}, not {kind.__name__}", _hint(kind))
+
+
+def _pick_type(name: str, default: Any, declared: Any) -> Any:
+    if declared is None:
+        if default is None:
+            return str
+        for kind in (bool, int, float, str):  # bool first: True is an int too
+            if isinstance(default, kind):
+                return kind
+        problem = f"cannot infer a type from its default {_show(default)}"
+    elif declared is JSONType or isinstance(declared, JSONType):
+        return JSONType
+    elif callable(declared):
+        return declared
+    else:
+        problem = f"has type={_show(declared)}, which is not a type"
+    raise FlowValidationError(
+        f"Parameter '{name}' {problem}; pass type= str, int, float, bool, JSONType (for a dict "
+        "or list) or a function that converts a string."
+    )
+
+
+class Parameter:
+    """A value given to a run, readable in every step as ``self.<attribute>``; read-only.
+
+    :param name: what users pass: ``flow.run(name=...)`` or ``--name VALUE``.
+    :param default: used when no value (or None) is given; None means no default.
+    :param type: str, int, float, bool, JSONType or a function converting a string;
+        inferred from ``default`` when omitted (str without a default).
+    :param help: one line for the command line's help.
+    :param required: refuse a run that has neither a value nor a default.
+    :raises FlowValidationError: ``type`` is unusable, or cannot be inferred.
+    """
+
+    is_file: bool = False
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,
+        help: str | None = None,
+        required: bool = False,
+    ) -> None:
+        self.name = name
+        self.attr = ""  # set by __set_name__ when the class body runs
+        self.default = default
+        self.type: Any = _pick_type(name, default, type)
+        self.help = help
+        self.required = required
+
+    @property
+    def has_default(self) -> bool:
+        """Whether a default applies when no value is given."""
+        return self.default is not None
+
+    @property
+    def _label(self) -> str:
+        return f"{_kind_of(self)} '{self.name}'"
+
+    def __repr__(self) -> str:
+        return f"{_kind_of(self)}({self.name!r}, default={self.default!r})"
+
+    def __set_name__(self, owner: builtins.type, name: str) -> None:
+        if not self.attr:  # a second binding is reported by parameters_of
+            self.attr = name
+
+    @overload
+    def __get__(self, instance: None, owner: builtins.type | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: builtins.type | None = None) -> Any: ...
+    def __get__(self, instance: object | None, owner: builtins.type | None = None) -> Any:
+        if instance is None:
+            return self
+        return cast(_ParameterHost, instance)._af_parameter_value(self.attr)
+
+    def __set__(self, instance: object, value: Any) -> None:
+        raise AttributeError(
+            f"{self._label} of flow {_kind_of(instance)} is read-only for the whole run; "
+            f"store a changed value under another name, such as self.{self.attr}_used.",
+            name=self.attr,
+            obj=instance,
+        )
+
+    def __delete__(self, instance: object) -> None:
+        self.__set__(instance, None)
+
+    def _coerce(self, value: Any) -> Any:
+        return _coerce(self.type, value)
+
+    def _convert(self, value: Any, flow: str, *, from_default: bool = False) -> Any:
+        if value is None:
+            return None
+        try:
+            return self._coerce(value)
+        except _Bad as bad:
+            problem, fix = bad.args
+            verb = "has default" if from_default else "was given"
+            fix = f"correct default= in the flow ({fix})" if from_default else fix
+            raise ParameterError(
+                f"{self._label} of flow {flow} {verb} {_show(value)}, which {problem}; {fix}.",
+                self.name,
+            ) from bad.__cause__
+
+    def convert(self, value: Any, *, flow: str) -> Any:
+        """Turn a Python value or a command-line string into this parameter's value.
+
+        None stays None; a non-string given to a converter function is kept as it is.
+
+        :param value: what the user gave.
+        :param flow: the flow's name, for the message.
+        :raises ParameterError: the value does not fit the type; the message says why.
+        """
+        return self._convert(value, flow)
+
+    def _type_name(self) -> str:
+        kind = self.type
+        return "json" if kind is JSONType else str(getattr(kind, "__qualname__", repr(kind)))
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description, for ``show``, the command line and the store."""
+        try:
+            default = json.loads(json.dumps(self.default))
+        except (TypeError, ValueError):
+            default = repr(self.default)
+        kind = "file" if self.is_file else "parameter"
+        return {
+            "name": self.name,
+            "attr": self.attr,
+            "kind": kind,
+            "type": self._type_name(),
+            "default": default,
+            "help": self.help,
+            "required": self.required,
+        }
+
+
+class IncludeFile(Parameter):
+    """A parameter given as a file path, whose artifact is the file's content.
+
+    :param name: what users pass: ``flow.run(name="data.csv")`` or ``--name PATH``.
+    :param default: the path used when none is given (relative to the working directory).
+    :param is_text: decode the content to str with ``encoding``; else keep bytes.
+    :param encoding: a Python codec name, for text files.
+    :param help: one line for the command line's help.
+    :param required: refuse a run that has neither a path nor a default.
+    :raises FlowValidationError: the default is not a path, or the encoding is unknown.
+    """
+
+    is_file = True
+
+    def __init__(
+        self,
+        name: str,
+        default: str | os.PathLike[str] | None = None,
+        is_text: bool = True,
+        encoding: str = "utf-8",
+        help: str | None = None,
+        required: bool = False,
+    ) -> None:
+        problem = None
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            problem = f"has unknown encoding={encoding!r}; use a codec such as 'utf-8'"
+        if default is not None and not isinstance(default, str | os.PathLike):
+            problem = f"has default={_show(default)}; use a path (str or pathlib.Path)"
+        if problem:
+            raise FlowValidationError(f"IncludeFile '{name}' {problem}.")
+        path = None if default is None else str(os.fspath(default))
+        super().__init__(name, default=path, type=str, help=help, required=required)
+        self.is_text = is_text
+        self.encoding = encoding
+
+    def _coerce(self, value: Any) -> Any:
+        path = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+        if not isinstance(path, str) or not path:
+            raise _Bad("is not a path", "pass the file's path as a str or pathlib.Path")
+        return os.path.abspath(path)
+
+    def _type_name(self) -> str:
+        return "str" if self.is_text else "bytes"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able description; adds ``is_text`` and ``encoding`` to the parameter's."""
+        return super().describe() | {"is_text": self.is_text, "encoding": self.encoding}
+
+    def decode_content(self, data: bytes, *, path: str, flow: str) -> str | bytes:
+        """Turn the bytes read from the file into the artifact: str for text, else bytes.
+
+        :param data: the whole file, as the runtime read it.
+        :param path: the file read, for the message.
+        :param flow: the flow's name, for the message.
+        :raises ParameterError: a text file is not valid in ``encoding``.
+        """
+        if not self.is_text:
+            return bytes(data)
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError as exc:
+            raise ParameterError(
+                f"{self._label} of flow {flow}: {path} is not {self.encoding} text ({exc.reason} "
+                f"at byte {exc.start}); declare its encoding=, or is_text=False to get bytes.",
+                self.name,
+            ) from exc
+
+
+def _name_problem(role: str, text: Any) -> str | None:
+    if not isinstance(text, str) or not text.isidentifier() or keyword.iskeyword(text):
+        return f"has {role} {text!r}, which is not a Python identifier; rename it"
+    if text.startswith("_"):
+        return f"has {role} {text!r}, which starts with '_' (private); remove the '_'"
+    if text in RESERVED_NAMES:
+        reserved = ", ".join(sorted(RESERVED_NAMES))
+        return f"has {role} {text!r}, which FlowSpec uses; rename it (reserved: {reserved})"
+    return None
+
+
+def parameters_of(flow_cls: builtins.type) -> dict[str, Parameter]:
+    """The parameters of a flow class by attribute: base classes' first, in definition order.
+
+    A subclass may redefine an inherited parameter, or hide it with any other attribute.
+
+    :param flow_cls: the FlowSpec subclass.
+    :raises FlowValidationError: a name or attribute is not an identifier, starts with '_'
+        or is reserved; two parameters share a name; one Parameter object is bound twice.
+    """
+    found: dict[str, Parameter] = {}
+    for klass in reversed(flow_cls.__mro__):
+        for attr, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                found[attr] = value
+            else:
+                found.pop(attr, None)
+    classes = {a: next(k for k in flow_cls.__mro__ if a in vars(k)) for a in found}
+    owner = {a: k.__qualname__.rpartition("<locals>.")[2] for a, k in classes.items()}
+    named: dict[str, str] = {}
+    for attr, param in found.items():
+        problem = _name_problem("name", param.name) or _name_problem("attribute", attr)
+        if param.attr != attr:
+            bound = f"is the object bound to '{param.attr}'" if param.attr else "was set late"
+            problem = f"{bound}; create a separate Parameter(...) in the class body per attribute"
+        elif param.name in named:
+            twin = named[param.name]
+            problem = f"has the name of the parameter at {owner[twin]}.{twin}; rename one"
+        elif param.name != attr and param.name in found:
+            # run(b=...) would set self.a, while self.b is another parameter
+            problem = f"is named like the attribute {owner[param.name]}.{param.name} of another"
+            problem += " parameter; name each parameter like its attribute"
+        if problem:
+            raise FlowValidationError(f"{param._label} at {owner[attr]}.{attr} {problem}.")
+        named[param.name] = attr
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A run's parameters, ready for the runtime; every attribute is in exactly one dict.
+
+    :param values: attribute -> typed value (None for an absent optional parameter or file).
+    :param files: attribute -> absolute path of an IncludeFile, for the runtime to read.
+    """
+
+    values: dict[str, Any]
+    files: dict[str, str]
+
+
+def _unknown_message(flow: str, keys: list[str], params: Mapping[str, Parameter]) -> str:
+    names = [p.name for p in params.values()]
+    if not names:
+        return f"Flow {flow} takes no parameters but was given {', '.join(keys)}; remove them."
+    parts = []
+    for key in keys:
+        close = difflib.get_close_matches(key, names, n=1)
+        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return f"Flow {flow} has no parameter {', '.join(parts)}; valid parameters: {', '.join(names)}."
+
+
+def resolve_parameters(
+    flow_cls: builtins.type, flow_name: str, given: Mapping[str, Any]
+) -> Resolved:
+    """Check and convert the values given to a run, applying defaults.
+
+    A value of None counts as not given, so the default applies.
+
+    :param flow_cls: the FlowSpec subclass.
+    :param flow_name: the flow's name, for messages.
+    :param given: parameter name -> Python value or command-line string.
+    :raises ParameterError: an unknown name, a missing required value or a bad value.
+    :raises FlowValidationError: the flow's parameters are badly declared.
+    """
+    params = parameters_of(flow_cls)
+    names = {param.name for param in params.values()}
+    if unknown := [key for key in given if key not in names]:
+        raise ParameterError(_unknown_message(flow_name, unknown, params), unknown[0])
+    resolved = Resolved(values={}, files={})
+    for param in params.values():
+        raw = given.get(param.name)
+        value = param._convert(
+            param.default if raw is None else raw, flow_name, from_default=raw is None
+        )
+        if value is None and param.required:
+            kind = "a file path" if param.is_file else param._type_name()
+            raise ParameterError(
+                f"Flow {flow_name} requires {param._label} ({kind}) but got no "
+                f"value; pass flow.run({param.name}=...) or --{param.name} VALUE.",
+                param.name,
+            )
+        if param.is_file and value is not None:
+            resolved.files[param.attr] = value
+        else:
+            resolved.values[param.attr] = value
+    return resolved

@@ -1,0 +1,375 @@
+"""The rules a flow graph must follow, each with a message that names the step and the fix.
+
+:func:`validate` checks in three rounds and reports every problem of the first round that
+finds any (later rounds would only repeat its consequences):
+
+1. names and targets: reserved or invalid step names, ``start`` and ``end``, a ``self.next``
+   on every step but ``end``, targets that exist, no duplicate target, one foreach target;
+2. shape: no cycle, every step reachable from ``start``;
+3. splits and joins: each join closes exactly one split and is reached by all its branches
+   and only them; only joins take ``inputs``; a step with several parents is a join; a join
+   leaves by a linear ``next``; every split is joined.
+
+Rounds 3 and :func:`._graph.build_graph` share :func:`trace_splits`, which walks the graph from
+``start`` keeping the stack of splits open on each path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import keyword
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import NoReturn
+
+from .._errors import FlowValidationError
+from ._graph import FlowGraph, Node, NodeKind
+
+__all__ = [
+    "RESERVED_NAMES",
+    "OpenSplit",
+    "SplitTrace",
+    "place_nodes",
+    "raise_problems",
+    "trace_splits",
+    "validate",
+]
+
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {
+        # what `self` offers inside a step, and the class-level entry points of a flow
+        "next",
+        "input",
+        "index",
+        "name",
+        "merge_artifacts",
+        "foreach_stack",
+        "run",
+        "resume",
+        "main",
+        "show",
+        "check",
+    }
+)
+"""Names a step may not take: they are attributes of every flow. Names starting with ``_``
+are refused as well."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSplit:
+    """A split open on a path: the split step and the target (branch) the path went through."""
+
+    split: str
+    branch: str
+
+
+Stack = tuple[OpenSplit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SplitTrace:
+    """The splits open around each step reachable from ``start``.
+
+    ``arrivals[step]`` holds one ``(parent, stack)`` per parent, in definition order, where
+    ``stack`` is what the parent passes on (its own stack, plus itself if it splits).
+    ``inner[step]`` is the stack around the step itself: a join drops the split it closes.
+    Steps on a cycle are left out.
+    """
+
+    arrivals: Mapping[str, tuple[tuple[str, Stack], ...]]
+    inner: Mapping[str, Stack]
+
+
+def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
+    """Walk from ``start`` in topological order, tracking the stack of open splits.
+
+    :param nodes: the steps by name, in definition order; unknown targets are ignored.
+    """
+    if "start" not in nodes:
+        return SplitTrace({}, {})
+    rank = {name: i for i, name in enumerate(nodes)}
+    reach: set[str] = set()
+    todo = ["start"]
+    while todo:
+        name = todo.pop()
+        if name in nodes and name not in reach:
+            reach.add(name)
+            todo.extend(nodes[name].out)
+    pending = dict.fromkeys(reach, 0)
+    for name in reach:
+        for target in set(nodes[name].out) & reach:
+            pending[target] += 1
+    arrivals: dict[str, list[tuple[str, Stack]]] = {name: [] for name in reach}
+    inner: dict[str, Stack] = {}
+    ready = [(rank[n], n) for n in reach if pending[n] == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, name = heapq.heappop(ready)
+        node = nodes[name]
+        came = sorted(arrivals[name], key=lambda a: rank[a[0]])
+        arrivals[name] = came
+        stack = came[0][1] if came else ()
+        inner[name] = stack[:-1] if node.is_join and stack else stack
+        splits = node.kind in (NodeKind.SPLIT, NodeKind.FOREACH)
+        for target in dict.fromkeys(node.out):
+            if target not in reach:
+                continue
+            passed = (*inner[name], OpenSplit(name, target)) if splits else inner[name]
+            arrivals[target].append((name, passed))
+            pending[target] -= 1
+            if pending[target] == 0:
+                heapq.heappush(ready, (rank[target], target))
+    done = {n: tuple(a) for n, a in arrivals.items() if n in inner}
+    return SplitTrace(arrivals=done, inner=inner)
+
+
+def place_nodes(nodes: Mapping[str, Node]) -> dict[str, Node]:
+    """The nodes with their parents and split/join fields filled in from :func:`trace_splits`.
+
+    Tolerates broken graphs (the fields are then a best guess); :func:`validate` says why.
+    """
+    traced = trace_splits(nodes)
+    placed: dict[str, Node] = {}
+    for name, node in nodes.items():
+        inner = traced.inner.get(name, ())
+        came = traced.arrivals.get(name, ())
+        parents = [p for p, other in nodes.items() if name in other.out]
+        closes = join_kind = None
+        if node.is_join and came and came[0][1]:
+            closes = came[0][1][-1].split
+            split = nodes[closes]
+            join_kind = "foreach" if split.kind is NodeKind.FOREACH else "static"
+            if join_kind == "static":
+                # A join's inputs follow the split's next() order, whichever branch ends first.
+                branch = {p: s[-1].branch for p, s in came if s and s[-1].split == closes}
+                rank = {b: i for i, b in enumerate(split.out)}
+                parents.sort(key=lambda p: rank.get(branch.get(p, ""), len(rank)))
+        placed[name] = replace(
+            node,
+            in_=tuple(parents),
+            closes=closes,
+            join_kind=join_kind,
+            split_parents=tuple(o.split for o in inner),
+            foreach_depth=sum(nodes[o.split].kind is NodeKind.FOREACH for o in inner),
+        )
+    for name, node in list(placed.items()):
+        if node.closes is not None and placed[node.closes].matching_join is None:
+            placed[node.closes] = replace(placed[node.closes], matching_join=name)
+    return placed
+
+
+def raise_problems(flow: str, problems: list[FlowValidationError]) -> NoReturn:
+    """Raise the one problem, or all of them in one error whose ``.step`` is the first's."""
+    if len(problems) == 1:
+        raise problems[0]
+    listed = "\n".join(f"  - {p}" for p in problems)
+    raise FlowValidationError(
+        f"Flow {flow} has {len(problems)} problems:\n{listed}", problems[0].step
+    )
+
+
+def validate(graph: FlowGraph) -> None:
+    """Check every rule on a built graph.
+
+    :raises FlowValidationError: naming the step, its ``file:line``, the rule and the fix;
+        when several steps break rules of the same round, one error lists them all.
+    """
+    for check in (_check_names, _check_shape, _check_splits):
+        problems = check(graph)
+        if problems:
+            raise_problems(graph.name, problems)
+
+
+def _error(node: Node, what: str, fix: str, *, at_next: bool = False) -> FlowValidationError:
+    where = node.where if at_next else node.info.where
+    return FlowValidationError(f"Step '{node.name}' at {where}: {what}; {fix}.", node.name)
+
+
+def _check_names(graph: FlowGraph) -> list[FlowValidationError]:
+    problems: list[FlowValidationError] = []
+    fix = "rename the step"
+    for node in graph:
+        name = node.name
+        if not name.isidentifier() or keyword.iskeyword(name):
+            problems.append(_error(node, f"'{name}' is not a valid Python identifier", fix))
+        elif name.startswith("_"):
+            problems.append(_error(node, "a step name may not start with '_'", fix))
+        elif name in RESERVED_NAMES:
+            problems.append(_error(node, f"'{name}' is reserved: every flow has it", fix))
+    anywhere = next(iter(graph), None)
+    file = f" ({anywhere.info.file})" if anywhere else ""
+    for must in ("start", "end"):
+        if must not in graph:
+            problems.append(
+                FlowValidationError(
+                    f"Flow {graph.name}{file} has no step named '{must}'; every flow begins "
+                    "at start and finishes at end, so add an @step method with that name.",
+                    must,
+                )
+            )
+    if "start" in graph and graph["start"].is_join:
+        node = graph["start"]
+        problems.append(_error(node, "start takes inputs", "define it as `def start(self)`"))
+    if "end" in graph:
+        node = graph["end"]
+        if node.out:
+            what = "end calls self.next(...), yet end finishes the flow"
+            problems.append(_error(node, what, "remove the call", at_next=True))
+        if node.is_join:
+            what = "end takes inputs, yet end cannot be a join"
+            fix = "add a join step that takes inputs and calls self.next(self.end)"
+            problems.append(_error(node, what, fix))
+    known = ", ".join(graph.nodes)
+    for node in graph:
+        problems += _check_targets(graph, node, known)
+    return problems
+
+
+def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidationError]:
+    if node.kind is NodeKind.END:
+        if node.name == "end":
+            return []
+        what = "the step does not end with self.next(...)"
+        fix = "finish it with self.next(self.<step>) naming what runs next; only end has none"
+        return [_error(node, what, fix)]
+    problems = []
+    for target in dict.fromkeys(node.out):
+        if target not in graph:
+            close = difflib.get_close_matches(target, list(graph.nodes), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            what = f"self.next names self.{target}, which is not a step{hint}"
+            fix = f"name one of the steps: {known}"
+            problems.append(_error(node, what, fix, at_next=True))
+        elif node.out.count(target) > 1:
+            what = f"self.next names '{target}' more than once"
+            fix = "name each target once; a static split needs two or more distinct steps"
+            problems.append(_error(node, what, fix, at_next=True))
+    if node.kind is NodeKind.FOREACH:
+        var = node.foreach_var or ""
+        if len(node.out) != 1:
+            what = f"a foreach must have exactly one target, not {len(node.out)}"
+            fix = f'write self.next(self.<step>, foreach="{var}") and split again inside it'
+            problems.append(_error(node, what, fix, at_next=True))
+        if not var.isidentifier() or keyword.iskeyword(var):
+            what = f"foreach={var!r} is not an attribute name"
+            fix = 'name the artifact (a list or other iterable) set on self, e.g. foreach="items"'
+            problems.append(_error(node, what, fix, at_next=True))
+    return problems
+
+
+def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
+    problems: list[FlowValidationError] = []
+    colour: dict[str, int] = {}  # 1 while on the current path, 2 once finished
+    for root in graph.nodes:
+        if root in colour:
+            continue
+        path: list[str] = [root]
+        colour[root] = 1
+        todo = [iter(graph[root].out)]
+        while todo:
+            target = next(todo[-1], None)
+            if target is None:
+                colour[path.pop()] = 2
+                todo.pop()
+            elif colour.get(target) == 1:
+                loop = " -> ".join([*path[path.index(target) :], target])
+                node = graph[path[-1]]
+                what = f"the steps form a cycle ({loop})"
+                fix = "a flow is acyclic, so no step may lead back to itself or an earlier step"
+                problems.append(_error(node, what, fix, at_next=True))
+            elif target not in colour:
+                colour[target] = 1
+                path.append(target)
+                todo.append(iter(graph[target].out))
+    if problems:
+        return problems
+    reach = trace_splits(graph.nodes).inner
+    for node in graph:
+        if node.name not in reach:
+            what = "the step is never reached from start"
+            fix = f"call self.next(self.{node.name}) from another step, or remove its @step"
+            problems.append(_error(node, what, fix))
+    return problems
+
+
+def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
+    problems: list[FlowValidationError] = []
+    traced = trace_splits(graph.nodes)
+    attempted: set[str] = set()  # splits some step tries to join, well or badly
+    for node in graph:
+        came = traced.arrivals.get(node.name, ())
+        stacks = [stack for _, stack in came]
+        if node.is_join or len(came) > 1:
+            attempted.update(stack[-1].split for stack in stacks if stack)
+        parents = ", ".join(p for p, _ in came)
+        if not node.is_join:
+            if len(came) > 1 and node.name == "end":
+                what = f"end has {len(came)} parents ({parents}) but cannot take inputs"
+                fix = "add a join step `def join(self, inputs)` between them and end"
+                problems.append(_error(node, what, fix))
+            elif len(came) > 1:
+                what = f"{len(came)} steps lead here ({parents}) but the step takes no inputs"
+                fix = f"make it a join: `def {node.name}(self, inputs)`"
+                problems.append(_error(node, what, fix))
+            continue
+        if node.kind is not NodeKind.LINEAR and node.name != "end":
+            what = "a join may not split again"
+            fix = "end the join with self.next(self.<step>) and split in that next step"
+            problems.append(_error(node, what, fix, at_next=True))
+        problems += _check_join(graph, node, came)
+    for node in graph:
+        opens = node.kind in (NodeKind.SPLIT, NodeKind.FOREACH)
+        if opens and node.name in traced.inner and node.name not in attempted:
+            what = f"its branches ({', '.join(node.out)}) are never joined"
+            fix = "lead every branch to one step that takes inputs, e.g. `def join(self, inputs)`"
+            problems.append(_error(node, what, fix, at_next=True))
+    return problems
+
+
+def _check_join(
+    graph: FlowGraph, node: Node, came: tuple[tuple[str, Stack], ...]
+) -> list[FlowValidationError]:
+    if not came:
+        return []
+    stacks = [stack for _, stack in came]
+    if not any(stacks):
+        what = "the step takes inputs but joins no split"
+        fix = f"remove the inputs parameter: `def {node.name}(self)`"
+        return [_error(node, what, fix)]
+    keys = {(stack[:-1], stack[-1].split) if stack else None for stack in stacks}
+    if len(keys) > 1:
+        seen = [f"{p} from {s[-1].split if s else 'outside any split'}" for p, s in came]
+        what = f"the step joins branches of different splits ({'; '.join(seen)})"
+        if len({len(s) for s in stacks}) > 1:
+            deepest = max(stacks, key=len)[-1].split
+            fix = f"close '{deepest}' with its own join inside its branch first"
+        else:
+            inner = ", ".join(f"'{s}'" for s in dict.fromkeys(s[-1].split for s in stacks))
+            fix = f"give each of the splits {inner} its own join inside its branch"
+        fix = "a join closes exactly one split, so " + fix
+        return [_error(node, what, fix)]
+    split = graph[stacks[0][-1].split]
+    branches = [stack[-1].branch for stack in stacks]
+    if node.name in branches:
+        what = f"the step is a direct target of '{split.name}', the split it joins"
+        fix = "put at least one step in every branch, between the split and the join"
+        return [_error(node, what, fix)]
+    expected = split.out[:1] if split.kind is NodeKind.FOREACH else split.out
+    missing = [b for b in expected if b not in branches]
+    if missing:
+        what = (
+            f"it joins split '{split.name}' ({split.info.where}) but branch(es) "
+            f"{', '.join(missing)} never lead here"
+        )
+        fix = (
+            f"end the last step of every branch of '{split.name}' with self.next(self.{node.name})"
+        )
+        return [_error(node, what, fix)]
+    if len(branches) != len(expected):
+        what = (
+            f"{len(branches)} steps lead here from the {len(expected)} branch(es) of '{split.name}'"
+        )
+        fix = "join any split inside a branch before the branch ends"
+        return [_error(node, what, fix)]
+    return []
