@@ -6,6 +6,11 @@ Layers (checked by import-linter, see pyproject.toml): ``_cli`` on top; then ``_
 import only from layers below its own. Users import from ``asyncflow`` only.
 """
 
+from ._client import DataArtifact as DataArtifact
+from ._client import Flow as Flow
+from ._client import Run as Run
+from ._client import Step as Step
+from ._client import Task as Task
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
@@ -16,6 +21,11 @@ from ._errors import ParameterError as ParameterError
 from ._errors import StepFailed as StepFailed
 from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
+from ._flowspec import FlowSpec as FlowSpec
+from ._runtime._current import current as current
+from ._spec._params import IncludeFile as IncludeFile
+from ._spec._params import JSONType as JSONType
+from ._spec._params import Parameter as Parameter
 from ._spec._step import step as step
 
 __version__ = "0.1.0"
@@ -24,12 +34,22 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
+    "DataArtifact",
+    "Flow",
+    "FlowSpec",
     "FlowValidationError",
+    "IncludeFile",
+    "JSONType",
     "MergeArtifactsError",
     "NotFoundError",
+    "Parameter",
     "ParameterError",
+    "Run",
+    "Step",
     "StepFailed",
     "StoreError",
     "StoreFormatError",
+    "Task",
+    "current",
     "step",
 ]

@@ -116,9 +116,11 @@ async def execute_run(
     :raises StoreError: the store cannot be opened or written.
     """
     encoded = await resolve(flow_cls, graph.name, params)
-    store = Store.acquire_open(options.store_path) or await anyio.to_thread.run_sync(
-        Store.acquire, options.store_path, options.cache_bytes
-    )
+    store = Store.acquire_open(options.store_path)
+    if store is None:
+        store = await anyio.to_thread.run_sync(
+            Store.acquire, options.store_path, options.cache_bytes
+        )
     try:
         create = CreateRun(
             flow=graph.name,

@@ -394,7 +394,9 @@ class Attempt:
         wanted = [spec.base[n] for n in names if n in spec.base]
         for outcome in spec.inputs or ():
             wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
-        cold = [s for s in dict.fromkeys(wanted) if s not in store.pending and not store.cache.has(s)]
+        cold = [
+            s for s in dict.fromkeys(wanted) if s not in store.pending and not store.cache.has(s)
+        ]
         if cold:
             self.state.prefetched = await anyio.to_thread.run_sync(store.read_raw_many, cold)
         self.enter()
@@ -419,21 +421,20 @@ class Attempt:
 _SCALARS = (int, float, bool, type(None), complex)
 
 
+def _small(value: Any) -> bool:
+    kind = type(value)
+    return kind in _SCALARS or (kind in (str, bytes) and len(value) <= 4096)
+
+
 def _cheap_to_encode(flow: FlowBase) -> bool:
     """True when encoding the task's values on the event loop takes microseconds."""
     for name, value in flow.__dict__.items():
-        if name[0] == "_":
+        if name[0] == "_" or _small(value):
             continue
         kind = type(value)
-        if kind in _SCALARS:
-            continue
-        if kind in (str, bytes) and len(value) <= 65536:
-            continue
-        if kind in (list, tuple, set, frozenset) and len(value) <= 64:
-            if all(type(v) in _SCALARS or (type(v) is str and len(v) <= 1024) for v in value):
-                continue
-        if kind is dict and len(value) <= 64:
-            if all(type(v) in _SCALARS or (type(v) is str and len(v) <= 1024) for v in value.values()):
-                continue
-        return False
+        if kind not in (list, tuple, set, frozenset, dict) or len(value) > 64:
+            return False
+        items = value.items() if kind is dict else ((v, None) for v in value)
+        if not all(_small(k) and _small(v) for k, v in items):
+            return False
     return True

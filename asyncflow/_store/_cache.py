@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 from ._blobs import RawBlob
 
-__all__ = ["BlobCache", "DEFAULT_CACHE_BYTES"]
+__all__ = ["DEFAULT_CACHE_BYTES", "BlobCache"]
 
 DEFAULT_CACHE_BYTES = 256 << 20
 

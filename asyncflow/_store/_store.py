@@ -33,15 +33,24 @@ class Store:
         self.path = path
         self.cache = BlobCache(cache_bytes)
         self.pending: dict[bytes, Encoded] = {}
-        self.writer = Writer(path, self._committed)
+        self.writer = Writer(path, self._committed, self._idle)
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._users = 0
 
     @classmethod
+    def acquire_open(cls, path: str) -> Store | None:
+        """The store at ``path`` if this process has it open already (never blocks on I/O)."""
+        with cls._open_lock:
+            store = cls._open.get(os.path.abspath(path))
+            if store is not None:
+                store._users += 1
+            return store
+
+    @classmethod
     def acquire(cls, path: str, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Store:
         """Open (or share) the store at ``path``. Blocking: call from a worker thread."""
-        key = os.path.realpath(path)
+        key = os.path.abspath(path)
         with cls._open_lock:
             store = cls._open.get(key)
             if store is None:
@@ -51,18 +60,23 @@ class Store:
             return store
 
     def release(self) -> None:
-        """Drop one user; the last one closes the writer (which checkpoints the WAL)."""
-        key = os.path.realpath(self.path)
+        """Drop one user. The store stays open a moment for the next run, then closes
+        itself (its writer checkpoints the WAL at the end of every run anyway)."""
         with self._open_lock:
             self._users -= 1
+
+    def _idle(self) -> bool:
+        # Called by the writer thread after a quiet spell: close if nobody uses us.
+        with self._open_lock:
             if self._users > 0:
-                return
-            del self._open[key]
-        self.writer.close()
+                return False
+            if self._open.get(os.path.abspath(self.path)) is self:
+                del self._open[os.path.abspath(self.path)]
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+        return True
 
     def _committed(self, shas: list[bytes]) -> None:
         pending = self.pending

@@ -9,6 +9,7 @@ one fails. Operations that need an answer (a new run id) carry a Future.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -162,8 +163,16 @@ class Writer:
     :param on_committed: called in the writer thread with the shas of blobs just committed.
     """
 
-    def __init__(self, path: str, on_committed: Callable[[list[bytes]], None]) -> None:
+    def __init__(
+        self,
+        path: str,
+        on_committed: Callable[[list[bytes]], None],
+        on_idle: Callable[[], bool] = lambda: False,
+        idle_seconds: float = 2.0,
+    ) -> None:
         self._path = path
+        self._on_idle = on_idle
+        self._idle_seconds = idle_seconds
         self._conn = open_writer(path)
         self._queue: queue.SimpleQueue[Op | _Flush | _Stop] = queue.SimpleQueue()
         self._on_committed = on_committed
@@ -183,6 +192,11 @@ class Writer:
         self._queue.put(marker)
         return marker.future
 
+    @property
+    def alive(self) -> bool:
+        """False once the writer thread has ended."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
         """Commit what is queued, checkpoint the WAL, stop the thread, close the file."""
         self._queue.put(_Stop())
@@ -192,7 +206,14 @@ class Writer:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            items: list[Op | _Flush | _Stop] = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                # Nobody wrote for a while: close if no run uses the store any more.
+                if self._on_idle():
+                    break
+                continue
+            items: list[Op | _Flush | _Stop] = [first]
             while len(items) < MAX_BATCH:
                 try:
                     items.append(self._queue.get_nowait())
@@ -206,15 +227,20 @@ class Writer:
                     item.future.set_result(0)
                 elif isinstance(item, _Stop):
                     stop = True
-            if any(isinstance(op, FinishRun) and op.checkpoint for op in ops) or stop:
+            finished = [op for op in ops if isinstance(op, FinishRun)]
+            if any(op.checkpoint for op in finished):
                 self._checkpoint()
+            for op in finished:
+                # Resolved only now, so a returned run is in the main file, not just the WAL.
+                if not op.future.done():
+                    op.future.set_result(0)
+        self._checkpoint()
         self._conn.close()
 
     def _checkpoint(self) -> None:
-        try:
+        # Fails only while another connection reads; the next checkpoint completes it.
+        with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass  # another connection is reading; the next checkpoint completes it
 
     def _transaction(self, ops: list[Op]) -> None:
         conn = self._conn
@@ -253,7 +279,7 @@ class Writer:
         if shas:
             self._on_committed(shas)
         for op in ops:
-            if op.future is not None and not op.future.done():
+            if op.future is not None and not isinstance(op, FinishRun) and not op.future.done():
                 op.future.set_result(op._result)
 
     def _record_failure(self, op: Op, exc: Exception) -> None:

@@ -1,0 +1,340 @@
+"""The client's reads as sans-I/O plans: the SQL text and the mapping of rows to records.
+
+A *plan* is a generator that yields a :class:`Query`, is sent back that query's rows (a list
+of tuples) and finally returns its result. A plan does no I/O, so one plan serves both of the
+client's drivers: the sync one (``sqlite3``) and the async one (``aiosqlite``). Plans compose
+with ``yield from``; a driver runs a whole plan inside one read transaction, so everything it
+reads comes from one consistent snapshot of the file, even while a writer commits.
+
+Every value is bound as a parameter; the only text ever put into SQL is a run of ``?`` marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._errors import StoreError
+from ._blobs import RawBlob
+
+__all__ = [
+    "BEGIN_READ",
+    "END_READ",
+    "ArtifactRow",
+    "Plan",
+    "Query",
+    "Rows",
+    "RunRow",
+    "TaskRow",
+    "artifacts",
+    "blob",
+    "blobs",
+    "flow_exists",
+    "flow_names",
+    "has_step",
+    "path_key",
+    "run",
+    "run_ids",
+    "runs",
+    "step_names",
+    "task_logs",
+    "tasks",
+]
+
+T = TypeVar("T")
+
+Rows = Sequence[Sequence[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One SQL statement and the values bound to its ``?`` marks."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+Plan = Generator[Query, Rows, T]
+
+# A read transaction: both statements only delimit the snapshot; nothing is ever written.
+BEGIN_READ = "BEGIN"
+END_READ = "ROLLBACK"
+
+# Keys bound in one ``IN (...)`` list, far below SQLite's limit on bound variables.
+BATCH = 500
+# Chunk rows fetched by one query while assembling a large blob (64 MiB at 1 MiB a chunk).
+CHUNK_WINDOW = 64
+
+FLOW_NAMES = "SELECT DISTINCT flow FROM runs ORDER BY flow"
+FLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ?)"
+_RUN_COLUMNS = "id, flow, status, created_at, finished_at, origin_run_id, graph, error"
+RUN_BY_ID = f"SELECT {_RUN_COLUMNS} FROM runs WHERE flow = ? AND id = ?"
+RUN_IDS = "SELECT id FROM runs WHERE flow = ? ORDER BY id DESC LIMIT ?"
+RUN_COUNT = "SELECT count(*) FROM runs WHERE flow = ?"
+TAGS_OF = "SELECT run_id, tag FROM run_tags WHERE run_id IN ({marks}) ORDER BY run_id, tag"
+PARAMS_OF = (
+    "SELECT run_id, name, sha FROM run_params WHERE run_id IN ({marks}) ORDER BY run_id, name"
+)
+_TASK_COLUMNS = "run_id, id, step, path, status, started_at, finished_at, exception, traceback"
+TASKS_OF_RUN = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ?"
+TASKS_OF_STEP = f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? AND step = ?"
+STEP_EXISTS = "SELECT EXISTS (SELECT 1 FROM tasks WHERE run_id = ? AND step = ?)"
+STEP_NAMES = "SELECT step, min(id) FROM tasks WHERE run_id = ? GROUP BY step ORDER BY 2"
+TASK_LOGS = "SELECT stdout, stderr FROM tasks WHERE run_id = ? AND id = ?"
+# LEFT JOIN: a task lists its artifacts even if a blob row is missing (reading it then fails).
+ARTIFACTS_OF = (
+    "SELECT a.name, a.sha, coalesce(b.encoding, ''), coalesce(b.size, 0) "
+    "FROM artifacts AS a LEFT JOIN blobs AS b ON b.sha = a.sha "
+    "WHERE a.run_id = ? AND a.task_id = ? ORDER BY a.name"
+)
+BLOBS_BY_SHA = "SELECT sha, encoding, meta, size, data, nchunks FROM blobs WHERE sha IN ({marks})"
+CHUNKS = "SELECT idx, data FROM blob_chunks WHERE sha = ? AND idx >= ? AND idx < ? ORDER BY idx"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One row of ``runs`` with its tags and its parameters' content addresses."""
+
+    id: int
+    flow: str
+    status: str
+    created_at: float
+    finished_at: float | None
+    origin_run_id: int | None
+    graph: str
+    error: str | None
+    tags: tuple[str, ...]
+    params: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One row of ``tasks``, without its captured output (see :func:`task_logs`)."""
+
+    run_id: int
+    id: int
+    step: str
+    path: str
+    status: str
+    started_at: float
+    finished_at: float
+    exception: str | None
+    traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRow:
+    """One artifact of a task: its name and what its blob row says of the value."""
+
+    name: str
+    sha: bytes
+    encoding: str
+    size: int
+
+
+def path_key(path: str) -> tuple[int, ...]:
+    """Sort key of a foreach index path: numeric per level, so ``"2" < "10"``, ``"" < "0"``."""
+    return tuple(int(part) if part.isdigit() else -1 for part in path.split(".")) if path else ()
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+# --- flows and runs ------------------------------------------------------------------------
+
+
+def flow_names() -> Plan[list[str]]:
+    """The names of every flow with at least one run, sorted."""
+    rows = yield Query(FLOW_NAMES)
+    return [str(row[0]) for row in rows]
+
+
+def flow_exists(flow: str) -> Plan[bool]:
+    """Whether ``flow`` has at least one run."""
+    rows = yield Query(FLOW_EXISTS, (flow,))
+    return bool(rows[0][0])
+
+
+def _runs_query(flow: str, tags: Sequence[str], status: str | None, limit: int | None) -> Query:
+    sql = [f"SELECT {_RUN_COLUMNS} FROM runs WHERE flow = ?"]
+    params: list[Any] = [flow]
+    if status is not None:
+        sql.append("AND status = ?")
+        params.append(status)
+    for tag in dict.fromkeys(tags):
+        sql.append("AND EXISTS (SELECT 1 FROM run_tags WHERE run_id = runs.id AND tag = ?)")
+        params.append(tag)
+    sql.append("ORDER BY id DESC LIMIT ?")
+    params.append(-1 if limit is None else limit)  # SQLite: a negative LIMIT means none
+    return Query(" ".join(sql), tuple(params))
+
+
+def runs(
+    flow: str,
+    *,
+    tags: Sequence[str] = (),
+    status: str | None = None,
+    limit: int | None = None,
+) -> Plan[list[RunRow]]:
+    """The runs of ``flow``, newest first, that carry every tag in ``tags``.
+
+    :param status: keep only runs with this status.
+    :param limit: return at most this many runs.
+    """
+    rows = yield _runs_query(flow, tags, status, limit)
+    return (yield from _complete_runs(rows))
+
+
+def run(flow: str, run_id: int) -> Plan[RunRow | None]:
+    """The run ``run_id`` of ``flow``, or None."""
+    rows = yield Query(RUN_BY_ID, (flow, run_id))
+    found = yield from _complete_runs(rows)
+    return found[0] if found else None
+
+
+def run_ids(flow: str, limit: int) -> Plan[tuple[list[int], int]]:
+    """The ``limit`` newest run ids of ``flow`` and its total number of runs."""
+    rows = yield Query(RUN_IDS, (flow, limit))
+    count = yield Query(RUN_COUNT, (flow,))
+    return [int(row[0]) for row in rows], int(count[0][0])
+
+
+def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
+    ids = [int(row[0]) for row in rows]
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    params: dict[int, list[tuple[str, bytes]]] = {i: [] for i in ids}
+    for start in range(0, len(ids), BATCH):
+        batch = tuple(ids[start : start + BATCH])
+        for run_id, tag in (yield Query(TAGS_OF.format(marks=_marks(len(batch))), batch)):
+            tags[run_id].append(tag)
+        for run_id, name, sha in (yield Query(PARAMS_OF.format(marks=_marks(len(batch))), batch)):
+            params[run_id].append((name, bytes(sha)))
+    return [
+        RunRow(
+            id=int(row[0]),
+            flow=row[1],
+            status=row[2],
+            created_at=row[3],
+            finished_at=row[4],
+            origin_run_id=row[5],
+            graph=row[6],
+            error=row[7],
+            tags=tuple(tags[int(row[0])]),
+            params=tuple(params[int(row[0])]),
+        )
+        for row in rows
+    ]
+
+
+# --- steps and tasks -----------------------------------------------------------------------
+
+
+def _task_row(row: Sequence[Any]) -> TaskRow:
+    return TaskRow(*row)
+
+
+def tasks(run_id: int, step: str | None = None) -> Plan[list[TaskRow]]:
+    """The tasks of a run (or of one of its steps), by foreach path then id."""
+    if step is None:
+        rows = yield Query(TASKS_OF_RUN, (run_id,))
+    else:
+        rows = yield Query(TASKS_OF_STEP, (run_id, step))
+    found = [_task_row(row) for row in rows]
+    found.sort(key=lambda t: (path_key(t.path), t.id))
+    return found
+
+
+def step_names(run_id: int) -> Plan[list[str]]:
+    """The steps of a run that have at least one task, by their first task id."""
+    rows = yield Query(STEP_NAMES, (run_id,))
+    return [str(row[0]) for row in rows]
+
+
+def has_step(run_id: int, step: str) -> Plan[bool]:
+    """Whether ``step`` has at least one task in the run."""
+    rows = yield Query(STEP_EXISTS, (run_id, step))
+    return bool(rows[0][0])
+
+
+def task_logs(run_id: int, task_id: int) -> Plan[tuple[str, str]]:
+    """What a task wrote to stdout and to stderr (``""`` when nothing)."""
+    rows = yield Query(TASK_LOGS, (run_id, task_id))
+    if not rows:
+        return "", ""
+    stdout, stderr = rows[0]
+    return stdout or "", stderr or ""
+
+
+def artifacts(run_id: int, task_id: int) -> Plan[list[ArtifactRow]]:
+    """Every artifact of a task, by name, without reading any value."""
+    rows = yield Query(ARTIFACTS_OF, (run_id, task_id))
+    return [ArtifactRow(row[0], bytes(row[1]), row[2], int(row[3])) for row in rows]
+
+
+# --- blobs ---------------------------------------------------------------------------------
+
+
+def _damaged(what: str, path: str) -> StoreError:
+    return StoreError(
+        f"{what} in the store file {path!r}; the store is damaged: restore it from a copy "
+        "or re-run the flow.",
+        path,
+    )
+
+
+def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[bytearray]:
+    # Windows of chunk rows into one preallocated buffer: memory stays near the blob's size.
+    buf = bytearray(size)
+    pos = idx = 0
+    with memoryview(buf) as view:
+        while idx < nchunks:
+            stop = min(idx + CHUNK_WINDOW, nchunks)
+            rows = yield Query(CHUNKS, (sha, idx, stop))
+            for chunk_idx, data in rows:
+                end = pos + len(data)
+                if chunk_idx != idx or end > size:
+                    break
+                view[pos:end] = data
+                pos, idx = end, idx + 1
+            if idx != stop:  # a chunk is missing, out of order or too long
+                break
+    if pos != size or idx != nchunks:
+        raise _damaged(f"blob {sha.hex()} is incomplete ({pos} of {size} bytes)", path)
+    return buf
+
+
+def blobs(shas: Sequence[bytes], path: str = "") -> Plan[dict[bytes, RawBlob]]:
+    """The stored form of many blobs, in batched queries.
+
+    :param path: the store file, for error messages.
+    :raises StoreError: a blob is missing or incomplete.
+    """
+    unique = list(dict.fromkeys(shas))
+    out: dict[bytes, RawBlob] = {}
+    for start in range(0, len(unique), BATCH):
+        batch = tuple(unique[start : start + BATCH])
+        rows = yield Query(BLOBS_BY_SHA.format(marks=_marks(len(batch))), batch)
+        for sha, encoding, meta, size, data, nchunks in rows:
+            key = bytes(sha)
+            payload: bytes | bytearray
+            if nchunks:
+                payload = yield from _assemble(key, int(size), int(nchunks), path)
+            else:
+                payload = bytes(data) if data is not None else b""
+            out[key] = RawBlob(key, encoding, None if meta is None else bytes(meta), payload)
+    missing = [sha for sha in unique if sha not in out]
+    if missing:
+        raise _damaged(f"{len(missing)} blob(s) (first {missing[0].hex()}) are missing", path)
+    return out
+
+
+def blob(sha: bytes, path: str = "") -> Plan[RawBlob]:
+    """The stored form of one blob.
+
+    :param path: the store file, for error messages.
+    :raises StoreError: the blob is missing or incomplete.
+    """
+    found = yield from blobs([sha], path)
+    return found[sha]
