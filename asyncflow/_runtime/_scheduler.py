@@ -110,15 +110,23 @@ class Scheduler:
                 with self._lock:
                     self._idle -= 1
                 continue
-            if on_loop:
-                outcome = await Attempt(self.ctx, spec).run_async()
-                self._complete(outcome, take=False, on_loop=True)
-            else:
-                await anyio.to_thread.run_sync(self._drain, spec, limiter=self._limiter)
+            try:
+                if on_loop:
+                    outcome = await Attempt(self.ctx, spec).run_async()
+                    self._complete(outcome, take=False, on_loop=True)
+                else:
+                    # A thread cannot be interrupted: on cancellation we stop waiting for it,
+                    # and the cancelled flag keeps it from committing or starting anything.
+                    await anyio.to_thread.run_sync(
+                        self._drain, spec, limiter=self._limiter, abandon_on_cancel=True
+                    )
+            except anyio.get_cancelled_exc_class():
+                self.ctx.cancelled = True
+                raise
 
     def _drain(self, spec: TaskSpec | None) -> None:
         # In a worker thread: run plain tasks back to back while there are any.
-        while spec is not None:
+        while spec is not None and not self.ctx.cancelled:
             outcome = Attempt(self.ctx, spec).run_sync()
             spec = self._complete(outcome, take=True, on_loop=False)
 

@@ -46,6 +46,7 @@ class RunContext:
     origin_run_id: int | None = None
     echo: bool = True
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    cancelled: bool = False  # set once the run is cancelled: nothing more is committed
 
     @property
     def flow_name(self) -> str:
@@ -342,6 +343,8 @@ class Attempt:
         spec = self.spec
         if outcome is None:
             outcome = TaskOutcome(spec, {}, error=error)
+        if ctx.cancelled:
+            return outcome
         pending = ctx.store.pending
         for enc in blobs:
             pending[enc.sha] = enc
