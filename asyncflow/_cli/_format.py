@@ -1,0 +1,77 @@
+"""Plain-text rendering for the command line: tables, times, durations, short values."""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = ["byte_size", "duration", "indent_lines", "one_line", "short_repr", "table", "when"]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart, a header line first; no trailing spaces."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in (headers, *rows)
+    ]
+
+
+def when(moment: datetime | None) -> str:
+    """A UTC datetime as ``2024-05-01 12:00:03``, or ``-``."""
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(start: datetime, end: datetime | None) -> str:
+    """The time from ``start`` to ``end`` as ``4.2s``, ``3m 05s`` or ``2h 07m``; ``-`` if open."""
+    if end is None:
+        return "-"
+    seconds = max(0.0, (end - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def byte_size(size: int) -> str:
+    """``812 B``, ``1.5 KiB``, ``3.0 MiB``, ``1.2 GiB``."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def short_repr(value: Any, width: int = 60) -> str:
+    """``repr(value)`` cut to one line of at most ``width`` characters."""
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = width
+    shortener.maxlist = shortener.maxtuple = shortener.maxdict = shortener.maxset = 8
+    try:
+        text = shortener.repr(value)
+    except Exception as exc:  # a user's __repr__ may fail; the listing goes on
+        text = f"<repr failed: {type(exc).__name__}>"
+    return one_line(text, width)
+
+
+def one_line(text: str, width: int = 60) -> str:
+    """``text`` with its whitespace runs made single spaces, cut to ``width`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def indent_lines(text: str, prefix: str) -> str:
+    """``text`` with ``prefix`` before each of its lines (a final newline is kept or added)."""
+    if not text:
+        return ""
+    return "".join(prefix + line for line in text.splitlines(keepends=True)).rstrip("\n") + "\n"

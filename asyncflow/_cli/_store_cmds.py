@@ -1,0 +1,355 @@
+"""``asyncflow runs|show|dump|logs``: look into a store from the shell.
+
+Exit codes: 0 success; 2 wrong input (usage, pathspec, a missing flow, run, step, task or
+artifact, a missing or foreign store), reported as one line ``asyncflow: error: ...`` on
+stderr, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pprint
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
+from .._errors import AsyncflowError
+from .._store._paths import resolve_store_path
+from ._format import byte_size, duration, indent_lines, one_line, short_repr, table, when
+
+__all__ = ["BadInput", "OneLineParser", "add_store_commands", "build_parser", "main"]
+
+PROG = "asyncflow"
+# Values up to this size are loaded to show a short repr in `show Flow/run/step/task`.
+SHOW_VALUE_BYTES = 4096
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class BadInput(Exception):
+    """The command line names something malformed; the message says what is expected."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``asyncflow: error: <message>`` on stderr and exit with code 2."""
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- pathspecs ------------------------------------------------------------------------------
+
+
+def _split(pathspec: str, shapes: Sequence[int], expected: str) -> list[str]:
+    parts = pathspec.strip().strip("/").split("/")
+    if len(parts) not in shapes or not all(p.strip() for p in parts):
+        raise BadInput(f"bad pathspec {pathspec!r}: expected {expected}")
+    return [p.strip() for p in parts]
+
+
+def _resolve(parts: Sequence[str], store: str | None) -> Flow | Run | Step | Task:
+    flow = Flow(parts[0], store)
+    if len(parts) == 1:
+        return flow
+    run = flow[parts[1]]
+    if len(parts) == 2:
+        return run
+    step = run[parts[2]]
+    return step if len(parts) == 3 else step[parts[3]]
+
+
+def _tasks_of(target: Run | Step | Task) -> list[Task]:
+    if isinstance(target, Task):
+        return [target]
+    if isinstance(target, Step):
+        return list(target)
+    return [task for step in target for task in step]
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def _runs_table(runs: Sequence[Run]) -> list[str]:
+    rows = [
+        [
+            r.flow_name,
+            r.id,
+            r.status,
+            when(r.created_at),
+            duration(r.created_at, r.finished_at),
+            ",".join(sorted(r.tags)) or "-",
+        ]
+        for r in runs
+    ]
+    return table(["flow", "run", "status", "created (UTC)", "duration", "tags"], rows)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    store = resolve_store_path(args.store)
+    names = [args.flow] if args.flow else list_flows(store)
+    runs = [run for name in names for run in Flow(name, store).runs(*args.tag, limit=args.limit)]
+    runs.sort(key=lambda r: (r.created_at, int(r.id)), reverse=True)
+    runs = runs[: args.limit] if args.limit is not None else runs
+    if not runs:
+        tags = f" tagged {', '.join(args.tag)}" if args.tag else ""
+        print(f"No runs{tags} in {store}.")
+        return 0
+    print("\n".join(_runs_table(runs)))
+    return 0
+
+
+# --- show -----------------------------------------------------------------------------------
+
+
+def _show_run(run: Run) -> list[str]:
+    lines = [f"Run {run.pathspec}  {run.status}", f"created   {when(run.created_at)} UTC"]
+    if run.finished_at is not None:
+        took = duration(run.created_at, run.finished_at)
+        lines.append(f"finished  {when(run.finished_at)} UTC ({took})")
+    lines.append(f"tags      {', '.join(sorted(run.tags)) or '-'}")
+    if run.origin_run_id is not None:
+        lines.append(f"resumed   from {run.flow_name}/{run.origin_run_id}")
+    if run.error:
+        lines.append(f"error     {one_line(run.error, 200)}")
+    params = run.parameters
+    lines.append("parameters" + ("" if params else "  (none)"))
+    lines += ["  " + line for line in table(["name", "value"], _values(params))[1:]]
+    steps = list(run)
+    lines.append("steps" + ("" if steps else "  (no finished task yet)"))
+    rows = [[s.name, str(len(s)), _outcomes(s)] for s in steps]
+    lines += ["  " + line for line in table(["step", "tasks", "status"], rows)] if rows else []
+    return lines
+
+
+def _values(params: dict[str, object]) -> list[list[str]]:
+    return [[name, short_repr(value)] for name, value in params.items()]
+
+
+def _outcomes(step: Step) -> str:
+    counts: dict[str, int] = {}
+    for task in step:
+        counts[task.status] = counts.get(task.status, 0) + 1
+    if len(counts) == 1 and len(step) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _index(task: Task) -> str:
+    return ".".join(map(str, task.foreach_indices)) or "-"
+
+
+def _show_step(step: Step) -> list[str]:
+    lines = [f"Step {step.pathspec}  {len(step)} task{'s' if len(step) != 1 else ''}"]
+    rows = [
+        [
+            t.id,
+            _index(t),
+            t.status,
+            when(t.started_at),
+            duration(t.started_at, t.finished_at),
+            one_line((t.exception or "").split("\n", 1)[0]),
+        ]
+        for t in step
+    ]
+    headers = ["task", "index", "status", "started (UTC)", "duration", "exception"]
+    return lines + ["  " + line for line in table(headers, rows)]
+
+
+def _artifact_value(art: DataArtifact) -> str:
+    if art.size > SHOW_VALUE_BYTES:
+        return "..."
+    try:
+        return short_repr(art.data)
+    except AsyncflowError as exc:
+        return one_line(f"<cannot load: {exc}>")
+
+
+def _show_task(task: Task) -> list[str]:
+    lines = [
+        f"Task {task.pathspec}  {task.status}",
+        f"index     {_index(task)}",
+        f"started   {when(task.started_at)} UTC",
+        f"finished  {when(task.finished_at)} UTC ({duration(task.started_at, task.finished_at)})",
+    ]
+    if task.exception:
+        lines.append(f"exception {task.exception}")
+    if task.traceback:
+        lines.append("traceback")
+        lines.append(indent_lines(task.traceback, "  ").rstrip("\n"))
+    arts = list(task)
+    lines.append("artifacts" + ("" if arts else "  (none)"))
+    rows = [[a.name, a.encoding, byte_size(a.size), _artifact_value(a)] for a in arts]
+    if rows:
+        lines += ["  " + line for line in table(["name", "encoding", "size", "value"], rows)]
+    return lines
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    parts = _split(args.pathspec, (1, 2, 3, 4), "Flow[/run[/step[/task]]]")
+    target = _resolve(parts, args.store)
+    if isinstance(target, Flow):
+        lines = _runs_table(target.runs())
+    elif isinstance(target, Run):
+        lines = _show_run(target)
+    elif isinstance(target, Step):
+        lines = _show_step(target)
+    else:
+        lines = _show_task(target)
+    print("\n".join(lines))
+    return 0
+
+
+# --- dump -----------------------------------------------------------------------------------
+
+
+def _cmd_dump(args: argparse.Namespace) -> int:
+    parts = _split(args.pathspec, (3, 5), "Flow/run/step/task/artifact, or Flow/run/artifact")
+    if len(parts) == 3:
+        art = Flow(parts[0], args.store)[parts[1]].end_task[parts[2]]
+    else:
+        task = _resolve(parts[:4], args.store)
+        assert isinstance(task, Task)
+        art = task[parts[4]]
+    if args.raw:
+        payload = art._raw().payload
+        if args.output:
+            with open(args.output, "wb") as f:
+                f.write(payload)
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(payload)
+            sys.stdout.buffer.flush()
+        return 0
+    value = art.data
+    text = value if isinstance(value, str) else pprint.pformat(value)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    parts = _split(args.pathspec, (2, 3, 4), "Flow/run[/step[/task]]")
+    target = _resolve(parts, args.store)
+    assert not isinstance(target, Flow)
+    # One task: its output as written. Several: each line prefixed with its task's pathspec.
+    single = isinstance(target, Task)
+    wrote = False
+    for task in _tasks_of(target):
+        prefix = "" if single else f"[{task.pathspec}] "
+        if not args.stderr and task.stdout:
+            sys.stdout.write(indent_lines(task.stdout, prefix) if prefix else task.stdout)
+            wrote = True
+        if not args.stdout and task.stderr:
+            sys.stdout.flush()
+            sys.stderr.write(indent_lines(task.stderr, prefix) if prefix else task.stderr)
+            wrote = True
+    if not wrote:
+        which = "stdout" if args.stdout else "stderr" if args.stderr else "output"
+        print(f"{PROG}: {args.pathspec} recorded no {which}", file=sys.stderr)
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        default=None,
+        help="the store file (default: $ASYNCFLOW_STORE, else ./asyncflow.db)",
+    )
+
+
+def add_store_commands(
+    sub: argparse._SubParsersAction[Any],
+) -> None:
+    """Add ``runs``, ``show``, ``dump`` and ``logs`` to a subparsers action.
+
+    Each sets ``handler`` (a function of the parsed namespace returning the exit code).
+    """
+    runs = sub.add_parser("runs", help="list runs, newest first")
+    runs.add_argument("flow", nargs="?", metavar="FLOW", help="only this flow's runs")
+    _store_option(runs)
+    runs.add_argument(
+        "--tag", action="append", default=[], metavar="T", help="only runs with this tag"
+    )
+    runs.add_argument("--limit", type=_positive, metavar="N", help="at most N runs")
+    runs.set_defaults(handler=_cmd_runs)
+
+    show = sub.add_parser("show", help="summarise a run, a step or a task")
+    show.add_argument("pathspec", metavar="PATHSPEC", help="Flow[/run[/step[/task]]]")
+    _store_option(show)
+    show.set_defaults(handler=_cmd_show)
+
+    dump = sub.add_parser("dump", help="print an artifact's value")
+    dump.add_argument(
+        "pathspec", metavar="PATHSPEC", help="Flow/run/step/task/artifact (or Flow/run/artifact)"
+    )
+    _store_option(dump)
+    dump.add_argument("--raw", action="store_true", help="write the stored payload bytes")
+    dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    dump.set_defaults(handler=_cmd_dump)
+
+    logs = sub.add_parser("logs", help="print what tasks wrote to stdout and stderr")
+    logs.add_argument("pathspec", metavar="PATHSPEC", help="Flow/run[/step[/task]]")
+    _store_option(logs)
+    which = logs.add_mutually_exclusive_group()
+    which.add_argument("--stdout", action="store_true", help="only stdout")
+    which.add_argument("--stderr", action="store_true", help="only stderr")
+    logs.set_defaults(handler=_cmd_logs)
+
+
+def build_parser() -> OneLineParser:
+    """The ``asyncflow`` command's parser."""
+    parser = OneLineParser(prog=PROG, description="Look into an asyncflow store.")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
+    add_store_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``asyncflow`` command with ``argv`` (default ``sys.argv[1:]``); return its code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already reported
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (AsyncflowError, BadInput, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _reader_gone()
+        message = " ".join(str(exc).split())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _reader_gone() -> int:
+    # The reader of our output went away (e.g. `| head`): nothing is wrong; silence the
+    # interpreter's final flush of stdout, which would fail again.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0

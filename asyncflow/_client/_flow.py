@@ -1,0 +1,296 @@
+"""A flow in a store: the entry point of the client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from types import TracebackType
+from typing import Any
+
+from .._store import _queries as q
+from .._store._paths import resolve_store_path
+from .._store._queries import Plan, RunRow
+from ._handle import StoreHandle
+from ._messages import bad_run_id, missing_run, unknown_flow
+from ._run import Run
+
+__all__ = ["Flow", "FlowOpener", "alist_flows", "list_flows"]
+
+StorePath = str | os.PathLike[str] | None
+
+
+def list_flows(store: StorePath = None) -> list[str]:
+    """The names of the flows that have runs in a store, sorted.
+
+    :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db``
+        in the current directory.
+    :raises StoreError: there is no store file there.
+    :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+    """
+    handle = StoreHandle(resolve_store_path(store))
+    try:
+        return handle.run(q.flow_names())
+    finally:
+        handle.close()
+
+
+async def alist_flows(store: StorePath = None) -> list[str]:
+    """The awaitable twin of :func:`list_flows`.
+
+    :raises StoreError: there is no store file there.
+    :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+    """
+    return await StoreHandle(resolve_store_path(store)).arun(q.flow_names())
+
+
+def _run_id(flow: str, run_id: object) -> int:
+    if isinstance(run_id, bool) or not isinstance(run_id, int | str):
+        raise bad_run_id(flow, run_id)
+    if isinstance(run_id, str):
+        text = run_id.strip()
+        if not text.isdigit():
+            raise bad_run_id(flow, run_id)
+        return int(text)
+    return run_id
+
+
+class Flow:
+    """The runs of one flow in a store file.
+
+    ``Flow(name, store)`` checks, reading the store, that the flow has runs; in async code
+    use ``await Flow.aopen(name, store)`` instead. The sync reads of a Flow and of everything
+    read through it share one connection, opened on first use; ``with flow:`` closes it at
+    the end. Each awaitable read opens a short-lived connection of its own, unless inside
+    ``async with Flow.aopen(...) as flow:`` (or ``async with flow:``), where they share one.
+
+    :param name: the flow's name (its class name).
+    :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db``
+        in the current directory.
+    :raises StoreError: there is no store file there.
+    :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+    :raises NotFoundError: the store has no run of this flow (the message lists its flows).
+    """
+
+    __slots__ = ("_handle", "_name")
+
+    def __init__(self, name: str, store: StorePath = None) -> None:
+        handle = StoreHandle(resolve_store_path(store))
+        handle.run(_check_plan(name, handle.path))
+        self._handle = handle
+        self._name = name
+
+    @classmethod
+    def aopen(cls, name: str, store: StorePath = None) -> FlowOpener:
+        """The awaitable twin of ``Flow(name, store)``.
+
+        ``flow = await Flow.aopen(name, store)`` gives a Flow whose awaitable reads each
+        open a short-lived connection; ``async with Flow.aopen(name, store) as flow:``
+        gives one whose awaitable reads share a connection until the block ends.
+
+        :raises StoreError: (when awaited) there is no store file there.
+        :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+        :raises NotFoundError: the store has no run of this flow.
+        """
+        return FlowOpener(name, store)
+
+    @classmethod
+    def _make(cls, handle: StoreHandle, name: str) -> Flow:
+        flow = cls.__new__(cls)
+        flow._handle = handle
+        flow._name = name
+        return flow
+
+    @property
+    def name(self) -> str:
+        """The flow's name."""
+        return self._name
+
+    @property
+    def pathspec(self) -> str:
+        """The flow's name (the root of every pathspec)."""
+        return self._name
+
+    @property
+    def store(self) -> str:
+        """The absolute path of the store file."""
+        return self._handle.path
+
+    # --- runs -------------------------------------------------------------------------------
+    @property
+    def latest_run(self) -> Run | None:
+        """The newest run, whatever its status, or None."""
+        return self._first(self._handle.run(q.runs(self._name, limit=1)))
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        """The newest run that succeeded, or None."""
+        return self._first(self._handle.run(q.runs(self._name, status="succeeded", limit=1)))
+
+    def runs(self, *tags: str, tag: str | None = None, limit: int | None = None) -> list[Run]:
+        """The flow's runs, newest first.
+
+        :param tags: keep runs that carry every one of these tags.
+        :param tag: one more tag to require (``runs(tag="nightly")``).
+        :param limit: return at most this many runs.
+        """
+        return self._runs(self._handle.run(self._runs_plan(tags, tag, limit)))
+
+    def __iter__(self) -> Iterator[Run]:
+        """Every run of the flow, newest first."""
+        return iter(self.runs())
+
+    def __getitem__(self, run_id: str | int) -> Run:
+        """The run with this id (``"12"`` or ``12``).
+
+        :raises NotFoundError: no such run of this flow (a KeyError; lists recent run ids).
+        """
+        plan = self._get_plan(_run_id(self._name, run_id))
+        return Run(self._handle, self._handle.run(plan))
+
+    def __contains__(self, run_id: object) -> bool:
+        """Whether the flow has a run with this id."""
+        try:
+            number = _run_id(self._name, run_id)
+        except KeyError:
+            return False
+        return self._handle.run(q.run(self._name, number)) is not None
+
+    # --- the awaitable twins ----------------------------------------------------------------
+    async def alatest_run(self) -> Run | None:
+        """The twin of :attr:`latest_run`."""
+        return self._first(await self._handle.arun(q.runs(self._name, limit=1)))
+
+    async def alatest_successful_run(self) -> Run | None:
+        """The twin of :attr:`latest_successful_run`."""
+        plan = q.runs(self._name, status="succeeded", limit=1)
+        return self._first(await self._handle.arun(plan))
+
+    async def aruns(
+        self, *tags: str, tag: str | None = None, limit: int | None = None
+    ) -> list[Run]:
+        """The twin of :meth:`runs` (and of ``list(flow)``)."""
+        return self._runs(await self._handle.arun(self._runs_plan(tags, tag, limit)))
+
+    async def aget(self, run_id: str | int) -> Run:
+        """The twin of ``flow[run_id]``.
+
+        :raises NotFoundError: no such run of this flow.
+        """
+        plan = self._get_plan(_run_id(self._name, run_id))
+        return Run(self._handle, await self._handle.arun(plan))
+
+    async def acontains(self, run_id: str | int) -> bool:
+        """The twin of ``run_id in flow``."""
+        try:
+            number = _run_id(self._name, run_id)
+        except KeyError:
+            return False
+        return await self._handle.arun(q.run(self._name, number)) is not None
+
+    # --- connections ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection this flow's objects share; later reads reopen it."""
+        self._handle.close()
+
+    def __enter__(self) -> Flow:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Flow:
+        await self._handle.aenter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._handle.aexit()
+
+    # --- the core shared by both forms ------------------------------------------------------
+    def _runs_plan(
+        self, tags: tuple[str, ...], tag: str | None, limit: int | None
+    ) -> Plan[list[RunRow]]:
+        wanted = (*tags, tag) if tag is not None else tags
+        return q.runs(self._name, tags=wanted, limit=limit)
+
+    def _get_plan(self, number: int) -> Plan[RunRow]:
+        row = yield from q.run(self._name, number)
+        if row is None:
+            recent, total = yield from q.run_ids(self._name, 10)
+            raise missing_run(self._name, number, self._handle.path, recent, total)
+        return row
+
+    def _first(self, rows: list[RunRow]) -> Run | None:
+        return Run(self._handle, rows[0]) if rows else None
+
+    def _runs(self, rows: list[RunRow]) -> list[Run]:
+        return [Run(self._handle, row) for row in rows]
+
+    # --- object protocol --------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Flow):
+            return NotImplemented
+        return (self._handle.path, self._name) == (other._handle.path, other._name)
+
+    def __hash__(self) -> int:
+        return hash((self._handle.path, self._name))
+
+    def __repr__(self) -> str:
+        return f"Flow({self._name!r})"
+
+    def __reduce__(self) -> tuple[object, tuple[StoreHandle, str]]:
+        return (Flow._make, (self._handle, self._name))
+
+
+class FlowOpener:
+    """What :meth:`Flow.aopen` returns: await it, or use it with ``async with``."""
+
+    __slots__ = ("_flow", "_name", "_store")
+
+    def __init__(self, name: str, store: StorePath) -> None:
+        self._name = name
+        self._store = store
+        self._flow: Flow | None = None
+
+    def __await__(self) -> Generator[Any, None, Flow]:
+        return self._open(shared=False).__await__()
+
+    async def __aenter__(self) -> Flow:
+        self._flow = await self._open(shared=True)
+        return self._flow
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._flow is not None:
+            await self._flow.__aexit__(exc_type, exc, tb)
+
+    async def _open(self, *, shared: bool) -> Flow:
+        handle = StoreHandle(resolve_store_path(self._store))
+        if shared:
+            await handle.aenter()
+        try:
+            await handle.arun(_check_plan(self._name, handle.path))
+        except BaseException:
+            if shared:
+                await handle.aexit()
+            raise
+        return Flow._make(handle, self._name)
+
+
+def _check_plan(name: str, path: str) -> Plan[None]:
+    if not (yield from q.flow_exists(name)):
+        flows = yield from q.flow_names()
+        raise unknown_flow(name, path, flows)

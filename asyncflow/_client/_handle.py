@@ -1,0 +1,220 @@
+"""The two thin drivers that run the store's read plans, and the handle objects share.
+
+:func:`drive` runs a plan on a ``sqlite3`` connection; :func:`adrive` runs the same plan on
+an ``aiosqlite`` connection, whose thread does the blocking work, so the event loop never
+waits on SQLite. Both open the file through :func:`~asyncflow._store._db.open_reader`:
+read-only, with the same format checks and busy timeout.
+
+A :class:`StoreHandle` is what every client object of one store holds. It keeps one sync
+connection, opened on first use. Async reads open a short-lived connection each, unless the
+flow is inside ``async with``: then they share one. A handle pickles as its path alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import aiosqlite
+import anyio
+import anyio.to_thread
+
+from .._errors import StoreError
+from .._store._db import open_reader
+from .._store._queries import BEGIN_READ, END_READ, Plan
+
+__all__ = ["StoreHandle", "aconnect", "adrive", "drive"]
+
+T = TypeVar("T")
+
+
+def _read_error(path: str, exc: sqlite3.Error) -> StoreError:
+    return StoreError(
+        f"cannot read the store file {path!r}: {exc}; check that it is a complete asyncflow "
+        "store and that no other program holds it locked.",
+        path,
+    )
+
+
+def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
+    """Run ``plan`` on ``conn`` inside one read transaction and return its result.
+
+    :raises StoreError: SQLite failed (the message names the file).
+    """
+    try:
+        if conn.in_transaction:
+            conn.execute(END_READ)
+        conn.execute(BEGIN_READ)
+        try:
+            query = next(plan)
+            while True:
+                rows = conn.execute(query.sql, query.params).fetchall()
+                query = plan.send(rows)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            plan.close()
+            conn.execute(END_READ)
+    except sqlite3.Error as exc:
+        raise _read_error(path, exc) from exc
+
+
+async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
+    """Run ``plan`` on ``conn`` inside one read transaction; the twin of :func:`drive`.
+
+    :raises StoreError: SQLite failed (the message names the file).
+    """
+    try:
+        # Shielded: once queued, BEGIN runs anyway, and only the finally below may end it.
+        with anyio.CancelScope(shield=True):
+            await conn.execute_fetchall(BEGIN_READ)
+        try:
+            query = next(plan)
+            while True:
+                rows = list(await conn.execute_fetchall(query.sql, query.params))
+                query = plan.send(rows)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            plan.close()
+            # Even when cancelled: a shared connection must not stay inside the transaction.
+            with anyio.CancelScope(shield=True):
+                await conn.execute_fetchall(END_READ)
+    except sqlite3.Error as exc:
+        raise _read_error(path, exc) from exc
+
+
+async def _aopen(path: str) -> aiosqlite.Connection:
+    # open_reader runs (and fails, if it must) in a worker thread of ours: a connector that
+    # fails inside aiosqlite leaves its thread reporting to a loop that may be gone.
+    raw = await anyio.to_thread.run_sync(open_reader, path)
+    conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
+    try:
+        with anyio.CancelScope(shield=True):
+            await conn
+    except BaseException:
+        raw.close()
+        raise
+    return conn
+
+
+@asynccontextmanager
+async def aconnect(path: str) -> AsyncIterator[aiosqlite.Connection]:
+    """An aiosqlite connection opened by :func:`open_reader`, closed on exit.
+
+    :raises StoreError: no store at ``path``.
+    :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+    """
+    conn = await _aopen(path)
+    try:
+        yield conn
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()
+
+
+class _Shared:
+    """The async connection shared inside ``async with flow``, and who may use it."""
+
+    __slots__ = ("conn", "lock", "loop", "users")
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.lock = anyio.Lock()
+        self.loop = asyncio.get_running_loop()
+        self.users = 1
+
+
+class StoreHandle:
+    """One store file as the client reads it.
+
+    :param path: the store file; kept absolute, so a pickled object reads the same file
+        wherever it is unpickled.
+    """
+
+    __slots__ = ("__weakref__", "_closer", "_conn", "_lock", "_shared", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self._conn: sqlite3.Connection | None = None
+        self._closer: weakref.finalize[[], StoreHandle] | None = None
+        self._lock = threading.Lock()
+        self._shared: _Shared | None = None
+
+    def __reduce__(self) -> tuple[type[StoreHandle], tuple[str]]:
+        return (StoreHandle, (self.path,))
+
+    def __repr__(self) -> str:
+        return f"StoreHandle({self.path!r})"
+
+    # --- sync -----------------------------------------------------------------------------
+    def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` on this handle's sync connection (opened on first use). Blocking.
+
+        :raises StoreError: the file is missing or unreadable.
+        :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+        """
+        with self._lock:
+            if self._conn is None:
+                conn = open_reader(self.path)
+                # Closes the connection when the handle is collected, without a warning.
+                self._closer = weakref.finalize(self, conn.close)
+                self._conn = conn
+            return drive(self._conn, plan, self.path)
+
+    def close(self) -> None:
+        """Close the sync connection, if open; the next read opens a new one."""
+        with self._lock:
+            if self._closer is not None:
+                self._closer()
+            self._conn = None
+            self._closer = None
+
+    # --- async ----------------------------------------------------------------------------
+    async def arun(self, plan: Plan[T]) -> T:
+        """Run ``plan`` without blocking the event loop; the twin of :meth:`run`.
+
+        Uses the shared connection when it is open and idle, else a connection of its own.
+
+        :raises StoreError: the file is missing or unreadable.
+        :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
+        """
+        shared = self._shared
+        if shared is not None and shared.loop is asyncio.get_running_loop():
+            try:
+                shared.lock.acquire_nowait()
+            except anyio.WouldBlock:
+                pass
+            else:
+                try:
+                    return await adrive(shared.conn, plan, self.path)
+                finally:
+                    shared.lock.release()
+        async with aconnect(self.path) as conn:
+            return await adrive(conn, plan, self.path)
+
+    async def aenter(self) -> None:
+        """Open (or join) the async connection shared by this handle's readers."""
+        if self._shared is not None:
+            self._shared.users += 1
+            return
+        self._shared = _Shared(await _aopen(self.path))
+
+    async def aexit(self) -> None:
+        """Leave the shared async connection; the last user closes it."""
+        shared = self._shared
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users == 0:
+            self._shared = None
+            with anyio.CancelScope(shield=True):
+                await shared.conn.close()

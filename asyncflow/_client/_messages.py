@@ -1,0 +1,97 @@
+"""What the client says when something is missing: each message names it and what exists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .._errors import ArtifactNotFoundError, NotFoundError
+
+__all__ = [
+    "bad_run_id",
+    "listing",
+    "missing_artifact",
+    "missing_run",
+    "missing_step",
+    "missing_task",
+    "no_end_task",
+    "unknown_flow",
+]
+
+_SHOWN = 20
+
+
+def listing(items: Sequence[str], limit: int = _SHOWN, total: int | None = None) -> str:
+    """``a, b, c``; past ``limit`` items, the first ones and how many more; ``(none)`` if empty.
+
+    :param total: the number of items in all, when ``items`` holds only the first ones.
+    """
+    total = len(items) if total is None else total
+    if total == 0:
+        return "(none)"
+    shown = ", ".join(items[:limit])
+    rest = total - min(len(items), limit)
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def unknown_flow(name: str, path: str, flows: Sequence[str]) -> NotFoundError:
+    """No run of flow ``name`` is in the store."""
+    if not flows:
+        return NotFoundError(
+            f"there is no flow {name!r} in the store {path!r}: it holds no runs yet. "
+            "Run the flow with this store first, or pass store= pointing at another file."
+        )
+    return NotFoundError(
+        f"there is no flow {name!r} in the store {path!r}; its flows are: "
+        f"{listing(flows)}. Check the name (it is the flow's class name) or the store path."
+    )
+
+
+def bad_run_id(flow: str, run_id: object) -> NotFoundError:
+    """``run_id`` is not a run id at all."""
+    return NotFoundError(
+        f"{run_id!r} is not a run id of {flow}: run ids are whole numbers, like '12' or 12."
+    )
+
+
+def missing_run(
+    flow: str, run_id: int, path: str, recent: Sequence[int], total: int
+) -> NotFoundError:
+    """Run ``run_id`` of ``flow`` does not exist."""
+    ids = [str(i) for i in recent]
+    return NotFoundError(
+        f"flow {flow} has no run {run_id} in the store {path!r}; its runs, newest first: "
+        f"{listing(ids, total=total)}."
+    )
+
+
+def missing_step(
+    run: str, step: str, status: str, steps: Sequence[str], planned: bool
+) -> NotFoundError:
+    """Step ``step`` has no task in run ``run`` (a pathspec)."""
+    why = (
+        f"step {step!r} of {run} has no finished task (run status: {status})"
+        if planned
+        else f"run {run} has no step {step!r}"
+    )
+    return NotFoundError(f"{why}; steps with tasks: {listing(steps)}.")
+
+
+def missing_task(step: str, task_id: object, task_ids: Sequence[str]) -> NotFoundError:
+    """Step ``step`` (a pathspec) has no task ``task_id``."""
+    return NotFoundError(f"step {step} has no task {task_id!r}; its tasks: {listing(task_ids)}.")
+
+
+def missing_artifact(task: str, name: str, names: Sequence[str]) -> ArtifactNotFoundError:
+    """Task ``task`` (a pathspec) has no artifact ``name``."""
+    return ArtifactNotFoundError(
+        f"task {task} has no artifact {name!r}; its artifacts: {listing(names, limit=50)}."
+    )
+
+
+def no_end_task(run: str, status: str, steps: Sequence[str]) -> ArtifactNotFoundError:
+    """Run ``run`` (a pathspec) never finished its end step, so it has no run-level data."""
+    return ArtifactNotFoundError(
+        f"run {run} has no data: it did not reach its end step (run status: {status}). Read "
+        f"the data of a step that ran instead, e.g. run['<step>'].data; steps with tasks: "
+        f"{listing(steps)}."
+    )

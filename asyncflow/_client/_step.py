@@ -1,0 +1,123 @@
+"""A step of a run: a snapshot of its finished tasks, in foreach-index order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._data import DataArtifact, DataView
+from ._messages import missing_task
+from ._task import Task
+
+if TYPE_CHECKING:
+    from ._run import Run
+
+__all__ = ["Step"]
+
+
+class Step:
+    """The finished tasks of one step of a run, taken when the step was looked up.
+
+    Iterating yields every task, ordered by foreach index path (numerically, level by
+    level: ``"2"`` before ``"10"``, ``"1.2"`` before ``"1.10"``). None of the task lookups
+    here does I/O; ``run[name]`` again gives a fresh snapshot.
+    """
+
+    __slots__ = ("_name", "_run", "_tasks")
+
+    def __init__(self, run: Run, name: str, tasks: tuple[Task, ...]) -> None:
+        if not tasks:
+            raise ValueError("a Step has at least one task")
+        self._run = run
+        self._name = name
+        self._tasks = tasks
+
+    @property
+    def name(self) -> str:
+        """The step's name."""
+        return self._name
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/run/step``."""
+        return f"{self._run.pathspec}/{self._name}"
+
+    @property
+    def run(self) -> Run:
+        """The run this step belongs to."""
+        return self._run
+
+    @property
+    def task(self) -> Task:
+        """The step's first task, in index order (its only one outside a foreach or split)."""
+        return self._tasks[0]
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """Every task of the step, in index order."""
+        return self._tasks
+
+    @property
+    def successful(self) -> bool:
+        """True if every task of the step succeeded."""
+        return all(task.successful for task in self._tasks)
+
+    @property
+    def data(self) -> DataView:
+        """The artifacts of :attr:`task`: ``step.data.x`` is ``step.task.data.x``."""
+        return self._tasks[0].data
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __getitem__(self, task_id: str | int) -> Task:
+        """The task with this id.
+
+        :raises NotFoundError: the step has no such task (a KeyError).
+        """
+        for task in self._tasks:
+            if task.id == str(task_id):
+                return task
+        raise missing_task(self.pathspec, task_id, [t.id for t in self._tasks])
+
+    def __contains__(self, task_id: object) -> bool:
+        return isinstance(task_id, str | int) and any(t.id == str(task_id) for t in self._tasks)
+
+    async def adata(self, name: str) -> Any:
+        """The value of artifact ``name`` of :attr:`task`; the twin of ``step.data.<name>``.
+
+        :raises ArtifactNotFoundError: the task has no such artifact.
+        :raises StoreError: the stored value is missing or cannot be decoded.
+        """
+        return await self._tasks[0].adata(name)
+
+    async def aartifact(self, name: str) -> DataArtifact:
+        """Artifact ``name`` of :attr:`task`; the twin of ``step.task[name]``.
+
+        :raises ArtifactNotFoundError: the task has no such artifact.
+        """
+        return await self._tasks[0].aartifact(name)
+
+    async def anames(self) -> list[str]:
+        """The artifact names of :attr:`task`; the twin of ``list(step.data)``."""
+        return await self._tasks[0].anames()
+
+    def _key(self) -> tuple[Run, str]:
+        return (self._run, self._name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Step):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Step({self.pathspec!r})"
+
+    def __reduce__(self) -> tuple[type[Step], tuple[Run, str, tuple[Task, ...]]]:
+        return (Step, (self._run, self._name, self._tasks))

@@ -1,0 +1,279 @@
+"""A finished task of a run: its record, its output and its artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from .._store import _queries as q
+from .._store._blobs import RawBlob
+from .._store._queries import ArtifactRow, Plan, TaskRow
+from ._data import DataArtifact, DataView, adecode, decode_blob
+from ._handle import StoreHandle
+from ._messages import missing_artifact
+
+__all__ = ["Task", "utc"]
+
+
+def utc(timestamp: float) -> datetime:
+    """A stored unix timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+class Task:
+    """One finished task (only finished tasks are stored).
+
+    Everything but the captured output and the artifacts comes from the snapshot taken when
+    the task was looked up, so reading it does no I/O. ``task.data.x`` reads one artifact on
+    first access; ``task["x"]`` gives its :class:`DataArtifact`.
+    """
+
+    __slots__ = ("_data", "_flow", "_handle", "_index", "_logs", "_row")
+
+    def __init__(self, handle: StoreHandle, flow: str, row: TaskRow) -> None:
+        self._handle = handle
+        self._flow = flow
+        self._row = row
+        self._data = DataView(self)
+        self._index: dict[str, ArtifactRow] | None = None
+        self._logs: tuple[str, str] | None = None
+
+    # --- identity ---------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The task id (unique within its run)."""
+        return str(self._row.id)
+
+    @property
+    def pathspec(self) -> str:
+        """``Flow/run/step/task``."""
+        row = self._row
+        return f"{self._flow}/{row.run_id}/{row.step}/{row.id}"
+
+    @property
+    def flow_name(self) -> str:
+        """The name of the task's flow."""
+        return self._flow
+
+    @property
+    def run_id(self) -> str:
+        """The id of the task's run."""
+        return str(self._row.run_id)
+
+    @property
+    def step_name(self) -> str:
+        """The name of the task's step."""
+        return self._row.step
+
+    @property
+    def foreach_indices(self) -> tuple[int, ...]:
+        """The task's index in each enclosing foreach, outermost first; ``()`` outside any."""
+        return q.path_key(self._row.path)
+
+    @property
+    def index(self) -> int | None:
+        """The task's index in its innermost foreach, or None outside any foreach."""
+        indices = self.foreach_indices
+        return indices[-1] if indices else None
+
+    # --- outcome ----------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """``"succeeded"`` or ``"failed"``."""
+        return self._row.status
+
+    @property
+    def successful(self) -> bool:
+        """True if the task succeeded."""
+        return self._row.status == "succeeded"
+
+    @property
+    def finished(self) -> bool:
+        """Always True: only finished tasks are stored."""
+        return True
+
+    @property
+    def exception(self) -> str | None:
+        """The exception that failed the task, as text, or None."""
+        return self._row.exception
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of the exception that failed the task, or None."""
+        return self._row.traceback
+
+    @property
+    def started_at(self) -> datetime:
+        """When the task started (UTC)."""
+        return utc(self._row.started_at)
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the task finished (UTC)."""
+        return utc(self._row.finished_at)
+
+    # --- captured output --------------------------------------------------------------------
+    @property
+    def stdout(self) -> str:
+        """What the task printed to stdout (``""`` if nothing); read on first access.
+
+        :raises StoreError: the store cannot be read.
+        """
+        if self._logs is None:
+            self._logs = self._handle.run(q.task_logs(self._row.run_id, self._row.id))
+        return self._logs[0]
+
+    @property
+    def stderr(self) -> str:
+        """What the task printed to stderr (``""`` if nothing); read on first access.
+
+        :raises StoreError: the store cannot be read.
+        """
+        if self._logs is None:
+            self._logs = self._handle.run(q.task_logs(self._row.run_id, self._row.id))
+        return self._logs[1]
+
+    async def astdout(self) -> str:
+        """The awaitable twin of :attr:`stdout`.
+
+        :raises StoreError: the store cannot be read.
+        """
+        if self._logs is None:
+            self._logs = await self._handle.arun(q.task_logs(self._row.run_id, self._row.id))
+        return self._logs[0]
+
+    async def astderr(self) -> str:
+        """The awaitable twin of :attr:`stderr`.
+
+        :raises StoreError: the store cannot be read.
+        """
+        if self._logs is None:
+            self._logs = await self._handle.arun(q.task_logs(self._row.run_id, self._row.id))
+        return self._logs[1]
+
+    # --- artifacts: sync --------------------------------------------------------------------
+    @property
+    def data(self) -> DataView:
+        """The task's artifacts as attributes: ``task.data.score`` (read on first access)."""
+        return self._data
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        """The artifact ``name``, without reading its value.
+
+        :raises ArtifactNotFoundError: the task has no such artifact (a KeyError).
+        """
+        return DataArtifact(self, self._find(self._artifact_index(), name))
+
+    def __contains__(self, name: object) -> bool:
+        """Whether the task has an artifact of that name (reads no value)."""
+        return isinstance(name, str) and name in self._artifact_index()
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        """The task's artifacts, by name (reads no value)."""
+        return iter([DataArtifact(self, row) for row in self._artifact_index().values()])
+
+    # --- artifacts: async twins -------------------------------------------------------------
+    async def adata(self, name: str) -> Any:
+        """The value of artifact ``name``; the twin of ``task.data.<name>``.
+
+        :raises ArtifactNotFoundError: the task has no such artifact.
+        :raises StoreError: the stored value is missing or cannot be decoded.
+        """
+        values = self._data._values
+        if name in values:
+            return values[name]
+        raw = await self._handle.arun(self._load_plan(name))
+        value = await adecode(raw, self._what(name), self._handle.path)
+        return values.setdefault(name, value)
+
+    async def aartifact(self, name: str) -> DataArtifact:
+        """The artifact ``name``; the twin of ``task[name]``.
+
+        :raises ArtifactNotFoundError: the task has no such artifact.
+        """
+        return DataArtifact(self, self._find(await self._aartifact_index(), name))
+
+    async def anames(self) -> list[str]:
+        """The names of the task's artifacts, sorted; the twin of ``list(task.data)``."""
+        return list(await self._aartifact_index())
+
+    async def acontains(self, name: str) -> bool:
+        """Whether the task has artifact ``name``; the twin of ``name in task``."""
+        return name in await self._aartifact_index()
+
+    async def aartifacts(self) -> list[DataArtifact]:
+        """The task's artifacts, by name; the twin of ``list(task)``."""
+        return [DataArtifact(self, row) for row in (await self._aartifact_index()).values()]
+
+    # --- the core shared by both forms ------------------------------------------------------
+    def _index_plan(self) -> Plan[dict[str, ArtifactRow]]:
+        if self._index is None:
+            rows = yield from q.artifacts(self._row.run_id, self._row.id)
+            self._index = {row.name: row for row in rows}
+        return self._index
+
+    def _load_plan(self, name: str) -> Plan[RawBlob]:
+        row = self._find((yield from self._index_plan()), name)
+        return (yield from q.blob(row.sha, self._handle.path))
+
+    def _artifact_index(self) -> dict[str, ArtifactRow]:
+        if self._index is None:
+            return self._handle.run(self._index_plan())
+        return self._index
+
+    async def _aartifact_index(self) -> dict[str, ArtifactRow]:
+        if self._index is None:
+            return await self._handle.arun(self._index_plan())
+        return self._index
+
+    def _find(self, index: dict[str, ArtifactRow], name: str) -> ArtifactRow:
+        row = index.get(name)
+        if row is None:
+            raise missing_artifact(self.pathspec, name, list(index))
+        return row
+
+    def _what(self, name: str) -> str:
+        return f"artifact {name!r} of task {self.pathspec}"
+
+    def _value(self, name: str) -> Any:
+        values = self._data._values
+        if name in values:
+            return values[name]
+        raw = self._handle.run(self._load_plan(name))
+        return values.setdefault(name, decode_blob(raw, self._what(name), self._handle.path))
+
+    def _value_of(self, row: ArtifactRow) -> Any:
+        values = self._data._values
+        if row.name in values:
+            return values[row.name]
+        raw = self._handle.run(q.blob(row.sha, self._handle.path))
+        return values.setdefault(
+            row.name, decode_blob(raw, self._what(row.name), self._handle.path)
+        )
+
+    async def _avalue_of(self, row: ArtifactRow) -> Any:
+        values = self._data._values
+        if row.name in values:
+            return values[row.name]
+        raw = await self._handle.arun(q.blob(row.sha, self._handle.path))
+        value = await adecode(raw, self._what(row.name), self._handle.path)
+        return values.setdefault(row.name, value)
+
+    # --- object protocol --------------------------------------------------------------------
+    def _key(self) -> tuple[str, str, int, int]:
+        return (self._handle.path, self._flow, self._row.run_id, self._row.id)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Task({self.pathspec!r})"
+
+    def __reduce__(self) -> tuple[type[Task], tuple[StoreHandle, str, TaskRow]]:
+        return (Task, (self._handle, self._flow, self._row))

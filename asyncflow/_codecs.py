@@ -1,0 +1,375 @@
+"""Values to bytes and back: the codecs behind every stored artifact.
+
+Three codecs, tried in this order; a codec claims a value only if decoding gives back an
+equal value of exactly the same type, all the way down:
+
+``msgpack``
+    ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``, ``list``,
+    ``dict`` (any msgpack-able keys), ``tuple``, ``set`` and ``frozenset`` of exactly those
+    types (subclasses are left to pickle). Extension types, persisted forever:
+    1/2/3 tag a msgpack array as a tuple/set/frozenset (the tag is its first item), 4 is an
+    int beyond 64 bits (big-endian two's complement), 5 a complex (two little-endian
+    float64). Set members are written sorted by their encoding, so equal sets hash equal.
+``numpy``
+    An exact ``np.ndarray`` or numpy scalar with a plain dtype (no objects, no metadata).
+    The payload is the raw buffer, a zero-copy view when the array is C- or F-contiguous;
+    ``meta`` holds the ``.npy`` dtype descriptor, the shape, the order and a scalar flag.
+``pickle``
+    Anything else, through ``cloudpickle`` (protocol 5).
+
+Decoding msgpack and numpy payloads is safe on hostile bytes: it builds only the types
+above and checks every declared size. Only the ``pickle`` encoding runs ``pickle.loads``.
+numpy and cloudpickle are imported on first use, keeping ``import asyncflow`` light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import pickle
+import struct
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import msgpack
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["CodecError", "Encoded", "decode", "encode", "is_immutable"]
+
+_MSGPACK: Final = "msgpack"
+_NUMPY: Final = "numpy"
+_PICKLE: Final = "pickle"
+
+_EXT_TUPLE: Final = 1
+_EXT_SET: Final = 2
+_EXT_FROZENSET: Final = 3
+_EXT_BIGINT: Final = 4
+_EXT_COMPLEX: Final = 5
+_TUPLE_TAG: Final = msgpack.ExtType(_EXT_TUPLE, b"")
+_SET_TAG: Final = msgpack.ExtType(_EXT_SET, b"")
+_FROZENSET_TAG: Final = msgpack.ExtType(_EXT_FROZENSET, b"")
+
+_SCALARS: Final = frozenset({type(None), bool, int, float, complex, str, bytes})
+_PLAIN: Final = frozenset({type(None), bool, float, str, bytes})
+_TOTALLY_ORDERED: Final = frozenset({int, str, bytes})
+_INT_MIN: Final = -(1 << 63)
+_INT_MAX: Final = (1 << 64) - 1
+_CONTAINERS: Final = frozenset({list, tuple, set, frozenset, dict})
+_PACKABLE: Final = _SCALARS | _CONTAINERS
+_IMMUTABLE: Final = _SCALARS | {tuple, frozenset}
+_MAX_DEPTH: Final = 200  # below msgpack's own nesting limit (511)
+_IMMUTABLE_DEPTH: Final = 16
+_COMPLEX: Final = struct.Struct("<dd")
+_FRAME: Final = struct.Struct("<BqQ")  # len(encoding), len(meta) or -1 for None, len(payload)
+_DTYPE_KINDS: Final = frozenset("biufcmMSUV")
+_NUMPY_META_KEYS: Final = frozenset({"descr", "shape", "order", "scalar"})
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One value in stored form.
+
+    :param encoding: the codec id: ``"msgpack"``, ``"numpy"`` or ``"pickle"``.
+    :param meta: codec metadata (numpy: dtype, shape, order), else None.
+    :param payload: the encoded bytes; for numpy a zero-copy view of the array's buffer.
+    :param sha: sha256 over the length-framed (encoding, meta, payload): the content address.
+    :param size: the payload length in bytes.
+    """
+
+    encoding: str
+    meta: bytes | None
+    payload: bytes | memoryview
+    sha: bytes
+    size: int
+
+
+class CodecError(Exception):
+    """A value cannot be encoded, or stored bytes cannot be decoded (the message says why)."""
+
+
+def encode(value: Any) -> Encoded:
+    """Encode ``value`` with the first codec that gives it back exactly.
+
+    :param value: any Python value.
+    :returns: the encoded form; a numpy payload may share memory with ``value``.
+    :raises CodecError: the value cannot be serialised (e.g. a lock or a generator).
+    """
+    kind = type(value)
+    if kind in _SCALARS or (kind in _CONTAINERS and _packable(value, 0, {id(value): False})):
+        try:
+            # The hot path: exact scalars msgpack takes without our extension types.
+            if kind in _PLAIN or (kind is int and _INT_MIN <= value <= _INT_MAX):
+                payload = msgpack.packb(value)
+            else:
+                payload = _pack(value)
+        except Exception:  # only what no type check sees, a lone surrogate: pickle keeps it
+            pass
+        else:
+            return _encoded(_MSGPACK, None, payload)
+    if "numpy" in sys.modules:  # without numpy imported, no value can be a numpy one
+        encoded = _encode_numpy(value)
+        if encoded is not None:
+            return encoded
+    import cloudpickle
+
+    try:
+        payload = cloudpickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise CodecError(
+            f"cannot serialise a {kind.__qualname__} value: "
+            f"cloudpickle failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return _encoded(_PICKLE, None, payload)
+
+
+def decode(encoding: str, meta: bytes | None, payload: bytes | bytearray | memoryview) -> Any:
+    """Rebuild a value from its stored form; the result is independent and writable.
+
+    A numpy array decoded from a ``bytearray`` payload wraps that bytearray (no copy), so the
+    caller must hand over a buffer nobody else uses.
+
+    :param encoding: the codec id stored with the value.
+    :param meta: the codec metadata stored with the value.
+    :param payload: the encoded bytes.
+    :raises CodecError: unknown encoding, or bytes that are not a valid encoding.
+    """
+    try:
+        if encoding == _MSGPACK and meta is None:
+            return _unpack(payload)
+        if encoding == _NUMPY and meta is not None:
+            return _decode_numpy(meta, payload)
+        if encoding == _PICKLE and meta is None:
+            return pickle.loads(payload)
+    except CodecError:
+        raise
+    except Exception as exc:
+        raise CodecError(
+            f"invalid {encoding} payload: {type(exc).__name__}: {exc}; the store may be damaged"
+        ) from exc
+    raise CodecError(
+        f"cannot decode encoding {encoding!r} with meta {'absent' if meta is None else 'present'}"
+        ": an unknown encoding (from a newer asyncflow?) or a damaged store"
+    )
+
+
+def is_immutable(value: Any) -> bool:
+    """Tell whether ``value`` can never change: a builtin scalar, or a tuple or frozenset of them.
+
+    :param value: any Python value.
+    :returns: True only when sure (exact builtin types, bounded nesting), else False.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    return (kind is tuple or kind is frozenset) and _immutable_items(value, 1)
+
+
+def _immutable_items(items: tuple[Any, ...] | frozenset[Any], depth: int) -> bool:
+    kinds = set(map(type, items))
+    if kinds <= _SCALARS:
+        return True
+    if depth >= _IMMUTABLE_DEPTH or not kinds <= _IMMUTABLE:
+        return False
+    return all(type(item) in _SCALARS or _immutable_items(item, depth + 1) for item in items)
+
+
+def _encoded(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> Encoded:
+    name = encoding.encode()
+    size = len(payload)  # numpy payloads are flat views of bytes: len is nbytes
+    head = _FRAME.pack(len(name), -1 if meta is None else len(meta), size) + name
+    digest = hashlib.sha256(head if meta is None else head + meta)
+    digest.update(payload)
+    return Encoded(encoding, meta, payload, digest.digest(), size)
+
+
+def _packable(obj: Any, depth: int, seen: dict[int, bool]) -> bool:
+    # msgpack itself would silently write bytearray, memoryview and ExtType as other types,
+    # so the whole tree is checked first. ``seen`` maps the id of each container met to
+    # whether it is a tuple or frozenset of scalars: those may recur (shared constants, ()).
+    # Any other container met twice (aliasing, a cycle) is left to pickle, which keeps the
+    # sharing and cannot blow up exponentially.
+    if type(obj) is dict:
+        return _packable_items(obj, depth, seen) and _packable_items(obj.values(), depth, seen)
+    return _packable_items(obj, depth, seen)
+
+
+def _packable_items(items: Iterable[Any], depth: int, seen: dict[int, bool]) -> bool:
+    kinds = set(map(type, items))
+    if kinds <= _SCALARS:
+        return True
+    if depth >= _MAX_DEPTH or not kinds <= _PACKABLE:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        flat = seen.get(id(item))
+        if flat is not None:
+            if flat:
+                continue
+            return False
+        flat = (kind is tuple or kind is frozenset) and set(map(type, item)) <= _SCALARS
+        seen[id(item)] = flat
+        if not flat and not _packable(item, depth + 1, seen):
+            return False
+    return True
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, default=_pack_default, strict_types=True)  # type: ignore[no-any-return]
+
+
+def _pack_default(obj: Any) -> Any:
+    kind = type(obj)
+    if kind is tuple:
+        return [_TUPLE_TAG, *obj]
+    if kind is set:
+        return [_SET_TAG, *_sorted_members(obj)]
+    if kind is frozenset:
+        return [_FROZENSET_TAG, *_sorted_members(obj)]
+    if kind is int:  # outside msgpack's 64-bit range
+        return msgpack.ExtType(
+            _EXT_BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True)
+        )
+    if kind is complex:
+        return msgpack.ExtType(_EXT_COMPLEX, _COMPLEX.pack(obj.real, obj.imag))
+    raise TypeError(f"msgpack codec does not take {kind.__qualname__}")
+
+
+def _sorted_members(members: set[Any] | frozenset[Any]) -> list[Any]:
+    # Equal sets must give equal bytes (and sha) whatever their iteration order, which for
+    # str depends on the hash seed. Sort by value where that is a total order, else by
+    # encoding; nested packb calls get a small buffer (the default 256 KiB one is mmapped).
+    kinds = set(map(type, members))
+    if len(kinds) == 1 and kinds <= _TOTALLY_ORDERED:
+        return sorted(members)
+    return sorted(members, key=_pack_member)
+
+
+def _pack_member(value: Any) -> bytes:
+    return msgpack.packb(  # type: ignore[no-any-return]
+        value, default=_pack_default, strict_types=True, buf_size=256
+    )
+
+
+class _Unpacking:
+    """Hooks for one msgpack decode; counts container tags not yet consumed by a list."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+    def ext(self, code: int, data: bytes) -> Any:
+        if code == _EXT_BIGINT and data:
+            return int.from_bytes(data, "big", signed=True)
+        if code == _EXT_COMPLEX and len(data) == _COMPLEX.size:
+            return complex(*_COMPLEX.unpack(data))
+        if not data and code in (_EXT_TUPLE, _EXT_SET, _EXT_FROZENSET):
+            self.pending += 1
+            # The tag decodes to the builtin type it names: no decoded value is ever a type.
+            return (tuple, set, frozenset)[code - _EXT_TUPLE]
+        raise CodecError(f"unknown or malformed msgpack extension type {code}")
+
+    def array(self, items: list[Any]) -> Any:
+        if items:
+            first = items[0]
+            if first is tuple or first is set or first is frozenset:
+                self.pending -= 1
+                del items[0]
+                return first(items)
+        return items
+
+
+def _unpack(payload: bytes | bytearray | memoryview) -> Any:
+    hooks = _Unpacking()
+    value = msgpack.unpackb(
+        payload,
+        ext_hook=hooks.ext,
+        list_hook=hooks.array,
+        strict_map_key=False,
+        # The reserved timestamp extension (-1) has no hook; we never write it, and as an int
+        # it can build nothing but an int.
+        timestamp=2,
+    )
+    if hooks.pending:
+        raise CodecError("msgpack container tag outside the first item of an array")
+    return value
+
+
+def _plain_dtype(dtype: np.dtype[Any]) -> bool:
+    if dtype.metadata is not None or dtype.kind not in _DTYPE_KINDS or dtype.hasobject:
+        return False
+    if dtype.subdtype is not None:
+        return _plain_dtype(dtype.subdtype[0])
+    return not dtype.fields or all(_plain_dtype(field[0]) for field in dtype.fields.values())
+
+
+def _encode_numpy(value: Any) -> Encoded | None:
+    import numpy as np
+    from numpy.lib.format import descr_to_dtype, dtype_to_descr
+
+    if type(value) is np.ndarray:
+        array, scalar = value, False
+    elif isinstance(value, np.generic) and type(value) is value.dtype.type:
+        array, scalar = np.asarray(value), True
+    else:
+        return None
+    dtype = array.dtype
+    if not _plain_dtype(dtype):
+        return None
+    try:
+        descr = dtype_to_descr(dtype)
+        back = descr_to_dtype(descr)
+    except ValueError:  # e.g. overlapping or out-of-order fields: no .npy descriptor
+        return None
+    if back != dtype or back.type is not dtype.type:
+        return None
+    order: Literal["C", "F"]
+    if array.flags.c_contiguous:
+        order = "C"
+    elif array.flags.f_contiguous:
+        order = "F"
+    else:  # neither layout: one contiguous copy
+        array, order = array.copy(order="C"), "C"
+    payload: bytes | memoryview = b""
+    if array.nbytes:
+        payload = array.reshape(-1, order=order).view(np.uint8).data
+    meta = _pack({"descr": descr, "shape": list(array.shape), "order": order, "scalar": scalar})
+    return _encoded(_NUMPY, meta, payload)
+
+
+def _decode_numpy(meta: bytes, payload: bytes | bytearray | memoryview) -> Any:
+    import numpy as np
+    from numpy.lib.format import descr_to_dtype
+
+    info = _unpack(meta)
+    if type(info) is not dict or info.keys() != _NUMPY_META_KEYS:
+        raise CodecError("numpy meta is not a map of descr, shape, order and scalar")
+    dtype = descr_to_dtype(info["descr"])
+    shape, order, scalar = info["shape"], info["order"], info["scalar"]
+    if dtype.subdtype is not None or not _plain_dtype(dtype):
+        raise CodecError(f"numpy meta declares a refused dtype {dtype!r}")
+    if (
+        type(shape) is not list
+        or len(shape) > 64
+        or not all(type(dim) is int and dim >= 0 for dim in shape)
+        or order not in ("C", "F")
+        or type(scalar) is not bool
+        or (scalar and shape)
+    ):
+        raise CodecError("numpy meta has an invalid shape, order or scalar flag")
+    nbytes = memoryview(payload).nbytes
+    if math.prod(shape) * dtype.itemsize != nbytes:
+        raise CodecError(f"numpy payload has {nbytes} bytes; shape and dtype declare otherwise")
+    if nbytes == 0:
+        array = np.empty(shape, dtype=dtype, order=order)
+    else:
+        array = np.frombuffer(payload, dtype=dtype).reshape(shape, order=order)
+        if not isinstance(payload, bytearray):  # bytes are read-only; a memoryview isn't ours
+            array = array.copy(order="K")
+    return array[()] if scalar else array
