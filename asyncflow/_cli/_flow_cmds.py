@@ -9,22 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 
 from .._errors import AsyncflowError, StepFailed
 from .._spec._params import Parameter, parameters_of
+from ._parser import OneLineParser
 
-__all__ = ["OneLineParser", "flow_main"]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> Any:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+__all__ = ["flow_main"]
 
 
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter) -> None:
@@ -72,10 +66,6 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _run_async(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    return anyio.run(make)
-
-
 def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     given = {
         key.split(":", 1)[1]: value
@@ -92,7 +82,7 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     flow = flow_cls(**options)
     started = time.perf_counter()
     try:
-        run = _run_async(lambda: flow.run(**given))
+        run = anyio.run(lambda: flow.run(**given))
     except StepFailed as exc:
         return _fail(f"run {exc.run.pathspec} failed: {exc}", 1)
     except AsyncflowError as exc:

@@ -13,14 +13,15 @@ import os
 import pprint
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError
 from .._store._paths import resolve_store_path
 from ._format import byte_size, duration, indent_lines, one_line, short_repr, table, when
+from ._parser import OneLineParser
 
-__all__ = ["BadInput", "OneLineParser", "add_store_commands", "build_parser", "main"]
+__all__ = ["BadInput", "add_store_commands", "build_parser", "main"]
 
 PROG = "asyncflow"
 # Values up to this size are loaded to show a short repr in `show Flow/run/step/task`.
@@ -31,14 +32,6 @@ Handler = Callable[[argparse.Namespace], int]
 
 class BadInput(Exception):
     """The command line names something malformed; the message says what is expected."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser that reports a usage error as one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``asyncflow: error: <message>`` on stderr and exit with code 2."""
-        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 # --- pathspecs ------------------------------------------------------------------------------
