@@ -99,7 +99,7 @@ def encode(value: Any) -> Encoded:
     :raises CodecError: the value cannot be serialised (e.g. a lock or a generator).
     """
     kind = type(value)
-    if kind in _SCALARS or (kind in _CONTAINERS and _packable(value, 0, {id(value): False})):
+    if kind in _SCALARS or (kind in _CONTAINERS and _packable((value,), 0, {})):
         try:
             # The hot path: exact scalars msgpack takes without our extension types.
             if kind in _PLAIN or (kind is int and _INT_MIN <= value <= _INT_MAX):
@@ -186,18 +186,12 @@ def _encoded(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> 
     return Encoded(encoding, meta, payload, digest.digest(), size)
 
 
-def _packable(obj: Any, depth: int, seen: dict[int, bool]) -> bool:
+def _packable(items: Iterable[Any], depth: int, seen: dict[int, bool]) -> bool:
     # msgpack itself would silently write bytearray, memoryview and ExtType as other types,
     # so the whole tree is checked first. ``seen`` maps the id of each container met to
     # whether it is a tuple or frozenset of scalars: those may recur (shared constants, ()).
     # Any other container met twice (aliasing, a cycle) is left to pickle, which keeps the
     # sharing and cannot blow up exponentially.
-    if type(obj) is dict:
-        return _packable_items(obj, depth, seen) and _packable_items(obj.values(), depth, seen)
-    return _packable_items(obj, depth, seen)
-
-
-def _packable_items(items: Iterable[Any], depth: int, seen: dict[int, bool]) -> bool:
     kinds = set(map(type, items))
     if kinds <= _SCALARS:
         return True
@@ -208,19 +202,25 @@ def _packable_items(items: Iterable[Any], depth: int, seen: dict[int, bool]) -> 
         if kind in _SCALARS:
             continue
         flat = seen.get(id(item))
-        if flat is not None:
-            if flat:
-                continue
-            return False
-        flat = (kind is tuple or kind is frozenset) and set(map(type, item)) <= _SCALARS
-        seen[id(item)] = flat
-        if not flat and not _packable(item, depth + 1, seen):
+        if flat is None:
+            flat = (kind is tuple or kind is frozenset) and set(map(type, item)) <= _SCALARS
+            seen[id(item)] = flat
+            if not flat and not (
+                _packable(item, depth + 1, seen)
+                and (kind is not dict or _packable(item.values(), depth + 1, seen))
+            ):
+                return False
+        elif not flat:
             return False
     return True
 
 
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, default=_pack_default, strict_types=True)  # type: ignore[no-any-return]
+    # A small first buffer: the default 256 KiB one is mmapped anew by every packb nested in
+    # _pack_default (set members), which costs ~30 us a call; growth keeps large values fast.
+    return msgpack.packb(  # type: ignore[no-any-return]
+        value, default=_pack_default, strict_types=True, buf_size=256
+    )
 
 
 def _pack_default(obj: Any) -> Any:
@@ -243,17 +243,11 @@ def _pack_default(obj: Any) -> Any:
 def _sorted_members(members: set[Any] | frozenset[Any]) -> list[Any]:
     # Equal sets must give equal bytes (and sha) whatever their iteration order, which for
     # str depends on the hash seed. Sort by value where that is a total order, else by
-    # encoding; nested packb calls get a small buffer (the default 256 KiB one is mmapped).
+    # encoding.
     kinds = set(map(type, members))
     if len(kinds) == 1 and kinds <= _TOTALLY_ORDERED:
         return sorted(members)
-    return sorted(members, key=_pack_member)
-
-
-def _pack_member(value: Any) -> bytes:
-    return msgpack.packb(  # type: ignore[no-any-return]
-        value, default=_pack_default, strict_types=True, buf_size=256
-    )
+    return sorted(members, key=_pack)
 
 
 class _Unpacking:
