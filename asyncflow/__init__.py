@@ -11,6 +11,8 @@ from ._client import Flow as Flow
 from ._client import Run as Run
 from ._client import Step as Step
 from ._client import Task as Task
+from ._client import alist_flows as alist_flows
+from ._client import list_flows as list_flows
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
@@ -50,6 +52,8 @@ __all__ = [
     "StoreError",
     "StoreFormatError",
     "Task",
+    "alist_flows",
     "current",
+    "list_flows",
     "step",
 ]

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, NoReturn
 
+import anyio.to_thread
+
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._errors import StepFailed
@@ -66,6 +68,7 @@ class FlowSpec(FlowBase):
         """
         cached = FlowSpec._af_graph_cache.get(cls)
         if cached is None:
+            # Reads every step's source once; the caller may run this in a thread.
             cached = build_graph(cls)
             FlowSpec._af_graph_cache[cls] = cached
         return cached
@@ -79,7 +82,9 @@ class FlowSpec(FlowBase):
         :raises StepFailed: a step raised; ``.run`` is the failed run, ``__cause__`` the
             step's exception.
         """
-        graph = self._af_graph()
+        graph = FlowSpec._af_graph_cache.get(type(self))
+        if graph is None:  # the first run of this class reads source files: not on the loop
+            graph = await anyio.to_thread.run_sync(type(self)._af_graph)
         result = await execute_run(type(self), graph, params, self._af_options)
         run = Run(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:
@@ -87,8 +92,8 @@ class FlowSpec(FlowBase):
             pathspec = result.failed_pathspec()
             raise StepFailed(
                 f"step {result.failure.spec.step!r} failed in task {pathspec}: "
-                f"{type(error).__name__}: {error}. Its traceback is stored with the task "
-                f"(asyncflow logs {pathspec}); fix the step and run again.",
+                f"{type(error).__name__}: {error}. The task's traceback is stored (see it with "
+                f"`asyncflow show {pathspec}`); fix the step and run again.",
                 run,
                 pathspec,
             ) from error

@@ -7,6 +7,7 @@ this module only defines the user-facing behaviour and delegates storage to that
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from types import FunctionType, MethodType
 from typing import Any, NoReturn, Protocol
 
 from .._errors import FlowValidationError
@@ -74,6 +75,19 @@ class FlowBase:
         # and in-place mutation of it is detected (and saved) when the task ends.
         object.__setattr__(self, name, value)
         return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name[0] != "_":
+            owned = getattr(type(self), name, None)
+            if isinstance(owned, property | FunctionType | MethodType):
+                raise AttributeError(
+                    f"cannot set self.{name} in {type(self).__name__}: {name!r} is "
+                    + ("a step of this flow" if step_info(owned) else "used by asyncflow")
+                    + f"; store the value under another name, such as self.{name}_value.",
+                    name=name,
+                    obj=self,
+                )
+        object.__setattr__(self, name, value)
 
     def _af_parameter_value(self, attr: str) -> Any:
         task = self.__dict__.get("_af_task")
