@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import textwrap
 import time
@@ -90,6 +91,7 @@ class TaskState:
         "param_values",
         "prefetched",
         "spec",
+        "stack",
         "step",
     )
 
@@ -102,12 +104,23 @@ class TaskState:
         self.next_call: tuple[tuple[str, ...], str | None] | None = None
         self.param_values: dict[str, Any] = {}
         self.prefetched: dict[bytes, RawBlob] = {}
+        self.stack: tuple[ForeachFrame, ...] | None = None
 
     # --- TaskContext ----------------------------------------------------------------
     @property
     def foreach_stack(self) -> tuple[ForeachFrame, ...]:
-        """One frame per enclosing foreach, outermost first."""
-        return self.spec.stack
+        """One frame per enclosing foreach, outermost first.
+
+        The frames' values (``self.input`` and its outer twins) are this task's own copies,
+        made on first access: every task of a foreach element (its branches, its later steps,
+        a nested foreach) shares one element object, and a task mutating it in place must not
+        change what the others see (CONTRACT, Artifacts 5).
+        """
+        stack = self.stack
+        if stack is None:
+            stack = tuple((i, n, _own_copy(v)) for i, n, v in self.spec.stack)
+            self.stack = stack
+        return stack
 
     def _decode(self, sha: bytes) -> Any:
         raw = self.prefetched.pop(sha, None)
@@ -283,6 +296,15 @@ class TaskState:
         return items
 
 
+def _own_copy(value: Any) -> Any:
+    if is_immutable(value):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # an object that cannot be copied (a lock, a socket) is shared as is
+        return value
+
+
 def _show(call: tuple[tuple[str, ...], str | None]) -> str:
     targets, foreach = call
     parts = [f"self.{t}" for t in targets]
@@ -382,7 +404,7 @@ class Attempt:
             else:
                 func(self.flow, inputs)
             outcome, blobs = self.state.finish(self.flow)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
             return self.commit(None, [], exc)
         finally:
             self.exit()
@@ -414,7 +436,7 @@ class Attempt:
                 outcome, blobs = self.state.finish(self.flow)
             else:
                 outcome, blobs = await anyio.to_thread.run_sync(self.state.finish, self.flow)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
             return self.commit(None, [], exc)
         finally:
             self.exit()

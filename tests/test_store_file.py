@@ -1,0 +1,293 @@
+"""The one store file: complete on its own, content-addressed, chunked, and refusing strangers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+
+from asyncflow import Flow, Run, StepFailed, StoreFormatError
+from tests.flows.artifacts import difference
+from tests.flows.concurrency import ThreadForeachSleep
+from tests.flows.storefile import (
+    BIG_LEN,
+    SHARED_PAYLOAD,
+    BigFlow,
+    FailingFlow,
+    RichFlow,
+    SharedA,
+    SharedB,
+    big_array,
+)
+
+MIB = 1 << 20  # the chunk size the store documents
+
+
+def query(store: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(store)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def blob_count(store: str) -> int:
+    return int(query(store, "SELECT count(*) FROM blobs")[0][0])
+
+
+def snapshot(run: Run) -> dict[str, Any]:
+    """Everything the client can read about a run, artifact values included."""
+    tasks = {}
+    for step in run:
+        for task in step:
+            tasks[task.pathspec] = {
+                "status": task.status,
+                "index": task.index,
+                "stdout": task.stdout,
+                "stderr": task.stderr,
+                "exception": task.exception,
+                "artifacts": {name: task.data[name] for name in task.data},
+                "shas": {art.name: art.sha for art in task},
+            }
+    return {"status": run.status, "parameters": run.parameters, "tasks": tasks}
+
+
+def assert_same_snapshot(expected: dict[str, Any], actual: dict[str, Any]) -> None:
+    assert actual["status"] == expected["status"]
+    assert actual["parameters"] == expected["parameters"]
+    assert list(actual["tasks"]) == list(expected["tasks"])
+    for pathspec, task in expected["tasks"].items():
+        copy = actual["tasks"][pathspec]
+        for key in ("status", "index", "stdout", "stderr", "exception", "shas"):
+            assert copy[key] == task[key], (pathspec, key)
+        assert list(copy["artifacts"]) == list(task["artifacts"]), pathspec
+        for name, value in task["artifacts"].items():
+            assert difference(value, copy["artifacts"][name], name) is None, (pathspec, name)
+
+
+# --- one file holds everything -----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_db_file_alone_holds_every_run(store: str, tmp_path: Path) -> None:
+    rich = await RichFlow(store=store, echo=False).run(seed=5)
+    with pytest.raises(StepFailed) as info:
+        await FailingFlow(store=store, echo=False).run()
+    failed = info.value.run
+
+    # right after run() returns, copy the .db file only (no -wal, no -shm)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copy = str(elsewhere / "copy.db")
+    shutil.copyfile(store, copy)
+    assert os.listdir(elsewhere) == ["copy.db"]
+
+    for original, name in ((rich, "RichFlow"), (failed, "FailingFlow")):
+        with Flow(name, store=copy) as flow:
+            assert_same_snapshot(snapshot(original), snapshot(flow[original.id]))
+    with Flow("RichFlow", store=copy) as flow:
+        run = flow[rich.id]
+        assert run.data.done is True
+        assert run["join"].data.tags == ["aaa", "bbb"]
+        assert run["join"].data.big_sum == float(big_array().sum())
+        big = run["start"].data.big
+        assert big.dtype == np.float64 and big.shape == (BIG_LEN,)
+        assert np.array_equal(big, big_array())
+        assert run["start"].task.stdout == "rich start\n"
+        assert [t.stdout for t in run["body"]] == ["body a\n", "body b\n"]
+    with Flow("FailingFlow", store=copy) as flow:
+        assert flow[failed.id]["fail"].task.exception == "RuntimeError: planned failure"
+
+
+@pytest.mark.anyio
+async def test_the_db_file_is_complete_while_another_run_is_still_going(
+    store: str, tmp_path: Path
+) -> None:
+    copy = str(tmp_path / "copy.db")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: ThreadForeachSleep(store=store, echo=False).run(n=2, pause=0.4))
+        await anyio.sleep(0.05)  # the slow run has started writing
+        rich = await RichFlow(store=store, echo=False).run()
+        shutil.copyfile(store, copy)  # while the slow run is still going
+        with Flow("ThreadForeachSleep", store=store) as flow:
+            slow = flow.latest_run
+            assert slow is not None and slow.status == "running"  # the premise
+    with Flow("RichFlow", store=copy) as flow:
+        assert_same_snapshot(snapshot(rich), snapshot(flow[rich.id]))
+
+
+# --- content addressing ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_value_is_stored_once_across_runs_and_flows(store: str) -> None:
+    first = await SharedA(store=store, echo=False).run()
+    after_first = blob_count(store)
+    assert after_first == 2  # payload and "A"
+    second = await SharedA(store=store, echo=False).run()
+    assert blob_count(store) == after_first  # the same values again: no new blob
+    other = await SharedB(store=store, echo=False).run()
+    assert blob_count(store) == after_first + 1  # only "B" is new
+
+    shas = {
+        first["start"].task["payload"].sha,
+        second["start"].task["payload"].sha,
+        other["middle"].task["payload"].sha,
+        other["end"].task["payload"].sha,
+    }
+    assert len(shas) == 1
+    rows = query(
+        store, "SELECT count(*), count(DISTINCT sha) FROM artifacts WHERE name = 'payload'"
+    )
+    assert rows == [(6, 1)]  # 3 runs x 2 tasks hold it, by one address
+    held = query(
+        store,
+        "SELECT count(*) FROM blobs "
+        "WHERE sha IN (SELECT sha FROM artifacts WHERE name = 'payload')",
+    )
+    assert held == [(1,)]
+    assert other.data.payload == SHARED_PAYLOAD
+
+
+# --- large values are chunked ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_large_array_is_stored_in_chunks_and_loads_back_equal(store: str) -> None:
+    run = await BigFlow(store=store, echo=False).run()
+    size = BIG_LEN * 8
+    assert size > 5 * MIB
+
+    [(sha, stored_size, nchunks, inline)] = query(
+        store,
+        "SELECT b.sha, b.size, b.nchunks, b.data IS NOT NULL FROM blobs b "
+        "WHERE b.sha IN (SELECT sha FROM artifacts WHERE name = 'big')",
+    )
+    assert stored_size == size
+    assert nchunks == 6
+    assert not inline  # not one oversized row
+    lengths = [
+        n
+        for (n,) in query(
+            store, "SELECT length(data) FROM blob_chunks WHERE sha = ? ORDER BY idx", (sha,)
+        )
+    ]
+    assert lengths == [MIB] * 5 + [size - 5 * MIB]
+    assert query(store, "SELECT count(*) FROM blob_chunks") == [(6,)]  # stored once
+
+    # read inside the run by a later task ...
+    middle = run["middle"].data
+    assert middle.total == float(big_array().sum())
+    assert middle.shape == (BIG_LEN,)
+    assert middle.dtype == "float64"
+    assert middle.last == (BIG_LEN - 1) * 0.5
+    # ... and by the client
+    art = run["start"].task["big"]
+    assert art.encoding == "numpy"
+    assert art.size == size
+    value = art.data
+    assert value.dtype == np.float64 and value.shape == (BIG_LEN,)
+    assert np.array_equal(value, big_array())
+    assert run["end"].task["big"].sha == art.sha
+
+
+# --- files that are not our stores -------------------------------------------------------------
+
+
+def garbage_file(path: Path) -> None:
+    path.write_bytes(b"this is not a database\n" * 500)
+
+
+def other_program_db(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+    conn.execute("INSERT INTO contacts VALUES ('Ada', '123')")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "make", [garbage_file, other_program_db], ids=["not-sqlite", "another-programs-sqlite"]
+)
+async def test_a_foreign_file_is_refused_and_left_alone(tmp_path: Path, make: Any) -> None:
+    path = tmp_path / "foreign.db"
+    make(path)
+    before = path.read_bytes()
+    with pytest.raises(StoreFormatError) as info:
+        await BigFlow(store=str(path), echo=False).run()
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+    with pytest.raises(StoreFormatError) as client_info:
+        Flow("BigFlow", store=str(path)).latest_run  # noqa: B018
+    assert str(path) in str(client_info.value)
+
+
+def set_user_version(path: str, version: int) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        conn.close()
+
+
+@pytest.mark.anyio
+async def test_a_store_from_a_newer_version_is_refused(store: str, tmp_path: Path) -> None:
+    await SharedA(store=store, echo=False).run()
+    # a store this process has never opened, as a newer asyncflow left it
+    newer = str(tmp_path / "newer.db")
+    shutil.copyfile(store, newer)
+    set_user_version(newer, 999)
+    with pytest.raises(StoreFormatError) as info:
+        await SharedA(store=newer, echo=False).run()
+    assert newer in str(info.value)
+    assert query(newer, "PRAGMA user_version") == [(999,)]
+    assert query(newer, "SELECT count(*) FROM runs") == [(1,)]
+    with pytest.raises(StoreFormatError) as client_info:
+        Flow("SharedA", store=newer).latest_run  # noqa: B018
+    assert newer in str(client_info.value)
+
+
+@pytest.mark.anyio
+async def test_a_store_upgraded_by_a_newer_version_after_a_run_is_refused(store: str) -> None:
+    """Another process (a newer asyncflow) upgrades the store between two of our runs."""
+    await SharedA(store=store, echo=False).run()
+    set_user_version(store, 999)
+    with pytest.raises(StoreFormatError) as info:
+        await SharedA(store=store, echo=False).run()
+    assert store in str(info.value)
+    assert query(store, "SELECT count(*) FROM runs") == [(1,)]
+
+
+# --- integrity -----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_store_passes_sqlite_integrity_check_after_runs(store: str) -> None:
+    await RichFlow(store=store, echo=False).run()
+    await BigFlow(store=store, echo=False).run()
+    with pytest.raises(StepFailed):
+        await FailingFlow(store=store, echo=False).run()
+    await SharedA(store=store, echo=False).run()
+    await SharedB(store=store, echo=False).run()
+    assert query(store, "PRAGMA integrity_check") == [("ok",)]
+    assert query(store, "PRAGMA foreign_key_check") == []
+    statuses = query(store, "SELECT flow, status FROM runs ORDER BY id")
+    assert statuses == [
+        ("RichFlow", "succeeded"),
+        ("BigFlow", "succeeded"),
+        ("FailingFlow", "failed"),
+        ("SharedA", "succeeded"),
+        ("SharedB", "succeeded"),
+    ]
+    # every artifact points at a stored blob
+    dangling = query(
+        store, "SELECT count(*) FROM artifacts WHERE sha NOT IN (SELECT sha FROM blobs)"
+    )
+    assert dangling == [(0,)]
