@@ -50,9 +50,7 @@ def step(func: F) -> F:
     code = func.__code__
     file, line = code.co_filename, code.co_firstlineno
     params = list(inspect.signature(func).parameters.values())
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(params) != len(positional) or not 1 <= len(positional) <= 2:
         raise FlowValidationError(
             f"Step '{func.__name__}' at {file}:{line} must take (self) or, for a join, "
