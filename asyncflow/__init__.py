@@ -25,6 +25,9 @@ from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
 from ._flowspec import FlowSpec as FlowSpec
 from ._runtime._current import current as current
+from ._spec._decorators import catch as catch
+from ._spec._decorators import retry as retry
+from ._spec._decorators import timeout as timeout
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
@@ -53,7 +56,10 @@ __all__ = [
     "StoreFormatError",
     "Task",
     "alist_flows",
+    "catch",
     "current",
     "list_flows",
+    "retry",
     "step",
+    "timeout",
 ]

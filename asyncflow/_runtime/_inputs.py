@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._codecs import decode
+from .._codecs import decode, owns_buffer
 from .._errors import ArtifactNotFoundError
 from .._store._blobs import RawBlob
 from ._model import TaskOutcome
@@ -126,7 +126,7 @@ class Inputs:
         for view, sha in zip(todo, shas, strict=True):
             raw = raws[sha]
             payload = raw.payload
-            if sha in seen and isinstance(payload, bytearray):
-                payload = bytes(payload)  # the first decode may own the bytearray
+            if sha in seen and owns_buffer(payload):
+                payload = bytes(payload)  # the first decode may own the buffer
             seen.add(sha)
             view._af_values[name] = decode(raw.encoding, raw.meta, payload)

@@ -19,8 +19,9 @@ import anyio.abc
 import anyio.to_thread
 
 from .._spec._graph import NodeKind
+from ._attempt import run_managed, run_plain
 from ._model import TaskOutcome, TaskSpec
-from ._task import Attempt, RunContext
+from ._task import RunContext
 
 __all__ = ["Scheduler"]
 
@@ -112,7 +113,7 @@ class Scheduler:
                 continue
             try:
                 if on_loop:
-                    outcome = await Attempt(self.ctx, spec).run_async()
+                    outcome = await run_managed(self.ctx, spec, self._limiter)
                     self._complete(outcome, take=False, on_loop=True)
                 else:
                     # A thread cannot be interrupted: on cancellation we stop waiting for it,
@@ -127,7 +128,7 @@ class Scheduler:
     def _drain(self, spec: TaskSpec | None) -> None:
         # In a worker thread: run plain tasks back to back while there are any.
         while spec is not None and not self.ctx.cancelled:
-            outcome = Attempt(self.ctx, spec).run_sync()
+            outcome = run_plain(self.ctx, spec)
             spec = self._complete(outcome, take=True, on_loop=False)
 
     def _signal(self) -> None:
@@ -174,7 +175,8 @@ class Scheduler:
 
     # --- the graph ------------------------------------------------------------------
     def _queue(self, spec: TaskSpec) -> None:
-        if self.graph[spec.step].info.is_async:
+        info = self.graph[spec.step].info
+        if info.is_async or info.retry or info.catch or info.timeout:
             self._async.append(spec)
         else:
             self._plain.append(spec)

@@ -6,13 +6,9 @@ import ast
 import copy
 import inspect
 import textwrap
-import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, decode, encode, is_immutable
 from .._errors import (
@@ -25,11 +21,8 @@ from .._spec._flowbase import FlowBase, ForeachFrame
 from .._spec._graph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
 from .._store._store import Store
-from .._store._writer import TaskRecord
-from ._capture import TaskCapture, capture_var
-from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
-from ._model import TaskOutcome, TaskSpec, path_text
+from ._model import TaskOutcome, TaskSpec
 
 __all__ = ["RunContext", "TaskState", "attribute_reads"]
 
@@ -311,155 +304,3 @@ def _show(call: tuple[tuple[str, ...], str | None]) -> str:
     if foreach is not None:
         parts.append(f"foreach={foreach!r}")
     return ", ".join(parts)
-
-
-class Attempt:
-    """Set up and tear down one task execution: instance, ``current``, capture, commit."""
-
-    __slots__ = ("cap", "ctx", "flow", "spec", "started", "state", "tokens")
-
-    def __init__(self, ctx: RunContext, spec: TaskSpec) -> None:
-        self.ctx = ctx
-        self.spec = spec
-        self.state = TaskState(ctx, spec)
-        flow = ctx.flow_cls.__new__(ctx.flow_cls)
-        object.__setattr__(flow, "_af_task", self.state)
-        self.flow = flow
-        self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
-        self.started = 0.0
-        self.tokens: tuple[Any, Any] | None = None
-
-    def enter(self) -> None:
-        """Make this task the current one in this thread/coroutine."""
-        ctx = self.ctx
-        info = CurrentInfo(
-            ctx.flow_name,
-            str(ctx.run_id),
-            self.spec.step,
-            str(self.spec.task_id),
-            0,
-            None if ctx.origin_run_id is None else str(ctx.origin_run_id),
-            ctx.parameter_names,
-        )
-        self.tokens = (current_var.set(info), capture_var.set(self.cap))
-        self.started = time.time()
-
-    def exit(self) -> None:
-        """Undo :meth:`enter`."""
-        if self.tokens is not None:
-            current_var.reset(self.tokens[0])
-            capture_var.reset(self.tokens[1])
-            self.tokens = None
-
-    def inputs(self, prefetched: dict[bytes, RawBlob] | None = None) -> Inputs | None:
-        """The ``inputs`` argument of a join, else None."""
-        if self.spec.inputs is None:
-            return None
-        return Inputs(self.ctx, self.spec.step, self.spec.inputs, prefetched)
-
-    def commit(
-        self, outcome: TaskOutcome | None, blobs: list[Encoded], error: BaseException | None
-    ) -> TaskOutcome:
-        """Hand the task's record to the writer (never waits) and return its outcome."""
-        ctx = self.ctx
-        spec = self.spec
-        if outcome is None:
-            outcome = TaskOutcome(spec, {}, error=error)
-        if ctx.cancelled:
-            return outcome
-        pending = ctx.store.pending
-        for enc in blobs:
-            pending[enc.sha] = enc
-        exc_text = tb_text = None
-        if error is not None:
-            exc_text = f"{type(error).__name__}: {error}"
-            tb_text = "".join(traceback.format_exception(error))
-        ctx.store.writer.submit(
-            TaskRecord(
-                run_id=ctx.run_id,
-                task_id=spec.task_id,
-                step=spec.step,
-                path=path_text(spec.path),
-                status="failed" if error is not None else "succeeded",
-                started_at=self.started,
-                finished_at=time.time(),
-                refs=outcome.refs if error is None else {},
-                blobs=blobs if error is None else [],
-                stdout=self.cap.text("stdout"),
-                stderr=self.cap.text("stderr"),
-                exception=exc_text,
-                traceback=tb_text,
-            )
-        )
-        return outcome
-
-    def run_sync(self) -> TaskOutcome:
-        """Run a plain ``def`` step to the end (in a worker thread)."""
-        self.enter()
-        try:
-            func = self.ctx.graph[self.spec.step].info.func
-            inputs = self.inputs()
-            if inputs is None:
-                func(self.flow)
-            else:
-                func(self.flow, inputs)
-            outcome, blobs = self.state.finish(self.flow)
-        except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
-            return self.commit(None, [], exc)
-        finally:
-            self.exit()
-        return self.commit(outcome, blobs, None)
-
-    async def run_async(self) -> TaskOutcome:
-        """Run an ``async def`` step on the event loop, never blocking it on the store."""
-        ctx = self.ctx
-        spec = self.spec
-        store = ctx.store
-        names = ctx.step_reads(spec.step)
-        wanted = [spec.base[n] for n in names if n in spec.base]
-        for outcome in spec.inputs or ():
-            wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
-        cold = [
-            s for s in dict.fromkeys(wanted) if s not in store.pending and not store.cache.has(s)
-        ]
-        if cold:
-            self.state.prefetched = await anyio.to_thread.run_sync(store.read_raw_many, cold)
-        self.enter()
-        try:
-            func = ctx.graph[spec.step].info.func
-            inputs = self.inputs(dict(self.state.prefetched))
-            if inputs is None:
-                await func(self.flow)
-            else:
-                await func(self.flow, inputs)
-            if _cheap_to_encode(self.flow):
-                outcome, blobs = self.state.finish(self.flow)
-            else:
-                outcome, blobs = await anyio.to_thread.run_sync(self.state.finish, self.flow)
-        except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
-            return self.commit(None, [], exc)
-        finally:
-            self.exit()
-        return self.commit(outcome, blobs, None)
-
-
-_SCALARS = (int, float, bool, type(None), complex)
-
-
-def _small(value: Any) -> bool:
-    kind = type(value)
-    return kind in _SCALARS or (kind in (str, bytes) and len(value) <= 4096)
-
-
-def _cheap_to_encode(flow: FlowBase) -> bool:
-    """True when encoding the task's values on the event loop takes microseconds."""
-    for name, value in flow.__dict__.items():
-        if name[0] == "_" or _small(value):
-            continue
-        kind = type(value)
-        if kind not in (list, tuple, set, frozenset, dict) or len(value) > 64:
-            return False
-        items = value.items() if kind is dict else ((v, None) for v in value)
-        if not all(_small(k) and _small(v) for k, v in items):
-            return False
-    return True

@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import FlowValidationError
+
+if TYPE_CHECKING:
+    from ._decorators import CatchPolicy, RetryPolicy
 
 __all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
 
@@ -26,6 +29,10 @@ class StepInfo:
     is_join: bool  # the method takes ``inputs``
     file: str
     line: int
+    # Failure policies, set by @retry / @catch / @timeout stacked above @step.
+    retry: RetryPolicy | None = None
+    catch: CatchPolicy | None = None
+    timeout: float | None = None  # seconds
 
     @property
     def where(self) -> str:

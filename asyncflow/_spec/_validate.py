@@ -175,10 +175,24 @@ def validate(graph: FlowGraph) -> None:
     :raises FlowValidationError: naming the step, its ``file:line``, the rule and the fix;
         when several steps break rules of the same round, one error lists them all.
     """
-    for check in (_check_names, _check_shape, _check_splits):
+    for check in (_check_names, _check_shape, _check_splits, _check_policies):
         problems = check(graph)
         if problems:
             raise_problems(graph.name, problems)
+
+
+def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
+    # A caught failure goes on to the step's next steps; a foreach split that failed has
+    # no list to fan out over, so there is nothing to go on to.
+    return [
+        _error(
+            node,
+            "@catch is on a foreach split, which cannot continue without its list",
+            "move the work that may fail into a step before the split, and @catch that one",
+        )
+        for node in graph
+        if node.info.catch is not None and node.kind is NodeKind.FOREACH
+    ]
 
 
 def _error(node: Node, what: str, fix: str, *, at_next: bool = False) -> FlowValidationError:

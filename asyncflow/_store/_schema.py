@@ -90,6 +90,31 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "attempts, run ownership, task clones",
+        """
+        ALTER TABLE tasks ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE tasks ADD COLUMN origin_task_id INTEGER;
+
+        CREATE TABLE attempts (
+            run_id      INTEGER NOT NULL,
+            task_id     INTEGER NOT NULL,
+            attempt     INTEGER NOT NULL,
+            status      TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            stdout      TEXT,
+            stderr      TEXT,
+            exception   TEXT,
+            traceback   TEXT,
+            PRIMARY KEY (run_id, task_id, attempt)
+        ) WITHOUT ROWID;
+
+        ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+        ALTER TABLE runs ADD COLUMN owner_host TEXT;
+        ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

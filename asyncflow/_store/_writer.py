@@ -10,6 +10,8 @@ one fails. Operations that need an answer (a new run id) carry a Future.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import queue
 import sqlite3
 import threading
@@ -20,10 +22,10 @@ from typing import Any
 
 from .._codecs import Encoded
 from .._errors import StoreError
-from ._blobs import INLINE_LIMIT, INSERT_INLINE, insert_blob
-from ._db import open_writer, retry_busy
+from ._blobs import INLINE_LIMIT, insert_blob
+from ._db import check_format, open_writer, retry_busy
 
-__all__ = ["CreateRun", "FinishRun", "TaskRecord", "Writer"]
+__all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
 
 MAX_BATCH = 4096
 
@@ -63,6 +65,20 @@ class CreateRun:
     _result: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """An earlier, failed attempt of a task (the final attempt is the task row itself)."""
+
+    attempt: int
+    status: str
+    started_at: float
+    finished_at: float
+    stdout: str | None
+    stderr: str | None
+    exception: str | None
+    traceback: str | None
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """A finished task: its row, its complete artifact mapping and the blobs it created."""
@@ -80,6 +96,9 @@ class TaskRecord:
     stderr: str | None = None
     exception: str | None = None
     traceback: str | None = None
+    attempt: int = 0
+    earlier: list[AttemptRow] = field(default_factory=list)
+    origin_task_id: int | None = None
     future: Future[int] | None = None
     _result: int = 0
 
@@ -115,10 +134,11 @@ def _apply_tasks(conn: sqlite3.Connection, records: list[TaskRecord]) -> None:
             else:
                 insert_blob(conn, enc)
     if small:
-        conn.executemany(INSERT_INLINE, small)
-    conn.executemany(
-        "INSERT INTO tasks (run_id, id, step, path, status, started_at, finished_at, "
-        "stdout, stderr, exception, traceback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _insert_rows(conn, _INLINE_HEAD, "(?, ?, ?, ?, ?, 0)", small)
+    _insert_rows(
+        conn,
+        _TASKS_HEAD,
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 r.run_id,
@@ -132,14 +152,82 @@ def _apply_tasks(conn: sqlite3.Connection, records: list[TaskRecord]) -> None:
                 r.stderr,
                 r.exception,
                 r.traceback,
+                r.attempt,
+                r.origin_task_id,
             )
             for r in records
         ],
     )
-    conn.executemany(
-        "INSERT INTO artifacts (run_id, task_id, name, sha) VALUES (?, ?, ?, ?)",
+    _insert_rows(
+        conn,
+        _ATTEMPTS_HEAD,
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(r.run_id, r.task_id, *astuple_row(a)) for r in records for a in r.earlier],
+    )
+    _insert_rows(
+        conn,
+        _ARTIFACTS_HEAD,
+        "(?, ?, ?, ?)",
         [(r.run_id, r.task_id, name, sha) for r in records for name, sha in r.refs.items()],
     )
+
+
+def astuple_row(a: AttemptRow) -> tuple[Any, ...]:
+    """The attempts-table columns of ``a`` after (run_id, task_id)."""
+    return (
+        a.attempt,
+        a.status,
+        a.started_at,
+        a.finished_at,
+        a.stdout,
+        a.stderr,
+        a.exception,
+        a.traceback,
+    )
+
+
+_INLINE_HEAD = "INSERT OR IGNORE INTO blobs (sha, encoding, meta, size, data, nchunks) VALUES "
+_TASKS_HEAD = (
+    "INSERT INTO tasks (run_id, id, step, path, status, started_at, finished_at, "
+    "stdout, stderr, exception, traceback, attempt, origin_task_id) VALUES "
+)
+_ATTEMPTS_HEAD = (
+    "INSERT INTO attempts (run_id, task_id, attempt, status, started_at, finished_at, "
+    "stdout, stderr, exception, traceback) VALUES "
+)
+_ARTIFACTS_HEAD = "INSERT INTO artifacts (run_id, task_id, name, sha) VALUES "
+# Rows per INSERT statement at most (a power of two; fewer if SQLite allows fewer variables).
+_MAX_ROWS = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _values_sql(head: str, row: str, nrows: int) -> str:
+    return head + ", ".join([row] * nrows)
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, row: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` with multi-row INSERTs rather than executemany.
+
+    executemany steps each row separately and releases and retakes the GIL around every
+    step, so a writer inserting thousands of small rows keeps waiting for the GIL while
+    plain-step threads hold it; a statement of up to 256 rows makes one step (and one GIL
+    hand-off) of them and binds faster (benchmarks/RESULTS.md). Statement sizes are powers of
+    two, so the few distinct statements stay in the connection's statement cache.
+    """
+    if not rows:
+        return
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // row.count("?")
+    most = _MAX_ROWS
+    while most > max(1, limit):
+        most //= 2
+    pos, total = 0, len(rows)
+    while pos < total:
+        count = min(most, 1 << ((total - pos).bit_length() - 1))
+        part = rows[pos : pos + count]
+        conn.execute(_values_sql(head, row, count), list(itertools.chain.from_iterable(part)))
+        pos += count
 
 
 Op = CreateRun | TaskRecord | FinishRun
@@ -248,6 +336,9 @@ class Writer:
         def run() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Another process may have upgraded the file since we opened it; a
+                # header read per batch keeps us from writing into a newer schema.
+                check_format(conn, self._path, allow_empty=False)
                 tasks = [op for op in ops if isinstance(op, TaskRecord)]
                 for op in ops:
                     if not isinstance(op, TaskRecord):

@@ -1,0 +1,301 @@
+"""Running a task: one attempt (instance, ``current``, capture), its policies, its commit.
+
+Plain steps without a failure policy take the fast path, :func:`run_plain`, inside a
+draining worker thread. Everything else — coroutine steps, and any step with ``@retry``,
+``@catch`` or ``@timeout`` — goes through :func:`run_managed` on the event loop, which
+owns the attempts: it can wait between retries, and it can stop waiting for a plain step's
+thread at its deadline (the late result of such an abandoned attempt is discarded).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._codecs import CodecError, Encoded, encode
+from .._spec._flowbase import FlowBase
+from .._spec._graph import NodeKind
+from .._store._blobs import RawBlob
+from .._store._writer import AttemptRow, TaskRecord
+from ._capture import TaskCapture, capture_var
+from ._current import CurrentInfo, current_var
+from ._inputs import Inputs
+from ._model import TaskOutcome, TaskSpec, path_text
+from ._task import RunContext, TaskState
+
+__all__ = ["Attempt", "run_managed", "run_plain"]
+
+Result = tuple[TaskOutcome, list[Encoded]]
+
+
+class Attempt:
+    """One try at a task: a fresh flow instance over the parent's artifacts."""
+
+    __slots__ = ("cap", "ctx", "finished", "flow", "number", "spec", "started", "state")
+
+    def __init__(self, ctx: RunContext, spec: TaskSpec, number: int = 0) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.number = number
+        self.state = TaskState(ctx, spec)
+        flow = ctx.flow_cls.__new__(ctx.flow_cls)
+        object.__setattr__(flow, "_af_task", self.state)
+        self.flow: FlowBase = flow
+        self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
+        self.started = 0.0
+        self.finished = 0.0
+
+    def _info(self) -> CurrentInfo:
+        ctx = self.ctx
+        return CurrentInfo(
+            ctx.flow_name,
+            str(ctx.run_id),
+            self.spec.step,
+            str(self.spec.task_id),
+            self.number,
+            None if ctx.origin_run_id is None else str(ctx.origin_run_id),
+            ctx.parameter_names,
+        )
+
+    def _inputs(self) -> Inputs | None:
+        if self.spec.inputs is None:
+            return None
+        return Inputs(self.ctx, self.spec.step, self.spec.inputs, dict(self.state.prefetched))
+
+    def call_sync(self) -> Result:
+        """Run a plain step and finish the task (in a worker thread); raises on failure."""
+        t1 = current_var.set(self._info())
+        t2 = capture_var.set(self.cap)
+        self.started = time.time()
+        try:
+            func = self.ctx.graph[self.spec.step].info.func
+            inputs = self._inputs()
+            if inputs is None:
+                func(self.flow)
+            else:
+                func(self.flow, inputs)
+            return self.state.finish(self.flow)
+        finally:
+            self.finished = time.time()
+            current_var.reset(t1)
+            capture_var.reset(t2)
+
+    async def call_async(self) -> Result:
+        """Run a coroutine step on the loop and finish the task; raises on failure."""
+        await self._prefetch()
+        t1 = current_var.set(self._info())
+        t2 = capture_var.set(self.cap)
+        self.started = time.time()
+        try:
+            func = self.ctx.graph[self.spec.step].info.func
+            inputs = self._inputs()
+            if inputs is None:
+                await func(self.flow)
+            else:
+                await func(self.flow, inputs)
+            if _cheap_to_encode(self.flow):
+                return self.state.finish(self.flow)
+            return await anyio.to_thread.run_sync(self.state.finish, self.flow)
+        finally:
+            self.finished = time.time()
+            current_var.reset(t1)
+            capture_var.reset(t2)
+
+    async def _prefetch(self) -> None:
+        # A coroutine step reads artifacts synchronously (self.x); fetch the ones its
+        # source mentions in a worker thread first, so the loop never waits on SQLite.
+        ctx, spec, store = self.ctx, self.spec, self.ctx.store
+        names = ctx.step_reads(spec.step)
+        wanted = [spec.base[n] for n in names if n in spec.base]
+        for outcome in spec.inputs or ():
+            wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
+        cold = [s for s in dict.fromkeys(wanted) if _cold(store, s)]
+        if cold:
+            raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(store.read_raw_many, cold)
+            self.state.prefetched = raws
+
+    def row(self, error: BaseException) -> AttemptRow:
+        """This attempt as a failed-attempt record."""
+        return AttemptRow(
+            attempt=self.number,
+            status="failed",
+            started_at=self.started,
+            finished_at=self.finished or time.time(),
+            stdout=self.cap.text("stdout"),
+            stderr=self.cap.text("stderr"),
+            exception=_exc_text(error),
+            traceback="".join(traceback.format_exception(error)),
+        )
+
+    def commit(
+        self,
+        result: Result | None,
+        error: BaseException | None,
+        earlier: list[AttemptRow] | None = None,
+        status: str | None = None,
+    ) -> TaskOutcome:
+        """Hand the task's record to the writer (never waits) and return its outcome."""
+        ctx, spec = self.ctx, self.spec
+        outcome, blobs = result if result is not None else (TaskOutcome(spec, {}), [])
+        if error is not None and status is None:
+            outcome.error = error
+        if ctx.cancelled:
+            return outcome
+        pending = ctx.store.pending
+        for enc in blobs:
+            pending[enc.sha] = enc
+        failed = status is None and error is not None
+        ctx.store.writer.submit(
+            TaskRecord(
+                run_id=ctx.run_id,
+                task_id=spec.task_id,
+                step=spec.step,
+                path=path_text(spec.path),
+                status=status or ("failed" if failed else "succeeded"),
+                started_at=self.started,
+                finished_at=self.finished or time.time(),
+                refs={} if failed else outcome.refs,
+                blobs=[] if failed else blobs,
+                stdout=self.cap.text("stdout"),
+                stderr=self.cap.text("stderr"),
+                exception=None if error is None else _exc_text(error),
+                traceback=None if error is None else "".join(traceback.format_exception(error)),
+                attempt=self.number,
+                earlier=earlier or [],
+            )
+        )
+        return outcome
+
+
+def _exc_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _cold(store: Any, sha: bytes) -> bool:
+    enc = store.pending.get(sha)
+    if enc is not None:
+        return bool(enc.size > 65536)  # copying a large pending value is work for a thread
+    return not store.cache.has(sha)
+
+
+def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
+    """The fast path: a plain step with no failure policy, in the current worker thread."""
+    attempt = Attempt(ctx, spec)
+    try:
+        result = attempt.call_sync()
+    except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
+        return attempt.commit(None, exc)
+    return attempt.commit(result, None)
+
+
+async def _try(attempt: Attempt, limiter: anyio.CapacityLimiter, timeout: float | None) -> Result:
+    info = attempt.ctx.graph[attempt.spec.step].info
+    if timeout is None:
+        if info.is_async:
+            return await attempt.call_async()
+        return await anyio.to_thread.run_sync(
+            attempt.call_sync, limiter=limiter, abandon_on_cancel=True
+        )
+    try:
+        with anyio.fail_after(timeout):
+            if info.is_async:
+                return await attempt.call_async()
+            # The thread cannot be interrupted: at the deadline we stop waiting, and its
+            # late result is dropped with this attempt (it is never committed).
+            return await anyio.to_thread.run_sync(
+                attempt.call_sync, limiter=limiter, abandon_on_cancel=True
+            )
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"step {attempt.spec.step!r} ran longer than its @timeout of {timeout:g} s"
+        ) from exc
+
+
+async def run_managed(
+    ctx: RunContext, spec: TaskSpec, limiter: anyio.CapacityLimiter
+) -> TaskOutcome:
+    """Run a task on the loop's side, applying ``@retry``, ``@timeout`` and ``@catch``."""
+    info = ctx.graph[spec.step].info
+    retries = info.retry.times if info.retry is not None else 0
+    pause = info.retry.minutes_between_retries * 60 if info.retry is not None else 0.0
+    earlier: list[AttemptRow] = []
+    for number in range(retries + 1):
+        attempt = Attempt(ctx, spec, number)
+        try:
+            result = await _try(attempt, limiter, info.timeout)
+        except (Exception, SystemExit) as exc:
+            if number < retries:
+                earlier.append(attempt.row(exc))
+                if pause:
+                    await anyio.sleep(pause)
+                continue
+            if info.catch is not None and ctx.graph[spec.step].kind is not NodeKind.FOREACH:
+                return _caught(attempt, exc, earlier)
+            return attempt.commit(None, exc, earlier)
+        if info.catch is not None and info.catch.var is not None:
+            _set_if_unset(result, info.catch.var, None)
+        return attempt.commit(result, None, earlier)
+    raise AssertionError("unreachable")
+
+
+def _set_if_unset(result: Result, name: str, value: Any) -> None:
+    outcome, blobs = result
+    if name not in outcome.refs or outcome.refs[name] == outcome.spec.base.get(name):
+        enc = encode(value)
+        outcome.refs[name] = enc.sha
+        blobs.append(enc)
+
+
+def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -> TaskOutcome:
+    """Keep what the failed attempt set, describe the failure, go on to the next steps."""
+    policy = attempt.ctx.graph[attempt.spec.step].info.catch
+    assert policy is not None
+    tb = "".join(traceback.format_exception(error))
+    if policy.print_exception:
+        attempt.cap.stderr.append(tb)
+    state, flow = attempt.state, attempt.flow
+    refs = dict(state.base)
+    blobs: list[Encoded] = []
+    for name, value in list(flow.__dict__.items()):
+        if name[0] == "_":
+            continue
+        try:
+            enc = encode(value)
+        except CodecError:
+            continue  # a value that cannot be stored is dropped with the failed attempt
+        if refs.get(name) != enc.sha:
+            refs[name] = enc.sha
+            blobs.append(enc)
+    if policy.var is not None:
+        enc = encode({"type": type(error).__name__, "message": str(error), "traceback": tb})
+        refs[policy.var] = enc.sha
+        blobs.append(enc)
+    node = attempt.ctx.graph[attempt.spec.step]
+    outcome = TaskOutcome(attempt.spec, refs, node.out)
+    return attempt.commit((outcome, blobs), error, earlier, status="caught")
+
+
+_SCALARS = (int, float, bool, type(None), complex)
+
+
+def _small(value: Any) -> bool:
+    kind = type(value)
+    return kind in _SCALARS or (kind in (str, bytes) and len(value) <= 4096)
+
+
+def _cheap_to_encode(flow: FlowBase) -> bool:
+    """True when encoding the task's values on the event loop takes microseconds."""
+    for name, value in flow.__dict__.items():
+        if name[0] == "_" or _small(value):
+            continue
+        kind = type(value)
+        if kind not in (list, tuple, set, frozenset, dict) or len(value) > 64:
+            return False
+        items = value.items() if kind is dict else ((v, None) for v in value)
+        if not all(_small(k) and _small(v) for k, v in items):
+            return False
+    return True

@@ -1,0 +1,127 @@
+"""``@retry``, ``@catch`` and ``@timeout``: failure policies stacked above ``@step``.
+
+Each records its settings on the step's frozen :class:`StepInfo`; the runtime applies them.
+Misuse (above something that is not a step, twice on one step, nonsensical values) is a
+:class:`FlowValidationError` raised while the class body runs, so before any run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .._errors import FlowValidationError
+from ._step import STEP_ATTR, StepInfo
+
+__all__ = ["CatchPolicy", "RetryPolicy", "catch", "retry", "timeout"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Re-run a failed task ``times`` more times, waiting ``minutes_between_retries``."""
+
+    times: int
+    minutes_between_retries: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CatchPolicy:
+    """On final failure, store a description in ``self.<var>`` and carry on."""
+
+    var: str | None
+    print_exception: bool
+
+
+def _attach(func: Any, decorator: str, field: str, value: Any) -> Any:
+    info = getattr(func, STEP_ATTR, None)
+    if not isinstance(info, StepInfo):
+        raise FlowValidationError(
+            f"@{decorator} is applied to {getattr(func, '__name__', func)!r}, which is not a "
+            f"step; put @{decorator} above @step (decorators apply bottom-up).",
+        )
+    if getattr(info, field) is not None:
+        raise FlowValidationError(
+            f"step {info.name!r} ({info.where}) has @{decorator} twice; keep one.",
+            info.name,
+        )
+    changes: dict[str, Any] = {field: value}
+    setattr(func, STEP_ATTR, dataclasses.replace(info, **changes))
+    return func
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise FlowValidationError(f"{what} must be a number, not {value!r}.")
+    return float(value)
+
+
+def retry(times: int = 3, minutes_between_retries: float = 0) -> Callable[[F], F]:
+    """Re-run a failing task up to ``times`` more times, from its parent's artifacts.
+
+    ``current.retry_count`` tells the attempt (0 first). A failed attempt's artifacts are
+    never seen by the next attempt or downstream.
+
+    :param times: extra attempts after the first (0 disables retrying).
+    :param minutes_between_retries: pause between attempts (fractions allowed).
+    :raises FlowValidationError: negative or non-integer ``times``, negative pause.
+    """
+    if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+        raise FlowValidationError(
+            f"@retry(times={times!r}): times must be a whole number >= 0 (extra attempts)."
+        )
+    pause = _number(minutes_between_retries, "@retry(minutes_between_retries=...)")
+    if pause < 0 or math.isinf(pause):
+        raise FlowValidationError(
+            f"@retry(minutes_between_retries={minutes_between_retries!r}) must be >= 0 and "
+            "finite."
+        )
+    policy = RetryPolicy(times, pause)
+    return lambda func: _attach(func, "retry", "retry", policy)
+
+
+def catch(var: str | None = None, print_exception: bool = True) -> Callable[[F], F]:
+    """When the task still fails after its retries, keep going instead of failing the run.
+
+    ``self.<var>`` is then an object describing the failure (``type``, ``message``,
+    ``traceback``), or None when the task succeeds; artifacts set before the failure are kept
+    and the flow continues to the step's next steps.
+
+    :param var: the artifact that receives the failure description (optional).
+    :param print_exception: also print the traceback to the task's stderr.
+    :raises FlowValidationError: ``var`` is not a valid artifact name.
+    """
+    if var is not None and (
+        not isinstance(var, str) or not var.isidentifier() or var.startswith("_")
+    ):
+        raise FlowValidationError(
+            f"@catch(var={var!r}): var must name an artifact (an identifier not starting "
+            "with '_')."
+        )
+    policy = CatchPolicy(var, bool(print_exception))
+    return lambda func: _attach(func, "catch", "catch", policy)
+
+
+def timeout(seconds: float = 0, minutes: float = 0, hours: float = 0) -> Callable[[F], F]:
+    """Fail a task that runs longer than ``seconds + minutes + hours`` with a TimeoutError.
+
+    A coroutine step is cancelled at the deadline. A plain step's thread cannot be
+    interrupted: the task fails at the deadline, the thread runs on in the background, and
+    whatever it produces is discarded (see the README on making long plain steps cancellable).
+
+    :raises FlowValidationError: the total is zero, negative or not a number.
+    """
+    total = (
+        _number(seconds, "@timeout(seconds=...)")
+        + 60 * _number(minutes, "@timeout(minutes=...)")
+        + 3600 * _number(hours, "@timeout(hours=...)")
+    )
+    if not total > 0 or math.isinf(total):
+        raise FlowValidationError(
+            f"@timeout(seconds={seconds!r}, minutes={minutes!r}, hours={hours!r}) gives a "
+            f"total of {total}; give a positive, finite duration."
+        )
+    return lambda func: _attach(func, "timeout", "timeout", total)
