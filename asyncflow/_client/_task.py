@@ -8,7 +8,7 @@ from typing import Any
 
 from .._store import _queries as q
 from .._store._blobs import RawBlob
-from .._store._queries import ArtifactRow, Plan, TaskRow
+from .._store._queries import ArtifactRow, AttemptInfo, Plan, TaskRow, attempts
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_artifact
@@ -114,6 +114,28 @@ class Task:
         return utc(self._row.finished_at)
 
     # --- captured output --------------------------------------------------------------------
+    @property
+    def retry_count(self) -> int:
+        """How many times the task was retried (0: its first attempt was the last)."""
+        return self._row.attempt
+
+    @property
+    def origin_task_id(self) -> str | None:
+        """For a task cloned by ``resume``, the id of the task it copies (same run
+        number as the run's ``origin_run_id``); else None."""
+        oid = self._row.origin_task_id
+        return None if oid is None else str(oid)
+
+    @property
+    def attempts(self) -> list[AttemptInfo]:
+        """Every attempt, first to last: ``.attempt .status .exception .traceback
+        .stdout .stderr .started_at .finished_at`` (the last one is this task's own record)."""
+        return self._handle.run(attempts(self._row))
+
+    async def aattempts(self) -> list[AttemptInfo]:
+        """The awaitable twin of :attr:`attempts`."""
+        return await self._handle.arun(attempts(self._row))
+
     @property
     def stdout(self) -> str:
         """What the task printed to stdout (``""`` if nothing); read on first access.
