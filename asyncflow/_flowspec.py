@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
 import anyio.to_thread
@@ -11,7 +11,7 @@ import anyio.to_thread
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._errors import StepFailed
-from ._runtime._run import DEFAULT_MAX_WORKERS, RunOptions, execute_run
+from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._spec._flowbase import FlowBase
 from ._spec._graph import FlowGraph, build_graph
 from ._store._cache import DEFAULT_CACHE_BYTES
@@ -76,16 +76,54 @@ class FlowSpec(FlowBase):
     async def run(self, **params: Any) -> Run:
         """Run the flow once and return the finished :class:`Run`.
 
+        Cancelling the task that awaits this stops the run: running coroutine steps are
+        cancelled, no new task starts, the tasks that were running are recorded as
+        ``cancelled`` and so is the run (it can be resumed); then the cancellation goes on.
+
         :param params: parameter values by parameter name (IncludeFiles take a path).
         :raises FlowValidationError: the flow definition is wrong (nothing ran).
         :raises ParameterError: a parameter is unknown, missing or invalid (nothing ran).
         :raises StepFailed: a step raised; ``.run`` is the failed run, ``__cause__`` the
             step's exception.
         """
+        return await self._af_execute(params)
+
+    async def resume(self, run_id: str | int | None = None, step: str | None = None) -> Run:
+        """Resume a run: a new run that reuses what the earlier one (its origin) finished.
+
+        Every task of the origin that succeeded is cloned, by reference (its artifacts are
+        shared, not copied, and its code does not run again); failed, cancelled and
+        unfinished tasks run, with everything after them. In a foreach, only the missing
+        splits run, and the join sees every split in order. The new run reuses the origin's
+        parameters (a resume takes none), records ``origin_run_id`` and runs the current
+        class's steps: tasks are matched by step name and foreach index, and tasks of steps
+        the class no longer has are ignored. Cancellation works as for :meth:`run`.
+
+        :param run_id: the run to resume (``"12"`` or ``12``); None for the flow's latest run
+            in the store, whatever its status.
+        :param step: also re-run this step and every step reachable from it, even where the
+            origin succeeded.
+        :raises NotFoundError: no such run (the message lists the flow's runs) or no such
+            step (the message lists the flow's steps); nothing ran.
+        :raises FlowValidationError: the flow definition is wrong (nothing ran).
+        :raises StepFailed: a step raised; ``.run`` is the failed (resumed) run,
+            ``__cause__`` the step's exception.
+        """
+        return await self._af_execute({}, ResumeRequest(run_id, step))
+
+    async def _af_execute(
+        self,
+        params: Mapping[str, Any],
+        resume: ResumeRequest | None = None,
+        on_start: Callable[[int], None] | None = None,
+    ) -> Run:
+        """Run or resume; ``on_start`` gets the run id as soon as the run is recorded."""
         graph = FlowSpec._af_graph_cache.get(type(self))
         if graph is None:  # the first run of this class reads source files: not on the loop
             graph = await anyio.to_thread.run_sync(type(self)._af_graph)
-        result = await execute_run(type(self), graph, params, self._af_options)
+        result = await execute_run(
+            type(self), graph, params, self._af_options, resume=resume, on_start=on_start
+        )
         run = Run(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:
             error = result.failure.error
@@ -93,7 +131,8 @@ class FlowSpec(FlowBase):
             raise StepFailed(
                 f"step {result.failure.spec.step!r} failed in task {pathspec}: "
                 f"{type(error).__name__}: {error}. The task's traceback is stored (see it with "
-                f"`asyncflow show {pathspec}`); fix the step and run again.",
+                f"`asyncflow show {pathspec}`); fix the step, then resume the run "
+                "(flow.resume() or `python flow.py resume`) or run it again.",
                 run,
                 pathspec,
             ) from error
@@ -101,7 +140,7 @@ class FlowSpec(FlowBase):
 
     @classmethod
     def main(cls, argv: Sequence[str] | None = None) -> NoReturn:
-        """Command line of a flow file: ``python flow.py run|show|check ...``."""
+        """Command line of a flow file: ``python flow.py run|resume|show|check ...``."""
         from ._cli import flow_main
 
         raise SystemExit(flow_main(cls, argv))

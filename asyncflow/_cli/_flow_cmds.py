@@ -1,27 +1,33 @@
-"""``python flow.py run|show|check``: the command line every flow file gets from ``main()``.
+"""``python flow.py run|resume|show|check``: the command line every flow file gets from ``main()``.
 
 Exit codes: 0 success; 1 the run failed (a step raised); 2 bad input (usage, flow
-definition, parameters, store), reported on one line without a traceback.
+definition, parameters, store, an unknown run or step to resume), reported on one line
+without a traceback; 130 / 143 the run was cancelled by SIGINT (Ctrl-C) / SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
+from .._runtime._run import ResumeRequest
 from .._spec._params import Parameter, parameters_of
 from ._parser import OneLineParser
 
 __all__ = ["flow_main"]
 
 
-def _add_parameter(parser: argparse.ArgumentParser, param: Parameter) -> None:
+def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
     default = "(no default)" if not param.has_default else repr(param.default)
     kind = "path of a file" if param.is_file else getattr(param.type, "__name__", "value")
     text = f"{param.help or ''} [{kind}; default {default}]".strip()
@@ -30,8 +36,15 @@ def _add_parameter(parser: argparse.ArgumentParser, param: Parameter) -> None:
         dest=f"param:{param.name}",
         metavar="VALUE",
         default=None,
-        help=text,
+        help=argparse.SUPPRESS if hidden else text,
     )
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-workers", type=int, default=None, help="tasks at once (16)")
+    parser.add_argument("--store", default=None, help="the store file ($ASYNCFLOW_STORE)")
+    parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="do not echo task output")
 
 
 def _build(flow_cls: type) -> OneLineParser:
@@ -43,11 +56,24 @@ def _build(flow_cls: type) -> OneLineParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the flow")
     for param in _declared(flow_cls).values():
-        _add_parameter(run, param)
-    run.add_argument("--max-workers", type=int, default=None, help="tasks at once (16)")
-    run.add_argument("--store", default=None, help="the store file ($ASYNCFLOW_STORE)")
-    run.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
-    run.add_argument("--quiet", action="store_true", help="do not echo task output")
+        _add_parameter(run, param, hidden=False)
+    _add_runtime_options(run)
+    resume = sub.add_parser(
+        "resume",
+        help="resume a run: reuse its successful tasks, run the rest",
+        description="Start a new run that clones every successful task of an earlier run "
+        "(the origin) and runs the failed, cancelled and unfinished ones, with the origin's "
+        "parameters.",
+    )
+    resume.add_argument(
+        "step", nargs="?", default=None, help="also re-run this step and every step after it"
+    )
+    resume.add_argument(
+        "--origin-run-id", default=None, metavar="ID", help="the run to resume (the latest)"
+    )
+    for param in _declared(flow_cls).values():
+        _add_parameter(resume, param, hidden=True)  # accepted only to be refused clearly
+    _add_runtime_options(resume)
     show = sub.add_parser("show", help="print the graph")
     show.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
     sub.add_parser("check", help="validate the flow and exit")
@@ -66,29 +92,153 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
-    given = {
-        key.split(":", 1)[1]: value
-        for key, value in vars(args).items()
-        if key.startswith("param:") and value is not None
-    }
+_SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+_MAIN = threading.main_thread()
+
+
+async def _watch_signals(
+    scope: anyio.CancelScope,
+    received: list[int],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """On SIGINT or SIGTERM, note the signal and cancel ``scope`` (the run)."""
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+        signals = receiver.__enter__()
+    except (NotImplementedError, ValueError, RuntimeError):
+        # No signal handlers here (Windows, or not the main thread): Ctrl-C still arrives
+        # as a KeyboardInterrupt that cancels the run.
+        task_status.started()
+        return
+    try:
+        task_status.started()
+        async for signum in signals:
+            received.append(int(signum))
+            scope.cancel()
+            return
+    finally:
+        receiver.__exit__(None, None, None)
+
+
+def _execute(
+    flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
+) -> Any:
+    """Run ``start(on_start)`` under signal handling; the Run, an AsyncflowError, or an exit
+    code when a signal cancelled the run."""
+    name = type(flow).__name__
+    run_ids: list[int] = []
+    received: list[int] = []
+
+    def on_start(run_id: int) -> None:
+        run_ids.append(run_id)
+        if not args.quiet:
+            print(f"Run {name}/{run_id} started", flush=True)
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as tg:
+            await tg.start(_watch_signals, tg.cancel_scope, received)
+            try:
+                return await start(on_start)
+            except AsyncflowError as exc:
+                return exc
+            finally:
+                tg.cancel_scope.cancel()  # stop watching
+        return None  # a signal cancelled the run
+
+    try:
+        outcome = anyio.run(main)
+    except KeyboardInterrupt:
+        outcome = None
+        received.append(signal.SIGINT)
+    if outcome is not None:
+        return outcome
+    signum = received[0] if received else signal.SIGINT
+    what = f"run {name}/{run_ids[0]}" if run_ids else f"the {name} run (not started yet)"
+    hint = (
+        f"; resume it with `{sys.argv[0] or 'flow.py'} resume --origin-run-id {run_ids[0]}`"
+        if run_ids
+        else ""
+    )
+    by = _SIGNAL_NAMES.get(signum, str(signum))
+    print(f"{what} was cancelled by {by}{hint}", file=sys.stderr)
+    code = 128 + signum
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not _MAIN):
+        # A plain step still runs in an abandoned thread; its result is dropped anyway, and
+        # the interpreter would wait for it before exiting.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
     options: dict[str, Any] = {"tags": args.tag, "echo": not args.quiet}
     if args.store is not None:
         options["store"] = args.store
     if args.max_workers is not None:
         if args.max_workers < 1:
-            return _fail(f"--max-workers must be at least 1, not {args.max_workers}", 2)
+            return f"--max-workers must be at least 1, not {args.max_workers}"
         options["max_workers"] = args.max_workers
+    return options
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        key.split(":", 1)[1]: value
+        for key, value in vars(args).items()
+        if key.startswith("param:") and value is not None
+    }
+
+
+def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
+    given = _given(args)
+    options = _flow_options(args)
+    if isinstance(options, str):
+        return _fail(options, 2)
     flow = flow_cls(**options)
     started = time.perf_counter()
-    try:
-        run = anyio.run(lambda: flow.run(**given))
-    except StepFailed as exc:
-        return _fail(f"run {exc.run.pathspec} failed: {exc}", 1)
-    except AsyncflowError as exc:
-        return _fail(str(exc), 2)
+    outcome = _execute(flow, lambda on_start: flow._af_execute(given, None, on_start), args)
+    if isinstance(outcome, int):
+        return outcome
+    if isinstance(outcome, StepFailed):
+        return _fail(f"run {outcome.run.pathspec} failed: {outcome}", 1)
+    if isinstance(outcome, AsyncflowError):
+        return _fail(str(outcome), 2)
     took = time.perf_counter() - started
-    print(f"Run {run.pathspec} succeeded in {took:.2f} s (store: {flow._af_options.store_path})")
+    print(
+        f"Run {outcome.pathspec} succeeded in {took:.2f} s (store: {flow._af_options.store_path})"
+    )
+    return 0
+
+
+def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
+    given = _given(args)
+    if given:
+        names = ", ".join(f"--{n}" for n in given)
+        return _fail(
+            f"resume reuses the parameters of the run it resumes, so it takes no {names}; "
+            "start a new run (`run`) to change them",
+            2,
+        )
+    options = _flow_options(args)
+    if isinstance(options, str):
+        return _fail(options, 2)
+    flow = flow_cls(**options)
+    request = ResumeRequest(args.origin_run_id, args.step)
+    started = time.perf_counter()
+    outcome = _execute(flow, lambda on_start: flow._af_execute({}, request, on_start), args)
+    if isinstance(outcome, int):
+        return outcome
+    if isinstance(outcome, StepFailed):
+        return _fail(f"run {outcome.run.pathspec} failed: {outcome}", 1)
+    if isinstance(outcome, AsyncflowError):
+        return _fail(str(outcome), 2)
+    took = time.perf_counter() - started
+    print(
+        f"Run {outcome.pathspec} succeeded in {took:.2f} s (resumed "
+        f"{outcome.flow_name}/{outcome.origin_run_id}; store: {flow._af_options.store_path})"
+    )
     return 0
 
 
@@ -106,4 +256,6 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(f"{graph.name} is valid: {len(graph)} steps.")
         return 0
+    if args.command == "resume":
+        return _cmd_resume(flow_cls, args)
     return _cmd_run(flow_cls, args)

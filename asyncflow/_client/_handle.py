@@ -13,6 +13,7 @@ flow is inside ``async with``: then they share one. A handle pickles as its path
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import threading
@@ -26,8 +27,8 @@ import anyio
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._store._db import open_reader
-from .._store._queries import BEGIN_READ, END_READ, Plan
+from .._store._db import is_busy, open_reader, retry_busy, store_error
+from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
 
 __all__ = ["StoreHandle", "aconnect", "adrive", "drive"]
 
@@ -35,11 +36,30 @@ T = TypeVar("T")
 
 
 def _read_error(path: str, exc: sqlite3.Error) -> StoreError:
-    return StoreError(
-        f"cannot read the store file {path!r}: {exc}; check that it is a complete asyncflow "
-        "store and that no other program holds it locked.",
-        path,
-    )
+    return store_error(exc, path, "read")
+
+
+# Retries of one statement that finds the file locked (each after SQLite's own busy wait).
+_BUSY_ATTEMPTS = 50
+
+
+def _fetch(conn: sqlite3.Connection, query: Query) -> Rows:
+    return conn.execute(query.sql, query.params).fetchall()
+
+
+async def _afetch(conn: aiosqlite.Connection, query: Query) -> Rows:
+    # The twin of retry_busy: in WAL a read waits only in rare moments (another process
+    # recovering the log, or closing the last connection), but it must not fail then.
+    delay = 0.01
+    for attempt in range(_BUSY_ATTEMPTS):
+        try:
+            return list(await conn.execute_fetchall(query.sql, query.params))
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or attempt == _BUSY_ATTEMPTS - 1:
+                raise
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    raise AssertionError("unreachable")
 
 
 def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
@@ -54,7 +74,8 @@ def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
         try:
             query = next(plan)
             while True:
-                rows = conn.execute(query.sql, query.params).fetchall()
+                # Only a transaction's first read takes a snapshot, the one that may wait.
+                rows = retry_busy(functools.partial(_fetch, conn, query), path)
                 query = plan.send(rows)
         except StopIteration as done:
             result: T = done.value
@@ -78,8 +99,7 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
         try:
             query = next(plan)
             while True:
-                rows = list(await conn.execute_fetchall(query.sql, query.params))
-                query = plan.send(rows)
+                query = plan.send(await _afetch(conn, query))
         except StopIteration as done:
             result: T = done.value
             return result

@@ -60,7 +60,7 @@ def missing_run(
     ids = [str(i) for i in recent]
     return NotFoundError(
         f"flow {flow} has no run {run_id} in the store {path!r}; its runs, newest first: "
-        f"{listing(ids, total=total)}."
+        f"{listing(ids, total=total)}. Use one of those ids, or check the store path."
     )
 
 
@@ -73,18 +73,25 @@ def missing_step(
         if planned
         else f"run {run} has no step {step!r}"
     )
-    return NotFoundError(f"{why}; steps with tasks: {listing(steps)}.")
+    return NotFoundError(
+        f"{why}; steps with tasks: {listing(steps)}. Read one of those steps instead"
+        + (", or check the spelling." if not planned else ".")
+    )
 
 
 def missing_task(step: str, task_id: object, task_ids: Sequence[str]) -> NotFoundError:
     """Step ``step`` (a pathspec) has no task ``task_id``."""
-    return NotFoundError(f"step {step} has no task {task_id!r}; its tasks: {listing(task_ids)}.")
+    return NotFoundError(
+        f"step {step} has no task {task_id!r}; its tasks: {listing(task_ids)}. Use one of "
+        "those task ids (step.task is the first one)."
+    )
 
 
 def missing_artifact(task: str, name: str, names: Sequence[str]) -> ArtifactNotFoundError:
     """Task ``task`` (a pathspec) has no artifact ``name``."""
     return ArtifactNotFoundError(
-        f"task {task} has no artifact {name!r}; its artifacts: {listing(names, limit=50)}."
+        f"task {task} has no artifact {name!r}; its artifacts: {listing(names, limit=50)}. "
+        "Check the spelling, or read it from a task of the step that set it."
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._store import _queries as q
 from .._store._blobs import RawBlob
+from .._store._lease import run_crash
 from .._store._queries import Plan, RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
@@ -56,15 +57,20 @@ class Run:
 
     The record's fields (status, times, tags, graph) need no I/O; parameters, steps and data
     are read from the store when asked for, and each has an awaitable twin.
+
+    A run recorded as running whose process is gone (killed, or its machine lost) is
+    ``crashed``: judged from the run's lease when the record is read (see ``_store._lease``).
     """
 
-    __slots__ = ("_end", "_handle", "_params", "_row")
+    __slots__ = ("_crash", "_end", "_handle", "_params", "_row")
 
     def __init__(self, handle: StoreHandle, row: RunRow) -> None:
         self._handle = handle
         self._row = row
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
+        # Why the run is dead though its row says running, or None; judged once per snapshot.
+        self._crash = run_crash(row)
 
     # --- the record -------------------------------------------------------------------------
     @property
@@ -84,8 +90,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        """``"running"``, ``"succeeded"``, ``"failed"`` or ``"cancelled"``."""
-        return self._row.status
+        """``"running"``, ``"succeeded"``, ``"failed"``, ``"cancelled"`` or ``"crashed"``.
+
+        ``"crashed"``: the process running it ended without finishing it (it was killed, or
+        its machine stopped); the tasks it finished are kept.
+        """
+        return "crashed" if self._crash is not None else self._row.status
 
     @property
     def successful(self) -> bool:
@@ -94,8 +104,8 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        """True once the run succeeded, failed or was cancelled."""
-        return self._row.status != "running"
+        """True once the run succeeded, failed, was cancelled or crashed."""
+        return self.status != "running"
 
     @property
     def created_at(self) -> datetime:
@@ -104,7 +114,10 @@ class Run:
 
     @property
     def finished_at(self) -> datetime | None:
-        """When the run ended (UTC), or None while it runs."""
+        """When the run ended (UTC), or None while it runs; for a crashed run, the last time
+        its process was known to be alive (its last heartbeat)."""
+        if self._crash is not None and self._row.heartbeat_at is not None:
+            return utc(self._row.heartbeat_at)
         return None if self._row.finished_at is None else utc(self._row.finished_at)
 
     @property
@@ -120,7 +133,9 @@ class Run:
 
     @property
     def error(self) -> str | None:
-        """Why the run failed or was cancelled, as recorded, or None."""
+        """Why the run failed, was cancelled or crashed, or None."""
+        if self._crash is not None:
+            return f"the run crashed: {self._crash}; the tasks it finished are kept"
         return self._row.error
 
     @property
@@ -274,8 +289,8 @@ class Run:
         order = step_order(self.graph)
         ordered = sorted(names, key=lambda n: order.index(n) if n in order else len(order))
         if name == END_STEP:
-            return no_end_task(self.pathspec, self._row.status, ordered)
-        return missing_step(self.pathspec, name, self._row.status, ordered, name in order)
+            return no_end_task(self.pathspec, self.status, ordered)
+        return missing_step(self.pathspec, name, self.status, ordered, name in order)
 
     def _step_plan(self, name: str) -> Plan[list[TaskRow]]:
         rows = yield from q.tasks(self._row.id, name)

@@ -27,9 +27,13 @@ from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._task import RunContext, TaskState
 
-__all__ = ["Attempt", "run_managed", "run_plain"]
+__all__ = ["Attempt", "RunCancelledError", "run_managed", "run_plain"]
 
 Result = tuple[TaskOutcome, list[Encoded]]
+
+
+class RunCancelledError(Exception):
+    """A task about to start found its run cancelled: its code is not called."""
 
 
 class Attempt:
@@ -66,11 +70,16 @@ class Attempt:
             return None
         return Inputs(self.ctx, self.spec.step, self.spec.inputs, dict(self.state.prefetched))
 
+    def _begin(self) -> None:
+        self.started = time.time()
+        if not self.ctx.begin(self.spec.task_id, self):
+            raise RunCancelledError(f"run {self.ctx.run_id} was cancelled")
+
     def call_sync(self) -> Result:
         """Run a plain step and finish the task (in a worker thread); raises on failure."""
+        self._begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
-        self.started = time.time()
         try:
             func = self.ctx.graph[self.spec.step].info.func
             inputs = self._inputs()
@@ -87,9 +96,9 @@ class Attempt:
     async def call_async(self) -> Result:
         """Run a coroutine step on the loop and finish the task; raises on failure."""
         await self._prefetch()
+        self._begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
-        self.started = time.time()
         try:
             func = self.ctx.graph[self.spec.step].info.func
             inputs = self._inputs()
@@ -118,6 +127,23 @@ class Attempt:
             raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(store.read_raw_many, cold)
             self.state.prefetched = raws
 
+    def cancelled_record(self, now: float) -> TaskRecord:
+        """This task's row when the run is cancelled while it runs: no artifacts."""
+        return TaskRecord(
+            run_id=self.ctx.run_id,
+            task_id=self.spec.task_id,
+            step=self.spec.step,
+            path=path_text(self.spec.path),
+            status="cancelled",
+            started_at=self.started or now,
+            finished_at=now,
+            refs={},
+            blobs=[],
+            stdout=self.cap.text("stdout"),
+            stderr=self.cap.text("stderr"),
+            attempt=self.number,
+        )
+
     def row(self, error: BaseException) -> AttemptRow:
         """This attempt as a failed-attempt record."""
         return AttemptRow(
@@ -145,11 +171,8 @@ class Attempt:
             outcome.error = error
         if ctx.cancelled:
             return outcome
-        pending = ctx.store.pending
-        for enc in blobs:
-            pending[enc.sha] = enc
         failed = status is None and error is not None
-        ctx.store.writer.submit(
+        ctx.submit(
             TaskRecord(
                 run_id=ctx.run_id,
                 task_id=spec.task_id,
@@ -228,6 +251,8 @@ async def run_managed(
         try:
             result = await _try(attempt, limiter, info.timeout)
         except (Exception, SystemExit) as exc:
+            if ctx.cancelled:
+                return attempt.commit(None, exc)  # writes nothing
             if number < retries:
                 earlier.append(attempt.row(exc))
                 if pause:

@@ -111,8 +111,9 @@ class Inputs:
             o = asked._af_outcome
             raise ArtifactNotFoundError(
                 f"the input from step {o.step!r} (task {o.spec.task_id}) of join "
-                f"{self._af_step!r} has no artifact {name!r}; available: "
-                f"{', '.join(sorted(o.refs)) or 'none'}"
+                f"{self._af_step!r} has no artifact {name!r} (it has: "
+                f"{', '.join(sorted(o.refs)) or 'none'}); set self.{name} in that branch, or "
+                f"read it only from inputs that have it (`{name!r} in inp`)."
             )
         todo = [
             v for v in self._af_views if name in v._af_outcome.refs and name not in v._af_values

@@ -41,6 +41,8 @@ class TaskOutcome:
     foreach_items: list[Any] | None = None
     error: BaseException | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the task is a clone of a resumed run's task (that task's id): no code ran.
+    origin_task_id: int | None = None
 
     @property
     def step(self) -> str:

@@ -1,11 +1,17 @@
-"""One run from start to end: parameters, the run record, the scheduler, the final status."""
+"""One run from start to end: parameters, the run record, the scheduler, the final status.
+
+A resume is a run too: :func:`execute_run` with a :class:`ResumeRequest` reads the origin
+first (``_resume``), reuses its parameters and lets the scheduler clone what it can.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +20,7 @@ import anyio
 import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, encode
-from .._errors import ParameterError
+from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
 from .._spec._params import IncludeFile, parameters_of, resolve_parameters
@@ -23,10 +29,11 @@ from .._store._store import Store
 from .._store._writer import CreateRun, FinishRun
 from . import _capture
 from ._model import TaskOutcome
+from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
 from ._task import RunContext
 
-__all__ = ["RunOptions", "RunResult", "execute_run"]
+__all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
 
 DEFAULT_MAX_WORKERS = 16
 
@@ -40,6 +47,14 @@ class RunOptions:
     tags: tuple[str, ...] = ()
     echo: bool = True
     cache_bytes: int = 256 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequest:
+    """Which run to resume (None: the flow's latest) and the step to re-run from, if any."""
+
+    run_id: str | int | None = None
+    step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,49 +119,132 @@ async def resolve(
     return out
 
 
+async def _resume_parameters(
+    flow_cls: type[FlowBase], flow_name: str, origin: Origin
+) -> tuple[dict[str, tuple[str, Encoded]], dict[str, tuple[str, bytes]]]:
+    """The origin's parameters, reused by sha: (new ones encoded, reused ones) by attribute.
+
+    A parameter the origin lacks (declared since) takes its default.
+    """
+    values = origin.params
+    encoded: dict[str, tuple[str, Encoded]] = {}
+    reused: dict[str, tuple[str, bytes]] = {}
+    for attr, param in parameters_of(flow_cls).items():
+        sha = values.get(param.name)
+        if sha is not None:
+            reused[attr] = (param.name, sha)
+            continue
+        value = param.convert(param.default, flow=flow_name)
+        if value is None and param.required:
+            raise ParameterError(
+                f"{flow_name}: run {origin.run.id} has no value for parameter {param.name!r}, "
+                "which the flow now requires, and a resume cannot take parameters; give it a "
+                "default, or start a new run with flow.run().",
+                param.name,
+            )
+        if param.is_file and value is not None:
+            assert isinstance(param, IncludeFile)
+            value = await _read_file(param, value, flow_name)
+        try:
+            encoded[attr] = (param.name, encode(value))
+        except CodecError as exc:
+            raise ParameterError(
+                f"{flow_name}: the default of parameter {param.name!r} cannot be stored "
+                f"({exc}); make it a plain value.",
+                param.name,
+            ) from exc
+    return encoded, reused
+
+
 async def execute_run(
     flow_cls: type[FlowBase],
     graph: FlowGraph,
     params: Mapping[str, Any],
     options: RunOptions,
+    *,
+    resume: ResumeRequest | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Run the flow once. Validation and parameter errors raise before anything is stored.
+    """Run the flow once, or resume a run. Bad input raises before anything is stored.
 
+    :param resume: resume this run instead of starting afresh (``params`` must be empty:
+        a resumed run reuses its origin's parameters).
+    :param on_start: called with the new run's id once its record exists.
     :raises ParameterError: a parameter is unknown, missing or invalid.
+    :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
     """
-    encoded = await resolve(flow_cls, graph.name, params)
+    origin_id: int | None = None
+    if resume is None:
+        encoded = await resolve(flow_cls, graph.name, params)
+        reused: dict[str, tuple[str, bytes]] = {}
+    else:
+        if params:
+            raise ParameterError(
+                f"{graph.name}: a resumed run reuses the parameters of the run it resumes, "
+                f"so it takes none (given: {', '.join(params)}); start a new run to change "
+                "them."
+            )
+        if resume.run_id is not None:
+            origin_id = parse_run_id(graph.name, resume.run_id)
+        if not os.path.exists(options.store_path):
+            raise NotFoundError(
+                f"flow {graph.name} has no run to resume: there is no store at "
+                f"{options.store_path!r}; run the flow first, or pass store= pointing at the "
+                "store that holds its runs."
+            )
     store = Store.acquire_open(options.store_path)
     if store is None:
         store = await anyio.to_thread.run_sync(
             Store.acquire, options.store_path, options.cache_bytes
         )
     try:
+        origin: Origin | None = None
+        if resume is not None:
+            origin = await anyio.to_thread.run_sync(
+                load_origin, store, graph, origin_id, resume.step
+            )
+            encoded, reused = await _resume_parameters(flow_cls, graph.name, origin)
         create = CreateRun(
             flow=graph.name,
             graph_json=json.dumps(graph.to_json()),
             created_at=time.time(),
             tags=tuple(dict.fromkeys(options.tags)),
             params={name: enc for name, enc in encoded.values()},
+            origin_run_id=None if origin is None else origin.run.id,
+            param_refs={name: sha for name, sha in reused.values()},
         )
         store.writer.submit(create)
-        run_id = await asyncio.wrap_future(create.future)
+        with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
+            run_id = await asyncio.wrap_future(create.future)
+        shas = {attr: enc.sha for attr, (_, enc) in encoded.items()}
+        if reused:
+            shas.update((attr, sha) for attr, (_, sha) in reused.items())
+            shas = {attr: shas[attr] for attr in parameters_of(flow_cls)}  # declared order
         ctx = RunContext(
             flow_cls=flow_cls,
             graph=graph,
             store=store,
             run_id=run_id,
-            params={attr: enc.sha for attr, (_, enc) in encoded.items()},
-            parameter_names=tuple(encoded),
+            params=shas,
+            parameter_names=tuple(shas),
+            origin_run_id=create.origin_run_id,
             echo=options.echo,
+            clones=None if origin is None else origin.oracle,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
         try:
             try:
+                if on_start is not None:
+                    on_start(run_id)
                 await scheduler.run(scheduler.first_task())
             except BaseException:
-                with anyio.CancelScope(shield=True):
+                # Cancelled (or broken): the tasks running now get "cancelled" rows, queued
+                # before the run's own end, and nothing else is committed from here on.
+                ctx.cancel()
+                # A store problem while recording it must not hide the cancellation.
+                with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
                     await _finish(store, run_id, "cancelled", "the run was cancelled")
                 raise
         finally:
@@ -156,28 +254,52 @@ async def execute_run(
         error = None
         if failure is not None and failure.error is not None:
             error = f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
-        finished_at = await _finish(store, run_id, status, error)
+        finished_at = await _finish(store, run_id, status, error, graph.name)
         row = RunRow(
             id=run_id,
             flow=graph.name,
             status=status,
             created_at=create.created_at,
             finished_at=finished_at,
-            origin_run_id=None,
+            origin_run_id=create.origin_run_id,
             graph=create.graph_json,
             error=error,
             tags=create.tags,
-            params=tuple((name, enc.sha) for name, enc in create.params.items()),
+            params=tuple(
+                sorted(
+                    [(name, enc.sha) for name, enc in create.params.items()]
+                    + list(create.param_refs.items())
+                )
+            ),
         )
         return RunResult(row, failure)
     finally:
         store.release()
 
 
-async def _finish(store: Store, run_id: int, status: str, error: str | None) -> float:
+async def _finish(
+    store: Store, run_id: int, status: str, error: str | None, flow: str = ""
+) -> float:
+    """Record the run's end; return when it is in the main file.
+
+    :raises StoreError: a write of this run failed (the run is then recorded as failed, with
+        the store problem as its error), or its end itself could not be recorded.
+    """
     op = FinishRun(run_id, status, time.time(), error)
     store.writer.submit(op)
-    await asyncio.wrap_future(op.future)
-    if store.writer.error is not None:
-        raise store.writer.error
+    run = f"run {flow}/{run_id}" if flow else f"run {run_id}"
+    try:
+        await asyncio.wrap_future(op.future)
+    except StoreError as exc:
+        store.writer.forget_run(run_id)
+        raise StoreError(
+            f"{run} could not be saved, nor marked as failed (the store shows it as "
+            f"running): {exc}",
+            exc.path,
+        ) from exc
+    lost = store.writer.forget_run(run_id)
+    if lost is not None:
+        raise StoreError(
+            f"{run} could not be saved and is recorded as failed: {lost}", lost.path
+        ) from lost
     return op.finished_at

@@ -6,6 +6,10 @@ thread keeps taking ready plain tasks from the queue until it is empty, so a cha
 plain steps or a wide foreach does not pay a thread round trip per task (a round trip
 costs more than the task itself). Idle workers are woken only when there is work for
 them. All bookkeeping happens under one lock; it is cheap and never held while a step runs.
+
+A resumed run has a clone oracle (``ctx.clones``): a task whose parents are clones is first
+offered to it, and if the origin did that task already, its outcome comes from the origin at
+once, with no code run and no thread hop of its own. The rest of the scheduling does not know.
 """
 
 from __future__ import annotations
@@ -58,7 +62,13 @@ class Scheduler:
         """Run ``first`` and everything it leads to; return when all tasks have ended."""
         self._loop = asyncio.get_running_loop()
         self._event = anyio.Event()
-        self._queue(first)
+        if self.ctx.clones is None:
+            self._queue(first)
+        else:
+            # Every clone descends from a cloned start (a task that runs has no cloned
+            # descendants), so all cloning happens here, at once: in a thread, since a
+            # large run's clones would hold up the loop.
+            await anyio.to_thread.run_sync(self._start, first)
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._supervise)
@@ -122,7 +132,7 @@ class Scheduler:
                         self._drain, spec, limiter=self._limiter, abandon_on_cancel=True
                     )
             except anyio.get_cancelled_exc_class():
-                self.ctx.cancelled = True
+                self.ctx.cancel()
                 raise
 
     def _drain(self, spec: TaskSpec | None) -> None:
@@ -130,6 +140,9 @@ class Scheduler:
         while spec is not None and not self.ctx.cancelled:
             outcome = run_plain(self.ctx, spec)
             spec = self._complete(outcome, take=True, on_loop=False)
+        if spec is not None:  # taken, but the run was cancelled: it never starts
+            with self._lock:
+                self._active -= 1
 
     def _signal(self) -> None:
         # On the loop: wake idle workers and the supervisor.
@@ -142,18 +155,19 @@ class Scheduler:
         sup.set()
 
     def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
-        writer_error = self.ctx.store.writer.error
+        writer_error = self.ctx.store.writer.run_error(self.ctx.run_id)
         with self._lock:
             self._active -= 1
             self.tasks_run += 1
             if outcome.error is None and writer_error is not None:
                 outcome.error = writer_error
-            if outcome.error is not None:
+            if self.ctx.cancelled:
+                pass  # the run is over: nothing more starts, nothing counts as a failure
+            elif outcome.error is not None:
                 if self.failure is None:
                     self.failure = outcome
             elif self.failure is None:
-                for spec in self._successors(outcome):
-                    self._queue(spec)
+                self._advance(outcome)
             nxt = None
             if take and self.failure is None and self._plain:
                 nxt = self._plain.popleft()
@@ -174,6 +188,35 @@ class Scheduler:
         return nxt
 
     # --- the graph ------------------------------------------------------------------
+    def _advance(self, done: TaskOutcome) -> None:
+        # Under the lock: queue what ``done`` unlocks. Clones end at once, so what they
+        # unlock is handled here too, in a loop (a fully cloned run never leaves it).
+        todo = [done]
+        while todo:
+            outcome = todo.pop()
+            for spec in self._successors(outcome):
+                clone = self._clone(spec, spec.inputs if spec.inputs is not None else [outcome])
+                if clone is None:
+                    self._queue(spec)
+                else:
+                    todo.append(clone)
+
+    def _start(self, first: TaskSpec) -> None:
+        with self._lock:
+            clone = self._clone(first, [])
+            if clone is None:
+                self._queue(first)
+            else:
+                self._advance(clone)
+
+    def _clone(self, spec: TaskSpec, parents: list[TaskOutcome]) -> TaskOutcome | None:
+        # A task is a clone only if every parent is: a parent that ran again may have
+        # handed it different artifacts.
+        oracle = self.ctx.clones
+        if oracle is None or any(p.origin_task_id is None for p in parents):
+            return None
+        return oracle.clone(self.ctx, spec)
+
     def _queue(self, spec: TaskSpec) -> None:
         info = self.graph[spec.step].info
         if info.is_async or info.retry or info.catch or info.timeout:

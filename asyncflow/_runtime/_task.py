@@ -6,9 +6,11 @@ import ast
 import copy
 import inspect
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._codecs import CodecError, Encoded, decode, encode, is_immutable
 from .._errors import (
@@ -21,10 +23,22 @@ from .._spec._flowbase import FlowBase, ForeachFrame
 from .._spec._graph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
 from .._store._store import Store
+from .._store._writer import TaskRecord
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
 
-__all__ = ["RunContext", "TaskState", "attribute_reads"]
+if TYPE_CHECKING:
+    from ._resume import CloneOracle
+
+__all__ = ["RunContext", "RunningTask", "TaskState", "attribute_reads", "foreach_list"]
+
+
+class RunningTask(Protocol):
+    """A task between its start and its commit, as the run's cancellation sees it."""
+
+    def cancelled_record(self, now: float) -> TaskRecord:
+        """The task's row once the run is cancelled under it: status ``cancelled``."""
+        ...
 
 
 @dataclass(slots=True)
@@ -41,6 +55,10 @@ class RunContext:
     echo: bool = True
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
+    clones: CloneOracle | None = None  # a resumed run: which tasks are clones of the origin's
+    # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task
 
     @property
     def flow_name(self) -> str:
@@ -50,6 +68,47 @@ class RunContext:
     def pathspec(self, spec: TaskSpec) -> str:
         """``Flow/run/step/task`` of ``spec``."""
         return f"{self.graph.name}/{self.run_id}/{spec.step}/{spec.task_id}"
+
+    def begin(self, task_id: int, task: RunningTask) -> bool:
+        """Note that a task's code starts; False (do not start it) once the run is cancelled."""
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.running[task_id] = task
+            return True
+
+    def submit(self, record: TaskRecord) -> bool:
+        """Hand a finished task's record to the writer (never waits).
+
+        Its new blobs are served from ``store.pending`` until they are committed. Returns
+        False, writing nothing, once the run is cancelled: the cancellation has recorded the
+        task already if it was running.
+        """
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.running.pop(record.task_id, None)
+            pending = self.store.pending
+            for enc in record.blobs:
+                pending[enc.sha] = enc
+            self.store.writer.submit(record)
+            return True
+
+    def cancel(self) -> None:
+        """Stop the run's commits and record the tasks running now as cancelled.
+
+        Only the first call does anything. Tasks that never started get no row; a task still
+        running in a thread finishes in the background, and its result is dropped.
+        """
+        with self.lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+            running = list(self.running.values())
+            self.running.clear()
+        now = time.time()
+        for task in running:
+            self.store.writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
         """Attribute names the step's source reads (to prefetch for coroutine steps)."""
@@ -273,7 +332,7 @@ class TaskState:
                 self.step,
             )
         try:
-            items = list(value)
+            items = foreach_list(value)
         except TypeError as exc:
             raise FlowValidationError(
                 f"{where} has foreach={var!r}, but self.{var} is a {type(value).__name__}, "
@@ -287,6 +346,26 @@ class TaskState:
                 self.step,
             )
         return items
+
+
+def foreach_list(value: Any) -> list[Any]:
+    """The elements of a foreach artifact, in split order.
+
+    A set or frozenset is split in a canonical (sorted) order: its iteration order may differ
+    from one process to the next (str hashes are salted), and a resumed run, which decodes
+    the set again, must give every split index the element the origin gave it.
+
+    :raises TypeError: ``value`` is not iterable.
+    """
+    if not isinstance(value, set | frozenset):
+        return list(value)
+    kinds = set(map(type, value))
+    if len(kinds) == 1 and kinds <= {int, float, str, bytes}:
+        return sorted(value)
+    try:
+        return sorted(value, key=lambda v: encode(v).sha)
+    except CodecError:
+        return list(value)  # members that cannot be encoded: iteration order it is
 
 
 def _own_copy(value: Any) -> Any:

@@ -76,8 +76,7 @@ def retry(times: int = 3, minutes_between_retries: float = 0) -> Callable[[F], F
     pause = _number(minutes_between_retries, "@retry(minutes_between_retries=...)")
     if pause < 0 or math.isinf(pause):
         raise FlowValidationError(
-            f"@retry(minutes_between_retries={minutes_between_retries!r}) must be >= 0 and "
-            "finite."
+            f"@retry(minutes_between_retries={minutes_between_retries!r}) must be >= 0 and finite."
         )
     policy = RetryPolicy(times, pause)
     return lambda func: _attach(func, "retry", "retry", policy)
@@ -98,8 +97,7 @@ def catch(var: str | None = None, print_exception: bool = True) -> Callable[[F],
         not isinstance(var, str) or not var.isidentifier() or var.startswith("_")
     ):
         raise FlowValidationError(
-            f"@catch(var={var!r}): var must name an artifact (an identifier not starting "
-            "with '_')."
+            f"@catch(var={var!r}): var must name an artifact (an identifier not starting with '_')."
         )
     policy = CatchPolicy(var, bool(print_exception))
     return lambda func: _attach(func, "catch", "catch", policy)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._codecs import Encoded, decode
+from .._codecs import Encoded, decode, payload_buffer
 from .._errors import StoreError
+
+if TYPE_CHECKING:
+    from .._codecs import OwnedBuffer
 
 __all__ = [
     "CHUNK_SIZE",
@@ -37,12 +40,13 @@ INSERT_INLINE = (
 
 @dataclass(frozen=True, slots=True)
 class RawBlob:
-    """A blob's stored form, before decoding. ``payload`` is bytes or a private bytearray."""
+    """A blob's stored form, before decoding. ``payload`` is bytes or a private buffer
+    (from :func:`~asyncflow._codecs.payload_buffer`) that decoding may take over."""
 
     sha: bytes
     encoding: str
     meta: bytes | None
-    payload: bytes | bytearray
+    payload: bytes | OwnedBuffer
 
     @property
     def size(self) -> int:
@@ -72,8 +76,8 @@ def insert_blob(conn: sqlite3.Connection, enc: Encoded) -> None:
 
 def _assemble(
     conn: sqlite3.Connection, sha: bytes, size: int, nchunks: int, path: str
-) -> bytearray:
-    buf = bytearray(size)
+) -> OwnedBuffer:
+    buf = payload_buffer(size)
     view = memoryview(buf)
     pos = 0
     count = 0

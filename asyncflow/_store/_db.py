@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from .._errors import StoreError, StoreFormatError
@@ -15,9 +16,12 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "PAGE_SIZE",
     "check_format",
+    "is_busy",
     "open_reader",
     "open_writer",
     "retry_busy",
+    "sqlite_errors",
+    "store_error",
 ]
 
 # 64 KiB pages write large blobs about 3x faster than 4 KiB ones (benchmarks/RESULTS.md).
@@ -32,10 +36,157 @@ def _describe(path: str) -> str:
     return f"the store file {path!r}"
 
 
+def _truncation(path: str) -> tuple[int, int] | None:
+    """(bytes in the file, bytes its SQLite header declares) if the file is shorter."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError:
+        return None
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        return None
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    # The page count in the header is valid only if it was written with the change counter.
+    if head[24:28] != head[92:96] or size >= pages * page_size:
+        return None
+    return size, pages * page_size
+
+
+def _truncated(path: str, cut: tuple[int, int], action: str, said: str = "") -> StoreError:
+    return StoreError(
+        f"cannot {action} {_describe(path)}: it is truncated: it has {cut[0]} bytes, but its "
+        f"header says {cut[1]}{said}; restore the file from a copy, or pass store= a new path "
+        "to start afresh.",
+        path,
+    )
+
+
+def _refuse_truncated(path: str) -> None:
+    """Refuse a file cut short of the size its header declares (an interrupted copy).
+
+    SQLite reads pages missing from the end of a file as zeros, which can hand back damaged
+    values without a word. Checked only while no write-ahead log holds pages: then the
+    file alone is the whole database and must be complete.
+    """
+    for attempt in range(2):
+        cut = _truncation(path)
+        try:
+            logged = os.path.getsize(path + "-wal") > 0
+        except OSError:
+            logged = False
+        if cut is None or logged:
+            return
+        if attempt == 0:
+            time.sleep(0.05)  # a checkpoint of another process may just be extending the file
+    assert cut is not None
+    raise _truncated(path, cut, "use")
+
+
+def store_error(exc: sqlite3.Error, path: str, action: str) -> StoreError:
+    """Explain a SQLite failure on the store at ``path``: what is wrong and what to do.
+
+    :param exc: what SQLite raised.
+    :param path: the store file.
+    :param action: what asyncflow was doing, as in "cannot <action> the store file":
+        ``"open"``, ``"read"`` or ``"write to"``.
+    :returns: a :class:`StoreFormatError` if the file is not a SQLite database at all, else
+        a :class:`StoreError`; the caller raises it ``from exc``.
+    """
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    head = f"cannot {action} {_describe(path)}"
+    said = f"(SQLite: {exc})"
+    folder = os.path.dirname(os.path.abspath(path))
+    if code == "SQLITE_NOTADB":
+        return StoreFormatError(
+            f"{_describe(path)} is not an asyncflow store: it is not a SQLite database {said}; "
+            "point store= at an asyncflow store, or at a path that does not exist yet to "
+            "start a new one.",
+            path,
+        )
+    if code.startswith("SQLITE_CORRUPT"):
+        cut = _truncation(path)
+        if cut is not None:
+            return _truncated(path, cut, action, f" {said}")
+        return StoreError(
+            f"{head}: it is damaged {said}; restore the file from a copy, or pass store= a new "
+            "path to start afresh.",
+            path,
+        )
+    if code == "SQLITE_FULL":
+        return StoreError(
+            f"{head}: the disk holding it is full {said}; free some space, then run the flow "
+            "again.",
+            path,
+        )
+    if code == "SQLITE_READONLY_DIRECTORY":
+        name = os.path.basename(path)
+        return StoreError(
+            f"cannot use {_describe(path)}: its folder {folder!r} is read-only, and SQLite "
+            f"must create {name}-wal and {name}-shm beside it {said}; make the folder "
+            "writable, or copy the store to a folder you may write.",
+            path,
+        )
+    if code.startswith("SQLITE_READONLY"):
+        return StoreError(
+            f"{head}: the file is read-only {said}; make it (and its -wal and -shm files, if "
+            "any) writable, or pass store= a path you may write.",
+            path,
+        )
+    if code.startswith("SQLITE_CANTOPEN"):
+        if not os.path.exists(path):
+            return StoreError(
+                f"{head}: the file cannot be created in the folder {folder!r} {said}; make the "
+                "folder writable, or choose a store path in a folder you may write.",
+                path,
+            )
+        return StoreError(
+            f"{head} {said}; check that you may read and write the file and its folder.",
+            path,
+        )
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreError(
+            f"{head}: another process holds it locked {said}; retry later, or check for a "
+            "stuck process.",
+            path,
+        )
+    if code.startswith("SQLITE_IOERR"):
+        return StoreError(
+            f"{head}: the operating system reported an I/O error {said}; check the disk and "
+            "that the file is still there (a network drive may have gone away), then retry.",
+            path,
+        )
+    return StoreError(
+        f"{head} {said}; check that it is an intact asyncflow store that you may read and write.",
+        path,
+    )
+
+
+@contextlib.contextmanager
+def sqlite_errors(path: str, action: str) -> Iterator[None]:
+    """Turn a SQLite failure inside the block into the :func:`store_error` for it."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_error(exc, path, action) from exc
+
+
+def _refuse_folder(path: str) -> None:
+    if os.path.isdir(path):
+        raise StoreError(
+            f"{_describe(path)} is a folder, not a file; pass the path of a file, such as "
+            f"{os.path.join(path, 'asyncflow.db')!r}.",
+            path,
+        )
+
+
 def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> int:
     """Return the file's schema version after checking it is ours and not from the future.
 
     :raises StoreFormatError: another program's database, or a newer asyncflow's store.
+    :raises StoreError: the file is empty (unless ``allow_empty``), or cannot be read.
     """
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -44,13 +195,18 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
         ).fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        raise StoreFormatError(
-            f"{_describe(path)} is not an asyncflow store (SQLite says: {exc}); "
-            "point store= at an asyncflow store file or at a path that does not exist yet.",
+        if is_busy(exc):
+            raise  # another process holds the file for a moment: the caller retries
+        raise store_error(exc, path, "read") from exc
+    if app_id == 0 and version == 0 and has_tables == 0:
+        if allow_empty:
+            return 0
+        # What SQLite makes of a file created (e.g. by `touch`) but never written.
+        raise StoreError(
+            f"{_describe(path)} is empty: it holds no runs and is not an asyncflow store yet; "
+            "run a flow with this store to fill it, or pass the path of an existing store.",
             path,
-        ) from exc
-    if app_id == 0 and version == 0 and has_tables == 0 and allow_empty:
-        return 0
+        )
     if app_id != APPLICATION_ID:
         raise StoreFormatError(
             f"{_describe(path)} is a SQLite database of another program, not an asyncflow "
@@ -66,33 +222,46 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
     return int(version)
 
 
-def _connect(path: str, *, read_only: bool) -> sqlite3.Connection:
-    try:
+def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
+    with sqlite_errors(path, "open"):
         if read_only:
             uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
-            conn = sqlite3.connect(
-                uri + "?mode=ro", uri=True, check_same_thread=False, isolation_level=None
-            )
+            uri += "?mode=ro&immutable=1" if immutable else "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         else:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"cannot open {_describe(path)}: {exc}; check that the folder exists and "
-            "that you may read (and, to run flows, write) it.",
-            path,
-        ) from exc
     return conn
 
 
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (SQLITE_BUSY / SQLITE_LOCKED, any
+    extended code such as BUSY_SNAPSHOT or BUSY_RECOVERY): worth waiting and retrying."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def retry_busy(fn: Callable[[], T], path: str, *, attempts: int = 50) -> T:
-    """Run ``fn``, retrying while another process holds the write lock past busy_timeout."""
+    """Run ``fn``, retrying while another process holds the write lock past busy_timeout.
+
+    Each attempt already waits up to ``BUSY_TIMEOUT_MS`` inside SQLite; the retries add
+    pauses growing to 0.5 s, so a wait is bounded (about five minutes at worst) and only
+    then reported as a StoreError.
+    """
     delay = 0.01
     for attempt in range(attempts):
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not is_busy(exc):
                 raise
             if attempt == attempts - 1:
                 raise StoreError(
@@ -105,12 +274,28 @@ def retry_busy(fn: Callable[[], T], path: str, *, attempts: int = 50) -> T:
     raise AssertionError("unreachable")
 
 
+def _readable_as_is(exc: StoreError, path: str) -> bool:
+    """Whether a read-only open failed only because the folder is read-only, with no WAL
+    content beside the file (so the file alone is the whole store)."""
+    cause = exc.__cause__
+    code = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
+    if code not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT"):
+        return False
+    try:
+        return os.path.getsize(path + "-wal") == 0
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 def open_writer(path: str) -> sqlite3.Connection:
     """Open (creating if needed) a store for writing: WAL, schema created or migrated.
 
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     :raises StoreError: the file cannot be opened or created.
     """
+    _refuse_folder(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise StoreError(
@@ -118,15 +303,23 @@ def open_writer(path: str) -> sqlite3.Connection:
             "create it or choose another store path.",
             path,
         )
+    if os.path.exists(path):
+        _refuse_truncated(path)
     conn = _connect(path, read_only=False)
     try:
-        version = check_format(conn, path, allow_empty=True)
-        if version == 0:
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
-        conn.execute("PRAGMA foreign_keys = OFF")
+
+        def setup() -> int:
+            # Another process may be creating the file or recovering its WAL right now.
+            version = check_format(conn, path, allow_empty=True)
+            if version == 0:
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            return version
+
+        version = retry_busy(setup, path)
         if version < SCHEMA_VERSION:
 
             def upgrade() -> None:
@@ -144,13 +337,26 @@ def open_writer(path: str) -> sqlite3.Connection:
                             )
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
 
             retry_busy(upgrade, path)
+
+        def probe() -> None:
+            # SQLite opens a file it may only read without a word, and says so at the first
+            # write: find out now rather than in the middle of a run.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+        retry_busy(probe, path)
     except sqlite3.Error as exc:
         conn.close()
-        raise StoreError(f"cannot use {_describe(path)}: {exc}", path) from exc
+        raise store_error(exc, path, "write to") from exc
     except BaseException:
         conn.close()
         raise
@@ -160,18 +366,31 @@ def open_writer(path: str) -> sqlite3.Connection:
 def open_reader(path: str) -> sqlite3.Connection:
     """Open an existing store read-only (safe to share across threads; we serialise use).
 
-    :raises StoreError: no file at ``path``.
+    A store in a folder this process may not write (read-only media, another user's
+    folder) is read as it is on disk, provided no write-ahead log is beside it: SQLite
+    would otherwise need to create its -shm file there.
+
+    :raises StoreError: no file at ``path``, an empty file, or a file that cannot be read.
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     """
+    _refuse_folder(path)
     if not os.path.exists(path):
         raise StoreError(
             f"there is no store at {path!r}; run a flow with store={path!r} first, or pass "
             "the path of an existing store.",
             path,
         )
+    _refuse_truncated(path)
     conn = _connect(path, read_only=True)
     try:
-        check_format(conn, path, allow_empty=False)
+        try:
+            retry_busy(lambda: check_format(conn, path, allow_empty=False), path)
+        except StoreError as exc:
+            if not _readable_as_is(exc, path):
+                raise
+            conn.close()
+            conn = _connect(path, read_only=True, immutable=True)
+            check_format(conn, path, allow_empty=False)
         conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
     except BaseException:
         conn.close()

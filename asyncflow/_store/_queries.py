@@ -26,8 +26,10 @@ __all__ = [
     "BEGIN_READ",
     "END_READ",
     "ArtifactRow",
+    "OriginTaskRow",
     "Plan",
     "Query",
+    "ResumeSource",
     "Rows",
     "RunRow",
     "TaskRow",
@@ -38,6 +40,7 @@ __all__ = [
     "flow_names",
     "has_step",
     "path_key",
+    "resume_source",
     "run",
     "run_ids",
     "runs",
@@ -67,14 +70,18 @@ END_READ = "ROLLBACK"
 
 # Keys bound in one ``IN (...)`` list, far below SQLite's limit on bound variables.
 BATCH = 500
-# Chunk rows fetched by one query while assembling a large blob (8 MiB at 1 MiB a chunk):
-# few enough that the rows' memory is reused from window to window (fresh memory costs page
-# faults: 64 made loading 100 MB ~2x slower), enough to keep async round trips few.
-CHUNK_WINDOW = 8
+# Chunk rows fetched by one query while assembling a large blob (2 MiB at 1 MiB a chunk):
+# the rows' memory is then reused from window to window, where larger windows get fresh
+# memory from the allocator each time and pay its page faults (loading 100 MB took ~50 ms
+# with 1 or 2, ~130 ms with 8, ~300 ms with 64: benchmarks/RESULTS.md).
+CHUNK_WINDOW = 2
 
 FLOW_NAMES = "SELECT DISTINCT flow FROM runs ORDER BY flow"
 FLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ?)"
-_RUN_COLUMNS = "id, flow, status, created_at, finished_at, origin_run_id, graph, error"
+_RUN_COLUMNS = (
+    "id, flow, status, created_at, finished_at, origin_run_id, graph, error, "
+    "owner_pid, owner_host, heartbeat_at"
+)
 RUN_BY_ID = f"SELECT {_RUN_COLUMNS} FROM runs WHERE flow = ? AND id = ?"
 RUN_IDS = "SELECT id FROM runs WHERE flow = ? ORDER BY id DESC LIMIT ?"
 RUN_COUNT = "SELECT count(*) FROM runs WHERE flow = ?"
@@ -115,6 +122,10 @@ class RunRow:
     error: str | None
     tags: tuple[str, ...]
     params: tuple[tuple[str, bytes], ...]
+    # The run's lease (see ``_lease``): None for rows written before schema 2.
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    heartbeat_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +260,9 @@ def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
             error=row[7],
             tags=tuple(tags[int(row[0])]),
             params=tuple(params[int(row[0])]),
+            owner_pid=row[8],
+            owner_host=row[9],
+            heartbeat_at=row[10],
         )
         for row in rows
     ]
@@ -390,3 +404,95 @@ def blob(sha: bytes, path: str = "") -> Plan[RawBlob]:
     """
     found = yield from blobs([sha], path)
     return found[sha]
+
+
+# --- resume --------------------------------------------------------------------------------
+
+ORIGIN_TASKS = (
+    "SELECT id, step, path, status, started_at, finished_at, stdout, stderr, exception, "
+    "traceback, attempt FROM tasks WHERE run_id = ?"
+)
+# Only tasks that went on (succeeded, or failed and were caught) can be cloned; failed and
+# cancelled tasks have no artifact rows anyway.
+ORIGIN_ARTIFACTS = (
+    "SELECT a.task_id, a.name, a.sha FROM artifacts AS a JOIN tasks AS t "
+    "ON t.run_id = a.run_id AND t.id = a.task_id "
+    "WHERE a.run_id = ? AND t.status IN ('succeeded', 'caught')"
+)
+ORIGIN_ATTEMPTS = (
+    "SELECT task_id, attempt, status, started_at, finished_at, stdout, stderr, exception, "
+    "traceback FROM attempts WHERE run_id = ? ORDER BY task_id, attempt"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginTaskRow:
+    """One task of a run being resumed: its full row, output included."""
+
+    id: int
+    step: str
+    path: str
+    status: str
+    started_at: float
+    finished_at: float
+    stdout: str | None
+    stderr: str | None
+    exception: str | None
+    traceback: str | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeSource:
+    """What a resume needs from its origin run, read in one snapshot.
+
+    :param run: the origin's run record.
+    :param tasks: every task row of the origin.
+    :param refs: task id -> complete artifact mapping, for the tasks that went on
+        (``succeeded`` or ``caught``).
+    :param attempts: task id -> its earlier attempts' rows (``attempts`` columns after
+        ``task_id``), first to last.
+    """
+
+    run: RunRow
+    tasks: list[OriginTaskRow]
+    refs: dict[int, dict[str, bytes]]
+    attempts: dict[int, list[tuple[Any, ...]]]
+
+
+def resume_source(flow: str, run_id: int | None) -> Plan[ResumeSource | None]:
+    """The run ``run_id`` of ``flow`` (its latest run if None), its tasks and their artifacts.
+
+    Returns None when there is no such run.
+    """
+    if run_id is None:
+        found = yield from runs(flow, limit=1)
+        row = found[0] if found else None
+    else:
+        row = yield from run(flow, run_id)
+    if row is None:
+        return None
+    task_rows = yield Query(ORIGIN_TASKS, (row.id,))
+    tasks = [
+        OriginTaskRow(
+            id=int(r[0]),
+            step=r[1],
+            path=r[2],
+            status=r[3],
+            started_at=r[4],
+            finished_at=r[5],
+            stdout=r[6],
+            stderr=r[7],
+            exception=r[8],
+            traceback=r[9],
+            attempt=int(r[10] or 0),
+        )
+        for r in task_rows
+    ]
+    refs: dict[int, dict[str, bytes]] = {}
+    for task_id, name, sha in (yield Query(ORIGIN_ARTIFACTS, (row.id,))):
+        refs.setdefault(int(task_id), {})[name] = bytes(sha)
+    attempts: dict[int, list[tuple[Any, ...]]] = {}
+    for task_id, *rest in (yield Query(ORIGIN_ATTEMPTS, (row.id,))):
+        attempts.setdefault(int(task_id), []).append(tuple(rest))
+    return ResumeSource(row, tasks, refs, attempts)

@@ -8,18 +8,23 @@ read its parent's values before the parent's commit lands.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from .._codecs import Encoded, decode
+from .._codecs import Encoded, decode, payload_buffer
+from .._errors import StoreError
 from ._blobs import RawBlob, read_raw, read_raw_many
 from ._cache import DEFAULT_CACHE_BYTES, BlobCache
-from ._db import open_reader
+from ._db import open_reader, retry_busy, sqlite_errors
+from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows
 from ._writer import Writer
 
 __all__ = ["Store"]
+
+T = TypeVar("T")
 
 
 class Store:
@@ -96,8 +101,8 @@ class Store:
         raw = self.cache.get(sha)
         if raw is not None:
             return raw
-        with self._reader_lock:
-            raw = read_raw(self._conn(), sha, self.path)
+        with self._reader_lock, sqlite_errors(self.path, "read"):
+            raw = retry_busy(lambda: read_raw(self._conn(), sha, self.path), self.path)
         self.cache.put(raw)
         return raw
 
@@ -118,12 +123,42 @@ class Store:
             else:
                 missing.append(sha)
         if missing:
-            with self._reader_lock:
-                found = read_raw_many(self._conn(), missing, self.path)
+            with self._reader_lock, sqlite_errors(self.path, "read"):
+                found = retry_busy(
+                    lambda: read_raw_many(self._conn(), missing, self.path), self.path
+                )
             for raw in found.values():
                 self.cache.put(raw)
             out.update(found)
         return out
+
+    def read(self, plan: Plan[T]) -> T:
+        """Run a read plan of ``_queries`` on this store, in one snapshot. Blocking.
+
+        :raises StoreError: SQLite failed.
+        """
+        with self._reader_lock:
+            conn = self._conn()
+            try:
+                conn.execute(BEGIN_READ)
+                try:
+                    query = next(plan)
+                    while True:
+                        # Only the first read takes the snapshot: the one that may wait.
+                        rows = retry_busy(functools.partial(_fetch, conn, query), self.path)
+                        query = plan.send(rows)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                finally:
+                    plan.close()
+                    conn.execute(END_READ)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot read the store file {self.path!r}: {exc}; check that it is a "
+                    "complete asyncflow store.",
+                    self.path,
+                ) from exc
 
     def load(self, sha: bytes) -> Any:
         """Decode one blob into a fresh value. Blocking."""
@@ -131,7 +166,14 @@ class Store:
         return decode(raw.encoding, raw.meta, raw.payload)
 
 
+def _fetch(conn: sqlite3.Connection, query: Query) -> Rows:
+    return conn.execute(query.sql, query.params).fetchall()
+
+
 def _from_pending(enc: Encoded) -> RawBlob:
-    # A private bytearray lets the numpy codec adopt the buffer: one copy, not two.
-    payload = bytearray(enc.payload) if enc.size > 65536 else bytes(enc.payload)
+    # A private buffer lets the numpy codec adopt it: one copy, not two.
+    if enc.size <= 65536:
+        return RawBlob(enc.sha, enc.encoding, enc.meta, bytes(enc.payload))
+    payload = payload_buffer(enc.size)
+    memoryview(payload)[:] = enc.payload
     return RawBlob(enc.sha, enc.encoding, enc.meta, payload)

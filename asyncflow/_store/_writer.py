@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -23,16 +25,23 @@ from typing import Any
 from .._codecs import Encoded
 from .._errors import StoreError
 from ._blobs import INLINE_LIMIT, insert_blob
-from ._db import check_format, open_writer, retry_busy
+from ._db import BUSY_TIMEOUT_MS, check_format, open_writer, retry_busy, store_error
+from ._lease import HEARTBEAT_SECONDS, host_name
 
 __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
 
 MAX_BATCH = 4096
+# How long a checkpoint may wait for other connections' reads to end (see _checkpoint).
+CHECKPOINT_WAIT_MS = 200
 
 
 @dataclass(slots=True)
 class CreateRun:
-    """Insert a run row, its tags and parameters; the Future receives the new run id."""
+    """Insert a run row, its tags and parameters; the Future receives the new run id.
+
+    The row takes this process's lease (``owner_pid``, ``owner_host``, ``heartbeat_at``),
+    which the writer refreshes until the run finishes (see ``_lease``).
+    """
 
     flow: str
     graph_json: str
@@ -41,12 +50,22 @@ class CreateRun:
     params: dict[str, Encoded]
     origin_run_id: int | None = None
     future: Future[int] = field(default_factory=Future)
+    # Parameters whose value is already stored (a resumed run reuses its origin's): name -> sha.
+    param_refs: dict[str, bytes] = field(default_factory=dict)
 
     def apply(self, conn: sqlite3.Connection) -> None:
         cur = conn.execute(
-            "INSERT INTO runs (flow, status, created_at, origin_run_id, graph) "
-            "VALUES (?, 'running', ?, ?, ?)",
-            (self.flow, self.created_at, self.origin_run_id, self.graph_json),
+            "INSERT INTO runs (flow, status, created_at, origin_run_id, graph, "
+            "owner_pid, owner_host, heartbeat_at) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+            (
+                self.flow,
+                self.created_at,
+                self.origin_run_id,
+                self.graph_json,
+                os.getpid(),
+                host_name(),
+                time.time(),
+            ),
         )
         run_id = cur.lastrowid
         assert run_id is not None
@@ -58,7 +77,8 @@ class CreateRun:
             insert_blob(conn, enc)
         conn.executemany(
             "INSERT INTO run_params (run_id, name, sha) VALUES (?, ?, ?)",
-            [(run_id, name, enc.sha) for name, enc in self.params.items()],
+            [(run_id, name, enc.sha) for name, enc in self.params.items()]
+            + [(run_id, name, sha) for name, sha in self.param_refs.items()],
         )
         self._result = run_id
 
@@ -108,7 +128,7 @@ class TaskRecord:
 
 @dataclass(slots=True)
 class FinishRun:
-    """Set a run's final status; optionally checkpoint the WAL into the main file."""
+    """Set a run's final status and end its lease; optionally checkpoint the WAL."""
 
     run_id: int
     status: str
@@ -120,8 +140,19 @@ class FinishRun:
 
     def apply(self, conn: sqlite3.Connection) -> None:
         conn.execute(
-            "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
-            (self.status, self.finished_at, self.error, self.run_id),
+            "UPDATE runs SET status = ?, finished_at = ?, error = ?, heartbeat_at = ? WHERE id = ?",
+            (self.status, self.finished_at, self.error, self.finished_at, self.run_id),
+        )
+
+
+def _beat(conn: sqlite3.Connection, run_ids: list[int]) -> None:
+    # Refresh the lease of runs this process owns; a finished run's row is left alone.
+    for start in range(0, len(run_ids), 500):
+        part = run_ids[start : start + 500]
+        conn.execute(
+            "UPDATE runs SET heartbeat_at = ? WHERE status = 'running' "
+            f"AND id IN ({','.join('?' * len(part))})",
+            (time.time(), *part),
         )
 
 
@@ -265,6 +296,11 @@ class Writer:
         self._queue: queue.SimpleQueue[Op | _Flush | _Stop] = queue.SimpleQueue()
         self._on_committed = on_committed
         self.error: StoreError | None = None
+        # Runs that lost a write, and why: they must not end up looking complete.
+        self._run_errors: dict[int, StoreError] = {}
+        # Runs created by this writer and not finished yet: their heartbeat is ours to keep.
+        self._owned: set[int] = set()
+        self._beat_due = time.monotonic() + HEARTBEAT_SECONDS
         self._thread = threading.Thread(
             target=self._loop, name=f"asyncflow-writer:{path}", daemon=True
         )
@@ -297,6 +333,7 @@ class Writer:
             try:
                 first = self._queue.get(timeout=self._idle_seconds)
             except queue.Empty:
+                self._idle_beat()
                 # Nobody wrote for a while: close if no run uses the store any more.
                 if self._on_idle():
                     break
@@ -319,6 +356,7 @@ class Writer:
             if any(op.checkpoint for op in finished):
                 self._checkpoint()
             for op in finished:
+                self._owned.discard(op.run_id)
                 # Resolved only now, so a returned run is in the main file, not just the WAL.
                 if not op.future.done():
                     op.future.set_result(0)
@@ -327,11 +365,49 @@ class Writer:
 
     def _checkpoint(self) -> None:
         # Fails only while another connection reads; the next checkpoint completes it.
+        # A TRUNCATE checkpoint holds the write lock while it waits for readers, so it
+        # waits briefly: other processes' writers must not queue behind a long read.
         with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _beat_ids(self) -> list[int]:
+        # The owned runs whose heartbeat is due now (riding along with a batch), else [].
+        if not self._owned or time.monotonic() < self._beat_due:
+            return []
+        return sorted(self._owned)
+
+    def _beat_done(self) -> None:
+        self._beat_due = time.monotonic() + HEARTBEAT_SECONDS
+
+    def _idle_beat(self) -> None:
+        """Refresh the owned runs' heartbeat in a tiny transaction of its own, if due."""
+        beat = self._beat_ids()
+        if not beat:
+            return
+        conn = self._conn
+
+        def run() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _beat(conn, beat)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        # A missed heartbeat is only retried at the next wake: readers allow for many.
+        with contextlib.suppress(Exception):
+            retry_busy(run, self._path)
+            self._beat_done()
 
     def _transaction(self, ops: list[Op]) -> None:
         conn = self._conn
+        beat = self._beat_ids()
 
         def run() -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -345,14 +421,53 @@ class Writer:
                         op.apply(conn)
                 if tasks:
                     _apply_tasks(conn, tasks)
+                if beat:
+                    _beat(conn, beat)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # After some errors (a full disk) SQLite has rolled back already.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
         retry_busy(run, self._path)
+        if beat:
+            self._beat_done()
+
+    def run_error(self, run_id: int) -> StoreError | None:
+        """Why a write of run ``run_id`` failed, or None while all of them succeeded."""
+        return self._run_errors.get(run_id)
+
+    def forget_run(self, run_id: int) -> StoreError | None:
+        """Drop (and return) what :meth:`run_error` knows of a run that has ended."""
+        return self._run_errors.pop(run_id, None)
+
+    def _screen(self, ops: list[Op]) -> list[Op]:
+        """Keep a run that lost a write from looking complete in the store.
+
+        Its later task records are dropped (they may name values that were never stored),
+        and its final status becomes failed, with the store problem as the reason.
+        """
+        if not self._run_errors:
+            return ops
+        kept: list[Op] = []
+        for op in ops:
+            err = None if isinstance(op, CreateRun) else self._run_errors.get(op.run_id)
+            if err is None:
+                kept.append(op)
+            elif isinstance(op, FinishRun):
+                if op.status != "cancelled":
+                    op.status = "failed"
+                op.error = f"the store could not save all of this run: {err}"
+                kept.append(op)
+            elif op.future is not None and not op.future.done():
+                op.future.set_exception(err)
+        return kept
 
     def _commit(self, ops: list[Op]) -> None:
+        ops = self._screen(ops)
+        if not ops:
+            return
         try:
             self._transaction(ops)
         except Exception as exc:
@@ -367,6 +482,7 @@ class Writer:
         for op in ops:
             if isinstance(op, CreateRun):
                 shas.extend(enc.sha for enc in op.params.values())
+                self._owned.add(op._result)
         if shas:
             self._on_committed(shas)
         for op in ops:
@@ -374,16 +490,20 @@ class Writer:
                 op.future.set_result(op._result)
 
     def _record_failure(self, op: Op, exc: Exception) -> None:
-        err = (
-            exc
-            if isinstance(exc, StoreError)
-            else StoreError(
+        err: StoreError
+        if isinstance(exc, StoreError):
+            err = exc
+        elif isinstance(exc, sqlite3.Error):
+            err = store_error(exc, self._path, "write to")
+        else:
+            err = StoreError(
                 f"could not write to the store file {self._path!r}: {exc}; check free disk "
                 "space and permissions, then resume the run.",
                 self._path,
             )
-        )
         if self.error is None:
             self.error = err
+        if not isinstance(op, CreateRun):
+            self._run_errors.setdefault(op.run_id, err)
         if op.future is not None and not op.future.done():
             op.future.set_exception(err)

@@ -1,0 +1,215 @@
+"""A foreach of N trivial plain-``def`` tasks, fully persisted, through the public API.
+
+    python benchmarks/bench_foreach.py [--repeat N] [--quick]
+
+Figures per N (1,000 and 10,000; --quick: 200 and 1,000):
+
+* asyncflow, warm: ``await ForeachBench(store=path).run(n=N)`` on a store file that exists
+  and is open in this process (the usual case: a second run). Wall and CPU time per task,
+  amortised over the whole run (start, N tasks, the join that reads every output, end).
+* asyncflow, cold: the first run on a new store file (opens the file, creates the schema).
+* baselines, same process, same run: the same loop in plain Python with no persistence
+  (the ratio shows the price of a persisted task); one ``asyncio.to_thread`` per task,
+  sequentially (the latency a chain of plain steps would pay without draining) and
+  16 at a time with ``asyncio.gather`` (what a foreach would pay without draining).
+* store bytes per task: the file's size after the first run (WAL checkpointed) / tasks,
+  and the marginal growth from one more run / its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from _common import Report, baselines_flag, parse_args, progress, scratch_dir, timed, touch_memory
+
+from asyncflow import FlowSpec, Parameter, step
+
+TARGET_MS_PER_TASK = 0.15
+TARGET_BYTES_PER_TASK = 1024
+
+
+class ForeachBench(FlowSpec):
+    """start -> work (foreach over range(n)) -> join -> end."""
+
+    n = Parameter("n", default=1000)
+
+    @step
+    def start(self):
+        self.items = list(range(self.n))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.out = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.out for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class _Task:
+    """What a task is in the plain-Python baseline: an object with attributes."""
+
+
+def plain_loop(n: int) -> int:
+    """The same work with no framework and no persistence."""
+    start = _Task()
+    start.items = list(range(n))
+    outs = []
+    for x in start.items:
+        task = _Task()
+        task.input = x
+        task.out = task.input * 2
+        outs.append(task)
+    return sum(t.out for t in outs)
+
+
+def _work(x: int) -> int:
+    return x * 2
+
+
+async def to_thread_sequential(n: int) -> int:
+    """One thread round trip per task, one after the other."""
+    total = 0
+    for x in range(n):
+        total += await asyncio.to_thread(_work, x)
+    return total
+
+
+async def to_thread_gather(n: int, width: int = 16) -> int:
+    """One thread round trip per task, ``width`` at a time."""
+    sem = asyncio.Semaphore(width)
+
+    async def one(x: int) -> int:
+        async with sem:
+            return await asyncio.to_thread(_work, x)
+
+    return sum(await asyncio.gather(*(one(x) for x in range(n))))
+
+
+async def timed_run(path: str, n: int) -> tuple[float, float]:
+    """Wall and CPU seconds of one persisted run; checks its result."""
+    cpu = time.process_time()
+    start = time.perf_counter()
+    run = await ForeachBench(store=path, echo=False).run(n=n)
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    assert run.data.total == n * (n - 1), "wrong result"
+    return wall, cpu
+
+
+async def measure(args, report: Report, n: int) -> None:
+    repeat = args.repeat
+    warm_wall: list[float] = []
+    warm_cpu: list[float] = []
+    cold_wall: list[float] = []
+    size_first: list[float] = []
+    size_marginal: list[float] = []
+    for r in range(repeat):
+        with scratch_dir(args.dir, "bench_foreach-") as folder:
+            path = os.path.join(folder, "store.db")
+            wall, _ = await timed_run(path, n)
+            cold_wall.append(wall / n)
+            first = os.path.getsize(path)
+            size_first.append(first / n)
+            for i in range(2):
+                wall, cpu = await timed_run(path, n)
+                warm_wall.append(wall / n)
+                warm_cpu.append(cpu / n)
+                if i == 0:
+                    size_marginal.append((os.path.getsize(path) - first) / n)
+            assert not os.path.exists(path + "-wal") or os.path.getsize(path + "-wal") == 0
+        progress(f"  n={n} repeat {r + 1}/{repeat}: warm {warm_wall[-1] * 1e3:.3f} ms/task")
+
+    plain = [timed(lambda: plain_loop(n))[0] / n for _ in range(max(5, repeat))]
+    seq: list[float] = []
+    gather: list[float] = []
+    for _ in range(repeat if args.baselines else 0):
+        start = time.perf_counter()
+        assert await to_thread_sequential(n) == n * (n - 1)
+        seq.append((time.perf_counter() - start) / n)
+        start = time.perf_counter()
+        assert await to_thread_gather(n) == n * (n - 1)
+        gather.append((time.perf_counter() - start) / n)
+
+    label = f"foreach n={n}"
+    report.add(
+        f"{label}: asyncflow warm, wall",
+        warm_wall,
+        "ms",
+        scale=1e3,
+        baseline="plain Python loop, no persistence",
+        baseline_samples=plain,
+        target=TARGET_MS_PER_TASK,
+        note="per task, amortised over start + n tasks + join + end",
+    )
+    report.add(
+        f"{label}: asyncflow warm, CPU (all threads)",
+        warm_cpu,
+        "ms",
+        scale=1e3,
+        baseline="asyncflow warm, wall",
+        baseline_samples=warm_wall,
+    )
+    report.add(
+        f"{label}: asyncflow cold (new store file)",
+        cold_wall,
+        "ms",
+        scale=1e3,
+        baseline="asyncflow warm, wall",
+        baseline_samples=warm_wall,
+    )
+    report.add(f"{label}: plain Python loop", plain, "ms", scale=1e3)
+    report.add(
+        f"{label}: asyncio.to_thread per task, serial",
+        seq,
+        "ms",
+        scale=1e3,
+        baseline="asyncflow warm, wall",
+        baseline_samples=warm_wall,
+    )
+    report.add(
+        f"{label}: asyncio.to_thread per task, 16 wide",
+        gather,
+        "ms",
+        scale=1e3,
+        baseline="asyncflow warm, wall",
+        baseline_samples=warm_wall,
+    )
+    report.add(
+        f"{label}: store bytes/task, first run",
+        size_first,
+        "B",
+        note="file size after the run (WAL checkpointed) / n; includes the empty schema",
+    )
+    report.add(
+        f"{label}: store bytes/task, marginal",
+        size_marginal,
+        "B",
+        target=TARGET_BYTES_PER_TASK,
+        note="file growth from one more run / n",
+    )
+
+
+async def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], repeat=5, extra=baselines_flag)
+    sizes = (200, 1000) if args.quick else (1000, 10000)
+    report = Report("bench_foreach: foreach of trivial plain-def tasks", args)
+    touch_memory()
+    with scratch_dir(args.dir, "bench_foreach-warmup-") as folder:
+        await ForeachBench(store=os.path.join(folder, "s.db"), echo=False).run(n=100)
+    for n in sizes:
+        await measure(args, report, n)
+    report.print()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

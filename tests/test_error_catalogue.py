@@ -1,0 +1,1334 @@
+"""docs/errors.md, line by line: each error is triggered for real, and its message checked.
+
+Every line of the catalogue has a case here (and every case a line): the error has the
+documented type, its message matches the documented text (``«…»`` stands for the parts that
+vary), names the thing at fault (flow, step, artifact, file) and says what to do. The store
+problems are also followed through every entry point: ``run()``, the sync and async client
+and both command lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import asyncflow
+import asyncflow._store._writer as writer_module
+from asyncflow import (
+    AsyncflowError,
+    Flow,
+    FlowSpec,
+    IncludeFile,
+    Parameter,
+    StepFailed,
+    StoreError,
+    catch,
+    retry,
+    step,
+    timeout,
+)
+from asyncflow._cli import main as asyncflow_cli
+from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
+from tests._storefixture import T, write_run
+from tests.flows import bad_graphs as bad
+from tests.flows import catalogue as cf
+from tests.flows.catalogue import Boom, Chunky, Grows, Pair
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOGUE = ROOT / "docs" / "errors.md"
+HERE = __file__
+BAD_GRAPHS = bad.__file__
+FLOWS = cf.__file__
+
+
+# --- the catalogue as written ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the catalogue: its error type and its message as a regular expression."""
+
+    error: str
+    pattern: re.Pattern[str]
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    parts = re.split(r"«[^»]*»", text)
+    return re.compile(".*?".join(re.escape(part) for part in parts), re.DOTALL)
+
+
+def catalogue() -> dict[str, Line]:
+    lines: dict[str, Line] = {}
+    row = re.compile(r"^\| ([A-Z]\d\d) \| (.+?) \| ``(.+?)`` \| .+ \|$")
+    for text in CATALOGUE.read_text(encoding="utf-8").splitlines():
+        found = row.match(text)
+        if found:
+            entry, error, message = found.groups()
+            assert entry not in lines, f"{entry} appears twice in {CATALOGUE}"
+            lines[entry] = Line(error.strip("`"), _pattern(message.strip()))
+    return lines
+
+
+# --- the cases ------------------------------------------------------------------------------
+
+
+class CommandLine(Exception):
+    """What a command printed on stderr, and its exit code."""
+
+    def __init__(self, stderr: str, code: int) -> None:
+        super().__init__(stderr.strip(), code)
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+Raised = tuple[BaseException, tuple[str, ...]]  # the error, and what its message must name
+Trigger = Callable[[Path], Awaitable[Raised]]
+
+
+@dataclass(frozen=True)
+class Case:
+    trigger: Trigger
+    fix: str  # words of the message that say what to do
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(entry: str, fix: str) -> Callable[[Trigger], Trigger]:
+    def register(trigger: Trigger) -> Trigger:
+        assert entry not in CASES, entry
+        CASES[entry] = Case(trigger, fix)
+        return trigger
+
+    return register
+
+
+def raised(make: Callable[[], object]) -> BaseException:
+    try:
+        make()
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
+async def run_error(
+    flow: type[FlowSpec], tmp: Path, *, store_path: Path | None = None, **params: Any
+) -> BaseException:
+    """What running ``flow`` raises (in ``tmp``'s store unless ``store_path`` is given)."""
+    store = str(store_path) if store_path is not None else store_of(tmp)
+    try:
+        await flow(store=store, echo=False).run(**params)
+    except (AsyncflowError, ValueError) as exc:
+        return exc
+    raise AssertionError(f"{flow.__name__} ran without an error on {store}")
+
+
+def store_of(tmp: Path) -> str:
+    return str(tmp / "store.db")
+
+
+# --- D: defining a flow ---------------------------------------------------------------------
+
+
+@case("D01", fix="put @step directly above the def line")
+async def _d01(tmp: Path) -> Raised:
+    return raised(lambda: step(staticmethod(print))), ("@step",)
+
+
+@case("D02", fix="remove the other parameters")
+async def _d02(tmp: Path) -> Raised:
+    def train(self: Any, inputs: Any, extra: Any) -> None:
+        pass
+
+    return raised(lambda: step(train)), ("'train'", HERE)
+
+
+@case("D03", fix="put @retry above @step")
+async def _d03(tmp: Path) -> Raised:
+    def helper(self: Any) -> None:
+        pass
+
+    return raised(lambda: retry(times=1)(helper)), ("'helper'",)
+
+
+@case("D04", fix="keep one")
+async def _d04(tmp: Path) -> Raised:
+    def fetch(self: Any) -> None:
+        pass
+
+    once = catch(var="error")(step(fetch))
+    return raised(lambda: catch()(once)), ("'fetch'", "@catch", HERE)
+
+
+@case("D05", fix="must be a whole number >= 0")
+async def _d05(tmp: Path) -> Raised:
+    return raised(lambda: retry(times=-1)), ("times=-1",)
+
+
+@case("D06", fix="must be >= 0 and finite")
+async def _d06(tmp: Path) -> Raised:
+    return raised(lambda: retry(minutes_between_retries=-2)), ("minutes_between_retries=-2",)
+
+
+@case("D07", fix="must be a number")
+async def _d07(tmp: Path) -> Raised:
+    return raised(lambda: timeout(seconds="10")), ("@timeout(seconds=...)", "'10'")  # type: ignore[arg-type]
+
+
+@case("D08", fix="var must name an artifact")
+async def _d08(tmp: Path) -> Raised:
+    return raised(lambda: catch(var="_error")), ("'_error'",)
+
+
+@case("D09", fix="give a positive, finite duration")
+async def _d09(tmp: Path) -> Raised:
+    return raised(lambda: timeout(seconds=0)), ("seconds=0",)
+
+
+@case("D10", fix="pass type= str, int, float, bool, JSONType")
+async def _d10(tmp: Path) -> Raised:
+    return raised(lambda: Parameter("config", default={"k": 1})), ("'config'", "{'k': 1}")
+
+
+@case("D11", fix="pass type= str, int, float, bool, JSONType")
+async def _d11(tmp: Path) -> Raised:
+    return raised(lambda: Parameter("alpha", type=5)), ("'alpha'", "type=5")
+
+
+@case("D12", fix="use a codec such as 'utf-8'")
+async def _d12(tmp: Path) -> Raised:
+    return raised(lambda: IncludeFile("data", encoding="klingon")), ("'data'", "klingon")
+
+
+@case("D13", fix="use a path")
+async def _d13(tmp: Path) -> Raised:
+    return raised(lambda: IncludeFile("data", default=42)), ("'data'", "42")  # type: ignore[arg-type]
+
+
+# --- P: declaring parameters ----------------------------------------------------------------
+
+
+def _linear(**attrs: Any) -> type[FlowSpec]:
+    """A valid two-step flow class with extra class attributes (parameters)."""
+    return type("ParamFlow", (_Linear,), attrs)
+
+
+class _Linear(FlowSpec):
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@case("P01", fix="rename it")
+async def _p01(tmp: Path) -> Raised:
+    flow = _linear(size=Parameter("size-mb", default=1))
+    return await run_error(flow, tmp), ("'size-mb'", "ParamFlow.size")
+
+
+@case("P02", fix="remove the '_'")
+async def _p02(tmp: Path) -> Raised:
+    flow = _linear(_alpha=Parameter("alpha", default=1.0))
+    return await run_error(flow, tmp), ("'alpha'", "ParamFlow._alpha")
+
+
+@case("P03", fix="rename it")
+async def _p03(tmp: Path) -> Raised:
+    flow = _linear(index=Parameter("index", default=1))
+    return await run_error(flow, tmp), ("'index'", "ParamFlow.index")
+
+
+@case("P04", fix="create a separate Parameter(...) in the class body per attribute")
+async def _p04(tmp: Path) -> Raised:
+    shared = Parameter("alpha", default=1.0)
+    flow = _linear(alpha=shared, beta=shared)
+    return await run_error(flow, tmp), ("'alpha'", "ParamFlow.beta")
+
+
+@case("P05", fix="rename one")
+async def _p05(tmp: Path) -> Raised:
+    flow = _linear(alpha=Parameter("rate", default=1.0), beta=Parameter("rate", default=2.0))
+    return await run_error(flow, tmp), ("'rate'", "ParamFlow.alpha", "ParamFlow.beta")
+
+
+@case("P06", fix="name each parameter like its attribute")
+async def _p06(tmp: Path) -> Raised:
+    flow = _linear(alpha=Parameter("beta", default=1.0), beta=Parameter("gamma", default=2.0))
+    return await run_error(flow, tmp), ("'beta'", "ParamFlow.alpha", "ParamFlow.beta")
+
+
+# --- G: the graph ---------------------------------------------------------------------------
+
+
+@case("G01", fix="define every step with its own def")
+async def _g01(tmp: Path) -> Raised:
+    return await run_error(bad.Alias, tmp), ("'finish'", "'end'", "Alias", BAD_GRAPHS)
+
+
+@case("G02", fix="rename the step")
+async def _g02(tmp: Path) -> Raised:
+    return await run_error(bad.Hides, tmp), ("'helper'", "Base", BAD_GRAPHS)
+
+
+@case("G03", fix="define the flow in a file")
+async def _g03(tmp: Path) -> Raised:
+    namespace: dict[str, Any] = {"FlowSpec": FlowSpec, "step": step}
+    source = (
+        "class Generated(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n"
+        "    @step\n    def end(self):\n        pass\n"
+    )
+    exec(compile(source, "<generated>", "exec"), namespace)
+    return await run_error(namespace["Generated"], tmp), ("'start'", "<generated>")
+
+
+@case("G04", fix="import it again")
+async def _g04(tmp: Path) -> Raised:
+    import inspect
+
+    real = inspect.getsourcelines
+    inspect.getsourcelines = lambda obj: (["x = 1\n"], 1)  # type: ignore[assignment]
+    try:
+        return await run_error(bad.Edited, tmp), ("'start'", BAD_GRAPHS)
+    finally:
+        inspect.getsourcelines = real
+
+
+@case("G05", fix="a step must end with exactly one unconditional self.next(...)")
+async def _g05(tmp: Path) -> Raised:
+    return await run_error(bad.Branchy, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G06", fix="a step must end with exactly one unconditional self.next(...)")
+async def _g06(tmp: Path) -> Raised:
+    return await run_error(bad.Twice, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G07", fix="as its last statement")
+async def _g07(tmp: Path) -> Raised:
+    return await run_error(bad.Early, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G08", fix="must be written as self.<step>")
+async def _g08(tmp: Path) -> Raised:
+    return await run_error(bad.Dynamic, tmp), ("'start'", "*targets", BAD_GRAPHS)
+
+
+@case("G09", fix="pass the step(s) that run next")
+async def _g09(tmp: Path) -> Raised:
+    return await run_error(bad.Nowhere, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G10", fix="remove `other=`")
+async def _g10(tmp: Path) -> Raised:
+    return await run_error(bad.Keyword, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G11", fix='must be a string literal such as foreach="items"')
+async def _g11(tmp: Path) -> Raised:
+    return await run_error(bad.Variable, tmp), ("'start'", "`name`", BAD_GRAPHS)
+
+
+@case("G12", fix="rename the step")
+async def _g12(tmp: Path) -> Raised:
+    return await run_error(bad.Private, tmp), ("'_hidden'", BAD_GRAPHS)
+
+
+@case("G13", fix="rename the step")
+async def _g13(tmp: Path) -> Raised:
+    return await run_error(bad.Reserved, tmp), ("'check'", BAD_GRAPHS)
+
+
+@case("G14", fix="add an @step method with that name")
+async def _g14(tmp: Path) -> Raised:
+    return await run_error(bad.NoStart, tmp), ("NoStart", "'start'", BAD_GRAPHS)
+
+
+@case("G15", fix="define it as `def start(self)`")
+async def _g15(tmp: Path) -> Raised:
+    return await run_error(bad.StartJoins, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G16", fix="remove the call")
+async def _g16(tmp: Path) -> Raised:
+    return await run_error(bad.EndGoesOn, tmp), ("'end'", BAD_GRAPHS)
+
+
+@case("G17", fix="add a join step that takes inputs")
+async def _g17(tmp: Path) -> Raised:
+    return await run_error(bad.EndJoins, tmp), ("'end'", BAD_GRAPHS)
+
+
+@case("G18", fix="finish it with self.next(self.<step>)")
+async def _g18(tmp: Path) -> Raised:
+    return await run_error(bad.Stops, tmp), ("'middle'", BAD_GRAPHS)
+
+
+@case("G19", fix="name one of the steps: start, train, end")
+async def _g19(tmp: Path) -> Raised:
+    return await run_error(bad.Typo, tmp), ("'start'", "self.trian", "'train'", BAD_GRAPHS)
+
+
+@case("G20", fix="name each target once")
+async def _g20(tmp: Path) -> Raised:
+    return await run_error(bad.Doubled, tmp), ("'start'", "'a'", BAD_GRAPHS)
+
+
+@case("G21", fix="split again inside it")
+async def _g21(tmp: Path) -> Raised:
+    return await run_error(bad.WideForeach, tmp), ("'start'", "items", BAD_GRAPHS)
+
+
+@case("G22", fix="name the artifact (a list or other iterable) set on self")
+async def _g22(tmp: Path) -> Raised:
+    return await run_error(bad.BadVar, tmp), ("'start'", "'my items'", BAD_GRAPHS)
+
+
+@case("G23", fix="no step may lead back to itself or an earlier step")
+async def _g23(tmp: Path) -> Raised:
+    return await run_error(bad.Loop, tmp), ("'b'", "a -> b -> a", BAD_GRAPHS)
+
+
+@case("G24", fix="call self.next(self.orphan) from another step, or remove its @step")
+async def _g24(tmp: Path) -> Raised:
+    return await run_error(bad.Orphan, tmp), ("'orphan'", BAD_GRAPHS)
+
+
+@case("G25", fix="add a join step `def join(self, inputs)` between them and end")
+async def _g25(tmp: Path) -> Raised:
+    return await run_error(bad.EndMeets, tmp), ("'end'", "a, b", BAD_GRAPHS)
+
+
+@case("G26", fix="make it a join: `def merge(self, inputs)`")
+async def _g26(tmp: Path) -> Raised:
+    return await run_error(bad.NoInputs, tmp), ("'merge'", "a, b", BAD_GRAPHS)
+
+
+@case("G27", fix="split in that next step")
+async def _g27(tmp: Path) -> Raised:
+    return await run_error(bad.JoinSplits, tmp), ("'join'", BAD_GRAPHS)
+
+
+@case("G28", fix="lead every branch to one step that takes inputs")
+async def _g28(tmp: Path) -> Raised:
+    return await run_error(bad.Unjoined, tmp), ("'start'", "(body)", BAD_GRAPHS)
+
+
+@case("G29", fix="remove the inputs parameter: `def middle(self)`")
+async def _g29(tmp: Path) -> Raised:
+    return await run_error(bad.Lonely, tmp), ("'middle'", BAD_GRAPHS)
+
+
+@case("G30", fix="close 'a' with its own join inside its branch first")
+async def _g30(tmp: Path) -> Raised:
+    return await run_error(bad.Tangled, tmp), ("'join'", "a1 from a", BAD_GRAPHS)
+
+
+@case("G31", fix="put at least one step in every branch")
+async def _g31(tmp: Path) -> Raised:
+    return await run_error(bad.Shortcut, tmp), ("'join'", "'start'", BAD_GRAPHS)
+
+
+@case("G32", fix="end the last step of every branch of 'start' with self.next(self.join)")
+async def _g32(tmp: Path) -> Raised:
+    return await run_error(bad.Missing, tmp), ("'join'", "'start'", "b never lead here", BAD_GRAPHS)
+
+
+@case("G33", fix="move the work that may fail into a step before the split")
+async def _g33(tmp: Path) -> Raised:
+    return await run_error(bad.CaughtSplit, tmp), ("'start'", BAD_GRAPHS)
+
+
+@case("G34", fix="which is not a step")
+async def _g34(tmp: Path) -> Raised:
+    return await run_error(bad.Broken, tmp), ("Broken", "2 problems", "'start'", "'end'")
+
+
+# --- R: parameters given to a run -----------------------------------------------------------
+
+
+@case("R01", fix="valid parameters: alpha, epochs")
+async def _r01(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, alpah=0.1), ("Params", "'alpah'", "'alpha'")
+
+
+@case("R02", fix="remove them")
+async def _r02(tmp: Path) -> Raised:
+    return await run_error(Pair, tmp, alpha=1), ("Pair", "alpha")
+
+
+@case("R03", fix="pass flow.run(runs=...) or --runs VALUE")
+async def _r03(tmp: Path) -> Raised:
+    return await run_error(cf.Needs, tmp), ("Needs", "'runs'")
+
+
+@case("R04", fix="use true/false, 1/0, yes/no or on/off")
+async def _r04(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, verbose="maybe"), ("Params", "'verbose'", "'maybe'")
+
+
+@case("R05", fix="pass a number such as 0.5")
+async def _r05(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, alpha="fast"), ("Params", "'alpha'", "'fast'")
+
+
+@case("R06", fix="or declare type=float")
+async def _r06(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, epochs="2.5"), ("Params", "'epochs'", "'2.5'")
+
+
+@case("R07", fix="pass a whole number such as 3")
+async def _r07(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, epochs=[1]), ("Params", "'epochs'", "list")
+
+
+@case("R08", fix="""pass JSON such as '{"k": 1}'""")
+async def _r08(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, config="{k: 1}"), ("Params", "'config'")
+
+
+@case("R09", fix="pass only dicts, lists, strings, numbers, booleans and None")
+async def _r09(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, config={"when": object()}), ("Params", "'config'")
+
+
+@case("R10", fix="pass a value int.from_bytes accepts")
+async def _r10(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, when="soon"), ("Params", "'when'", "'soon'")
+
+
+@case("R11", fix="correct default= in the flow")
+async def _r11(tmp: Path) -> Raised:
+    return await run_error(cf.BadDefault, tmp), ("BadDefault", "'width'", "'wide'")
+
+
+@case("R12", fix="pass the file's path as a str or pathlib.Path")
+async def _r12(tmp: Path) -> Raised:
+    return await run_error(cf.Params, tmp, data=12), ("Params", "'data'")
+
+
+@case("R13", fix="pass an existing, readable file with --data or data=...")
+async def _r13(tmp: Path) -> Raised:
+    missing = str(tmp / "missing.csv")
+    return await run_error(cf.Params, tmp, data=missing), ("Params", "'data'", missing)
+
+
+@case("R14", fix="declare its encoding=, or is_text=False to get bytes")
+async def _r14(tmp: Path) -> Raised:
+    binary = tmp / "data.bin"
+    binary.write_bytes(b"\xff\xfe\x00 not utf-8")
+    return await run_error(cf.Params, tmp, data=str(binary)), ("Params", "'data'", str(binary))
+
+
+@case("R15", fix="pass a plain value (number, string, JSON-like data)")
+async def _r15(tmp: Path) -> Raised:
+    return await run_error(cf.Anything, tmp, thing=threading.Lock()), ("Anything", "'thing'")
+
+
+# --- S: while a step runs -------------------------------------------------------------------
+
+
+async def step_failed(flow: type[FlowSpec], tmp: Path, **params: Any) -> StepFailed:
+    exc = await run_error(flow, tmp, **params)
+    assert isinstance(exc, StepFailed), exc
+    assert exc.run.status == "failed"
+    return exc
+
+
+@case("S01", fix="fix the step")
+async def _s01(tmp: Path) -> Raised:
+    exc = await step_failed(Boom, tmp)
+    return exc, ("'start'", exc.pathspec, "RuntimeError: planned failure")
+
+
+@case("S02", fix="Store a serialisable value, or use a name starting with '_'")
+async def _s02(tmp: Path) -> Raised:
+    return await step_failed(cf.Locked, tmp), ("'lock'", "'start'", "Locked")
+
+
+@case("S03", fix="Store a serialisable value")
+async def _s03(tmp: Path) -> Raised:
+    return await step_failed(cf.Mirror, tmp), ("'me'", "'start'", "Mirror")
+
+
+@case("S04", fix="Set self.weights in an earlier step or check the spelling")
+async def _s04(tmp: Path) -> Raised:
+    return await step_failed(cf.Unset, tmp), ("'end'", "'weights'", "Unset", "x")
+
+
+@case("S05", fix="set self.score in that branch")
+async def _s05(tmp: Path) -> Raised:
+    return await step_failed(cf.Uneven, tmp), ("'b'", "'join'", "'score'")
+
+
+@case("S06", fix="use one of a, b, or inputs[i]")
+async def _s06(tmp: Path) -> Raised:
+    return await step_failed(cf.WrongBranch, tmp), ("'join'", "'c'")
+
+
+@case("S07", fix="store the value under another name, such as self.train_value")
+async def _s07(tmp: Path) -> Raised:
+    return await step_failed(cf.Shadow, tmp), ("self.train", "Shadow", "a step of this flow")
+
+
+@case("S08", fix="store a changed value under another name, such as self.alpha_used")
+async def _s08(tmp: Path) -> Raised:
+    return await step_failed(cf.Tweaks, tmp), ("'alpha'", "Tweaks")
+
+
+@case("S09", fix="call it once, as the last statement of the step")
+async def _s09(tmp: Path) -> Raised:
+    return await step_failed(cf.Again, tmp), ("'start'", "Again")
+
+
+@case("S10", fix="end the step with self.next(self.end)")
+async def _s10(tmp: Path) -> Raised:
+    return await step_failed(cf.Returns, tmp), ("'start'", "Returns", FLOWS)
+
+
+@case("S11", fix="the call must match the graph")
+async def _s11(tmp: Path) -> Raised:
+    return await step_failed(cf.Jumps, tmp), ("'start'", "self.b", "self.a", FLOWS)
+
+
+@case("S12", fix="remove it")
+async def _s12(tmp: Path) -> Raised:
+    return await step_failed(cf.EndAgain, tmp), ("'end'", "EndAgain", FLOWS)
+
+
+@case("S13", fix="pass steps of this flow as self.<step_name>")
+async def _s13(tmp: Path) -> Raised:
+    return await step_failed(cf.NotAStep, tmp), ("'start'", "NotAStep")
+
+
+@case("S14", fix="foreach takes the name of an artifact as a string")
+async def _s14(tmp: Path) -> Raised:
+    return await step_failed(cf.NumberedForeach, tmp), ("'start'", "foreach=3")
+
+
+@case("S15", fix="set self.things to a list (or any iterable) before calling self.next()")
+async def _s15(tmp: Path) -> Raised:
+    return await step_failed(cf.Fanout, tmp), ("'start'", "'things'", "Fanout", FLOWS)
+
+
+@case("S16", fix="make it a list, tuple, range or other iterable")
+async def _s16(tmp: Path) -> Raised:
+    return await step_failed(cf.Fanout, tmp, kind="int"), ("'start'", "self.things", "int")
+
+
+@case("S17", fix="a foreach needs at least one element")
+async def _s17(tmp: Path) -> Raised:
+    return await step_failed(cf.Fanout, tmp, kind="empty"), ("'start'", "self.things")
+
+
+@case("S18", fix="fix the step")
+async def _s18(tmp: Path) -> Raised:
+    return await step_failed(cf.Slow, tmp), ("'start'", "@timeout of 0.05 s")
+
+
+@case("S19", fix="works only in a join step")
+async def _s19(tmp: Path) -> Raised:
+    return await step_failed(cf.NoJoin, tmp), ("'start'", "NoJoin")
+
+
+@case("S20", fix="pass one")
+async def _s20(tmp: Path) -> Raised:
+    return await step_failed(cf.Merges, tmp, how="both"), ("'join'", "Merges")
+
+
+@case("S21", fix="remove them from include= or set them in the branches")
+async def _s21(tmp: Path) -> Raised:
+    exc = await step_failed(cf.Merges, tmp, how="absent")
+    assert getattr(exc.__cause__, "names", None) == ("weights",)
+    return exc, ("'join'", "weights")
+
+
+@case("S22", fix="set them on self before calling merge_artifacts()")
+async def _s22(tmp: Path) -> Raised:
+    exc = await step_failed(cf.Merges, tmp)
+    assert getattr(exc.__cause__, "names", None) == ("score",)
+    return exc, ("'join'", "score")
+
+
+# --- O: outside a run -----------------------------------------------------------------------
+
+
+@case("O01", fix="leave it out for the default of 16")
+async def _o01(tmp: Path) -> Raised:
+    return raised(lambda: Pair(max_workers=0)), ("max_workers", "0")
+
+
+@case("O02", fix="use asyncflow.Flow to read stored runs")
+async def _o02(tmp: Path) -> Raised:
+    return raised(lambda: Pair().total), ("'Pair'", "'total'")
+
+
+# --- C: reading runs ------------------------------------------------------------------------
+
+
+async def pair_store(tmp: Path) -> str:
+    path = store_of(tmp)
+    await Pair(store=path, echo=False).run()
+    return path
+
+
+@case("C01", fix="Run the flow with this store first")
+async def _c01(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    open_writer(path).close()  # a store, with no run in it
+    return raised(lambda: Flow("Pair", store=path)), ("'Pair'", path)
+
+
+@case("C02", fix="Check the name (it is the flow's class name) or the store path")
+async def _c02(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    return raised(lambda: Flow("Piar", store=path)), ("'Piar'", path, "Pair")
+
+
+@case("C03", fix="run ids are whole numbers")
+async def _c03(tmp: Path) -> Raised:
+    flow = Flow("Pair", store=await pair_store(tmp))
+    return raised(lambda: flow["latest"]), ("'latest'", "Pair")
+
+
+@case("C04", fix="Use one of those ids")
+async def _c04(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    flow = Flow("Pair", store=path)
+    return raised(lambda: flow[99]), ("run 99", "Pair", path, "newest first: 1")
+
+
+@case("C05", fix="check the spelling")
+async def _c05(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    return raised(lambda: run["strat"]), ("Pair/1", "'strat'", "start, end")
+
+
+@case("C06", fix="Read one of those steps instead")
+async def _c06(tmp: Path) -> Raised:
+    failed = (await step_failed(Boom, tmp)).run
+    return raised(lambda: failed["middle"]), ("'middle'", failed.pathspec, "failed", "start")
+
+
+@case("C07", fix="Use one of those task ids")
+async def _c07(tmp: Path) -> Raised:
+    step_ = Flow("Pair", store=await pair_store(tmp))["1"]["start"]
+    return raised(lambda: step_["7"]), ("Pair/1/start", "'7'", "its tasks: 1")
+
+
+@case("C08", fix="Check the spelling")
+async def _c08(tmp: Path) -> Raised:
+    task = Flow("Pair", store=await pair_store(tmp))["1"]["start"].task
+    return raised(lambda: task.data.y), (task.pathspec, "'y'", "its artifacts: x")
+
+
+@case("C09", fix="Read the data of a step that ran instead")
+async def _c09(tmp: Path) -> Raised:
+    failed = (await step_failed(Boom, tmp)).run
+    return raised(lambda: failed.data), (failed.pathspec, "failed", "start")
+
+
+@case("C10", fix="read it where that class's module can be imported")
+async def _c10(tmp: Path) -> Raised:
+    module = f"catalogue_gone_{uuid.uuid4().hex}"
+    (tmp / f"{module}.py").write_text("class Thing:\n    pass\n")
+    sys.path.insert(0, str(tmp))
+    try:
+        value = __import__(module).Thing()
+        path = store_of(tmp)
+        write_run(path, "Gone", [T("start", artifacts={"thing": value}), T("end")])
+    finally:
+        sys.path.remove(str(tmp))
+        del sys.modules[module]
+    task = Flow("Gone", store=path)["1"]["start"].task
+    return raised(lambda: task.data.thing), ("'thing'", task.pathspec, "pickle")
+
+
+@case("C11", fix="restore it from a copy")
+async def _c11(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DELETE FROM blobs WHERE sha IN (SELECT sha FROM artifacts WHERE name='x')")
+    task = Flow("Pair", store=path)["1"]["start"].task
+    return raised(lambda: task.data.x), (path, "missing")
+
+
+# --- T: store files -------------------------------------------------------------------------
+
+
+def garbage(path: Path) -> None:
+    path.write_bytes(b"this is not a database\n" * 500)
+
+
+def other_program(path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+        conn.execute("INSERT INTO contacts VALUES ('Ada', '123')")
+
+
+async def newer(path: Path) -> None:
+    """A store as a newer asyncflow leaves it (a file this process never opened)."""
+    source = path.with_name("source.db")
+    await Pair(store=str(source), echo=False).run()
+    shutil.copyfile(source, path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA user_version = 999")
+
+
+async def chunky_store(path: Path) -> None:
+    """A store of a few MiB, copied alone (a complete file, with no WAL beside it)."""
+    source = path.with_name("source.db")
+    await Chunky(store=str(source), echo=False).run()
+    shutil.copyfile(source, path)
+
+
+async def truncated(path: Path, fraction: float = 0.5) -> None:
+    await chunky_store(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def zero_root_page(path: Path, table: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    with open(path, "r+b") as fh:
+        fh.seek((root[0] - 1) * page_size)
+        fh.write(b"\x00" * page_size)
+
+
+def client_error(path: str, flow: str = "Pair") -> BaseException:
+    return raised(lambda: Flow(flow, store=path).latest_run)
+
+
+@case("T01", fix="run a flow with store=")
+async def _t01(tmp: Path) -> Raised:
+    path = str(tmp / "nowhere.db")
+    return client_error(path), (path,)
+
+
+@case("T02", fix="run a flow with this store to fill it")
+async def _t02(tmp: Path) -> Raised:
+    path = tmp / "empty.db"
+    path.touch()
+    return client_error(str(path)), (str(path), "no runs")
+
+
+@case("T03", fix="point store= at an asyncflow store")
+async def _t03(tmp: Path) -> Raised:
+    path = tmp / "garbage.db"
+    garbage(path)
+    return await run_error(Pair, tmp, store_path=path), (str(path),)
+
+
+@case("T04", fix="choose another path for store=")
+async def _t04(tmp: Path) -> Raised:
+    path = tmp / "contacts.db"
+    other_program(path)
+    return await run_error(Pair, tmp, store_path=path), (str(path),)
+
+
+@case("T05", fix="upgrade asyncflow to read it")
+async def _t05(tmp: Path) -> Raised:
+    path = tmp / "newer.db"
+    await newer(path)
+    return client_error(str(path)), (str(path), "schema 999")
+
+
+@case("T06", fix="restore the file from a copy")
+async def _t06(tmp: Path) -> Raised:
+    path = tmp / "cut.db"
+    await truncated(path)
+    return client_error(str(path), "Chunky"), (str(path), "truncated")
+
+
+@case("T07", fix="restore the file from a copy")
+async def _t07(tmp: Path) -> Raised:
+    path = tmp / "damaged.db"
+    await chunky_store(path)
+    zero_root_page(path, "blob_chunks")
+    task = Flow("Chunky", store=str(path))["1"]["start"].task  # opens and lists fine
+    return raised(lambda: task.data.blob), (str(path), "damaged")
+
+
+@case("T08", fix="pass the path of a file")
+async def _t08(tmp: Path) -> Raised:
+    return await run_error(Pair, tmp, store_path=tmp), (str(tmp), "is a folder")
+
+
+@case("T09", fix="create it or choose another store path")
+async def _t09(tmp: Path) -> Raised:
+    path = tmp / "missing" / "store.db"
+    return await run_error(Pair, tmp, store_path=path), (str(tmp / "missing"),)
+
+
+@case("T10", fix="make it (and its -wal and -shm files, if any) writable")
+async def _t10(tmp: Path) -> Raised:
+    seen = await locked_away(tmp, "file")
+    return as_error(seen["run"]), (seen["path"], "read-only")
+
+
+@case("T11", fix="make the folder writable")
+async def _t11(tmp: Path) -> Raised:
+    seen = await locked_away(tmp, "folder")
+    return as_error(seen["run"]), (seen["path"], seen["folder"], "read-only")
+
+
+@case("T12", fix="make the folder writable")
+async def _t12(tmp: Path) -> Raised:
+    seen = await locked_away(tmp, "new")
+    return as_error(seen["run"]), (seen["path"], seen["folder"])
+
+
+@case("T13", fix="free some space, then run the flow again")
+async def _t13(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    with tight_store(extra_pages=4):
+        await Pair(store=path, echo=False).run()
+        exc = await run_error(Grows, tmp)
+    return exc, ("Grows/2", path, "is recorded as failed")
+
+
+@case("T14", fix="could not be saved, nor marked as failed")
+async def _t14(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TRIGGER no_end BEFORE UPDATE OF status ON runs "
+            "WHEN NEW.status <> 'running' BEGIN SELECT RAISE(ABORT, 'no end for you'); END"
+        )
+    exc = await run_error(Pair, tmp)
+    with Flow("Pair", store=path) as flow:
+        assert flow["2"].status == "running"
+    return exc, ("Pair/2", path, "no end for you")
+
+
+@case("T15", fix="retry later or check for a stuck process")
+async def _t15(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # another process's write lock, held on
+        with contextlib.closing(sqlite3.connect(path, timeout=0.01)) as conn:
+            begin = lambda: conn.execute("BEGIN IMMEDIATE")  # noqa: E731
+            exc = raised(lambda: retry_busy(begin, path, attempts=3))
+        holder.execute("ROLLBACK")
+    return exc, (path,)
+
+
+# --- L: the command line --------------------------------------------------------------------
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = asyncflow_cli(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@case("L01", fix="expected Flow[/run[/step[/task]]]")
+async def _l01(tmp: Path) -> Raised:
+    code, _, err = cli("show", "Pair//1", "--store", await pair_store(tmp))
+    return CommandLine(err, code), ("'Pair//1'",)
+
+
+# --- running the cases ----------------------------------------------------------------------
+
+
+def as_error(seen: dict[str, Any]) -> BaseException:
+    """An error a child process reported, rebuilt as the asyncflow type it named."""
+    assert "type" in seen, f"expected an error, got {seen}"
+    kind = getattr(asyncflow, seen["type"])
+    assert issubclass(kind, AsyncflowError)
+    return kind(seen["message"])  # type: ignore[call-arg]
+
+
+def test_every_line_of_the_catalogue_has_a_case_and_every_case_a_line() -> None:
+    documented = catalogue()
+    assert len(documented) > 100
+    assert sorted(documented) == sorted(CASES)
+
+
+def test_the_readme_links_the_catalogue() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/errors.md)" in readme
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("entry", sorted(CASES))
+async def test_catalogue_line(entry: str, tmp_path: Path) -> None:
+    line = catalogue()[entry]
+    case_ = CASES[entry]
+    exc, names = await case_.trigger(tmp_path)
+    if isinstance(exc, CommandLine):
+        assert line.error == f"exit code {exc.code}"
+        assert str(exc).count("\n") == 0, "one line"
+    else:
+        # For a step's failure, the documented type is that of StepFailed's cause.
+        error = exc.__cause__ if isinstance(exc, StepFailed) and entry != "S01" else exc
+        assert type(error).__name__ == line.error, repr(error)
+    message = str(exc)
+    assert line.pattern.search(message), f"{entry}: the catalogue's text is not in {message!r}"
+    for name in names:
+        assert name in message, f"{entry}: {name!r} not named in {message!r}"
+    assert case_.fix in message, f"{entry}: {case_.fix!r} (what to do) not in {message!r}"
+    assert "Traceback" not in message
+
+
+# --- disk full, in detail -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def tight_store(extra_pages: int) -> Iterator[None]:
+    """Stores opened meanwhile may grow only ``extra_pages`` pages: a disk about to fill."""
+    real = writer_module.open_writer
+
+    def open_tight(path: str) -> sqlite3.Connection:
+        conn = real(path)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + extra_pages}")
+        return conn
+
+    writer_module.open_writer = open_tight
+    try:
+        yield
+    finally:
+        writer_module.open_writer = real
+
+
+def query(path: str, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_mid_run_fails_the_run_and_keeps_the_store_whole(store: str) -> None:
+    assert (4 * PAGE_SIZE) < 4_000_000  # Grows' array cannot fit in the room left
+    with tight_store(extra_pages=4):
+        first = await Pair(store=store, echo=False).run()
+        with pytest.raises(StoreError) as info:
+            await Grows(store=store, echo=False).run()
+        # the limit stays: a small run fits in the room left, in the same process
+        after = await Pair(store=store, echo=False).run()
+    message = str(info.value)
+    assert "Grows/2" in message and store in message and "disk holding it is full" in message
+    assert not isinstance(info.value, StepFailed)
+
+    assert query(store, "PRAGMA integrity_check") == [("ok",)]
+    assert query(store, "SELECT count(*) FROM artifacts WHERE sha NOT IN (SELECT sha FROM blobs)")[
+        0
+    ] == (0,)
+    with Flow("Pair", store=store) as flow:
+        assert flow[first.id].status == "succeeded"
+        assert flow[first.id].data.total == 2
+        assert after.successful and flow[after.id].data.total == 2
+    with Flow("Grows", store=store) as flow:
+        failed = flow["2"]
+        assert failed.status == "failed"
+        assert failed.finished
+        assert failed.error is not None and "disk holding it is full" in failed.error
+        assert store in failed.error
+        assert failed["start"].task.data.label == "grows"  # what was saved reads back
+        assert "middle" not in failed and "end" not in failed  # nothing half-written
+        assert flow.latest_successful_run is None
+
+
+# --- store problems through every door -------------------------------------------------------
+
+
+async def make_bad(kind: str, path: Path) -> None:
+    if kind == "not-sqlite":
+        garbage(path)
+    elif kind == "another-program":
+        other_program(path)
+    elif kind == "newer":
+        await newer(path)
+    elif kind == "truncated":
+        await truncated(path)
+    elif kind == "empty":
+        path.touch()
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "missing":
+        pass
+    else:
+        raise AssertionError(kind)
+
+
+BAD_STORES = ["not-sqlite", "another-program", "newer", "truncated", "empty", "folder", "missing"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", BAD_STORES)
+async def test_a_bad_store_is_one_clear_error_everywhere(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    await make_bad(kind, path)
+    before = path.read_bytes() if path.is_file() else None
+
+    def check(exc: BaseException) -> None:
+        assert isinstance(exc, StoreError), repr(exc)
+        assert not isinstance(exc, sqlite3.Error)
+        assert str(path) in str(exc)
+
+    # the client, sync and async
+    check(raised(lambda: Flow("Pair", store=str(path))))
+    try:
+        await Flow.aopen("Pair", store=str(path))
+    except Exception as exc:
+        check(exc)
+    else:
+        raise AssertionError("aopen succeeded")
+    check(raised(lambda: asyncflow.list_flows(str(path))))
+
+    # the command line: one line, exit code 2
+    code, out, err = cli("runs", "--store", str(path))
+    assert code == 2 and out == ""
+    assert err.startswith("asyncflow: error: ") and err.count("\n") == 1
+    assert str(path) in err
+
+    # running a flow: refused, and the file left as it was; an empty file and a missing one
+    # are new stores (that is what SQLite does), so the run succeeds there
+    if kind in ("empty", "missing"):
+        run = await Pair(store=str(path), echo=False).run()
+        assert run.successful and Flow("Pair", store=str(path)).latest_run is not None
+    else:
+        check(await run_error(Pair, tmp_path, store_path=path))
+        assert (path.read_bytes() if path.is_file() else None) == before
+
+
+def test_the_command_line_prints_no_traceback_for_a_bad_store(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    garbage(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncflow", "runs", "--store", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("asyncflow: error: the store file")
+
+
+@pytest.mark.anyio
+async def test_the_flow_command_line_reports_a_bad_store_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    garbage(path)
+    flow_file = tmp_path / "pair_flow.py"
+    flow_file.write_text(
+        "from tests.flows.catalogue import Pair\n\nif __name__ == '__main__':\n    Pair.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(flow_file), "run", "--store", str(path), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert str(path) in done.stderr and "not an asyncflow store" in done.stderr
+
+
+# --- truncated and empty files ----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fraction", [0.02, 0.25, 0.5, 0.75, 0.99])
+async def test_a_truncated_store_gives_a_store_error_on_open_or_read(
+    fraction: float, tmp_path: Path
+) -> None:
+    path = tmp_path / "cut.db"
+    await truncated(path, fraction)
+    errors: list[BaseException] = []
+
+    def attempt(read: Callable[[], object]) -> None:
+        try:
+            read()
+        except StoreError as exc:
+            errors.append(exc)
+
+    def read_everything() -> None:
+        with Flow("Chunky", store=str(path)) as flow:
+            for run in flow:
+                for step_ in run:
+                    for task in step_:
+                        for name in task.data:
+                            task.data[name]
+
+    attempt(read_everything)
+    assert errors, "a store cut short read back whole"
+    assert all(str(path) in str(exc) for exc in errors)
+    with pytest.raises(StoreError):
+        await Pair(store=str(path), echo=False).run()
+
+
+@pytest.mark.anyio
+async def test_a_damaged_value_is_a_store_error_read_either_way(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    await chunky_store(path)
+    zero_root_page(path, "blob_chunks")
+    async with Flow.aopen("Chunky", store=str(path)) as flow:
+        run = await flow.aget("1")
+        step_ = await run.astep("start")
+        assert await step_.task.anames() == ["blob"]  # what is intact still reads
+        with pytest.raises(StoreError, match="it is damaged") as info:
+            await step_.task.adata("blob")
+    assert str(path) in str(info.value)
+    with Flow("Chunky", store=str(path)) as again, pytest.raises(StoreError, match="damaged"):
+        again["1"]["start"].task["blob"].data  # noqa: B018
+
+
+@pytest.mark.anyio
+async def test_an_empty_file_is_a_new_store_for_running_but_not_for_reading(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "touched.db"
+    path.touch()
+    with pytest.raises(StoreError, match="is empty: it holds no runs"):
+        Flow("Pair", store=str(path))
+    run = await Pair(store=str(path), echo=False).run()
+    assert run.successful
+    with Flow("Pair", store=str(path)) as flow:
+        assert flow.latest_run is not None and flow.latest_run.data.total == 2
+
+
+# --- read-only locations (real permissions, in a child process) ------------------------------
+
+# The child process runs a flow, reads with the sync and async client and lists runs on the
+# command line, reporting each outcome as one JSON line.
+CHILD = r"""
+import asyncio, contextlib, io, json, sys
+from asyncflow import Flow
+from asyncflow._cli import main
+from tests.flows.catalogue import Pair
+
+path = sys.argv[1]
+seen = {}
+
+def report(label, fn):
+    try:
+        seen[label] = {"value": fn()}
+    except BaseException as exc:
+        seen[label] = {"type": type(exc).__name__, "message": str(exc)}
+
+def listing():
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["runs", "--store", path])
+    return {"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+async def aread():
+    async with Flow.aopen("Pair", store=path) as flow:
+        run = await flow.alatest_run()
+        return await run.adata("total")
+
+report("run", lambda: asyncio.run(Pair(store=path, echo=False).run()).status)
+report("client", lambda: Flow("Pair", store=path).latest_run.data.total)
+report("aclient", lambda: asyncio.run(aread()))
+report("cli", listing)
+print(json.dumps(seen))
+"""
+
+_NO_OVERRIDE = "-dac_override,-dac_read_search"
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run so that file permissions apply (root drops its override first)."""
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: permissions cannot be made to apply")
+    return [setpriv, f"--bounding-set={_NO_OVERRIDE}", f"--inh-caps={_NO_OVERRIDE}", *argv]
+
+
+# What the child met, by kind of location: each is set up and visited once per session.
+_LOCKED_AWAY: dict[str, dict[str, Any]] = {}
+
+
+async def locked_away(tmp: Path, where: str) -> dict[str, Any]:
+    """A store made unwritable (``file``), in an unwritable folder (``folder``), or a new
+    store in an unwritable folder (``new``); what a child process then meets, by action."""
+    if where not in _LOCKED_AWAY:
+        _LOCKED_AWAY[where] = await _visit_locked_away(tmp, where)
+    return _LOCKED_AWAY[where]
+
+
+async def _visit_locked_away(tmp: Path, where: str) -> dict[str, Any]:
+    source = tmp / "source.db"
+    await Pair(store=str(source), echo=False).run()
+    folder = tmp / "locked"
+    folder.mkdir()
+    path = folder / ("new.db" if where == "new" else "store.db")
+    if where != "new":
+        shutil.copyfile(source, path)  # the file alone is the whole store
+    if where == "file":
+        path.chmod(0o444)
+    else:
+        folder.chmod(0o555)
+    try:
+        done = subprocess.run(
+            unprivileged([sys.executable, "-c", CHILD, str(path)]),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        folder.chmod(0o755)
+        if path.exists():
+            path.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    seen["path"], seen["folder"] = str(path), str(folder)
+    return seen
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("where", ["file", "folder"])
+async def test_a_store_you_may_not_write_still_reads(where: str, tmp_path: Path) -> None:
+    seen = await locked_away(tmp_path, where)
+    assert seen["run"]["type"] == "StoreError"
+    assert "read-only" in seen["run"]["message"]
+    assert seen["client"] == {"value": 2}
+    assert seen["aclient"] == {"value": 2}
+    listing = seen["cli"]["value"]
+    assert listing["code"] == 0 and "Pair" in listing["stdout"] and listing["stderr"] == ""
+
+
+@pytest.mark.anyio
+async def test_a_new_store_in_a_folder_you_may_not_write(tmp_path: Path) -> None:
+    seen = await locked_away(tmp_path, "new")
+    assert seen["run"]["type"] == "StoreError"
+    for label in ("client", "aclient"):
+        assert seen[label]["type"] == "StoreError"
+        assert seen[label]["message"].startswith("there is no store at")
+    listing = seen["cli"]["value"]
+    assert listing["code"] == 2 and listing["stderr"].count("\n") == 1
+    assert not os.path.exists(seen["path"])
