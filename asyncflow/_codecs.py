@@ -139,7 +139,7 @@ def encode(value: Any) -> Encoded:
         payload = cloudpickle.dumps(value, protocol=5)
     except Exception as exc:
         raise CodecError(
-            f"cannot serialise a {kind.__qualname__} value: "
+            f"cannot serialise a value of type {kind.__qualname__}: "
             f"cloudpickle failed: {type(exc).__name__}: {exc}"
         ) from exc
     return _encoded(_PICKLE, None, payload)

@@ -130,7 +130,8 @@ class FlowSpec(FlowBase):
             pathspec = result.failed_pathspec()
             raise StepFailed(
                 f"step {result.failure.spec.step!r} failed in task {pathspec}: "
-                f"{type(error).__name__}: {error}. The task's traceback is stored (see it with "
+                f"{type(error).__name__}: {str(error).rstrip('.')}. "
+                f"The task's traceback is stored (see it with "
                 f"`asyncflow show {pathspec}`); fix the step, then resume the run "
                 "(flow.resume() or `python flow.py resume`) or run it again.",
                 run,

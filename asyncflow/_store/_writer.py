@@ -364,13 +364,14 @@ class Writer:
         self._conn.close()
 
     def _checkpoint(self) -> None:
-        # Fails only while another connection reads; the next checkpoint completes it.
-        # A TRUNCATE checkpoint holds the write lock while it waits for readers, so it
-        # waits briefly: other processes' writers must not queue behind a long read.
+        # Copies the WAL into the main file (so the file alone is complete) without
+        # truncating the WAL: a PASSIVE checkpoint skips the extra truncate-and-sync that
+        # made up about half of a short run's time (benchmarks/RESULTS.md). It cannot copy
+        # frames a reader still needs; the next checkpoint completes it.
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
