@@ -13,7 +13,6 @@ flow is inside ``async with``: then they share one. A handle pickles as its path
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sqlite3
 import threading
@@ -27,7 +26,8 @@ import anyio
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._store._db import is_busy, open_reader, retry_busy, store_error
+from .._store._db import is_busy, open_reader, store_error
+from .._store._drive import drive
 from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
 
 __all__ = ["StoreHandle", "aconnect", "adrive", "drive"]
@@ -43,10 +43,6 @@ def _read_error(path: str, exc: sqlite3.Error) -> StoreError:
 _BUSY_ATTEMPTS = 50
 
 
-def _fetch(conn: sqlite3.Connection, query: Query) -> Rows:
-    return conn.execute(query.sql, query.params).fetchall()
-
-
 async def _afetch(conn: aiosqlite.Connection, query: Query) -> Rows:
     # The twin of retry_busy: in WAL a read waits only in rare moments (another process
     # recovering the log, or closing the last connection), but it must not fail then.
@@ -60,31 +56,6 @@ async def _afetch(conn: aiosqlite.Connection, query: Query) -> Rows:
         await anyio.sleep(delay)
         delay = min(delay * 2, 0.5)
     raise AssertionError("unreachable")
-
-
-def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
-    """Run ``plan`` on ``conn`` inside one read transaction and return its result.
-
-    :raises StoreError: SQLite failed (the message names the file).
-    """
-    try:
-        if conn.in_transaction:
-            conn.execute(END_READ)
-        conn.execute(BEGIN_READ)
-        try:
-            query = next(plan)
-            while True:
-                # Only a transaction's first read takes a snapshot, the one that may wait.
-                rows = retry_busy(functools.partial(_fetch, conn, query), path)
-                query = plan.send(rows)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        finally:
-            plan.close()
-            conn.execute(END_READ)
-    except sqlite3.Error as exc:
-        raise _read_error(path, exc) from exc
 
 
 async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:

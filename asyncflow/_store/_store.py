@@ -8,18 +8,17 @@ read its parent's values before the parent's commit lands.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import threading
 from typing import Any, ClassVar, TypeVar
 
 from .._codecs import Encoded, decode, payload_buffer
-from .._errors import StoreError
 from ._blobs import RawBlob, read_raw, read_raw_many
 from ._cache import DEFAULT_CACHE_BYTES, BlobCache
 from ._db import open_reader, retry_busy, sqlite_errors
-from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from ._drive import drive
+from ._queries import Plan
 from ._writer import Writer
 
 __all__ = ["Store"]
@@ -138,36 +137,12 @@ class Store:
         :raises StoreError: SQLite failed.
         """
         with self._reader_lock:
-            conn = self._conn()
-            try:
-                conn.execute(BEGIN_READ)
-                try:
-                    query = next(plan)
-                    while True:
-                        # Only the first read takes the snapshot: the one that may wait.
-                        rows = retry_busy(functools.partial(_fetch, conn, query), self.path)
-                        query = plan.send(rows)
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                finally:
-                    plan.close()
-                    conn.execute(END_READ)
-            except sqlite3.Error as exc:
-                raise StoreError(
-                    f"cannot read the store file {self.path!r}: {exc}; check that it is a "
-                    "complete asyncflow store.",
-                    self.path,
-                ) from exc
+            return drive(self._conn(), plan, self.path)
 
     def load(self, sha: bytes) -> Any:
         """Decode one blob into a fresh value. Blocking."""
         raw = self.read_raw(sha)
         return decode(raw.encoding, raw.meta, raw.payload)
-
-
-def _fetch(conn: sqlite3.Connection, query: Query) -> Rows:
-    return conn.execute(query.sql, query.params).fetchall()
 
 
 def _from_pending(enc: Encoded) -> RawBlob:
