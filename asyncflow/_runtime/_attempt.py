@@ -9,8 +9,10 @@ thread at its deadline (the late result of such an abandoned attempt is discarde
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -75,44 +77,38 @@ class Attempt:
         if not self.ctx.begin(self.spec.task_id, self):
             raise RunCancelledError(f"run {self.ctx.run_id} was cancelled")
 
-    def call_sync(self) -> Result:
-        """Run a plain step and finish the task (in a worker thread); raises on failure."""
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[Callable[..., Any]]:
+        # Start the task (unless the run is cancelled), make it `current` and the target
+        # of print() in this thread or coroutine; yields the step's function.
         self._begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
         try:
-            func = self.ctx.graph[self.spec.step].info.func
-            inputs = self._inputs()
-            if inputs is None:
-                func(self.flow)
-            else:
-                func(self.flow, inputs)
-            return self.state.finish(self.flow)
+            yield self.ctx.graph[self.spec.step].info.func
         finally:
             self.finished = time.time()
             current_var.reset(t1)
             capture_var.reset(t2)
 
+    def _args(self) -> tuple[Any, ...]:
+        inputs = self._inputs()
+        return (self.flow,) if inputs is None else (self.flow, inputs)
+
+    def call_sync(self) -> Result:
+        """Run a plain step and finish the task (in a worker thread); raises on failure."""
+        with self._running() as func:
+            func(*self._args())
+            return self.state.finish(self.flow)
+
     async def call_async(self) -> Result:
         """Run a coroutine step on the loop and finish the task; raises on failure."""
         await self._prefetch()
-        self._begin()
-        t1 = current_var.set(self._info())
-        t2 = capture_var.set(self.cap)
-        try:
-            func = self.ctx.graph[self.spec.step].info.func
-            inputs = self._inputs()
-            if inputs is None:
-                await func(self.flow)
-            else:
-                await func(self.flow, inputs)
+        with self._running() as func:
+            await func(*self._args())
             if _cheap_to_encode(self.flow):
                 return self.state.finish(self.flow)
             return await anyio.to_thread.run_sync(self.state.finish, self.flow)
-        finally:
-            self.finished = time.time()
-            current_var.reset(t1)
-            capture_var.reset(t2)
 
     async def _prefetch(self) -> None:
         # A coroutine step reads artifacts synchronously (self.x); fetch the ones its
