@@ -197,8 +197,15 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     if isinstance(options, str):
         return _fail(options, 2)
     flow = flow_cls(**options)
+    return _run_and_report(flow, args, given, None)
+
+
+def _run_and_report(
+    flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
+) -> int:
+    """Run (or resume) under signal handling; print the outcome; return the exit code."""
     started = time.perf_counter()
-    outcome = _execute(flow, lambda on_start: flow._af_execute(given, None, on_start), args)
+    outcome = _execute(flow, lambda on_start: flow._af_execute(given, request, on_start), args)
     if isinstance(outcome, int):
         return outcome
     if isinstance(outcome, StepFailed):
@@ -206,9 +213,11 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     if isinstance(outcome, AsyncflowError):
         return _fail(str(outcome), 2)
     took = time.perf_counter() - started
-    print(
-        f"Run {outcome.pathspec} succeeded in {took:.2f} s (store: {flow._af_options.store_path})"
-    )
+    store = flow._af_options.store_path
+    where = f"store: {store}"
+    if request is not None:
+        where = f"resumed {outcome.flow_name}/{outcome.origin_run_id}; {where}"
+    print(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
     return 0
 
 
@@ -225,21 +234,7 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
     if isinstance(options, str):
         return _fail(options, 2)
     flow = flow_cls(**options)
-    request = ResumeRequest(args.origin_run_id, args.step)
-    started = time.perf_counter()
-    outcome = _execute(flow, lambda on_start: flow._af_execute({}, request, on_start), args)
-    if isinstance(outcome, int):
-        return outcome
-    if isinstance(outcome, StepFailed):
-        return _fail(f"run {outcome.run.pathspec} failed: {outcome}", 1)
-    if isinstance(outcome, AsyncflowError):
-        return _fail(str(outcome), 2)
-    took = time.perf_counter() - started
-    print(
-        f"Run {outcome.pathspec} succeeded in {took:.2f} s (resumed "
-        f"{outcome.flow_name}/{outcome.origin_run_id}; store: {flow._af_options.store_path})"
-    )
-    return 0
+    return _run_and_report(flow, args, {}, ResumeRequest(args.origin_run_id, args.step))
 
 
 def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
