@@ -22,6 +22,7 @@ __all__ = [
     "retry_busy",
     "sqlite_errors",
     "store_error",
+    "write_transaction",
 ]
 
 # 64 KiB pages write large blobs about 3x faster than 4 KiB ones (benchmarks/RESULTS.md).
@@ -289,6 +290,19 @@ def _readable_as_is(exc: StoreError, path: str) -> bool:
         return False
 
 
+def write_transaction(conn: sqlite3.Connection, body: Callable[[], None]) -> None:
+    """Run ``body`` in one ``BEGIN IMMEDIATE`` transaction: committed, or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        body()
+        conn.execute("COMMIT")
+    except BaseException:
+        # After some errors (a full disk) SQLite has rolled back already.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def open_writer(path: str) -> sqlite3.Connection:
     """Open (creating if needed) a store for writing: WAL, schema created or migrated.
 
@@ -323,25 +337,18 @@ def open_writer(path: str) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
 
             def upgrade() -> None:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    current = check_format(conn, path, allow_empty=True)
-                    if current < SCHEMA_VERSION:
-                        if current == 0:
-                            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                        migrate(conn, current)
-                        if current == 0:
-                            conn.execute(
-                                "INSERT INTO store_info (key, value) VALUES ('created_at', ?)",
-                                (repr(time.time()),),
-                            )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                current = check_format(conn, path, allow_empty=True)
+                if current < SCHEMA_VERSION:
+                    if current == 0:
+                        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    migrate(conn, current)
+                    if current == 0:
+                        conn.execute(
+                            "INSERT INTO store_info (key, value) VALUES ('created_at', ?)",
+                            (repr(time.time()),),
+                        )
 
-            retry_busy(upgrade, path)
+            retry_busy(lambda: write_transaction(conn, upgrade), path)
 
         def probe() -> None:
             # SQLite opens a file it may only read without a word, and says so at the first

@@ -25,7 +25,14 @@ from typing import Any
 from .._codecs import Encoded
 from .._errors import StoreError
 from ._blobs import INLINE_LIMIT, insert_blob
-from ._db import BUSY_TIMEOUT_MS, check_format, open_writer, retry_busy, store_error
+from ._db import (
+    BUSY_TIMEOUT_MS,
+    check_format,
+    open_writer,
+    retry_busy,
+    store_error,
+    write_transaction,
+)
 from ._lease import HEARTBEAT_SECONDS, host_name
 
 __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
@@ -390,48 +397,29 @@ class Writer:
         if not beat:
             return
         conn = self._conn
-
-        def run() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                _beat(conn, beat)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
         # A missed heartbeat is only retried at the next wake: readers allow for many.
         with contextlib.suppress(Exception):
-            retry_busy(run, self._path)
+            retry_busy(lambda: write_transaction(conn, lambda: _beat(conn, beat)), self._path)
             self._beat_done()
 
     def _transaction(self, ops: list[Op]) -> None:
         conn = self._conn
         beat = self._beat_ids()
 
-        def run() -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Another process may have upgraded the file since we opened it; a
-                # header read per batch keeps us from writing into a newer schema.
-                check_format(conn, self._path, allow_empty=False)
-                tasks = [op for op in ops if isinstance(op, TaskRecord)]
-                for op in ops:
-                    if not isinstance(op, TaskRecord):
-                        op.apply(conn)
-                if tasks:
-                    _apply_tasks(conn, tasks)
-                if beat:
-                    _beat(conn, beat)
-                conn.execute("COMMIT")
-            except BaseException:
-                # After some errors (a full disk) SQLite has rolled back already.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        def body() -> None:
+            # Another process may have upgraded the file since we opened it; a
+            # header read per batch keeps us from writing into a newer schema.
+            check_format(conn, self._path, allow_empty=False)
+            tasks = [op for op in ops if isinstance(op, TaskRecord)]
+            for op in ops:
+                if not isinstance(op, TaskRecord):
+                    op.apply(conn)
+            if tasks:
+                _apply_tasks(conn, tasks)
+            if beat:
+                _beat(conn, beat)
 
-        retry_busy(run, self._path)
+        retry_busy(lambda: write_transaction(conn, body), self._path)
         if beat:
             self._beat_done()
 
