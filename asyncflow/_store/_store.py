@@ -14,9 +14,10 @@ import threading
 from typing import Any, ClassVar, TypeVar
 
 from .._codecs import Encoded, decode, payload_buffer
-from ._blobs import RawBlob, read_raw, read_raw_many
+from . import _queries as queries
+from ._blobs import RawBlob
 from ._cache import DEFAULT_CACHE_BYTES, BlobCache
-from ._db import open_reader, retry_busy, sqlite_errors
+from ._db import open_reader
 from ._drive import drive
 from ._queries import Plan
 from ._writer import Writer
@@ -100,8 +101,7 @@ class Store:
         raw = self.cache.get(sha)
         if raw is not None:
             return raw
-        with self._reader_lock, sqlite_errors(self.path, "read"):
-            raw = retry_busy(lambda: read_raw(self._conn(), sha, self.path), self.path)
+        raw = self.read(queries.blob(sha, self.path))
         self.cache.put(raw)
         return raw
 
@@ -122,10 +122,7 @@ class Store:
             else:
                 missing.append(sha)
         if missing:
-            with self._reader_lock, sqlite_errors(self.path, "read"):
-                found = retry_busy(
-                    lambda: read_raw_many(self._conn(), missing, self.path), self.path
-                )
+            found = self.read(queries.blobs(missing, self.path))
             for raw in found.values():
                 self.cache.put(raw)
             out.update(found)
