@@ -46,6 +46,7 @@ OwnedBuffer = bytearray | mmap.mmap
 __all__ = [
     "CodecError",
     "Encoded",
+    "content_hasher",
     "decode",
     "encode",
     "is_immutable",
@@ -218,11 +219,18 @@ def _immutable_items(items: tuple[Any, ...] | frozenset[Any], depth: int) -> boo
     return all(type(item) in _SCALARS or _immutable_items(item, depth + 1) for item in items)
 
 
-def _encoded(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> Encoded:
+def content_hasher(encoding: str, meta: bytes | None, size: int) -> hashlib._Hash:
+    """A sha256 fed with the frame of a blob of ``size`` payload bytes; feed it the payload
+    (at once or in pieces) to get the blob's content address. Shared by :func:`encode` and
+    every check of stored bytes (import, trust, archives)."""
     name = encoding.encode()
-    size = len(payload)  # numpy payloads are flat views of bytes: len is nbytes
     head = _FRAME.pack(len(name), -1 if meta is None else len(meta), size) + name
-    digest = hashlib.sha256(head if meta is None else head + meta)
+    return hashlib.sha256(head if meta is None else head + meta)
+
+
+def _encoded(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> Encoded:
+    size = len(payload)  # numpy payloads are flat views of bytes: len is nbytes
+    digest = content_hasher(encoding, meta, size)
     digest.update(payload)
     return Encoded(encoding, meta, payload, digest.digest(), size)
 

@@ -951,6 +951,15 @@ async def _l01(tmp: Path) -> Raised:
     return CommandLine(err, code), ("'Pair//1'",)
 
 
+# --- A: sharing runs (export, import, archives) -------------------------------------------
+
+
+# --- U: safe loading (pickles and trust) ----------------------------------------------------
+
+
+# --- K: keeping the store tidy (tags, gc, stats) --------------------------------------------
+
+
 # --- running the cases ----------------------------------------------------------------------
 
 

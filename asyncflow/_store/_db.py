@@ -13,9 +13,11 @@ from .._errors import StoreError, StoreFormatError
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 __all__ = [
+    "ARCHIVE_KEY",
     "BUSY_TIMEOUT_MS",
     "PAGE_SIZE",
     "check_format",
+    "is_archive",
     "is_busy",
     "open_reader",
     "open_writer",
@@ -223,6 +225,15 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
     return int(version)
 
 
+ARCHIVE_KEY = "archive"
+
+
+def is_archive(conn: sqlite3.Connection) -> bool:
+    """Whether the store on ``conn`` is a run archive (its ``store_info`` has a manifest)."""
+    row = conn.execute("SELECT 1 FROM store_info WHERE key = ?", (ARCHIVE_KEY,)).fetchone()
+    return row is not None
+
+
 def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
     with sqlite_errors(path, "open"):
         if read_only:
@@ -325,6 +336,13 @@ def open_writer(path: str) -> sqlite3.Connection:
         def setup() -> int:
             # Another process may be creating the file or recovering its WAL right now.
             version = check_format(conn, path, allow_empty=True)
+            if version > 0 and is_archive(conn):
+                raise StoreError(
+                    f"{_describe(path)} is a run archive, which is read-only; read it with "
+                    f"Flow(name, store={path!r}), or import its runs into a store with "
+                    "`asyncflow import` (asyncflow.import_archive) to resume or change them.",
+                    path,
+                )
             if version == 0:
                 conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -370,6 +388,18 @@ def open_writer(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _upgrade(path: str, version: int) -> None:
+    """Migrate an older store so it can be read (readers expect the current schema)."""
+    try:
+        open_writer(path).close()
+    except StoreError as exc:
+        raise StoreFormatError(
+            f"{_describe(path)} was written by an older asyncflow (schema {version}; this "
+            f"version reads schema {SCHEMA_VERSION}) and cannot be upgraded here: {exc}",
+            path,
+        ) from exc
+
+
 def open_reader(path: str) -> sqlite3.Connection:
     """Open an existing store read-only (safe to share across threads; we serialise use).
 
@@ -391,13 +421,17 @@ def open_reader(path: str) -> sqlite3.Connection:
     conn = _connect(path, read_only=True)
     try:
         try:
-            retry_busy(lambda: check_format(conn, path, allow_empty=False), path)
+            version = retry_busy(lambda: check_format(conn, path, allow_empty=False), path)
         except StoreError as exc:
             if not _readable_as_is(exc, path):
                 raise
             conn.close()
             conn = _connect(path, read_only=True, immutable=True)
-            check_format(conn, path, allow_empty=False)
+            version = check_format(conn, path, allow_empty=False)
+        if version < SCHEMA_VERSION:
+            conn.close()
+            _upgrade(path, version)
+            return open_reader(path)
         conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
     except BaseException:
         conn.close()

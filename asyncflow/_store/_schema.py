@@ -115,6 +115,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE runs ADD COLUMN heartbeat_at REAL;
         """,
     ),
+    (
+        "run identity, trust, flow source, provenance of imported runs",
+        """
+        ALTER TABLE runs ADD COLUMN uid TEXT;
+        UPDATE runs SET uid = lower(hex(randomblob(16)));
+        CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
+        ALTER TABLE runs ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE runs ADD COLUMN source_sha BLOB;
+        ALTER TABLE runs ADD COLUMN imported TEXT;
+        ALTER TABLE blobs ADD COLUMN mac BLOB;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

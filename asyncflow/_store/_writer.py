@@ -17,6 +17,7 @@ import queue
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ class CreateRun:
     def apply(self, conn: sqlite3.Connection) -> None:
         cur = conn.execute(
             "INSERT INTO runs (flow, status, created_at, origin_run_id, graph, "
-            "owner_pid, owner_host, heartbeat_at) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+            "owner_pid, owner_host, heartbeat_at, uid, trusted) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, 1)",
             (
                 self.flow,
                 self.created_at,
@@ -72,6 +74,7 @@ class CreateRun:
                 os.getpid(),
                 host_name(),
                 time.time(),
+                uuid.uuid4().hex,
             ),
         )
         run_id = cur.lastrowid

@@ -1,0 +1,143 @@
+"""Who may unpickle what: the per-user signing key and the signatures of pickle blobs.
+
+Unpickling runs code, so a ``pickle`` blob is decoded only when this user wrote it (or
+chose to trust it). The model is Jupyter's notebook trust: a secret key that never enters a
+store (by default ``~/.local/share/asyncflow/key``; ``$ASYNCFLOW_KEY_FILE`` overrides) signs
+the content address of every pickle blob this user's runs write, in ``blobs.mac``. A pickle
+blob loads only if its mac verifies under this user's key *and* its bytes hash to its sha,
+so neither a copied signature nor edited bytes get past the check. A store file carried to
+another user or machine, an archive (export never copies macs) and an imported run are
+therefore untrusted until trusted explicitly, which re-signs after checking every hash.
+Runs carry ``runs.trusted`` as well, so an imported run stays untrusted as a whole even
+where its blobs deduplicate against ones this user signed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+
+from .._codecs import content_hasher
+from .._errors import StoreError
+
+__all__ = ["KEY_ENV", "TrustKey", "blob_sha", "default_key_path"]
+
+KEY_ENV = "ASYNCFLOW_KEY_FILE"
+_KEY_BYTES = 32
+_DOMAIN = b"asyncflow pickle blob v1\x00"
+
+
+def default_key_path() -> str:
+    """``$ASYNCFLOW_KEY_FILE``, else ``$XDG_DATA_HOME/asyncflow/key``, else
+    ``~/.local/share/asyncflow/key``. Read at the edges (store open, client, CLI)."""
+    explicit = os.environ.get(KEY_ENV)
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return os.path.join(data_home, "asyncflow", "key")
+
+
+class TrustKey:
+    """This user's signing key at ``path``, read (or created) on first use.
+
+    :param path: the key file; None means :func:`default_key_path`.
+    """
+
+    __slots__ = ("_key", "_lock", "path")
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = default_key_path() if path is None else path
+        self._key: bytes | None = None
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[TrustKey], tuple[str]]:
+        return (TrustKey, (self.path,))
+
+    def key(self, *, create: bool) -> bytes | None:
+        """The key's bytes; None if there is no key file and ``create`` is False. Blocking.
+
+        :raises StoreError: the key file cannot be read or created (the message says where).
+        """
+        with self._lock:
+            if self._key is None:
+                self._key = _read_key(self.path) or (_create_key(self.path) if create else None)
+            return self._key
+
+    def sign(self, sha: bytes) -> bytes:
+        """The mac that marks blob ``sha`` as written or trusted by this user. Blocking."""
+        key = self.key(create=True)
+        assert key is not None
+        return hmac.digest(key, _DOMAIN + sha, "sha256")
+
+    def verify(self, sha: bytes, mac: bytes | None) -> bool:
+        """Whether ``mac`` is this user's signature of blob ``sha``. Blocking."""
+        if not mac:
+            return False
+        key = self.key(create=False)
+        if key is None:
+            return False
+        return hmac.compare_digest(hmac.digest(key, _DOMAIN + sha, "sha256"), mac)
+
+
+def _key_error(path: str, what: str, exc: OSError) -> StoreError:
+    return StoreError(
+        f"cannot {what} the signing key file {path!r} ({exc.strerror or exc}); asyncflow "
+        f"signs the pickled artifacts you write with it. Make its folder writable, or set "
+        f"{KEY_ENV} to a file in a folder you may write.",
+        path,
+    )
+
+
+def _read_key(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_KEY_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _key_error(path, "read", exc) from exc
+    if len(data) != _KEY_BYTES:
+        raise StoreError(
+            f"the signing key file {path!r} is damaged ({len(data)} bytes, expected "
+            f"{_KEY_BYTES}); delete it to make a new key (runs signed with the old key will "
+            "then need `asyncflow trust`).",
+            path,
+        )
+    return data
+
+
+def _create_key(path: str) -> bytes:
+    """Create the key file atomically (mode 0600); if another process won, use its key."""
+    key = secrets.token_bytes(_KEY_BYTES)
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, key)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # fails if another process created the key first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise _key_error(path, "create", exc) from exc
+    existing = _read_key(path)
+    assert existing is not None
+    return existing
+
+
+def blob_sha(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> bytes:
+    """The content address of a stored blob, recomputed from its parts (as the codec does)."""
+    digest = content_hasher(encoding, meta, memoryview(payload).nbytes)
+    digest.update(payload)
+    return digest.digest()
