@@ -129,7 +129,8 @@ async def test_the_db_file_is_complete_while_another_run_is_still_going(
 async def test_a_value_is_stored_once_across_runs_and_flows(store: str) -> None:
     first = await SharedA(store=store, echo=False).run()
     after_first = blob_count(store)
-    assert after_first == 2  # payload and "A"
+    # payload, "A" and the flow's source (tests/flows/storefile.py, which SharedB shares)
+    assert after_first == 3
     second = await SharedA(store=store, echo=False).run()
     assert blob_count(store) == after_first  # the same values again: no new blob
     other = await SharedB(store=store, echo=False).run()
@@ -291,3 +292,34 @@ async def test_the_store_passes_sqlite_integrity_check_after_runs(store: str) ->
         store, "SELECT count(*) FROM artifacts WHERE sha NOT IN (SELECT sha FROM blobs)"
     )
     assert dangling == [(0,)]
+
+
+def test_opening_a_reader_keeps_the_writers_locks(tmp_path: Path) -> None:
+    """POSIX drops all of a process's locks on a file when it closes any descriptor of it.
+
+    A reader opened next to this process's writer must not open the file with Python (as a
+    header check once did): another process closing its connection would then take the WAL
+    away from under our writer, and later commits would be invisible to everyone else.
+    """
+    import subprocess
+    import sys
+
+    from asyncflow._store._db import open_reader, open_writer
+
+    path = str(tmp_path / "locks.db")
+    writer = open_writer(path)
+    try:
+        writer.execute("INSERT INTO store_info (key, value) VALUES ('a', '1')")
+        reader = open_reader(path)
+        reader.close()
+        count = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        count += "print(c.execute('SELECT count(*) FROM store_info').fetchone()[0]); c.close()"
+        subprocess.run([sys.executable, "-c", count, path], check=True, capture_output=True)
+        writer.execute("INSERT INTO store_info (key, value) VALUES ('b', '2')")
+        seen = subprocess.run(
+            [sys.executable, "-c", count, path], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        assert Path(path + "-wal").exists()
+        assert seen == "3"  # created_at, a and b
+    finally:
+        writer.close()

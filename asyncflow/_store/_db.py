@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from .._errors import StoreError, StoreFormatError
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
@@ -31,6 +32,9 @@ __all__ = [
 PAGE_SIZE = 65536
 BUSY_TIMEOUT_MS = 5000
 MMAP_SIZE = 1 << 30
+# New stores track free pages so that gc can hand them back to the file system
+# (``PRAGMA incremental_vacuum``); costs measured in benchmarks/RESULTS.md ("auto_vacuum").
+AUTO_VACUUM = "INCREMENTAL"
 
 T = TypeVar("T")
 
@@ -39,8 +43,49 @@ def _describe(path: str) -> str:
     return f"the store file {path!r}"
 
 
+class _OpenedFiles:
+    """The files (device, inode) this process has opened with SQLite.
+
+    POSIX drops every lock a process holds on a file when the process closes *any*
+    descriptor of that file. SQLite guards its own descriptors against this, but a plain
+    ``open()``/``close()`` of a store file next to a live SQLite connection of this process
+    would silently release that connection's locks: another process could then checkpoint
+    and delete the write-ahead log our writer is still appending to, and its later commits
+    would be invisible (and lost in a crash). So once SQLite has opened a file in this
+    process, asyncflow never opens it with Python again. This mirrors a process-wide fact
+    of the operating system, hence the process-wide set.
+    """
+
+    _keys: ClassVar[set[tuple[int, int]]] = set()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def add(cls, path: str) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        with cls._lock:
+            cls._keys.add((st.st_dev, st.st_ino))
+
+    @classmethod
+    def seen(cls, path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        with cls._lock:
+            return (st.st_dev, st.st_ino) in cls._keys
+
+
 def _truncation(path: str) -> tuple[int, int] | None:
-    """(bytes in the file, bytes its SQLite header declares) if the file is shorter."""
+    """(bytes in the file, bytes its SQLite header declares) if the file is shorter.
+
+    Only for a file SQLite has not opened in this process yet (see :class:`_OpenedFiles`):
+    it is checked when first opened, which is when a cut-short copy arrives.
+    """
+    if _OpenedFiles.seen(path):
+        return None
     try:
         with open(path, "rb") as fh:
             head = fh.read(100)
@@ -243,6 +288,7 @@ def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.
         else:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    _OpenedFiles.add(path)
     return conn
 
 
@@ -345,6 +391,7 @@ def open_writer(path: str) -> sqlite3.Connection:
                 )
             if version == 0:
                 conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                conn.execute(f"PRAGMA auto_vacuum = {AUTO_VACUUM}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
