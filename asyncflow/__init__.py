@@ -13,6 +13,19 @@ from ._client import Step as Step
 from ._client import Task as Task
 from ._client import alist_flows as alist_flows
 from ._client import list_flows as list_flows
+from ._client._archive import ArchiveManifest as ArchiveManifest
+from ._client._archive import aexport_runs as aexport_runs
+from ._client._archive import aimport_archive as aimport_archive
+from ._client._archive import aread_archive as aread_archive
+from ._client._archive import export_runs as export_runs
+from ._client._archive import import_archive as import_archive
+from ._client._archive import read_archive as read_archive
+from ._client._tidy import GcReport as GcReport
+from ._client._tidy import StoreStats as StoreStats
+from ._client._tidy import agc as agc
+from ._client._tidy import astats as astats
+from ._client._tidy import gc as gc
+from ._client._tidy import stats as stats
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
@@ -23,6 +36,8 @@ from ._errors import ParameterError as ParameterError
 from ._errors import StepFailed as StepFailed
 from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
+from ._errors import UntrustedArtifactError as UntrustedArtifactError
+from ._errors import UsageError as UsageError
 from ._flowspec import FlowSpec as FlowSpec
 from ._runtime._current import current as current
 from ._spec._decorators import catch as catch
@@ -32,10 +47,10 @@ from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
 from ._spec._step import step as step
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 __all__ = [
+    "ArchiveManifest",
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
@@ -43,6 +58,7 @@ __all__ = [
     "Flow",
     "FlowSpec",
     "FlowValidationError",
+    "GcReport",
     "IncludeFile",
     "JSONType",
     "MergeArtifactsError",
@@ -54,12 +70,25 @@ __all__ = [
     "StepFailed",
     "StoreError",
     "StoreFormatError",
+    "StoreStats",
     "Task",
+    "UntrustedArtifactError",
+    "UsageError",
+    "aexport_runs",
+    "agc",
+    "aimport_archive",
     "alist_flows",
+    "aread_archive",
+    "astats",
     "catch",
     "current",
+    "export_runs",
+    "gc",
+    "import_archive",
     "list_flows",
+    "read_archive",
     "retry",
+    "stats",
     "step",
     "timeout",
 ]

@@ -82,6 +82,7 @@ _FRAME: Final = struct.Struct("<BqQ")  # len(encoding), len(meta) or -1 for None
 _DTYPE_KINDS: Final = frozenset("biufcmMSUV")
 _NUMPY_META_KEYS: Final = frozenset({"descr", "shape", "order", "scalar"})
 _BIG_BUFFER: Final = 1 << 20
+_FLOOD_ALLOWANCE: Final = 1024  # set members sharing a hash, beyond which decoding refuses
 # Private anonymous memory (where the platform has it), which Linux backs with huge pages.
 _MAP_FLAGS: Final = (
     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS if hasattr(mmap, "MAP_ANONYMOUS") else None
@@ -324,8 +325,23 @@ class _Unpacking:
             if first is tuple or first is set or first is frozenset:
                 self.pending -= 1
                 del items[0]
+                if first is not tuple and len(items) > _FLOOD_ALLOWANCE:
+                    _refuse_hash_flooding(items)
                 return first(items)
         return items
+
+
+def _refuse_hash_flooding(members: list[Any]) -> None:
+    # Members with equal hashes but unequal values make building a set quadratic: 20,000
+    # crafted ints (180 KB) take seconds, 100,000 minutes. Distinct values of ours share a
+    # hash only by rare accident, so many of them sharing hashes means crafted bytes.
+    # (Maps are built inside msgpack, beyond our reach: see the README, "Safe loading".)
+    shared = len(members) - len(set(map(hash, members)))
+    if shared > _FLOOD_ALLOWANCE:
+        raise CodecError(
+            f"msgpack set of {len(members)} members has {shared} sharing a hash with another"
+            ": crafted to make decoding slow"
+        )
 
 
 def _unpack(payload: bytes | memoryview | OwnedBuffer) -> Any:
@@ -410,6 +426,10 @@ def _decode_numpy(meta: bytes, payload: bytes | memoryview | OwnedBuffer) -> Any
     if math.prod(shape) * dtype.itemsize != nbytes:
         raise CodecError(f"numpy payload has {nbytes} bytes; shape and dtype declare otherwise")
     if nbytes == 0:
+        # numpy makes a 0-byte text dtype ("S0", "U0") one character wide when it builds an
+        # array: a huge shape would then allocate gigabytes from an empty payload.
+        if np.empty(0, dtype=dtype).dtype != dtype:
+            raise CodecError(f"numpy meta declares {dtype!r}, which no array has")
         array = np.empty(shape, dtype=dtype, order=order)
     else:
         array = np.frombuffer(payload, dtype=dtype).reshape(shape, order=order)

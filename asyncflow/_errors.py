@@ -11,6 +11,8 @@ builtin a user would naturally catch::
     ├── StepFailed                   a step raised; ``.run`` is the failed run
     ├── StoreError                   the store file cannot be used
     │   └── StoreFormatError         not an asyncflow store, or from a newer asyncflow
+    ├── UntrustedArtifactError       a pickled value nobody vouches for was not unpickled
+    ├── UsageError(ValueError)       a store-level function or command got unusable arguments
     └── NotFoundError(KeyError)      a flow, run, step or task does not exist
         └── ArtifactNotFoundError(AttributeError)
 
@@ -33,6 +35,8 @@ __all__ = [
     "StepFailed",
     "StoreError",
     "StoreFormatError",
+    "UntrustedArtifactError",
+    "UsageError",
 ]
 
 
@@ -153,6 +157,49 @@ class StoreError(AsyncflowError):
 
 class StoreFormatError(StoreError):
     """The file is not an asyncflow store, or was written by a newer asyncflow."""
+
+
+class UntrustedArtifactError(AsyncflowError):
+    """A pickled artifact or parameter was not loaded, because unpickling runs code and
+    nothing vouches for these bytes: the run is not trusted (an archive, an imported run, a
+    store from elsewhere), the value's signature is not this user's, or its bytes do not match
+    their hash. The message names the value and says how to trust its run.
+
+    :param message: the full explanation.
+    :param name: the artifact's (or parameter's) name.
+    :param pathspec: where it was read: the task ``Flow/run/step/task`` of an artifact, the
+        run ``Flow/run`` of a parameter.
+    """
+
+    def __init__(self, message: str, name: str, pathspec: str) -> None:
+        super().__init__(message, name, pathspec)
+
+    @property
+    def name(self) -> str:
+        """The name of the artifact or parameter that was not loaded."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def pathspec(self) -> str:
+        """The task (for an artifact) or run (for a parameter) it was read through."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+
+class UsageError(AsyncflowError, ValueError):
+    """A store-level function or command (``gc``, ``tag``, ...) was given arguments it
+    cannot act on, such as ``gc()`` without any criterion or an age it cannot read.
+
+    :param message: the full explanation.
+    :param argument: the argument at fault, when there is one.
+    """
+
+    def __init__(self, message: str, argument: str | None = None) -> None:
+        super().__init__(message, argument)
+
+    @property
+    def argument(self) -> str | None:
+        """The argument at fault (``"keep_last"``, ``"older_than"``, ...), or None."""
+        return self.args[1]  # type: ignore[no-any-return]
 
 
 class NotFoundError(AsyncflowError, KeyError):

@@ -10,10 +10,13 @@ import anyio.to_thread
 
 from ._client import Run
 from ._client._handle import StoreHandle
+from ._codecs import Encoded
 from ._errors import StepFailed
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
+from ._runtime._source import capture_source
 from ._spec._flowbase import FlowBase
 from ._spec._graph import FlowGraph, build_graph
+from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES
 from ._store._paths import resolve_store_path
 
@@ -34,6 +37,8 @@ class FlowSpec(FlowBase):
     """
 
     _af_graph_cache: ClassVar[dict[type, FlowGraph]] = {}
+    # The flow's source code in stored form (None: unreadable), captured with the graph.
+    _af_source_cache: ClassVar[dict[type, Encoded | None]] = {}
 
     def __init__(
         self,
@@ -49,12 +54,10 @@ class FlowSpec(FlowBase):
                 f"max_workers must be a positive integer, not {max_workers!r}; "
                 f"leave it out for the default of {DEFAULT_MAX_WORKERS}."
             )
-        if isinstance(tags, str):
-            tags = (tags,)
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),
             max_workers=max_workers,
-            tags=tuple(str(t) for t in tags),
+            tags=normalize_tags(tags),
             echo=echo,
             cache_bytes=cache_bytes,
         )
@@ -62,14 +65,16 @@ class FlowSpec(FlowBase):
     # Few public names here: every attribute of the class hides an artifact of that name.
     @classmethod
     def _af_graph(cls) -> FlowGraph:
-        """The flow's validated graph (built once per class).
+        """The flow's validated graph (built once per class, with its source captured).
 
         :raises FlowValidationError: the flow definition breaks a rule.
         """
         cached = FlowSpec._af_graph_cache.get(cls)
         if cached is None:
-            # Reads every step's source once; the caller may run this in a thread.
+            # Reads every step's source and the flow's file once; the caller may run this in
+            # a thread. The source is cached first: whoever finds the graph finds it too.
             cached = build_graph(cls)
+            FlowSpec._af_source_cache[cls] = capture_source(cls)
             FlowSpec._af_graph_cache[cls] = cached
         return cached
 
@@ -122,7 +127,13 @@ class FlowSpec(FlowBase):
         if graph is None:  # the first run of this class reads source files: not on the loop
             graph = await anyio.to_thread.run_sync(type(self)._af_graph)
         result = await execute_run(
-            type(self), graph, params, self._af_options, resume=resume, on_start=on_start
+            type(self),
+            graph,
+            params,
+            self._af_options,
+            resume=resume,
+            on_start=on_start,
+            source=FlowSpec._af_source_cache.get(type(self)),
         )
         run = Run(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:

@@ -1,7 +1,10 @@
 """Write store files for client tests directly, the way the runtime's writer lays them out.
 
 ``write_run`` puts one run (its row, tags, parameters, tasks and each task's complete
-artifact mapping) into a store in one transaction, and returns the run id.
+artifact mapping) into a store in one transaction, and returns the run id. Like the
+runtime's writer, it marks the run trusted and signs its pickled values with this user's key
+(the test session's, see conftest); ``trusted=False`` writes a run as an archive or a
+colleague's store would hold it: untrusted, its pickles unsigned.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from asyncflow._codecs import encode
+from asyncflow._codecs import Encoded, encode
 from asyncflow._store._blobs import insert_blob
 from asyncflow._store._db import open_writer
+from asyncflow._store._signing import sign_blobs
+from asyncflow._store._trust import TrustKey
 
 T0 = 1_700_000_000.0
 
@@ -90,10 +95,15 @@ def write_run(
     origin_run_id: int | None = None,
     error: str | None = None,
     conn: sqlite3.Connection | None = None,
+    trusted: bool = True,
+    key: TrustKey | None = None,
 ) -> int:
     """Write one run with its tasks and return its id (see the module docstring).
 
     :param conn: write with this connection, inside the caller's transaction (no commit).
+    :param trusted: mark the run trusted and sign its pickled values (as a run of this
+        user's); False leaves both undone.
+    :param key: sign with this key instead of the session's (another user's, say).
     """
     if conn is None:
         with writer(path) as own:
@@ -101,25 +111,27 @@ def write_run(
             new_id = write_run(
                 path, flow, tasks, status=status, tags=tags, params=params, graph=graph,
                 created_at=created_at, finished_at=finished_at, origin_run_id=origin_run_id,
-                error=error, conn=own,
+                error=error, conn=own, trusted=trusted, key=key,
             )  # fmt: skip
             own.execute("COMMIT")
             return new_id
     if graph is None:
         graph = linear_graph(flow, list(dict.fromkeys(t.step for t in tasks)))
     cur = conn.execute(
-        "INSERT INTO runs (flow, status, created_at, finished_at, origin_run_id, graph, error) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (flow, status, created_at, finished_at, origin_run_id, json.dumps(graph), error),
-    )
+        "INSERT INTO runs (flow, status, created_at, finished_at, origin_run_id, graph, error, "
+        "trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (flow, status, created_at, finished_at, origin_run_id, json.dumps(graph), error,
+         int(trusted)),
+    )  # fmt: skip
     run_id = cur.lastrowid
     assert run_id is not None
     conn.executemany(
         "INSERT INTO run_tags (run_id, tag) VALUES (?, ?)", [(run_id, t) for t in tags]
     )
+    signer = (key or TrustKey()) if trusted else None
     for name, value in (params or {}).items():
         enc = encode(value)
-        insert_blob(conn, enc)
+        _store_blob(conn, enc, signer)
         conn.execute(
             "INSERT INTO run_params (run_id, name, sha) VALUES (?, ?, ?)", (run_id, name, enc.sha)
         )
@@ -136,12 +148,19 @@ def write_run(
         )  # fmt: skip
         for name, value in task.artifacts.items():
             enc = encode(value)
-            insert_blob(conn, enc)
+            _store_blob(conn, enc, signer)
             conn.execute(
                 "INSERT INTO artifacts (run_id, task_id, name, sha) VALUES (?, ?, ?, ?)",
                 (run_id, task_id, name, enc.sha),
             )
     return run_id
+
+
+def _store_blob(conn: sqlite3.Connection, enc: Encoded, signer: TrustKey | None) -> None:
+    if signer is not None and enc.encoding == "pickle":
+        sign_blobs(conn, [enc], signer)
+    else:
+        insert_blob(conn, enc)
 
 
 def sha_of(value: Any) -> bytes:

@@ -97,8 +97,10 @@ async def test_unchanged_artifacts_are_passed_by_reference(store: str) -> None:
         rows = count(store, "SELECT count(*) FROM artifacts WHERE name = ?", (name,))
         distinct = count(store, "SELECT count(DISTINCT sha) FROM artifacts WHERE name = ?", (name,))
         assert (rows, distinct) == (4, 1), name
-    # one blob per value ever set (numbers, text, obj, count), however many tasks hold them
-    assert count(store, "SELECT count(*) FROM blobs") == 4
+    # one blob per value ever set (numbers, text, obj, count), however many tasks hold them,
+    # and the flow's source
+    assert count(store, "SELECT count(*) FROM blobs") == 5
+    assert count(store, "SELECT count(*) FROM blobs JOIN runs ON sha = source_sha") == 1
     assert run.data.count == 1000
     assert run.data.numbers == list(range(1000))
 

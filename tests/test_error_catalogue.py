@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import asyncflow
@@ -43,10 +44,14 @@ from asyncflow import (
     timeout,
 )
 from asyncflow._cli import main as asyncflow_cli
+from asyncflow._store._archive import content_digest
 from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
-from tests._storefixture import T, write_run
+from asyncflow._store._trust import TrustKey
+from tests._storefixture import T, sha_of, write_run
 from tests.flows import bad_graphs as bad
 from tests.flows import catalogue as cf
+from tests.flows import trust_flows as tf
+from tests.flows.archive_flows import gated_flow
 from tests.flows.catalogue import Boom, Chunky, Grows, Pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -761,7 +766,7 @@ async def _c10(tmp: Path) -> Raised:
         sys.path.remove(str(tmp))
         del sys.modules[module]
     task = Flow("Gone", store=path)["1"]["start"].task
-    return raised(lambda: task.data.thing), ("'thing'", task.pathspec, "pickle")
+    return raised(lambda: task.data.thing), ("'thing'", task.pathspec, "pickle", path)
 
 
 @case("C11", fix="restore it from a copy")
@@ -771,6 +776,18 @@ async def _c11(tmp: Path) -> Raised:
         conn.execute("DELETE FROM blobs WHERE sha IN (SELECT sha FROM artifacts WHERE name='x')")
     task = Flow("Pair", store=path)["1"]["start"].task
     return raised(lambda: task.data.x), (path, "missing")
+
+
+@case("C12", fix="restore it from a copy")
+async def _c12(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        # Hostile or damaged: the source blob claims to be a pickle, which is never loaded.
+        conn.execute(
+            "UPDATE blobs SET encoding = 'pickle' WHERE sha = (SELECT source_sha FROM runs)"
+        )
+    run = Flow("Pair", store=path)["1"]
+    return raised(lambda: run.source), ("Pair/1", path, "'pickle', not msgpack")
 
 
 # --- T: store files -------------------------------------------------------------------------
@@ -954,10 +971,407 @@ async def _l01(tmp: Path) -> Raised:
 # --- A: sharing runs (export, import, archives) -------------------------------------------
 
 
+async def pair_archive(tmp: Path) -> tuple[str, str]:
+    """A store holding Pair/1, and an archive of that run."""
+    store = await pair_store(tmp)
+    path = str(tmp / "pair.afa")
+    Flow("Pair", store=store)["1"].export(path)
+    return store, path
+
+
+def edit_archive(path: str, *statements: str, redigest: bool = False) -> None:
+    """Change an archive behind asyncflow's back; with ``redigest``, also put the digest of
+    the changed records into its manifest, as someone covering their tracks would."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for statement in statements:
+            conn.execute(statement)
+        if redigest:
+            (text,) = conn.execute("SELECT value FROM store_info WHERE key = 'archive'").fetchone()
+            manifest = json.loads(text)
+            manifest["digest"] = content_digest(conn)
+            conn.execute(
+                "UPDATE store_info SET value = ? WHERE key = 'archive'", (json.dumps(manifest),)
+            )
+
+
+X_BLOB = "(SELECT sha FROM artifacts WHERE name = 'x')"
+
+
+@case("A01", fix="choose another name, or overwrite it (overwrite=True")
+async def _a01(tmp: Path) -> Raised:
+    store, path = await pair_archive(tmp)
+    run = Flow("Pair", store=store)["1"]
+    return raised(lambda: run.export(path)), (path, "exists")
+
+
+@case("A02", fix="give a file name")
+async def _a02(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    return raised(lambda: run.export(tmp)), (str(tmp), "folder")
+
+
+@case("A03", fix="create it first")
+async def _a03(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    path = tmp / "missing" / "pair.afa"
+    return raised(lambda: run.export(path)), (str(path), str(tmp / "missing"))
+
+
+@case("A04", fix="pass at least one run")
+async def _a04(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.export_runs(tmp / "none.afa", [])), ()
+
+
+@case("A05", fix="export each store's runs into an archive of its own")
+async def _a05(tmp: Path) -> Raised:
+    (tmp / "a").mkdir()
+    (tmp / "b").mkdir()
+    one, two = await pair_store(tmp / "a"), await pair_store(tmp / "b")
+    runs = [Flow("Pair", store=one)["1"], Flow("Pair", store=two)["1"]]
+    return raised(lambda: asyncflow.export_runs(tmp / "both.afa", runs)), (one, two)
+
+
+@case("A06", fix="list its runs with `asyncflow runs`")
+async def _a06(tmp: Path) -> Raised:
+    store = await pair_store(tmp)
+    run = Flow("Pair", store=store)["1"]
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("DELETE FROM runs")  # gone since the Run was read (deleted elsewhere)
+    return raised(lambda: run.export(tmp / "pair.afa")), ("Pair/1", store)
+
+
+@case("A07", fix="export it once it has finished (or cancel it first)")
+async def _a07(tmp: Path) -> Raised:
+    store = store_of(tmp)
+    entered, release = anyio.Event(), anyio.Event()
+    flow = gated_flow(entered, release)(store=store, echo=False)
+    exc: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(flow.run)
+        await entered.wait()
+        live = await (await Flow.aopen("Gated", store=store)).aget("1")
+        try:
+            await live.aexport(tmp / "live.afa")
+        except StoreError as error:
+            exc = error
+        release.set()
+    assert exc is not None, "a running run was exported"
+    return exc, ("Gated/1", "still running")
+
+
+@case("A08", fix="the store is damaged (restore it from a copy)")
+async def _a08(tmp: Path) -> Raised:
+    store = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute(f"DELETE FROM blobs WHERE sha IN {X_BLOB}")
+    run = Flow("Pair", store=store)["1"]
+    return raised(lambda: run.export(tmp / "pair.afa")), (store, "1 value(s)")
+
+
+@case("A09", fix="import its runs into a store with `asyncflow import`")
+async def _a09(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    return await run_error(Pair, tmp, store_path=Path(path)), (path, "read-only")
+
+
+@case("A10", fix="export them with `asyncflow export`")
+async def _a10(tmp: Path) -> Raised:
+    store = await pair_store(tmp)
+    return raised(lambda: asyncflow.read_archive(store)), (store, "not a run archive")
+
+
+@case("A11", fix="check the path")
+async def _a11(tmp: Path) -> Raised:
+    path = str(tmp / "nowhere.afa")
+    return raised(lambda: asyncflow.import_archive(path, store=tmp / "store.db")), (path,)
+
+
+@case("A12", fix="ask for a fresh copy of the archive")
+async def _a12(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE store_info SET value = '{\"format\": ' WHERE key = 'archive'")
+    return raised(lambda: asyncflow.read_archive(path)), (path, "not valid JSON")
+
+
+@case("A13", fix="ask for a fresh copy of the archive")
+async def _a13(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE store_info SET value = '{\"runs\": []}' WHERE key = 'archive'")
+    return raised(lambda: asyncflow.read_archive(path)), (path, "lacks")
+
+
+@case("A14", fix="ask for a fresh copy of the archive")
+async def _a14(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    # The index of runs now claims another column: its entries no longer match the table.
+    edit_archive(
+        path,
+        "PRAGMA writable_schema = ON",
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX runs_by_flow ON runs (status, id)' "
+        "WHERE name = 'runs_by_flow'",
+    )
+    return raised(lambda: Flow("Pair", store=path)), (path, "table runs broken")
+
+
+@case("A15", fix="ask for a fresh copy of the archive")
+async def _a15(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE tasks SET stdout = 'something else'")
+    return raised(lambda: Flow("Pair", store=path)), (path, "digest")
+
+
+@case("A16", fix="ask for a fresh copy of the archive")
+async def _a16(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(
+        path,
+        "UPDATE store_info SET value = json_set(value, '$.runs[0].id', 7) WHERE key = 'archive'",
+    )
+    return raised(lambda: Flow("Pair", store=path)), (path, "manifest lists")
+
+
+@case("A17", fix="ask for a fresh copy of the archive")
+async def _a17(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, f"DELETE FROM blobs WHERE sha IN {X_BLOB}", redigest=True)
+    return raised(lambda: Flow("Pair", store=path)), (path, "1 value(s)")
+
+
+@case("A18", fix="ask for a fresh copy of the archive")
+async def _a18(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, f"UPDATE blobs SET data = X'02' WHERE sha IN {X_BLOB}")  # x = 2, not 1
+    task = Flow("Pair", store=path)["1"]["start"].task  # the records are intact: opens fine
+    return raised(lambda: task.data.x), (path, "do not match its hash")
+
+
+@case("A19", fix="ask for a fresh copy of the archive")
+async def _a19(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, f"UPDATE blobs SET size = -1 WHERE sha IN {X_BLOB}", redigest=True)
+    target = tmp / "target.db"
+    return raised(lambda: asyncflow.import_archive(path, store=target)), (path, "bad size")
+
+
+@case("A20", fix="ask for a fresh copy of the archive")
+async def _a20(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, f"UPDATE blobs SET data = X'02' WHERE sha IN {X_BLOB}")
+    target = tmp / "target.db"
+    return raised(lambda: asyncflow.import_archive(path, store=target)), (path, "its hash")
+
+
+@case("A21", fix="ask for a fresh copy of the archive")
+async def _a21(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    # Covering one's tracks does not help: the field must still have its type.
+    edit_archive(
+        path,
+        "UPDATE store_info SET value = json_set(value, '$.exported_at', 'yesterday') "
+        "WHERE key = 'archive'",
+        redigest=True,
+    )
+    return raised(lambda: asyncflow.read_archive(path)), (path, "'exported_at'")
+
+
+@case("A22", fix="ask for a fresh copy of the archive")
+async def _a22(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(
+        path,
+        "DROP TABLE blob_chunks",
+        "CREATE VIEW blob_chunks AS SELECT sha, 0 AS idx, data FROM blobs",
+        redigest=True,
+    )
+    return raised(lambda: Flow("Pair", store=path)), (path, "'blob_chunks'")
+
+
+@case("A23", fix="ask for a fresh copy of the archive")
+async def _a23(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE tasks SET started_at = 'early'", redigest=True)
+    return raised(lambda: Flow("Pair", store=path)), (path, "tasks", "started_at: text")
+
+
 # --- U: safe loading (pickles and trust) ----------------------------------------------------
 
 
+def pickled_run(tmp: Path, **options: Any) -> str:
+    """Store with run Theirs/1, whose end task holds a pickled artifact ``point``."""
+    path = store_of(tmp)
+    write_run(path, "Theirs", [T("end", artifacts={"point": tf.Point(3)})], **options)
+    return path
+
+
+def theirs_point(path: str, *, trust: bool = False) -> Callable[[], object]:
+    return lambda: Flow("Theirs", store=path, trust=trust)["1"].end_task.data.point
+
+
+async def failed_trust_flow(tmp: Path) -> str:
+    """TrustFlow's run 1, whose join failed: every pickle before it is stored."""
+    path, fail = store_of(tmp), tmp / "fail"
+    fail.touch()
+    await run_error(tf.TrustFlow, tmp, fail=str(fail))
+    fail.unlink()
+    return path
+
+
+@case("U01", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+async def _u01(tmp: Path) -> Raised:
+    archive = tmp / "theirs.afa"
+    Flow("Theirs", store=pickled_run(tmp, trusted=False))["1"].export(archive)
+    target = str(tmp / "mine.db")
+    asyncflow.import_archive(archive, store=target)
+    return raised(theirs_point(target)), ("'point'", "Theirs/1/end/1", "imported")
+
+
+@case("U02", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+async def _u02(tmp: Path) -> Raised:
+    path = pickled_run(tmp, trusted=False)
+    return raised(theirs_point(path)), ("'point'", "Theirs/1/end/1", "pickle")
+
+
+@case("U03", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+async def _u03(tmp: Path) -> Raised:
+    path = pickled_run(tmp, key=TrustKey(str(tmp / "someone" / "key")))
+    return raised(theirs_point(path)), ("'point'", "Theirs/1/end/1", TrustKey().path)
+
+
+@case("U04", fix="trust=True), or import it with `asyncflow import")
+async def _u04(tmp: Path) -> Raised:
+    archive = str(tmp / "theirs.afa")
+    Flow("Theirs", store=pickled_run(tmp))["1"].export(archive)
+    return raised(theirs_point(archive)), ("'point'", archive, "Flow('Theirs', store=")
+
+
+@case("U05", fix="Restore the store file from a copy")
+async def _u05(tmp: Path) -> Raised:
+    path = pickled_run(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE blobs SET data = X'80054e2e' WHERE encoding = 'pickle'")  # None
+    return raised(theirs_point(path, trust=True)), ("'point'", "Theirs/1/end/1")
+
+
+@case("U06", fix="trust that run with `asyncflow trust Resigned/1`")
+async def _u06(tmp: Path) -> Raised:
+    exc = await step_failed(tf.Resigned, tmp, db=store_of(tmp))
+    return exc, ("'end'", "Resigned/1", "'point'")
+
+
+@case("U07", fix="Restore the store file from a copy")
+async def _u07(tmp: Path) -> Raised:
+    path = await failed_trust_flow(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE blobs SET data = X'80054e2e' WHERE sha = ?", (sha_of(tf.Point(10)),))
+    try:
+        await tf.TrustFlow(store=path, echo=False).resume()
+    except StepFailed as exc:
+        return exc, ("'join'", "TrustFlow/2", "'piece'")
+    raise AssertionError("the resume ran")
+
+
+@case("U08", fix="trust it first with `asyncflow trust TrustFlow/1` (or run.trust())")
+async def _u08(tmp: Path) -> Raised:
+    path = await failed_trust_flow(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE runs SET trusted = 0")
+        conn.execute("UPDATE blobs SET mac = NULL")
+    try:
+        await tf.TrustFlow(store=path, echo=False).resume()
+    except asyncflow.UntrustedArtifactError as exc:
+        return exc, ("TrustFlow/1", "task TrustFlow/1/")
+    raise AssertionError("the resume ran")
+
+
+@case("U09", fix="Restore the store from a copy, or ask the run's author for a fresh copy")
+async def _u09(tmp: Path) -> Raised:
+    path = pickled_run(tmp, trusted=False)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE blobs SET data = X'80054e2e' WHERE encoding = 'pickle'")
+    run = Flow("Theirs", store=path)["1"]
+    return raised(run.trust), ("'point'", "Theirs/1/end/1", path, "nothing was trusted")
+
+
+@case("U10", fix="or import it trusted with `asyncflow import")
+async def _u10(tmp: Path) -> Raised:
+    archive = str(tmp / "theirs.afa")
+    Flow("Theirs", store=pickled_run(tmp))["1"].export(archive)
+    run = Flow("Theirs", store=archive)["1"]
+    return raised(run.trust), ("Theirs/1", archive, "trust=True")
+
+
+@contextlib.contextmanager
+def key_file(path: Path) -> Iterator[None]:
+    saved = os.environ["ASYNCFLOW_KEY_FILE"]
+    os.environ["ASYNCFLOW_KEY_FILE"] = str(path)
+    try:
+        yield
+    finally:
+        os.environ["ASYNCFLOW_KEY_FILE"] = saved
+
+
+@case("U11", fix="set ASYNCFLOW_KEY_FILE to a file in a folder you may write")
+async def _u11(tmp: Path) -> Raised:
+    (tmp / "folder").symlink_to(tmp / "gone")  # a dangling link where the key's folder goes
+    key = tmp / "folder" / "key"
+    with key_file(key):
+        return await run_error(Pair, tmp), (str(key), "cannot create")
+
+
+@case("U12", fix="delete it to make a new key")
+async def _u12(tmp: Path) -> Raised:
+    key = tmp / "short-key"
+    key.write_bytes(b"not 32 bytes")
+    with key_file(key):
+        return await run_error(Pair, tmp), (str(key), "12 bytes")
+
+
 # --- K: keeping the store tidy (tags, gc, stats) --------------------------------------------
+
+
+@case("K01", fix="pass e.g. keep_last=10")
+async def _k01(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    exc = raised(lambda: asyncflow.gc(path, flow="Pair"))
+    with Flow("Pair", store=path) as flow:
+        assert flow.latest_run is not None  # nothing deleted
+    return exc, ("keep_last", "older_than", "tag")
+
+
+@case("K02", fix="text such as '30m'")
+async def _k02(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with pytest.raises(asyncflow.UsageError) as info:
+        await asyncflow.agc(path, older_than="3 days")
+    return info.value, ("older_than='3 days'",)
+
+
+@case("K03", fix="must be a whole number >= 0")
+async def _k03(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    return raised(lambda: asyncflow.gc(path, keep_last=-2)), ("keep_last=-2",)
+
+
+@case("K04", fix="resume another run")
+async def _k04(tmp: Path) -> Raised:
+    # What the writer of a resume meets when gc deleted the origin after the resume read it.
+    from asyncflow._store._writer import CreateRun, Writer
+
+    path = await pair_store(tmp)
+    writer = Writer(path, lambda shas: None)
+    try:
+        create = CreateRun("Pair", "{}", 0.0, (), {}, origin_run_id=7)
+        writer.submit(create)
+        exc = raised(lambda: create.future.result(timeout=30))
+    finally:
+        writer.close()
+    return exc, ("Pair/7", path)
+
+
+@case("K05", fix="pass e.g. keep_last=10")
+async def _k05(tmp: Path) -> Raised:
+    code, _, err = cli("gc", "--flow", "Pair", "--store", await pair_store(tmp))
+    return CommandLine(err, code), ("--keep-last",)
 
 
 # --- running the cases ----------------------------------------------------------------------

@@ -182,7 +182,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "large_artifact": check_large_artifact,
     "quickstart": check_quickstart,
 }
-SCRIPTS = {"embed_asyncio"}  # plain asyncio programs, not flow command lines
+SCRIPTS = {"embed_asyncio", "share_a_run"}  # plain asyncio programs, not flow command lines
 
 
 def test_every_example_is_tested() -> None:
@@ -210,6 +210,17 @@ def test_embed_asyncio(tmp_path: Path) -> None:
     assert "total_length = 14000" in out
     assert latest("EmbeddedFlow", store).data.total_length == 14_000
     assert not (tmp_path / "asyncflow.db").exists()  # the env var was honoured
+
+
+def test_share_a_run(tmp_path: Path) -> None:
+    proc = run_python(tmp_path, str(EXAMPLES / "share_a_run.py"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "laptop: TrainOnGPU/1/train/2 failed: no GPU on this machine" in out
+    assert "server: imported it as TrainOnGPU/1 (failed)" in out
+    assert "server: resumed as TrainOnGPU/2: succeeded; reused ['start'] from the laptop" in out
+    assert "slope = 3.00" in out
+    assert list(tmp_path.iterdir()) == []  # everything lived in a temporary folder
 
 
 # --- the rest of the command line -----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``asyncflow runs|show|dump|logs``: look into a store from the shell.
+"""``asyncflow runs|show|dump|logs``: look into a store from the shell (``tag|gc|stats``:
+see ``_tidy_cmds``).
 
 Exit codes: 0 success; 2 wrong input (usage, pathspec, a missing flow, run, step, task or
 artifact, a missing or foreign store), reported as one line ``asyncflow: error: ...`` on
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
-from .._errors import AsyncflowError
+from .._errors import AsyncflowError, UntrustedArtifactError
 from .._store._paths import resolve_store_path
 from ._format import byte_size, duration, indent_lines, one_line, short_repr, table, when
 from ._parser import OneLineParser
@@ -108,9 +109,13 @@ def _show_run(run: Run) -> list[str]:
         lines.append(f"resumed   from {run.flow_name}/{run.origin_run_id}")
     if run.error:
         lines.append(f"error     {one_line(run.error, 200)}")
-    params = run.parameters
-    lines.append("parameters" + ("" if params else "  (none)"))
-    lines += ["  " + line for line in table(["name", "value"], _values(params))[1:]]
+    try:
+        params = run.parameters
+    except UntrustedArtifactError as exc:  # a pickled parameter of a run not trusted
+        lines.append("parameters  " + one_line(f"<cannot load: {exc}>", 1000))
+    else:
+        lines.append("parameters" + ("" if params else "  (none)"))
+        lines += ["  " + line for line in table(["name", "value"], _values(params))[1:]]
     steps = list(run)
     lines.append("steps" + ("" if steps else "  (no finished task yet)"))
     rows = [[s.name, str(len(s)), _outcomes(s)] for s in steps]
@@ -181,7 +186,20 @@ def _show_task(task: Task) -> list[str]:
     return lines
 
 
+def _print_source(args: argparse.Namespace) -> int:
+    parts = _split(args.pathspec, (2,), "Flow/run (--source prints the source of a run)")
+    run = Flow(parts[0], args.store)[parts[1]]
+    text = run.source
+    if text is None:
+        print(f"{PROG}: {run.pathspec} has no stored source code", file=sys.stderr)
+        return 0
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
+    if args.source:
+        return _print_source(args)
     parts = _split(args.pathspec, (1, 2, 3, 4), "Flow[/run[/step[/task]]]")
     target = _resolve(parts, args.store)
     if isinstance(target, Flow):
@@ -277,7 +295,8 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 def add_store_commands(
     sub: argparse._SubParsersAction[Any],
 ) -> None:
-    """Add ``runs``, ``show``, ``dump`` and ``logs`` to a subparsers action.
+    """Add ``runs``, ``show``, ``dump``, ``logs``, ``tag``, ``gc``, ``stats`` and ``trust``
+    to a subparsers action.
 
     Each sets ``handler`` (a function of the parsed namespace returning the exit code).
     """
@@ -293,6 +312,9 @@ def add_store_commands(
     show = sub.add_parser("show", help="summarise a run, a step or a task")
     show.add_argument("pathspec", metavar="PATHSPEC", help="Flow[/run[/step[/task]]]")
     _store_option(show)
+    show.add_argument(
+        "--source", action="store_true", help="print the flow source stored with the run"
+    )
     show.set_defaults(handler=_cmd_show)
 
     dump = sub.add_parser("dump", help="print an artifact's value")
@@ -312,6 +334,14 @@ def add_store_commands(
     which.add_argument("--stderr", action="store_true", help="only stderr")
     logs.set_defaults(handler=_cmd_logs)
 
+    # Imported here: _tidy_cmds uses this module's pathspec and option helpers.
+    from ._tidy_cmds import add_tidy_commands
+
+    add_tidy_commands(sub)
+    from ._trust_cmds import add_trust_command
+
+    add_trust_command(sub)
+
 
 def build_parser() -> OneLineParser:
     """The ``asyncflow`` command's parser."""
@@ -320,6 +350,9 @@ def build_parser() -> OneLineParser:
         dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
     )
     add_store_commands(sub)
+    from ._archive_cmds import add_archive_commands
+
+    add_archive_commands(sub)
     return parser
 
 

@@ -26,6 +26,9 @@ sync                                awaitable twin
 ``run.end_task["x"]``               ``await run.aartifact("x")``
 ``list(run.data)``                  ``await run.anames()``
 ``run.refresh()``                   ``await run.arefresh()``
+``run.add_tag(t)``                  ``await run.aadd_tag(t)`` (a write, in a worker thread)
+``run.remove_tag(t)``               ``await run.aremove_tag(t)``
+``run.trust()``                     ``await run.atrust()`` (a write, in a worker thread)
 ``step.data.x``                     ``await step.adata("x")``
 ``step.task["x"]``                  ``await step.aartifact("x")``
 ``list(step.data)``                 ``await step.anames()``

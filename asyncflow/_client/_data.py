@@ -17,6 +17,7 @@ from .._errors import StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._queries import ArtifactRow
+from ._trust import Gate, refusal
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -28,26 +29,34 @@ __all__ = ["DataArtifact", "DataView", "adecode", "decode_blob"]
 _OFFLOAD_BYTES = 1 << 18
 
 
-def decode_blob(raw: RawBlob, what: str, path: str) -> Any:
+def decode_blob(raw: RawBlob, what: str, path: str, gate: Gate | None) -> Any:
     """Decode a blob read for ``what`` (e.g. "artifact 'x' of task F/1/s/2").
 
+    :param gate: for a pickle, what decides whether it may be unpickled (see ``_trust``);
+        None for other encodings.
+    :raises UntrustedArtifactError: a pickle that its run's trust, its signature or its
+        hash forbids to unpickle.
     :raises StoreError: the bytes cannot be decoded.
     """
+    refused = refusal(raw, what, gate)
+    if refused is not None:
+        raise refused
     try:
         return decode(raw.encoding, raw.meta, raw.payload)
     except CodecError as exc:
         raise StoreError(
-            f"cannot load {what} ({raw.encoding}, {raw.size} bytes): {exc}. If the value is "
-            "an object of your own class, read it where that class's module can be imported.",
+            f"cannot load {what} ({raw.encoding}, {raw.size} bytes) from {path!r}: {exc}. If "
+            "the value is an object of your own class, read it where that class's module can "
+            "be imported.",
             path,
         ) from exc
 
 
-async def adecode(raw: RawBlob, what: str, path: str) -> Any:
+async def adecode(raw: RawBlob, what: str, path: str, gate: Gate | None) -> Any:
     """:func:`decode_blob`, in a worker thread for large or pickled values."""
     if raw.encoding == "pickle" or raw.size > _OFFLOAD_BYTES:
-        return await anyio.to_thread.run_sync(decode_blob, raw, what, path)
-    return decode_blob(raw, what, path)
+        return await anyio.to_thread.run_sync(decode_blob, raw, what, path, gate)
+    return decode_blob(raw, what, path, gate)
 
 
 class DataView:

@@ -66,6 +66,10 @@ class Flow:
     :param name: the flow's name (its class name).
     :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db``
         in the current directory.
+    :param trust: load pickled values of every run read through this flow, whoever wrote
+        them, provided their bytes are intact. Unpickling runs code: pass True only for a
+        store or archive whose author you trust (see the README, "Safe loading of other
+        people's runs"). msgpack and numpy values load either way.
     :raises StoreError: there is no store file there.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     :raises NotFoundError: the store has no run of this flow (the message lists its flows).
@@ -73,15 +77,15 @@ class Flow:
 
     __slots__ = ("_handle", "_name")
 
-    def __init__(self, name: str, store: StorePath = None) -> None:
-        handle = StoreHandle(resolve_store_path(store))
+    def __init__(self, name: str, store: StorePath = None, *, trust: bool = False) -> None:
+        handle = StoreHandle(resolve_store_path(store), trust=trust)
         handle.run(_check_plan(name, handle.path))
         self._handle = handle
         self._name = name
 
     @classmethod
-    def aopen(cls, name: str, store: StorePath = None) -> FlowOpener:
-        """The awaitable twin of ``Flow(name, store)``.
+    def aopen(cls, name: str, store: StorePath = None, *, trust: bool = False) -> FlowOpener:
+        """The awaitable twin of ``Flow(name, store, trust=trust)``.
 
         ``flow = await Flow.aopen(name, store)`` gives a Flow whose awaitable reads each
         open a short-lived connection; ``async with Flow.aopen(name, store) as flow:``
@@ -91,7 +95,7 @@ class Flow:
         :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
         :raises NotFoundError: the store has no run of this flow.
         """
-        return FlowOpener(name, store)
+        return FlowOpener(name, store, trust)
 
     @classmethod
     def _make(cls, handle: StoreHandle, name: str) -> Flow:
@@ -254,11 +258,12 @@ class Flow:
 class FlowOpener:
     """What :meth:`Flow.aopen` returns: await it, or use it with ``async with``."""
 
-    __slots__ = ("_flow", "_name", "_store")
+    __slots__ = ("_flow", "_name", "_store", "_trust")
 
-    def __init__(self, name: str, store: StorePath) -> None:
+    def __init__(self, name: str, store: StorePath, trust: bool = False) -> None:
         self._name = name
         self._store = store
+        self._trust = trust
         self._flow: Flow | None = None
 
     def __await__(self) -> Generator[Any, None, Flow]:
@@ -278,7 +283,7 @@ class FlowOpener:
             await self._flow.__aexit__(exc_type, exc, tb)
 
     async def _open(self, *, shared: bool) -> Flow:
-        handle = StoreHandle(resolve_store_path(self._store))
+        handle = StoreHandle(resolve_store_path(self._store), trust=self._trust)
         if shared:
             await handle.aenter()
         try:

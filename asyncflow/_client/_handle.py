@@ -7,7 +7,8 @@ read-only, with the same format checks and busy timeout.
 
 A :class:`StoreHandle` is what every client object of one store holds. It keeps one sync
 connection, opened on first use. Async reads open a short-lived connection each, unless the
-flow is inside ``async with``: then they share one. A handle pickles as its path alone.
+flow is inside ``async with``: then they share one. A handle pickles as its path and its
+``trust`` flag.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ import anyio
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._store._db import is_busy, open_reader, store_error
+from .._store._archive import check_blob, verify_records
+from .._store._blobs import RawBlob
+from .._store._db import is_archive, is_busy, open_reader, store_error
 from .._store._drive import drive
 from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from .._store._trust import TrustKey
 
-__all__ = ["StoreHandle", "aconnect", "adrive", "drive"]
+__all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
 
 T = TypeVar("T")
 
@@ -83,10 +87,53 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
         raise _read_error(path, exc) from exc
 
 
-async def _aopen(path: str) -> aiosqlite.Connection:
+def _file_key(path: str) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_checked(path: str, checked: set[tuple[int, int, int, int]]) -> sqlite3.Connection:
+    """:func:`open_reader`, and for a run archive, the check of its records (once per
+    version of the file: ``checked`` remembers the files already checked). Blocking.
+
+    :raises StoreError: no store there, or an archive that is damaged or was edited.
+    """
+    conn = open_reader(path)
+    try:
+        try:
+            archive = is_archive(conn)
+        except sqlite3.Error as exc:
+            raise store_error(exc, path, "read") from exc
+        if archive:
+            key = _file_key(path)
+            if key not in checked:
+                try:
+                    conn.execute(BEGIN_READ)
+                    verify_records(conn, path)
+                finally:
+                    if conn.in_transaction:
+                        conn.execute(END_READ)
+                checked.add(key)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def check_blobs(result: object, path: str) -> None:
+    """Check every blob in a plan's result against its sha (a blob, or a dict of blobs)."""
+    if isinstance(result, RawBlob):
+        check_blob(result, path)
+    elif isinstance(result, dict):
+        for value in result.values():
+            if isinstance(value, RawBlob):
+                check_blob(value, path)
+
+
+async def _aopen(path: str, checked: set[tuple[int, int, int, int]]) -> aiosqlite.Connection:
     # open_reader runs (and fails, if it must) in a worker thread of ours: a connector that
     # fails inside aiosqlite leaves its thread reporting to a loop that may be gone.
-    raw = await anyio.to_thread.run_sync(open_reader, path)
+    raw = await anyio.to_thread.run_sync(open_checked, path, checked)
     conn = aiosqlite.Connection(lambda: raw, iter_chunk_size=64)
     try:
         with anyio.CancelScope(shield=True):
@@ -98,13 +145,15 @@ async def _aopen(path: str) -> aiosqlite.Connection:
 
 
 @asynccontextmanager
-async def aconnect(path: str) -> AsyncIterator[aiosqlite.Connection]:
-    """An aiosqlite connection opened by :func:`open_reader`, closed on exit.
+async def aconnect(
+    path: str, checked: set[tuple[int, int, int, int]] | None = None
+) -> AsyncIterator[aiosqlite.Connection]:
+    """An aiosqlite connection opened by :func:`open_checked`, closed on exit.
 
     :raises StoreError: no store at ``path``.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     """
-    conn = await _aopen(path)
+    conn = await _aopen(path, set() if checked is None else checked)
     try:
         yield conn
     finally:
@@ -129,19 +178,40 @@ class StoreHandle:
 
     :param path: the store file; kept absolute, so a pickled object reads the same file
         wherever it is unpickled.
+    :param trust: unpickle pickled values of any run read through this handle, provided
+        their bytes are intact (``Flow(name, store, trust=True)``); pickles with the handle.
     """
 
-    __slots__ = ("__weakref__", "_closer", "_conn", "_lock", "_shared", "path")
+    __slots__ = (
+        "__weakref__",
+        "_archive",
+        "_checked",
+        "_closer",
+        "_conn",
+        "_lock",
+        "_shared",
+        "key",
+        "path",
+        "trust",
+    )
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, trust: bool = False) -> None:
         self.path = os.path.abspath(path)
+        # Safe loading (see _client._trust): trust=True (Flow(..., trust=True)) unpickles
+        # whatever is intact, signed or not; the key is this user's, resolved here.
+        self.trust = trust
+        self.key = TrustKey()
         self._conn: sqlite3.Connection | None = None
         self._closer: weakref.finalize[[], StoreHandle] | None = None
         self._lock = threading.Lock()
         self._shared: _Shared | None = None
+        # Versions of the file checked as a run archive (empty for a store), and whether it
+        # is one: every blob read from an archive is checked against its sha.
+        self._checked: set[tuple[int, int, int, int]] = set()
+        self._archive = False
 
-    def __reduce__(self) -> tuple[type[StoreHandle], tuple[str]]:
-        return (StoreHandle, (self.path,))
+    def __reduce__(self) -> tuple[type[StoreHandle], tuple[str, bool]]:
+        return (StoreHandle, (self.path, self.trust))
 
     def __repr__(self) -> str:
         return f"StoreHandle({self.path!r})"
@@ -155,11 +225,15 @@ class StoreHandle:
         """
         with self._lock:
             if self._conn is None:
-                conn = open_reader(self.path)
+                conn = open_checked(self.path, self._checked)
+                self._archive = self._checked != set()
                 # Closes the connection when the handle is collected, without a warning.
                 self._closer = weakref.finalize(self, conn.close)
                 self._conn = conn
-            return drive(self._conn, plan, self.path)
+            result = drive(self._conn, plan, self.path)
+        if self._archive:
+            check_blobs(result, self.path)
+        return result
 
     def close(self) -> None:
         """Close the sync connection, if open; the next read opens a new one."""
@@ -186,18 +260,26 @@ class StoreHandle:
                 pass
             else:
                 try:
-                    return await adrive(shared.conn, plan, self.path)
+                    result = await adrive(shared.conn, plan, self.path)
                 finally:
                     shared.lock.release()
-        async with aconnect(self.path) as conn:
-            return await adrive(conn, plan, self.path)
+                return await self._acheck(result)
+        async with aconnect(self.path, self._checked) as conn:
+            result = await adrive(conn, plan, self.path)
+        return await self._acheck(result)
+
+    async def _acheck(self, result: T) -> T:
+        self._archive = self._checked != set()
+        if self._archive and result:
+            await anyio.to_thread.run_sync(check_blobs, result, self.path)
+        return result
 
     async def aenter(self) -> None:
         """Open (or join) the async connection shared by this handle's readers."""
         if self._shared is not None:
             self._shared.users += 1
             return
-        self._shared = _Shared(await _aopen(self.path))
+        self._shared = _Shared(await _aopen(self.path, self._checked))
 
     async def aexit(self) -> None:
         """Leave the shared async connection; the last user closes it."""

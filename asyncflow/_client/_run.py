@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+
+from .._spec._tags import normalize_tags
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
 from .._store._queries import Plan, RunRow, TaskRow
+from .._store._tidy import set_tags
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_run, missing_step, no_end_task
+from ._source import SourceRecord, adecode_source, decode_source
 from ._step import Step
 from ._task import Task, utc
+from ._trust import Gate, agate, atrust_run, gate, trust_run
+
+if TYPE_CHECKING:
+    from ._archive import ArchiveManifest
 
 __all__ = ["Run", "step_order"]
 
@@ -62,13 +73,14 @@ class Run:
     ``crashed``: judged from the run's lease when the record is read (see ``_store._lease``).
     """
 
-    __slots__ = ("_crash", "_end", "_handle", "_params", "_row")
+    __slots__ = ("_crash", "_end", "_handle", "_params", "_row", "_source")
 
     def __init__(self, handle: StoreHandle, row: RunRow) -> None:
         self._handle = handle
         self._row = row
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
+        self._source: SourceRecord | None = None
         # Why the run is dead though its row says running, or None; judged once per snapshot.
         self._crash = run_crash(row)
 
@@ -150,11 +162,18 @@ class Run:
         """The run's parameters, name to value (read once, then kept).
 
         :raises StoreError: a stored value is missing or cannot be decoded.
+        :raises UntrustedArtifactError: a pickled value of a run that is not trusted, or not
+            signed by you, or whose bytes do not match their hash.
         """
         if self._params is None:
             raws = self._handle.run(self._params_plan())
             self._params = {
-                name: decode_blob(raws[sha], self._param_what(name), self._handle.path)
+                name: decode_blob(
+                    raws[sha],
+                    self._param_what(name),
+                    self._handle.path,
+                    self._param_gate(raws[sha], name),
+                )
                 for name, sha in self._row.params
             }
         return dict(self._params)
@@ -163,14 +182,73 @@ class Run:
         """The awaitable twin of :attr:`parameters`.
 
         :raises StoreError: a stored value is missing or cannot be decoded.
+        :raises UntrustedArtifactError: as :attr:`parameters`.
         """
         if self._params is None:
             raws = await self._handle.arun(self._params_plan())
             params: dict[str, Any] = {}
             for name, sha in self._row.params:
-                params[name] = await adecode(raws[sha], self._param_what(name), self._handle.path)
+                checks = await self._aparam_gate(raws[sha], name)
+                what = self._param_what(name)
+                params[name] = await adecode(raws[sha], what, self._handle.path, checks)
             self._params = params
         return dict(self._params)
+
+    # --- source -----------------------------------------------------------------------------
+    @property
+    def source(self) -> str | None:
+        """The flow's source code as it was when the run started (read once, then kept).
+
+        It is the whole module file that defines the flow class; for a class with no readable
+        file (a notebook cell, say), the class's own source. A resumed run holds the code that
+        resumed it. None when nothing could be read, and for runs stored before asyncflow
+        kept sources (schema 3).
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = self._source_record()
+        return None if record is None else record.text
+
+    @property
+    def source_path(self) -> str | None:
+        """The absolute path of the file :attr:`source` was read from, when the run started.
+
+        None when the run has no source, or when it is the class's own source, not a file's.
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = self._source_record()
+        return None if record is None else (record.path or None)
+
+    async def asource(self) -> str | None:
+        """The awaitable twin of :attr:`source`.
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = await self._asource_record()
+        return None if record is None else record.text
+
+    async def asource_path(self) -> str | None:
+        """The awaitable twin of :attr:`source_path`.
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = await self._asource_record()
+        return None if record is None else (record.path or None)
+
+    def _source_record(self) -> SourceRecord | None:
+        sha = self._row.source_sha
+        if sha is not None and self._source is None:
+            raw = self._handle.run(q.blob(sha, self._handle.path))
+            self._source = decode_source(raw, self.pathspec, self._handle.path)
+        return self._source
+
+    async def _asource_record(self) -> SourceRecord | None:
+        sha = self._row.source_sha
+        if sha is not None and self._source is None:
+            raw = await self._handle.arun(q.blob(sha, self._handle.path))
+            self._source = await adecode_source(raw, self.pathspec, self._handle.path)
+        return self._source
 
     # --- steps ------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Step:
@@ -255,6 +333,41 @@ class Run:
         """
         return await (await self.aend_task()).anames()
 
+    # --- identity across stores, export -----------------------------------------------------
+    @property
+    def uid(self) -> str | None:
+        """The run's identity across stores: kept by export and import (None only for runs
+        recorded before schema 3 that were never upgraded)."""
+        return self._row.uid
+
+    @property
+    def imported_from(self) -> dict[str, Any] | None:
+        """For a run imported from an archive: where it came from (``archive`` file name,
+        ``run_id`` it had, ``exported_by`` host/user/store, ``exported_at``, ``imported_at``,
+        the archive's ``digest``); else None."""
+        if self._row.imported is None:
+            return None
+        found = json.loads(self._row.imported)
+        return found if isinstance(found, dict) else None
+
+    def export(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> ArchiveManifest:
+        """Write this run into a new run archive at ``path`` (see :func:`asyncflow.export_runs`).
+
+        :raises StoreError: the run is still running, ``path`` exists (without ``overwrite``),
+            or a file cannot be read or written.
+        """
+        from ._archive import export_runs
+
+        return export_runs(path, [self], overwrite=overwrite)
+
+    async def aexport(
+        self, path: str | os.PathLike[str], *, overwrite: bool = False
+    ) -> ArchiveManifest:
+        """The awaitable twin of :meth:`export`."""
+        from ._archive import aexport_runs
+
+        return await aexport_runs(path, [self], overwrite=overwrite)
+
     # --- a fresh snapshot -------------------------------------------------------------------
     def refresh(self) -> Run:
         """This run as recorded now (e.g. to follow a run still running).
@@ -269,6 +382,92 @@ class Run:
         :raises NotFoundError: the run is no longer in the store.
         """
         return Run(self._handle, await self._handle.arun(self._refresh_plan()))
+
+    # --- tags -------------------------------------------------------------------------------
+    def add_tag(self, *tags: str) -> None:
+        """Add ``tags`` to the run, in the store and in :attr:`tags` of this object.
+
+        Tags are taken as ``FlowSpec(tags=...)`` takes them; a tag the run has stays once.
+        The write is one short transaction of its own.
+
+        :raises StoreError: the store cannot be written (e.g. it is a run archive, which is
+            read-only: import it first).
+        :raises NotFoundError: the run is no longer in the store (``asyncflow.gc`` deleted it).
+        """
+        self._set_tags(normalize_tags(tags), ())
+
+    def remove_tag(self, *tags: str) -> None:
+        """Remove ``tags`` from the run, in the store and in :attr:`tags` of this object.
+
+        Removing a tag the run does not have is not an error.
+
+        :raises StoreError: the store cannot be written (e.g. it is a run archive).
+        :raises NotFoundError: the run is no longer in the store.
+        """
+        self._set_tags((), normalize_tags(tags))
+
+    async def aadd_tag(self, *tags: str) -> None:
+        """The awaitable twin of :meth:`add_tag` (the write runs in a worker thread).
+
+        :raises StoreError: the store cannot be written (e.g. it is a run archive).
+        :raises NotFoundError: the run is no longer in the store.
+        """
+        await anyio.to_thread.run_sync(self._set_tags, normalize_tags(tags), ())
+
+    async def aremove_tag(self, *tags: str) -> None:
+        """The awaitable twin of :meth:`remove_tag` (the write runs in a worker thread).
+
+        :raises StoreError: the store cannot be written (e.g. it is a run archive).
+        :raises NotFoundError: the run is no longer in the store.
+        """
+        await anyio.to_thread.run_sync(self._set_tags, (), normalize_tags(tags))
+
+    def _set_tags(self, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
+        if not add and not remove:
+            return
+        row = self._row
+        found = set_tags(self._handle.path, row.flow, row.id, add, remove)
+        if found is None:
+            recent, total = self._handle.run(q.run_ids(row.flow, 10))
+            raise missing_run(row.flow, row.id, self._handle.path, recent, total)
+        self._row = dataclasses.replace(row, tags=found)
+
+    # --- trust ------------------------------------------------------------------------------
+    @property
+    def trusted(self) -> bool:
+        """Whether the run's pickled values may load: it ran into this store on this machine
+        (or was trusted since, with :meth:`trust` or ``asyncflow trust``), or its Flow was
+        opened with ``trust=True``. msgpack and numpy values load either way; a pickled
+        value must also carry your signature and match its hash (see the README, "Safe
+        loading of other people's runs")."""
+        return self._row.trusted or self._handle.trust
+
+    def trust(self) -> None:
+        """Trust this run: check every pickled value it holds (artifacts and parameters)
+        against its hash, sign each with your key and mark the run trusted, in one
+        transaction. Do it only for runs whose author you trust: unpickling runs code.
+
+        :raises StoreError: a value's bytes do not match their hash (nothing is changed
+            then); the run is in a run archive, which is read-only (import it with
+            ``trust=True`` instead); the store or your key file cannot be written.
+        """
+        trust_run(self._handle, self._row.flow, self._row.id)
+        self._row = dataclasses.replace(self._row, trusted=True)
+
+    async def atrust(self) -> None:
+        """The awaitable twin of :meth:`trust` (the checks and the write run in a worker
+        thread).
+
+        :raises StoreError: as :meth:`trust`.
+        """
+        await atrust_run(self._handle, self._row.flow, self._row.id)
+        self._row = dataclasses.replace(self._row, trusted=True)
+
+    def _param_gate(self, raw: RawBlob, name: str) -> Gate | None:
+        return gate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
+
+    async def _aparam_gate(self, raw: RawBlob, name: str) -> Gate | None:
+        return await agate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
 
     # --- the core shared by both forms ------------------------------------------------------
     def _param_what(self, name: str) -> str:

@@ -12,6 +12,7 @@ from .._store._queries import ArtifactRow, AttemptInfo, Plan, TaskRow, attempts
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_artifact
+from ._trust import Gate, agate, gate
 
 __all__ = ["Task", "utc"]
 
@@ -206,7 +207,8 @@ class Task:
         if name in values:
             return values[name]
         raw = await self._handle.arun(self._load_plan(name))
-        value = await adecode(raw, self._what(name), self._handle.path)
+        checks = await self._agate(raw, name)
+        value = await adecode(raw, self._what(name), self._handle.path, checks)
         return values.setdefault(name, value)
 
     async def aartifact(self, name: str) -> DataArtifact:
@@ -258,20 +260,29 @@ class Task:
     def _what(self, name: str) -> str:
         return f"artifact {name!r} of task {self.pathspec}"
 
+    def _gate(self, raw: RawBlob, name: str) -> Gate | None:
+        # Safe loading (see _trust): a pickle asks its run's trust first.
+        return gate(self._handle, raw, self._flow, self._row.run_id, name, self.pathspec)
+
+    async def _agate(self, raw: RawBlob, name: str) -> Gate | None:
+        return await agate(self._handle, raw, self._flow, self._row.run_id, name, self.pathspec)
+
     def _value(self, name: str) -> Any:
         values = self._data._values
         if name in values:
             return values[name]
         raw = self._handle.run(self._load_plan(name))
-        return values.setdefault(name, decode_blob(raw, self._what(name), self._handle.path))
+        value = decode_blob(raw, self._what(name), self._handle.path, self._gate(raw, name))
+        return values.setdefault(name, value)
 
     def _value_of(self, row: ArtifactRow) -> Any:
         values = self._data._values
         if row.name in values:
             return values[row.name]
         raw = self._handle.run(q.blob(row.sha, self._handle.path))
+        checks = self._gate(raw, row.name)
         return values.setdefault(
-            row.name, decode_blob(raw, self._what(row.name), self._handle.path)
+            row.name, decode_blob(raw, self._what(row.name), self._handle.path, checks)
         )
 
     async def _avalue_of(self, row: ArtifactRow) -> Any:
@@ -279,7 +290,8 @@ class Task:
         if row.name in values:
             return values[row.name]
         raw = await self._handle.arun(q.blob(row.sha, self._handle.path))
-        value = await adecode(raw, self._what(row.name), self._handle.path)
+        checks = await self._agate(raw, row.name)
+        value = await adecode(raw, self._what(row.name), self._handle.path, checks)
         return values.setdefault(row.name, value)
 
     # --- object protocol --------------------------------------------------------------------

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .._codecs import decode, owns_buffer
 from .._errors import ArtifactNotFoundError
 from .._store._blobs import RawBlob
+from .._store._signing import PICKLE
 from ._model import TaskOutcome
+from ._untrusted import check_loadable
 
 if TYPE_CHECKING:
     from ._task import RunContext
@@ -124,8 +126,13 @@ class Inputs:
         if missing:
             raws.update(self._af_ctx.store.read_raw_many(missing))
         seen: set[bytes] = set()
+        ctx = self._af_ctx
         for view, sha in zip(todo, shas, strict=True):
             raw = raws[sha]
+            if raw.encoding == PICKLE and sha not in seen:
+                source = ctx.pathspec(view._af_outcome.spec)
+                what = f"artifact {name!r} of its input task {source}"
+                check_loadable(ctx, raw, self._af_step, what, name, source)
             payload = raw.payload
             if sha in seen and owns_buffer(payload):
                 payload = bytes(payload)  # the first decode may own the buffer

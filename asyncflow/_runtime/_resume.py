@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._codecs import decode
-from .._errors import AsyncflowError, NotFoundError
+from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError
 from .._spec._graph import FlowGraph, NodeKind
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
+from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
 from .._store._writer import AttemptRow, TaskRecord
 from ._model import TaskOutcome, TaskSpec, path_text
@@ -188,6 +189,8 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
     :raises AsyncflowError: the run is still running in a live process (a crashed one, whose
         process is gone, is resumable).
     :raises StoreError: the store cannot be read.
+    :raises UntrustedArtifactError: the run would reuse a pickled value not signed by this
+        user (or, for a run that is not trusted, whose bytes do not match their hash).
     """
     flow = graph.name
     if step is not None and step not in graph:
@@ -233,16 +236,79 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
                 continue
             splits.append((task, sha))
         tasks[(row.step, row.path)] = task
+    _check_reuse(store, run, tasks)
     if splits:
         # The elements each foreach split handed out, decoded once here, in the origin's
         # order (see foreach_list). A split whose elements cannot be had runs again.
         raws = store.read_raw_many(list(dict.fromkeys(sha for _, sha in splits)))
         for task, sha in splits:
+            problem = store.check(raws[sha])
+            if problem is not None:
+                var = graph[task.row.step].foreach_var or ""
+                raise _untrusted_origin(run, (task, var), problem)
             task.items = _decoded_items(raws[sha])
             if task.items is None:
                 del tasks[(task.row.step, task.row.path)]
     oracle = CloneOracle(run.id, tasks, frozenset(rerun))
     return Origin(run, oracle)
+
+
+def _check_reuse(store: Store, run: q.RunRow, tasks: dict[tuple[str, str], OriginTask]) -> None:
+    """Refuse up front, before anything is written, to reuse pickles nobody vouches for.
+
+    Every pickle blob the resumed run would reuse (the clones' artifacts, the parameters)
+    must carry this user's signature. An origin that is not trusted (imported, say) must
+    also have intact bytes, checked here; a trusted origin's are checked when a task loads
+    them. Blocking.
+
+    :raises UntrustedArtifactError: names the first value refused, and how to trust the run.
+    """
+    users: dict[bytes, tuple[OriginTask | None, str]] = {}
+    for name, sha in run.params:
+        users.setdefault(sha, (None, name))
+    for task in tasks.values():
+        for name, sha in task.refs.items():
+            users.setdefault(sha, (task, name))
+    macs = store.read(pickle_macs(list(users)))
+    if not macs:
+        return
+    # In a stable order, so that the value named is the same from one attempt to the next.
+    order = sorted(macs, key=lambda sha: _described(run, users[sha]))
+    for sha in order:
+        if not store.signed(sha, macs[sha]):
+            raise _untrusted_origin(run, users[sha], Problem.UNSIGNED)
+    if not run.trusted:
+        for sha in order:
+            problem = store.check(store.read_raw(sha))
+            if problem is not None:
+                raise _untrusted_origin(run, users[sha], problem)
+
+
+def _described(run: q.RunRow, user: tuple[OriginTask | None, str]) -> str:
+    task, name = user
+    if task is None:
+        return f"parameter {name!r}"
+    return f"artifact {name!r} of task {run.flow}/{run.id}/{task.row.step}/{task.row.id}"
+
+
+def _untrusted_origin(
+    run: q.RunRow, user: tuple[OriginTask | None, str], problem: Problem
+) -> UntrustedArtifactError:
+    pathspec = f"{run.flow}/{run.id}"
+    if run.trusted:
+        state = ""
+    elif run.imported:
+        state = "it was imported from an archive and is not trusted; "
+    else:
+        state = "it is not marked trusted; "
+    return UntrustedArtifactError(
+        f"cannot resume run {pathspec}: {state}it would reuse the pickled "
+        f"{_described(run, user)}, and {problem.value}; unpickling runs code, so nothing was "
+        f"run. If you trust the run's author, trust it first with `asyncflow trust "
+        f"{pathspec}` (or run.trust()), then resume it.",
+        user[1],
+        pathspec,
+    )
 
 
 def _decoded_items(raw: RawBlob) -> list[Any] | None:

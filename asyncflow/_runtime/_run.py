@@ -164,12 +164,15 @@ async def execute_run(
     *,
     resume: ResumeRequest | None = None,
     on_start: Callable[[int], None] | None = None,
+    source: Encoded | None = None,
 ) -> RunResult:
     """Run the flow once, or resume a run. Bad input raises before anything is stored.
 
     :param resume: resume this run instead of starting afresh (``params`` must be empty:
         a resumed run reuses its origin's parameters).
     :param on_start: called with the new run's id once its record exists.
+    :param source: the flow's source code in stored form (see ``_source``), recorded with
+        the run; None records none.
     :raises ParameterError: a parameter is unknown, missing or invalid.
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
@@ -213,6 +216,7 @@ async def execute_run(
             params={name: enc for name, enc in encoded.values()},
             origin_run_id=None if origin is None else origin.run.id,
             param_refs={name: sha for name, sha in reused.values()},
+            source=source,
         )
         store.writer.submit(create)
         with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
@@ -271,6 +275,9 @@ async def execute_run(
                     + list(create.param_refs.items())
                 )
             ),
+            source_sha=None if source is None else source.sha,
+            uid=create.uid,
+            trusted=True,  # written by this process's writer, which signs what it stores
         )
         return RunResult(row, failure)
     finally:

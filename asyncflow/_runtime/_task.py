@@ -22,10 +22,12 @@ from .._errors import (
 from .._spec._flowbase import FlowBase, ForeachFrame
 from .._spec._graph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
+from .._store._signing import PICKLE
 from .._store._store import Store
 from .._store._writer import TaskRecord
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
+from ._untrusted import check_loadable
 
 if TYPE_CHECKING:
     from ._resume import CloneOracle
@@ -174,10 +176,13 @@ class TaskState:
             self.stack = stack
         return stack
 
-    def _decode(self, sha: bytes) -> Any:
+    def _decode(self, sha: bytes, kind: str, name: str) -> Any:
         raw = self.prefetched.pop(sha, None)
         if raw is None:
-            return self.ctx.store.load(sha)
+            raw = self.ctx.store.read_raw(sha)
+        if raw.encoding == PICKLE:
+            what = f"{kind} {name!r}"
+            check_loadable(self.ctx, raw, self.step, what, name, self.ctx.pathspec(self.spec))
         return decode(raw.encoding, raw.meta, raw.payload)
 
     def load(self, name: str) -> Any:
@@ -190,7 +195,7 @@ class TaskState:
                 f"earlier step set it (visible artifacts: {visible or 'none'}). Set "
                 f"self.{name} in an earlier step or check the spelling."
             )
-        value = self._decode(sha)
+        value = self._decode(sha, "artifact", name)
         self.loaded[name] = value
         return value
 
@@ -198,7 +203,7 @@ class TaskState:
         """A parameter's value (decoded once per task)."""
         values = self.param_values
         if attr not in values:
-            values[attr] = self._decode(self.ctx.params[attr])
+            values[attr] = self._decode(self.ctx.params[attr], "parameter", attr)
         return values[attr]
 
     def record_next(self, targets: tuple[str, ...], foreach: str | None) -> None:

@@ -35,12 +35,14 @@ INSERT_INLINE = (
 @dataclass(frozen=True, slots=True)
 class RawBlob:
     """A blob's stored form, before decoding. ``payload`` is bytes or a private buffer
-    (from :func:`~asyncflow._codecs.payload_buffer`) that decoding may take over."""
+    (from :func:`~asyncflow._codecs.payload_buffer`) that decoding may take over. ``mac`` is
+    the row's signature (``blobs.mac``, see ``_trust``); None when unsigned or not read."""
 
     sha: bytes
     encoding: str
     meta: bytes | None
     payload: bytes | OwnedBuffer
+    mac: bytes | None = None
 
     @property
     def size(self) -> int:

@@ -80,7 +80,7 @@ FLOW_NAMES = "SELECT DISTINCT flow FROM runs ORDER BY flow"
 FLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ?)"
 _RUN_COLUMNS = (
     "id, flow, status, created_at, finished_at, origin_run_id, graph, error, "
-    "owner_pid, owner_host, heartbeat_at"
+    "owner_pid, owner_host, heartbeat_at, source_sha, uid, imported, trusted"
 )
 RUN_BY_ID = f"SELECT {_RUN_COLUMNS} FROM runs WHERE flow = ? AND id = ?"
 RUN_IDS = "SELECT id FROM runs WHERE flow = ? ORDER BY id DESC LIMIT ?"
@@ -104,8 +104,15 @@ ARTIFACTS_OF = (
     "FROM artifacts AS a LEFT JOIN blobs AS b ON b.sha = a.sha "
     "WHERE a.run_id = ? AND a.task_id = ? ORDER BY a.name"
 )
-BLOBS_BY_SHA = "SELECT sha, encoding, meta, size, data, nchunks FROM blobs WHERE sha IN ({marks})"
+BLOBS_BY_SHA = (
+    "SELECT sha, encoding, meta, size, data, nchunks, mac FROM blobs WHERE sha IN ({marks})"
+)
 CHUNKS = "SELECT idx, data FROM blob_chunks WHERE sha = ? AND idx >= ? AND idx < ? ORDER BY idx"
+# What the chunk rows of a blob hold, without reading them (length() reads no content).
+CHUNK_TOTAL = (
+    "SELECT count(*), coalesce(sum(length(data)), 0) FROM blob_chunks "
+    "WHERE sha = ? AND idx >= 0 AND idx < ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,13 @@ class RunRow:
     owner_pid: int | None = None
     owner_host: str | None = None
     heartbeat_at: float | None = None
+    # The blob of the flow's source code ({"path", "text"}); None before schema 3 or unread.
+    source_sha: bytes | None = None
+    # The run's identity across stores, and where an imported run came from (JSON).
+    uid: str | None = None
+    imported: str | None = None
+    # Whether the run's pickled values may load (see ``_trust``): written here, or trusted.
+    trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +277,10 @@ def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
             owner_pid=row[8],
             owner_host=row[9],
             heartbeat_at=row[10],
+            source_sha=None if row[11] is None else bytes(row[11]),
+            uid=row[12],
+            imported=row[13],
+            trusted=bool(row[14]),
         )
         for row in rows
     ]
@@ -352,6 +370,11 @@ def _damaged(what: str, path: str) -> StoreError:
 
 def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[OwnedBuffer]:
     # Windows of chunk rows into one preallocated buffer: memory stays near the blob's size.
+    # The buffer is sized only once the rows are known to hold ``size`` bytes: a damaged or
+    # edited row must not make us allocate what is not there.
+    ((count, total),) = yield Query(CHUNK_TOTAL, (sha, nchunks))
+    if count != nchunks or total != size:
+        raise _damaged(f"blob {sha.hex()} is incomplete ({total} of {size} bytes)", path)
     buf = payload_buffer(size)
     pos = idx = 0
     with memoryview(buf) as view:
@@ -382,14 +405,20 @@ def blobs(shas: Sequence[bytes], path: str = "") -> Plan[dict[bytes, RawBlob]]:
     for start in range(0, len(unique), BATCH):
         batch = tuple(unique[start : start + BATCH])
         rows = yield Query(BLOBS_BY_SHA.format(marks=_marks(len(batch))), batch)
-        for sha, encoding, meta, size, data, nchunks in rows:
+        for sha, encoding, meta, size, data, nchunks, mac in rows:
             key = bytes(sha)
             payload: bytes | OwnedBuffer
             if nchunks:
                 payload = yield from _assemble(key, int(size), int(nchunks), path)
             else:
                 payload = bytes(data) if data is not None else b""
-            out[key] = RawBlob(key, encoding, None if meta is None else bytes(meta), payload)
+            out[key] = RawBlob(
+                key,
+                encoding,
+                None if meta is None else bytes(meta),
+                payload,
+                None if mac is None else bytes(mac),
+            )
     missing = [sha for sha in unique if sha not in out]
     if missing:
         raise _damaged(f"{len(missing)} blob(s) (first {missing[0].hex()}) are missing", path)

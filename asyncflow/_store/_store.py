@@ -4,6 +4,11 @@ One :class:`Store` exists per file per process while runs use it (the writer mus
 unique: SQLite allows one writer at a time, and one connection lets us group-commit).
 Blobs written but not yet committed are served from ``pending``, so a child task can
 read its parent's values before the parent's commit lands.
+
+The store also holds this user's signing key (``_trust``): its writer signs every pickle
+blob it stores, and :meth:`Store.check` tells whether a pickle blob read back may be
+unpickled. Blobs checked once (or written by this process) are remembered, so a pickle
+that many tasks read is hashed once.
 """
 
 from __future__ import annotations
@@ -11,20 +16,25 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
-from .._codecs import Encoded, decode, payload_buffer
+from .._codecs import Encoded, payload_buffer
 from . import _queries as queries
 from ._blobs import RawBlob
 from ._cache import DEFAULT_CACHE_BYTES, BlobCache
 from ._db import open_reader
 from ._drive import drive
 from ._queries import Plan
+from ._signing import PICKLE, Problem, blob_problem
+from ._trust import TrustKey
 from ._writer import Writer
 
 __all__ = ["Store"]
 
 T = TypeVar("T")
+
+# Shas of pickle blobs known good in this process; the set starts afresh past this size.
+_VERIFIED_MAX = 1 << 16
 
 
 class Store:
@@ -34,11 +44,16 @@ class Store:
     _open: ClassVar[dict[str, Store]] = {}
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: str, cache_bytes: int) -> None:
+    def __init__(self, path: str, cache_bytes: int, key: TrustKey | None = None) -> None:
         self.path = path
+        # This user's key, resolved (and created if need be) when the store is acquired:
+        # a key that cannot be made fails the run before it starts.
+        self.key = TrustKey() if key is None else key
+        self.key.key(create=True)
         self.cache = BlobCache(cache_bytes)
         self.pending: dict[bytes, Encoded] = {}
-        self.writer = Writer(path, self._committed, self._idle)
+        self._verified: set[bytes] = set()
+        self.writer = Writer(path, self._committed, self._idle, key=self.key)
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._users = 0
@@ -54,7 +69,11 @@ class Store:
 
     @classmethod
     def acquire(cls, path: str, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Store:
-        """Open (or share) the store at ``path``. Blocking: call from a worker thread."""
+        """Open (or share) the store at ``path``. Blocking: call from a worker thread.
+
+        :raises StoreError: the store cannot be opened, or this user's signing key cannot
+            be read or created (the message names the key file and ``$ASYNCFLOW_KEY_FILE``).
+        """
         key = os.path.abspath(path)
         with cls._open_lock:
             store = cls._open.get(key)
@@ -97,7 +116,7 @@ class Store:
         """One blob's stored form, from memory when possible. Blocking."""
         enc = self.pending.get(sha)
         if enc is not None:
-            return _from_pending(enc)
+            return self._own(enc)
         raw = self.cache.get(sha)
         if raw is not None:
             return raw
@@ -114,7 +133,7 @@ class Store:
                 continue
             enc = self.pending.get(sha)
             if enc is not None:
-                out[sha] = _from_pending(enc)
+                out[sha] = self._own(enc)
                 continue
             raw = self.cache.get(sha)
             if raw is not None:
@@ -136,10 +155,36 @@ class Store:
         with self._reader_lock:
             return drive(self._conn(), plan, self.path)
 
-    def load(self, sha: bytes) -> Any:
-        """Decode one blob into a fresh value. Blocking."""
-        raw = self.read_raw(sha)
-        return decode(raw.encoding, raw.meta, raw.payload)
+    def check(self, raw: RawBlob) -> Problem | None:
+        """Why the blob ``raw`` must not be decoded here, or None. Blocking (hashes it).
+
+        Only pickle blobs can be refused: they load only if signed by this user's key and
+        intact (their bytes hash to their sha). Blobs this process wrote, and blobs that
+        passed once, are not checked again.
+        """
+        if raw.encoding != PICKLE or raw.sha in self._verified:
+            return None
+        problem = blob_problem(raw, self.key)
+        if problem is None:
+            self._vouch(raw.sha)
+        return problem
+
+    def signed(self, sha: bytes, mac: bytes | None) -> bool:
+        """Whether the pickle blob ``sha`` with ``mac`` is signed by this user (or already
+        known good); the cheap half of :meth:`check`, which needs no payload."""
+        return sha in self._verified or self.key.verify(sha, mac)
+
+    def _vouch(self, sha: bytes) -> None:
+        verified = self._verified
+        if len(verified) >= _VERIFIED_MAX:
+            verified.clear()
+        verified.add(sha)
+
+    def _own(self, enc: Encoded) -> RawBlob:
+        # A blob still pending was made by a task of this process: this user's by definition.
+        if enc.encoding == PICKLE:
+            self._vouch(enc.sha)
+        return _from_pending(enc)
 
 
 def _from_pending(enc: Encoded) -> RawBlob:

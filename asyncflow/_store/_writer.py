@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,9 @@ from ._db import (
     write_transaction,
 )
 from ._lease import HEARTBEAT_SECONDS, host_name
+from ._signing import PICKLE, sign_blobs
+from ._tidy import require_origin
+from ._trust import TrustKey
 
 __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
 
@@ -45,7 +48,7 @@ CHECKPOINT_WAIT_MS = 200
 
 @dataclass(slots=True)
 class CreateRun:
-    """Insert a run row, its tags and parameters; the Future receives the new run id.
+    """Insert a run row, its tags, parameters and source; the Future receives the new run id.
 
     The row takes this process's lease (``owner_pid``, ``owner_host``, ``heartbeat_at``),
     which the writer refreshes until the run finishes (see ``_lease``).
@@ -60,12 +63,23 @@ class CreateRun:
     future: Future[int] = field(default_factory=Future)
     # Parameters whose value is already stored (a resumed run reuses its origin's): name -> sha.
     param_refs: dict[str, bytes] = field(default_factory=dict)
+    # The flow's source code ({"path", "text"}, see _runtime._source), or None if unreadable.
+    source: Encoded | None = None
+    # The run's identity across stores (kept by export and import); the runtime reads it here
+    # for the Run that run() returns.
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def apply(self, conn: sqlite3.Connection) -> None:
+        if self.origin_run_id is not None:
+            # param_refs and the clones name the origin's blobs without storing them: gc
+            # keeps them only while the origin's row exists (see _tidy).
+            require_origin(conn, self.flow, self.origin_run_id)
+        if self.source is not None:
+            insert_blob(conn, self.source)
         cur = conn.execute(
             "INSERT INTO runs (flow, status, created_at, origin_run_id, graph, "
-            "owner_pid, owner_host, heartbeat_at, uid, trusted) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, 1)",
+            "owner_pid, owner_host, heartbeat_at, uid, trusted, source_sha) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (
                 self.flow,
                 self.created_at,
@@ -74,7 +88,8 @@ class CreateRun:
                 os.getpid(),
                 host_name(),
                 time.time(),
-                uuid.uuid4().hex,
+                self.uid,
+                None if self.source is None else self.source.sha,
             ),
         )
         run_id = cur.lastrowid
@@ -166,16 +181,28 @@ def _beat(conn: sqlite3.Connection, run_ids: list[int]) -> None:
         )
 
 
-def _apply_tasks(conn: sqlite3.Connection, records: list[TaskRecord]) -> None:
+def _pickles(encs: Iterable[Encoded]) -> list[Encoded]:
+    return [enc for enc in encs if enc.encoding == PICKLE]
+
+
+def _apply_tasks(
+    conn: sqlite3.Connection, records: list[TaskRecord], key: TrustKey | None = None
+) -> None:
     small: list[tuple[Any, ...]] = []
+    pickles: list[Encoded] = []
     for rec in records:
         for enc in rec.blobs:
-            if enc.size <= INLINE_LIMIT:
+            if enc.encoding == PICKLE and key is not None:
+                pickles.append(enc)  # signed: only what this user wrote may be unpickled
+            elif enc.size <= INLINE_LIMIT:
                 small.append((enc.sha, enc.encoding, enc.meta, enc.size, enc.payload))
             else:
                 insert_blob(conn, enc)
     if small:
         _insert_rows(conn, _INLINE_HEAD, "(?, ?, ?, ?, ?, 0)", small)
+    if pickles:
+        assert key is not None
+        sign_blobs(conn, pickles, key)
     _insert_rows(
         conn,
         _TASKS_HEAD,
@@ -290,6 +317,8 @@ class Writer:
 
     :param path: the store file (created if missing).
     :param on_committed: called in the writer thread with the shas of blobs just committed.
+    :param key: signs every pickle blob written (see ``_signing``); None: this user's key
+        (``$ASYNCFLOW_KEY_FILE`` or the default path, resolved now).
     """
 
     def __init__(
@@ -298,8 +327,10 @@ class Writer:
         on_committed: Callable[[list[bytes]], None],
         on_idle: Callable[[], bool] = lambda: False,
         idle_seconds: float = 2.0,
+        key: TrustKey | None = None,
     ) -> None:
         self._path = path
+        self._key = TrustKey() if key is None else key
         self._on_idle = on_idle
         self._idle_seconds = idle_seconds
         self._conn = open_writer(path)
@@ -417,8 +448,10 @@ class Writer:
             for op in ops:
                 if not isinstance(op, TaskRecord):
                     op.apply(conn)
+                    if isinstance(op, CreateRun):
+                        sign_blobs(conn, _pickles(op.params.values()), self._key)
             if tasks:
-                _apply_tasks(conn, tasks)
+                _apply_tasks(conn, tasks, self._key)
             if beat:
                 _beat(conn, beat)
 

@@ -1,0 +1,102 @@
+"""``asyncflow export|import|archive``: move runs between stores as one file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._client import Flow, Run
+from .._client._archive import ArchiveManifest, export_runs, import_runs, read_archive
+from ._format import byte_size, when
+
+__all__ = ["add_archive_commands"]
+
+PROG = "asyncflow"
+
+
+def _runs_of(pathspecs: list[str], store: str | None) -> list[Run]:
+    """The runs named by ``Flow/run`` (one run) or ``Flow`` (all its runs), in order."""
+    from ._store_cmds import BadInput
+
+    chosen: list[Run] = []
+    flows: dict[str, Flow] = {}
+    for text in pathspecs:
+        parts = [p.strip() for p in text.strip().strip("/").split("/")]
+        if len(parts) not in (1, 2) or not all(parts):
+            raise BadInput(f"bad pathspec {text!r}: expected Flow/run, or Flow for all its runs")
+        flow = flows.get(parts[0])
+        if flow is None:
+            flow = flows[parts[0]] = Flow(parts[0], store)
+        chosen.extend([flow[parts[1]]] if len(parts) == 2 else reversed(flow.runs()))
+    return chosen
+
+
+def _manifest_lines(info: ArchiveManifest) -> list[str]:
+    return [
+        f"archive:   {info.path}",
+        f"exported:  {when(info.exported_at)} by {info.user or '?'} on {info.host or '?'}",
+        f"from:      {info.source}",
+        f"asyncflow: {info.asyncflow_version} (schema {info.schema_version})",
+        f"runs:      {', '.join(info.runs)}",
+        f"values:    {info.blobs} ({byte_size(info.payload_bytes)})",
+        f"digest:    {info.digest}",
+    ]
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    runs = _runs_of(args.pathspecs, args.store)
+    info = export_runs(args.output, runs, overwrite=args.force)
+    print(
+        f"Exported {len(info.runs)} run(s) ({', '.join(info.runs)}) to {info.path}: "
+        f"{info.blobs} values, {byte_size(info.payload_bytes)}"
+    )
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    for item, run in import_runs(args.file, args.store, trust=args.trust):
+        source = f"{item.flow}/{item.archive_id}"
+        if item.existed:
+            print(f"{source}: already in the store as {run.pathspec}; not copied again")
+        else:
+            print(f"{source}: imported as {run.pathspec}" + (" (trusted)" if args.trust else ""))
+    return 0
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    info = read_archive(args.file, verify=args.verify)
+    print("\n".join(_manifest_lines(info)))
+    if args.verify:
+        print("verified:  every record and every value matches the digest")
+    return 0
+
+
+def add_archive_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``export``, ``import`` and ``archive`` to a subparsers action."""
+    from ._store_cmds import _store_option
+
+    export = sub.add_parser("export", help="write runs into a run archive (one file)")
+    export.add_argument(
+        "pathspecs", nargs="+", metavar="PATHSPEC", help="Flow/run, or Flow for all its runs"
+    )
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive")
+    _store_option(export)
+    export.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    export.set_defaults(handler=_cmd_export)
+
+    imp = sub.add_parser("import", help="copy the runs of an archive into a store")
+    imp.add_argument("file", metavar="FILE", help="the archive")
+    _store_option(imp)
+    imp.add_argument(
+        "--trust",
+        action="store_true",
+        help="trust the runs: let their pickled values load (only for archives you trust)",
+    )
+    imp.set_defaults(handler=_cmd_import)
+
+    show = sub.add_parser("archive", help="show an archive's manifest")
+    show.add_argument("file", metavar="FILE", help="the archive")
+    show.add_argument(
+        "--verify", action="store_true", help="check every record and value (reads it all)"
+    )
+    show.set_defaults(handler=_cmd_archive)

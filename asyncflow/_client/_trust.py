@@ -1,0 +1,181 @@
+"""Safe loading in the client: a pickled value loads only from a trusted run, and intact.
+
+Unpickling runs code. So before the client decodes a ``pickle`` blob it asks three things
+(see ``_store._trust``): (a) does the blob's mac verify under this user's key, (b) do its
+bytes hash to its sha, (c) is the run it is read through trusted (``runs.trusted``: written
+here by this user, or trusted since with ``run.trust()`` / ``asyncflow trust``)? A Flow
+opened with ``trust=True`` waives (a) and (c); (b) always holds. msgpack and numpy values
+are never asked: their decoders build plain data only.
+
+The run's trust is read when one of its pickles is about to load (one small query, pickles
+only), so a run trusted a moment ago loads at once, through objects read before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from .._errors import StoreError, UntrustedArtifactError
+from .._store._blobs import RawBlob
+from .._store._signing import (
+    PICKLE,
+    Problem,
+    RunTrust,
+    blob_problem,
+    run_trust,
+    trust_runs_in_store,
+)
+from .._store._trust import TrustKey
+from ._handle import StoreHandle
+
+__all__ = ["Gate", "agate", "atrust_run", "gate", "refusal", "trust_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What deciding on one pickled value needs; made just before it is decoded.
+
+    :param flow: the flow's name.
+    :param run_id: the run the value is read through.
+    :param name: the artifact's or parameter's name.
+    :param pathspec: the task (artifact) or run (parameter) it is read through.
+    :param state: what the store says of the run's trust.
+    :param waived: the Flow was opened with ``trust=True``.
+    :param key: this user's signing key.
+    :param path: the store (or archive) file.
+    """
+
+    flow: str
+    run_id: int
+    name: str
+    pathspec: str
+    state: RunTrust
+    waived: bool
+    key: TrustKey
+    path: str
+
+
+def _make(
+    handle: StoreHandle, state: RunTrust, flow: str, run_id: int, name: str, pathspec: str
+) -> Gate:
+    return Gate(flow, run_id, name, pathspec, state, handle.trust, handle.key, handle.path)
+
+
+def gate(
+    handle: StoreHandle, raw: RawBlob, flow: str, run_id: int, name: str, pathspec: str
+) -> Gate | None:
+    """The :class:`Gate` for ``raw`` if it is a pickle (reads the run's trust), else None.
+
+    :raises StoreError: the store cannot be read.
+    """
+    if raw.encoding != PICKLE:
+        return None
+    return _make(handle, handle.run(run_trust(run_id)), flow, run_id, name, pathspec)
+
+
+async def agate(
+    handle: StoreHandle, raw: RawBlob, flow: str, run_id: int, name: str, pathspec: str
+) -> Gate | None:
+    """The awaitable twin of :func:`gate`.
+
+    :raises StoreError: the store cannot be read.
+    """
+    if raw.encoding != PICKLE:
+        return None
+    return _make(handle, await handle.arun(run_trust(run_id)), flow, run_id, name, pathspec)
+
+
+def refusal(raw: RawBlob, what: str, gate: Gate | None) -> UntrustedArtifactError | None:
+    """Why the client must not unpickle ``raw``, as the error to raise; None if it may.
+
+    Non-pickle blobs always may. Blocking: verifies a mac and hashes the payload.
+
+    :param what: the value, for the message: ``"artifact 'x' of task F/1/s/2"``.
+    :param gate: from :func:`gate`; None for a pickle refuses it (nothing vouches for it).
+    """
+    if raw.encoding != PICKLE:
+        return None
+    if gate is None:
+        return UntrustedArtifactError(
+            f"cannot load {what}: it is pickled and nothing vouches for it; unpickling runs "
+            "code. Read it through its run (Flow(name, store)[run_id]).",
+            what,
+            "",
+        )
+    run = f"{gate.flow}/{gate.run_id}"
+    trust_it = (
+        f"If you trust the run's author, trust it with `asyncflow trust {run}` (or "
+        "run.trust()), then read it again."
+    )
+    why = fix = ""
+    state = gate.state
+    if gate.waived:
+        pass
+    elif state.archive:
+        why = f"run {run} is read straight from the run archive {gate.path!r}"
+        fix = (
+            f"If you trust the archive's author, open it with Flow({gate.flow!r}, "
+            f"store={gate.path!r}, trust=True), or import it with `asyncflow import "
+            f"{gate.path} --trust`."
+        )
+    elif not state.trusted:
+        if state.imported:
+            why = f"run {run} was imported from an archive and is not trusted yet"
+        else:
+            why = (
+                f"run {run} is not marked trusted (you did not write it on this machine, or "
+                "an asyncflow that did not sign pickles yet stored it)"
+            )
+        fix = trust_it
+    elif not gate.key.verify(raw.sha, raw.mac):
+        why, fix = f"{Problem.UNSIGNED.value} ({gate.key.path!r})", trust_it
+    if not why and blob_problem(raw, gate.key, signed=False) is not None:
+        why = Problem.ALTERED.value
+        fix = "Restore the store file from a copy, or run the flow again."
+    if not why:
+        return None
+    return UntrustedArtifactError(
+        f"cannot load {what} ({raw.size} bytes of pickle): unpickling runs code, and {why}. {fix}",
+        gate.name,
+        gate.pathspec,
+    )
+
+
+# --- trusting a run ------------------------------------------------------------------------
+
+
+def _refuse_archive(handle: StoreHandle, flow: str, run_id: int) -> None:
+    run = f"{flow}/{run_id}"
+    path = handle.path
+    raise StoreError(
+        f"cannot trust run {run}: it is in the run archive {path!r}, which is read-only; "
+        f"read its pickled values with Flow({flow!r}, store={path!r}, trust=True), or import "
+        f"it trusted with `asyncflow import {path} --trust` "
+        "(asyncflow.import_archive(..., trust=True)).",
+        path,
+    )
+
+
+def trust_run(handle: StoreHandle, flow: str, run_id: int) -> int:
+    """Check every pickled value of run ``run_id`` against its hash, sign each with this
+    user's key and mark the run trusted, in one transaction. Blocking.
+
+    :returns: how many pickled values were checked and signed.
+    :raises StoreError: the run is in an archive (read-only), a value's bytes do not match
+        their hash (nothing is changed then), or the store or the key cannot be used.
+    """
+    if handle.run(run_trust(run_id)).archive:
+        _refuse_archive(handle, flow, run_id)
+    return trust_runs_in_store(handle.path, [run_id], handle.key)
+
+
+async def atrust_run(handle: StoreHandle, flow: str, run_id: int) -> int:
+    """The awaitable twin of :func:`trust_run` (the writing runs in a worker thread).
+
+    :raises StoreError: as :func:`trust_run`.
+    """
+    if (await handle.arun(run_trust(run_id))).archive:
+        _refuse_archive(handle, flow, run_id)
+    return await anyio.to_thread.run_sync(trust_runs_in_store, handle.path, [run_id], handle.key)

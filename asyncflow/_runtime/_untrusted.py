@@ -1,0 +1,53 @@
+"""The runtime's side of safe loading: no task unpickles a value nobody vouches for.
+
+A task decodes a pickle blob only if the store's check passes (this user's signature, and
+bytes that hash to their sha; see ``_store._signing``). Values this process wrote pass
+untouched. A resume checks what it would reuse of its origin before anything runs
+(``_resume``); the check here is what remains for values damaged or edited under a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._errors import UntrustedArtifactError
+from .._store._blobs import RawBlob
+from .._store._signing import Problem
+
+if TYPE_CHECKING:
+    from ._task import RunContext
+
+__all__ = ["check_loadable"]
+
+
+def check_loadable(
+    ctx: RunContext, raw: RawBlob, step: str, what: str, name: str, pathspec: str
+) -> None:
+    """Raise unless a task of ``step`` may decode ``raw`` (always true of msgpack and numpy).
+
+    :param what: the value, for the message: ``"artifact 'x'"``, ``"parameter 'p'"``, ...
+    :param name: the artifact's or parameter's name.
+    :param pathspec: the task the value is read through (the error's ``pathspec``).
+    :raises UntrustedArtifactError: a pickle blob not signed by this user, or whose bytes
+        do not match their hash.
+    """
+    problem = ctx.store.check(raw)
+    if problem is None:
+        return
+    flow, run_id = ctx.flow_name, ctx.run_id
+    if problem is Problem.ALTERED:
+        fix = "Restore the store file from a copy, or run the flow again."
+    else:
+        # Only a resumed run reads values it did not write (its origin's); in a fresh run,
+        # a value of its own whose signature was changed under it.
+        source = f"{flow}/{ctx.origin_run_id if ctx.origin_run_id is not None else run_id}"
+        fix = (
+            f"If you trust the author of run {source}, where it comes from, trust that run "
+            f"with `asyncflow trust {source}` (or run.trust()), then resume."
+        )
+    raise UntrustedArtifactError(
+        f"step {step!r} of run {flow}/{run_id} cannot load the pickled {what}: unpickling "
+        f"runs code, and {problem.value}. {fix}",
+        name,
+        pathspec,
+    )

@@ -1,0 +1,732 @@
+"""Run archives: one SQLite file in the store format holding chosen runs, and their checks.
+
+An archive is a store whose ``store_info`` has a row ``archive`` holding the manifest (JSON):
+what wrote it, when and where, which runs, how many blobs and payload bytes, and a digest over
+the content. Export copies rows and blobs with ``INSERT ... SELECT`` from the attached source,
+so no value passes through Python memory; blob macs are never copied and runs arrive
+untrusted (see ``_trust``). An archive is read-only: ``open_writer`` refuses it.
+
+The *content digest* is a sha256 over every field of the manifest but the digest, and every
+record of every table in a fixed order, each blob represented by its row (sha, encoding,
+meta, size, nchunks). A blob's payload is bound by its sha, which readers of an archive
+recompute on every read and import recomputes for every blob before committing anything. So a
+single changed byte anywhere that matters ends in a clear error rather than in different
+data. Since anyone can recompute a digest, opening an archive also checks what it cannot
+vouch for (``_archive_checks``): the schema, the kind of every record, blob sizes, the
+manifest's fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+import msgpack
+
+from .._codecs import content_hasher
+from .._errors import StoreError, StoreFormatError
+from .._version import __version__
+from ._archive_checks import (
+    blob_problem,
+    manifest_problem,
+    record_problem,
+    schema_problem,
+    totals_problem,
+)
+from ._blobs import CHUNK_SIZE, RawBlob
+from ._db import (
+    ARCHIVE_KEY,
+    PAGE_SIZE,
+    is_archive,
+    open_reader,
+    open_writer,
+    retry_busy,
+    store_error,
+    write_transaction,
+)
+from ._lease import crashed_reason, host_name
+from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+
+__all__ = [
+    "ARCHIVE_FORMAT",
+    "ImportedRun",
+    "check_blob",
+    "content_digest",
+    "export_archive",
+    "import_archive",
+    "open_archive",
+    "read_manifest",
+    "verify_archive_file",
+    "verify_records",
+]
+
+ARCHIVE_FORMAT = "asyncflow-archive/1"
+# Archives whose payload is at most this big use 4 KiB pages: a small bug-report archive then
+# takes kilobytes, not a 64 KiB page per table and index.
+_SMALL_ARCHIVE = 16 << 20
+_SMALL_PAGE = 4096
+# Chunk rows read at a time while hashing a large blob.
+_HASH_WINDOW = 8
+# Tables in digest order, each with its ORDER BY; blobs without their payload (bound by sha).
+_DIGEST_TABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "runs",
+        "id, flow, status, created_at, finished_at, origin_run_id, graph, error, owner_pid, "
+        "owner_host, heartbeat_at, uid, source_sha, imported",
+        "id",
+    ),
+    ("run_tags", "run_id, tag", "run_id, tag"),
+    ("run_params", "run_id, name, sha", "run_id, name"),
+    (
+        "tasks",
+        "run_id, id, step, path, status, started_at, finished_at, stdout, stderr, exception, "
+        "traceback, attempt, origin_task_id",
+        "run_id, id",
+    ),
+    (
+        "attempts",
+        "run_id, task_id, attempt, status, started_at, finished_at, stdout, stderr, exception, "
+        "traceback",
+        "run_id, task_id, attempt",
+    ),
+    ("artifacts", "run_id, task_id, name, sha", "run_id, task_id, name"),
+    ("blobs", "sha, encoding, meta, size, nchunks", "sha"),
+)
+# Tables whose structure a reader checks before trusting an archive's records (blob_chunks
+# is left out: its pages are the bulk of the file, and every chunk is checked by its sha).
+_CHECKED_TABLES = ("store_info", *(t[0] for t in _DIGEST_TABLES))
+_RUN_COLUMNS = (
+    "flow, status, created_at, finished_at, origin_run_id, graph, error, owner_pid, "
+    "owner_host, heartbeat_at, uid, source_sha"
+)
+
+
+def _describe(path: str) -> str:
+    return f"the archive {path!r}"
+
+
+def _damaged(path: str, what: str) -> StoreError:
+    return StoreError(
+        f"{_describe(path)} is damaged or was changed after export: {what}; ask for a fresh "
+        "copy of the archive (or export the runs again).",
+        path,
+    )
+
+
+# --- the manifest and the digest ------------------------------------------------------------
+
+
+def content_digest(
+    conn: sqlite3.Connection, schema: str = "main", manifest: dict[str, Any] | None = None
+) -> str:
+    """``sha256:<hex>`` over every record of the archive's tables (see the module doc) and
+    every field of its manifest but the digest itself: ``manifest``, or else the one stored
+    (so a changed byte in who exported it, or when, is caught as well)."""
+    if manifest is None:
+        row = conn.execute(
+            f"SELECT value FROM {schema}.store_info WHERE key = ?", (ARCHIVE_KEY,)
+        ).fetchone()
+        stored = json.loads(row[0]) if row is not None else {}
+        manifest = stored if isinstance(stored, dict) else {}
+    fields = {key: value for key, value in manifest.items() if key != "digest"}
+    digest = sha256(ARCHIVE_FORMAT.encode())
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    pack = msgpack.Packer(use_bin_type=True)
+    for table, columns, order in _DIGEST_TABLES:
+        digest.update(pack.pack(table))
+        cur = conn.execute(f"SELECT {columns} FROM {schema}.{table} ORDER BY {order}")
+        while rows := cur.fetchmany(512):
+            for row in rows:
+                digest.update(pack.pack(list(row)))
+    info = conn.execute(
+        f"SELECT key, value FROM {schema}.store_info WHERE key != ? ORDER BY key", (ARCHIVE_KEY,)
+    ).fetchall()
+    digest.update(pack.pack([list(r) for r in info]))
+    return "sha256:" + digest.hexdigest()
+
+
+def _manifest_of(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
+    row = conn.execute("SELECT value FROM store_info WHERE key = ?", (ARCHIVE_KEY,)).fetchone()
+    if row is None:
+        raise StoreFormatError(
+            f"{path!r} is an asyncflow store, not a run archive: it has no manifest; to move "
+            "runs out of a store, export them with `asyncflow export` (or run.export(path)).",
+            path,
+        )
+    try:
+        manifest = json.loads(row[0])
+    except (TypeError, ValueError) as exc:
+        raise _damaged(path, "its manifest is not valid JSON") from exc
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != ARCHIVE_FORMAT
+        or not isinstance(manifest.get("digest"), str)
+        or not isinstance(manifest.get("runs"), list)
+    ):
+        raise _damaged(path, "its manifest lacks the format, digest or runs fields")
+    problem = manifest_problem(manifest, conn.execute("PRAGMA user_version").fetchone()[0])
+    if problem is not None:
+        raise _damaged(path, problem)
+    return manifest
+
+
+def read_manifest(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
+    """The manifest of the archive open on ``conn`` (the caller holds a read transaction).
+
+    :raises StoreFormatError: the file is a store, not an archive.
+    :raises StoreError: the manifest is unreadable.
+    """
+    with _sqlite(path, "read"):
+        return _manifest_of(conn, path)
+
+
+@contextlib.contextmanager
+def _sqlite(path: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_error(exc, path, action) from exc
+
+
+def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
+    """Check an archive's structure and records against its manifest; return the manifest.
+
+    Runs inside the caller's read transaction. Blob payloads are not read here: each one is
+    checked against its sha when read (:func:`check_blob`) or imported.
+
+    :raises StoreError: the archive is damaged or was edited (the message says how).
+    """
+    with _sqlite(path, "read"):
+        manifest = _manifest_of(conn, path)
+        for table in _CHECKED_TABLES:
+            problems = [r[0] for r in conn.execute(f"PRAGMA integrity_check({table})")]
+            if problems != ["ok"]:
+                raise _damaged(path, f"SQLite finds table {table} broken ({problems[0]})")
+        # Before any query that reads every record: a view in a table's place could make
+        # one never end.
+        problem = schema_problem(conn) or record_problem(conn)
+        if problem is not None:
+            raise _damaged(path, problem)
+        listed = sorted(
+            (str(r.get("flow")), r.get("id")) for r in manifest["runs"] if isinstance(r, dict)
+        )
+        stored = sorted(
+            (str(f), i) for f, i in conn.execute("SELECT flow, id FROM runs").fetchall()
+        )
+        if listed != stored:
+            raise _damaged(path, "its runs are not the ones its manifest lists")
+        found = content_digest(conn, manifest=manifest)
+        if found != manifest["digest"]:
+            raise _damaged(path, "its records do not match the digest in its manifest")
+        dangling = conn.execute(
+            "SELECT count(*) FROM (SELECT sha FROM artifacts UNION SELECT sha FROM run_params "
+            "UNION SELECT source_sha FROM runs WHERE source_sha IS NOT NULL) AS r "
+            "WHERE r.sha NOT IN (SELECT sha FROM blobs)"
+        ).fetchone()[0]
+        if dangling:
+            raise _damaged(path, f"{dangling} value(s) its runs refer to are missing")
+        bad = blob_problem(conn)
+        if bad is not None:
+            raise _damaged(path, f"value {bad.hex()[:16]}... has a bad size")
+        problem = totals_problem(conn, manifest)
+        if problem is not None:
+            raise _damaged(path, problem)
+    return manifest
+
+
+def check_blob(raw: RawBlob, path: str) -> None:
+    """Raise unless ``raw``'s bytes hash to its sha (every blob read from an archive).
+
+    :raises StoreError: the bytes were changed or damaged.
+    """
+    digest = content_hasher(raw.encoding, raw.meta, len(raw.payload))
+    digest.update(raw.payload)
+    if digest.digest() != raw.sha:
+        raise _damaged(path, f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash")
+
+
+def _verify_blobs(conn: sqlite3.Connection, path: str, schema: str) -> tuple[int, int]:
+    """Hash every blob of the archive, streaming chunks; (blob count, payload bytes)."""
+    count = total = 0
+    rows = conn.execute(
+        f"SELECT sha, encoding, meta, size, data, nchunks FROM {schema}.blobs"
+    ).fetchall()
+    for sha, encoding, meta, size, data, nchunks in rows:
+        count += 1
+        if not isinstance(size, int) or not isinstance(nchunks, int) or size < 0:
+            raise _damaged(path, f"value {bytes(sha).hex()[:16]}... has a bad size")
+        digest = content_hasher(str(encoding), None if meta is None else bytes(meta), size)
+        seen = 0
+        if nchunks == 0:
+            seen = len(data) if data is not None else 0
+            if data is not None:
+                digest.update(data)
+        elif (nchunks - 1) * CHUNK_SIZE < size <= nchunks * CHUNK_SIZE:
+            idx = 0
+            while idx < nchunks:
+                part = conn.execute(
+                    f"SELECT idx, data FROM {schema}.blob_chunks WHERE sha = ? AND idx >= ? "
+                    "AND idx < ? ORDER BY idx",
+                    (sha, idx, idx + _HASH_WINDOW),
+                ).fetchall()
+                for chunk_idx, chunk in part:
+                    if chunk_idx != idx or chunk is None:
+                        break
+                    digest.update(chunk)
+                    seen += len(chunk)
+                    idx += 1
+                else:
+                    if part:
+                        continue
+                break
+        if seen != size or digest.digest() != bytes(sha):
+            raise _damaged(path, f"value {bytes(sha).hex()[:16]}... does not match its hash")
+        total += size
+    return count, total
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _uri(path: str) -> str:
+    return "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+
+
+def _live_reason(row: Sequence[Any]) -> str | None:
+    status, pid, host, beat = row
+    if status != "running":
+        return None
+    return None if crashed_reason(status, pid, host, beat) is not None else "running"
+
+
+def export_archive(
+    source: str, dest: str, runs: Sequence[tuple[str, int]], *, overwrite: bool = False
+) -> dict[str, Any]:
+    """Write the runs ``(flow, id)`` of the store ``source`` into a new archive ``dest``.
+
+    The archive is built under a temporary name beside ``dest`` and renamed into place, so
+    ``dest`` is either the whole archive or untouched. Blocking.
+
+    :returns: the manifest written into the archive.
+    :raises StoreError: a run does not exist or is still running, ``dest`` exists (unless
+        ``overwrite``), or a file cannot be read or written.
+    """
+    dest = os.path.abspath(dest)
+    if os.path.isdir(dest):
+        raise StoreError(f"cannot export to {dest!r}: it is a folder; give a file name.", dest)
+    if os.path.exists(dest) and not overwrite:
+        raise StoreError(
+            f"cannot export to {dest!r}: the file exists; choose another name, or overwrite "
+            "it (overwrite=True, or --force on the command line).",
+            dest,
+        )
+    folder = os.path.dirname(dest)
+    if not os.path.isdir(folder):
+        raise StoreError(
+            f"cannot export to {dest!r}: the folder {folder!r} does not exist; create it first.",
+            dest,
+        )
+    picked = list(dict.fromkeys(runs))
+    if not picked:
+        raise StoreError("nothing to export: pass at least one run.", source)
+    # Opening checks the source's format (and upgrades an older store); archives may be
+    # exported from too (a part of one, say).
+    open_reader(source).close()
+    tmp = f"{dest}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        manifest = _build(source, tmp, picked)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return manifest
+
+
+def _build(source: str, tmp: str, picked: list[tuple[str, int]]) -> dict[str, Any]:
+    conn = sqlite3.connect(tmp, isolation_level=None, uri=False)
+    try:
+        with _sqlite(source, "read"):
+            conn.execute("ATTACH DATABASE ? AS src", (_uri(source),))
+        try:
+            conn.execute("PRAGMA src.busy_timeout = 5000")
+            # One read transaction on the source: everything comes from one snapshot.
+            retry_busy(lambda: conn.execute("BEGIN").close(), source)
+            rows = _pick_runs(conn, source, picked)
+            payload = conn.execute(
+                "SELECT coalesce(sum(size), 0) FROM src.blobs WHERE sha IN ("
+                "SELECT sha FROM src.artifacts WHERE run_id IN (SELECT id FROM temp.picked) "
+                "UNION SELECT sha FROM src.run_params WHERE run_id IN (SELECT id FROM "
+                "temp.picked))"
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+            page = _SMALL_PAGE if payload <= _SMALL_ARCHIVE else PAGE_SIZE
+            conn.execute(f"PRAGMA main.page_size = {page}")
+            conn.execute("PRAGMA main.journal_mode = OFF")
+            conn.execute("PRAGMA main.synchronous = OFF")
+            conn.execute(f"PRAGMA main.application_id = {APPLICATION_ID}")
+            retry_busy(lambda: conn.execute("BEGIN IMMEDIATE").close(), source)
+            try:
+                migrate(conn, 0)
+                _copy(conn, source)
+                manifest = _manifest(conn, source, rows)
+                conn.execute(
+                    "INSERT INTO store_info (key, value) VALUES (?, ?)",
+                    (ARCHIVE_KEY, json.dumps(manifest, sort_keys=True)),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise store_error(exc, source, "read") from exc
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()
+    return manifest
+
+
+def _pick_runs(
+    conn: sqlite3.Connection, source: str, picked: list[tuple[str, int]]
+) -> list[tuple[Any, ...]]:
+    conn.execute("CREATE TEMP TABLE picked (id INTEGER PRIMARY KEY)")
+    found: list[tuple[Any, ...]] = []
+    for flow, run_id in picked:
+        row = conn.execute(
+            "SELECT id, flow, status, created_at, uid, status, owner_pid, owner_host, "
+            "heartbeat_at FROM src.runs WHERE flow = ? AND id = ?",
+            (flow, run_id),
+        ).fetchone()
+        if row is None:
+            raise StoreError(
+                f"cannot export run {flow}/{run_id}: the store {source!r} has no such run; "
+                "list its runs with `asyncflow runs`.",
+                source,
+            )
+        if _live_reason(row[5:]) is not None:
+            raise StoreError(
+                f"cannot export run {flow}/{run_id}: it is still running; export it once it "
+                "has finished (or cancel it first).",
+                source,
+            )
+        conn.execute("INSERT OR IGNORE INTO temp.picked (id) VALUES (?)", (row[0],))
+        found.append(row[:5])
+    return found
+
+
+_COPIES = (
+    "INSERT INTO main.runs (id, flow, status, created_at, finished_at, origin_run_id, graph, "
+    "error, owner_pid, owner_host, heartbeat_at, uid, trusted, source_sha, imported) "
+    "SELECT id, flow, status, created_at, finished_at, origin_run_id, graph, error, owner_pid, "
+    "owner_host, heartbeat_at, uid, 0, source_sha, imported FROM src.runs "
+    "WHERE id IN (SELECT id FROM temp.picked) ORDER BY id",
+    "INSERT INTO main.run_tags SELECT run_id, tag FROM src.run_tags "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.run_params SELECT run_id, name, sha FROM src.run_params "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.tasks (run_id, id, step, path, status, started_at, finished_at, stdout, "
+    "stderr, exception, traceback, attempt, origin_task_id) SELECT run_id, id, step, path, "
+    "status, started_at, finished_at, stdout, stderr, exception, traceback, attempt, "
+    "origin_task_id FROM src.tasks WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.attempts SELECT run_id, task_id, attempt, status, started_at, "
+    "finished_at, stdout, stderr, exception, traceback FROM src.attempts "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.artifacts SELECT run_id, task_id, name, sha FROM src.artifacts "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "CREATE TEMP TABLE wanted (sha BLOB PRIMARY KEY) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO temp.wanted SELECT sha FROM main.artifacts "
+    "UNION SELECT sha FROM main.run_params "
+    "UNION SELECT source_sha FROM main.runs WHERE source_sha IS NOT NULL",
+    # Never the mac: signatures stay with the store of the user who made them.
+    "INSERT INTO main.blobs (sha, encoding, meta, size, data, nchunks, mac) "
+    "SELECT sha, encoding, meta, size, data, nchunks, NULL FROM src.blobs "
+    "WHERE sha IN (SELECT sha FROM temp.wanted) ORDER BY sha",
+    "INSERT INTO main.blob_chunks (sha, idx, data) SELECT c.sha, c.idx, c.data "
+    "FROM main.blobs AS b JOIN src.blob_chunks AS c ON c.sha = b.sha AND c.idx < b.nchunks "
+    "WHERE b.nchunks > 0",
+)
+
+
+def _copy(conn: sqlite3.Connection, source: str) -> None:
+    for sql in _COPIES:
+        conn.execute(sql)
+    wanted = conn.execute("SELECT count(*) FROM temp.wanted").fetchone()[0]
+    have = conn.execute("SELECT count(*) FROM main.blobs").fetchone()[0]
+    if have != wanted:
+        raise StoreError(
+            f"cannot export: {wanted - have} value(s) the runs refer to are missing from the "
+            f"store {source!r}; the store is damaged (restore it from a copy).",
+            source,
+        )
+
+
+def _manifest(conn: sqlite3.Connection, source: str, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    blobs, payload = conn.execute(
+        "SELECT count(*), coalesce(sum(size), 0) FROM main.blobs"
+    ).fetchone()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    manifest: dict[str, Any] = {
+        "format": ARCHIVE_FORMAT,
+        "asyncflow_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "exported_at": time.time(),
+        "exported_by": {"host": host_name(), "user": user, "store": os.path.abspath(source)},
+        "runs": [
+            {"flow": r[1], "id": r[0], "status": r[2], "created_at": r[3], "uid": r[4]}
+            for r in sorted(rows, key=lambda r: (r[1], r[0]))
+        ],
+        "blobs": int(blobs),
+        "payload_bytes": int(payload),
+    }
+    manifest["digest"] = content_digest(conn, manifest=manifest)
+    return manifest
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedRun:
+    """One run of an archive as it ended up in the target store.
+
+    :param flow: the flow's name.
+    :param archive_id: its id in the archive (and the store it was exported from).
+    :param id: its id in the target store.
+    :param existed: True if the target already held this run (same uid): nothing was copied.
+    """
+
+    flow: str
+    archive_id: int
+    id: int
+    existed: bool
+
+
+def open_archive(path: str) -> sqlite3.Connection:
+    """Open a file that must be a run archive, read-only.
+
+    :raises StoreError: no such file, or it cannot be read.
+    :raises StoreFormatError: not an asyncflow file, a store rather than an archive, or newer.
+    """
+    if not os.path.lexists(path):
+        # open_reader would suggest running a flow there: wrong advice for an archive.
+        raise StoreError(
+            f"there is no archive at {path!r}; check the path (an archive is the file that "
+            "`asyncflow export` or run.export(path) wrote).",
+            path,
+        )
+    conn = open_reader(path)
+    try:
+        with _sqlite(path, "read"):
+            if not is_archive(conn):
+                _manifest_of(conn, path)  # raises the "a store, not an archive" error
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def import_archive(
+    archive: str,
+    target: str,
+    *,
+    sign: Any = None,
+) -> list[ImportedRun]:
+    """Copy every run of ``archive`` into the store ``target``, all or nothing. Blocking.
+
+    Records and every blob's hash are verified first, in one read transaction that stays
+    open (so the archive cannot change) until the copy commits. Runs get new ids in the
+    target; a run the target already holds (same uid) is reported, not copied twice. Blobs
+    the target has already are not copied again.
+
+    :param sign: None, or a callable ``(conn, run_ids) -> None`` run inside the import's
+        transaction to trust the new runs (see ``_signing``).
+    :raises StoreError: the archive is damaged or edited, or a file cannot be used.
+    :raises StoreFormatError: the file is not an archive.
+    """
+    archive = os.path.abspath(archive)
+    check = open_archive(archive)
+    try:
+        with _sqlite(archive, "read"):
+            check.execute("BEGIN")
+            manifest = verify_records(check, archive)
+            runs = check.execute(
+                f"SELECT id, {_RUN_COLUMNS}, imported FROM runs ORDER BY id"
+            ).fetchall()
+        # Hashing every value (sha256 releases the GIL) overlaps the copy (SQLite does too);
+        # the copy commits only once every hash has matched.
+        with ThreadPoolExecutor(1, thread_name_prefix="asyncflow-verify") as pool:
+            hashed = pool.submit(_verify_blobs_of, check, archive)
+            try:
+                result = _copy_into(target, archive, runs, manifest, hashed, sign)
+            finally:
+                hashed.cancel()
+                with contextlib.suppress(BaseException):
+                    hashed.result()
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            if check.in_transaction:
+                check.execute("ROLLBACK")
+        check.close()
+    return result
+
+
+def _verify_blobs_of(check: sqlite3.Connection, archive: str) -> None:
+    with _sqlite(archive, "read"):
+        _verify_blobs(check, archive, "main")
+
+
+def _copy_into(
+    target: str,
+    archive: str,
+    runs: list[tuple[Any, ...]],
+    manifest: dict[str, Any],
+    hashed: Future[None],
+    sign: Any,
+) -> list[ImportedRun]:
+    conn = open_writer(target)
+    try:
+        with _sqlite(archive, "read"):
+            conn.execute("ATTACH DATABASE ? AS arc", (_uri(archive),))
+            # Read the archive through the page cache, not a memory map the size of it: the
+            # copy passes each page once, and a map would count the whole file in our RSS.
+            conn.execute("PRAGMA arc.mmap_size = 0")
+        try:
+            result: list[ImportedRun] = []
+
+            def body() -> None:
+                result.clear()
+                result.extend(_copy_in(conn, runs, manifest, archive))
+                hashed.result()  # raises (and so rolls back) if a value does not match
+                new = [r.id for r in result if not r.existed]
+                if sign is not None and new:
+                    sign(conn, new)
+
+            try:
+                retry_busy(lambda: write_transaction(conn, body), target)
+            except sqlite3.Error as exc:
+                raise store_error(exc, target, "write to") from exc
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("DETACH DATABASE arc")
+    finally:
+        conn.close()
+    return result
+
+
+def _copy_in(
+    conn: sqlite3.Connection,
+    runs: list[tuple[Any, ...]],
+    manifest: dict[str, Any],
+    archive: str,
+) -> list[ImportedRun]:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS idmap (old INTEGER PRIMARY KEY, new INTEGER)")
+    conn.execute("DELETE FROM temp.idmap")
+    out: list[ImportedRun] = []
+    mapped: dict[int, int] = {}
+    for row in runs:
+        old, flow, uid = int(row[0]), str(row[1]), row[11]
+        have = conn.execute("SELECT id FROM main.runs WHERE uid = ?", (uid,)).fetchone()
+        if have is not None:
+            out.append(ImportedRun(flow, old, int(have[0]), True))
+            mapped[old] = int(have[0])
+            continue
+        provenance = {
+            "archive": os.path.basename(archive),
+            "digest": manifest.get("digest"),
+            "exported_at": manifest.get("exported_at"),
+            "exported_by": manifest.get("exported_by"),
+            "run_id": old,
+            "origin_run_id": row[5],
+            "imported_at": time.time(),
+            "earlier": row[13],
+        }
+        cur = conn.execute(
+            f"INSERT INTO main.runs ({_RUN_COLUMNS}, trusted, imported) "
+            "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            (*row[1:5], *row[6:13], json.dumps(provenance, sort_keys=True)),
+        )
+        new = cur.lastrowid
+        assert new is not None
+        mapped[old] = new
+        conn.execute("INSERT INTO temp.idmap (old, new) VALUES (?, ?)", (old, new))
+        out.append(ImportedRun(flow, old, new, False))
+    for row in runs:
+        origin = row[5]
+        if origin is not None and int(row[0]) in mapped and int(origin) in mapped:
+            conn.execute(
+                "UPDATE main.runs SET origin_run_id = ? WHERE id = ? AND origin_run_id IS NULL",
+                (mapped[int(origin)], mapped[int(row[0])]),
+            )
+    for sql in _IMPORTS:
+        conn.execute(sql)
+    return out
+
+
+_IMPORTS = (
+    "INSERT INTO main.run_tags SELECT m.new, t.tag FROM arc.run_tags AS t "
+    "JOIN temp.idmap AS m ON m.old = t.run_id",
+    "INSERT INTO main.run_params SELECT m.new, p.name, p.sha FROM arc.run_params AS p "
+    "JOIN temp.idmap AS m ON m.old = p.run_id",
+    "INSERT INTO main.tasks (run_id, id, step, path, status, started_at, finished_at, stdout, "
+    "stderr, exception, traceback, attempt, origin_task_id) SELECT m.new, t.id, t.step, "
+    "t.path, t.status, t.started_at, t.finished_at, t.stdout, t.stderr, t.exception, "
+    "t.traceback, t.attempt, t.origin_task_id FROM arc.tasks AS t "
+    "JOIN temp.idmap AS m ON m.old = t.run_id",
+    "INSERT INTO main.attempts SELECT m.new, a.task_id, a.attempt, a.status, a.started_at, "
+    "a.finished_at, a.stdout, a.stderr, a.exception, a.traceback FROM arc.attempts AS a "
+    "JOIN temp.idmap AS m ON m.old = a.run_id",
+    "INSERT INTO main.artifacts SELECT m.new, a.task_id, a.name, a.sha FROM arc.artifacts AS a "
+    "JOIN temp.idmap AS m ON m.old = a.run_id",
+    "CREATE TEMP TABLE IF NOT EXISTS fresh (sha BLOB PRIMARY KEY) WITHOUT ROWID",
+    "DELETE FROM temp.fresh",
+    "INSERT INTO temp.fresh SELECT sha FROM arc.blobs "
+    "WHERE sha NOT IN (SELECT sha FROM main.blobs)",
+    # No mac: an imported blob is this user's only once they trust it.
+    "INSERT INTO main.blobs (sha, encoding, meta, size, data, nchunks, mac) "
+    "SELECT b.sha, b.encoding, b.meta, b.size, b.data, b.nchunks, NULL FROM arc.blobs AS b "
+    "WHERE b.sha IN (SELECT sha FROM temp.fresh) ORDER BY b.sha",
+    "INSERT OR REPLACE INTO main.blob_chunks (sha, idx, data) SELECT c.sha, c.idx, c.data "
+    "FROM arc.blobs AS b JOIN arc.blob_chunks AS c ON c.sha = b.sha AND c.idx < b.nchunks "
+    "WHERE b.sha IN (SELECT sha FROM temp.fresh)",
+)
+
+
+def verify_archive_file(path: str) -> dict[str, Any]:
+    """Open ``path`` as an archive and check it completely (records and every blob).
+
+    :returns: the manifest.
+    :raises StoreError: damaged or edited; :raises StoreFormatError: not an archive.
+    """
+    conn = open_archive(path)
+    try:
+        with _sqlite(path, "read"):
+            conn.execute("BEGIN")
+            manifest = verify_records(conn, path)
+            _verify_blobs(conn, path, "main")
+            conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    return manifest

@@ -1,0 +1,421 @@
+"""Keeping a store tidy, the SQL: tags on existing runs, garbage collection, statistics.
+
+Garbage collection deletes runs and then every blob that no remaining row references, all
+in one ``BEGIN IMMEDIATE`` transaction. The writer of another process inserts each blob in
+the same transaction as the rows that reference it (``INSERT OR IGNORE``), so it either
+commits before gc (gc sees its references and keeps the blobs) or after (it re-inserts
+what gc removed). A live run, and the run a live run resumed (whose artifacts its clones
+reference), are never deleted. Space is then handed back to the file system:
+``incremental_vacuum`` for stores created with ``auto_vacuum = INCREMENTAL``, ``VACUUM``
+(which also switches the store to that mode) for older ones, then a truncating checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import StoreError
+from ._db import (
+    ARCHIVE_KEY,
+    is_busy,
+    open_reader,
+    open_writer,
+    retry_busy,
+    store_error,
+    write_transaction,
+)
+from ._lease import crashed_reason
+from ._queries import Plan, Query
+
+__all__ = [
+    "GcCriteria",
+    "GcOutcome",
+    "RunRef",
+    "StatsRows",
+    "collect_garbage",
+    "file_bytes",
+    "require_origin",
+    "set_tags",
+    "stats",
+]
+
+# Every column that references a blob by its sha. A blob none of them names is garbage.
+# (Add a column here when the schema gains one.)
+_KEPT_SHAS = (
+    "SELECT sha FROM artifacts WHERE run_id NOT IN (SELECT id FROM temp.af_gc_runs) "
+    "UNION ALL SELECT sha FROM run_params WHERE run_id NOT IN (SELECT id FROM temp.af_gc_runs) "
+    "UNION ALL SELECT source_sha FROM runs WHERE source_sha IS NOT NULL "
+    "AND id NOT IN (SELECT id FROM temp.af_gc_runs)"
+)
+# The tables holding rows of a run, by their run id column; ``runs`` itself last.
+_RUN_TABLES = (
+    ("run_tags", "run_id"),
+    ("run_params", "run_id"),
+    ("attempts", "run_id"),
+    ("artifacts", "run_id"),
+    ("tasks", "run_id"),
+    ("runs", "id"),
+)
+_AUTO_VACUUM_NONE = 0
+_AUTO_VACUUM_INCREMENTAL = 2
+# How long gc's truncating checkpoint waits for other connections' reads to end.
+_CHECKPOINT_WAIT_MS = 1000
+
+
+def file_bytes(path: str) -> int:
+    """Bytes the store takes on disk: the file and its write-ahead log (0 if missing)."""
+    total = 0
+    for name in (path, path + "-wal"):
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(name)
+    return total
+
+
+def _open_existing(path: str) -> sqlite3.Connection:
+    # open_writer would create a missing file: an existing store is checked (and refused
+    # with the reader's words) first.
+    open_reader(path).close()
+    return open_writer(path)
+
+
+# --- tags ------------------------------------------------------------------------------------
+
+
+def set_tags(
+    path: str, flow: str, run_id: int, add: Sequence[str], remove: Sequence[str]
+) -> tuple[str, ...] | None:
+    """Add and remove tags of run ``run_id`` of ``flow`` in one write transaction.
+
+    :returns: the run's tags afterwards, sorted; None if the store has no such run.
+    :raises StoreError: the store cannot be written (an archive, a locked or damaged file).
+    """
+    conn = _open_existing(path)
+    result: list[tuple[str, ...] | None] = []
+
+    def body() -> None:
+        result.clear()
+        found = conn.execute("SELECT 1 FROM runs WHERE flow = ? AND id = ?", (flow, run_id))
+        if found.fetchone() is None:
+            result.append(None)
+            return
+        conn.executemany(
+            "INSERT OR IGNORE INTO run_tags (run_id, tag) VALUES (?, ?)",
+            [(run_id, t) for t in add],
+        )
+        conn.executemany(
+            "DELETE FROM run_tags WHERE run_id = ? AND tag = ?", [(run_id, t) for t in remove]
+        )
+        rows = conn.execute("SELECT tag FROM run_tags WHERE run_id = ? ORDER BY tag", (run_id,))
+        result.append(tuple(str(row[0]) for row in rows))
+
+    try:
+        retry_busy(lambda: write_transaction(conn, body), path)
+    except sqlite3.Error as exc:
+        raise store_error(exc, path, "write to") from exc
+    finally:
+        conn.close()
+    return result[0]
+
+
+# --- garbage collection ----------------------------------------------------------------------
+
+
+def require_origin(conn: sqlite3.Connection, flow: str, origin_run_id: int) -> None:
+    """Refuse to record a resumed run whose origin is gone (inside the writer's transaction).
+
+    A resume reads its origin first and records the new run later; gc may delete the
+    origin in between. Once the new run's row is committed, gc keeps the origin while the
+    run lives.
+
+    :raises StoreError: the origin run is no longer in the store.
+    """
+    found = conn.execute("SELECT 1 FROM runs WHERE id = ?", (origin_run_id,)).fetchone()
+    if found is None:
+        path = str(conn.execute("PRAGMA database_list").fetchone()[2])
+        raise StoreError(
+            f"cannot resume run {flow}/{origin_run_id}: it was deleted from the store file "
+            f"{path!r} (by asyncflow gc, say) while the resume was starting; resume another "
+            "run, or run the flow afresh.",
+            path,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """A run by flow name and id."""
+
+    flow: str
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class GcCriteria:
+    """Which runs gc selects: every given criterion must hold (``None``: not a criterion).
+
+    :param flow: only runs of this flow.
+    :param keep_last: select all but each flow's ``keep_last`` newest runs (by id).
+    :param created_before: select runs created before this time (seconds since the epoch).
+    :param tag: select runs carrying this tag.
+    """
+
+    flow: str | None = None
+    keep_last: int | None = None
+    created_before: float | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GcOutcome:
+    """What gc did (or, in a dry run, would do) to a store."""
+
+    deleted: tuple[RunRef, ...]
+    skipped: tuple[RunRef, ...]
+    blobs: int
+    blob_bytes: int
+    size_before: int
+    size_after: int
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunInfo:
+    id: int
+    flow: str
+    created_at: float
+    origin_run_id: int | None
+    live: bool
+
+
+def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
+    rows = conn.execute(
+        "SELECT id, flow, status, created_at, origin_run_id, owner_pid, owner_host, "
+        "heartbeat_at FROM runs ORDER BY id DESC"
+    ).fetchall()
+    return [
+        _RunInfo(
+            id=int(r[0]),
+            flow=str(r[1]),
+            created_at=float(r[3]),
+            origin_run_id=None if r[4] is None else int(r[4]),
+            # Running and not crashed: its process may still write rows that need its blobs.
+            live=r[2] == "running" and crashed_reason(r[2], r[5], r[6], r[7]) is None,
+        )
+        for r in rows
+    ]
+
+
+def _choose(
+    runs: Sequence[_RunInfo], tagged: set[int], criteria: GcCriteria
+) -> tuple[list[_RunInfo], list[_RunInfo]]:
+    """(runs to delete, selected runs kept because they are live or a live run's origin).
+
+    :param runs: every run of the store, newest first.
+    :param tagged: the ids of the runs carrying ``criteria.tag``.
+    """
+    protected = {r.id for r in runs if r.live}
+    protected |= {r.origin_run_id for r in runs if r.live and r.origin_run_id is not None}
+    seen: dict[str, int] = {}
+    delete: list[_RunInfo] = []
+    skip: list[_RunInfo] = []
+    for run in runs:
+        rank = seen.get(run.flow, 0)
+        seen[run.flow] = rank + 1
+        if criteria.flow is not None and run.flow != criteria.flow:
+            continue
+        if criteria.keep_last is not None and rank < criteria.keep_last:
+            continue
+        if criteria.created_before is not None and run.created_at >= criteria.created_before:
+            continue
+        if criteria.tag is not None and run.id not in tagged:
+            continue
+        (skip if run.id in protected else delete).append(run)
+    return delete, skip
+
+
+def _select(
+    conn: sqlite3.Connection, criteria: GcCriteria
+) -> tuple[list[_RunInfo], list[_RunInfo], int, int]:
+    """Choose the runs, then the blobs only they reference; nothing is deleted yet.
+
+    Fills ``temp.af_gc_runs`` and ``temp.af_gc_blobs``; returns (runs to delete, runs
+    skipped, number of blobs to delete, their payload bytes).
+    """
+    tagged: set[int] = set()
+    if criteria.tag is not None:
+        rows = conn.execute("SELECT run_id FROM run_tags WHERE tag = ?", (criteria.tag,))
+        tagged = {int(row[0]) for row in rows}
+    delete, skip = _choose(_runs(conn), tagged, criteria)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_runs (id INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_blobs (sha BLOB PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.af_gc_runs")
+    conn.execute("DELETE FROM temp.af_gc_blobs")
+    conn.executemany("INSERT INTO temp.af_gc_runs (id) VALUES (?)", [(r.id,) for r in delete])
+    # Also blobs that no row referenced even before (an older asyncflow may have left some).
+    conn.execute(
+        f"INSERT INTO temp.af_gc_blobs (sha) SELECT sha FROM blobs WHERE sha NOT IN ({_KEPT_SHAS})"
+    )
+    count, size = conn.execute(
+        "SELECT count(*), coalesce(sum(size), 0) FROM blobs "
+        "WHERE sha IN (SELECT sha FROM temp.af_gc_blobs)"
+    ).fetchone()
+    return delete, skip, int(count), int(size)
+
+
+def _delete(conn: sqlite3.Connection) -> None:
+    # Foreign keys are off (and not declared on every table): each table explicitly.
+    for table, column in _RUN_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM temp.af_gc_runs)")
+    conn.execute("DELETE FROM blob_chunks WHERE sha IN (SELECT sha FROM temp.af_gc_blobs)")
+    conn.execute("DELETE FROM blobs WHERE sha IN (SELECT sha FROM temp.af_gc_blobs)")
+
+
+def _reclaim(conn: sqlite3.Connection, path: str) -> str | None:
+    """Give the free pages back to the file system; a note if that had to wait."""
+    note = None
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    mode = int(conn.execute("PRAGMA auto_vacuum").fetchone()[0])
+    if free and mode == _AUTO_VACUUM_INCREMENTAL:
+        # executescript steps the pragma to its end (one step frees a single page).
+        retry_busy(lambda: conn.executescript("PRAGMA incremental_vacuum"), path)
+    elif free and mode == _AUTO_VACUUM_NONE:
+        try:
+            # Rebuilding the file anyway: switch it to the mode that later gcs use.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorname", "")
+            if not is_busy(exc) and code != "SQLITE_FULL":
+                raise
+            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            why = "another process kept the store busy"
+            if code == "SQLITE_FULL":
+                why = "the disk lacks room for a compacted copy"
+            note = (
+                f"the file was not compacted ({why}); its {free * page} free bytes will be "
+                "reused by later runs, or run gc again to compact it"
+            )
+    # A truncating checkpoint waits for readers to move on; only briefly, as this is tidying.
+    conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    if busy and note is None:
+        note = (
+            "another connection was reading the store, so its write-ahead log was not emptied "
+            "yet; the file shrinks at a later checkpoint"
+        )
+    return note
+
+
+def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutcome:
+    """Delete the runs ``criteria`` selects, every blob left unreferenced, and reclaim space.
+
+    A dry run takes the same decisions in a read transaction and changes nothing.
+
+    :raises StoreError: the store is missing, an archive, locked for too long, or damaged.
+    """
+    conn = _open_existing(path)
+    try:
+        size_before = file_bytes(path)
+        found: list[tuple[list[_RunInfo], list[_RunInfo], int, int]] = []
+
+        def body() -> None:
+            found.clear()
+            found.append(_select(conn, criteria))
+            if not dry_run:
+                _delete(conn)
+
+        def dry() -> None:
+            # A read snapshot; the temp tables live outside the store file.
+            conn.execute("BEGIN")
+            try:
+                body()
+            finally:
+                conn.execute("ROLLBACK")
+
+        try:
+            retry_busy(dry if dry_run else lambda: write_transaction(conn, body), path)
+            delete, skip, blobs, blob_bytes = found[0]
+            note = None
+            if not dry_run and (delete or blobs or _has_free_pages(conn)):
+                note = _reclaim(conn, path)
+        except sqlite3.Error as exc:
+            raise store_error(exc, path, "write to") from exc
+    finally:
+        conn.close()
+    return GcOutcome(
+        deleted=tuple(RunRef(r.flow, r.id) for r in reversed(delete)),
+        skipped=tuple(RunRef(r.flow, r.id) for r in reversed(skip)),
+        blobs=blobs,
+        blob_bytes=blob_bytes,
+        size_before=size_before,
+        size_after=size_before if dry_run else file_bytes(path),
+        note=note,
+    )
+
+
+def _has_free_pages(conn: sqlite3.Connection) -> bool:
+    return bool(conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRows:
+    """What :func:`stats` reads, in one snapshot.
+
+    :param by_status: run status as stored -> number of runs (``running`` rows excluded).
+    :param running: the lease of each run stored as ``running`` (pid, host, heartbeat), so
+        the caller can tell live runs from crashed ones.
+    """
+
+    flows: int
+    by_status: dict[str, int]
+    running: list[tuple[Any, Any, Any]]
+    tasks: int
+    artifacts: int
+    blobs: int
+    stored_bytes: int
+    referenced_bytes: int
+    page_size: int
+    free_pages: int
+    archive: str | None
+
+
+def stats() -> Plan[StatsRows]:
+    """The counts and sizes of a store (a read plan)."""
+    flows = yield Query("SELECT count(DISTINCT flow) FROM runs")
+    statuses = yield Query(
+        "SELECT status, count(*) FROM runs WHERE status <> 'running' GROUP BY status"
+    )
+    running = yield Query(
+        "SELECT owner_pid, owner_host, heartbeat_at FROM runs WHERE status = 'running'"
+    )
+    tasks = yield Query("SELECT count(*) FROM tasks")
+    artifacts = yield Query("SELECT count(*) FROM artifacts")
+    blobs = yield Query("SELECT count(*), coalesce(sum(size), 0) FROM blobs")
+    referenced = yield Query(
+        "SELECT (SELECT coalesce(sum(b.size), 0) FROM artifacts AS a "
+        "JOIN blobs AS b ON b.sha = a.sha) + (SELECT coalesce(sum(b.size), 0) "
+        "FROM run_params AS p JOIN blobs AS b ON b.sha = p.sha)"
+    )
+    page_size = yield Query("PRAGMA page_size")
+    free = yield Query("PRAGMA freelist_count")
+    archive = yield Query("SELECT value FROM store_info WHERE key = ?", (ARCHIVE_KEY,))
+    return StatsRows(
+        flows=int(flows[0][0]),
+        by_status={str(s): int(n) for s, n in statuses},
+        running=[(r[0], r[1], r[2]) for r in running],
+        tasks=int(tasks[0][0]),
+        artifacts=int(artifacts[0][0]),
+        blobs=int(blobs[0][0]),
+        stored_bytes=int(blobs[0][1]),
+        referenced_bytes=int(referenced[0][0]),
+        page_size=int(page_size[0][0]),
+        free_pages=int(free[0][0]),
+        archive=None if not archive else str(archive[0][0]),
+    )
