@@ -49,10 +49,9 @@ from ._db import (
     PAGE_SIZE,
     is_archive,
     open_reader,
-    open_writer,
     retry_busy,
     store_error,
-    write_transaction,
+    write_once,
 )
 from ._lease import crashed_reason, host_name
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
@@ -606,34 +605,22 @@ def _copy_into(
     hashed: Future[None],
     sign: Any,
 ) -> list[ImportedRun]:
-    conn = open_writer(target)
-    try:
+    def attach(conn: sqlite3.Connection) -> None:
         with _sqlite(archive, "read"):
             conn.execute("ATTACH DATABASE ? AS arc", (_uri(archive),))
-            # Read the archive through the page cache, not a memory map the size of it: the
-            # copy passes each page once, and a map would count the whole file in our RSS.
-            conn.execute("PRAGMA arc.mmap_size = 0")
-        try:
-            result: list[ImportedRun] = []
+        # Read the archive through the page cache, not a memory map the size of it: the
+        # copy passes each page once, and a map would count the whole file in our RSS.
+        conn.execute("PRAGMA arc.mmap_size = 0")
 
-            def body() -> None:
-                result.clear()
-                result.extend(_copy_in(conn, runs, manifest, archive))
-                hashed.result()  # raises (and so rolls back) if a value does not match
-                new = [r.id for r in result if not r.existed]
-                if sign is not None and new:
-                    sign(conn, new)
+    def body(conn: sqlite3.Connection) -> list[ImportedRun]:
+        result = _copy_in(conn, runs, manifest, archive)
+        hashed.result()  # raises (and so rolls back) if a value does not match
+        new = [r.id for r in result if not r.existed]
+        if sign is not None and new:
+            sign(conn, new)
+        return result
 
-            try:
-                retry_busy(lambda: write_transaction(conn, body), target)
-            except sqlite3.Error as exc:
-                raise store_error(exc, target, "write to") from exc
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("DETACH DATABASE arc")
-    finally:
-        conn.close()
-    return result
+    return write_once(target, body, setup=attach)
 
 
 def _copy_in(

@@ -25,6 +25,7 @@ __all__ = [
     "retry_busy",
     "sqlite_errors",
     "store_error",
+    "write_once",
     "write_transaction",
 ]
 
@@ -358,6 +359,42 @@ def write_transaction(conn: sqlite3.Connection, body: Callable[[], None]) -> Non
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def write_once(
+    path: str,
+    body: Callable[[sqlite3.Connection], T],
+    *,
+    existing: bool = False,
+    setup: Callable[[sqlite3.Connection], None] | None = None,
+) -> T:
+    """Open a writer on ``path``, run ``body(conn)`` in one write transaction (retried while
+    another process holds the lock), close, and return what ``body`` returned. Blocking.
+
+    For the short writes made outside a run (tags, trust, gc, import). ``setup`` runs on the
+    connection before the transaction (an ``ATTACH``, which SQLite refuses inside one).
+
+    :param existing: refuse a missing store (with the reader's words) instead of creating it.
+    :raises StoreError: the store cannot be opened or written (an archive, a locked,
+        read-only or damaged file).
+    """
+    if existing:
+        open_reader(path).close()
+    conn = open_writer(path)
+    try:
+        if setup is not None:
+            with sqlite_errors(path, "write to"):
+                setup(conn)
+        result: list[T] = []
+
+        def once() -> None:
+            result[:] = [body(conn)]
+
+        with sqlite_errors(path, "write to"):
+            retry_busy(lambda: write_transaction(conn, once), path)
+        return result[0]
+    finally:
+        conn.close()
 
 
 def open_writer(path: str) -> sqlite3.Connection:

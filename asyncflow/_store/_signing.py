@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .._codecs import Encoded, content_hasher
 from .._errors import StoreError
 from ._blobs import CHUNK_SIZE, INLINE_LIMIT, RawBlob, insert_blob
-from ._db import ARCHIVE_KEY, open_writer, retry_busy, store_error, write_transaction
+from ._db import ARCHIVE_KEY, write_once
 from ._queries import BATCH, Plan, Query
 from ._trust import TrustKey, blob_sha
 
@@ -241,17 +241,4 @@ def trust_runs_in_store(path: str, run_ids: Sequence[int], key: TrustKey) -> int
         nothing was changed).
     """
     key.key(create=True)  # a key that cannot be made fails here, before the store is opened
-    conn = open_writer(path)
-    try:
-        signed: list[int] = []
-
-        def body() -> None:
-            signed[:] = [trust_runs(conn, run_ids, key, path)]
-
-        try:
-            retry_busy(lambda: write_transaction(conn, body), path)
-        except sqlite3.Error as exc:
-            raise store_error(exc, path, "write to") from exc
-    finally:
-        conn.close()
-    return signed[0]
+    return write_once(path, lambda conn: trust_runs(conn, run_ids, key, path))

@@ -27,6 +27,7 @@ from ._db import (
     open_writer,
     retry_busy,
     store_error,
+    write_once,
     write_transaction,
 )
 from ._lease import crashed_reason
@@ -94,15 +95,11 @@ def set_tags(
     :returns: the run's tags afterwards, sorted; None if the store has no such run.
     :raises StoreError: the store cannot be written (an archive, a locked or damaged file).
     """
-    conn = _open_existing(path)
-    result: list[tuple[str, ...] | None] = []
 
-    def body() -> None:
-        result.clear()
+    def body(conn: sqlite3.Connection) -> tuple[str, ...] | None:
         found = conn.execute("SELECT 1 FROM runs WHERE flow = ? AND id = ?", (flow, run_id))
         if found.fetchone() is None:
-            result.append(None)
-            return
+            return None
         conn.executemany(
             "INSERT OR IGNORE INTO run_tags (run_id, tag) VALUES (?, ?)",
             [(run_id, t) for t in add],
@@ -111,15 +108,9 @@ def set_tags(
             "DELETE FROM run_tags WHERE run_id = ? AND tag = ?", [(run_id, t) for t in remove]
         )
         rows = conn.execute("SELECT tag FROM run_tags WHERE run_id = ? ORDER BY tag", (run_id,))
-        result.append(tuple(str(row[0]) for row in rows))
+        return tuple(str(row[0]) for row in rows)
 
-    try:
-        retry_busy(lambda: write_transaction(conn, body), path)
-    except sqlite3.Error as exc:
-        raise store_error(exc, path, "write to") from exc
-    finally:
-        conn.close()
-    return result[0]
+    return write_once(path, body, existing=True)
 
 
 # --- garbage collection ----------------------------------------------------------------------
