@@ -9,7 +9,7 @@ lie in the file, which blobs, artifacts and runs exist.
 *Damage* kinds change bytes with no regard for the format, as a bad disk, a broken copy or a
 truncated download would. *Attacker* kinds (``sql_*``) edit the archive through SQLite and
 then *reseal* it: recompute the digest in the manifest with asyncflow's own
-:func:`~asyncflow._store._archive.content_digest`, so the records look valid. What each kind
+:func:`~asyncflow._store._manifest.content_digest`, so the records look valid. What each kind
 may lead to is defined in ``tests/_fuzzarchive.py`` (the ``ACCEPTED`` rules).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import msgpack
 
 from asyncflow._codecs import content_hasher
-from asyncflow._store._archive import content_digest
+from asyncflow._store._manifest import content_digest
 
 __all__ = ["DAMAGE", "MUTATIONS", "Change", "Facts", "artifact_key", "learn", "reseal"]
 

@@ -44,8 +44,8 @@ from asyncflow import (
     timeout,
 )
 from asyncflow._cli import main as asyncflow_cli
-from asyncflow._store._archive import content_digest
 from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
+from asyncflow._store._manifest import content_digest
 from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, sha_of, write_run
 from tests.flows import bad_graphs as bad

@@ -17,6 +17,7 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._store import _archive as arc
+from .._store import _manifest as mf
 from .._store._paths import resolve_store_path
 from ._flow import Flow, StorePath
 from ._run import Run
@@ -181,10 +182,10 @@ def read_archive(path: PathLike, *, verify: bool = False) -> ArchiveManifest:
     """
     archive = os.path.abspath(os.fspath(path))
     if verify:
-        return ArchiveManifest._from(archive, arc.verify_archive_file(archive))
-    conn = arc.open_archive(archive)
+        return ArchiveManifest._from(archive, mf.verify_archive_file(archive))
+    conn = mf.open_archive(archive)
     try:
-        return ArchiveManifest._from(archive, arc.read_manifest(conn, archive))
+        return ArchiveManifest._from(archive, mf.read_manifest(conn, archive))
     finally:
         conn.close()
 

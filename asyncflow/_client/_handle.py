@@ -27,10 +27,10 @@ import anyio
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._store._archive import check_blob, verify_records
 from .._store._blobs import RawBlob
 from .._store._db import is_archive, is_busy, open_reader, store_error
 from .._store._drive import drive
+from .._store._manifest import check_blob, verify_records
 from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
 from .._store._trust import TrustKey
 
