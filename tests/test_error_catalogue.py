@@ -968,6 +968,70 @@ async def _l01(tmp: Path) -> Raised:
     return CommandLine(err, code), ("'Pair//1'",)
 
 
+# --- M: resuming a run ---------------------------------------------------------------------
+
+
+@case("M01", fix="pass one of the flow's runs")
+async def _m01(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with pytest.raises(asyncflow.NotFoundError) as info:
+        await Pair(store=path, echo=False).resume("latest")
+    return info.value, ("'latest'", "Pair")
+
+
+@case("M02", fix="Pass one of them, or no step")
+async def _m02(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with pytest.raises(asyncflow.NotFoundError) as info:
+        await Pair(store=path, echo=False).resume(step="train")
+    return info.value, ("'train'", "start, end")
+
+
+@case("M03", fix="run it first")
+async def _m03(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    open_writer(path).close()  # a store, with no run in it
+    with pytest.raises(asyncflow.NotFoundError) as info:
+        await Pair(store=path, echo=False).resume()
+    return info.value, ("Pair", path)
+
+
+@case("M06", fix="pass store= pointing at the store that holds its runs")
+async def _m06(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    with pytest.raises(asyncflow.NotFoundError) as info:
+        await Pair(store=path, echo=False).resume()
+    assert not os.path.exists(path), "a resume created a store"
+    return info.value, ("Pair", path)
+
+
+@case("M04", fix="Pass one of them")
+async def _m04(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with pytest.raises(asyncflow.NotFoundError) as info:
+        await Pair(store=path, echo=False).resume(7)
+    return info.value, ("run 7", path, "newest first: 1")
+
+
+@case("M05", fix="Wait for it to end")
+async def _m05(tmp: Path) -> Raised:
+    store = store_of(tmp)
+    entered, release = anyio.Event(), anyio.Event()
+    gated = gated_flow(entered, release)
+    exc: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(gated(store=store, echo=False).run)
+        await entered.wait()
+        try:
+            await gated(store=store, echo=False).resume("1")
+        except AsyncflowError as error:
+            exc = error
+        finally:
+            release.set()
+    assert exc is not None, "resuming a live run was not refused"
+    return exc, ("Gated/1", f"process {os.getpid()}")
+
+
 # --- A: sharing runs (export, import, archives) -------------------------------------------
 
 
