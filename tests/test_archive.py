@@ -967,3 +967,65 @@ async def test_awaitable_twins(source: str, tmp_path: Path) -> None:
     assert [r.pathspec for r in imported] == ["ShareFlow/1", "ShareFlow/2"]
     assert_archive_holds(source, str(tmp_path / "both.afa"), [1, 2])
     assert len(ticks) >= 3  # the loop went on while the work ran in threads
+
+
+# --- stopping a long export or import -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store with one run holding a 96 MiB array (an export or import of it takes a while)."""
+    store = str(tmp_path_factory.mktemp("big") / "big.db")
+    anyio.run(lambda: af.Big(store=store, echo=False).run(mib=96))
+    return store
+
+
+def test_a_stopped_export_or_import_leaves_nothing(big_store: str, tmp_path: Path) -> None:
+    import threading
+
+    from asyncflow._store import _archive as store_archive
+
+    stop = threading.Event()
+    stop.set()
+    dest = tmp_path / "big.afa"
+    with pytest.raises(StoreError, match="interrupted"):
+        store_archive.export_archive(big_store, str(dest), [("Big", 1)], stop=stop)
+    assert sorted(os.listdir(tmp_path)) == []  # neither the archive nor its temporary file
+
+    run_of(big_store, "Big/1").export(dest)
+    target = str(tmp_path / "target.db")
+    Flow("Big", big_store).close()
+    before = counts(big_store)
+    with pytest.raises(StoreError, match="interrupted"):
+        store_archive.import_archive(str(dest), big_store, stop=stop)
+    with pytest.raises(StoreError, match="interrupted"):
+        store_archive.import_archive(str(dest), target, stop=stop)
+    assert counts(big_store) == before
+    assert integrity(big_store) == ["ok"]
+
+
+@pytest.mark.anyio
+async def test_cancelling_an_export_or_import_stops_it_cleanly(
+    big_store: str, tmp_path: Path
+) -> None:
+    run = await (await Flow.aopen("Big", big_store)).aget("1")
+    dest = tmp_path / "big.afa"
+    with anyio.move_on_after(0.05) as scope:
+        await run.aexport(dest)
+    assert scope.cancelled_caught  # the cancellation went through
+    # Stopped part-way (nothing there), or finished just before the stop: a whole archive.
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    if dest.exists():
+        assert (await asyncflow.aread_archive(dest, verify=True)).runs == ("Big/1",)
+    else:
+        await run.aexport(dest)
+
+    target = str(tmp_path / "target.db")
+    with anyio.move_on_after(0.05) as scope:
+        await aimport_archive(dest, target)
+    assert scope.cancelled_caught
+    if os.path.exists(target):
+        assert integrity(target) == ["ok"]
+        runs = query(target, "SELECT count(*) FROM runs")[0][0]
+        tasks = query(target, "SELECT count(*) FROM tasks")[0][0]
+        assert (runs, tasks) in ((0, 0), (1, 2))  # nothing, or the whole run

@@ -8,10 +8,11 @@ read-only; :func:`import_archive` copies its runs into a store, where they can b
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +111,22 @@ def export_runs(path: PathLike, runs: Iterable[Run], *, overwrite: bool = False)
     :raises StoreError: no runs, runs of several stores, a run still running, ``path``
         exists (without ``overwrite``) or a file cannot be read or written.
     """
-    chosen = list(runs)
+    return _export(path, list(runs), overwrite, None)
+
+
+def _export(
+    path: PathLike, chosen: list[Run], overwrite: bool, stop: threading.Event | None
+) -> ArchiveManifest:
     if not chosen:
         raise StoreError("nothing to export: pass at least one run.")
     store = _same_store(chosen)
     dest = os.path.abspath(os.fspath(path))
     manifest = arc.export_archive(
-        store, dest, [(run.flow_name, int(run.id)) for run in chosen], overwrite=overwrite
+        store,
+        dest,
+        [(run.flow_name, int(run.id)) for run in chosen],
+        overwrite=overwrite,
+        stop=stop,
     )
     return ArchiveManifest._from(dest, manifest)
 
@@ -123,9 +134,11 @@ def export_runs(path: PathLike, runs: Iterable[Run], *, overwrite: bool = False)
 async def aexport_runs(
     path: PathLike, runs: Iterable[Run], *, overwrite: bool = False
 ) -> ArchiveManifest:
-    """The awaitable twin of :func:`export_runs` (the copy runs in a worker thread)."""
+    """The awaitable twin of :func:`export_runs`. The copy runs in a worker thread; when the
+    caller is cancelled, it is stopped, nothing is left at ``path``, and the cancellation
+    goes on."""
     chosen = list(runs)
-    return await anyio.to_thread.run_sync(lambda: export_runs(path, chosen, overwrite=overwrite))
+    return await _in_thread(lambda stop: _export(path, chosen, overwrite, stop))
 
 
 def import_archive(path: PathLike, store: StorePath = None, trust: bool = False) -> list[Run]:
@@ -149,13 +162,16 @@ def import_archive(path: PathLike, store: StorePath = None, trust: bool = False)
 
 
 def import_runs(
-    path: PathLike, store: StorePath = None, trust: bool = False
+    path: PathLike,
+    store: StorePath = None,
+    trust: bool = False,
+    stop: threading.Event | None = None,
 ) -> list[tuple[arc.ImportedRun, Run]]:
     """:func:`import_archive`, with what happened to each run (for the command line)."""
     archive = os.path.abspath(os.fspath(path))
     target = os.path.abspath(resolve_store_path(store))
     sign = _signer(target) if trust else None
-    done = arc.import_archive(archive, target, sign=sign)
+    done = arc.import_archive(archive, target, sign=sign, stop=stop)
     out: list[tuple[arc.ImportedRun, Run]] = []
     flows: dict[str, Flow] = {}
     for item in done:
@@ -169,8 +185,11 @@ def import_runs(
 async def aimport_archive(
     path: PathLike, store: StorePath = None, trust: bool = False
 ) -> list[Run]:
-    """The awaitable twin of :func:`import_archive` (the work runs in a worker thread)."""
-    return await anyio.to_thread.run_sync(lambda: import_archive(path, store, trust))
+    """The awaitable twin of :func:`import_archive`. The work runs in a worker thread; when
+    the caller is cancelled, it is stopped and rolled back (the store is left as it was),
+    and the cancellation goes on."""
+    done = await _in_thread(lambda stop: import_runs(path, store, trust, stop))
+    return [run for _, run in done]
 
 
 def read_archive(path: PathLike, *, verify: bool = False) -> ArchiveManifest:
@@ -193,6 +212,40 @@ def read_archive(path: PathLike, *, verify: bool = False) -> ArchiveManifest:
 async def aread_archive(path: PathLike, *, verify: bool = False) -> ArchiveManifest:
     """The awaitable twin of :func:`read_archive`."""
     return await anyio.to_thread.run_sync(lambda: read_archive(path, verify=verify))
+
+
+async def _in_thread(work: Callable[[threading.Event], T]) -> T:
+    """Run ``work(stop)`` in a worker thread; if we are cancelled meanwhile, set ``stop``
+    (the SQLite statements running then abandon their work and roll back), wait for the
+    thread to end, and let the cancellation through."""
+    stop = threading.Event()
+    done = anyio.Event()
+    outcome: list[Any] = []
+
+    async def runner() -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                outcome.append(await anyio.to_thread.run_sync(work, stop))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append(exc)
+                raise_later.append(True)
+            finally:
+                done.set()
+
+    raise_later: list[bool] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            with anyio.CancelScope(shield=True):
+                await done.wait()
+            raise
+    if raise_later:
+        raise outcome[0]
+    result: T = outcome[0]
+    return result
 
 
 def _signer(target: str) -> Any:

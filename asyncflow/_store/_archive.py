@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from .._version import __version__
 from ._db import (
     ARCHIVE_KEY,
     PAGE_SIZE,
+    interruptible,
     open_reader,
     retry_busy,
     sqlite_errors,
@@ -74,16 +76,22 @@ def _live_reason(row: Sequence[Any]) -> str | None:
 
 
 def export_archive(
-    source: str, dest: str, runs: Sequence[tuple[str, int]], *, overwrite: bool = False
+    source: str,
+    dest: str,
+    runs: Sequence[tuple[str, int]],
+    *,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Write the runs ``(flow, id)`` of the store ``source`` into a new archive ``dest``.
 
     The archive is built under a temporary name beside ``dest`` and renamed into place, so
     ``dest`` is either the whole archive or untouched. Blocking.
 
+    :param stop: once set, the copy is abandoned (and ``dest`` left untouched).
     :returns: the manifest written into the archive.
     :raises StoreError: a run does not exist or is still running, ``dest`` exists (unless
-        ``overwrite``), or a file cannot be read or written.
+        ``overwrite``), a file cannot be read or written, or ``stop`` was set.
     """
     dest = os.path.abspath(dest)
     if os.path.isdir(dest):
@@ -108,22 +116,31 @@ def export_archive(
     open_reader(source).close()
     tmp = f"{dest}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        manifest = _build(source, tmp, picked)
+        manifest = _build(source, tmp, picked, stop)
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if stop is not None and stop.is_set() and isinstance(exc, StoreError):
+            raise StoreError(
+                f"the export to {dest!r} was interrupted (its caller was cancelled); nothing "
+                "was written.",
+                dest,
+            ) from exc
         raise
     return manifest
 
 
-def _build(source: str, tmp: str, picked: list[tuple[str, int]]) -> dict[str, Any]:
+def _build(
+    source: str, tmp: str, picked: list[tuple[str, int]], stop: threading.Event | None
+) -> dict[str, Any]:
     conn = sqlite3.connect(tmp, isolation_level=None, uri=False)
+    interruptible(conn, stop)
     try:
         with sqlite_errors(source, "read"):
             conn.execute("ATTACH DATABASE ? AS src", (_uri(source),))
@@ -293,6 +310,7 @@ def import_archive(
     target: str,
     *,
     sign: Any = None,
+    stop: threading.Event | None = None,
 ) -> list[ImportedRun]:
     """Copy every run of ``archive`` into the store ``target``, all or nothing. Blocking.
 
@@ -303,11 +321,29 @@ def import_archive(
 
     :param sign: None, or a callable ``(conn, run_ids) -> None`` run inside the import's
         transaction to trust the new runs (see ``_signing``).
-    :raises StoreError: the archive is damaged or edited, or a file cannot be used.
+    :param stop: once set, the import is abandoned and rolled back.
+    :raises StoreError: the archive is damaged or edited, a file cannot be used, or ``stop``
+        was set.
     :raises StoreFormatError: the file is not an archive.
     """
     archive = os.path.abspath(archive)
+    try:
+        return _import(archive, target, sign, stop)
+    except StoreError as exc:
+        if stop is None or not stop.is_set():
+            raise
+        raise StoreError(
+            f"the import of {archive!r} was interrupted (its caller was cancelled); the store "
+            f"{target!r} is as it was.",
+            target,
+        ) from exc
+
+
+def _import(
+    archive: str, target: str, sign: Any, stop: threading.Event | None
+) -> list[ImportedRun]:
     check = open_archive(archive)
+    interruptible(check, stop)
     try:
         with sqlite_errors(archive, "read"):
             check.execute("BEGIN")
@@ -320,7 +356,7 @@ def import_archive(
         with ThreadPoolExecutor(1, thread_name_prefix="asyncflow-verify") as pool:
             hashed = pool.submit(_verify_blobs_of, check, archive)
             try:
-                result = _copy_into(target, archive, runs, manifest, hashed, sign)
+                result = _copy_into(target, archive, runs, manifest, hashed, sign, stop)
             finally:
                 hashed.cancel()
                 with contextlib.suppress(BaseException):
@@ -345,8 +381,10 @@ def _copy_into(
     manifest: dict[str, Any],
     hashed: Future[None],
     sign: Any,
+    stop: threading.Event | None,
 ) -> list[ImportedRun]:
     def attach(conn: sqlite3.Connection) -> None:
+        interruptible(conn, stop)
         with sqlite_errors(archive, "read"):
             conn.execute("ATTACH DATABASE ? AS arc", (_uri(archive),))
         # Read the archive through the page cache, not a memory map the size of it: the

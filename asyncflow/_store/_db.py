@@ -18,6 +18,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "PAGE_SIZE",
     "check_format",
+    "interruptible",
     "is_archive",
     "is_busy",
     "open_reader",
@@ -33,6 +34,9 @@ __all__ = [
 PAGE_SIZE = 65536
 BUSY_TIMEOUT_MS = 5000
 MMAP_SIZE = 1 << 30
+# SQLite virtual-machine steps between two looks at a stop flag: a copy moves a 1 MiB chunk
+# row in a few dozen, so a stop takes effect within a few chunks.
+_INTERRUPT_EVERY = 100
 # New stores track free pages so that gc can hand them back to the file system
 # (``PRAGMA incremental_vacuum``); costs measured in benchmarks/RESULTS.md ("auto_vacuum").
 AUTO_VACUUM = "INCREMENTAL"
@@ -359,6 +363,14 @@ def write_transaction(conn: sqlite3.Connection, body: Callable[[], None]) -> Non
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def interruptible(conn: sqlite3.Connection, stop: threading.Event | None) -> None:
+    """Make ``conn`` abandon the statement it runs (SQLITE_INTERRUPT, so the transaction
+    rolls back) soon after ``stop`` is set: how a cancelled caller stops a long copy running
+    in a worker thread. No-op for None."""
+    if stop is not None:
+        conn.set_progress_handler(lambda: 1 if stop.is_set() else 0, _INTERRUPT_EVERY)
 
 
 def write_once(
