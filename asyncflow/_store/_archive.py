@@ -371,7 +371,7 @@ def _import(
 
 def _verify_blobs_of(check: sqlite3.Connection, archive: str) -> None:
     with sqlite_errors(archive, "read"):
-        verify_blobs(check, archive, "main")
+        verify_blobs(check, archive)
 
 
 def _copy_into(

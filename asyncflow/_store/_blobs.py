@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._codecs import Encoded
+from .._codecs import Encoded, content_hasher
 
 if TYPE_CHECKING:
     from .._codecs import OwnedBuffer
@@ -21,6 +21,7 @@ __all__ = [
     "INLINE_LIMIT",
     "RawBlob",
     "insert_blob",
+    "stored_sha",
 ]
 
 CHUNK_SIZE = 1 << 20
@@ -68,3 +69,36 @@ def insert_blob(conn: sqlite3.Connection, enc: Encoded) -> None:
         "INSERT INTO blobs (sha, encoding, meta, size, data, nchunks) VALUES (?, ?, ?, ?, NULL, ?)",
         (enc.sha, enc.encoding, enc.meta, size, nchunks),
     )
+
+
+def stored_sha(
+    conn: sqlite3.Connection,
+    sha: bytes,
+    encoding: str,
+    meta: bytes | None,
+    size: int,
+    nchunks: int,
+) -> bytes | None:
+    """The content address of blob ``sha``'s stored bytes, recomputed a row at a time (a
+    chunked blob is never held whole); None if its chunks are missing, out of order or do
+    not add up to ``size``. For every check of stored bytes: import, archives, trust."""
+    digest = content_hasher(encoding, meta, size)
+    seen = 0
+    if nchunks == 0:
+        row = conn.execute("SELECT data FROM main.blobs WHERE sha = ?", (sha,)).fetchone()
+        data = b"" if row is None or row[0] is None else row[0]
+        digest.update(data)
+        seen = len(data)
+    else:
+        if not (nchunks - 1) * CHUNK_SIZE < size <= nchunks * CHUNK_SIZE:
+            return None
+        cur = conn.execute(
+            "SELECT idx, data FROM main.blob_chunks WHERE sha = ? AND idx < ? ORDER BY idx",
+            (sha, nchunks),
+        )
+        for expected, (idx, data) in enumerate(cur):
+            if idx != expected or data is None:
+                return None
+            digest.update(data)
+            seen += len(data)
+    return digest.digest() if seen == size else None

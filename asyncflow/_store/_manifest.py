@@ -20,7 +20,6 @@ from typing import Any
 
 import msgpack
 
-from .._codecs import content_hasher
 from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
@@ -29,8 +28,9 @@ from ._archive_checks import (
     schema_problem,
     totals_problem,
 )
-from ._blobs import CHUNK_SIZE, RawBlob
+from ._blobs import RawBlob, stored_sha
 from ._db import ARCHIVE_KEY, is_archive, open_reader, sqlite_errors
+from ._trust import blob_sha
 
 __all__ = [
     "ARCHIVE_FORMAT",
@@ -44,8 +44,6 @@ __all__ = [
 ]
 
 ARCHIVE_FORMAT = "asyncflow-archive/1"
-# Chunk rows read at a time while hashing a large blob.
-_HASH_WINDOW = 8
 # Tables in digest order, each with its ORDER BY; blobs without their payload (bound by sha).
 _DIGEST_TABLES: tuple[tuple[str, str, str], ...] = (
     (
@@ -206,47 +204,20 @@ def check_blob(raw: RawBlob, path: str) -> None:
 
     :raises StoreError: the bytes were changed or damaged.
     """
-    digest = content_hasher(raw.encoding, raw.meta, len(raw.payload))
-    digest.update(raw.payload)
-    if digest.digest() != raw.sha:
+    if blob_sha(raw.encoding, raw.meta, raw.payload) != raw.sha:
         raise _damaged(path, f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash")
 
 
-def verify_blobs(conn: sqlite3.Connection, path: str, schema: str) -> tuple[int, int]:
-    """Hash every blob of the archive, streaming chunks; (blob count, payload bytes)."""
+def verify_blobs(conn: sqlite3.Connection, path: str) -> tuple[int, int]:
+    """Hash every blob of the archive, a row at a time; (blob count, payload bytes)."""
     count = total = 0
-    rows = conn.execute(
-        f"SELECT sha, encoding, meta, size, data, nchunks FROM {schema}.blobs"
-    ).fetchall()
-    for sha, encoding, meta, size, data, nchunks in rows:
+    rows = conn.execute("SELECT sha, encoding, meta, size, nchunks FROM main.blobs").fetchall()
+    for sha, encoding, meta, size, nchunks in rows:
         count += 1
         if not isinstance(size, int) or not isinstance(nchunks, int) or size < 0:
             raise _damaged(path, f"value {bytes(sha).hex()[:16]}... has a bad size")
-        digest = content_hasher(str(encoding), None if meta is None else bytes(meta), size)
-        seen = 0
-        if nchunks == 0:
-            seen = len(data) if data is not None else 0
-            if data is not None:
-                digest.update(data)
-        elif (nchunks - 1) * CHUNK_SIZE < size <= nchunks * CHUNK_SIZE:
-            idx = 0
-            while idx < nchunks:
-                part = conn.execute(
-                    f"SELECT idx, data FROM {schema}.blob_chunks WHERE sha = ? AND idx >= ? "
-                    "AND idx < ? ORDER BY idx",
-                    (sha, idx, idx + _HASH_WINDOW),
-                ).fetchall()
-                for chunk_idx, chunk in part:
-                    if chunk_idx != idx or chunk is None:
-                        break
-                    digest.update(chunk)
-                    seen += len(chunk)
-                    idx += 1
-                else:
-                    if part:
-                        continue
-                break
-        if seen != size or digest.digest() != bytes(sha):
+        meta = None if meta is None else bytes(meta)
+        if stored_sha(conn, sha, str(encoding), meta, size, nchunks) != bytes(sha):
             raise _damaged(path, f"value {bytes(sha).hex()[:16]}... does not match its hash")
         total += size
     return count, total
@@ -287,7 +258,7 @@ def verify_archive_file(path: str) -> dict[str, Any]:
         with sqlite_errors(path, "read"):
             conn.execute("BEGIN")
             manifest = verify_records(conn, path)
-            verify_blobs(conn, path, "main")
+            verify_blobs(conn, path)
             conn.execute("ROLLBACK")
     finally:
         conn.close()

@@ -17,9 +17,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .._codecs import Encoded, content_hasher
+from .._codecs import Encoded
 from .._errors import StoreError
-from ._blobs import CHUNK_SIZE, INLINE_LIMIT, RawBlob, insert_blob
+from ._blobs import INLINE_LIMIT, RawBlob, insert_blob, stored_sha
 from ._db import ARCHIVE_KEY, write_once
 from ._queries import BATCH, Plan, Query
 from ._trust import TrustKey, blob_sha
@@ -32,7 +32,6 @@ __all__ = [
     "pickle_macs",
     "run_trust",
     "sign_blobs",
-    "stored_sha",
     "trust_runs",
     "trust_runs_in_store",
 ]
@@ -151,38 +150,6 @@ _PICKLES_OF_RUNS = (
 )
 
 
-def stored_sha(
-    conn: sqlite3.Connection,
-    sha: bytes,
-    meta: bytes | None,
-    size: int,
-    nchunks: int,
-    encoding: str = PICKLE,
-) -> bytes | None:
-    """The hash of blob ``sha``'s stored bytes, read a row at a time (a chunked blob is
-    never held whole); None if its chunks are missing or do not add up to ``size``."""
-    digest = content_hasher(encoding, meta, size)
-    seen = 0
-    if nchunks == 0:
-        row = conn.execute("SELECT data FROM main.blobs WHERE sha = ?", (sha,)).fetchone()
-        data = b"" if row is None or row[0] is None else row[0]
-        digest.update(data)
-        seen = len(data)
-    else:
-        if not (nchunks - 1) * CHUNK_SIZE < size <= nchunks * CHUNK_SIZE:
-            return None
-        cur = conn.execute(
-            "SELECT idx, data FROM main.blob_chunks WHERE sha = ? AND idx < ? ORDER BY idx",
-            (sha, nchunks),
-        )
-        for expected, (idx, data) in enumerate(cur):
-            if idx != expected or data is None:
-                return None
-            digest.update(data)
-            seen += len(data)
-    return digest.digest() if seen == size else None
-
-
 def _label(flow: str, run_id: int, step: str | None, task_id: int | None, name: str) -> str:
     if task_id is None:
         return f"parameter {name!r} of run {flow}/{run_id}"
@@ -218,7 +185,7 @@ def trust_runs(conn: sqlite3.Connection, run_ids: Sequence[int], key: TrustKey, 
                 )
     # Every blob is checked before anything is signed: a failure leaves the store as it was.
     for sha, (meta, size, nchunks, label) in sorted(found.items(), key=lambda i: i[1][3]):
-        if stored_sha(conn, sha, meta, size, nchunks) != sha:
+        if stored_sha(conn, sha, PICKLE, meta, size, nchunks) != sha:
             raise StoreError(
                 f"cannot trust {label}: the stored bytes of its value {sha.hex()[:16]}... in "
                 f"the store file {path!r} do not match their hash, so they were damaged or "

@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 
-from .._codecs import content_hasher
+from .._codecs import OwnedBuffer, content_hasher
 from .._errors import StoreError
 
 __all__ = ["KEY_ENV", "TrustKey", "blob_sha", "default_key_path"]
@@ -136,7 +136,7 @@ def _create_key(path: str) -> bytes:
     return existing
 
 
-def blob_sha(encoding: str, meta: bytes | None, payload: bytes | memoryview) -> bytes:
+def blob_sha(encoding: str, meta: bytes | None, payload: bytes | memoryview | OwnedBuffer) -> bytes:
     """The content address of a stored blob, recomputed from its parts (as the codec does)."""
     digest = content_hasher(encoding, meta, memoryview(payload).nbytes)
     digest.update(payload)
