@@ -390,9 +390,7 @@ def write_once(
     :raises StoreError: the store cannot be opened or written (an archive, a locked,
         read-only or damaged file).
     """
-    if existing:
-        open_reader(path).close()
-    conn = open_writer(path)
+    conn = open_writer(path, existing=existing)
     try:
         if setup is not None:
             with sqlite_errors(path, "write to"):
@@ -409,12 +407,17 @@ def write_once(
         conn.close()
 
 
-def open_writer(path: str) -> sqlite3.Connection:
+def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
     """Open (creating if needed) a store for writing: WAL, schema created or migrated.
+
+    :param existing: refuse a missing or empty store, as a reader would (with its words),
+        instead of creating one: for the writes that only change what is there.
 
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     :raises StoreError: the file cannot be opened or created.
     """
+    if existing:
+        open_reader(path).close()
     _refuse_folder(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):

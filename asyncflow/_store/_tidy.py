@@ -23,7 +23,6 @@ from .._errors import StoreError
 from ._db import (
     ARCHIVE_KEY,
     is_busy,
-    open_reader,
     open_writer,
     retry_busy,
     store_error,
@@ -75,13 +74,6 @@ def file_bytes(path: str) -> int:
         with contextlib.suppress(OSError):
             total += os.path.getsize(name)
     return total
-
-
-def _open_existing(path: str) -> sqlite3.Connection:
-    # open_writer would create a missing file: an existing store is checked (and refused
-    # with the reader's words) first.
-    open_reader(path).close()
-    return open_writer(path)
 
 
 # --- tags ------------------------------------------------------------------------------------
@@ -308,7 +300,7 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
 
     :raises StoreError: the store is missing, an archive, locked for too long, or damaged.
     """
-    conn = _open_existing(path)
+    conn = open_writer(path, existing=True)
     try:
         size_before = file_bytes(path)
         found: list[tuple[list[_RunInfo], list[_RunInfo], int, int]] = []
