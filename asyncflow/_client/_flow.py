@@ -14,7 +14,7 @@ from ._handle import StoreHandle
 from ._messages import bad_run_id, missing_run, unknown_flow
 from ._run import Run
 
-__all__ = ["Flow", "FlowOpener", "alist_flows", "list_flows"]
+__all__ = ["Flow", "FlowOpener", "alist_flows", "check_plan", "list_flows"]
 
 StorePath = str | os.PathLike[str] | None
 
@@ -79,7 +79,7 @@ class Flow:
 
     def __init__(self, name: str, store: StorePath = None, *, trust: bool = False) -> None:
         handle = StoreHandle(resolve_store_path(store), trust=trust)
-        handle.run(_check_plan(name, handle.path))
+        handle.run(check_plan(name, handle.path))
         self._handle = handle
         self._name = name
 
@@ -287,7 +287,7 @@ class FlowOpener:
         if shared:
             await handle.aenter()
         try:
-            await handle.arun(_check_plan(self._name, handle.path))
+            await handle.arun(check_plan(self._name, handle.path))
         except BaseException:
             if shared:
                 await handle.aexit()
@@ -295,7 +295,8 @@ class FlowOpener:
         return Flow._make(handle, self._name)
 
 
-def _check_plan(name: str, path: str) -> Plan[None]:
+def check_plan(name: str, path: str) -> Plan[None]:
+    """Raise :class:`NotFoundError` (listing the store's flows) unless ``name`` has runs."""
     if not (yield from q.flow_exists(name)):
         flows = yield from q.flow_names()
         raise unknown_flow(name, path, flows)

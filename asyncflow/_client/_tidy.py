@@ -22,13 +22,12 @@ import anyio.to_thread
 
 from .._errors import UsageError
 from .._spec._tags import normalize_tags
-from .._store import _queries as q
 from .._store._lease import crashed_reason
 from .._store._paths import resolve_store_path
 from .._store._tidy import GcCriteria, GcOutcome, StatsRows, collect_garbage, file_bytes
 from .._store._tidy import stats as stats_plan
+from ._flow import check_plan
 from ._handle import StoreHandle
-from ._messages import unknown_flow
 
 __all__ = ["GcReport", "StoreStats", "agc", "astats", "gc", "parse_age", "stats"]
 
@@ -257,8 +256,7 @@ async def agc(
 def _check_flow(path: str, flow: str) -> None:
     handle = StoreHandle(path)
     try:
-        if not handle.run(q.flow_exists(flow)):
-            raise unknown_flow(flow, path, handle.run(q.flow_names()))
+        handle.run(check_plan(flow, path))
     finally:
         handle.close()
 
