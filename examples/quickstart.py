@@ -26,7 +26,7 @@ class TrainFlow(FlowSpec):
 
     @step
     def train(self):
-        # A plain step runs in a worker thread, so CPU work never blocks the loop.
+        # A plain step runs in a worker thread, so a blocking call here leaves the loop free.
         lr, w, b, n = self.input, 0.0, 0.0, len(self.xs)
         for _ in range(self.epochs):
             errors = [w * x + b - y for x, y in zip(self.xs, self.ys, strict=True)]
