@@ -25,9 +25,9 @@ import anyio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import Report, parse_args, progress, scratch_dir  # noqa: E402
+from _common import Report, parse_args, progress, scratch_dir
 
-from asyncflow import FlowSpec, step  # noqa: E402
+from asyncflow import FlowSpec, step
 
 BIG = 200 << 20
 SPIN = 3_000_000  # additions per CPU task: ~0.2 s of pure Python each
