@@ -928,13 +928,24 @@ async def _t13(tmp: Path) -> Raised:
 
 @case("T14", fix="could not be saved, nor marked as failed")
 async def _t14(tmp: Path) -> Raised:
-    path = await pair_store(tmp)
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    # A trigger of the writer's own connection (TEMP: a store holding one is refused).
+    real = writer_module.open_writer
+
+    def no_end(path: str) -> sqlite3.Connection:
+        conn = real(path)
         conn.execute(
-            "CREATE TRIGGER no_end BEFORE UPDATE OF status ON runs "
-            "WHEN NEW.status <> 'running' BEGIN SELECT RAISE(ABORT, 'no end for you'); END"
+            "CREATE TEMP TRIGGER no_end BEFORE UPDATE OF status ON main.runs "
+            "WHEN NEW.status <> 'running' AND NEW.id = 2 "
+            "BEGIN SELECT RAISE(ABORT, 'no end for you'); END"
         )
-    exc = await run_error(Pair, tmp)
+        return conn
+
+    writer_module.open_writer = no_end  # type: ignore[assignment]
+    try:
+        path = await pair_store(tmp)
+        exc = await run_error(Pair, tmp)
+    finally:
+        writer_module.open_writer = real
     with Flow("Pair", store=path) as flow:
         assert flow["2"].status == "running"
     return exc, ("Pair/2", path, "no end for you")
@@ -1167,12 +1178,15 @@ async def _a13(tmp: Path) -> Raised:
 @case("A14", fix="ask for a fresh copy of the archive")
 async def _a14(tmp: Path) -> Raised:
     _, path = await pair_archive(tmp)
-    # The index of runs now claims another column: its entries no longer match the table.
+    # Two indexes of runs swap their pages: the schema reads as asyncflow's, but the index
+    # entries no longer match the table.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        pages = dict(conn.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'index'"))
     edit_archive(
         path,
         "PRAGMA writable_schema = ON",
-        "UPDATE sqlite_master SET sql = 'CREATE INDEX runs_by_flow ON runs (status, id)' "
-        "WHERE name = 'runs_by_flow'",
+        f"UPDATE sqlite_master SET rootpage = {pages['runs_by_uid']} WHERE name = 'runs_by_flow'",
+        f"UPDATE sqlite_master SET rootpage = {pages['runs_by_flow']} WHERE name = 'runs_by_uid'",
     )
     return raised(lambda: Flow("Pair", store=path)), (path, "table runs broken")
 
