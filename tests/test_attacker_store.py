@@ -34,6 +34,7 @@ from asyncflow._codecs import encode
 from asyncflow._store._blobs import CHUNK_SIZE, stored_sha
 from asyncflow._store._db import open_writer
 from asyncflow._store._schema import APPLICATION_ID
+from asyncflow._store._signing import sign_blobs
 from asyncflow._store._store import Store
 from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, sha_of, write_run
@@ -219,6 +220,17 @@ async def test_a_new_looking_file_with_our_id_and_sql_objects_is_refused(
     assert query(store, "SELECT name FROM sqlite_master") == [("evil",)]
 
 
+@pytest.mark.anyio
+async def test_a_file_of_another_program_with_only_a_view_is_left_untouched(
+    store: str, tmp_path: Path
+) -> None:
+    execute(store, "CREATE VIEW evil AS SELECT 1")  # no table, no application id
+    before = Path(store).read_bytes()
+    with pytest.raises(StoreFormatError, match="of another program"):
+        await Keeper(store=store, echo=False).run()
+    assert Path(store).read_bytes() == before
+
+
 def test_an_archive_with_a_trigger_is_refused_before_anything_is_read(
     store: str, tmp_path: Path
 ) -> None:
@@ -287,6 +299,21 @@ async def test_a_blob_row_planted_under_the_hash_of_a_future_value_is_replaced(
         ((mac,),) = query(store, "SELECT mac FROM blobs WHERE sha = ?", (sha,))
         assert mac == TrustKey().sign(sha)
     assert not alarm.exists()
+
+
+def test_signing_a_value_never_signs_a_planted_row(store: str, tmp_path: Path) -> None:
+    alarm = tmp_path / "alarm"
+    open_writer(store).close()
+    sha = plant_row(store, Point(7), alarm_pickle(alarm))
+    conn = open_writer(store)
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            sign_blobs(conn, [encode(Point(7))], TrustKey())
+    finally:
+        conn.close()
+    assert intact(store, sha)
+    assert query(store, "SELECT mac FROM blobs WHERE sha = ?", (sha,)) == [(TrustKey().sign(sha),)]
 
 
 @pytest.mark.anyio
