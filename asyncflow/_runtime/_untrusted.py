@@ -3,8 +3,9 @@
 A task decodes a pickle blob only if the store's check passes (this user's signature, and
 bytes that hash to their sha; see ``_store._signing``), made at every decode: only a value
 still pending in this process's memory passes untouched. A pickle that cannot be rebuilt
-because its module is not importable here is an ArtifactLoadError naming that module. A resume checks what it would reuse of its origin before anything runs
-(``_resume``); the check here is what remains for values damaged or edited under a run.
+because its module is not importable here is an ArtifactLoadError naming that module. A
+resume checks what it would reuse of its origin before anything runs (``_resume``); the
+check here is what remains for values damaged or edited under a run.
 """
 
 from __future__ import annotations
