@@ -26,6 +26,7 @@ from ._client._tidy import agc as agc
 from ._client._tidy import astats as astats
 from ._client._tidy import gc as gc
 from ._client._tidy import stats as stats
+from ._errors import ArtifactLoadError as ArtifactLoadError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
@@ -51,6 +52,7 @@ from ._version import __version__ as __version__
 
 __all__ = [
     "ArchiveManifest",
+    "ArtifactLoadError",
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",

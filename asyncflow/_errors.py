@@ -12,6 +12,7 @@ builtin a user would naturally catch::
     ├── StoreError                   the store file cannot be used
     │   └── StoreFormatError         not an asyncflow store, or from a newer asyncflow
     ├── UntrustedArtifactError       a pickled value nobody vouches for was not unpickled
+    ├── ArtifactLoadError            a pickled value needs code that cannot be imported here
     ├── UsageError(ValueError)       a store-level function or command got unusable arguments
     └── NotFoundError(KeyError)      a flow, run, step or task does not exist
         └── ArtifactNotFoundError(AttributeError)
@@ -25,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ArtifactLoadError",
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
@@ -183,6 +185,61 @@ class UntrustedArtifactError(AsyncflowError):
     def pathspec(self) -> str:
         """The task (for an artifact) or run (for a parameter) it was read through."""
         return self.args[2]  # type: ignore[no-any-return]
+
+
+class ArtifactLoadError(AsyncflowError):
+    """A pickled artifact or parameter could not be rebuilt here because the code it needs
+    cannot be imported: the module that defines its class (or function) is not importable
+    where it is read. The stored bytes are fine; the message names the missing module.
+
+    :param message: the full explanation.
+    :param name: the artifact's (or parameter's) name.
+    :param pathspec: where it was read (as for :class:`UntrustedArtifactError`).
+    :param module: the module that could not be imported.
+    """
+
+    def __init__(self, message: str, name: str, pathspec: str, module: str) -> None:
+        super().__init__(message, name, pathspec, module)
+
+    @property
+    def name(self) -> str:
+        """The name of the artifact or parameter that was not loaded."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def pathspec(self) -> str:
+        """The task (for an artifact) or run (for a parameter) it was read through."""
+        return self.args[2]  # type: ignore[no-any-return]
+
+    @property
+    def module(self) -> str:
+        """The module that could not be imported."""
+        return self.args[3]  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_decoding(
+        cls, exc: BaseException, what: str, name: str, pathspec: str
+    ) -> ArtifactLoadError | None:
+        """The error to raise if decoding ``what`` failed with ``exc`` because a module could
+        not be imported (``exc`` or one of its causes is an ImportError), else None.
+
+        :param what: the value, for the message: ``"artifact 'x' of task F/1/s/2"``.
+        """
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ImportError):
+            cause = cause.__cause__
+        if cause is None:
+            return None
+        module = cause.name or "?"
+        return cls(
+            f"cannot load {what}: unpickling it needs the module {module!r}, which cannot be "
+            f"imported here ({type(cause).__name__}: {cause}). The flow's code must be "
+            "importable wherever its pickled values are read: run from the folder that holds "
+            "it, or add that folder to PYTHONPATH (or install the package), then read it again.",
+            name,
+            pathspec,
+            module,
+        )
 
 
 class UsageError(AsyncflowError, ValueError):

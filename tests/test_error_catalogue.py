@@ -48,6 +48,7 @@ from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, sha_of, write_run
+from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import catalogue as cf
 from tests.flows import trust_flows as tf
@@ -762,11 +763,14 @@ async def _c10(tmp: Path) -> Raised:
         value = __import__(module).Thing()
         path = store_of(tmp)
         write_run(path, "Gone", [T("start", artifacts={"thing": value}), T("end")])
+        # The module still imports, but no longer defines the class (a module that cannot
+        # be imported at all is U51).
+        del sys.modules[module].Thing
+        task = Flow("Gone", store=path)["1"]["start"].task
+        return raised(lambda: task.data.thing), ("'thing'", task.pathspec, "pickle", path)
     finally:
         sys.path.remove(str(tmp))
         del sys.modules[module]
-    task = Flow("Gone", store=path)["1"]["start"].task
-    return raised(lambda: task.data.thing), ("'thing'", task.pathspec, "pickle", path)
 
 
 @case("C11", fix="restore it from a copy")
@@ -928,13 +932,24 @@ async def _t13(tmp: Path) -> Raised:
 
 @case("T14", fix="could not be saved, nor marked as failed")
 async def _t14(tmp: Path) -> Raised:
-    path = await pair_store(tmp)
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    # A trigger of the writer's own connection (TEMP: a store holding one is refused).
+    real = writer_module.open_writer
+
+    def no_end(path: str) -> sqlite3.Connection:
+        conn = real(path)
         conn.execute(
-            "CREATE TRIGGER no_end BEFORE UPDATE OF status ON runs "
-            "WHEN NEW.status <> 'running' BEGIN SELECT RAISE(ABORT, 'no end for you'); END"
+            "CREATE TEMP TRIGGER no_end BEFORE UPDATE OF status ON main.runs "
+            "WHEN NEW.status <> 'running' AND NEW.id = 2 "
+            "BEGIN SELECT RAISE(ABORT, 'no end for you'); END"
         )
-    exc = await run_error(Pair, tmp)
+        return conn
+
+    writer_module.open_writer = no_end  # type: ignore[assignment]
+    try:
+        path = await pair_store(tmp)
+        exc = await run_error(Pair, tmp)
+    finally:
+        writer_module.open_writer = real
     with Flow("Pair", store=path) as flow:
         assert flow["2"].status == "running"
     return exc, ("Pair/2", path, "no end for you")
@@ -950,6 +965,14 @@ async def _t15(tmp: Path) -> Raised:
             exc = raised(lambda: retry_busy(begin, path, attempts=3))
         holder.execute("ROLLBACK")
     return exc, (path,)
+
+
+@case("T51", fix="If you added them yourself, drop them; otherwise restore the file from a copy")
+async def _t51(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TRIGGER planted AFTER INSERT ON blobs BEGIN DELETE FROM runs; END")
+    return await run_error(Pair, tmp), (path, "unknown trigger 'planted'")
 
 
 # --- L: the command line --------------------------------------------------------------------
@@ -1167,12 +1190,15 @@ async def _a13(tmp: Path) -> Raised:
 @case("A14", fix="ask for a fresh copy of the archive")
 async def _a14(tmp: Path) -> Raised:
     _, path = await pair_archive(tmp)
-    # The index of runs now claims another column: its entries no longer match the table.
+    # Two indexes of runs swap their pages: the schema reads as asyncflow's, but the index
+    # entries no longer match the table.
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        pages = dict(conn.execute("SELECT name, rootpage FROM sqlite_master WHERE type = 'index'"))
     edit_archive(
         path,
         "PRAGMA writable_schema = ON",
-        "UPDATE sqlite_master SET sql = 'CREATE INDEX runs_by_flow ON runs (status, id)' "
-        "WHERE name = 'runs_by_flow'",
+        f"UPDATE sqlite_master SET rootpage = {pages['runs_by_uid']} WHERE name = 'runs_by_flow'",
+        f"UPDATE sqlite_master SET rootpage = {pages['runs_by_flow']} WHERE name = 'runs_by_uid'",
     )
     return raised(lambda: Flow("Pair", store=path)), (path, "table runs broken")
 
@@ -1388,6 +1414,27 @@ async def _u12(tmp: Path) -> Raised:
     key.write_bytes(b"not 32 bytes")
     with key_file(key):
         return await run_error(Pair, tmp), (str(key), "12 bytes")
+
+
+@case("U51", fix="The flow's code must be importable wherever its pickled values are read")
+async def _u51(tmp: Path) -> Raised:
+    path, folder = store_of(tmp), str(tmp)
+    try:
+        write_run(path, "Theirs", [T("end", artifacts={"thing": af_flows.make_thing(folder)})])
+        af_flows.forget_thing(folder)
+        read = lambda: Flow("Theirs", store=path)["1"].end_task.data.thing  # noqa: E731
+        return raised(read), ("'thing'", "Theirs/1/end/1", f"'{af_flows.MODULE}'")
+    finally:
+        af_flows.forget_thing(folder)
+
+
+@case("U52", fix="run from the folder that holds it, or add that folder to PYTHONPATH")
+async def _u52(tmp: Path) -> Raised:
+    try:
+        exc = await step_failed(af_flows.Missing, tmp, folder=str(tmp))
+        return exc, ("'thing'", "'end'", "Missing/1", f"'{af_flows.MODULE}'")
+    finally:
+        af_flows.forget_thing(str(tmp))
 
 
 # --- K: keeping the store tidy (tags, gc, stats) --------------------------------------------

@@ -25,7 +25,7 @@ import pytest
 import asyncflow
 from asyncflow import Flow, StepFailed, StoreError, UntrustedArtifactError
 from asyncflow._cli import main as asyncflow_cli
-from asyncflow._store._trust import TrustKey
+from asyncflow._store._trust import TrustKey, default_key_path
 from tests._storefixture import T, execute, sha_of, write_run
 from tests.flows.trust_flows import Alarm, Point, Resigned, TrustFlow
 
@@ -389,6 +389,25 @@ async def test_resuming_a_run_signed_with_another_key_is_refused_up_front(
 
 
 @pytest.mark.anyio
+async def test_resume_refuses_up_front_a_plain_pickle_signed_by_another_key(
+    store: str, tmp_path: Path
+) -> None:
+    await failed_run(store, tmp_path)
+    # Only a body task's artifact, read by the join that runs again: not a foreach list,
+    # which the resume decodes (and so checks) anyway.
+    other = TrustKey(str(tmp_path / "someone" / "key"))
+    sha = sha_of(Point(10))
+    execute(store, "UPDATE blobs SET mac = ? WHERE sha = ?", (other.sign(sha), sha))
+    with pytest.raises(UntrustedArtifactError, match="signature is missing") as info:
+        await TrustFlow(store=store, echo=False).resume()
+    assert "it would reuse the pickled artifact 'piece' of task TrustFlow/1/body/" in str(
+        info.value
+    )
+    assert run_count(store) == 1
+    assert query(store, "SELECT count(*) FROM tasks WHERE run_id != 1") == [(0,)]
+
+
+@pytest.mark.anyio
 async def test_an_edited_foreach_list_of_a_trusted_run_is_refused_up_front(
     store: str, tmp_path: Path
 ) -> None:
@@ -442,6 +461,23 @@ async def test_a_key_that_cannot_be_created_stops_the_run_before_it_starts(
         await TrustFlow(store=str(store), echo=False).run()
     assert str(key) in str(info.value) and "ASYNCFLOW_KEY_FILE" in str(info.value)
     assert not store.exists()
+
+
+def test_a_relative_xdg_data_home_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.delenv("ASYNCFLOW_KEY_FILE")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    default = str(home / ".local" / "share" / "asyncflow" / "key")
+    for relative in ("data", "./data", "~data"):
+        monkeypatch.setenv("XDG_DATA_HOME", relative)
+        assert default_key_path() == default  # the same key from every working directory
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_key_path() == str(tmp_path / "xdg" / "asyncflow" / "key")
+    monkeypatch.setenv("XDG_DATA_HOME", "")
+    assert default_key_path() == default
 
 
 # --- the command line ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 
 from .._codecs import CodecError, decode
-from .._errors import StoreError
+from .._errors import ArtifactLoadError, StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._queries import ArtifactRow
@@ -36,6 +36,7 @@ def decode_blob(raw: RawBlob, what: str, path: str, gate: Gate | None) -> Any:
         None for other encodings.
     :raises UntrustedArtifactError: a pickle that its run's trust, its signature or its
         hash forbids to unpickle.
+    :raises ArtifactLoadError: a pickle whose class's module cannot be imported here.
     :raises StoreError: the bytes cannot be decoded.
     """
     refused = refusal(raw, what, gate)
@@ -44,6 +45,11 @@ def decode_blob(raw: RawBlob, what: str, path: str, gate: Gate | None) -> Any:
     try:
         return decode(raw.encoding, raw.meta, raw.payload)
     except CodecError as exc:
+        missing = None
+        if gate is not None:  # a pickle: its class's module may not be importable here
+            missing = ArtifactLoadError.from_decoding(exc, what, gate.name, gate.pathspec)
+        if missing is not None:
+            raise missing from exc
         raise StoreError(
             f"cannot load {what} ({raw.encoding}, {raw.size} bytes) from {path!r}: {exc}. If "
             "the value is an object of your own class, read it where that class's module can "

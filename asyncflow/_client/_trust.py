@@ -131,9 +131,9 @@ def refusal(raw: RawBlob, what: str, gate: Gate | None) -> UntrustedArtifactErro
         fix = trust_it
     elif not gate.key.verify(raw.sha, raw.mac):
         why, fix = f"{Problem.UNSIGNED.value} ({gate.key.path!r})", trust_it
-    # A blob read from an archive was checked against its sha as it was read (the handle
-    # checks every blob of an archive): hashing it again would only double the work.
-    if not why and not state.archive and blob_problem(raw, gate.key, signed=False) is not None:
+    # Hashed here, at the read that unpickles it, whatever else checked it: the store's own
+    # word (``state.archive``) must not stand in for the check, as the file may be edited.
+    if not why and blob_problem(raw, gate.key, signed=False) is not None:
         why = Problem.ALTERED.value
         fix = "Restore the store file from a copy, or run the flow again."
     if not why:

@@ -10,6 +10,7 @@ thread at its deadline (the late result of such an abandoned attempt is discarde
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -120,7 +121,10 @@ class Attempt:
             wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
         cold = [s for s in dict.fromkeys(wanted) if _cold(store, s)]
         if cold:
-            raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(store.read_raw_many, cold)
+            # check=True: pickles are hashed in that thread too, not on the loop.
+            raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(
+                functools.partial(store.read_raw_many, cold, check=True)
+            )
             self.state.prefetched = raws
 
     def cancelled_record(self, now: float) -> TaskRecord:
@@ -195,10 +199,7 @@ def _exc_text(error: BaseException) -> str:
 
 
 def _cold(store: Any, sha: bytes) -> bool:
-    enc = store.pending.get(sha)
-    if enc is not None:
-        return bool(enc.size > 65536)  # copying a large pending value is work for a thread
-    return not store.cache.has(sha)
+    return not store.warm(sha)
 
 
 def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:

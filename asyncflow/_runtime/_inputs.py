@@ -7,14 +7,15 @@ The first read of an artifact name on any input loads that name for every input 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._codecs import decode, owns_buffer
+from .._codecs import owns_buffer
 from .._errors import ArtifactNotFoundError
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE
 from ._model import TaskOutcome
-from ._untrusted import check_loadable
+from ._untrusted import decode_loadable
 
 if TYPE_CHECKING:
     from ._task import RunContext
@@ -129,12 +130,15 @@ class Inputs:
         ctx = self._af_ctx
         for view, sha in zip(todo, shas, strict=True):
             raw = raws[sha]
-            if raw.encoding == PICKLE and sha not in seen:
-                source = ctx.pathspec(view._af_outcome.spec)
-                what = f"artifact {name!r} of its input task {source}"
-                check_loadable(ctx, raw, self._af_step, what, name, source)
             payload = raw.payload
-            if sha in seen and owns_buffer(payload):
-                payload = bytes(payload)  # the first decode may own the buffer
+            if sha in seen:
+                # The very bytes checked for an earlier input of this read: not hashed again.
+                raw = replace(raw, vouched=True)
+                if owns_buffer(payload):
+                    payload = bytes(payload)  # the first decode may own the buffer
             seen.add(sha)
-            view._af_values[name] = decode(raw.encoding, raw.meta, payload)
+            source = ctx.pathspec(view._af_outcome.spec) if raw.encoding == PICKLE else ""
+            what = f"artifact {name!r} of its input task {source}"
+            view._af_values[name] = decode_loadable(
+                ctx, raw, self._af_step, what, name, source, payload
+            )

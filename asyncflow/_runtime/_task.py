@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._codecs import CodecError, Encoded, decode, encode, is_immutable
+from .._codecs import CodecError, Encoded, encode, is_immutable
 from .._errors import (
     ArtifactNotFoundError,
     ArtifactSerializationError,
@@ -27,7 +27,7 @@ from .._store._store import Store
 from .._store._writer import TaskRecord
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
-from ._untrusted import check_loadable
+from ._untrusted import decode_loadable
 
 if TYPE_CHECKING:
     from ._resume import CloneOracle
@@ -180,10 +180,9 @@ class TaskState:
         raw = self.prefetched.pop(sha, None)
         if raw is None:
             raw = self.ctx.store.read_raw(sha)
-        if raw.encoding == PICKLE:
-            what = f"{kind} {name!r}"
-            check_loadable(self.ctx, raw, self.step, what, name, self.ctx.pathspec(self.spec))
-        return decode(raw.encoding, raw.meta, raw.payload)
+        what = f"{kind} {name!r}"
+        pathspec = self.ctx.pathspec(self.spec) if raw.encoding == PICKLE else ""
+        return decode_loadable(self.ctx, raw, self.step, what, name, pathspec)
 
     def load(self, name: str) -> Any:
         """Load one artifact visible to this task (a fresh copy)."""

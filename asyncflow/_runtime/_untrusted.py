@@ -1,23 +1,26 @@
 """The runtime's side of safe loading: no task unpickles a value nobody vouches for.
 
 A task decodes a pickle blob only if the store's check passes (this user's signature, and
-bytes that hash to their sha; see ``_store._signing``). Values this process wrote pass
-untouched. A resume checks what it would reuse of its origin before anything runs
-(``_resume``); the check here is what remains for values damaged or edited under a run.
+bytes that hash to their sha; see ``_store._signing``), made at every decode: only a value
+still pending in this process's memory passes untouched. A pickle that cannot be rebuilt
+because its module is not importable here is an ArtifactLoadError naming that module. A
+resume checks what it would reuse of its origin before anything runs (``_resume``); the
+check here is what remains for values damaged or edited under a run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .._errors import UntrustedArtifactError
+from .._codecs import CodecError, decode
+from .._errors import ArtifactLoadError, UntrustedArtifactError
 from .._store._blobs import RawBlob
-from .._store._signing import Problem
+from .._store._signing import PICKLE, Problem
 
 if TYPE_CHECKING:
     from ._task import RunContext
 
-__all__ = ["check_loadable"]
+__all__ = ["check_loadable", "decode_loadable"]
 
 
 def check_loadable(
@@ -51,3 +54,32 @@ def check_loadable(
         name,
         pathspec,
     )
+
+
+def decode_loadable(
+    ctx: RunContext,
+    raw: RawBlob,
+    step: str,
+    what: str,
+    name: str,
+    pathspec: str,
+    payload: Any = None,
+) -> Any:
+    """Decode ``raw`` for a task of ``step`` after :func:`check_loadable` (pickles only).
+
+    :param payload: decode these bytes instead of ``raw.payload`` (a private copy).
+    :raises UntrustedArtifactError: as :func:`check_loadable`.
+    :raises ArtifactLoadError: a pickle whose class's module cannot be imported here.
+    :raises CodecError: bytes that are not a valid encoding.
+    """
+    if raw.encoding != PICKLE:
+        return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload)
+    check_loadable(ctx, raw, step, what, name, pathspec)
+    try:
+        return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload)
+    except CodecError as exc:
+        where = f"{what} in step {step!r} of run {ctx.flow_name}/{ctx.run_id}"
+        missing = ArtifactLoadError.from_decoding(exc, f"the pickled {where}", name, pathspec)
+        if missing is not None:
+            raise missing from exc
+        raise

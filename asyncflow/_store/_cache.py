@@ -1,7 +1,8 @@
 """A bounded, thread-safe LRU cache of raw (encoded) blobs, keyed by sha.
 
 It holds encoded bytes only: every reader decodes its own copy, so in-place mutation of a
-loaded value never reaches another task (CONTRACT, Artifacts 5).
+loaded value never reaches another task (CONTRACT, Artifacts 5). It holds no verdicts: a
+pickle served from here is checked against its hash again before it is decoded.
 """
 
 from __future__ import annotations
@@ -46,10 +47,19 @@ class BlobCache:
         """Whether ``sha`` is cached (does not change its recency)."""
         return sha in self._items
 
+    def peek(self, sha: bytes) -> RawBlob | None:
+        """The cached blob, or None, without changing its recency."""
+        return self._items.get(sha)
+
     def put(self, raw: RawBlob) -> None:
-        """Cache ``raw`` (bytes payloads only; a bytearray may be owned by a decoded value)."""
+        """Cache ``raw`` as read from the file.
+
+        Only bytes payloads: a private buffer (``payload_buffer``) may be adopted by the
+        value decoded from it, and every later reader would share that value's in-place
+        changes. Never a ``vouched`` blob: a verdict holds for one read only.
+        """
         size = raw.size
-        if size * 4 > self._max or not isinstance(raw.payload, bytes):
+        if size * 4 > self._max or not isinstance(raw.payload, bytes) or raw.vouched:
             return
         with self._lock:
             if raw.sha in self._items:

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar, TypeVar
 
 from .._errors import StoreError, StoreFormatError
-from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate, schema_problem, table_is_ours
 
 __all__ = [
     "ARCHIVE_KEY",
     "BUSY_TIMEOUT_MS",
     "PAGE_SIZE",
     "check_format",
+    "check_schema",
     "interruptible",
     "is_archive",
     "is_busy",
@@ -244,14 +245,12 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        has_tables = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ).fetchone()[0]
+        objects = conn.execute("SELECT count(*) FROM main.sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         if is_busy(exc):
             raise  # another process holds the file for a moment: the caller retries
         raise store_error(exc, path, "read") from exc
-    if app_id == 0 and version == 0 and has_tables == 0:
+    if app_id == 0 and version == 0 and objects == 0:
         if allow_empty:
             return 0
         # What SQLite makes of a file created (e.g. by `touch`) but never written.
@@ -272,7 +271,47 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
             f"version reads up to {SCHEMA_VERSION}); upgrade asyncflow to read it.",
             path,
         )
+    check_schema(conn, path, int(version))
     return int(version)
+
+
+def check_schema(conn: sqlite3.Connection, path: str, version: int, schema: str = "main") -> None:
+    """Refuse a file whose SQL objects are not exactly those asyncflow creates for schema
+    ``version`` (see ``_schema.schema_problem``): part of every :func:`check_format`, so no
+    store or archive is used before it passes. ``schema``: an attached file's name.
+
+    :raises StoreFormatError: an unknown, changed or missing table, index, trigger or view.
+    """
+    try:
+        problem = schema_problem(conn, version, schema)
+        # Which file it is, asked only of a store_info exactly as asyncflow makes it.
+        archive = (
+            problem is not None
+            and table_is_ours(conn, "store_info", version, schema)
+            and conn.execute(
+                f"SELECT 1 FROM {schema}.store_info WHERE key = ?", (ARCHIVE_KEY,)
+            ).fetchone()
+            is not None
+        )
+    except sqlite3.DatabaseError as exc:
+        if is_busy(exc):
+            raise
+        raise store_error(exc, path, "read") from exc
+    if archive:
+        raise StoreError(
+            f"the archive {path!r} is damaged or was changed after export: its tables are not "
+            f"the ones asyncflow writes ({problem}); ask for a fresh copy of the archive (or "
+            "export the runs again).",
+            path,
+        )
+    if problem is not None:
+        raise StoreFormatError(
+            f"{_describe(path)} does not hold the schema asyncflow writes ({problem}); "
+            "asyncflow never runs SQL objects it did not create, such as triggers and views, "
+            "so it will not use this file. If you added them yourself, drop them; otherwise "
+            "restore the file from a copy you trust.",
+            path,
+        )
 
 
 ARCHIVE_KEY = "archive"
@@ -293,6 +332,9 @@ def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.
         else:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Defence in depth behind check_schema: SQL in the file may call no function
+        # with side effects.
+        conn.execute("PRAGMA trusted_schema = OFF")
     _OpenedFiles.add(path)
     return conn
 

@@ -1,14 +1,31 @@
-"""The store's schema: DDL, its version and the ordered migrations.
+"""The store's schema: DDL, its version, the ordered migrations, and the check that a file
+holds exactly the schema they make.
 
 The schema is documented for users in README.md ("The store file"); change both together.
 Table, column, status and codec names are persisted forever: add, never rename.
+
+A store or archive may come from someone else, and SQL objects in a file run inside our own
+statements: a trigger fires on our inserts, a view answers our reads. So a file is used only
+if its ``sqlite_master`` holds exactly the objects :data:`MIGRATIONS` create for its version
+(:func:`schema_problem`): same types, names, tables and SQL (whitespace aside). The only
+extra objects allowed are the statistics tables SQLite's own ``ANALYZE`` makes, which hold
+numbers for the query planner and run nothing.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 
-__all__ = ["APPLICATION_ID", "MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "migrate",
+    "schema_problem",
+    "table_is_ours",
+]
 
 # "AFlw": lets us tell our files from other programs' SQLite databases.
 APPLICATION_ID = 0x41466C77
@@ -132,11 +149,81 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection, from_version: int) -> None:
-    """Apply every migration after ``from_version``; the caller holds a write transaction."""
-    for name, script in MIGRATIONS[from_version:]:
+def migrate(conn: sqlite3.Connection, from_version: int, until: int = SCHEMA_VERSION) -> None:
+    """Apply the migrations after ``from_version`` up to ``until``; the caller holds a write
+    transaction."""
+    for name, script in MIGRATIONS[from_version:until]:
         del name  # kept in the tuple for readers and for error messages
         for statement in script.split(";"):
             if statement.strip():
                 conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute(f"PRAGMA user_version = {until}")
+
+
+# One row of sqlite_master: (type, name, tbl_name, sql with whitespace normalised).
+_Object = tuple[object, object, object, object]
+_SPACE = re.compile(r"\s+")
+_PUNCT_SPACE = re.compile(r" ?([(),]) ?")
+# What ANALYZE creates in a SQLite built with SQLITE_ENABLE_STAT4 (the Python one may not be).
+_STAT4 = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
+
+
+def _normal(sql: object) -> object:
+    """``sql`` with runs of whitespace made one space, and none around ( ) and commas."""
+    if not isinstance(sql, str):
+        return sql
+    return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip()
+
+
+def _objects(conn: sqlite3.Connection, schema: str) -> list[_Object]:
+    rows = conn.execute(f"SELECT type, name, tbl_name, sql FROM {schema}.sqlite_master").fetchall()
+    return [(kind, name, table, _normal(sql)) for kind, name, table, sql in rows]
+
+
+@functools.cache
+def _expected(version: int) -> tuple[frozenset[_Object], frozenset[_Object]]:
+    """(the objects a store of schema ``version`` holds, the statistics tables allowed).
+    Built once per version from :data:`MIGRATIONS` in an in-memory database."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, 0, until=version)
+        ours = frozenset(_objects(conn, "main"))
+        conn.execute("ANALYZE")
+        stats = {o for o in _objects(conn, "main") if o not in ours}
+        stats.add(("table", "sqlite_stat4", "sqlite_stat4", _STAT4))  # if SQLite built it
+        return ours, frozenset(stats)
+    finally:
+        conn.close()
+
+
+def _named(obj: _Object) -> str:
+    # Names come from the file itself: shown quoted, as data.
+    return f"{obj[0]} {str(obj[1])!r}"
+
+
+def table_is_ours(conn: sqlite3.Connection, table: str, version: int, schema: str = "main") -> bool:
+    """Whether ``table`` of ``schema`` is a table exactly as asyncflow creates it for schema
+    ``version`` (so reading it runs no SQL of the file's), even if other objects are not."""
+    ours, _ = _expected(version)
+    mine = {o for o in ours if o[2] == table}
+    return bool(mine) and mine <= set(_objects(conn, schema))
+
+
+def schema_problem(conn: sqlite3.Connection, version: int, schema: str = "main") -> str | None:
+    """What differs between the objects of ``schema`` on ``conn`` and those asyncflow
+    creates for schema ``version`` (version 0: none at all), in words; None if nothing.
+    Reads ``sqlite_master`` only: no object of the file is used."""
+    ours, stats = _expected(version)
+    found = _objects(conn, schema)
+    kinds = {(o[0], o[1]) for o in ours}
+    extra = [o for o in found if o not in ours and o not in stats]
+    missing = [o for o in ours if o not in found]
+    changed = sorted(_named(o) for o in extra if (o[0], o[1]) in kinds)
+    unknown = sorted(_named(o) for o in extra if (o[0], o[1]) not in kinds)
+    gone = sorted(_named(o) for o in missing if _named(o) not in changed)
+    parts = [
+        f"{label} {', '.join(names[:5])}{' and more' if len(names) > 5 else ''}"
+        for label, names in (("unknown", unknown), ("changed", changed), ("missing", gone))
+        if names
+    ]
+    return "; ".join(parts) or None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .._codecs import Encoded
 from .._errors import StoreError
-from ._blobs import INLINE_LIMIT, RawBlob, insert_blob, stored_sha
+from ._blobs import RawBlob, insert_new_blob, settle_blobs, stored_sha
 from ._db import ARCHIVE_KEY, write_once
 from ._queries import BATCH, Plan, Query
 from ._trust import TrustKey, blob_sha
@@ -32,6 +32,7 @@ __all__ = [
     "pickle_macs",
     "run_trust",
     "sign_blobs",
+    "sign_stored",
     "trust_runs",
     "trust_runs_in_store",
 ]
@@ -107,31 +108,30 @@ def pickle_macs(shas: Sequence[bytes]) -> Plan[dict[bytes, bytes | None]]:
 
 # --- writing: the writer's signatures ------------------------------------------------------
 
-_UPSERT_SIGNED = (
-    "INSERT INTO blobs (sha, encoding, meta, size, data, nchunks, mac) "
-    "VALUES (?, ?, ?, ?, ?, 0, ?) "
-    "ON CONFLICT (sha) DO UPDATE SET mac = excluded.mac WHERE mac IS NOT excluded.mac"
-)
-_SET_MAC = "UPDATE blobs SET mac = ? WHERE sha = ? AND mac IS NOT ?"
+_SET_MAC = "UPDATE main.blobs SET mac = ? WHERE sha = ? AND mac IS NOT ?"
 
 
 def sign_blobs(conn: sqlite3.Connection, encs: Iterable[Encoded], key: TrustKey) -> None:
-    """Store the pickle blobs ``encs`` (unless present) and sign them with ``key``.
+    """Store the pickle blobs ``encs`` and sign them with ``key``.
 
-    A row already there with no mac, or another key's (the same bytes came in through an
-    import), is signed too: this user has just produced those exact bytes. Whether its
-    stored bytes are intact is still checked on every load, by their hash. The caller holds
-    the transaction.
+    A row already stored under one of their shas is kept only if its bytes hash to that sha
+    (see :func:`~asyncflow._store._blobs.settle_blobs`); then it is signed too, even if it
+    had no mac or another key's (the same bytes came in through an import): this user has
+    just produced those exact bytes. A row that does not hash to its sha is replaced by ours
+    first, so no row is ever signed unchecked. The caller holds the transaction.
     """
-    for enc in encs:
-        mac = key.sign(enc.sha)
-        if enc.size <= INLINE_LIMIT:
-            conn.execute(
-                _UPSERT_SIGNED, (enc.sha, enc.encoding, enc.meta, enc.size, enc.payload, mac)
-            )
-        else:
-            insert_blob(conn, enc)
-            conn.execute(_SET_MAC, (mac, enc.sha, mac))
+    encs = list(encs)
+    for enc in settle_blobs(conn, encs):
+        insert_new_blob(conn, enc)
+    sign_stored(conn, [enc.sha for enc in encs], key)
+
+
+def sign_stored(conn: sqlite3.Connection, shas: Iterable[bytes], key: TrustKey) -> None:
+    """Sign the pickle blobs ``shas``, which the caller has written, or checked with
+    :func:`~asyncflow._store._blobs.settle_blobs`, in its current transaction (never a row
+    read but unchecked: the mac says "these bytes are mine")."""
+    macs = {sha: key.sign(sha) for sha in shas}
+    conn.executemany(_SET_MAC, [(mac, sha, mac) for sha, mac in macs.items()])
 
 
 # --- trusting runs ---------------------------------------------------------------------------

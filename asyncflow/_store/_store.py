@@ -7,8 +7,10 @@ read its parent's values before the parent's commit lands.
 
 The store also holds this user's signing key (``_trust``): its writer signs every pickle
 blob it stores, and :meth:`Store.check` tells whether a pickle blob read back may be
-unpickled. Blobs checked once (or written by this process) are remembered, so a pickle
-that many tasks read is hashed once.
+unpickled. No verdict is remembered: a pickle read from the file is checked (signature and
+hash) at every read that unpickles it, whatever its size, since the file may be edited
+between two reads. Only a blob still pending in memory, made by this process, is trusted
+as it is (``RawBlob.vouched``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from dataclasses import replace
 from typing import ClassVar, TypeVar
 
 from .._codecs import Encoded, payload_buffer
@@ -33,9 +36,6 @@ __all__ = ["Store"]
 
 T = TypeVar("T")
 
-# Shas of pickle blobs known good in this process; the set starts afresh past this size.
-_VERIFIED_MAX = 1 << 16
-
 
 class Store:
     """Shared per-process handle on one store file; get it with :meth:`acquire`."""
@@ -52,7 +52,6 @@ class Store:
         self.key.key(create=True)
         self.cache = BlobCache(cache_bytes)
         self.pending: dict[bytes, Encoded] = {}
-        self._verified: set[bytes] = set()
         self.writer = Writer(path, self._committed, self._idle, key=self.key)
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
@@ -124,8 +123,25 @@ class Store:
         self.cache.put(raw)
         return raw
 
-    def read_raw_many(self, shas: list[bytes]) -> dict[bytes, RawBlob]:
-        """Many blobs' stored forms in batched queries. Blocking."""
+    def warm(self, sha: bytes) -> bool:
+        """Whether :meth:`read_raw` of ``sha``, and the check before decoding it, are cheap
+        enough for the event loop: a small blob still pending, or a cached one that is not
+        a pickle (a cached pickle is hashed again before it is decoded). Never blocks."""
+        enc = self.pending.get(sha)
+        if enc is not None:
+            return enc.size <= 65536  # copying a large pending value is work for a thread
+        raw = self.cache.peek(sha)
+        return raw is not None and raw.encoding != PICKLE
+
+    def read_raw_many(self, shas: list[bytes], *, check: bool = False) -> dict[bytes, RawBlob]:
+        """Many blobs' stored forms in batched queries. Blocking.
+
+        :param check: also check each pickle blob read from the file (signature and hash,
+            as :meth:`check` would at decoding) here, in the caller's worker thread: those
+            that pass come back ``vouched``, so a coroutine step that decodes them on the
+            event loop does not hash them there. Each verdict rides on the returned object
+            only; nothing is remembered.
+        """
         out: dict[bytes, RawBlob] = {}
         missing: list[bytes] = []
         for sha in shas:
@@ -145,6 +161,10 @@ class Store:
             for raw in found.values():
                 self.cache.put(raw)
             out.update(found)
+        if check:
+            for sha, raw in out.items():
+                if raw.encoding == PICKLE and not raw.vouched and self.check(raw) is None:
+                    out[sha] = replace(raw, vouched=True)
         return out
 
     def read(self, plan: Plan[T]) -> T:
@@ -159,38 +179,27 @@ class Store:
         """Why the blob ``raw`` must not be decoded here, or None. Blocking (hashes it).
 
         Only pickle blobs can be refused: they load only if signed by this user's key and
-        intact (their bytes hash to their sha). Blobs this process wrote, and blobs that
-        passed once, are not checked again.
+        intact (their bytes hash to their sha), checked afresh at every call. A ``vouched``
+        blob (still pending in memory, or checked as it was read) passes as it is.
         """
-        if raw.encoding != PICKLE or raw.sha in self._verified:
+        if raw.encoding != PICKLE or raw.vouched:
             return None
-        problem = blob_problem(raw, self.key)
-        if problem is None:
-            self._vouch(raw.sha)
-        return problem
+        return blob_problem(raw, self.key)
 
     def signed(self, sha: bytes, mac: bytes | None) -> bool:
-        """Whether the pickle blob ``sha`` with ``mac`` is signed by this user (or already
-        known good); the cheap half of :meth:`check`, which needs no payload."""
-        return sha in self._verified or self.key.verify(sha, mac)
-
-    def _vouch(self, sha: bytes) -> None:
-        verified = self._verified
-        if len(verified) >= _VERIFIED_MAX:
-            verified.clear()
-        verified.add(sha)
+        """Whether the pickle blob ``sha`` with ``mac`` is signed by this user; the cheap
+        half of :meth:`check`, which needs no payload."""
+        return self.key.verify(sha, mac)
 
     def _own(self, enc: Encoded) -> RawBlob:
-        # A blob still pending was made by a task of this process: this user's by definition.
-        if enc.encoding == PICKLE:
-            self._vouch(enc.sha)
+        # A blob still pending was made by a task of this process and never left it.
         return _from_pending(enc)
 
 
 def _from_pending(enc: Encoded) -> RawBlob:
     # A private buffer lets the numpy codec adopt it: one copy, not two.
     if enc.size <= 65536:
-        return RawBlob(enc.sha, enc.encoding, enc.meta, bytes(enc.payload))
+        return RawBlob(enc.sha, enc.encoding, enc.meta, bytes(enc.payload), vouched=True)
     payload = payload_buffer(enc.size)
     memoryview(payload)[:] = enc.payload
-    return RawBlob(enc.sha, enc.encoding, enc.meta, payload)
+    return RawBlob(enc.sha, enc.encoding, enc.meta, payload, vouched=True)

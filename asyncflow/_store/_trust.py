@@ -31,13 +31,16 @@ _DOMAIN = b"asyncflow pickle blob v1\x00"
 
 def default_key_path() -> str:
     """``$ASYNCFLOW_KEY_FILE``, else ``$XDG_DATA_HOME/asyncflow/key``, else
-    ``~/.local/share/asyncflow/key``. Read at the edges (store open, client, CLI)."""
+    ``~/.local/share/asyncflow/key``. Read at the edges (store open, client, CLI).
+
+    A relative ``$XDG_DATA_HOME`` is ignored, as the XDG Base Directory spec requires (it
+    would name another key in every working directory)."""
     explicit = os.environ.get(KEY_ENV)
     if explicit:
         return os.path.abspath(os.path.expanduser(explicit))
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(data_home):
+        data_home = os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(data_home, "asyncflow", "key")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .._codecs import Encoded
 from .._errors import StoreError
-from ._blobs import INLINE_LIMIT, insert_blob
+from ._blobs import INLINE_LIMIT, insert_blob, insert_new_blob, settle_blobs
 from ._db import (
     BUSY_TIMEOUT_MS,
     check_format,
@@ -35,7 +35,7 @@ from ._db import (
     write_transaction,
 )
 from ._lease import HEARTBEAT_SECONDS, host_name
-from ._signing import PICKLE, sign_blobs
+from ._signing import PICKLE, sign_stored
 from ._tidy import require_origin
 from ._trust import TrustKey
 
@@ -181,28 +181,29 @@ def _beat(conn: sqlite3.Connection, run_ids: list[int]) -> None:
         )
 
 
-def _pickles(encs: Iterable[Encoded]) -> list[Encoded]:
-    return [enc for enc in encs if enc.encoding == PICKLE]
+def _pickles(encs: Iterable[Encoded]) -> list[bytes]:
+    return [enc.sha for enc in encs if enc.encoding == PICKLE]
 
 
 def _apply_tasks(
     conn: sqlite3.Connection, records: list[TaskRecord], key: TrustKey | None = None
 ) -> None:
+    encs = [enc for rec in records for enc in rec.blobs]
+    # A row already stored under one of these shas is kept only if its bytes check out.
+    fresh = settle_blobs(conn, encs)
     small: list[tuple[Any, ...]] = []
-    pickles: list[Encoded] = []
-    for rec in records:
-        for enc in rec.blobs:
-            if enc.encoding == PICKLE and key is not None:
-                pickles.append(enc)  # signed: only what this user wrote may be unpickled
-            elif enc.size <= INLINE_LIMIT:
-                small.append((enc.sha, enc.encoding, enc.meta, enc.size, enc.payload))
-            else:
-                insert_blob(conn, enc)
+    for enc in fresh:
+        if enc.size <= INLINE_LIMIT:
+            small.append((enc.sha, enc.encoding, enc.meta, enc.size, enc.payload))
+        else:
+            insert_new_blob(conn, enc)
     if small:
         _insert_rows(conn, _INLINE_HEAD, "(?, ?, ?, ?, ?, 0)", small)
-    if pickles:
-        assert key is not None
-        sign_blobs(conn, pickles, key)
+    if key is not None:
+        # Signed: only what this user wrote may be unpickled.
+        pickles = dict.fromkeys(enc.sha for enc in encs if enc.encoding == PICKLE)
+        if pickles:
+            sign_stored(conn, pickles, key)
     _insert_rows(
         conn,
         _TASKS_HEAD,
@@ -254,7 +255,7 @@ def astuple_row(a: AttemptRow) -> tuple[Any, ...]:
     )
 
 
-_INLINE_HEAD = "INSERT OR IGNORE INTO blobs (sha, encoding, meta, size, data, nchunks) VALUES "
+_INLINE_HEAD = "INSERT INTO blobs (sha, encoding, meta, size, data, nchunks) VALUES "
 _TASKS_HEAD = (
     "INSERT INTO tasks (run_id, id, step, path, status, started_at, finished_at, "
     "stdout, stderr, exception, traceback, attempt, origin_task_id) VALUES "
@@ -449,7 +450,8 @@ class Writer:
                 if not isinstance(op, TaskRecord):
                     op.apply(conn)
                     if isinstance(op, CreateRun):
-                        sign_blobs(conn, _pickles(op.params.values()), self._key)
+                        # apply() has just written or checked these rows (insert_blob).
+                        sign_stored(conn, _pickles(op.params.values()), self._key)
             if tasks:
                 _apply_tasks(conn, tasks, self._key)
             if beat:
