@@ -39,7 +39,7 @@ from asyncflow import (
 )
 from asyncflow._cli import main as cli_main
 from asyncflow._client._tidy import parse_age
-from asyncflow._store._lease import host_name
+from asyncflow._store._lease import LEASE_ENV, host_name
 from tests._storefixture import T0, T, execute, write_run
 from tests.flows import tidy as tidy_flows
 from tests.flows.tidy import FAILING, GATES, SHARED, Gate, SharedFlow, own_value
@@ -220,8 +220,8 @@ def test_gc_needs_a_criterion_and_checks_each(store: str) -> None:
         asyncflow.gc(store)
     with pytest.raises(UsageError, match="at least one of keep_last"):
         asyncflow.gc(store, flow="F", dry_run=True)
-    for bad in (-1, 1.5, True, "3"):
-        with pytest.raises(UsageError, match="must be a whole number >= 0") as info:
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(UsageError, match="must be a whole number >= 1") as info:
             asyncflow.gc(store, keep_last=bad)  # type: ignore[arg-type]
         assert info.value.argument == "keep_last"
     for age in ("soon", "-3d", "3x", "", float("inf"), -1, timedelta(seconds=-1), [1]):
@@ -230,7 +230,7 @@ def test_gc_needs_a_criterion_and_checks_each(store: str) -> None:
         assert info.value.argument == "older_than"
     assert count(store, "runs") == 1
     with pytest.raises(NotFoundError, match="there is no flow 'G'"):
-        asyncflow.gc(store, flow="G", keep_last=0)
+        asyncflow.gc(store, flow="G", keep_last=1)
     with pytest.raises(StoreError, match="there is no store at"):
         asyncflow.gc(str(Path(store).with_name("missing.db")), keep_last=1)
     assert not Path(store).with_name("missing.db").exists()
@@ -289,8 +289,8 @@ def test_criteria_combine_and_flow_limits(store: str) -> None:
     # older than 5 days (a timedelta), any flow
     report = asyncflow.gc(store, older_than=timedelta(days=5))
     assert sorted(report.deleted) == sorted([f"A/{a_old2}", f"B/{b_old}"])
-    # keep_last=0 with a tag: every tagged run
-    report = asyncflow.gc(store, keep_last=0, tag="scratch")
+    # a tag alone: every tagged run
+    report = asyncflow.gc(store, tag="scratch")
     assert report.deleted == (f"A/{a_new}",)
     assert asyncflow.list_flows(store) == []
     assert_whole(store)
@@ -383,8 +383,8 @@ async def test_gc_next_to_a_live_run_leaves_it_whole(store: str) -> None:
             with anyio.fail_after(30):
                 await paused.entered.wait()
             # Every run of the flow is selected; the live one must be skipped.
-            dry = await asyncflow.agc(store, flow="SharedFlow", keep_last=0, dry_run=True)
-            report = await asyncflow.agc(store, flow="SharedFlow", keep_last=0)
+            dry = await asyncflow.agc(store, flow="SharedFlow", older_than=0, dry_run=True)
+            report = await asyncflow.agc(store, flow="SharedFlow", older_than=0)
             assert dry.deleted == report.deleted == tuple(r.pathspec for r in old)
             (live_id,) = [r.id for r in Flow("SharedFlow", store).runs()]
             assert report.skipped == dry.skipped == (f"SharedFlow/{live_id}",)
@@ -448,7 +448,10 @@ def test_a_resume_whose_origin_gc_deleted_meanwhile_is_refused(store: str) -> No
     assert count(store, "runs") == 1
 
 
-def test_gc_next_to_a_live_run_of_another_process(tmp_path: Path, store: str) -> None:
+def test_gc_next_to_a_live_run_of_another_process(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LEASE_ENV, "1.5")  # this process's gc and the child agree on it
     marker = tmp_path / "marker"
     env = {**os.environ, "TIDY_HANG_MARKER": str(marker)}
     proc = subprocess.Popen(
@@ -462,17 +465,21 @@ def test_gc_next_to_a_live_run_of_another_process(tmp_path: Path, store: str) ->
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "timeout"
-        report = asyncflow.gc(store, keep_last=0)
+        time.sleep(3)  # twice the lease window: the child's writer keeps renewing it
+        report = asyncflow.gc(store, older_than=0)
         assert report.deleted == () and report.skipped == ("SharedFlow/1",)
+        assert report.skipped_why["SharedFlow/1"].startswith(f"live: running in process {proc.pid}")
         assert proc.poll() is None
     finally:
         proc.kill()
         proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
-    # Its process gone, the run is crashed: it may go now, with every value it stored.
+    # Its process gone, the run is crashed; once its lease has expired too, it may go, with
+    # every value it stored (gc never deletes a run whose lease is still unexpired).
     assert Flow("SharedFlow", store)["1"].status == "crashed"
-    report = asyncflow.gc(store, keep_last=0)
+    time.sleep(2)
+    report = asyncflow.gc(store, older_than=0)
     assert report.deleted == ("SharedFlow/1",)
     assert count(store, "blobs") == 0 and count(store, "blob_chunks") == 0
     assert_whole(store)

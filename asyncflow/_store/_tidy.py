@@ -29,13 +29,14 @@ from ._db import (
     write_once,
     write_transaction,
 )
-from ._lease import crashed_reason
+from ._lease import lease_held
 from ._queries import Plan, Query
 
 __all__ = [
     "GcCriteria",
     "GcOutcome",
     "RunRef",
+    "Skipped",
     "StatsRows",
     "collect_garbage",
     "file_bytes",
@@ -144,12 +145,23 @@ class GcCriteria:
     :param keep_last: select all but each flow's ``keep_last`` newest runs (by id).
     :param created_before: select runs created before this time (seconds since the epoch).
     :param tag: select runs carrying this tag.
+    :param protect: runs carrying any of these tags are never deleted, whatever the other
+        criteria say (a selected one is reported as skipped, with the reason).
     """
 
     flow: str | None = None
     keep_last: int | None = None
     created_before: float | None = None
     tag: str | None = None
+    protect: tuple[str, ...] = ("keep",)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A run the criteria selected that gc kept, and why (one line, for people)."""
+
+    run: RunRef
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +169,7 @@ class GcOutcome:
     """What gc did (or, in a dry run, would do) to a store."""
 
     deleted: tuple[RunRef, ...]
-    skipped: tuple[RunRef, ...]
+    skipped: tuple[Skipped, ...]
     blobs: int
     blob_bytes: int
     size_before: int
@@ -171,7 +183,8 @@ class _RunInfo:
     flow: str
     created_at: float
     origin_run_id: int | None
-    live: bool
+    # Why gc must not delete it while it runs (see _lease.lease_held), else None.
+    live: str | None
 
 
 def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
@@ -185,26 +198,46 @@ def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
             flow=str(r[1]),
             created_at=float(r[3]),
             origin_run_id=None if r[4] is None else int(r[4]),
-            # Running and not crashed: its process may still write rows that need its blobs.
-            live=r[2] == "running" and crashed_reason(r[2], r[5], r[6], r[7]) is None,
+            # Its process may still write rows that need its blobs.
+            live=lease_held(r[2], r[5], r[6], r[7]),
         )
         for r in rows
     ]
 
 
+def _tagged(conn: sqlite3.Connection, tags: Sequence[str]) -> dict[int, str]:
+    """Run id -> the first (sorted) of ``tags`` the run carries, for runs carrying any."""
+    found: dict[int, str] = {}
+    for tag in sorted(set(tags)):
+        for (run_id,) in conn.execute("SELECT run_id FROM run_tags WHERE tag = ?", (tag,)):
+            found.setdefault(int(run_id), tag)
+    return found
+
+
 def _choose(
-    runs: Sequence[_RunInfo], tagged: set[int], criteria: GcCriteria
-) -> tuple[list[_RunInfo], list[_RunInfo]]:
-    """(runs to delete, selected runs kept because they are live or a live run's origin).
+    runs: Sequence[_RunInfo],
+    tagged: set[int],
+    protected_tags: dict[int, str],
+    criteria: GcCriteria,
+) -> tuple[list[_RunInfo], list[tuple[_RunInfo, str]]]:
+    """(runs to delete, selected runs kept, each with the reason).
+
+    A selected run is kept if it carries a protected tag, is live, or is the origin of a
+    live resumed run (whose clones reference its values).
 
     :param runs: every run of the store, newest first.
     :param tagged: the ids of the runs carrying ``criteria.tag``.
+    :param protected_tags: run id -> the protected tag it carries.
     """
-    protected = {r.id for r in runs if r.live}
-    protected |= {r.origin_run_id for r in runs if r.live and r.origin_run_id is not None}
+    kept: dict[int, str] = {r.id: f"live: {r.live}" for r in runs if r.live}
+    for r in runs:
+        if r.live and r.origin_run_id is not None:
+            kept.setdefault(r.origin_run_id, f"the origin of the live resumed run {r.flow}/{r.id}")
+    for run_id, tag in protected_tags.items():
+        kept.setdefault(run_id, f"tagged {tag!r}, a protected tag")
     seen: dict[str, int] = {}
     delete: list[_RunInfo] = []
-    skip: list[_RunInfo] = []
+    skip: list[tuple[_RunInfo, str]] = []
     for run in runs:
         rank = seen.get(run.flow, 0)
         seen[run.flow] = rank + 1
@@ -216,23 +249,27 @@ def _choose(
             continue
         if criteria.tag is not None and run.id not in tagged:
             continue
-        (skip if run.id in protected else delete).append(run)
+        why = kept.get(run.id)
+        if why is None:
+            delete.append(run)
+        else:
+            skip.append((run, why))
     return delete, skip
 
 
 def _select(
     conn: sqlite3.Connection, criteria: GcCriteria
-) -> tuple[list[_RunInfo], list[_RunInfo], int, int]:
+) -> tuple[list[_RunInfo], list[tuple[_RunInfo, str]], int, int]:
     """Choose the runs, then the blobs only they reference; nothing is deleted yet.
 
     Fills ``temp.af_gc_runs`` and ``temp.af_gc_blobs``; returns (runs to delete, runs
-    skipped, number of blobs to delete, their payload bytes).
+    skipped with the reason, number of blobs to delete, their payload bytes).
     """
     tagged: set[int] = set()
     if criteria.tag is not None:
-        rows = conn.execute("SELECT run_id FROM run_tags WHERE tag = ?", (criteria.tag,))
-        tagged = {int(row[0]) for row in rows}
-    delete, skip = _choose(_runs(conn), tagged, criteria)
+        tagged = set(_tagged(conn, (criteria.tag,)))
+    protected = _tagged(conn, criteria.protect)
+    delete, skip = _choose(_runs(conn), tagged, protected, criteria)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_runs (id INTEGER PRIMARY KEY)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_blobs (sha BLOB PRIMARY KEY)")
     conn.execute("DELETE FROM temp.af_gc_runs")
@@ -303,7 +340,7 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
     conn = open_writer(path, existing=True)
     try:
         size_before = file_bytes(path)
-        found: list[tuple[list[_RunInfo], list[_RunInfo], int, int]] = []
+        found: list[tuple[list[_RunInfo], list[tuple[_RunInfo, str]], int, int]] = []
 
         def body() -> None:
             found.clear()
@@ -331,7 +368,7 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
         conn.close()
     return GcOutcome(
         deleted=tuple(RunRef(r.flow, r.id) for r in reversed(delete)),
-        skipped=tuple(RunRef(r.flow, r.id) for r in reversed(skip)),
+        skipped=tuple(Skipped(RunRef(r.flow, r.id), why) for r, why in reversed(skip)),
         blobs=blobs,
         blob_bytes=blob_bytes,
         size_before=size_before,
