@@ -296,6 +296,49 @@ def test_criteria_combine_and_flow_limits(store: str) -> None:
     assert_whole(store)
 
 
+def test_gc_never_deletes_a_run_tagged_keep(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    kept = write_run(store, "F", [T("start", artifacts={"x": 0})], tags=["keep", "scratch"])
+    other = write_run(store, "F", [T("start", artifacts={"x": 1})], tags=["scratch"])
+    write_run(store, "F", [T("start", artifacts={"x": 2})])
+    why = "tagged 'keep', a protected tag"
+    # Whatever selects it, even tag="keep" itself, the run tagged keep stays.
+    for criteria in ({"keep_last": 1}, {"older_than": 0}, {"tag": "keep"}, {"tag": "scratch"}):
+        report = asyncflow.gc(store, dry_run=True, **criteria)  # type: ignore[arg-type]
+        assert f"F/{kept}" not in report.deleted and f"F/{kept}" in report.skipped, criteria
+        assert report.skipped_why[f"F/{kept}"] == why
+    report = asyncflow.gc(store, tag="keep")
+    assert report.deleted == () and report.skipped == (f"F/{kept}",)
+    report = asyncflow.gc(store, older_than=0)
+    assert f"F/{kept}" not in report.deleted and f"F/{other}" in report.deleted
+    assert Flow("F", store)[kept]["start"].data.x == 0
+    out = cli(capsys, "gc", "--older-than", "0", "--dry-run", "--store", store)
+    assert f"  F/{kept} ({why})" in out.splitlines()
+    # Other tags can be protected instead (replacing the default), or none at all.
+    paper = write_run(store, "F", [T("start")], tags=["paper"])
+    report = asyncflow.gc(store, older_than=0, protect=("paper",), dry_run=True)
+    assert report.deleted == (f"F/{kept}",) and report.skipped == (f"F/{paper}",)
+    out = cli(capsys, "gc", "--older-than", "0", "--protect", "paper", "--protect", "keep",
+              "--store", store)  # fmt: skip
+    assert out.startswith("Deleted 0 runs")
+    with pytest.raises(UsageError, match="protect=5 is not a list of tags"):
+        asyncflow.gc(store, older_than=0, protect=5)  # type: ignore[arg-type]
+    assert asyncflow.gc(store, older_than=0, protect=()).deleted == (f"F/{kept}", f"F/{paper}")
+    assert_whole(store)
+
+
+def test_keep_last_zero_is_refused_so_gc_never_deletes_every_run(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(2):
+        write_run(store, "F", [T("start")])
+    with pytest.raises(UsageError, match="keep_last=0 must be a whole number >= 1"):
+        asyncflow.gc(store, keep_last=0)
+    err = cli(capsys, "gc", "--keep-last", "0", "--store", store, code=2)
+    assert "keep_last=0 must be a whole number >= 1" in err
+    assert count(store, "runs") == 2
+    assert asyncflow.gc(store, keep_last=1).deleted == ("F/1",)
+
+
 def test_every_row_of_a_deleted_run_goes(store: str) -> None:
     gone = write_run(
         store,

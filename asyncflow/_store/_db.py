@@ -284,11 +284,14 @@ def is_archive(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: str, *, read_only: bool, immutable: bool = False, mode: str = "ro"
+) -> sqlite3.Connection:
     with sqlite_errors(path, "open"):
         if read_only:
+            # mode "rw" opens an existing file without creating it (see _query_only).
             uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
-            uri += "?mode=ro&immutable=1" if immutable else "?mode=ro"
+            uri += f"?mode={mode}&immutable=1" if immutable else f"?mode={mode}"
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         else:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -527,6 +530,9 @@ def open_reader(path: str) -> sqlite3.Connection:
             conn.close()
             conn = _connect(path, read_only=True, immutable=True)
             version = check_format(conn, path, allow_empty=False)
+        else:
+            if version >= SCHEMA_VERSION:
+                conn = _query_only(conn, path)
         if version < SCHEMA_VERSION:
             conn.close()
             _upgrade(path, version)
@@ -535,4 +541,26 @@ def open_reader(path: str) -> sqlite3.Connection:
     except BaseException:
         conn.close()
         raise
+    return conn
+
+
+def _query_only(checked: sqlite3.Connection, path: str) -> sqlite3.Connection:
+    """A connection for reading the store ``checked`` found to be ours: opened read-write,
+    with ``PRAGMA query_only`` so that nothing is ever written through it.
+
+    A read-only connection leaves the ``-wal`` and ``-shm`` files behind when it is the last
+    to close; a read-write one removes them (after checkpointing the WAL), so a store read
+    by the client is again one file. Where the file may not be written, SQLite opens it
+    read-only anyway; if anything fails, the checked read-only connection is kept.
+    """
+    try:
+        conn = _connect(path, read_only=True, mode="rw")
+        try:
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+    except (StoreError, sqlite3.Error):
+        return checked
+    checked.close()
     return conn
