@@ -952,6 +952,22 @@ async def _t15(tmp: Path) -> Raised:
     return exc, (path,)
 
 
+@case("T71", fix="restore the file from a copy")
+async def _t71(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    from asyncflow._store._store import Store
+
+    Store.close_all()  # the store is one file again, as after the process's exit
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        [(root,)] = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'run_tags_by_tag'"
+        )
+    with open(path, "r+b") as fh:  # a damaged page that no new run would touch
+        fh.seek((root - 1) * 65536)
+        fh.write(b"\x00" * 8)
+    return await run_error(Pair, tmp, store_path=Path(path)), (path, "quick_check")
+
+
 # --- L: the command line --------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import anyio
 import numpy as np
 import pytest
 
-from asyncflow import Flow, Run, StepFailed, StoreFormatError
+import asyncflow
+from asyncflow import Flow, Run, StepFailed, StoreError, StoreFormatError
+from asyncflow._store._store import Store
 from tests.flows.artifacts import difference
 from tests.flows.concurrency import ThreadForeachSleep
 from tests.flows.storefile import (
@@ -323,3 +326,33 @@ def test_opening_a_reader_keeps_the_writers_locks(tmp_path: Path) -> None:
         assert seen == "3"  # created_at, a and b
     finally:
         writer.close()
+
+
+def _damage_page_of(store: str, name: str) -> None:
+    """Overwrite the b-tree page header of the root page of table or index ``name``."""
+    with closing(sqlite3.connect(store)) as conn:
+        [(root,)] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,))
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert not os.path.exists(store + "-wal")
+    with open(store, "r+b") as fh:
+        fh.seek((root - 1) * page)
+        fh.write(b"\x00" * 8)
+
+
+@pytest.mark.anyio
+async def test_a_damaged_store_accepts_no_new_run(store: str) -> None:
+    await RichFlow(store=store, echo=False).run()
+    Store.close_all()  # as at exit: the store is one file again
+    # A page no new run touches (the index of tags: the run below has none) is damaged:
+    # reading tagged runs would fail, so the store must not take new runs either.
+    _damage_page_of(store, "run_tags_by_tag")
+    with open(store, "rb") as fh:
+        before = fh.read()
+    with pytest.raises(StoreError, match=r"it is damaged .*quick_check") as info:
+        await RichFlow(store=store, echo=False).run()
+    assert "restore the file from a copy" in str(info.value)
+    assert "asyncflow export" in str(info.value)
+    with pytest.raises(StoreError, match="it is damaged"):
+        asyncflow.gc(store, older_than=0)
+    with open(store, "rb") as fh:
+        assert fh.read() == before  # nothing written
