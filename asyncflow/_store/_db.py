@@ -174,7 +174,10 @@ def store_error(exc: sqlite3.Error, path: str, action: str) -> StoreError:
             "again.",
             path,
         )
-    if code == "SQLITE_READONLY_DIRECTORY":
+    if code == "SQLITE_READONLY_DIRECTORY" or (
+        code == "SQLITE_CANTOPEN" and os.path.isfile(path) and _unwritable_folder(path)
+    ):
+        # (On a read-only file system SQLite says only "unable to open database file".)
         name = os.path.basename(path)
         return StoreError(
             f"cannot use {_describe(path)}: its folder {folder!r} is read-only, and SQLite "
@@ -340,12 +343,31 @@ def retry_busy(fn: Callable[[], T], path: str, *, attempts: int = 50) -> T:
     raise AssertionError("unreachable")
 
 
+def _unwritable_folder(path: str) -> bool:
+    """Whether the store's folder is on a read-only file system, or may not be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(folder, os.W_OK)
+
+
 def _readable_as_is(exc: StoreError, path: str) -> bool:
     """Whether a read-only open failed only because the folder is read-only, with no WAL
-    content beside the file (so the file alone is the whole store)."""
+    content beside the file (so the file alone is the whole store).
+
+    SQLite says so with SQLITE_READONLY_DIRECTORY or READONLY_CANTINIT, or, on a read-only
+    file system (read-only media, a read-only mount), with a bare SQLITE_CANTOPEN: it could
+    not create the ``-shm`` file.
+    """
     cause = exc.__cause__
     code = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
-    if code not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT"):
+    if code == "SQLITE_CANTOPEN":
+        if not _unwritable_folder(path):
+            return False
+    elif code not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT"):
         return False
     try:
         return os.path.getsize(path + "-wal") == 0
