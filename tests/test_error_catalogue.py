@@ -790,6 +790,14 @@ async def _c12(tmp: Path) -> Raised:
     return raised(lambda: run.source), ("Pair/1", path, "'pickle', not msgpack")
 
 
+@case("C71", fix="tag the runs you want to keep with 'keep'")
+async def _c71(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    await Pair(store=path, echo=False).run()
+    asyncflow.gc(path, keep_last=1)
+    return raised(lambda: Flow("Pair", store=path)[1]), ("Pair/1", path, "asyncflow gc")
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -182,9 +183,33 @@ def test_tagging_a_run_gc_deleted_says_it_is_gone(store: str) -> None:
         asyncflow.gc(store, tag="scratch")
         with pytest.raises(NotFoundError) as info:
             run.add_tag("late")
-        assert f"flow TagFlow has no run {gone}" in str(info.value)
+        assert f"run TagFlow/{gone} was deleted from the store" in str(info.value)
         assert str(keep) in str(info.value)
     assert query(store, "SELECT count(*) FROM run_tags WHERE tag = 'late'") == [(0,)]
+
+
+def test_a_run_gc_deleted_is_reported_as_deleted_by_gc(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = write_run(store, "F", [T("start")])
+    kept = write_run(store, "F", [T("start")])
+    other = write_run(store, "G", [T("start")])
+    asyncflow.gc(store, keep_last=1)
+    said = f"run F/{gone} was deleted from the store {store!r} by asyncflow gc on "
+    with pytest.raises(NotFoundError, match=re.escape(said)) as info:
+        Flow("F", store)[gone]
+    assert f"newest first: {kept}." in str(info.value)
+    err = cli(capsys, "show", f"F/{gone}", "--store", store, code=2)
+    assert said.replace(repr(store), repr(os.path.abspath(store))) in err or said in err
+    # Another flow's id, or an id never given out, is just not there.
+    with pytest.raises(NotFoundError, match=f"flow F has no run {other} in the store"):
+        Flow("F", store)[other]
+    with pytest.raises(NotFoundError, match="flow F has no run 99 in the store"):
+        Flow("F", store)[99]
+    # The note is one small row in store_info per deleted run.
+    assert query(store, "SELECT key FROM store_info WHERE key LIKE 'gc_deleted:%'") == [
+        (f"gc_deleted:{gone}",)
+    ]
 
 
 def test_a_run_archive_is_not_tagged(store: str) -> None:

@@ -13,8 +13,10 @@ reference), are never deleted. Space is then handed back to the file system:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +35,16 @@ from ._lease import lease_held
 from ._queries import Plan, Query
 
 __all__ = [
+    "DELETED_KEY",
     "GcCriteria",
     "GcOutcome",
     "RunRef",
     "Skipped",
     "StatsRows",
     "collect_garbage",
+    "deleted_note",
     "file_bytes",
+    "parse_deleted",
     "require_origin",
     "set_tags",
     "stats",
@@ -286,7 +291,38 @@ def _select(
     return delete, skip, int(count), int(size)
 
 
+#: ``store_info`` key prefix under which gc notes each run it deleted (``gc_deleted:12``),
+#: so that asking for the run later says it was deleted, not just "no such run".
+DELETED_KEY = "gc_deleted:"
+
+
+def deleted_note(conn: sqlite3.Connection, flow: str, run_id: int) -> float | None:
+    """When gc deleted run ``run_id`` of ``flow`` (seconds since the epoch), or None."""
+    row = conn.execute(
+        "SELECT value FROM store_info WHERE key = ?", (f"{DELETED_KEY}{run_id}",)
+    ).fetchone()
+    return parse_deleted(row[0], flow) if row else None
+
+
+def parse_deleted(value: object, flow: str) -> float | None:
+    """The time in a ``gc_deleted:<id>`` note if it is about a run of ``flow``, else None."""
+    try:
+        note = json.loads(str(value))
+        if note["flow"] == flow:
+            return float(note["deleted_at"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _delete(conn: sqlite3.Connection) -> None:
+    # One small row per deleted run (the schema is unchanged: store_info takes any key).
+    conn.execute(
+        "INSERT OR REPLACE INTO store_info (key, value) "
+        "SELECT ? || id, json_object('flow', flow, 'deleted_at', ?) FROM runs "
+        "WHERE id IN (SELECT id FROM temp.af_gc_runs)",
+        (DELETED_KEY, time.time()),
+    )
     # Foreign keys are off (and not declared on every table): each table explicitly.
     for table, column in _RUN_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM temp.af_gc_runs)")
