@@ -40,6 +40,8 @@ _INTERRUPT_EVERY = 100
 # New stores track free pages so that gc can hand them back to the file system
 # (``PRAGMA incremental_vacuum``); costs measured in benchmarks/RESULTS.md ("auto_vacuum").
 AUTO_VACUUM = "INCREMENTAL"
+# Bytes a write-ahead log is cut back to when SQLite restarts it (see open_writer).
+JOURNAL_SIZE_LIMIT = 64 << 20
 
 T = TypeVar("T")
 
@@ -494,6 +496,9 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
                 conn.execute(f"PRAGMA auto_vacuum = {AUTO_VACUUM}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # While a long run goes on, each automatic checkpoint restarts the WAL; this
+            # truncates it back to 64 MiB then (the end of a run truncates it to zero).
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             conn.execute("PRAGMA foreign_keys = OFF")
             return version
