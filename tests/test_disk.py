@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -122,3 +123,30 @@ def test_the_store_shrinks_back_after_gc(store: str, tmp_path: Path) -> None:
     assert report.deleted == ("BulkFlow/1",)
     assert beside(store) == []
     assert report.size_after == os.path.getsize(store) <= (EMPTY_PAGES + 2) * PAGE_SIZE
+
+
+def test_a_run_cancelled_by_sigint_mid_step_leaves_one_file(store: str, tmp_path: Path) -> None:
+    # The command line exits at once (os._exit) while a plain step still sleeps in a thread;
+    # it closes its stores first.
+    from tests.flows import longstep
+
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen(
+        [sys.executable, longstep.__file__, "run", "--quiet", "--store", store, "--marker",
+         str(marker), "--seconds", "30", "--mode", "sleep"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert beside(store) == []
+    assert Flow("LongStepFlow", store)["1"].status == "cancelled"
