@@ -150,3 +150,18 @@ def test_a_run_cancelled_by_sigint_mid_step_leaves_one_file(store: str, tmp_path
     assert proc.returncode == 130, err.decode()
     assert beside(store) == []
     assert Flow("LongStepFlow", store)["1"].status == "cancelled"
+
+
+def test_the_writer_bounds_the_wal_between_checkpoints(store: str) -> None:
+    # README, "The store file": SQLite checkpoints every 1,000 pages (65.5 MB with 64 KiB
+    # pages), and each restart of the WAL cuts it back to 64 MiB (journal_size_limit).
+    from asyncflow._store._db import open_writer
+
+    conn = open_writer(store)
+    try:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 64 * 1024
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 64 * MIB
+    finally:
+        conn.close()
+    assert beside(store) == []
