@@ -794,6 +794,14 @@ async def _c12(tmp: Path) -> Raised:
     return raised(lambda: run.source), ("Pair/1", path, "'pickle', not msgpack")
 
 
+@case("C71", fix="tag the runs you want to keep with 'keep'")
+async def _c71(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    await Pair(store=path, echo=False).run()
+    asyncflow.gc(path, keep_last=1)
+    return raised(lambda: Flow("Pair", store=path)[1]), ("Pair/1", path, "asyncflow gc")
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
@@ -973,6 +981,22 @@ async def _t51(tmp: Path) -> Raised:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TRIGGER planted AFTER INSERT ON blobs BEGIN DELETE FROM runs; END")
     return await run_error(Pair, tmp), (path, "unknown trigger 'planted'")
+
+
+@case("T71", fix="restore the file from a copy")
+async def _t71(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    from asyncflow._store._store import Store
+
+    Store.close_all()  # the store is one file again, as after the process's exit
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        [(root,)] = conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'run_tags_by_tag'"
+        )
+    with open(path, "r+b") as fh:  # a damaged page that no new run would touch
+        fh.seek((root - 1) * 65536)
+        fh.write(b"\x00" * 8)
+    return await run_error(Pair, tmp, store_path=Path(path)), (path, "quick_check")
 
 
 # --- L: the command line --------------------------------------------------------------------
@@ -1457,10 +1481,13 @@ async def _k02(tmp: Path) -> Raised:
     return info.value, ("older_than='3 days'",)
 
 
-@case("K03", fix="must be a whole number >= 0")
+@case("K03", fix="must be a whole number >= 1")
 async def _k03(tmp: Path) -> Raised:
     path = await pair_store(tmp)
-    return raised(lambda: asyncflow.gc(path, keep_last=-2)), ("keep_last=-2",)
+    exc = raised(lambda: asyncflow.gc(path, keep_last=0))
+    with Flow("Pair", store=path) as flow:
+        assert flow.latest_run is not None  # nothing deleted
+    return exc, ("keep_last=0",)
 
 
 @case("K04", fix="resume another run")

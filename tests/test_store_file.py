@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,9 @@ import anyio
 import numpy as np
 import pytest
 
-from asyncflow import Flow, Run, StepFailed, StoreFormatError
+import asyncflow
+from asyncflow import Flow, Run, StepFailed, StoreError, StoreFormatError
+from asyncflow._store._store import Store
 from tests.flows.artifacts import difference
 from tests.flows.concurrency import ThreadForeachSleep
 from tests.flows.storefile import (
@@ -323,3 +328,97 @@ def test_opening_a_reader_keeps_the_writers_locks(tmp_path: Path) -> None:
         assert seen == "3"  # created_at, a and b
     finally:
         writer.close()
+
+
+def _damage_page_of(store: str, name: str) -> None:
+    """Overwrite the b-tree page header of the root page of table or index ``name``."""
+    with closing(sqlite3.connect(store)) as conn:
+        [(root,)] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,))
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert not os.path.exists(store + "-wal")
+    with open(store, "r+b") as fh:
+        fh.seek((root - 1) * page)
+        fh.write(b"\x00" * 8)
+
+
+@pytest.mark.anyio
+async def test_a_damaged_store_accepts_no_new_run(store: str) -> None:
+    await RichFlow(store=store, echo=False).run()
+    Store.close_all()  # as at exit: the store is one file again
+    # A page no new run touches (the index of tags: the run below has none) is damaged:
+    # reading tagged runs would fail, so the store must not take new runs either.
+    _damage_page_of(store, "run_tags_by_tag")
+    with open(store, "rb") as fh:
+        before = fh.read()
+    with pytest.raises(StoreError, match=r"it is damaged .*quick_check") as info:
+        await RichFlow(store=store, echo=False).run()
+    assert "restore the file from a copy" in str(info.value)
+    assert "asyncflow export" in str(info.value)
+    with pytest.raises(StoreError, match="it is damaged"):
+        asyncflow.gc(store, older_than=0)
+    with open(store, "rb") as fh:
+        assert fh.read() == before  # nothing written
+
+
+def _read_only_folder(kind: str, folder: Path, work: Path) -> Path:
+    """``folder`` made read-only the way ``kind`` says; returns the path to read it at."""
+    if kind == "mount":
+        view = work / "media"
+        view.mkdir()
+        for argv in (["mount", "--bind", str(folder), str(view)],
+                     ["mount", "-o", "remount,bind,ro", str(view)]):  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                subprocess.run(["umount", str(view)], capture_output=True)
+                pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip()}")
+        return view
+    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot make the folder immutable here: {done.stderr.strip()}")
+    return folder
+
+
+def _undo_read_only(kind: str, view: Path) -> None:
+    argv = ["umount", str(view)] if kind == "mount" else ["chattr", "-i", str(view)]
+    subprocess.run(argv, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("mount") is None, reason="needs mount and chattr")
+@pytest.mark.parametrize("kind", ["mount", "chattr"])
+def test_a_store_on_read_only_media_reads_normally(tmp_path: Path, kind: str) -> None:
+    # A read-only mount is what read-only media look like to SQLite (a bare CANTOPEN when
+    # it tries to create the -shm file); an immutable folder refuses new files even to root.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    store = str(folder / "store.db")
+    flow_file = str(Path(__file__).parent / "flows" / "disk.py")
+    done = subprocess.run(
+        [sys.executable, flow_file, "TinyFlow", "run", "--quiet", "--store", store],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and not os.path.exists(store + "-wal"), done.stderr
+    view = _read_only_folder(kind, folder, tmp_path)
+    try:
+        path = str(view / "store.db")
+        with Flow("TinyFlow", path) as flow:
+            run = flow.latest_run
+            assert run is not None and run.successful and run["start"].data.x == 1
+        assert asyncflow.stats(path).runs == {"succeeded": 1}
+        out = subprocess.run(
+            [sys.executable, "-m", "asyncflow", "runs", "--store", path],
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0 and "TinyFlow" in out.stdout, out.stderr
+        # Writing is refused with the read-only folder's message (T11), and nothing changes.
+        done = subprocess.run(
+            [sys.executable, flow_file, "TinyFlow", "run", "--quiet", "--store", path],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2
+        assert f"its folder {str(view)!r} is read-only" in done.stderr
+        assert sorted(os.listdir(view)) == ["store.db"]
+    finally:
+        _undo_read_only(kind, view)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from asyncflow import (
 )
 from asyncflow._cli import main as cli_main
 from asyncflow._client._tidy import parse_age
-from asyncflow._store._lease import host_name
+from asyncflow._store._lease import LEASE_ENV, host_name
 from tests._storefixture import T0, T, execute, write_run
 from tests.flows import tidy as tidy_flows
 from tests.flows.tidy import FAILING, GATES, SHARED, Gate, SharedFlow, own_value
@@ -182,9 +183,33 @@ def test_tagging_a_run_gc_deleted_says_it_is_gone(store: str) -> None:
         asyncflow.gc(store, tag="scratch")
         with pytest.raises(NotFoundError) as info:
             run.add_tag("late")
-        assert f"flow TagFlow has no run {gone}" in str(info.value)
+        assert f"run TagFlow/{gone} was deleted from the store" in str(info.value)
         assert str(keep) in str(info.value)
     assert query(store, "SELECT count(*) FROM run_tags WHERE tag = 'late'") == [(0,)]
+
+
+def test_a_run_gc_deleted_is_reported_as_deleted_by_gc(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = write_run(store, "F", [T("start")])
+    kept = write_run(store, "F", [T("start")])
+    other = write_run(store, "G", [T("start")])
+    asyncflow.gc(store, keep_last=1)
+    said = f"run F/{gone} was deleted from the store {store!r} by asyncflow gc on "
+    with pytest.raises(NotFoundError, match=re.escape(said)) as info:
+        Flow("F", store)[gone]
+    assert f"newest first: {kept}." in str(info.value)
+    err = cli(capsys, "show", f"F/{gone}", "--store", store, code=2)
+    assert said.replace(repr(store), repr(os.path.abspath(store))) in err or said in err
+    # Another flow's id, or an id never given out, is just not there.
+    with pytest.raises(NotFoundError, match=f"flow F has no run {other} in the store"):
+        Flow("F", store)[other]
+    with pytest.raises(NotFoundError, match="flow F has no run 99 in the store"):
+        Flow("F", store)[99]
+    # The note is one small row in store_info per deleted run.
+    assert query(store, "SELECT key FROM store_info WHERE key LIKE 'gc_deleted:%'") == [
+        (f"gc_deleted:{gone}",)
+    ]
 
 
 def test_a_run_archive_is_not_tagged(store: str) -> None:
@@ -220,8 +245,8 @@ def test_gc_needs_a_criterion_and_checks_each(store: str) -> None:
         asyncflow.gc(store)
     with pytest.raises(UsageError, match="at least one of keep_last"):
         asyncflow.gc(store, flow="F", dry_run=True)
-    for bad in (-1, 1.5, True, "3"):
-        with pytest.raises(UsageError, match="must be a whole number >= 0") as info:
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(UsageError, match="must be a whole number >= 1") as info:
             asyncflow.gc(store, keep_last=bad)  # type: ignore[arg-type]
         assert info.value.argument == "keep_last"
     for age in ("soon", "-3d", "3x", "", float("inf"), -1, timedelta(seconds=-1), [1]):
@@ -230,7 +255,7 @@ def test_gc_needs_a_criterion_and_checks_each(store: str) -> None:
         assert info.value.argument == "older_than"
     assert count(store, "runs") == 1
     with pytest.raises(NotFoundError, match="there is no flow 'G'"):
-        asyncflow.gc(store, flow="G", keep_last=0)
+        asyncflow.gc(store, flow="G", keep_last=1)
     with pytest.raises(StoreError, match="there is no store at"):
         asyncflow.gc(str(Path(store).with_name("missing.db")), keep_last=1)
     assert not Path(store).with_name("missing.db").exists()
@@ -289,11 +314,54 @@ def test_criteria_combine_and_flow_limits(store: str) -> None:
     # older than 5 days (a timedelta), any flow
     report = asyncflow.gc(store, older_than=timedelta(days=5))
     assert sorted(report.deleted) == sorted([f"A/{a_old2}", f"B/{b_old}"])
-    # keep_last=0 with a tag: every tagged run
-    report = asyncflow.gc(store, keep_last=0, tag="scratch")
+    # a tag alone: every tagged run
+    report = asyncflow.gc(store, tag="scratch")
     assert report.deleted == (f"A/{a_new}",)
     assert asyncflow.list_flows(store) == []
     assert_whole(store)
+
+
+def test_gc_never_deletes_a_run_tagged_keep(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    kept = write_run(store, "F", [T("start", artifacts={"x": 0})], tags=["keep", "scratch"])
+    other = write_run(store, "F", [T("start", artifacts={"x": 1})], tags=["scratch"])
+    write_run(store, "F", [T("start", artifacts={"x": 2})])
+    why = "tagged 'keep', a protected tag"
+    # Whatever selects it, even tag="keep" itself, the run tagged keep stays.
+    for criteria in ({"keep_last": 1}, {"older_than": 0}, {"tag": "keep"}, {"tag": "scratch"}):
+        report = asyncflow.gc(store, dry_run=True, **criteria)  # type: ignore[arg-type]
+        assert f"F/{kept}" not in report.deleted and f"F/{kept}" in report.skipped, criteria
+        assert report.skipped_why[f"F/{kept}"] == why
+    report = asyncflow.gc(store, tag="keep")
+    assert report.deleted == () and report.skipped == (f"F/{kept}",)
+    report = asyncflow.gc(store, older_than=0)
+    assert f"F/{kept}" not in report.deleted and f"F/{other}" in report.deleted
+    assert Flow("F", store)[kept]["start"].data.x == 0
+    out = cli(capsys, "gc", "--older-than", "0", "--dry-run", "--store", store)
+    assert f"  F/{kept} ({why})" in out.splitlines()
+    # Other tags can be protected instead (replacing the default), or none at all.
+    paper = write_run(store, "F", [T("start")], tags=["paper"])
+    report = asyncflow.gc(store, older_than=0, protect=("paper",), dry_run=True)
+    assert report.deleted == (f"F/{kept}",) and report.skipped == (f"F/{paper}",)
+    out = cli(capsys, "gc", "--older-than", "0", "--protect", "paper", "--protect", "keep",
+              "--store", store)  # fmt: skip
+    assert out.startswith("Deleted 0 runs")
+    with pytest.raises(UsageError, match="protect=5 is not a list of tags"):
+        asyncflow.gc(store, older_than=0, protect=5)  # type: ignore[arg-type]
+    assert asyncflow.gc(store, older_than=0, protect=()).deleted == (f"F/{kept}", f"F/{paper}")
+    assert_whole(store)
+
+
+def test_keep_last_zero_is_refused_so_gc_never_deletes_every_run(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(2):
+        write_run(store, "F", [T("start")])
+    with pytest.raises(UsageError, match="keep_last=0 must be a whole number >= 1"):
+        asyncflow.gc(store, keep_last=0)
+    err = cli(capsys, "gc", "--keep-last", "0", "--store", store, code=2)
+    assert "keep_last=0 must be a whole number >= 1" in err
+    assert count(store, "runs") == 2
+    assert asyncflow.gc(store, keep_last=1).deleted == ("F/1",)
 
 
 def test_every_row_of_a_deleted_run_goes(store: str) -> None:
@@ -383,8 +451,8 @@ async def test_gc_next_to_a_live_run_leaves_it_whole(store: str) -> None:
             with anyio.fail_after(30):
                 await paused.entered.wait()
             # Every run of the flow is selected; the live one must be skipped.
-            dry = await asyncflow.agc(store, flow="SharedFlow", keep_last=0, dry_run=True)
-            report = await asyncflow.agc(store, flow="SharedFlow", keep_last=0)
+            dry = await asyncflow.agc(store, flow="SharedFlow", older_than=0, dry_run=True)
+            report = await asyncflow.agc(store, flow="SharedFlow", older_than=0)
             assert dry.deleted == report.deleted == tuple(r.pathspec for r in old)
             (live_id,) = [r.id for r in Flow("SharedFlow", store).runs()]
             assert report.skipped == dry.skipped == (f"SharedFlow/{live_id}",)
@@ -448,7 +516,10 @@ def test_a_resume_whose_origin_gc_deleted_meanwhile_is_refused(store: str) -> No
     assert count(store, "runs") == 1
 
 
-def test_gc_next_to_a_live_run_of_another_process(tmp_path: Path, store: str) -> None:
+def test_gc_next_to_a_live_run_of_another_process(
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LEASE_ENV, "1.5")  # this process's gc and the child agree on it
     marker = tmp_path / "marker"
     env = {**os.environ, "TIDY_HANG_MARKER": str(marker)}
     proc = subprocess.Popen(
@@ -462,17 +533,21 @@ def test_gc_next_to_a_live_run_of_another_process(tmp_path: Path, store: str) ->
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "timeout"
-        report = asyncflow.gc(store, keep_last=0)
+        time.sleep(3)  # twice the lease window: the child's writer keeps renewing it
+        report = asyncflow.gc(store, older_than=0)
         assert report.deleted == () and report.skipped == ("SharedFlow/1",)
+        assert report.skipped_why["SharedFlow/1"].startswith(f"live: running in process {proc.pid}")
         assert proc.poll() is None
     finally:
         proc.kill()
         proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
-    # Its process gone, the run is crashed: it may go now, with every value it stored.
+    # Its process gone, the run is crashed; once its lease has expired too, it may go, with
+    # every value it stored (gc never deletes a run whose lease is still unexpired).
     assert Flow("SharedFlow", store)["1"].status == "crashed"
-    report = asyncflow.gc(store, keep_last=0)
+    time.sleep(2)
+    report = asyncflow.gc(store, older_than=0)
     assert report.deleted == ("SharedFlow/1",)
     assert count(store, "blobs") == 0 and count(store, "blob_chunks") == 0
     assert_whole(store)

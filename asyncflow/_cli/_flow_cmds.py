@@ -22,6 +22,7 @@ import anyio.abc
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._run import ResumeRequest
 from .._spec._params import Parameter, parameters_of
+from .._store._store import Store
 from ._parser import OneLineParser
 
 __all__ = ["flow_main"]
@@ -165,7 +166,9 @@ def _execute(
     code = 128 + signum
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not _MAIN):
         # A plain step still runs in an abandoned thread; its result is dropped anyway, and
-        # the interpreter would wait for it before exiting.
+        # the interpreter would wait for it before exiting. os._exit skips atexit: close the
+        # stores here, so that the store is left as one file.
+        Store.close_all()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -57,10 +57,11 @@ def gc_lines(report: GcReport) -> list[str]:
         ]
     if report.skipped:
         verb = "Would keep" if report.dry_run else "Kept"
-        lines.append(
-            f"{verb} {_plural(len(report.skipped), 'live run')} (running, or resumed by a run "
-            f"still running): {', '.join(report.skipped)}"
-        )
+        lines.append(f"{verb} {_plural(len(report.skipped), 'selected run')}:")
+        lines += [
+            f"  {pathspec} ({report.skipped_why.get(pathspec, 'kept')})"
+            for pathspec in report.skipped
+        ]
     if report.note:
         lines.append(f"Note: {report.note}.")
     return lines
@@ -74,6 +75,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         older_than=args.older_than,
         tag=args.tag,
         dry_run=args.dry_run,
+        protect=args.protect,
     )
     print("\n".join(gc_lines(report)))
     return 0
@@ -130,17 +132,23 @@ def add_tidy_commands(sub: argparse._SubParsersAction[Any]) -> None:
         help="delete old runs and the values only they held, and shrink the file",
         description="Delete the runs that match every criterion given (at least one of "
         "--keep-last, --older-than and --tag), then every stored value no remaining run "
-        "references. Live runs are never deleted.",
+        "references. Live runs and runs with a protected tag (keep) are never deleted.",
     )
     _store_option(collect)
     collect.add_argument("--flow", metavar="F", help="only runs of this flow")
     collect.add_argument(
-        "--keep-last", type=int, metavar="N", help="keep each flow's N newest runs"
+        "--keep-last", type=int, metavar="N", help="keep each flow's N newest runs (N >= 1)"
     )
     collect.add_argument(
         "--older-than", metavar="AGE", help="only runs created longer ago, e.g. 30m, 12h, 7d, 2w"
     )
     collect.add_argument("--tag", metavar="T", help="only runs with this tag")
+    collect.add_argument(
+        "--protect",
+        action="append",
+        metavar="TAG",
+        help="never delete runs with this tag (repeatable; replaces the default, keep)",
+    )
     collect.add_argument(
         "--dry-run", action="store_true", help="list what would be deleted; change nothing"
     )

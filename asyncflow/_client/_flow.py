@@ -11,7 +11,7 @@ from .._store import _queries as q
 from .._store._paths import resolve_store_path
 from .._store._queries import Plan, RunRow
 from ._handle import StoreHandle
-from ._messages import bad_run_id, missing_run, unknown_flow
+from ._messages import bad_run_id, missing_run_plan, unknown_flow
 from ._run import Run
 
 __all__ = ["Flow", "FlowOpener", "alist_flows", "check_plan", "list_flows"]
@@ -229,8 +229,7 @@ class Flow:
     def _get_plan(self, number: int) -> Plan[RunRow]:
         row = yield from q.run(self._name, number)
         if row is None:
-            recent, total = yield from q.run_ids(self._name, 10)
-            raise missing_run(self._name, number, self._handle.path, recent, total)
+            raise (yield from missing_run_plan(self._name, number, self._handle.path))
         return row
 
     def _first(self, rows: list[RunRow]) -> Run | None:

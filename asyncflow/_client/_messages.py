@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from .._errors import ArtifactNotFoundError, NotFoundError
+from .._store._queries import Plan, Query, run_ids
+from .._store._tidy import DELETED_KEY, parse_deleted
 
 __all__ = [
     "bad_run_id",
     "listing",
     "missing_artifact",
     "missing_run",
+    "missing_run_plan",
     "missing_step",
     "missing_task",
     "no_end_task",
@@ -53,11 +57,32 @@ def bad_run_id(flow: str, run_id: object) -> NotFoundError:
     )
 
 
+def missing_run_plan(flow: str, run_id: int, path: str) -> Plan[NotFoundError]:
+    """Read what :func:`missing_run` needs (the recent runs, gc's note) and build it."""
+    recent, total = yield from run_ids(flow, 10)
+    note = yield Query("SELECT value FROM store_info WHERE key = ?", (f"{DELETED_KEY}{run_id}",))
+    deleted_at = parse_deleted(note[0][0], flow) if note else None
+    return missing_run(flow, run_id, path, recent, total, deleted_at)
+
+
 def missing_run(
-    flow: str, run_id: int, path: str, recent: Sequence[int], total: int
+    flow: str,
+    run_id: int,
+    path: str,
+    recent: Sequence[int],
+    total: int,
+    deleted_at: float | None = None,
 ) -> NotFoundError:
-    """Run ``run_id`` of ``flow`` does not exist."""
+    """Run ``run_id`` of ``flow`` does not exist (``deleted_at``: gc deleted it then)."""
     ids = [str(i) for i in recent]
+    if deleted_at is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(deleted_at))
+        return NotFoundError(
+            f"run {flow}/{run_id} was deleted from the store {path!r} by asyncflow gc on "
+            f"{when} (run ids are never reused); its runs, newest first: "
+            f"{listing(ids, total=total)}. Restore the store from a copy made before to read "
+            "it again, and tag the runs you want to keep with 'keep' so gc keeps them."
+        )
     return NotFoundError(
         f"flow {flow} has no run {run_id} in the store {path!r}; its runs, newest first: "
         f"{listing(ids, total=total)}. Use one of those ids, or check the store path."

@@ -19,7 +19,7 @@ from .._store._queries import Plan, RunRow, TaskRow
 from .._store._tidy import set_tags
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
-from ._messages import missing_run, missing_step, no_end_task
+from ._messages import missing_run_plan, missing_step, no_end_task
 from ._source import SourceRecord, adecode_source, decode_source
 from ._step import Step
 from ._task import Task, utc
@@ -428,8 +428,7 @@ class Run:
         row = self._row
         found = set_tags(self._handle.path, row.flow, row.id, add, remove)
         if found is None:
-            recent, total = self._handle.run(q.run_ids(row.flow, 10))
-            raise missing_run(row.flow, row.id, self._handle.path, recent, total)
+            raise self._handle.run(missing_run_plan(row.flow, row.id, self._handle.path))
         self._row = dataclasses.replace(row, tags=found)
 
     # --- trust ------------------------------------------------------------------------------
@@ -479,8 +478,7 @@ class Run:
     def _refresh_plan(self) -> Plan[RunRow]:
         row = yield from q.run(self._row.flow, self._row.id)
         if row is None:
-            recent, total = yield from q.run_ids(self._row.flow, 10)
-            raise missing_run(self._row.flow, self._row.id, self._handle.path, recent, total)
+            raise (yield from missing_run_plan(self._row.flow, self._row.id, self._handle.path))
         return row
 
     def _missing_step_plan(self, name: str) -> Plan[Exception]:

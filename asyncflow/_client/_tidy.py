@@ -14,7 +14,8 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -47,14 +48,17 @@ class GcReport:
 
     :param store: the store file (absolute path).
     :param deleted: pathspecs (``Flow/run``) of the runs deleted, oldest first.
-    :param skipped: pathspecs of runs the criteria selected but gc kept because they are
-        live (running, and not crashed) or the origin of a live resumed run.
+    :param skipped: pathspecs of runs the criteria selected but gc kept: they carry a
+        protected tag, are live (running: their lease has not expired, or their process on
+        this host is alive) or are the origin of a live resumed run.
     :param blobs_deleted: stored values deleted because no remaining run references them.
     :param bytes_freed: their payload bytes (before SQLite's own overhead).
     :param size_before: bytes the store took on disk before (the file and its ``-wal``).
     :param size_after: bytes it takes after (equal to ``size_before`` in a dry run).
     :param dry_run: True if nothing was changed.
     :param note: why the file could not shrink yet, if so (the space is reused anyway).
+    :param skipped_why: for each pathspec in ``skipped``, why it was kept (e.g.
+        ``"tagged 'keep', a protected tag"``).
     """
 
     store: str
@@ -66,6 +70,7 @@ class GcReport:
     size_after: int
     dry_run: bool
     note: str | None = None
+    skipped_why: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +163,29 @@ def parse_age(value: Age) -> float:
     return seconds
 
 
+#: The tags gc protects unless told otherwise: a run tagged ``keep`` is never deleted.
+DEFAULT_PROTECT: tuple[str, ...] = ("keep",)
+
+
+def _protect(protect: Sequence[str] | str | None) -> tuple[str, ...]:
+    if protect is None:
+        return DEFAULT_PROTECT
+    try:
+        return normalize_tags(protect)
+    except TypeError as exc:
+        raise UsageError(
+            f"protect={protect!r} is not a list of tags ({exc}); pass tags such as "
+            "protect=('keep', 'paper'), or protect=() to protect none.",
+            "protect",
+        ) from exc
+
+
 def _criteria(
-    flow: str | None, keep_last: int | None, older_than: Age | None, tag: str | None
+    flow: str | None,
+    keep_last: int | None,
+    older_than: Age | None,
+    tag: str | None,
+    protect: Sequence[str] | str | None = None,
 ) -> GcCriteria:
     if keep_last is None and older_than is None and tag is None:
         raise UsageError(
@@ -168,11 +194,11 @@ def _criteria(
             "pass e.g. keep_last=10, older_than='30d' or tag='scratch'."
         )
     if keep_last is not None and (
-        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1
     ):
         raise UsageError(
-            f"keep_last={keep_last!r} must be a whole number >= 0: how many of each flow's "
-            "newest runs to keep.",
+            f"keep_last={keep_last!r} must be a whole number >= 1: how many of each flow's "
+            "newest runs to keep (to select every run, pass older_than=0 instead).",
             "keep_last",
         )
     before = None if older_than is None else time.time() - parse_age(older_than)
@@ -181,6 +207,7 @@ def _criteria(
         keep_last=keep_last,
         created_before=before,
         tag=None if tag is None else normalize_tags(tag)[0],
+        protect=_protect(protect),
     )
 
 
@@ -195,29 +222,35 @@ def gc(
     older_than: Age | None = None,
     tag: str | None = None,
     dry_run: bool = False,
+    protect: Sequence[str] | str | None = None,
 ) -> GcReport:
     """Delete runs, then every stored value no remaining run references, and shrink the file.
 
     The criteria combine (a run must meet all that are given), and at least one of
-    ``keep_last``, ``older_than`` and ``tag`` is required. A live run (running, and its
-    process alive) is never deleted, nor the run a live resumed run started from; they are
-    listed in :attr:`GcReport.skipped`. Everything is deleted in one transaction, so another
-    process writing to the store meanwhile loses nothing.
+    ``keep_last``, ``older_than`` and ``tag`` is required. Never deleted, whatever the
+    criteria: a run carrying a protected tag (``keep`` by default), a live run (running:
+    its lease has not expired, or its process on this host is alive) and the run a live
+    resumed run started from; selected ones are listed in :attr:`GcReport.skipped`, with the
+    reason in :attr:`GcReport.skipped_why`. Everything is deleted in one transaction, so
+    another process writing to the store meanwhile loses nothing.
 
     :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db`` in
         the current directory.
     :param flow: consider only this flow's runs.
-    :param keep_last: keep each flow's ``keep_last`` newest runs (by id); select the rest.
+    :param keep_last: keep each flow's ``keep_last`` newest runs (by id, at least 1);
+        select the rest.
     :param older_than: select runs created longer ago than this: a timedelta, seconds, or
         text such as ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"``.
     :param tag: select runs carrying this tag.
     :param dry_run: decide and report, but change nothing.
+    :param protect: the protected tags; None means ``("keep",)``. Giving tags replaces the
+        default (include ``"keep"`` to keep protecting it); ``()`` protects none.
     :raises UsageError: no criterion, or a criterion that is not valid.
     :raises NotFoundError: ``flow`` has no run in the store.
     :raises StoreError: no store there, the store is a run archive (read-only), or it cannot
         be written.
     """
-    criteria = _criteria(flow, keep_last, older_than, tag)
+    criteria = _criteria(flow, keep_last, older_than, tag, protect)
     path = os.path.abspath(resolve_store_path(store))
     if criteria.flow is not None:
         _check_flow(path, criteria.flow)
@@ -233,6 +266,7 @@ async def agc(
     older_than: Age | None = None,
     tag: str | None = None,
     dry_run: bool = False,
+    protect: Sequence[str] | str | None = None,
 ) -> GcReport:
     """The awaitable twin of :func:`gc`; the work runs in a worker thread.
 
@@ -240,7 +274,7 @@ async def agc(
     :raises NotFoundError: ``flow`` has no run in the store.
     :raises StoreError: no store there, the store is a run archive, or it cannot be written.
     """
-    _criteria(flow, keep_last, older_than, tag)  # bad arguments fail before any thread
+    _criteria(flow, keep_last, older_than, tag, protect)  # bad arguments fail before a thread
     call = functools.partial(
         gc,
         store,
@@ -249,6 +283,7 @@ async def agc(
         older_than=older_than,
         tag=tag,
         dry_run=dry_run,
+        protect=protect,
     )
     return await anyio.to_thread.run_sync(call)
 
@@ -265,13 +300,14 @@ def _report(path: str, outcome: GcOutcome, dry_run: bool) -> GcReport:
     return GcReport(
         store=path,
         deleted=tuple(f"{r.flow}/{r.id}" for r in outcome.deleted),
-        skipped=tuple(f"{r.flow}/{r.id}" for r in outcome.skipped),
+        skipped=tuple(f"{s.run.flow}/{s.run.id}" for s in outcome.skipped),
         blobs_deleted=outcome.blobs,
         bytes_freed=outcome.blob_bytes,
         size_before=outcome.size_before,
         size_after=outcome.size_after,
         dry_run=dry_run,
         note=outcome.note,
+        skipped_why={f"{s.run.flow}/{s.run.id}": s.reason for s in outcome.skipped},
     )
 
 

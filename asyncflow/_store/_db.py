@@ -41,6 +41,8 @@ _INTERRUPT_EVERY = 100
 # New stores track free pages so that gc can hand them back to the file system
 # (``PRAGMA incremental_vacuum``); costs measured in benchmarks/RESULTS.md ("auto_vacuum").
 AUTO_VACUUM = "INCREMENTAL"
+# Bytes a write-ahead log is cut back to when SQLite restarts it (see open_writer).
+JOURNAL_SIZE_LIMIT = 64 << 20
 
 T = TypeVar("T")
 
@@ -175,7 +177,10 @@ def store_error(exc: sqlite3.Error, path: str, action: str) -> StoreError:
             "again.",
             path,
         )
-    if code == "SQLITE_READONLY_DIRECTORY":
+    if code == "SQLITE_READONLY_DIRECTORY" or (
+        code == "SQLITE_CANTOPEN" and os.path.isfile(path) and _unwritable_folder(path)
+    ):
+        # (On a read-only file system SQLite says only "unable to open database file".)
         name = os.path.basename(path)
         return StoreError(
             f"cannot use {_describe(path)}: its folder {folder!r} is read-only, and SQLite "
@@ -323,11 +328,14 @@ def is_archive(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def _connect(path: str, *, read_only: bool, immutable: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: str, *, read_only: bool, immutable: bool = False, mode: str = "ro"
+) -> sqlite3.Connection:
     with sqlite_errors(path, "open"):
         if read_only:
+            # mode "rw" opens an existing file without creating it (see _query_only).
             uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
-            uri += "?mode=ro&immutable=1" if immutable else "?mode=ro"
+            uri += f"?mode={mode}&immutable=1" if immutable else f"?mode={mode}"
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         else:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -379,12 +387,31 @@ def retry_busy(fn: Callable[[], T], path: str, *, attempts: int = 50) -> T:
     raise AssertionError("unreachable")
 
 
+def _unwritable_folder(path: str) -> bool:
+    """Whether the store's folder is on a read-only file system, or may not be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(folder, os.W_OK)
+
+
 def _readable_as_is(exc: StoreError, path: str) -> bool:
     """Whether a read-only open failed only because the folder is read-only, with no WAL
-    content beside the file (so the file alone is the whole store)."""
+    content beside the file (so the file alone is the whole store).
+
+    SQLite says so with SQLITE_READONLY_DIRECTORY or READONLY_CANTINIT, or, on a read-only
+    file system (read-only media, a read-only mount), with a bare SQLITE_CANTOPEN: it could
+    not create the ``-shm`` file.
+    """
     cause = exc.__cause__
     code = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
-    if code not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT"):
+    if code == "SQLITE_CANTOPEN":
+        if not _unwritable_folder(path):
+            return False
+    elif code not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_READONLY_CANTINIT"):
         return False
     try:
         return os.path.getsize(path + "-wal") == 0
@@ -449,6 +476,29 @@ def write_once(
         conn.close()
 
 
+def _refuse_damaged(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse to write into a store whose structure is damaged (``PRAGMA quick_check``).
+
+    A damaged page that no write happens to touch would otherwise go unnoticed: new runs
+    would be added to a file whose older runs read back as damaged. The check walks every
+    b-tree page but not the chunk payloads: about 15 ms for a 100 MiB store.
+
+    :raises StoreError: the check found damage (a damaged page it cannot even read is
+        reported by the caller, through :func:`store_error`).
+    """
+    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    if rows == [("ok",)]:
+        return
+    found = "; ".join(str(row[0]) for row in rows)
+    raise StoreError(
+        f"cannot write to {_describe(path)}: it is damaged (SQLite's quick_check: {found}), "
+        "so asyncflow adds nothing to it; restore the file from a copy, or save the runs "
+        "that still read back with `asyncflow export Flow/run ... -o saved.afa` and "
+        "`asyncflow import saved.afa --store NEW.db`, then use the new store.",
+        path,
+    )
+
+
 def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
     """Open (creating if needed) a store for writing: WAL, schema created or migrated.
 
@@ -488,11 +538,16 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
                 conn.execute(f"PRAGMA auto_vacuum = {AUTO_VACUUM}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # While a long run goes on, each automatic checkpoint restarts the WAL; this
+            # truncates it back to 64 MiB then (the end of a run truncates it to zero).
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             conn.execute("PRAGMA foreign_keys = OFF")
             return version
 
         version = retry_busy(setup, path)
+        if version > 0:
+            retry_busy(lambda: _refuse_damaged(conn, path), path)
         if version < SCHEMA_VERSION:
 
             def upgrade() -> None:
@@ -569,6 +624,9 @@ def open_reader(path: str) -> sqlite3.Connection:
             conn.close()
             conn = _connect(path, read_only=True, immutable=True)
             version = check_format(conn, path, allow_empty=False)
+        else:
+            if version >= SCHEMA_VERSION:
+                conn = _query_only(conn, path)
         if version < SCHEMA_VERSION:
             conn.close()
             _upgrade(path, version)
@@ -577,4 +635,26 @@ def open_reader(path: str) -> sqlite3.Connection:
     except BaseException:
         conn.close()
         raise
+    return conn
+
+
+def _query_only(checked: sqlite3.Connection, path: str) -> sqlite3.Connection:
+    """A connection for reading the store ``checked`` found to be ours: opened read-write,
+    with ``PRAGMA query_only`` so that nothing is ever written through it.
+
+    A read-only connection leaves the ``-wal`` and ``-shm`` files behind when it is the last
+    to close; a read-write one removes them (after checkpointing the WAL), so a store read
+    by the client is again one file. Where the file may not be written, SQLite opens it
+    read-only anyway; if anything fails, the checked read-only connection is kept.
+    """
+    try:
+        conn = _connect(path, read_only=True, mode="rw")
+        try:
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+    except (StoreError, sqlite3.Error):
+        return checked
+    checked.close()
     return conn

@@ -15,6 +15,7 @@ as it is (``RawBlob.vouched``).
 
 from __future__ import annotations
 
+import atexit
 import os
 import sqlite3
 import threading
@@ -35,6 +36,9 @@ from ._writer import Writer
 __all__ = ["Store"]
 
 T = TypeVar("T")
+
+# At exit, how long to wait for a writer to commit what is queued and close.
+_EXIT_WAIT_SECONDS = 30.0
 
 
 class Store:
@@ -81,6 +85,24 @@ class Store:
                 cls._open[key] = store
             store._users += 1
             return store
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every store this process has open (registered with ``atexit``).
+
+        The reader first, then the writer, which empties the WAL: the last connection to a
+        file removes its ``-wal`` and ``-shm``, so a process that ends leaves the store as
+        one file (unless another process still has it open).
+        """
+        with cls._open_lock:
+            stores = list(cls._open.values())
+            cls._open.clear()
+        for store in stores:
+            with store._reader_lock:
+                if store._reader is not None:
+                    store._reader.close()
+                    store._reader = None
+            store.writer.close(timeout=_EXIT_WAIT_SECONDS)
 
     def release(self) -> None:
         """Drop one user. The store stays open a moment for the next run, then closes
@@ -203,3 +225,6 @@ def _from_pending(enc: Encoded) -> RawBlob:
     payload = payload_buffer(enc.size)
     memoryview(payload)[:] = enc.payload
     return RawBlob(enc.sha, enc.encoding, enc.meta, payload, vouched=True)
+
+
+atexit.register(Store.close_all)

@@ -13,8 +13,10 @@ reference), are never deleted. Space is then handed back to the file system:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,16 +31,20 @@ from ._db import (
     write_once,
     write_transaction,
 )
-from ._lease import crashed_reason
+from ._lease import lease_held
 from ._queries import Plan, Query
 
 __all__ = [
+    "DELETED_KEY",
     "GcCriteria",
     "GcOutcome",
     "RunRef",
+    "Skipped",
     "StatsRows",
     "collect_garbage",
+    "deleted_note",
     "file_bytes",
+    "parse_deleted",
     "require_origin",
     "set_tags",
     "stats",
@@ -144,12 +150,23 @@ class GcCriteria:
     :param keep_last: select all but each flow's ``keep_last`` newest runs (by id).
     :param created_before: select runs created before this time (seconds since the epoch).
     :param tag: select runs carrying this tag.
+    :param protect: runs carrying any of these tags are never deleted, whatever the other
+        criteria say (a selected one is reported as skipped, with the reason).
     """
 
     flow: str | None = None
     keep_last: int | None = None
     created_before: float | None = None
     tag: str | None = None
+    protect: tuple[str, ...] = ("keep",)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A run the criteria selected that gc kept, and why (one line, for people)."""
+
+    run: RunRef
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +174,7 @@ class GcOutcome:
     """What gc did (or, in a dry run, would do) to a store."""
 
     deleted: tuple[RunRef, ...]
-    skipped: tuple[RunRef, ...]
+    skipped: tuple[Skipped, ...]
     blobs: int
     blob_bytes: int
     size_before: int
@@ -171,7 +188,8 @@ class _RunInfo:
     flow: str
     created_at: float
     origin_run_id: int | None
-    live: bool
+    # Why gc must not delete it while it runs (see _lease.lease_held), else None.
+    live: str | None
 
 
 def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
@@ -185,26 +203,46 @@ def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
             flow=str(r[1]),
             created_at=float(r[3]),
             origin_run_id=None if r[4] is None else int(r[4]),
-            # Running and not crashed: its process may still write rows that need its blobs.
-            live=r[2] == "running" and crashed_reason(r[2], r[5], r[6], r[7]) is None,
+            # Its process may still write rows that need its blobs.
+            live=lease_held(r[2], r[5], r[6], r[7]),
         )
         for r in rows
     ]
 
 
+def _tagged(conn: sqlite3.Connection, tags: Sequence[str]) -> dict[int, str]:
+    """Run id -> the first (sorted) of ``tags`` the run carries, for runs carrying any."""
+    found: dict[int, str] = {}
+    for tag in sorted(set(tags)):
+        for (run_id,) in conn.execute("SELECT run_id FROM run_tags WHERE tag = ?", (tag,)):
+            found.setdefault(int(run_id), tag)
+    return found
+
+
 def _choose(
-    runs: Sequence[_RunInfo], tagged: set[int], criteria: GcCriteria
-) -> tuple[list[_RunInfo], list[_RunInfo]]:
-    """(runs to delete, selected runs kept because they are live or a live run's origin).
+    runs: Sequence[_RunInfo],
+    tagged: set[int],
+    protected_tags: dict[int, str],
+    criteria: GcCriteria,
+) -> tuple[list[_RunInfo], list[tuple[_RunInfo, str]]]:
+    """(runs to delete, selected runs kept, each with the reason).
+
+    A selected run is kept if it carries a protected tag, is live, or is the origin of a
+    live resumed run (whose clones reference its values).
 
     :param runs: every run of the store, newest first.
     :param tagged: the ids of the runs carrying ``criteria.tag``.
+    :param protected_tags: run id -> the protected tag it carries.
     """
-    protected = {r.id for r in runs if r.live}
-    protected |= {r.origin_run_id for r in runs if r.live and r.origin_run_id is not None}
+    kept: dict[int, str] = {r.id: f"live: {r.live}" for r in runs if r.live}
+    for r in runs:
+        if r.live and r.origin_run_id is not None:
+            kept.setdefault(r.origin_run_id, f"the origin of the live resumed run {r.flow}/{r.id}")
+    for run_id, tag in protected_tags.items():
+        kept.setdefault(run_id, f"tagged {tag!r}, a protected tag")
     seen: dict[str, int] = {}
     delete: list[_RunInfo] = []
-    skip: list[_RunInfo] = []
+    skip: list[tuple[_RunInfo, str]] = []
     for run in runs:
         rank = seen.get(run.flow, 0)
         seen[run.flow] = rank + 1
@@ -216,23 +254,27 @@ def _choose(
             continue
         if criteria.tag is not None and run.id not in tagged:
             continue
-        (skip if run.id in protected else delete).append(run)
+        why = kept.get(run.id)
+        if why is None:
+            delete.append(run)
+        else:
+            skip.append((run, why))
     return delete, skip
 
 
 def _select(
     conn: sqlite3.Connection, criteria: GcCriteria
-) -> tuple[list[_RunInfo], list[_RunInfo], int, int]:
+) -> tuple[list[_RunInfo], list[tuple[_RunInfo, str]], int, int]:
     """Choose the runs, then the blobs only they reference; nothing is deleted yet.
 
     Fills ``temp.af_gc_runs`` and ``temp.af_gc_blobs``; returns (runs to delete, runs
-    skipped, number of blobs to delete, their payload bytes).
+    skipped with the reason, number of blobs to delete, their payload bytes).
     """
     tagged: set[int] = set()
     if criteria.tag is not None:
-        rows = conn.execute("SELECT run_id FROM run_tags WHERE tag = ?", (criteria.tag,))
-        tagged = {int(row[0]) for row in rows}
-    delete, skip = _choose(_runs(conn), tagged, criteria)
+        tagged = set(_tagged(conn, (criteria.tag,)))
+    protected = _tagged(conn, criteria.protect)
+    delete, skip = _choose(_runs(conn), tagged, protected, criteria)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_runs (id INTEGER PRIMARY KEY)")
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS af_gc_blobs (sha BLOB PRIMARY KEY)")
     conn.execute("DELETE FROM temp.af_gc_runs")
@@ -249,7 +291,38 @@ def _select(
     return delete, skip, int(count), int(size)
 
 
+#: ``store_info`` key prefix under which gc notes each run it deleted (``gc_deleted:12``),
+#: so that asking for the run later says it was deleted, not just "no such run".
+DELETED_KEY = "gc_deleted:"
+
+
+def deleted_note(conn: sqlite3.Connection, flow: str, run_id: int) -> float | None:
+    """When gc deleted run ``run_id`` of ``flow`` (seconds since the epoch), or None."""
+    row = conn.execute(
+        "SELECT value FROM store_info WHERE key = ?", (f"{DELETED_KEY}{run_id}",)
+    ).fetchone()
+    return parse_deleted(row[0], flow) if row else None
+
+
+def parse_deleted(value: object, flow: str) -> float | None:
+    """The time in a ``gc_deleted:<id>`` note if it is about a run of ``flow``, else None."""
+    try:
+        note = json.loads(str(value))
+        if note["flow"] == flow:
+            return float(note["deleted_at"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def _delete(conn: sqlite3.Connection) -> None:
+    # One small row per deleted run (the schema is unchanged: store_info takes any key).
+    conn.execute(
+        "INSERT OR REPLACE INTO store_info (key, value) "
+        "SELECT ? || id, json_object('flow', flow, 'deleted_at', ?) FROM runs "
+        "WHERE id IN (SELECT id FROM temp.af_gc_runs)",
+        (DELETED_KEY, time.time()),
+    )
     # Foreign keys are off (and not declared on every table): each table explicitly.
     for table, column in _RUN_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM temp.af_gc_runs)")
@@ -303,7 +376,7 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
     conn = open_writer(path, existing=True)
     try:
         size_before = file_bytes(path)
-        found: list[tuple[list[_RunInfo], list[_RunInfo], int, int]] = []
+        found: list[tuple[list[_RunInfo], list[tuple[_RunInfo, str]], int, int]] = []
 
         def body() -> None:
             found.clear()
@@ -331,7 +404,7 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
         conn.close()
     return GcOutcome(
         deleted=tuple(RunRef(r.flow, r.id) for r in reversed(delete)),
-        skipped=tuple(RunRef(r.flow, r.id) for r in reversed(skip)),
+        skipped=tuple(Skipped(RunRef(r.flow, r.id), why) for r, why in reversed(skip)),
         blobs=blobs,
         blob_bytes=blob_bytes,
         size_before=size_before,

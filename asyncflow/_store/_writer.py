@@ -34,7 +34,7 @@ from ._db import (
     store_error,
     write_transaction,
 )
-from ._lease import HEARTBEAT_SECONDS, host_name
+from ._lease import host_name, lease_seconds
 from ._signing import PICKLE, sign_stored
 from ._tidy import require_origin
 from ._trust import TrustKey
@@ -44,6 +44,8 @@ __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
 MAX_BATCH = 4096
 # How long a checkpoint may wait for other connections' reads to end (see _checkpoint).
 CHECKPOINT_WAIT_MS = 200
+# Truncating checkpoints tried at the end of a run before leaving it to the next one.
+CHECKPOINT_TRIES = 3
 
 
 @dataclass(slots=True)
@@ -320,6 +322,8 @@ class Writer:
     :param on_committed: called in the writer thread with the shas of blobs just committed.
     :param key: signs every pickle blob written (see ``_signing``); None: this user's key
         (``$ASYNCFLOW_KEY_FILE`` or the default path, resolved now).
+    :param heartbeat_seconds: how often the lease of the runs it owns is refreshed; None:
+        ``_lease.lease_seconds()``.
     """
 
     def __init__(
@@ -329,11 +333,13 @@ class Writer:
         on_idle: Callable[[], bool] = lambda: False,
         idle_seconds: float = 2.0,
         key: TrustKey | None = None,
+        heartbeat_seconds: float | None = None,
     ) -> None:
         self._path = path
         self._key = TrustKey() if key is None else key
         self._on_idle = on_idle
         self._idle_seconds = idle_seconds
+        self._heartbeat = lease_seconds()[0] if heartbeat_seconds is None else heartbeat_seconds
         self._conn = open_writer(path)
         self._queue: queue.SimpleQueue[Op | _Flush | _Stop] = queue.SimpleQueue()
         self._on_committed = on_committed
@@ -342,7 +348,7 @@ class Writer:
         self._run_errors: dict[int, StoreError] = {}
         # Runs created by this writer and not finished yet: their heartbeat is ours to keep.
         self._owned: set[int] = set()
-        self._beat_due = time.monotonic() + HEARTBEAT_SECONDS
+        self._beat_due = time.monotonic() + self._heartbeat
         self._thread = threading.Thread(
             target=self._loop, name=f"asyncflow-writer:{path}", daemon=True
         )
@@ -363,21 +369,29 @@ class Writer:
         """False once the writer thread has ended."""
         return self._thread.is_alive()
 
-    def close(self) -> None:
-        """Commit what is queued, checkpoint the WAL, stop the thread, close the file."""
+    def close(self, timeout: float | None = None) -> None:
+        """Commit what is queued, empty the WAL into the file, stop the thread, close the
+        file (the last connection to close removes the ``-wal`` and ``-shm`` files).
+
+        :param timeout: give up waiting for the thread after this many seconds (at exit).
+        """
         self._queue.put(_Stop())
-        self._thread.join()
+        self._thread.join(timeout)
 
     # --- the writer thread -----------------------------------------------------------
     def _loop(self) -> None:
         stop = False
+        # Wake often enough to beat in time while nothing is written; close after a quiet
+        # spell of idle_seconds.
+        wake = min(self._idle_seconds, self._heartbeat)
+        quiet_since = time.monotonic()
         while not stop:
             try:
-                first = self._queue.get(timeout=self._idle_seconds)
+                first = self._queue.get(timeout=wake)
             except queue.Empty:
                 self._idle_beat()
                 # Nobody wrote for a while: close if no run uses the store any more.
-                if self._on_idle():
+                if time.monotonic() - quiet_since >= self._idle_seconds and self._on_idle():
                     break
                 continue
             items: list[Op | _Flush | _Stop] = [first]
@@ -402,20 +416,37 @@ class Writer:
                 # Resolved only now, so a returned run is in the main file, not just the WAL.
                 if not op.future.done():
                     op.future.set_result(0)
+            quiet_since = time.monotonic()
         self._checkpoint()
         self._conn.close()
 
-    def _checkpoint(self) -> None:
-        # Copies the WAL into the main file (so the file alone is complete) without
-        # truncating the WAL: a PASSIVE checkpoint skips the extra truncate-and-sync that
-        # made up about half of a short run's time (benchmarks/RESULTS.md). It cannot copy
-        # frames a reader still needs; the next checkpoint completes it.
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+    def _checkpoint(self) -> bool:
+        """Copy the WAL into the main file and truncate it to zero bytes; True if done.
+
+        At the end of every run, so that the file alone holds every finished run and the
+        ``-wal`` takes no disk space (a PASSIVE checkpoint left it at the size of the
+        largest transaction: a 100 MiB run took 200 MiB). The truncate-and-sync costs a few
+        milliseconds per run (benchmarks/RESULTS.md, "Disk"). A reader in the middle of a
+        read transaction blocks the truncation (and the copy of the frames it needs): each
+        try waits up to CHECKPOINT_WAIT_MS for it, as the write lock is held meanwhile; after
+        CHECKPOINT_TRIES the WAL is left for the next checkpoint (the next run's end, or the
+        close of the last connection, which removes the file).
+        """
+        conn = self._conn
+        for attempt in range(CHECKPOINT_TRIES):
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                try:
+                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            except sqlite3.Error:
+                busy = 1
+            if not busy:
+                return True
+            if attempt + 1 < CHECKPOINT_TRIES:
+                time.sleep(0.01 * (attempt + 1))
+        return False
 
     def _beat_ids(self) -> list[int]:
         # The owned runs whose heartbeat is due now (riding along with a batch), else [].
@@ -424,7 +455,7 @@ class Writer:
         return sorted(self._owned)
 
     def _beat_done(self) -> None:
-        self._beat_due = time.monotonic() + HEARTBEAT_SECONDS
+        self._beat_due = time.monotonic() + self._heartbeat
 
     def _idle_beat(self) -> None:
         """Refresh the owned runs' heartbeat in a tiny transaction of its own, if due."""
