@@ -28,7 +28,7 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._store._blobs import RawBlob
-from .._store._db import is_archive, is_busy, open_reader, store_error
+from .._store._db import SQLITE_FAILURES, is_archive, is_busy, open_reader, store_error
 from .._store._drive import drive
 from .._store._manifest import check_blob, verify_records
 from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
@@ -39,7 +39,7 @@ __all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_ch
 T = TypeVar("T")
 
 
-def _read_error(path: str, exc: sqlite3.Error) -> StoreError:
+def _read_error(path: str, exc: sqlite3.Error | UnicodeDecodeError) -> StoreError:
     return store_error(exc, path, "read")
 
 
@@ -83,7 +83,7 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
             # Even when cancelled: a shared connection must not stay inside the transaction.
             with anyio.CancelScope(shield=True):
                 await conn.execute_fetchall(END_READ)
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         raise _read_error(path, exc) from exc
 
 
@@ -102,7 +102,7 @@ def open_checked(path: str, checked: set[tuple[int, int, int, int]]) -> sqlite3.
     try:
         try:
             archive = is_archive(conn)
-        except sqlite3.Error as exc:
+        except SQLITE_FAILURES as exc:
             raise store_error(exc, path, "read") from exc
         if archive:
             key = _file_key(path)

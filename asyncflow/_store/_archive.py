@@ -28,6 +28,7 @@ from .._version import __version__
 from ._db import (
     ARCHIVE_KEY,
     PAGE_SIZE,
+    SQLITE_FAILURES,
     interruptible,
     open_reader,
     retry_busy,
@@ -108,6 +109,7 @@ def export_archive(
             f"cannot export to {dest!r}: the folder {folder!r} does not exist; create it first.",
             dest,
         )
+    _refuse_the_store_itself(source, dest)
     picked = list(dict.fromkeys(runs))
     if not picked:
         raise StoreError("nothing to export: pass at least one run.", source)
@@ -136,6 +138,30 @@ def export_archive(
     return manifest
 
 
+# The files SQLite keeps beside a store: writing an archive over one destroys the store.
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_the_store_itself(source: str, dest: str) -> None:
+    """Refuse ``dest`` if it is the store ``source`` or one of its companion files, under
+    any name: the same path, a symlink or a hard link (same device and inode)."""
+    for suffix in _COMPANIONS:
+        if _same_file(dest, os.path.abspath(source) + suffix):
+            raise StoreError(
+                f"cannot export to {dest!r}: it is the store {source!r} the runs are read from"
+                f"{' (its ' + suffix[1:] + ' file)' if suffix else ''}, which the export would "
+                "destroy; write the archive to another file.",
+                dest,
+            )
+
+
 def _build(
     source: str, tmp: str, picked: list[tuple[str, int]], stop: threading.Event | None
 ) -> dict[str, Any]:
@@ -146,9 +172,9 @@ def _build(
             conn.execute("ATTACH DATABASE ? AS src", (_uri(source),))
         try:
             conn.execute("PRAGMA src.busy_timeout = 5000")
-            # One read transaction on the source: everything comes from one snapshot.
+            # A first look, only to choose the archive's page size.
             retry_busy(lambda: conn.execute("BEGIN").close(), source)
-            rows = _pick_runs(conn, source, picked)
+            _pick_runs(conn, source, picked)
             payload = conn.execute(
                 "SELECT coalesce(sum(size), 0) FROM src.blobs WHERE sha IN ("
                 "SELECT sha FROM src.artifacts WHERE run_id IN (SELECT id FROM temp.picked) "
@@ -161,8 +187,12 @@ def _build(
             conn.execute("PRAGMA main.journal_mode = OFF")
             conn.execute("PRAGMA main.synchronous = OFF")
             conn.execute(f"PRAGMA main.application_id = {APPLICATION_ID}")
+            # One transaction from here to the commit: every row copied, and the runs the
+            # manifest lists, come from one snapshot of the source, whatever a gc or a run
+            # commits meanwhile (a run deleted since the first look is reported missing).
             retry_busy(lambda: conn.execute("BEGIN IMMEDIATE").close(), source)
             try:
+                rows = _pick_runs(conn, source, picked)
                 migrate(conn, 0)
                 _copy(conn, source)
                 manifest = _manifest(conn, source, rows)
@@ -175,7 +205,7 @@ def _build(
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except SQLITE_FAILURES as exc:
             raise store_error(exc, source, "read") from exc
         finally:
             if conn.in_transaction:
@@ -190,7 +220,8 @@ def _build(
 def _pick_runs(
     conn: sqlite3.Connection, source: str, picked: list[tuple[str, int]]
 ) -> list[tuple[Any, ...]]:
-    conn.execute("CREATE TEMP TABLE picked (id INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS picked (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.picked")
     found: list[tuple[Any, ...]] = []
     for flow, run_id in picked:
         row = conn.execute(

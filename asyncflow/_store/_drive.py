@@ -6,7 +6,7 @@ import functools
 import sqlite3
 from typing import TypeVar
 
-from ._db import retry_busy, store_error
+from ._db import SQLITE_FAILURES, retry_busy, store_error
 from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows
 
 __all__ = ["drive"]
@@ -39,5 +39,5 @@ def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
         finally:
             plan.close()
             conn.execute(END_READ)
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         raise store_error(exc, path, "read") from exc

@@ -24,8 +24,10 @@ from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
     manifest_problem,
+    numpy_problem,
     record_problem,
     schema_problem,
+    stored_bytes_problem,
     totals_problem,
 )
 from ._blobs import RawBlob, stored_sha
@@ -82,6 +84,14 @@ def _damaged(path: str, what: str) -> StoreError:
     return StoreError(
         f"{_describe(path)} is damaged or was changed after export: {what}; ask for a fresh "
         "copy of the archive (or export the runs again).",
+        path,
+    )
+
+
+def _bomb(path: str, what: str) -> StoreFormatError:
+    return StoreFormatError(
+        f"{_describe(path)} is refused: {what}; reading it would allocate far more memory "
+        "than the file holds. Ask for a fresh copy of the archive (or export the runs again).",
         path,
     )
 
@@ -193,6 +203,12 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
         bad = blob_problem(conn)
         if bad is not None:
             raise _damaged(path, f"value {bad.hex()[:16]}... has a bad size")
+        problem = stored_bytes_problem(conn)
+        if problem is not None:
+            raise _bomb(path, problem)
+        numpy = numpy_problem(conn)
+        if numpy is not None:
+            raise _bomb(path, f"value {numpy[0].hex()[:16]}...: {numpy[1]}")
         problem = totals_problem(conn, manifest)
         if problem is not None:
             raise _damaged(path, problem)

@@ -109,9 +109,12 @@ BLOBS_BY_SHA = (
 )
 CHUNKS = "SELECT idx, data FROM blob_chunks WHERE sha = ? AND idx >= ? AND idx < ? ORDER BY idx"
 # What the chunk rows of a blob hold, without reading them (length() reads no content).
+# And the bytes the whole file holds: rows that declare more share their pages (a damaged or
+# forged b-tree), and would make a reader allocate what the file does not hold.
 CHUNK_TOTAL = (
-    "SELECT count(*), coalesce(sum(length(data)), 0) FROM blob_chunks "
-    "WHERE sha = ? AND idx >= 0 AND idx < ?"
+    "SELECT count(*), coalesce(sum(length(data)), 0), "
+    "(SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) "
+    "FROM blob_chunks WHERE sha = ? AND idx >= 0 AND idx < ?"
 )
 
 
@@ -372,9 +375,14 @@ def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[OwnedBuffe
     # Windows of chunk rows into one preallocated buffer: memory stays near the blob's size.
     # The buffer is sized only once the rows are known to hold ``size`` bytes: a damaged or
     # edited row must not make us allocate what is not there.
-    ((count, total),) = yield Query(CHUNK_TOTAL, (sha, nchunks))
+    ((count, total, room),) = yield Query(CHUNK_TOTAL, (sha, nchunks))
     if count != nchunks or total != size:
         raise _damaged(f"blob {sha.hex()} is incomplete ({total} of {size} bytes)", path)
+    if size > room:
+        raise _damaged(
+            f"blob {sha.hex()} declares {size} bytes, more than the whole file holds ({room})",
+            path,
+        )
     buf = payload_buffer(size)
     pos = idx = 0
     with memoryview(buf) as view:
