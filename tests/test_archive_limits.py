@@ -324,3 +324,26 @@ def test_the_archive_command_escapes_control_characters_from_the_archive(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out, out
     assert "eve\\x1b]0;owned\\x07\\x1b[2J\\x9b31m" in out
+
+
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_a_flipped_byte_in_a_stored_msgpack_value_is_an_error_not_other_data(
+    api: str, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store.db")
+    write_run(store, "F", [T("start", artifacts={"x": {"k": [1, 2, 3]}, "y": 1})])
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        (sha,) = conn.execute("SELECT sha FROM artifacts WHERE name = 'x'").fetchone()
+        (data,) = conn.execute("SELECT data FROM blobs WHERE sha = ?", (sha,)).fetchone()
+        flipped = data[:-1] + bytes([data[-1] ^ 0x01])  # [1, 2, 3] -> [1, 2, 2]
+        conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (flipped, sha))
+    task = Flow("F", store)["1"]["start"].task
+    with pytest.raises(StoreError, match="do not match its hash") as info:
+        if api == "sync":
+            task.data.x  # noqa: B018
+        else:
+            import anyio
+
+            anyio.run(task["x"].adata)
+    assert store in str(info.value)
+    assert task.data.y == 1

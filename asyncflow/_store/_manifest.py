@@ -215,13 +215,23 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
     return manifest
 
 
-def check_blob(raw: RawBlob, path: str) -> None:
-    """Raise unless ``raw``'s bytes hash to its sha (every blob read from an archive).
+def check_blob(raw: RawBlob, path: str, *, archive: bool = True) -> None:
+    """Raise unless ``raw``'s bytes hash to its sha (every blob read from an archive, and
+    the small ones read from a store).
 
+    :param archive: whether ``path`` is an archive (else a store), for the message.
     :raises StoreError: the bytes were changed or damaged.
     """
-    if blob_sha(raw.encoding, raw.meta, raw.payload) != raw.sha:
-        raise _damaged(path, f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash")
+    if blob_sha(raw.encoding, raw.meta, raw.payload) == raw.sha:
+        return
+    what = f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash"
+    if archive:
+        raise _damaged(path, what)
+    raise StoreError(
+        f"{what} in the store file {path!r}; the store is damaged: restore it from a copy or "
+        "re-run the flow.",
+        path,
+    )
 
 
 def verify_blobs(conn: sqlite3.Connection, path: str) -> tuple[int, int]:
