@@ -814,6 +814,15 @@ async def _c62(tmp: Path) -> Raised:
     return raised(lambda: task.data.x), (path, "more than the whole file holds")
 
 
+@case("C63", fix="restore it from a copy")
+async def _c63(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE runs SET graph = '{\"steps\": [' || char(255)")
+    run = Flow("Pair", store=path)["1"]
+    return raised(lambda: run.graph), ("Pair/1", path, "graph", "not valid JSON")
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
@@ -986,6 +995,14 @@ async def _t61(tmp: Path) -> Raised:
             "UPDATE sqlite_master SET sql = CAST(? AS TEXT) WHERE name = 'run_tags'", (garbled,)
         )
     return raised(lambda: Flow("Pair", store=path)), (path, "not text")
+
+
+@case("T62", fix="restore it from a copy")
+async def _t62(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE runs SET source_sha = 'text, not a sha'")
+    return raised(lambda: Flow("Pair", store=path)["1"]), (path, "never writes", "TypeError")
 
 
 # --- L: the command line --------------------------------------------------------------------

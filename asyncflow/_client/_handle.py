@@ -31,7 +31,7 @@ from .._store._blobs import INLINE_LIMIT, RawBlob
 from .._store._db import SQLITE_FAILURES, is_archive, is_busy, open_reader, store_error
 from .._store._drive import drive
 from .._store._manifest import check_blob, verify_records
-from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
 from .._store._trust import TrustKey
 
 __all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
@@ -74,7 +74,11 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
         try:
             query = next(plan)
             while True:
-                query = plan.send(await _afetch(conn, query))
+                rows = await _afetch(conn, query)
+                try:
+                    query = plan.send(rows)
+                except (TypeError, ValueError) as exc:
+                    raise record_error(exc, path) from exc
         except StopIteration as done:
             result: T = done.value
             return result

@@ -7,7 +7,7 @@ import sqlite3
 from typing import TypeVar
 
 from ._db import SQLITE_FAILURES, retry_busy, store_error
-from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
 
 __all__ = ["drive"]
 
@@ -32,7 +32,10 @@ def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
             while True:
                 # Only a transaction's first read takes a snapshot, the one that may wait.
                 rows = retry_busy(functools.partial(_fetch, conn, query), path)
-                query = plan.send(rows)
+                try:
+                    query = plan.send(rows)
+                except (TypeError, ValueError) as exc:
+                    raise record_error(exc, path) from exc
         except StopIteration as done:
             result: T = done.value
             return result

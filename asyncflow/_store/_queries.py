@@ -40,6 +40,7 @@ __all__ = [
     "flow_names",
     "has_step",
     "path_key",
+    "record_error",
     "resume_source",
     "run",
     "run_ids",
@@ -367,6 +368,18 @@ def _damaged(what: str, path: str) -> StoreError:
     return StoreError(
         f"{what} in the store file {path!r}; the store is damaged: restore it from a copy "
         "or re-run the flow.",
+        path,
+    )
+
+
+def record_error(exc: TypeError | ValueError, path: str) -> StoreError:
+    """What a plan that failed on its rows means: a record holds a kind of value asyncflow
+    never writes there (text where a sha is, say). Only a damaged store has one (an archive's
+    records are checked when it is opened); the drivers raise this instead of ``exc``."""
+    return StoreError(
+        f"cannot read the store file {path!r}: a record holds a value asyncflow never writes "
+        f"({type(exc).__name__}: {exc}); the store is damaged: restore it from a copy or "
+        "re-run the flow.",
         path,
     )
 
