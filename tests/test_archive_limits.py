@@ -347,3 +347,51 @@ def test_a_flipped_byte_in_a_stored_msgpack_value_is_an_error_not_other_data(
             anyio.run(task["x"].adata)
     assert store in str(info.value)
     assert task.data.y == 1
+
+
+class _GcAtFirstLook:
+    """A stop flag for ``export_archive`` that is never set, but the first time the export
+    looks at it (SQLite's progress handler) while it picks the runs to copy, runs a real gc
+    in another thread, deleting run 1, and waits for it: the interleaving that a racing gc
+    hits by chance, made certain."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.ran = False
+
+    def is_set(self) -> bool:
+        frame = sys._getframe(1)
+        picking = False
+        while frame is not None and not picking:
+            picking = frame.f_code.co_name == "_pick_runs"
+            frame = frame.f_back  # type: ignore[assignment]
+        if picking and not self.ran:
+            self.ran = True
+            gc_thread = threading.Thread(
+                target=asyncflow.gc, args=(self.store,), kwargs={"tag": "d0"}
+            )
+            gc_thread.start()
+            gc_thread.join()
+        return False
+
+
+def test_a_gc_committing_while_an_export_reads_cannot_make_it_write_a_bad_archive(
+    tmp_path: Path,
+) -> None:
+    from asyncflow._store._archive import export_archive
+
+    store = str(tmp_path / "store.db")
+    for i in range(40):
+        values = {f"v{k}": i * 100 + k for k in range(20)}
+        write_run(store, "F", [T("start", artifacts=values)], tags=[f"d{i}"])
+    dest = str(tmp_path / "out.afa")
+    flag = _GcAtFirstLook(store)
+    try:
+        export_archive(store, dest, [("F", i) for i in range(1, 41)], stop=flag)  # type: ignore[arg-type]
+    except StoreError as exc:
+        assert "F/1" in str(exc) and "has no such run" in str(exc), exc
+        assert not os.path.exists(dest)
+    else:
+        asyncflow.read_archive(dest, verify=True)  # the archive it wrote must verify
+    assert flag.ran
+    assert [int(r.id) for r in Flow("F", store).runs()][-1] == 2  # gc deleted run 1
