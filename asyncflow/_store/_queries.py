@@ -428,6 +428,14 @@ def blobs(shas: Sequence[bytes], path: str = "") -> Plan[dict[bytes, RawBlob]]:
         rows = yield Query(BLOBS_BY_SHA.format(marks=_marks(len(batch))), batch)
         for sha, encoding, meta, size, data, nchunks, mac in rows:
             key = bytes(sha)
+            kinds = (type(encoding), type(size), type(nchunks), type(meta), type(data))
+            if kinds[:3] != (str, int, int) or not {*kinds[3:]} <= {bytes, type(None)}:
+                kind = ", ".join(k.__name__ for k in kinds)
+                raise record_error(
+                    TypeError(f"blob {key.hex()} has (encoding, size, nchunks, meta, data) "
+                              f"of kinds ({kind})"),
+                    path,
+                )  # fmt: skip
             payload: bytes | OwnedBuffer
             if nchunks:
                 payload = yield from _assemble(key, int(size), int(nchunks), path)
