@@ -195,6 +195,7 @@ class Summary:
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
     slowest: float = 0.0
     peak_rss_mib: float = 0.0  # the largest peak resident memory of a worker
+    chunked_differs: int = 0  # "unchecked" store cases where a >1 MiB value differed
 
     def count(self, outcome: str) -> int:
         return sum(c[outcome] for c in self.outcomes.values())
@@ -220,9 +221,9 @@ class Summary:
         lines.append(
             f"  total   {total} operations: same {self.count('same')}, clear error "
             f"{self.count('clear')}, accepted (self-consistent attacker edit) "
-            f"{self.count('accepted')}, unchecked (a >1 MiB value of a damaged store read "
-            f"back different) {self.count('unchecked')}, OTHER {self.count('OTHER')} "
-            "(must be 0)"
+            f"{self.count('accepted')}, unchecked (a damaged store read back different, "
+            f"without an error) {self.count('unchecked')} ({self.chunked_differs} of them in a "
+            f"value over 1 MiB), OTHER {self.count('OTHER')} (must be 0)"
         )
         raw = sum(1 for case in self.other for v in case["ops"].values() if "raw " in v["detail"])
         hangs = sum(1 for case in self.other if "no answer within" in case.get("what", ""))
@@ -271,9 +272,11 @@ def summarise(seed: int, results: list[dict[str, Any]], seconds: float) -> Summa
             other.append(case)
     slowest = max((case.get("seconds", 0.0) for case in results), default=0.0)
     peak = max((case.get("peak_rss_mib", 0.0) for case in results), default=0.0)
+    chunked = sum(1 for case in results if case.get("chunked_differs"))
     return Summary(
-        seed, len(results), seconds, outcomes, errors, kinds, other, by_kind, slowest, peak
-    )
+        seed, len(results), seconds, outcomes, errors, kinds, other, by_kind, slowest, peak,
+        chunked,
+    )  # fmt: skip
 
 
 def case_seeds(seed: int, cases: int) -> list[tuple[int, int]]:
