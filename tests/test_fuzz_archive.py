@@ -85,6 +85,8 @@ def test_random_damage_and_edits_end_in_a_clear_error_or_the_right_data(
     assert summary.count("accepted") > 0, report
     assert set(summary.kinds) == set(mut.MUTATIONS), report
     assert summary.errors["UntrustedArtifactError"] > 0, report
+    # Workers run with their address space capped (3 GiB); none came near it.
+    assert summary.peak_rss_mib < 1024, report
 
 
 # --- the harness's judgement ------------------------------------------------------------------
