@@ -50,6 +50,7 @@ __all__ = [
     "decode",
     "encode",
     "is_immutable",
+    "numpy_meta_problem",
     "owns_buffer",
     "payload_buffer",
 ]
@@ -82,6 +83,7 @@ _FRAME: Final = struct.Struct("<BqQ")  # len(encoding), len(meta) or -1 for None
 _DTYPE_KINDS: Final = frozenset("biufcmMSUV")
 _NUMPY_META_KEYS: Final = frozenset({"descr", "shape", "order", "scalar"})
 _BIG_BUFFER: Final = 1 << 20
+_ZERO_WIDTH_ELEMENTS: Final = 1 << 16  # elements of a 0-byte dtype an array may hold
 _FLOOD_ALLOWANCE: Final = 1024  # set members sharing a hash, beyond which decoding refuses
 # Private anonymous memory (where the platform has it), which Linux backs with huge pages.
 _MAP_FLAGS: Final = (
@@ -388,6 +390,8 @@ def _encode_numpy(value: Any) -> Encoded | None:
         return None
     if back != dtype or back.type is not dtype.type:
         return None
+    if dtype.itemsize == 0 and array.size > _ZERO_WIDTH_ELEMENTS:
+        return None  # decoding refuses it (see _numpy_size_problem): pickle keeps it
     order: Literal["C", "F"]
     if array.flags.c_contiguous:
         order = "C"
@@ -402,7 +406,24 @@ def _encode_numpy(value: Any) -> Encoded | None:
     return _encoded(_NUMPY, meta, payload)
 
 
-def _decode_numpy(meta: bytes, payload: bytes | memoryview | OwnedBuffer) -> Any:
+def _numpy_size_problem(itemsize: int, shape: list[int], nbytes: int) -> str | None:
+    # Every element must be backed by payload bytes: shape x itemsize is the payload, and a
+    # zero-width dtype (V0, a structured dtype of no fields) may not declare more elements
+    # than a small allowance, or a 70 KB file could make a reader hold 10**9 of them.
+    count = math.prod(shape)
+    if count * itemsize != nbytes:
+        return f"numpy payload has {nbytes} bytes; shape and dtype declare otherwise"
+    if itemsize == 0 and count > _ZERO_WIDTH_ELEMENTS:
+        return (
+            f"numpy meta declares {count} elements of a zero-width dtype (at most "
+            f"{_ZERO_WIDTH_ELEMENTS}): crafted to make readers allocate what is not stored"
+        )
+    return None
+
+
+def _numpy_layout(meta: bytes, nbytes: int) -> tuple[np.dtype[Any], list[int], str, bool]:
+    # The (dtype, shape, order, scalar) that ``meta`` declares, checked against a payload of
+    # ``nbytes`` bytes before anything is allocated; raises CodecError.
     import numpy as np
     from numpy.lib.format import descr_to_dtype
 
@@ -422,17 +443,40 @@ def _decode_numpy(meta: bytes, payload: bytes | memoryview | OwnedBuffer) -> Any
         or (scalar and shape)
     ):
         raise CodecError("numpy meta has an invalid shape, order or scalar flag")
+    problem = _numpy_size_problem(dtype.itemsize, shape, nbytes)
+    if problem is not None:
+        raise CodecError(problem)
+    # numpy makes a 0-byte text dtype ("S0", "U0") one character wide when it builds an
+    # array: a huge shape would then allocate gigabytes from an empty payload.
+    if nbytes == 0 and np.empty(0, dtype=dtype).dtype != dtype:
+        raise CodecError(f"numpy meta declares {dtype!r}, which no array has")
+    return dtype, shape, order, scalar
+
+
+def numpy_meta_problem(meta: bytes | None, nbytes: int) -> str | None:
+    """Why a ``numpy`` blob's ``meta`` cannot describe a payload of ``nbytes`` bytes (a bad
+    dtype, a shape whose size disagrees, elements backed by no bytes), or None. Reads the
+    meta only, so a check of a whole store or archive can afford it for every blob."""
+    if meta is None:
+        return "numpy meta is missing"
+    try:
+        _numpy_layout(meta, nbytes)
+    except CodecError as exc:
+        return str(exc)
+    except Exception as exc:
+        return f"invalid numpy meta: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _decode_numpy(meta: bytes, payload: bytes | memoryview | OwnedBuffer) -> Any:
+    import numpy as np
+
     nbytes = memoryview(payload).nbytes
-    if math.prod(shape) * dtype.itemsize != nbytes:
-        raise CodecError(f"numpy payload has {nbytes} bytes; shape and dtype declare otherwise")
+    dtype, shape, order, scalar = _numpy_layout(meta, nbytes)
     if nbytes == 0:
-        # numpy makes a 0-byte text dtype ("S0", "U0") one character wide when it builds an
-        # array: a huge shape would then allocate gigabytes from an empty payload.
-        if np.empty(0, dtype=dtype).dtype != dtype:
-            raise CodecError(f"numpy meta declares {dtype!r}, which no array has")
-        array = np.empty(shape, dtype=dtype, order=order)
+        array = np.empty(shape, dtype=dtype, order=order)  # type: ignore[call-overload]
     else:
-        array = np.frombuffer(payload, dtype=dtype).reshape(shape, order=order)
+        array = np.frombuffer(payload, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload]
         if not owns_buffer(payload):  # bytes are read-only; a memoryview isn't ours
             array = array.copy(order="K")
     return array[()] if scalar else array

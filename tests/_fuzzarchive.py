@@ -112,6 +112,7 @@ from tests._fuzzread import (
     read_manifest,
     read_store,
 )
+from tests._fuzzstore import StoreCases, cap_memory, make_reference_store, peak_rss_mib
 from tests.flows.fuzz import CANARY_FILE, LOUD_FILE
 
 __all__ = [
@@ -145,6 +146,7 @@ class Fixture:
     folder: str
     archive: str
     targets: tuple[str, ...]
+    store: str = ""  # the reference store of the store cases (tests/_fuzzstore.py)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -152,7 +154,7 @@ class Fixture:
     @classmethod
     def from_json(cls, text: str) -> Fixture:
         data = json.loads(text)
-        return cls(data["folder"], data["archive"], tuple(data["targets"]))
+        return cls(data["folder"], data["archive"], tuple(data["targets"]), data.get("store", ""))
 
 
 def _checkpoint(path: str) -> None:
@@ -204,7 +206,8 @@ def build(folder: str) -> Fixture:
     shutil.copyfile(plain, holding)
     asyncflow.import_archive(archive, store=holding)
     _checkpoint(holding)
-    return Fixture(folder, archive, (plain, holding))
+    store = make_reference_store(source, os.path.join(folder, "reference-store.db"))
+    return Fixture(folder, archive, (plain, holding), store)
 
 
 # --- one case, in a worker ------------------------------------------------------------------
@@ -252,6 +255,13 @@ class Worker:
         self.targets = {t: store_state(t) for t in fixture.targets}
         self.markers = (os.path.join(folder, CANARY_FILE), os.path.join(folder, LOUD_FILE))
         self._check_reference()
+        self._stores: StoreCases | None = None
+
+    def run_store(self, number: int, seed: int) -> dict[str, Any]:
+        """Run one store case (``tests/_fuzzstore.py``)."""
+        if self._stores is None:
+            self._stores = StoreCases(self.fixture.store, self.folder, self.markers)
+        return self._stores.run(number, seed)
 
     def _check_reference(self) -> None:
         bad = [
@@ -306,6 +316,7 @@ class Worker:
         finally:
             shutil.rmtree(work, ignore_errors=True)
             result["seconds"] = round(time.monotonic() - start, 3)
+            result["peak_rss_mib"] = round(peak_rss_mib(), 1)
         return result
 
     def _copy(self, mutated: str, work: str, name: str) -> str:
@@ -361,6 +372,7 @@ def worker_main(fixture_json: str, folder: str) -> None:
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    cap_memory()  # a reader allocating what a damaged file claims fails here, as OTHER
     try:
         worker = Worker(Fixture.from_json(fixture_json), folder)
     except BaseException:
@@ -370,8 +382,9 @@ def worker_main(fixture_json: str, folder: str) -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        number, seed = (int(x) for x in line.split())
-        out.write(json.dumps(worker.run(number, seed)) + "\n")
+        number, seed, *where = line.split()
+        run = worker.run_store if where == ["store"] else worker.run
+        out.write(json.dumps(run(int(number), int(seed))) + "\n")
 
 
 if __name__ == "__main__":

@@ -95,15 +95,16 @@ def learn(path: str, canary_name: str = "canary") -> Facts:
                 "SELECT c.data, b.encoding FROM blob_chunks AS c JOIN blobs AS b USING (sha)"
             )
         ]
-        (manifest,) = conn.execute(
+        found = conn.execute(
             "SELECT value FROM store_info WHERE key = ?", (ARCHIVE_KEY,)
         ).fetchone()
     finally:
         conn.close()
-    text = manifest.encode()
-    at = data.find(text)
-    if at >= 0:
-        facts.manifest_at = (at, len(text))
+    if found is not None:  # a store has no manifest
+        text = found[0].encode()
+        at = data.find(text)
+        if at >= 0:
+            facts.manifest_at = (at, len(text))
     windows: set[tuple[int, int, str]] = set()
     for payload, encoding in payloads:
         if len(payload) < 16:
@@ -172,6 +173,18 @@ def copy_page(path: str, rng: random.Random, facts: Facts) -> str:
     return f"copied page {src + 1} over page {dst + 1} (a misdirected write)"
 
 
+def swap_pages(path: str, rng: random.Random, facts: Facts) -> str:
+    data = _read(path)
+    pages = len(data) // facts.page_size
+    first, second = rng.sample(range(pages), 2)
+    size = facts.page_size
+    a = bytes(data[first * size : (first + 1) * size])
+    data[first * size : (first + 1) * size] = data[second * size : (second + 1) * size]
+    data[second * size : (second + 1) * size] = a
+    _write(path, data)
+    return f"swapped pages {first + 1} and {second + 1} (writes that landed crosswise)"
+
+
 def truncate(path: str, rng: random.Random, facts: Facts) -> str:
     data = _read(path)
     # Page boundaries are the likely cut of an interrupted copy; any byte is possible too.
@@ -226,7 +239,8 @@ def _damage(fn: Callable[[str, random.Random, Facts], str]) -> Mutation:
 DAMAGE: dict[str, Mutation] = {
     fn.__name__: _damage(fn)
     for fn in (
-        bitflip, overwrite, zero_page, copy_page, truncate, append, payload_flip, manifest_flip,
+        bitflip, overwrite, zero_page, copy_page, swap_pages, truncate, append, payload_flip,
+        manifest_flip,
     )
 }  # fmt: skip
 

@@ -27,6 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests._fuzzarchive import OPS, REPO, Fixture, Verdict, build, case_kind
+from tests._fuzzstore import store_case_kind
+
+# Every operation a case may report: an archive case's three, a store case's one.
+ALL_OPS = (*OPS, "store")
+OUTCOMES = ("same", "clear", "accepted", "unchecked", "OTHER")
 
 __all__ = ["Summary", "case_seeds", "main", "run_cases", "run_fuzz"]
 
@@ -52,9 +57,9 @@ class _Proc:
             )
         self.buf = b""
 
-    def send(self, number: int, seed: int) -> None:
+    def send(self, number: int, seed: int, where: str = "archive") -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f"{number} {seed}\n".encode())
+        self.proc.stdin.write(f"{number} {seed}{' store' if where == 'store' else ''}\n".encode())
         self.proc.stdin.flush()
 
     def line(self, deadline: float) -> bytes | None:
@@ -97,28 +102,29 @@ def _start(fixture: Fixture, folder: str, log: str, timeout: float) -> _Proc:
     return proc
 
 
-def _failed_case(number: int, seed: int, why: str) -> dict[str, Any]:
-    kind, _ = case_kind(seed)
+def _failed_case(number: int, seed: int, why: str, where: str = "archive") -> dict[str, Any]:
+    kind, _ = store_case_kind(seed) if where == "store" else case_kind(seed)
     verdict = dataclasses.asdict(Verdict("OTHER", detail=why))
     return {
         "case": number,
         "seed": seed,
         "kind": kind,
         "what": why,
-        "ops": {op: verdict for op in OPS},
+        "ops": {op: verdict for op in (("store",) if where == "store" else OPS)},
     }
 
 
 def run_cases(
     fixture: Fixture,
-    cases: list[tuple[int, int]],
+    cases: list[tuple[int, int]] | list[tuple[int, int, str]],
     *,
     workers: int,
     timeout: float,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``(number, seed)`` cases on a pool of worker processes; one result each."""
-    todo = list(reversed(cases))
+    """Run ``(number, seed)`` archive cases, or ``(number, seed, "archive" | "store")``
+    cases, on a pool of worker processes; one result each."""
+    todo = [(c[0], c[1], c[2] if len(c) > 2 else "archive") for c in reversed(cases)]
     lock = threading.Lock()
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
@@ -134,8 +140,8 @@ def run_cases(
                 with lock:
                     if not todo or errors:
                         return
-                    number, seed = todo.pop()
-                proc.send(number, seed)
+                    number, seed, where = todo.pop()
+                proc.send(number, seed, where)
                 line = proc.line(time.monotonic() + timeout)
                 if line:
                     result = json.loads(line)
@@ -145,7 +151,7 @@ def run_cases(
                         if line is None
                         else f"the worker died (exit code {proc.proc.poll()}): {proc.tail()[-600:]}"
                     )
-                    result = _failed_case(number, seed, why)
+                    result = _failed_case(number, seed, why, where)
                     proc.kill()
                     proc = _start(fixture, folder, log, timeout)
                 with lock:
@@ -188,26 +194,44 @@ class Summary:
     # mutation kind -> outcome -> count (over its cases' operations)
     by_kind: dict[str, Counter[str]] = field(default_factory=dict)
     slowest: float = 0.0
+    peak_rss_mib: float = 0.0  # the largest peak resident memory of a worker
+    chunked_differs: int = 0  # "unchecked" store cases where a >1 MiB value differed
 
     def count(self, outcome: str) -> int:
         return sum(c[outcome] for c in self.outcomes.values())
 
     def render(self) -> str:
+        stores = sum(self.outcomes["store"].values())
         lines = [
-            f"archive fuzz: seed {self.seed}, {self.cases} cases x {len(OPS)} operations "
-            f"(open+read, read_archive(verify=True), import+read) in {self.seconds:.1f} s",
+            f"fuzz: seed {self.seed}, {self.cases - stores} archive cases x {len(OPS)} "
+            f"operations (open+read, read_archive(verify=True), import+read) and {stores} "
+            f"store cases (open+read) in {self.seconds:.1f} s",
         ]
-        for op in OPS:
+        for op in ALL_OPS:
             c = self.outcomes[op]
+            if not sum(c.values()):
+                continue
             lines.append(
                 f"  {op:<7} same {c['same']:>5}   clear error {c['clear']:>5}   "
-                f"accepted {c['accepted']:>4}   OTHER {c['OTHER']}"
-            )
-        total = self.cases * len(OPS)
+                + (f"unchecked {c['unchecked']:>4}" if op == "store" else
+                   f"accepted {c['accepted']:>4}")
+                + f"   OTHER {c['OTHER']}"
+            )  # fmt: skip
+        total = sum(sum(c.values()) for c in self.outcomes.values())
         lines.append(
             f"  total   {total} operations: same {self.count('same')}, clear error "
             f"{self.count('clear')}, accepted (self-consistent attacker edit) "
-            f"{self.count('accepted')}, OTHER {self.count('OTHER')} (must be 0)"
+            f"{self.count('accepted')}, unchecked (a damaged store read back different, "
+            f"without an error) {self.count('unchecked')} ({self.chunked_differs} of them in a "
+            f"value over 1 MiB), OTHER {self.count('OTHER')} (must be 0)"
+        )
+        raw = sum(1 for case in self.other for v in case["ops"].values() if "raw " in v["detail"])
+        hangs = sum(1 for case in self.other if "no answer within" in case.get("what", ""))
+        fired = sum(1 for case in self.other if "unpickling happened" in str(case["ops"]))
+        lines.append(
+            f"  raw (non-AsyncflowError) exceptions {raw}, hangs {hangs}, code executions "
+            f"{fired}; peak memory of a worker {self.peak_rss_mib:.0f} MiB (address space "
+            "capped at 3 GiB)"
         )
         lines.append(
             "  clear errors by type: "
@@ -218,9 +242,7 @@ class Summary:
             seen = self.by_kind[kind]
             lines.append(
                 f"    {kind:<16} {count:>4}: "
-                + ", ".join(
-                    f"{k} {seen[k]}" for k in ("same", "clear", "accepted", "OTHER") if seen[k]
-                )
+                + ", ".join(f"{k} {seen[k]}" for k in OUTCOMES if seen[k])
             )
         lines.append(f"  slowest case: {self.slowest:.1f} s")
         for case in self.other:
@@ -234,7 +256,7 @@ class Summary:
 
 
 def summarise(seed: int, results: list[dict[str, Any]], seconds: float) -> Summary:
-    outcomes: dict[str, Counter[str]] = {op: Counter() for op in OPS}
+    outcomes: dict[str, Counter[str]] = {op: Counter() for op in ALL_OPS}
     errors: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     by_kind: dict[str, Counter[str]] = {}
@@ -249,13 +271,26 @@ def summarise(seed: int, results: list[dict[str, Any]], seconds: float) -> Summa
         if any(v["outcome"] == "OTHER" for v in case["ops"].values()):
             other.append(case)
     slowest = max((case.get("seconds", 0.0) for case in results), default=0.0)
-    return Summary(seed, len(results), seconds, outcomes, errors, kinds, other, by_kind, slowest)
+    peak = max((case.get("peak_rss_mib", 0.0) for case in results), default=0.0)
+    chunked = sum(1 for case in results if case.get("chunked_differs"))
+    return Summary(
+        seed, len(results), seconds, outcomes, errors, kinds, other, by_kind, slowest, peak,
+        chunked,
+    )  # fmt: skip
 
 
 def case_seeds(seed: int, cases: int) -> list[tuple[int, int]]:
     """The ``(number, seed)`` of each case of a run with this seed."""
     rng = random.Random(seed)
     return [(i, rng.getrandbits(63)) for i in range(cases)]
+
+
+def all_cases(seed: int, cases: int, store_cases: int) -> list[tuple[int, int, str]]:
+    """``cases`` archive cases then ``store_cases`` store cases, numbered in one sequence."""
+    found = [(i, s, "archive") for i, s in case_seeds(seed, cases)]
+    rng = random.Random(seed ^ 0x5707E)
+    found += [(cases + i, rng.getrandbits(63), "store") for i in range(store_cases)]
+    return found
 
 
 def run_fuzz(
@@ -267,13 +302,19 @@ def run_fuzz(
     timeout: float = 20.0,
     fixture: Fixture | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    store_cases: int = 0,
 ) -> Summary:
-    """Build the reference (unless given) and run ``cases`` cases; the summary."""
+    """Build the reference (unless given) and run ``cases`` archive cases and
+    ``store_cases`` store cases; the summary."""
     if fixture is None:
         fixture = build(folder)
     start = time.monotonic()
     results = run_cases(
-        fixture, case_seeds(seed, cases), workers=workers, timeout=timeout, progress=progress
+        fixture,
+        all_cases(seed, cases, store_cases),
+        workers=workers,
+        timeout=timeout,
+        progress=progress,
     )
     return summarise(seed, results, time.monotonic() - start)
 
@@ -293,20 +334,22 @@ def _scratch(keep: str | None) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "benchmarks/fuzz_archive.py") -> int:
     """The command line of ``benchmarks/fuzz_archive.py``; exit code 1 if OTHER > 0."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="fuzz_archive.py",
+        prog=prog,
         description="Mutate a run archive at random; opening, verifying and importing each "
         "copy must end in a clear AsyncflowError or the right data.",
     )
-    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--cases", type=int, default=1000, help="archive cases")
+    parser.add_argument("--store-cases", type=int, default=0, help="store cases")
     parser.add_argument("--seed", type=int, default=None, help="default: a random one")
     parser.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per case")
     parser.add_argument("--replay", type=int, metavar="CASE_SEED", help="run one case only")
+    parser.add_argument("--replay-store", action="store_true", help="--replay a store case")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().getrandbits(32)
@@ -316,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             fixture = build(folder)  # the flows' own output is not the report
         if args.replay is not None:
-            results = run_cases(fixture, [(0, args.replay)], workers=1, timeout=args.timeout)
+            where = "store" if args.replay_store else "archive"
+            results = run_cases(fixture, [(0, args.replay, where)], workers=1, timeout=args.timeout)
             print(json.dumps(results[0], indent=2))
             return 1 if any(v["outcome"] == "OTHER" for v in results[0]["ops"].values()) else 0
         done = [0]
@@ -329,7 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_fuzz(
             folder, cases=args.cases, seed=seed, workers=args.workers,
             timeout=args.timeout, fixture=fixture, progress=progress,
+            store_cases=args.store_cases,
         )  # fmt: skip
-    print(f"command: python benchmarks/fuzz_archive.py --cases {args.cases} --seed {seed}")
+    print(
+        f"command: python {parser.prog} --cases {args.cases} --store-cases "
+        f"{args.store_cases} --seed {seed}"
+    )
     print(summary.render())
     return 1 if summary.count("OTHER") else 0

@@ -794,6 +794,39 @@ async def _c12(tmp: Path) -> Raised:
     return raised(lambda: run.source), ("Pair/1", path, "'pickle', not msgpack")
 
 
+@case("C61", fix="restore it from a copy")
+async def _c61(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "UPDATE blobs SET data = X'7f' WHERE sha IN (SELECT sha FROM artifacts WHERE name='x')"
+        )
+    task = Flow("Pair", store=path)["1"]["start"].task
+    return raised(lambda: task.data.x), (path, "do not match its hash")
+
+
+@case("C62", fix="restore it from a copy")
+async def _c62(tmp: Path) -> Raised:
+    from tests.test_archive_limits import _declare_pages, _first_overflow_page
+
+    path = store_of(tmp)
+    write_run(path, "Big", [T("start", artifacts={"x": bytes(3 << 20)})])
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _declare_pages(path, _first_overflow_page(path) - 1)
+    task = Flow("Big", store=path)["1"]["start"].task
+    return raised(lambda: task.data.x), (path, "more than the whole file holds")
+
+
+@case("C63", fix="restore it from a copy")
+async def _c63(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE runs SET graph = '{\"steps\": [' || char(255)")
+    run = Flow("Pair", store=path)["1"]
+    return raised(lambda: run.graph), ("Pair/1", path, "graph", "not valid JSON")
+
+
 @case("C71", fix="tag the runs you want to keep with 'keep'")
 async def _c71(tmp: Path) -> Raised:
     path = await pair_store(tmp)
@@ -981,6 +1014,26 @@ async def _t51(tmp: Path) -> Raised:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("CREATE TRIGGER planted AFTER INSERT ON blobs BEGIN DELETE FROM runs; END")
     return await run_error(Pair, tmp), (path, "unknown trigger 'planted'")
+
+
+@case("T61", fix="restore the file from a copy")
+async def _t61(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("PRAGMA writable_schema = ON")
+        garbled = "CREATE TABLE run_tags (run_id, tag) \xff".encode("latin-1")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = CAST(? AS TEXT) WHERE name = 'run_tags'", (garbled,)
+        )
+    return raised(lambda: Flow("Pair", store=path)), (path, "not text")
+
+
+@case("T62", fix="restore it from a copy")
+async def _t62(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE runs SET source_sha = 'text, not a sha'")
+    return raised(lambda: Flow("Pair", store=path)["1"]), (path, "never writes", "TypeError")
 
 
 @case("T71", fix="restore the file from a copy")
@@ -1305,6 +1358,33 @@ async def _a23(tmp: Path) -> Raised:
     _, path = await pair_archive(tmp)
     edit_archive(path, "UPDATE tasks SET started_at = 'early'", redigest=True)
     return raised(lambda: Flow("Pair", store=path)), (path, "tasks", "started_at: text")
+
+
+@case("A61", fix="Ask for a fresh copy of the archive")
+async def _a61(tmp: Path) -> Raised:
+    import msgpack
+
+    from asyncflow._codecs import content_hasher
+
+    _, path = await pair_archive(tmp)
+    meta = msgpack.packb({"descr": "|V0", "shape": [10**9], "order": "C", "scalar": False})
+    sha = content_hasher("numpy", meta, 0).digest()
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "INSERT INTO blobs (sha, encoding, meta, size, data, nchunks) "
+            "VALUES (?, 'numpy', ?, 0, x'', 0)",
+            (sha, meta),
+        )
+        conn.execute("UPDATE artifacts SET sha = ? WHERE name = 'x'", (sha,))
+    edit_archive(path, redigest=True)
+    return raised(lambda: Flow("Pair", store=path)), (path, "zero-width dtype")
+
+
+@case("A62", fix="write the archive to another file")
+async def _a62(tmp: Path) -> Raised:
+    store = await pair_store(tmp)
+    run = Flow("Pair", store=store)["1"]
+    return raised(lambda: run.export(store, overwrite=True)), (store, "would destroy")
 
 
 # --- U: safe loading (pickles and trust) ----------------------------------------------------

@@ -1,9 +1,10 @@
 """Damaged and edited run archives end in a clear error or the right data, never worse.
 
 The harness is ``tests/_fuzzarchive.py`` (its docstring defines the outcomes); the stress run
-of 1,000+ cases is ``benchmarks/fuzz_archive.py``. Here: a few hundred cases with a fixed
-seed, the harness's own judgement checked on readings made to fail, and the nastiest
-mutations one by one, each with the exact error it must end in.
+of 1,000+ cases is ``benchmarks/fuzz_archive.py`` (``benchmarks/stress_fuzz.py`` for
+archives and stores). Here: a few hundred cases with a fixed seed (stores included), the
+harness's own judgement checked on readings made to fail, and the nastiest mutations one
+by one, each with the exact error it must end in.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests import _fuzzarchive as fa
 from tests import _fuzzmutate as mut
 from tests import _fuzzpool as pool
 from tests import _fuzzread as rd
+from tests import _fuzzstore as fs
 from tests._storefixture import T, write_run
 from tests.flows.fuzz import CANARY_FILE, LOUD_FILE
 
@@ -83,6 +85,8 @@ def test_random_damage_and_edits_end_in_a_clear_error_or_the_right_data(
     assert summary.count("accepted") > 0, report
     assert set(summary.kinds) == set(mut.MUTATIONS), report
     assert summary.errors["UntrustedArtifactError"] > 0, report
+    # Workers run with their address space capped (3 GiB); none came near it.
+    assert summary.peak_rss_mib < 1024, report
 
 
 # --- the harness's judgement ------------------------------------------------------------------
@@ -261,3 +265,25 @@ def test_a_record_of_the_wrong_kind_is_refused(edited: str) -> None:
         conn.execute("UPDATE attempts SET attempt = 'first'")
     with pytest.raises(StoreError, match=r"attempts holds a value asyncflow never writes"):
         Flow("FuzzFlow", store=edited)
+
+
+# --- damaged stores (tests/_fuzzstore.py) -----------------------------------------------------
+
+STORE_CASES = 120
+
+
+def test_random_damage_to_a_store_never_gives_a_raw_error_a_hang_a_pickle_or_a_blowup(
+    fixture: fa.Fixture,
+) -> None:
+    # Each case runs in a worker whose address space is capped (3 GiB): a reader allocating
+    # what a damaged file claims dies of MemoryError there, an OTHER. A store has no digest:
+    # data may differ without an error ("unchecked", counted), nothing worse may happen.
+    summary = pool.run_fuzz(
+        fixture.folder, cases=0, store_cases=STORE_CASES, seed=SEED, workers=2, fixture=fixture
+    )
+    report = summary.render()
+    assert summary.cases == STORE_CASES
+    assert summary.count("OTHER") == 0, report
+    assert summary.count("clear") > 0 and summary.count("same") > 0, report
+    assert {k.removeprefix("store:") for k in summary.kinds} == set(fs.STORE_DAMAGE), report
+    assert summary.peak_rss_mib < 1024, report

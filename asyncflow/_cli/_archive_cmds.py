@@ -7,7 +7,7 @@ from typing import Any
 
 from .._client import Flow, Run
 from .._client._archive import ArchiveManifest, export_runs, import_runs, read_archive
-from ._format import byte_size, when
+from ._format import byte_size, printable, when
 
 __all__ = ["add_archive_commands"]
 
@@ -32,14 +32,18 @@ def _runs_of(pathspecs: list[str], store: str | None) -> list[Run]:
 
 
 def _manifest_lines(info: ArchiveManifest) -> list[str]:
+    # Every field comes from the archive, which may come from anyone: escaped for the terminal.
     return [
-        f"archive:   {info.path}",
-        f"exported:  {when(info.exported_at)} by {info.user or '?'} on {info.host or '?'}",
-        f"from:      {info.source}",
-        f"asyncflow: {info.asyncflow_version} (schema {info.schema_version})",
-        f"runs:      {', '.join(info.runs)}",
-        f"values:    {info.blobs} ({byte_size(info.payload_bytes)})",
-        f"digest:    {info.digest}",
+        printable(line)
+        for line in (
+            f"archive:   {info.path}",
+            f"exported:  {when(info.exported_at)} by {info.user or '?'} on {info.host or '?'}",
+            f"from:      {info.source}",
+            f"asyncflow: {info.asyncflow_version} (schema {info.schema_version})",
+            f"runs:      {', '.join(info.runs)}",
+            f"values:    {info.blobs} ({byte_size(info.payload_bytes)})",
+            f"digest:    {info.digest}",
+        )
     ]
 
 
@@ -47,19 +51,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
     runs = _runs_of(args.pathspecs, args.store)
     info = export_runs(args.output, runs, overwrite=args.force)
     print(
-        f"Exported {len(info.runs)} run(s) ({', '.join(info.runs)}) to {info.path}: "
-        f"{info.blobs} values, {byte_size(info.payload_bytes)}"
+        printable(
+            f"Exported {len(info.runs)} run(s) ({', '.join(info.runs)}) to {info.path}: "
+            f"{info.blobs} values, {byte_size(info.payload_bytes)}"
+        )
     )
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     for item, run in import_runs(args.file, args.store, trust=args.trust):
-        source = f"{item.flow}/{item.archive_id}"
+        source = printable(f"{item.flow}/{item.archive_id}")
         if item.existed:
-            print(f"{source}: already in the store as {run.pathspec}; not copied again")
+            print(f"{source}: already in the store as {printable(run.pathspec)}; not copied again")
         else:
-            print(f"{source}: imported as {run.pathspec}" + (" (trusted)" if args.trust else ""))
+            trusted = " (trusted)" if args.trust else ""
+            print(f"{source}: imported as {printable(run.pathspec)}{trusted}")
     return 0
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import reprlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-__all__ = ["byte_size", "duration", "indent_lines", "one_line", "short_repr", "table", "when"]
+__all__ = [
+    "byte_size",
+    "duration",
+    "indent_lines",
+    "one_line",
+    "printable",
+    "short_repr",
+    "table",
+    "when",
+]
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -75,3 +85,20 @@ def indent_lines(text: str, prefix: str) -> str:
     if not text:
         return ""
     return "".join(prefix + line for line in text.splitlines(keepends=True)).rstrip("\n") + "\n"
+
+
+# C0 controls but tab and newline, DEL, C1 controls, and lone surrogates: what text from a
+# store or archive may hold that must not reach a terminal as it is (escape sequences can
+# recolour, retitle or rewrite what it shows).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters other than newline and tab
+    (ESC, BEL, CR, ...) and lone surrogates are shown as Python escapes such as ``\\x1b``."""
+    return _UNPRINTABLE.sub(_escape_char, text)
+
+
+def _escape_char(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

@@ -27,11 +27,11 @@ import anyio
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._store._blobs import RawBlob
-from .._store._db import is_archive, is_busy, open_reader, store_error
+from .._store._blobs import INLINE_LIMIT, RawBlob
+from .._store._db import SQLITE_FAILURES, is_archive, is_busy, open_reader, store_error
 from .._store._drive import drive
 from .._store._manifest import check_blob, verify_records
-from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
 from .._store._trust import TrustKey
 
 __all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
@@ -39,7 +39,7 @@ __all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_ch
 T = TypeVar("T")
 
 
-def _read_error(path: str, exc: sqlite3.Error) -> StoreError:
+def _read_error(path: str, exc: sqlite3.Error | UnicodeDecodeError) -> StoreError:
     return store_error(exc, path, "read")
 
 
@@ -74,7 +74,11 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
         try:
             query = next(plan)
             while True:
-                query = plan.send(await _afetch(conn, query))
+                rows = await _afetch(conn, query)
+                try:
+                    query = plan.send(rows)
+                except (TypeError, ValueError) as exc:
+                    raise record_error(exc, path) from exc
         except StopIteration as done:
             result: T = done.value
             return result
@@ -83,7 +87,7 @@ async def adrive(conn: aiosqlite.Connection, plan: Plan[T], path: str) -> T:
             # Even when cancelled: a shared connection must not stay inside the transaction.
             with anyio.CancelScope(shield=True):
                 await conn.execute_fetchall(END_READ)
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         raise _read_error(path, exc) from exc
 
 
@@ -102,7 +106,7 @@ def open_checked(path: str, checked: set[tuple[int, int, int, int]]) -> sqlite3.
     try:
         try:
             archive = is_archive(conn)
-        except sqlite3.Error as exc:
+        except SQLITE_FAILURES as exc:
             raise store_error(exc, path, "read") from exc
         if archive:
             key = _file_key(path)
@@ -120,14 +124,27 @@ def open_checked(path: str, checked: set[tuple[int, int, int, int]]) -> sqlite3.
     return conn
 
 
-def check_blobs(result: object, path: str) -> None:
-    """Check every blob in a plan's result against its sha (a blob, or a dict of blobs)."""
-    if isinstance(result, RawBlob):
-        check_blob(result, path)
-    elif isinstance(result, dict):
-        for value in result.values():
-            if isinstance(value, RawBlob):
-                check_blob(value, path)
+# In a store, blobs up to this size are checked against their sha on every read: hashing
+# them costs little beside reading them. Larger ones are checked by import, archive reads and
+# verify, and pickles at every read (see _trust); hashing each 100 MB array a plain store read
+# would double its load time (benchmarks/RESULTS.md).
+STORE_CHECK_BYTES = INLINE_LIMIT
+# Bytes hashed on the event loop itself; more go to a worker thread.
+_HASH_ON_LOOP_BYTES = 1 << 16
+
+
+def check_blobs(result: object, path: str, *, archive: bool = True) -> None:
+    """Check blobs in a plan's result against their sha (a blob, or a dict of blobs): every
+    one read from an archive; from a store, those of at most :data:`STORE_CHECK_BYTES` but
+    pickles."""
+    found = [result] if isinstance(result, RawBlob) else []
+    if isinstance(result, dict):
+        found = [value for value in result.values() if isinstance(value, RawBlob)]
+    for raw in found:
+        # A store's pickles are checked by the read that would unpickle them (see _trust),
+        # which refuses them with UntrustedArtifactError.
+        if archive or (raw.size <= STORE_CHECK_BYTES and raw.encoding != "pickle"):
+            check_blob(raw, path, archive=archive)
 
 
 async def _aopen(path: str, checked: set[tuple[int, int, int, int]]) -> aiosqlite.Connection:
@@ -231,8 +248,7 @@ class StoreHandle:
                 self._closer = weakref.finalize(self, conn.close)
                 self._conn = conn
             result = drive(self._conn, plan, self.path)
-        if self._archive:
-            check_blobs(result, self.path)
+        check_blobs(result, self.path, archive=self._archive)
         return result
 
     def close(self) -> None:
@@ -270,8 +286,16 @@ class StoreHandle:
 
     async def _acheck(self, result: T) -> T:
         self._archive = self._checked != set()
-        if self._archive and result:
-            await anyio.to_thread.run_sync(check_blobs, result, self.path)
+        if not result or not isinstance(result, RawBlob | dict):
+            return result
+        blobs = result.values() if isinstance(result, dict) else [result]
+        hashed = sum(raw.size for raw in blobs if isinstance(raw, RawBlob))
+        if self._archive or hashed > _HASH_ON_LOOP_BYTES:
+            await anyio.to_thread.run_sync(
+                lambda: check_blobs(result, self.path, archive=self._archive)
+            )
+        else:
+            check_blobs(result, self.path, archive=False)  # a few KiB: on the loop is fine
         return result
 
     async def aenter(self) -> None:

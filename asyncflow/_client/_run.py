@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from .._errors import StoreError
 from .._spec._tags import normalize_tags
 from .._store import _queries as q
 from .._store._blobs import RawBlob
@@ -153,8 +154,19 @@ class Run:
     @property
     def graph(self) -> dict[str, Any]:
         """The flow's graph as stored with the run (a fresh dict from its JSON)."""
-        graph = json.loads(self._row.graph)
+        graph = self._json("graph", self._row.graph)
         return graph if isinstance(graph, dict) else {"graph": graph}
+
+    def _json(self, column: str, text: Any) -> Any:
+        # The JSON of a run's record: damage in the file must be a StoreError, not a raw one.
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"the {column} stored with run {self.pathspec} is not valid JSON: the store "
+                f"file {self._handle.path!r} is damaged there; restore it from a copy.",
+                self._handle.path,
+            ) from exc
 
     # --- parameters -------------------------------------------------------------------------
     @property
@@ -347,7 +359,7 @@ class Run:
         the archive's ``digest``); else None."""
         if self._row.imported is None:
             return None
-        found = json.loads(self._row.imported)
+        found = self._json("provenance", self._row.imported)
         return found if isinstance(found, dict) else None
 
     def export(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> ArchiveManifest:

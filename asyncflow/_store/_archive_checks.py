@@ -21,14 +21,17 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+from .._codecs import numpy_meta_problem
 from ._blobs import CHUNK_SIZE
 from ._schema import migrate
 
 __all__ = [
     "blob_problem",
     "manifest_problem",
+    "numpy_problem",
     "record_problem",
     "schema_problem",
+    "stored_bytes_problem",
     "totals_problem",
 ]
 
@@ -257,3 +260,39 @@ def blob_problem(conn: sqlite3.Connection) -> bytes | None:
             "LIMIT 1"
         ).fetchone()
     return None if row is None else bytes(row[0])
+
+
+# --- what reading may allocate ----------------------------------------------------------------
+
+
+def stored_bytes_problem(conn: sqlite3.Connection, schema: str = "main") -> str | None:
+    """Whether the file declares more payload than it can hold. Every byte of every value
+    lies in a page of its own in an intact file, so the sizes of the blob rows, and the
+    lengths of the chunk rows, each add up to less than the file. A damaged or forged
+    b-tree whose chunk rows share their pages (one stored chunk read back 400 times)
+    declares more: reading it would allocate far beyond what the file holds."""
+    pages = conn.execute(f"PRAGMA {schema}.page_count").fetchone()[0]
+    page_size = conn.execute(f"PRAGMA {schema}.page_size").fetchone()[0]
+    room = int(pages) * int(page_size)
+    declared = conn.execute(f"SELECT coalesce(sum(size), 0) FROM {schema}.blobs").fetchone()[0]
+    chunked = conn.execute(
+        f"SELECT coalesce(sum(length(data)), 0) FROM {schema}.blob_chunks"
+    ).fetchone()[0]
+    for what, total in (("its values declare", declared), ("its chunk rows hold", chunked)):
+        if not isinstance(total, int) or total > room:
+            return f"{what} {total} bytes, more than the {room} bytes of the whole file"
+    return None
+
+
+def numpy_problem(conn: sqlite3.Connection, schema: str = "main") -> tuple[bytes, str] | None:
+    """The first numpy blob whose meta cannot describe its size (dtype, shape and order
+    against the bytes declared, see :func:`~asyncflow._codecs.numpy_meta_problem`) and
+    why, or None. Reads every numpy blob's meta (a few dozen bytes each), no payload."""
+    cur = conn.execute(f"SELECT sha, meta, size FROM {schema}.blobs WHERE encoding = 'numpy'")
+    while rows := cur.fetchmany(512):
+        for sha, meta, size in rows:
+            blob_meta = bytes(meta) if isinstance(meta, bytes | memoryview) else None
+            problem = numpy_meta_problem(blob_meta, size if isinstance(size, int) else -1)
+            if problem is not None:
+                return bytes(sha), problem
+    return None

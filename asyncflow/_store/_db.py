@@ -17,6 +17,7 @@ __all__ = [
     "ARCHIVE_KEY",
     "BUSY_TIMEOUT_MS",
     "PAGE_SIZE",
+    "SQLITE_FAILURES",
     "check_format",
     "check_schema",
     "interruptible",
@@ -141,7 +142,13 @@ def _refuse_truncated(path: str) -> None:
     raise _truncated(path, cut, "use")
 
 
-def store_error(exc: sqlite3.Error, path: str, action: str) -> StoreError:
+# What a SQLite call may raise on a damaged file: its errors, and UnicodeDecodeError when the
+# message SQLite gives quotes bytes of the file that are not UTF-8 (a garbled schema):
+# Python then fails to build the sqlite3 exception itself.
+SQLITE_FAILURES = (sqlite3.Error, UnicodeDecodeError)
+
+
+def store_error(exc: sqlite3.Error | UnicodeDecodeError, path: str, action: str) -> StoreError:
     """Explain a SQLite failure on the store at ``path``: what is wrong and what to do.
 
     :param exc: what SQLite raised.
@@ -153,6 +160,13 @@ def store_error(exc: sqlite3.Error, path: str, action: str) -> StoreError:
     """
     code = getattr(exc, "sqlite_errorname", "") or ""
     head = f"cannot {action} {_describe(path)}"
+    if isinstance(exc, UnicodeDecodeError):
+        return StoreError(
+            f"{head}: it is damaged (SQLite's error quotes bytes of the file that are not "
+            "text, as a garbled schema does); restore the file from a copy, or pass store= a "
+            "new path to start afresh.",
+            path,
+        )
     said = f"(SQLite: {exc})"
     folder = os.path.dirname(os.path.abspath(path))
     if code == "SQLITE_NOTADB":
@@ -228,7 +242,7 @@ def sqlite_errors(path: str, action: str) -> Iterator[None]:
     """Turn a SQLite failure inside the block into the :func:`store_error` for it."""
     try:
         yield
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         raise store_error(exc, path, action) from exc
 
 
@@ -575,7 +589,7 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
                     conn.execute("ROLLBACK")
 
         retry_busy(probe, path)
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         conn.close()
         raise store_error(exc, path, "write to") from exc
     except BaseException:
@@ -632,6 +646,9 @@ def open_reader(path: str) -> sqlite3.Connection:
             _upgrade(path, version)
             return open_reader(path)
         conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+    except UnicodeDecodeError as exc:
+        conn.close()
+        raise store_error(exc, path, "read") from exc
     except BaseException:
         conn.close()
         raise

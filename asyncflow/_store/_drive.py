@@ -6,8 +6,8 @@ import functools
 import sqlite3
 from typing import TypeVar
 
-from ._db import retry_busy, store_error
-from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows
+from ._db import SQLITE_FAILURES, retry_busy, store_error
+from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
 
 __all__ = ["drive"]
 
@@ -32,12 +32,15 @@ def drive(conn: sqlite3.Connection, plan: Plan[T], path: str) -> T:
             while True:
                 # Only a transaction's first read takes a snapshot, the one that may wait.
                 rows = retry_busy(functools.partial(_fetch, conn, query), path)
-                query = plan.send(rows)
+                try:
+                    query = plan.send(rows)
+                except (TypeError, ValueError) as exc:
+                    raise record_error(exc, path) from exc
         except StopIteration as done:
             result: T = done.value
             return result
         finally:
             plan.close()
             conn.execute(END_READ)
-    except sqlite3.Error as exc:
+    except SQLITE_FAILURES as exc:
         raise store_error(exc, path, "read") from exc

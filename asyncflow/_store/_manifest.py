@@ -24,8 +24,10 @@ from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
     manifest_problem,
+    numpy_problem,
     record_problem,
     schema_problem,
+    stored_bytes_problem,
     totals_problem,
 )
 from ._blobs import RawBlob, stored_sha
@@ -82,6 +84,14 @@ def _damaged(path: str, what: str) -> StoreError:
     return StoreError(
         f"{_describe(path)} is damaged or was changed after export: {what}; ask for a fresh "
         "copy of the archive (or export the runs again).",
+        path,
+    )
+
+
+def _bomb(path: str, what: str) -> StoreFormatError:
+    return StoreFormatError(
+        f"{_describe(path)} is refused: {what}; reading it would allocate far more memory "
+        "than the file holds. Ask for a fresh copy of the archive (or export the runs again).",
         path,
     )
 
@@ -193,19 +203,35 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
         bad = blob_problem(conn)
         if bad is not None:
             raise _damaged(path, f"value {bad.hex()[:16]}... has a bad size")
+        problem = stored_bytes_problem(conn)
+        if problem is not None:
+            raise _bomb(path, problem)
+        numpy = numpy_problem(conn)
+        if numpy is not None:
+            raise _bomb(path, f"value {numpy[0].hex()[:16]}...: {numpy[1]}")
         problem = totals_problem(conn, manifest)
         if problem is not None:
             raise _damaged(path, problem)
     return manifest
 
 
-def check_blob(raw: RawBlob, path: str) -> None:
-    """Raise unless ``raw``'s bytes hash to its sha (every blob read from an archive).
+def check_blob(raw: RawBlob, path: str, *, archive: bool = True) -> None:
+    """Raise unless ``raw``'s bytes hash to its sha (every blob read from an archive, and
+    the small ones read from a store).
 
+    :param archive: whether ``path`` is an archive (else a store), for the message.
     :raises StoreError: the bytes were changed or damaged.
     """
-    if blob_sha(raw.encoding, raw.meta, raw.payload) != raw.sha:
-        raise _damaged(path, f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash")
+    if blob_sha(raw.encoding, raw.meta, raw.payload) == raw.sha:
+        return
+    what = f"the bytes of value {raw.sha.hex()[:16]}... do not match its hash"
+    if archive:
+        raise _damaged(path, what)
+    raise StoreError(
+        f"{what} in the store file {path!r}; the store is damaged: restore it from a copy or "
+        "re-run the flow.",
+        path,
+    )
 
 
 def verify_blobs(conn: sqlite3.Connection, path: str) -> tuple[int, int]:

@@ -40,6 +40,7 @@ __all__ = [
     "flow_names",
     "has_step",
     "path_key",
+    "record_error",
     "resume_source",
     "run",
     "run_ids",
@@ -109,9 +110,12 @@ BLOBS_BY_SHA = (
 )
 CHUNKS = "SELECT idx, data FROM blob_chunks WHERE sha = ? AND idx >= ? AND idx < ? ORDER BY idx"
 # What the chunk rows of a blob hold, without reading them (length() reads no content).
+# And the bytes the whole file holds: rows that declare more share their pages (a damaged or
+# forged b-tree), and would make a reader allocate what the file does not hold.
 CHUNK_TOTAL = (
-    "SELECT count(*), coalesce(sum(length(data)), 0) FROM blob_chunks "
-    "WHERE sha = ? AND idx >= 0 AND idx < ?"
+    "SELECT count(*), coalesce(sum(length(data)), 0), "
+    "(SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size()) "
+    "FROM blob_chunks WHERE sha = ? AND idx >= 0 AND idx < ?"
 )
 
 
@@ -368,13 +372,30 @@ def _damaged(what: str, path: str) -> StoreError:
     )
 
 
+def record_error(exc: TypeError | ValueError, path: str) -> StoreError:
+    """What a plan that failed on its rows means: a record holds a kind of value asyncflow
+    never writes there (text where a sha is, say). Only a damaged store has one (an archive's
+    records are checked when it is opened); the drivers raise this instead of ``exc``."""
+    return StoreError(
+        f"cannot read the store file {path!r}: a record holds a value asyncflow never writes "
+        f"({type(exc).__name__}: {exc}); the store is damaged: restore it from a copy or "
+        "re-run the flow.",
+        path,
+    )
+
+
 def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[OwnedBuffer]:
     # Windows of chunk rows into one preallocated buffer: memory stays near the blob's size.
     # The buffer is sized only once the rows are known to hold ``size`` bytes: a damaged or
     # edited row must not make us allocate what is not there.
-    ((count, total),) = yield Query(CHUNK_TOTAL, (sha, nchunks))
+    ((count, total, room),) = yield Query(CHUNK_TOTAL, (sha, nchunks))
     if count != nchunks or total != size:
         raise _damaged(f"blob {sha.hex()} is incomplete ({total} of {size} bytes)", path)
+    if size > room:
+        raise _damaged(
+            f"blob {sha.hex()} declares {size} bytes, more than the whole file holds ({room})",
+            path,
+        )
     buf = payload_buffer(size)
     pos = idx = 0
     with memoryview(buf) as view:
@@ -407,6 +428,14 @@ def blobs(shas: Sequence[bytes], path: str = "") -> Plan[dict[bytes, RawBlob]]:
         rows = yield Query(BLOBS_BY_SHA.format(marks=_marks(len(batch))), batch)
         for sha, encoding, meta, size, data, nchunks, mac in rows:
             key = bytes(sha)
+            kinds = (type(encoding), type(size), type(nchunks), type(meta), type(data))
+            if kinds[:3] != (str, int, int) or not {*kinds[3:]} <= {bytes, type(None)}:
+                kind = ", ".join(k.__name__ for k in kinds)
+                raise record_error(
+                    TypeError(f"blob {key.hex()} has (encoding, size, nchunks, meta, data) "
+                              f"of kinds ({kind})"),
+                    path,
+                )  # fmt: skip
             payload: bytes | OwnedBuffer
             if nchunks:
                 payload = yield from _assemble(key, int(size), int(nchunks), path)
