@@ -361,7 +361,7 @@ async def _g12(tmp: Path) -> Raised:
 
 @case("G13", fix="rename the step")
 async def _g13(tmp: Path) -> Raised:
-    return await run_error(bad.Reserved, tmp), ("'check'", BAD_GRAPHS)
+    return await run_error(bad.Reserved, tmp), ("'index'", BAD_GRAPHS)
 
 
 @case("G14", fix="add an @step method with that name")

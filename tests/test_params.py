@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncflow._errors import FlowValidationError, ParameterError
+from asyncflow._spec._names import RESERVED_NAMES
 from asyncflow._spec._params import (
-    RESERVED_NAMES,
     IncludeFile,
     JSONType,
     Parameter,
@@ -427,6 +427,7 @@ def test_describe_is_json_able() -> None:
         "required": False,
         "is_text": True,
         "encoding": "utf-8",
+        "max_bytes": 256 << 20,
     }
     assert described[3]["default"] is None
 

@@ -22,6 +22,7 @@ import anyio.abc
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._run import ResumeRequest
 from .._spec._params import Parameter, parameters_of
+from ._format import printable
 from ._parser import OneLineParser
 
 __all__ = ["flow_main"]
@@ -88,7 +89,7 @@ def _declared(flow_cls: type) -> dict[str, Parameter]:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from .._errors import FlowValidationError
+from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 
 __all__ = ["FlowGraph", "Node", "NodeKind", "build_graph"]
@@ -227,6 +228,9 @@ def _collect_steps(flow_cls: type, problems: list[FlowValidationError]) -> list[
                 continue
             hidden = next((b for b in mro[depth + 1 :] if attr in vars(b)), None)
             if hidden is not None and step_info(vars(hidden)[attr]) is None:
+                if attr in RESERVED_NAMES:
+                    winners[attr] = info  # the name rule says it better (validate)
+                    continue
                 problems.append(
                     FlowValidationError(
                         f"Step '{attr}' at {info.where}: the step hides the attribute '{attr}' "
