@@ -162,6 +162,17 @@ async def test_a_tag_with_a_lone_surrogate_is_refused_before_anything_runs(store
     with pytest.raises(UsageError, match="lone surrogate"):
         bf.ConstFlow(store=store, tags=["ok", "bad\ud800"])
     assert not os.path.exists(store)
+    # Bytes that are not UTF-8 on the command line arrive as lone surrogates.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(FLOWS_FILE), "JsonFlow", "run", "--tag", b"bad\xff", "--store", store],
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 2 and b"lone surrogate" in proc.stderr, proc.stderr
+    assert proc.stderr.count(b"\n") == 1
+    assert not os.path.exists(store)
 
 
 # --- 3f: handles ---------------------------------------------------------------------------

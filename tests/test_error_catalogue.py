@@ -43,12 +43,14 @@ from asyncflow import (
     step,
     timeout,
 )
+from asyncflow._cli import flow_main
 from asyncflow._cli import main as asyncflow_cli
 from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, sha_of, write_run
 from tests.flows import bad_graphs as bad
+from tests.flows import bad_input as bif
 from tests.flows import catalogue as cf
 from tests.flows import trust_flows as tf
 from tests.flows.archive_flows import gated_flow
@@ -225,6 +227,11 @@ async def _d12(tmp: Path) -> Raised:
 @case("D13", fix="use a path")
 async def _d13(tmp: Path) -> Raised:
     return raised(lambda: IncludeFile("data", default=42)), ("'data'", "42")  # type: ignore[arg-type]
+
+
+@case("D81", fix="use a positive whole number of bytes")
+async def _d81(tmp: Path) -> Raised:
+    return raised(lambda: IncludeFile("data", max_bytes=0)), ("'data'", "max_bytes=0")
 
 
 # --- P: declaring parameters ----------------------------------------------------------------
@@ -550,6 +557,36 @@ async def _r15(tmp: Path) -> Raised:
     return await run_error(cf.Anything, tmp, thing=threading.Lock()), ("Anything", "'thing'")
 
 
+@case("R81", fix="nested a few hundred levels at most")
+async def _r81(tmp: Path) -> Raised:
+    deep = "[" * 100_000
+    return await run_error(bif.JsonFlow, tmp, cfg=deep), ("JsonFlow", "'cfg'")
+
+
+@case("R82", fix="pass it as a string (type=str, or in quotes inside JSON)")
+async def _r82(tmp: Path) -> Raised:
+    return await run_error(bif.JsonFlow, tmp, count="9" * 5000), ("JsonFlow", "'count'")
+
+
+@case("R83", fix="pass the path of a regular file with --data or data=...")
+async def _r83(tmp: Path) -> Raised:
+    fifo = tmp / "pipe"
+    os.mkfifo(fifo)
+    return await run_error(bif.IncludeFlow, tmp, data=str(fifo)), ("IncludeFlow", str(fifo))
+
+
+@case("R84", fix="declare IncludeFile('data', ..., max_bytes=...) large enough for it")
+async def _r84(tmp: Path) -> Raised:
+    big = tmp / "big.bin"
+    big.write_bytes(b"x" * 2048)
+    return await run_error(bif.IncludeFlow, tmp, data=str(big)), ("IncludeFlow", str(big), "1024")
+
+
+@case("R85", fix="pass the file's path")
+async def _r85(tmp: Path) -> Raised:
+    return await run_error(bif.IncludeFlow, tmp, data="a\0b"), ("IncludeFlow", "'data'")
+
+
 # --- S: while a step runs -------------------------------------------------------------------
 
 
@@ -673,6 +710,41 @@ async def _s22(tmp: Path) -> Raised:
     exc = await step_failed(cf.Merges, tmp)
     assert getattr(exc.__cause__, "names", None) == ("score",)
     return exc, ("'join'", "score")
+
+
+@case("S81", fix="store the value under another name, such as self.x_value")
+async def _s81(tmp: Path) -> Raised:
+    return await step_failed(bif.ConstFlow, tmp, mode="set"), ("self.x", "ConstFlow", "'start'")
+
+
+@case("S82", fix="name it like a variable")
+async def _s82(tmp: Path) -> Raised:
+    return await step_failed(bif.NamesFlow, tmp, mode="empty"), ("''", "'start'", "NamesFlow")
+
+
+@case("S83", fix="name it like a variable")
+async def _s83(tmp: Path) -> Raised:
+    return await step_failed(bif.NamesFlow, tmp, mode="dict"), ("''", "'start'", "NamesFlow")
+
+
+@case("S84", fix="store its contents (f.read()) or its path (f.name) instead")
+async def _s84(tmp: Path) -> Raised:
+    try:
+        exc = await step_failed(bif.HandleFlow, tmp, mode="file")
+    finally:
+        while bif.OPENED:
+            bif.OPENED.pop().close()
+    return exc, ("'f'", "'start'", "HandleFlow", bif.__file__)
+
+
+@case("S85", fix="store the data it received, or the address to connect to, instead")
+async def _s85(tmp: Path) -> Raised:
+    try:
+        exc = await step_failed(bif.HandleFlow, tmp, mode="socket")
+    finally:
+        while bif.OPENED:
+            bif.OPENED.pop().close()
+    return exc, ("'sock'", "'start'", "HandleFlow")
 
 
 # --- O: outside a run -----------------------------------------------------------------------
@@ -966,6 +1038,15 @@ def cli(*argv: str) -> tuple[int, str, str]:
 async def _l01(tmp: Path) -> Raised:
     code, _, err = cli("show", "Pair//1", "--store", await pair_store(tmp))
     return CommandLine(err, code), ("'Pair//1'",)
+
+
+@case("L81", fix="unrecognized arguments: --epoch 3")
+async def _l81(tmp: Path) -> Raised:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        flow_main(bif.JsonFlow, ["run", "--epoch", "3", "--store", store_of(tmp)])
+    assert isinstance(exited.value.code, int)
+    return CommandLine(err.getvalue(), exited.value.code), ("--epoch",)
 
 
 # --- M: resuming a run ---------------------------------------------------------------------
@@ -1436,6 +1517,11 @@ async def _k04(tmp: Path) -> Raised:
 async def _k05(tmp: Path) -> Raised:
     code, _, err = cli("gc", "--flow", "Pair", "--store", await pair_store(tmp))
     return CommandLine(err, code), ("--keep-last",)
+
+
+@case("K81", fix="remove it from the tag")
+async def _k81(tmp: Path) -> Raised:
+    return raised(lambda: Pair(store=store_of(tmp), tags=["bad\ud800"])), ("'bad\\ud800'",)
 
 
 # --- running the cases ----------------------------------------------------------------------

@@ -197,7 +197,10 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     options = _flow_options(args)
     if isinstance(options, str):
         return _fail(options, 2)
-    flow = flow_cls(**options)
+    try:
+        flow = flow_cls(**options)
+    except AsyncflowError as exc:  # a --tag that cannot be stored
+        return _fail(str(exc), 2)
     return _run_and_report(flow, args, given, None)
 
 
@@ -234,7 +237,10 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
     options = _flow_options(args)
     if isinstance(options, str):
         return _fail(options, 2)
-    flow = flow_cls(**options)
+    try:
+        flow = flow_cls(**options)
+    except AsyncflowError as exc:
+        return _fail(str(exc), 2)
     return _run_and_report(flow, args, {}, ResumeRequest(args.origin_run_id, args.step))
 
 

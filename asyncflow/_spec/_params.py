@@ -352,7 +352,7 @@ class IncludeFile(Parameter):
         if not isinstance(path, str) or not path:
             raise _Bad("is not a path", "pass the file's path as a str or pathlib.Path")
         if "\0" in path:
-            raise _Bad("contains a NUL character, which no path has", "pass the file's path")
+            raise _Bad("contains a NUL character (no path has one)", "pass the file's path")
         return os.path.abspath(path)
 
     def _type_name(self) -> str:
