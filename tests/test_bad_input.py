@@ -8,6 +8,7 @@ with an error that says what, where and what to do.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ from asyncflow import (
     AsyncflowError,
     Flow,
     FlowSpec,
+    FlowValidationError,
     ParameterError,
     StepFailed,
     UsageError,
@@ -64,14 +66,35 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.anyio
 async def test_a_class_attribute_is_a_constant_that_no_step_can_hide(store: str) -> None:
     flow = bf.ConstFlow(store=store, echo=False)
-    for mode in ("set", "augment"):
-        cause = await failure(flow, mode=mode)
-        assert isinstance(cause, AttributeError)
-        message = str(cause)
-        assert "is a class attribute of ConstFlow" in message
-        assert "such as self." in message and "remove it from the class" in message
+    cause = await failure(flow, mode="set")  # setattr(self, "x", 2): seen as the step runs
+    assert isinstance(cause, AttributeError)
+    message = str(cause)
+    assert "cannot set self.x in ConstFlow: 'x' is a class attribute of ConstFlow" in message
+    assert "such as self.x_value" in message and "remove it from the class" in message
     run = await flow.run(mode="read")  # reading it in every step is fine
     assert run["end"].task.data.seen == (1, 0)
+
+
+@pytest.mark.anyio
+async def test_a_flow_whose_source_sets_a_class_attribute_is_refused_before_it_runs(
+    store: str,
+) -> None:
+    cases = [
+        (bf.ConstWriteFlow, "start", "the step sets self.x", "'x' is a class attribute"),
+        (bf.ConstAugmentFlow, "end", "the step sets self.count", "'count' is a class attr"),
+        (bf.ConstCatchFlow, "start", "@catch(var='error') sets self.error", "'error' is a"),
+    ]
+    for flow_cls, step_name, *phrases in cases:
+        with pytest.raises(FlowValidationError) as caught:
+            await flow_cls(store=store, echo=False).run()
+        assert caught.value.step == step_name
+        message = str(caught.value)
+        assert all(p in message for p in phrases), message
+        assert bf.__file__ in message and "remove" in message
+    assert not os.path.exists(store)
+    line = inspect.getsourcelines(bf.ConstWriteFlow.start)[1] + 3  # the line of self.x = 2
+    with pytest.raises(FlowValidationError, match=f"at {bf.__file__}:{line}:"):
+        await bf.ConstWriteFlow(store=store).run()
 
 
 # --- finding 9: steps may take command words; one reserved-name rule ----------------------

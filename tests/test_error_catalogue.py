@@ -476,6 +476,11 @@ async def _g34(tmp: Path) -> Raised:
     return await run_error(bad.Broken, tmp), ("Broken", "2 problems", "'start'", "'end'")
 
 
+@case("G81", fix="remove 'x' from the class to make it an artifact")
+async def _g81(tmp: Path) -> Raised:
+    return await run_error(bif.ConstWriteFlow, tmp), ("'start'", "self.x", "ConstWriteFlow")
+
+
 # --- R: parameters given to a run -----------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from .._errors import ArtifactSerializationError, FlowValidationError
 from ._names import RESERVED_NAMES, artifact_name_problem
 from ._step import step_info
 
-__all__ = ["FlowBase", "ForeachFrame", "TaskContext"]
+__all__ = ["FlowBase", "ForeachFrame", "TaskContext", "class_constant"]
 
 ForeachFrame = tuple[int, int, Any]  # (index, num_splits, value), as in Metaflow
 
@@ -177,6 +177,18 @@ class FlowBase:
         self._af_task.merge_artifacts(self, inputs, include, exclude)
 
 
+def class_constant(cls: type, name: str) -> bool:
+    """Whether ``name`` is a constant of the flow class ``cls``: a public class attribute that
+    is not a method, a step, a property or a parameter (any data descriptor). Steps read it as
+    ``self.<name>``; no step may set it (see :meth:`FlowBase.__setattr__`)."""
+    if name.startswith("_"):
+        return False
+    owned = getattr(cls, name, _ABSENT)
+    if owned is _ABSENT or hasattr(type(owned), "__set__"):
+        return False
+    return not isinstance(owned, FunctionType | MethodType)
+
+
 def _refuse_class_attribute(flow: FlowBase, name: str) -> None:
     """Refuse ``self.<name> = ...`` where the class defines ``name`` (Parameters refuse
     themselves, through their ``__set__``).
@@ -188,16 +200,18 @@ def _refuse_class_attribute(flow: FlowBase, name: str) -> None:
     owned = getattr(cls, name, _ABSENT)
     if owned is _ABSENT or (hasattr(type(owned), "__set__") and not isinstance(owned, property)):
         return
-    if isinstance(owned, property | FunctionType | MethodType):
-        what = "a step of this flow" if step_info(owned) else "used by asyncflow"
-        if not step_info(owned) and name not in RESERVED_NAMES:
-            what = f"a method or property of {cls.__name__}"
-    else:
+    if class_constant(cls, name):
         what = (
             f"a class attribute of {cls.__name__}; class attributes are constants, the same "
             "in every step, so a step may read it but not set it (remove it from the class "
             "to make it an artifact)"
         )
+    elif step_info(owned):
+        what = "a step of this flow"
+    elif name in RESERVED_NAMES:
+        what = "used by asyncflow"
+    else:
+        what = f"a method or property of {cls.__name__}"
     raise AttributeError(
         f"cannot set self.{name} in {cls.__name__}: {name!r} is {what}; store the value "
         f"under another name, such as self.{name}_value.",

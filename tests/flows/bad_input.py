@@ -12,7 +12,7 @@ import socket
 import sys
 from typing import Any
 
-from asyncflow import FlowSpec, IncludeFile, JSONType, Parameter, step
+from asyncflow import FlowSpec, IncludeFile, JSONType, Parameter, catch, step
 
 ESCAPES = "\x1b[31mred\x1b[0m \x1b]0;title\x07 \x9b2J"  # colour, window title, C1 CSI
 
@@ -27,14 +27,57 @@ class ConstFlow(FlowSpec):
     @step
     def start(self) -> None:
         if self.mode == "set":
-            self.x = 2
-        elif self.mode == "augment":
-            self.count += 1
+            setattr(self, "x", 2)  # noqa: B010 (not in the source's assignments: runtime)
         self.next(self.end)
 
     @step
     def end(self) -> None:
         self.seen = (self.x, self.count)
+
+
+class ConstWriteFlow(FlowSpec):
+    """Sets a class attribute in its source: refused before anything runs."""
+
+    x = 1
+
+    @step
+    def start(self) -> None:
+        self.y = 0
+        self.x = 2
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        print(self.x)
+
+
+class ConstAugmentFlow(FlowSpec):
+    """``self.count += 1`` on a class attribute ``count = 0``."""
+
+    count = 0
+
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        self.count += 1
+
+
+class ConstCatchFlow(FlowSpec):
+    """``@catch(var=...)`` naming a class attribute."""
+
+    error = None
+
+    @catch(var="error")
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
 
 
 class NamesFlow(FlowSpec):
