@@ -392,3 +392,32 @@ def test_printable_escapes_control_characters_but_keeps_lines_and_tabs() -> None
     assert printable("\x1b[31m\x07\r\x00\x7f\x9b") == "\\x1b[31m\\x07\\x0d\\x00\\x7f\\x9b"
     assert printable("\ud800é✓") == "\\ud800é✓"
     assert printable(printable("\x1b")) == "\\x1b"
+
+
+# --- parameters named like the flow command line's own options ---------------------------
+
+
+def test_no_parameter_takes_a_name_the_flow_command_line_uses(tmp_path: Path) -> None:
+    import argparse
+
+    from asyncflow._cli._flow_cmds import _build
+    from asyncflow._spec._names import COMMAND_LINE_NAMES
+    from asyncflow._spec._params import parameters_of
+
+    parser = _build(CommandWordsFlow)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = {
+        option[2:]
+        for command in ("run", "resume")
+        for action in sub.choices[command]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option[2:].isidentifier()
+    }
+    assert options - {"epochs"} == COMMAND_LINE_NAMES  # the rule knows every option
+    for taken in sorted(COMMAND_LINE_NAMES):
+        flow = type("Clash", (CommandWordsFlow,), {"extra": bf.Parameter(taken, default=1)})
+        with pytest.raises(FlowValidationError, match=f"whose option --{taken} the flow"):
+            parameters_of(flow)
+    proc = script(FLOWS_FILE, "ClashFlow", "run", "--store", str(tmp_path / "s.db"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Parameter 'store' at ClashFlow.where has name 'store'" in proc.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keyword
 
-__all__ = ["RESERVED_NAMES", "artifact_name_problem", "is_plain_name"]
+__all__ = ["COMMAND_LINE_NAMES", "RESERVED_NAMES", "artifact_name_problem", "is_plain_name"]
 
 RESERVED_NAMES: frozenset[str] = frozenset(
     {
@@ -30,6 +30,12 @@ RESERVED_NAMES: frozenset[str] = frozenset(
 """The public attributes of every flow (``FlowSpec``'s own): no step or parameter may take
 one. ``tests/test_validation.py`` checks that this is exactly the set of FlowSpec's public
 attributes."""
+
+
+COMMAND_LINE_NAMES: frozenset[str] = frozenset({"help", "store", "tag", "quiet"})
+"""Options of ``python flow.py run`` that are identifiers: no parameter may take one, since
+its ``--<name>`` option would clash with them. (``--max-workers`` and ``--origin-run-id``
+are not identifiers, so no parameter name can clash with them.)"""
 
 
 def is_plain_name(text: object) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self, cast, overload
 
 from .._errors import FlowValidationError, ParameterError
-from ._names import RESERVED_NAMES, is_plain_name
+from ._names import COMMAND_LINE_NAMES, RESERVED_NAMES, is_plain_name
 
 __all__ = [
     "INCLUDE_MAX_BYTES",
@@ -394,6 +394,12 @@ def _name_problem(role: str, text: Any) -> str | None:
     if text in RESERVED_NAMES:
         reserved = ", ".join(sorted(RESERVED_NAMES))
         return f"has {role} {text!r}, which FlowSpec uses; rename it (reserved: {reserved})"
+    if role == "name" and text in COMMAND_LINE_NAMES:
+        taken = ", ".join(f"--{n}" for n in sorted(COMMAND_LINE_NAMES))
+        return (
+            f"has name {text!r}, whose option --{text} the flow's command line has already; "
+            f"rename it (taken: {taken})"
+        )
     return None
 
 

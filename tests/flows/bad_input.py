@@ -216,7 +216,22 @@ class IncludeFlow(FlowSpec):
         pass
 
 
+class ClashFlow(FlowSpec):
+    """A parameter named like the command line's --store."""
+
+    where = Parameter("store", default="here")
+
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
 FLOWS: dict[str, Any] = {
+    "ClashFlow": ClashFlow,
     "JsonFlow": JsonFlow,
     "IncludeFlow": IncludeFlow,
     "EscapeFlow": EscapeFlow,
