@@ -34,24 +34,42 @@ def constant_writes(flow_cls: type, steps: Iterable[StepInfo]) -> list[FlowValid
         if parsed is None:
             continue  # unreadable source: build_graph says so
         func, first = parsed
-        self_name = _self_name(func)
-        for node in ast.walk(func):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.ctx, ast.Store)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == self_name
-                and class_constant(flow_cls, node.attr)
-            ):
+        for node in _stores(func, _self_name(func)):
+            if class_constant(flow_cls, node.attr):
                 where = f"{info.file}:{node.lineno + first - 1}"
                 problems.append(_problem(info, where, node.attr, name, "the step sets"))
                 break
     return problems
 
 
-def _self_name(func: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+def _self_name(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> str:
     params = func.args.posonlyargs + func.args.args
     return params[0].arg if params else "self"
+
+
+def _stores(func: ast.FunctionDef | ast.AsyncFunctionDef, self_name: str) -> list[ast.Attribute]:
+    """Every ``<self>.<name> = ...`` (or ``+=``) in the step, in source order; a nested class,
+    or a nested function that names its own ``self``, has another ``self``."""
+    found: list[ast.Attribute] = []
+    todo: list[ast.AST] = list(reversed(func.body))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.ClassDef):
+            continue
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            args = node.args
+            names = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+            if self_name in names:
+                continue
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Store)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == self_name
+        ):
+            found.append(node)
+        todo.extend(reversed(list(ast.iter_child_nodes(node))))
+    return found
 
 
 def _problem(info: StepInfo, where: str, attr: str, flow: str, what: str) -> FlowValidationError:

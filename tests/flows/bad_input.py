@@ -28,6 +28,12 @@ class ConstFlow(FlowSpec):
     def start(self) -> None:
         if self.mode == "set":
             setattr(self, "x", 2)  # noqa: B010 (not in the source's assignments: runtime)
+
+        class Local:  # its own self: setting x here is no concern of the flow's
+            def __init__(self) -> None:
+                self.x = "local"
+
+        self._local = Local()
         self.next(self.end)
 
     @step
