@@ -402,7 +402,7 @@ def test_no_parameter_takes_a_name_the_flow_command_line_uses(tmp_path: Path) ->
 
     from asyncflow._cli._flow_cmds import _build
     from asyncflow._spec._names import COMMAND_LINE_NAMES
-    from asyncflow._spec._params import parameters_of
+    from asyncflow._spec._resolve import parameters_of
 
     parser = _build(CommandWordsFlow)
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -16,14 +16,8 @@ from hypothesis import strategies as st
 
 from asyncflow._errors import FlowValidationError, ParameterError
 from asyncflow._spec._names import RESERVED_NAMES
-from asyncflow._spec._params import (
-    IncludeFile,
-    JSONType,
-    Parameter,
-    Resolved,
-    parameters_of,
-    resolve_parameters,
-)
+from asyncflow._spec._params import IncludeFile, JSONType, Parameter
+from asyncflow._spec._resolve import Resolved, parameters_of, resolve_parameters
 
 
 class Host:

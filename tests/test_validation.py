@@ -269,7 +269,7 @@ def test_reserved_names_are_exactly_the_public_attributes_of_every_flow() -> Non
 
 
 def test_steps_and_parameters_share_one_reserved_name_rule() -> None:
-    import asyncflow._spec._params as params
+    import asyncflow._spec._resolve as params
     import asyncflow._spec._validate as rules
 
     # One rule in one place: both modules use the set of _names, and hold no copy of it.

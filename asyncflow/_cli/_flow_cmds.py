@@ -21,7 +21,8 @@ import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._run import ResumeRequest
-from .._spec._params import Parameter, parameters_of
+from .._spec._params import Parameter
+from .._spec._resolve import parameters_of
 from ._format import printable
 from ._parser import OneLineParser
 

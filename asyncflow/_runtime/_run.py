@@ -23,7 +23,8 @@ from .._codecs import CodecError, Encoded, encode
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
-from .._spec._params import IncludeFile, parameters_of, resolve_parameters
+from .._spec._params import IncludeFile
+from .._spec._resolve import parameters_of, resolve_parameters
 from .._store._queries import RunRow
 from .._store._store import Store
 from .._store._writer import CreateRun, FinishRun
