@@ -25,7 +25,9 @@ numpy and cloudpickle are imported on first use, keeping ``import asyncflow`` li
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import io
 import math
 import mmap
 import pickle
@@ -111,7 +113,15 @@ class Encoded:
 
 
 class CodecError(Exception):
-    """A value cannot be encoded, or stored bytes cannot be decoded (the message says why)."""
+    """A value cannot be encoded, or stored bytes cannot be decoded (the message says why).
+
+    :param message: what is wrong.
+    :param fix: what to store instead, when the value holds something no codec may store.
+    """
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 def encode(value: Any) -> Encoded:
@@ -137,16 +147,54 @@ def encode(value: Any) -> Encoded:
         encoded = _encode_numpy(value)
         if encoded is not None:
             return encoded
-    import cloudpickle
-
     try:
-        payload = cloudpickle.dumps(value, protocol=5)
+        payload = _pickle(value)
+    except CodecError:
+        raise
     except Exception as exc:
         raise CodecError(
             f"cannot serialise a value of type {kind.__qualname__}: "
             f"cloudpickle failed: {type(exc).__name__}: {exc}"
         ) from exc
     return _encoded(_PICKLE, None, payload)
+
+
+def _pickle(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _pickler_class()(buffer, protocol=5).dump(value)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _pickler_class() -> type:
+    """cloudpickle's pickler, refusing OS handles anywhere in the value (made on first use)."""
+    import cloudpickle
+
+    class HandleRefusingPickler(cloudpickle.CloudPickler):  # type: ignore[misc]
+        def reducer_override(self, obj: Any) -> Any:
+            _refuse_handles(obj)
+            return super().reducer_override(obj)
+
+    return HandleRefusingPickler
+
+
+def _refuse_handles(obj: Any) -> None:
+    # cloudpickle would store an open text file as a StringIO of its content, silently, and
+    # a handle (a file, a socket) means nothing to another step or process anyway.
+    if isinstance(obj, io.IOBase) and not isinstance(obj, io.BytesIO | io.StringIO):
+        name = getattr(obj, "name", None)
+        shown = f"{type(obj).__name__} of {name!r}" if name is not None else type(obj).__name__
+        raise CodecError(
+            f"it holds an open file ({shown}), whose handle means nothing to a later step",
+            "store its contents (f.read()) or its path (f.name) instead",
+        )
+    sockets = sys.modules.get("socket")
+    if sockets is not None and isinstance(obj, sockets.socket):
+        raise CodecError(
+            f"it holds a socket ({type(obj).__name__}), whose connection means nothing to a "
+            "later step",
+            "store the data it received, or the address to connect to, instead",
+        )
 
 
 def decode(encoding: str, meta: bytes | None, payload: bytes | memoryview | OwnedBuffer) -> Any:

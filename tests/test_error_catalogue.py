@@ -43,6 +43,7 @@ from asyncflow import (
     step,
     timeout,
 )
+from asyncflow._cli import flow_main
 from asyncflow._cli import main as asyncflow_cli
 from asyncflow._store._db import PAGE_SIZE, open_writer, retry_busy
 from asyncflow._store._manifest import content_digest
@@ -50,6 +51,7 @@ from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, sha_of, write_run
 from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
+from tests.flows import bad_input as bif
 from tests.flows import catalogue as cf
 from tests.flows import trust_flows as tf
 from tests.flows.archive_flows import gated_flow
@@ -228,6 +230,11 @@ async def _d13(tmp: Path) -> Raised:
     return raised(lambda: IncludeFile("data", default=42)), ("'data'", "42")  # type: ignore[arg-type]
 
 
+@case("D81", fix="use a positive whole number of bytes")
+async def _d81(tmp: Path) -> Raised:
+    return raised(lambda: IncludeFile("data", max_bytes=0)), ("'data'", "max_bytes=0")
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
@@ -281,6 +288,12 @@ async def _p05(tmp: Path) -> Raised:
 async def _p06(tmp: Path) -> Raised:
     flow = _linear(alpha=Parameter("beta", default=1.0), beta=Parameter("gamma", default=2.0))
     return await run_error(flow, tmp), ("'beta'", "ParamFlow.alpha", "ParamFlow.beta")
+
+
+@case("P81", fix="rename it (taken: --help, --quiet, --store, --tag)")
+async def _p81(tmp: Path) -> Raised:
+    flow = _linear(where=Parameter("store", default="here"))
+    return await run_error(flow, tmp), ("'store'", "ParamFlow.where")
 
 
 # --- G: the graph ---------------------------------------------------------------------------
@@ -362,7 +375,7 @@ async def _g12(tmp: Path) -> Raised:
 
 @case("G13", fix="rename the step")
 async def _g13(tmp: Path) -> Raised:
-    return await run_error(bad.Reserved, tmp), ("'check'", BAD_GRAPHS)
+    return await run_error(bad.Reserved, tmp), ("'index'", BAD_GRAPHS)
 
 
 @case("G14", fix="add an @step method with that name")
@@ -470,6 +483,11 @@ async def _g34(tmp: Path) -> Raised:
     return await run_error(bad.Broken, tmp), ("Broken", "2 problems", "'start'", "'end'")
 
 
+@case("G81", fix="remove 'x' from the class to make it an artifact")
+async def _g81(tmp: Path) -> Raised:
+    return await run_error(bif.ConstWriteFlow, tmp), ("'start'", "self.x", "ConstWriteFlow")
+
+
 # --- R: parameters given to a run -----------------------------------------------------------
 
 
@@ -549,6 +567,34 @@ async def _r14(tmp: Path) -> Raised:
 @case("R15", fix="pass a plain value (number, string, JSON-like data)")
 async def _r15(tmp: Path) -> Raised:
     return await run_error(cf.Anything, tmp, thing=threading.Lock()), ("Anything", "'thing'")
+
+
+@case("R81", fix="nested a few hundred levels at most")
+async def _r81(tmp: Path) -> Raised:
+    deep = "[" * 100_000
+    return await run_error(bif.JsonFlow, tmp, cfg=deep), ("JsonFlow", "'cfg'")
+
+
+@case("R82", fix="pass it as a string (type=str, or in quotes inside JSON)")
+async def _r82(tmp: Path) -> Raised:
+    return await run_error(bif.JsonFlow, tmp, count="9" * 5000), ("JsonFlow", "'count'")
+
+
+@case("R83", fix="pass the path of a regular file with --data or data=...")
+async def _r83(tmp: Path) -> Raised:
+    return await run_error(bif.IncludeFlow, tmp, data="/dev/null"), ("IncludeFlow", "/dev/null")
+
+
+@case("R84", fix="declare IncludeFile('data', ..., max_bytes=...) large enough for it")
+async def _r84(tmp: Path) -> Raised:
+    big = tmp / "big.bin"
+    big.write_bytes(b"x" * 2048)
+    return await run_error(bif.IncludeFlow, tmp, data=str(big)), ("IncludeFlow", str(big), "1024")
+
+
+@case("R85", fix="pass the file's path")
+async def _r85(tmp: Path) -> Raised:
+    return await run_error(bif.IncludeFlow, tmp, data="a\0b"), ("IncludeFlow", "'data'")
 
 
 # --- S: while a step runs -------------------------------------------------------------------
@@ -674,6 +720,41 @@ async def _s22(tmp: Path) -> Raised:
     exc = await step_failed(cf.Merges, tmp)
     assert getattr(exc.__cause__, "names", None) == ("score",)
     return exc, ("'join'", "score")
+
+
+@case("S81", fix="store the value under another name, such as self.x_value")
+async def _s81(tmp: Path) -> Raised:
+    return await step_failed(bif.ConstFlow, tmp, mode="set"), ("self.x", "ConstFlow", "'start'")
+
+
+@case("S82", fix="name it like a variable")
+async def _s82(tmp: Path) -> Raised:
+    return await step_failed(bif.NamesFlow, tmp, mode="empty"), ("''", "'start'", "NamesFlow")
+
+
+@case("S83", fix="name it like a variable")
+async def _s83(tmp: Path) -> Raised:
+    return await step_failed(bif.NamesFlow, tmp, mode="dict"), ("''", "'start'", "NamesFlow")
+
+
+@case("S84", fix="store its contents (f.read()) or its path (f.name) instead")
+async def _s84(tmp: Path) -> Raised:
+    try:
+        exc = await step_failed(bif.HandleFlow, tmp, mode="file")
+    finally:
+        while bif.OPENED:
+            bif.OPENED.pop().close()
+    return exc, ("'f'", "'start'", "HandleFlow", bif.__file__)
+
+
+@case("S85", fix="store the data it received, or the address to connect to, instead")
+async def _s85(tmp: Path) -> Raised:
+    try:
+        exc = await step_failed(bif.HandleFlow, tmp, mode="socket")
+    finally:
+        while bif.OPENED:
+            bif.OPENED.pop().close()
+    return exc, ("'sock'", "'start'", "HandleFlow")
 
 
 # --- O: outside a run -----------------------------------------------------------------------
@@ -1066,6 +1147,15 @@ def cli(*argv: str) -> tuple[int, str, str]:
 async def _l01(tmp: Path) -> Raised:
     code, _, err = cli("show", "Pair//1", "--store", await pair_store(tmp))
     return CommandLine(err, code), ("'Pair//1'",)
+
+
+@case("L81", fix="unrecognized arguments: --epoch 3")
+async def _l81(tmp: Path) -> Raised:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        flow_main(bif.JsonFlow, ["run", "--epoch", "3", "--store", store_of(tmp)])
+    assert isinstance(exited.value.code, int)
+    return CommandLine(err.getvalue(), exited.value.code), ("--epoch",)
 
 
 # --- M: resuming a run ---------------------------------------------------------------------
@@ -1590,6 +1680,11 @@ async def _k04(tmp: Path) -> Raised:
 async def _k05(tmp: Path) -> Raised:
     code, _, err = cli("gc", "--flow", "Pair", "--store", await pair_store(tmp))
     return CommandLine(err, code), ("--keep-last",)
+
+
+@case("K81", fix="remove it from the tag")
+async def _k81(tmp: Path) -> Raised:
+    return raised(lambda: Pair(store=store_of(tmp), tags=["bad\ud800"])), ("'bad\\ud800'",)
 
 
 # --- running the cases ----------------------------------------------------------------------

@@ -15,15 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from asyncflow._errors import FlowValidationError, ParameterError
-from asyncflow._spec._params import (
-    RESERVED_NAMES,
-    IncludeFile,
-    JSONType,
-    Parameter,
-    Resolved,
-    parameters_of,
-    resolve_parameters,
-)
+from asyncflow._spec._names import RESERVED_NAMES
+from asyncflow._spec._params import IncludeFile, JSONType, Parameter
+from asyncflow._spec._resolve import Resolved, parameters_of, resolve_parameters
 
 
 class Host:
@@ -427,6 +421,7 @@ def test_describe_is_json_able() -> None:
         "required": False,
         "is_text": True,
         "encoding": "utf-8",
+        "max_bytes": 256 << 20,
     }
     assert described[3]["default"] is None
 

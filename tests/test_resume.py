@@ -439,3 +439,27 @@ async def test_cli_resume(store: str, files: dict[str, str]) -> None:
     assert bad.stderr.count("\n") == 1
     missing = cli("LinearFlow", "resume", "nope", "--store", store)
     assert missing.returncode == 2 and "start, a, b, c, end" in missing.stderr
+
+
+@pytest.mark.anyio
+async def test_a_foreach_task_is_never_cloned_when_its_split_ran_again(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.flows import resplit
+
+    flow = resplit.ResplitFlow(store=store, echo=False)
+    origin = await flow.run()
+    assert origin["join"].task.data.outs == [10, 20, 30]
+    # The origin's elements can no longer be decoded (their class is gone), so the split
+    # runs again, now with other elements; the foreach tasks below it must all run again.
+    monkeypatch.delattr(resplit, "Box")
+    monkeypatch.setitem(resplit.ITEMS, "kind", "ints")
+
+    run = await flow.resume(origin.id)
+
+    assert run["start"].task.origin_task_id is not None  # cloned
+    assert run["split"].task.origin_task_id is None  # ran again
+    body = list(run["body"])
+    assert [t.origin_task_id for t in body] == [None, None]
+    assert sorted(t.data.out for t in body) == [40, 50]
+    assert run["join"].task.data.outs == [40, 50]

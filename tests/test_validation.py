@@ -11,8 +11,9 @@ import pytest
 
 from asyncflow._errors import FlowValidationError
 from asyncflow._spec._graph import build_graph
+from asyncflow._spec._names import RESERVED_NAMES
 from asyncflow._spec._step import step, step_info
-from asyncflow._spec._validate import RESERVED_NAMES, validate
+from asyncflow._spec._validate import validate
 from tests.flows import graph_shapes as shapes
 
 
@@ -259,10 +260,21 @@ def test_step_hides_a_base_attribute() -> None:
 # --- names, start and end --------------------------------------------------------------------
 
 
-def test_reserved_names_cover_the_flow_api() -> None:
-    expected = {"next", "input", "index", "name", "run", "resume", "main"}
-    expected |= {"merge_artifacts", "foreach_stack", "show", "check"}
-    assert expected <= RESERVED_NAMES
+def test_reserved_names_are_exactly_the_public_attributes_of_every_flow() -> None:
+    from asyncflow import FlowSpec
+
+    public = {name for name in dir(FlowSpec) if not name.startswith("_")}
+    assert public == RESERVED_NAMES
+    assert {"check", "show"}.isdisjoint(RESERVED_NAMES)  # command words, not attributes
+
+
+def test_steps_and_parameters_share_one_reserved_name_rule() -> None:
+    import asyncflow._spec._resolve as params
+    import asyncflow._spec._validate as rules
+
+    # One rule in one place: both modules use the set of _names, and hold no copy of it.
+    assert params.RESERVED_NAMES is RESERVED_NAMES
+    assert rules.RESERVED_NAMES is RESERVED_NAMES
 
 
 class NamedNext:

@@ -21,8 +21,10 @@ import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._run import ResumeRequest
-from .._spec._params import Parameter, parameters_of
+from .._spec._params import Parameter
+from .._spec._resolve import parameters_of
 from .._store._store import Store
+from ._format import printable
 from ._parser import OneLineParser
 
 __all__ = ["flow_main"]
@@ -89,7 +91,7 @@ def _declared(flow_cls: type) -> dict[str, Parameter]:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -199,7 +201,10 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     options = _flow_options(args)
     if isinstance(options, str):
         return _fail(options, 2)
-    flow = flow_cls(**options)
+    try:
+        flow = flow_cls(**options)
+    except AsyncflowError as exc:  # a --tag that cannot be stored
+        return _fail(str(exc), 2)
     return _run_and_report(flow, args, given, None)
 
 
@@ -236,7 +241,10 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
     options = _flow_options(args)
     if isinstance(options, str):
         return _fail(options, 2)
-    flow = flow_cls(**options)
+    try:
+        flow = flow_cls(**options)
+    except AsyncflowError as exc:
+        return _fail(str(exc), 2)
     return _run_and_report(flow, args, {}, ResumeRequest(args.origin_run_id, args.step))
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import pprint
 import re
 import reprlib
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,15 +16,66 @@ __all__ = [
     "duration",
     "indent_lines",
     "one_line",
+    "pretty",
     "printable",
     "short_repr",
     "table",
     "when",
 ]
 
+# C0 controls but tab and newline, DEL, C1 controls, and lone surrogates (which no terminal
+# encoding can print): the characters a store's text may hold that must not reach a terminal
+# as they are, since escape sequences can recolour, retitle or rewrite what it shows.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Ints up to this many decimal digits print in decimal (Python refuses beyond 4300 by
+# default; converting is quadratic, ~0.15 s at this size); longer ones print in hex.
+_INT_DIGITS = 100_000
+_INT_BITS = int(_INT_DIGITS * 3.3219280948873626)  # log2(10): bits of that many digits
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters other than newline and tab
+    (ESC, BEL, CR, ...) and lone surrogates are shown as Python escapes such as ``\\x1b``.
+
+    Everything the command line prints that comes from a store (names, tags, errors, logs,
+    values) goes through this, as a store or archive may come from anyone.
+    """
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+@contextlib.contextmanager
+def _long_ints() -> Iterator[None]:
+    # Python refuses to print ints of more than 4300 digits (a guard against slow
+    # conversions of untrusted input); up to _INT_DIGITS is fast enough for the command line.
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(max(before, _INT_DIGITS) if before else 0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+class _Printer(pprint.PrettyPrinter):
+    def format(self, obj: object, context: dict[int, int], maxlevels: int, level: int) -> Any:
+        if type(obj) is int and obj.bit_length() > _INT_BITS:
+            return hex(obj), False, False
+        return super().format(obj, context, maxlevels, level)
+
+
+def pretty(value: Any) -> str:
+    """``value`` as ``pprint`` shows it, ints of any size included (the longest in hex)."""
+    with _long_ints():
+        return _Printer().pformat(value)
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, a header line first; no trailing spaces."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -68,7 +122,11 @@ def short_repr(value: Any, width: int = 60) -> str:
     shortener.maxstring = shortener.maxother = width
     shortener.maxlist = shortener.maxtuple = shortener.maxdict = shortener.maxset = 8
     try:
-        text = shortener.repr(value)
+        if type(value) is int and value.bit_length() > _INT_BITS:
+            text = hex(value)
+        else:
+            with _long_ints():
+                text = shortener.repr(value)
     except Exception as exc:  # a user's __repr__ may fail; the listing goes on
         text = f"<repr failed: {type(exc).__name__}>"
     return one_line(text, width)
@@ -76,7 +134,7 @@ def short_repr(value: Any, width: int = 60) -> str:
 
 def one_line(text: str, width: int = 60) -> str:
     """``text`` with its whitespace runs made single spaces, cut to ``width`` characters."""
-    text = " ".join(text.split())
+    text = " ".join(printable(text).split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -85,20 +143,3 @@ def indent_lines(text: str, prefix: str) -> str:
     if not text:
         return ""
     return "".join(prefix + line for line in text.splitlines(keepends=True)).rstrip("\n") + "\n"
-
-
-# C0 controls but tab and newline, DEL, C1 controls, and lone surrogates: what text from a
-# store or archive may hold that must not reach a terminal as it is (escape sequences can
-# recolour, retitle or rewrite what it shows).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters other than newline and tab
-    (ESC, BEL, CR, ...) and lone surrogates are shown as Python escapes such as ``\\x1b``."""
-    return _UNPRINTABLE.sub(_escape_char, text)
-
-
-def _escape_char(found: re.Match[str]) -> str:
-    code = ord(found.group())
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"

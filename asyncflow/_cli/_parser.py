@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["OneLineParser"]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser that reports a usage error as one line and exit code 2."""
+    """An ArgumentParser that reports a usage error as one line and exit code 2, and takes
+    options only as written in full: ``--epoch 3`` is an unknown option, not ``--epochs``
+    (argparse's prefix matching would make a typo set another parameter silently).
+
+    Subparsers made with ``parser_class=OneLineParser`` behave the same.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Print ``<program>: error: <message>`` on stderr and exit with code 2."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import pprint
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +18,17 @@ from typing import Any
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
 from .._store._paths import resolve_store_path
-from ._format import byte_size, duration, indent_lines, one_line, short_repr, table, when
+from ._format import (
+    byte_size,
+    duration,
+    indent_lines,
+    one_line,
+    pretty,
+    printable,
+    short_repr,
+    table,
+    when,
+)
 from ._parser import OneLineParser
 
 __all__ = ["BadInput", "add_store_commands", "build_parser", "main"]
@@ -90,7 +99,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     runs = runs[: args.limit] if args.limit is not None else runs
     if not runs:
         tags = f" tagged {', '.join(args.tag)}" if args.tag else ""
-        print(f"No runs{tags} in {store}.")
+        print(printable(f"No runs{tags} in {store}."))
         return 0
     print("\n".join(_runs_table(runs)))
     return 0
@@ -191,9 +200,9 @@ def _print_source(args: argparse.Namespace) -> int:
     run = Flow(parts[0], args.store)[parts[1]]
     text = run.source
     if text is None:
-        print(f"{PROG}: {run.pathspec} has no stored source code", file=sys.stderr)
+        print(printable(f"{PROG}: {run.pathspec} has no stored source code"), file=sys.stderr)
         return 0
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.write(printable(text if text.endswith("\n") else text + "\n"))
     return 0
 
 
@@ -210,7 +219,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         lines = _show_step(target)
     else:
         lines = _show_task(target)
-    print("\n".join(lines))
+    print(printable("\n".join(lines)))
     return 0
 
 
@@ -236,12 +245,12 @@ def _cmd_dump(args: argparse.Namespace) -> int:
             sys.stdout.buffer.flush()
         return 0
     value = art.data
-    text = value if isinstance(value, str) else pprint.pformat(value)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
+    text = value if isinstance(value, str) else pretty(value)
+    if args.output:  # the value as it is (a str with lone surrogates keeps them escaped)
+        with open(args.output, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text + "\n")
     else:
-        print(text)
+        print(printable(text))
     return 0
 
 
@@ -258,15 +267,19 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     for task in _tasks_of(target):
         prefix = "" if single else f"[{task.pathspec}] "
         if not args.stderr and task.stdout:
-            sys.stdout.write(indent_lines(task.stdout, prefix) if prefix else task.stdout)
+            sys.stdout.write(
+                printable(indent_lines(task.stdout, prefix) if prefix else task.stdout)
+            )
             wrote = True
         if not args.stdout and task.stderr:
             sys.stdout.flush()
-            sys.stderr.write(indent_lines(task.stderr, prefix) if prefix else task.stderr)
+            sys.stderr.write(
+                printable(indent_lines(task.stderr, prefix) if prefix else task.stderr)
+            )
             wrote = True
     if not wrote:
         which = "stdout" if args.stdout else "stderr" if args.stderr else "output"
-        print(f"{PROG}: {args.pathspec} recorded no {which}", file=sys.stderr)
+        print(printable(f"{PROG}: {args.pathspec} recorded no {which}"), file=sys.stderr)
     return 0
 
 
@@ -368,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AsyncflowError, BadInput, OSError) as exc:
         if isinstance(exc, BrokenPipeError):
             return _reader_gone()
-        message = " ".join(str(exc).split())
+        message = one_line(str(exc), sys.maxsize)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
 

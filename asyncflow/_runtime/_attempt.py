@@ -14,7 +14,7 @@ import functools
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, overload
 
 import anyio
 import anyio.to_thread
@@ -30,7 +30,7 @@ from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._task import RunContext, TaskState
 
-__all__ = ["Attempt", "RunCancelledError", "run_managed", "run_plain"]
+__all__ = ["Attempt", "RunCancelledError", "run_managed", "run_plain", "storable"]
 
 Result = tuple[TaskOutcome, list[Encoded]]
 
@@ -139,8 +139,8 @@ class Attempt:
             finished_at=now,
             refs={},
             blobs=[],
-            stdout=self.cap.text("stdout"),
-            stderr=self.cap.text("stderr"),
+            stdout=storable(self.cap.text("stdout")),
+            stderr=storable(self.cap.text("stderr")),
             attempt=self.number,
         )
 
@@ -151,10 +151,10 @@ class Attempt:
             status="failed",
             started_at=self.started,
             finished_at=self.finished or time.time(),
-            stdout=self.cap.text("stdout"),
-            stderr=self.cap.text("stderr"),
+            stdout=storable(self.cap.text("stdout")),
+            stderr=storable(self.cap.text("stderr")),
             exception=_exc_text(error),
-            traceback="".join(traceback.format_exception(error)),
+            traceback=storable("".join(traceback.format_exception(error))),
         )
 
     def commit(
@@ -183,10 +183,12 @@ class Attempt:
                 finished_at=self.finished or time.time(),
                 refs={} if failed else outcome.refs,
                 blobs=[] if failed else blobs,
-                stdout=self.cap.text("stdout"),
-                stderr=self.cap.text("stderr"),
+                stdout=storable(self.cap.text("stdout")),
+                stderr=storable(self.cap.text("stderr")),
                 exception=None if error is None else _exc_text(error),
-                traceback=None if error is None else "".join(traceback.format_exception(error)),
+                traceback=None
+                if error is None
+                else storable("".join(traceback.format_exception(error))),
                 attempt=self.number,
                 earlier=earlier or [],
             )
@@ -195,7 +197,23 @@ class Attempt:
 
 
 def _exc_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
+    return storable(f"{type(error).__name__}: {error}")
+
+
+@overload
+def storable(text: str) -> str: ...
+@overload
+def storable(text: str | None) -> str | None: ...
+def storable(text: str | None) -> str | None:
+    """``text`` as it can be stored: lone surrogates (which UTF-8 cannot encode, so SQLite
+    cannot hold) written as their escapes, ``\\ud800``; any other text as it is."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _cold(store: Any, sha: bytes) -> bool:

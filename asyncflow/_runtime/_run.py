@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-import aiofiles
 import anyio
 import anyio.to_thread
 
@@ -23,11 +23,13 @@ from .._codecs import CodecError, Encoded, encode
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
-from .._spec._params import IncludeFile, parameters_of, resolve_parameters
+from .._spec._params import IncludeFile
+from .._spec._resolve import parameters_of, resolve_parameters
 from .._store._queries import RunRow
 from .._store._store import Store
 from .._store._writer import CreateRun, FinishRun
 from . import _capture
+from ._attempt import storable
 from ._model import TaskOutcome
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
@@ -82,17 +84,80 @@ class RunResult:
 
 
 async def _read_file(param: IncludeFile, path: str, flow: str) -> Any:
+    data = await anyio.to_thread.run_sync(_read_bytes, param, path, flow)
+    return param.decode_content(data, path=path, flow=flow)
+
+
+# What a path that is not a regular file leads to, for the message.
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _read_bytes(param: IncludeFile, path: str, flow: str) -> bytes:
+    """The content of an IncludeFile, refused unless it is a regular file of at most
+    ``param.max_bytes`` bytes. Blocking: call it in a worker thread.
+
+    The path is checked before it is opened, and the opened file again (the path may have
+    changed in between); opening does not wait (a FIFO with no writer would block forever),
+    and reading stops one byte past the limit (a file may grow, /proc files say they are
+    empty).
+    """
+    where = f"{flow}: cannot read the file {path!r} for IncludeFile {param.name!r}"
+    limit = param.max_bytes
+    fd = -1
     try:
-        async with aiofiles.open(path, "rb") as fh:
-            data: bytes = await fh.read()
+        _check_regular(os.stat(path).st_mode, where, param)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        info = os.fstat(fd)
+        _check_regular(info.st_mode, where, param)
+        if info.st_size > limit:
+            _too_big(where, param)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        if left <= 0:
+            _too_big(where, param)
+        return b"".join(chunks)
     except OSError as exc:
         raise ParameterError(
-            f"{flow}: cannot read the file {path!r} for IncludeFile {param.name!r} "
-            f"({exc.strerror or exc}); pass an existing, readable file with --{param.name} "
-            f"or {param.name}=...",
+            f"{where} ({exc.strerror or exc}); pass an existing, readable file with "
+            f"--{param.name} or {param.name}=...",
             param.name,
         ) from exc
-    return param.decode_content(data, path=path, flow=flow)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _check_regular(mode: int, where: str, param: IncludeFile) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    raise ParameterError(
+        f"{where}: it is {kind}, not a regular file; pass the path of a regular file with "
+        f"--{param.name} or {param.name}=...",
+        param.name,
+    )
+
+
+def _too_big(where: str, param: IncludeFile) -> NoReturn:
+    raise ParameterError(
+        f"{where}: it holds more than {param.max_bytes} bytes, the IncludeFile's max_bytes; "
+        f"pass a smaller file, or declare IncludeFile({param.name!r}, ..., max_bytes=...) "
+        "large enough for it.",
+        param.name,
+    )
 
 
 async def resolve(
@@ -257,7 +322,9 @@ async def execute_run(
         status = "failed" if failure is not None else "succeeded"
         error = None
         if failure is not None and failure.error is not None:
-            error = f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
+            error = storable(
+                f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
+            )
         finished_at = await _finish(store, run_id, status, error, graph.name)
         row = RunRow(
             id=run_id,

@@ -21,6 +21,7 @@ from .._errors import (
 )
 from .._spec._flowbase import FlowBase, ForeachFrame
 from .._spec._graph import FlowGraph, NodeKind
+from .._spec._names import artifact_name_problem
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE
 from .._store._store import Store
@@ -272,18 +273,28 @@ class TaskState:
         blobs: list[Encoded] = []
         loaded = self.loaded
         for name, value in flow.__dict__.items():
-            if name[0] == "_":
+            if isinstance(name, str) and name[:1] == "_":
                 continue
+            problem = artifact_name_problem(name)
+            if problem is not None:  # put in __dict__ behind __setattr__'s back
+                raise ArtifactSerializationError(
+                    f"cannot store an artifact named {name!r} set in step {self.step!r} of "
+                    f"{self.ctx.flow_name}: {problem}; name it like a variable, as in "
+                    "self.result = value",
+                    str(name),
+                    self.step,
+                )
             old = refs.get(name)
             if old is not None and loaded.get(name, refs) is value and is_immutable(value):
                 continue
             try:
                 enc = encode(value)
             except CodecError as exc:
+                fix = f"; {exc.fix}, or" if exc.fix else ". Store a serialisable value, or"
                 raise ArtifactSerializationError(
                     f"artifact {name!r} set in step {self.step!r} of {self.ctx.flow_name} "
-                    f"cannot be stored: {exc}. Store a serialisable value, or use a name "
-                    "starting with '_' to keep it out of the store.",
+                    f"cannot be stored: {exc}{fix} use a name starting with '_' to keep it "
+                    "out of the store.",
                     name,
                     self.step,
                 ) from exc

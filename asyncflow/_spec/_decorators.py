@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
+from ._names import is_plain_name
 from ._step import STEP_ATTR, StepInfo
 
 __all__ = ["CatchPolicy", "RetryPolicy", "catch", "retry", "timeout"]
@@ -93,9 +94,7 @@ def catch(var: str | None = None, print_exception: bool = True) -> Callable[[F],
     :param print_exception: also print the traceback to the task's stderr.
     :raises FlowValidationError: ``var`` is not a valid artifact name.
     """
-    if var is not None and (
-        not isinstance(var, str) or not var.isidentifier() or var.startswith("_")
-    ):
+    if var is not None and (not is_plain_name(var) or var.startswith("_")):
         raise FlowValidationError(
             f"@catch(var={var!r}): var must name an artifact (an identifier not starting with '_')."
         )

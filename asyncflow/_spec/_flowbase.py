@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterable
 from types import FunctionType, MethodType
 from typing import Any, NoReturn, Protocol
 
-from .._errors import FlowValidationError
+from .._errors import ArtifactSerializationError, FlowValidationError
+from ._names import RESERVED_NAMES, artifact_name_problem
 from ._step import step_info
 
-__all__ = ["FlowBase", "ForeachFrame", "TaskContext"]
+__all__ = ["FlowBase", "ForeachFrame", "TaskContext", "class_constant"]
 
 ForeachFrame = tuple[int, int, Any]  # (index, num_splits, value), as in Metaflow
 
@@ -77,16 +78,19 @@ class FlowBase:
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
+        problem = artifact_name_problem(name)
+        if problem is not None:
+            task = self.__dict__.get("_af_task")
+            step = task.step if task is not None else ""
+            where = f" in step {step!r}" if step else ""
+            raise ArtifactSerializationError(
+                f"cannot set an artifact named {name!r}{where} of {type(self).__name__}: "
+                f"{problem}; name it like a variable, as in self.result = value",
+                str(name),
+                step,
+            )
         if name[0] != "_":
-            owned = getattr(type(self), name, None)
-            if isinstance(owned, property | FunctionType | MethodType):
-                raise AttributeError(
-                    f"cannot set self.{name} in {type(self).__name__}: {name!r} is "
-                    + ("a step of this flow" if step_info(owned) else "used by asyncflow")
-                    + f"; store the value under another name, such as self.{name}_value.",
-                    name=name,
-                    obj=self,
-                )
+            _refuse_class_attribute(self, name)
         object.__setattr__(self, name, value)
 
     def _af_parameter_value(self, attr: str) -> Any:
@@ -171,3 +175,49 @@ class FlowBase:
             ``include`` and ``exclude`` are given, or the step is not a join.
         """
         self._af_task.merge_artifacts(self, inputs, include, exclude)
+
+
+def class_constant(cls: type, name: str) -> bool:
+    """Whether ``name`` is a constant of the flow class ``cls``: a public class attribute that
+    is not a method, a step, a property or a parameter (any data descriptor). Steps read it as
+    ``self.<name>``; no step may set it (see :meth:`FlowBase.__setattr__`)."""
+    if name.startswith("_"):
+        return False
+    owned = getattr(cls, name, _ABSENT)
+    if owned is _ABSENT or hasattr(type(owned), "__set__"):
+        return False
+    return not isinstance(owned, FunctionType | MethodType)
+
+
+def _refuse_class_attribute(flow: FlowBase, name: str) -> None:
+    """Refuse ``self.<name> = ...`` where the class defines ``name`` (Parameters refuse
+    themselves, through their ``__set__``).
+
+    A class attribute would hide the artifact in every later step (a fresh instance finds
+    the class's value first), so, as in Metaflow, the class's attributes are read-only.
+    """
+    cls = type(flow)
+    owned = getattr(cls, name, _ABSENT)
+    if owned is _ABSENT or (hasattr(type(owned), "__set__") and not isinstance(owned, property)):
+        return
+    if class_constant(cls, name):
+        what = (
+            f"a class attribute of {cls.__name__}; class attributes are constants, the same "
+            "in every step, so a step may read it but not set it (remove it from the class "
+            "to make it an artifact)"
+        )
+    elif step_info(owned):
+        what = "a step of this flow"
+    elif name in RESERVED_NAMES:
+        what = "used by asyncflow"
+    else:
+        what = f"a method or property of {cls.__name__}"
+    raise AttributeError(
+        f"cannot set self.{name} in {cls.__name__}: {name!r} is {what}; store the value "
+        f"under another name, such as self.{name}_value.",
+        name=name,
+        obj=flow,
+    )
+
+
+_ABSENT = object()

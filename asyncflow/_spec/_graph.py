@@ -21,9 +21,10 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from .._errors import FlowValidationError
+from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 
-__all__ = ["FlowGraph", "Node", "NodeKind", "build_graph"]
+__all__ = ["FlowGraph", "Node", "NodeKind", "build_graph", "parse_step"]
 
 
 class NodeKind(enum.Enum):
@@ -172,7 +173,8 @@ def build_graph(flow_cls: type) -> FlowGraph:
     :raises FlowValidationError: a step's source cannot be read, its ``self.next`` is not
         written in a supported form, or the graph breaks a rule (see :mod:`._validate`).
     """
-    # _validate imports this module's types; importing it here avoids an import cycle.
+    # _validate and _constants import this module; importing them here avoids a cycle.
+    from ._constants import constant_writes
     from ._validate import place_nodes, raise_problems, validate
 
     problems: list[FlowValidationError] = []
@@ -182,6 +184,7 @@ def build_graph(flow_cls: type) -> FlowGraph:
         node = _read_node(info, problems)
         if node is not None:
             nodes[info.name] = node
+    problems += constant_writes(flow_cls, (node.info for node in nodes.values()))
     if problems:
         raise_problems(flow_cls.__name__, problems)
 
@@ -227,6 +230,9 @@ def _collect_steps(flow_cls: type, problems: list[FlowValidationError]) -> list[
                 continue
             hidden = next((b for b in mro[depth + 1 :] if attr in vars(b)), None)
             if hidden is not None and step_info(vars(hidden)[attr]) is None:
+                if attr in RESERVED_NAMES:
+                    winners[attr] = info  # the name rule says it better (validate)
+                    continue
                 problems.append(
                     FlowValidationError(
                         f"Step '{attr}' at {info.where}: the step hides the attribute '{attr}' "
@@ -237,6 +243,17 @@ def _collect_steps(flow_cls: type, problems: list[FlowValidationError]) -> list[
                 continue
             winners[attr] = info
     return [winners[attr] for attr in sorted(winners, key=place.__getitem__)]
+
+
+def parse_step(info: StepInfo) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, int] | None:
+    """The step's ``def`` as an AST (line numbers relative to its first line) and that first
+    line, or None when its source cannot be read or parsed."""
+    try:
+        lines, first = inspect.getsourcelines(info.func)
+    except (OSError, TypeError):
+        return None
+    func = _parse_def(lines, first, info.name)
+    return None if func is None else (func, first)
 
 
 def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | None:

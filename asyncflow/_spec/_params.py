@@ -1,40 +1,37 @@
-"""Flow parameters: ``Parameter``, ``IncludeFile``, ``JSONType`` and their resolution.
+"""Flow parameters: ``Parameter``, ``IncludeFile``, ``JSONType`` and how one value converts.
 
 A parameter is declared in a flow's class body and is a read-only artifact in every step.
-Resolution turns what the user gave, keyed by parameter *name* (``flow.run(alpha=0.1)`` or
-``--alpha 0.1``), into typed values keyed by *attribute*. Pure: the runtime reads the files
-of IncludeFiles itself and hands the bytes to :meth:`IncludeFile.decode_content`.
+Each parameter converts what the user gave (a Python value or a command-line string) to its
+type; :mod:`._resolve` finds a flow's parameters and resolves a run's values. Pure: the
+runtime reads the files of IncludeFiles itself and hands the bytes to
+:meth:`IncludeFile.decode_content`.
 """
 
 from __future__ import annotations
 
 import builtins
 import codecs
-import difflib
 import json
-import keyword
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import reprlib
+import sys
+from collections.abc import Callable
 from typing import Any, Protocol, Self, cast, overload
 
 from .._errors import FlowValidationError, ParameterError
 
 __all__ = [
-    "RESERVED_NAMES",
+    "INCLUDE_MAX_BYTES",
     "IncludeFile",
     "JSONType",
     "Parameter",
-    "Resolved",
-    "parameters_of",
-    "resolve_parameters",
 ]
 
-RESERVED_NAMES = frozenset(
-    {"next", "input", "index", "name", "run", "resume", "main", "merge_artifacts", "foreach_stack"}
-)
+INCLUDE_MAX_BYTES = 256 << 20
+"""The default ``max_bytes`` of an :class:`IncludeFile`: 256 MiB."""
+_TOO_DEEP = "is nested too deeply to read as JSON (deeper than Python's recursion limit)"
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _BOOL_WORDS = _TRUE_WORDS | {"false", "0", "no", "off"}
 
@@ -52,8 +49,27 @@ class _Bad(Exception):
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int too long for decimal, nesting too deep
+        shortener = reprlib.Repr()
+        shortener.maxlevel = 3
+        try:
+            text = shortener.repr(value)
+        except ValueError:
+            text = f"<{_kind_of(value)} too long to show>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _too_long(exc: ValueError) -> _Bad | None:
+    """The problem of a number too long for Python to read, or None for other errors."""
+    if "integer string conversion" not in str(exc):
+        return None
+    limit = sys.get_int_max_str_digits()
+    return _Bad(
+        f"holds a whole number of more than {limit} digits, more than Python reads from text",
+        "pass it as a string (type=str, or in quotes inside JSON) and convert it in the step",
+    )
 
 
 def _kind_of(value: Any) -> str:
@@ -75,7 +91,9 @@ def _parse(kind: Any, text: str) -> Any:
         raise _Bad("is not a boolean word", "use true/false, 1/0, yes/no or on/off")
     try:
         return kind(text)
-    except ValueError:
+    except ValueError as exc:
+        if (too_long := _too_long(exc)) is not None:
+            raise too_long from exc
         if kind is float:
             raise _Bad("is not a number", _hint(float)) from None
     try:
@@ -96,8 +114,14 @@ def _to_json(value: Any) -> Any:
         except json.JSONDecodeError as exc:
             where = f"{exc.msg} at line {exc.lineno}, column {exc.colno}"
             raise _Bad(f"is not valid JSON ({where})", """pass JSON such as '{"k": 1}'""") from exc
+        except RecursionError as exc:
+            raise _Bad(_TOO_DEEP, "pass JSON nested a few hundred levels at most") from exc
+        except ValueError as exc:
+            raise (_too_long(exc) or _Bad(f"is not valid JSON ({exc})", "pass JSON")) from exc
     try:
         json.dumps(value)
+    except RecursionError as exc:
+        raise _Bad(_TOO_DEEP, "pass data nested a few hundred levels at most") from exc
     except (TypeError, ValueError) as exc:
         fix = "pass only dicts, lists, strings, numbers, booleans and None"
         raise _Bad(f"cannot be written as JSON ({exc})", fix) from exc
@@ -130,7 +154,10 @@ def _coerce(kind: Any, value: Any) -> Any:
         if kind is not str:
             raise _Bad("is a bool, and bools are not numbers here", _hint(kind))
     elif isinstance(value, numbers.Integral) and kind in (int, float):
-        return kind(value)
+        try:
+            return kind(value)
+        except OverflowError as exc:
+            raise _Bad("is too large for a float", "pass a smaller number") from exc
     elif isinstance(value, numbers.Real) and kind is float:
         return float(value)
     raise _Bad(f"is of type {_kind_of(value)}, not {kind.__name__}", _hint(kind))
@@ -280,7 +307,10 @@ class IncludeFile(Parameter):
     :param encoding: a Python codec name, for text files.
     :param help: one line for the command line's help.
     :param required: refuse a run that has neither a path nor a default.
-    :raises FlowValidationError: the default is not a path, or the encoding is unknown.
+    :param max_bytes: the largest file accepted (default 256 MiB); a larger one is refused
+        before the run starts, and so is anything but a regular file (a FIFO, a device).
+    :raises FlowValidationError: the default is not a path, the encoding is unknown, or
+        ``max_bytes`` is not a positive whole number.
     """
 
     is_file = True
@@ -293,6 +323,7 @@ class IncludeFile(Parameter):
         encoding: str = "utf-8",
         help: str | None = None,
         required: bool = False,
+        max_bytes: int = INCLUDE_MAX_BYTES,
     ) -> None:
         problem = None
         try:
@@ -301,17 +332,22 @@ class IncludeFile(Parameter):
             problem = f"has unknown encoding={encoding!r}; use a codec such as 'utf-8'"
         if default is not None and not isinstance(default, str | os.PathLike):
             problem = f"has default={_show(default)}; use a path (str or pathlib.Path)"
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            problem = f"has max_bytes={_show(max_bytes)}; use a positive whole number of bytes"
         if problem:
             raise FlowValidationError(f"IncludeFile '{name}' {problem}.")
         path = None if default is None else str(os.fspath(default))
         super().__init__(name, default=path, type=str, help=help, required=required)
         self.is_text = is_text
         self.encoding = encoding
+        self.max_bytes = max_bytes
 
     def _coerce(self, value: Any) -> Any:
         path = os.fspath(value) if isinstance(value, str | os.PathLike) else None
         if not isinstance(path, str) or not path:
             raise _Bad("is not a path", "pass the file's path as a str or pathlib.Path")
+        if "\0" in path:
+            raise _Bad("contains a NUL character (no path has one)", "pass the file's path")
         return os.path.abspath(path)
 
     def _type_name(self) -> str:
@@ -319,7 +355,11 @@ class IncludeFile(Parameter):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description; adds ``is_text`` and ``encoding`` to the parameter's."""
-        return super().describe() | {"is_text": self.is_text, "encoding": self.encoding}
+        return super().describe() | {
+            "is_text": self.is_text,
+            "encoding": self.encoding,
+            "max_bytes": self.max_bytes,
+        }
 
     def decode_content(self, data: bytes, *, path: str, flow: str) -> str | bytes:
         """Turn the bytes read from the file into the artifact: str for text, else bytes.
@@ -339,111 +379,3 @@ class IncludeFile(Parameter):
                 f"at byte {exc.start}); declare its encoding=, or is_text=False to get bytes.",
                 self.name,
             ) from exc
-
-
-def _name_problem(role: str, text: Any) -> str | None:
-    if not isinstance(text, str) or not text.isidentifier() or keyword.iskeyword(text):
-        return f"has {role} {text!r}, which is not a Python identifier; rename it"
-    if text.startswith("_"):
-        return f"has {role} {text!r}, which starts with '_' (private); remove the '_'"
-    if text in RESERVED_NAMES:
-        reserved = ", ".join(sorted(RESERVED_NAMES))
-        return f"has {role} {text!r}, which FlowSpec uses; rename it (reserved: {reserved})"
-    return None
-
-
-def parameters_of(flow_cls: builtins.type) -> dict[str, Parameter]:
-    """The parameters of a flow class by attribute: base classes' first, in definition order.
-
-    A subclass may redefine an inherited parameter, or hide it with any other attribute.
-
-    :param flow_cls: the FlowSpec subclass.
-    :raises FlowValidationError: a name or attribute is not an identifier, starts with '_'
-        or is reserved; two parameters share a name; one Parameter object is bound twice.
-    """
-    found: dict[str, Parameter] = {}
-    for klass in reversed(flow_cls.__mro__):
-        for attr, value in vars(klass).items():
-            if isinstance(value, Parameter):
-                found[attr] = value
-            else:
-                found.pop(attr, None)
-    classes = {a: next(k for k in flow_cls.__mro__ if a in vars(k)) for a in found}
-    owner = {a: k.__qualname__.rpartition("<locals>.")[2] for a, k in classes.items()}
-    named: dict[str, str] = {}
-    for attr, param in found.items():
-        problem = _name_problem("name", param.name) or _name_problem("attribute", attr)
-        if param.attr != attr:
-            bound = f"is the object bound to '{param.attr}'" if param.attr else "was set late"
-            problem = f"{bound}; create a separate Parameter(...) in the class body per attribute"
-        elif param.name in named:
-            twin = named[param.name]
-            problem = f"has the name of the parameter at {owner[twin]}.{twin}; rename one"
-        elif param.name != attr and param.name in found:
-            # run(b=...) would set self.a, while self.b is another parameter
-            problem = f"is named like the attribute {owner[param.name]}.{param.name} of another"
-            problem += " parameter; name each parameter like its attribute"
-        if problem:
-            raise FlowValidationError(f"{param._label} at {owner[attr]}.{attr} {problem}.")
-        named[param.name] = attr
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A run's parameters, ready for the runtime; every attribute is in exactly one dict.
-
-    :param values: attribute -> typed value (None for an absent optional parameter or file).
-    :param files: attribute -> absolute path of an IncludeFile, for the runtime to read.
-    """
-
-    values: dict[str, Any]
-    files: dict[str, str]
-
-
-def _unknown_message(flow: str, keys: list[str], params: Mapping[str, Parameter]) -> str:
-    names = [p.name for p in params.values()]
-    if not names:
-        return f"Flow {flow} takes no parameters but was given {', '.join(keys)}; remove them."
-    parts = []
-    for key in keys:
-        close = difflib.get_close_matches(key, names, n=1)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-    return f"Flow {flow} has no parameter {', '.join(parts)}; valid parameters: {', '.join(names)}."
-
-
-def resolve_parameters(
-    flow_cls: builtins.type, flow_name: str, given: Mapping[str, Any]
-) -> Resolved:
-    """Check and convert the values given to a run, applying defaults.
-
-    A value of None counts as not given, so the default applies.
-
-    :param flow_cls: the FlowSpec subclass.
-    :param flow_name: the flow's name, for messages.
-    :param given: parameter name -> Python value or command-line string.
-    :raises ParameterError: an unknown name, a missing required value or a bad value.
-    :raises FlowValidationError: the flow's parameters are badly declared.
-    """
-    params = parameters_of(flow_cls)
-    names = {param.name for param in params.values()}
-    if unknown := [key for key in given if key not in names]:
-        raise ParameterError(_unknown_message(flow_name, unknown, params), unknown[0])
-    resolved = Resolved(values={}, files={})
-    for param in params.values():
-        raw = given.get(param.name)
-        value = param._convert(
-            param.default if raw is None else raw, flow_name, from_default=raw is None
-        )
-        if value is None and param.required:
-            kind = "a file path" if param.is_file else param._type_name()
-            raise ParameterError(
-                f"Flow {flow_name} requires {param._label} ({kind}) but got no "
-                f"value; pass flow.run({param.name}=...) or --{param.name} VALUE.",
-                param.name,
-            )
-        if param.is_file and value is not None:
-            resolved.files[param.attr] = value
-        else:
-            resolved.values[param.attr] = value
-    return resolved

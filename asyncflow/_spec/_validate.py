@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import difflib
 import heapq
-import keyword
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from .._errors import FlowValidationError
 from ._graph import FlowGraph, Node, NodeKind
+from ._names import RESERVED_NAMES, is_plain_name
 
 __all__ = [
-    "RESERVED_NAMES",
     "OpenSplit",
     "SplitTrace",
     "place_nodes",
@@ -35,25 +34,6 @@ __all__ = [
     "trace_splits",
     "validate",
 ]
-
-RESERVED_NAMES: frozenset[str] = frozenset(
-    {
-        # what `self` offers inside a step, and the class-level entry points of a flow
-        "next",
-        "input",
-        "index",
-        "name",
-        "merge_artifacts",
-        "foreach_stack",
-        "run",
-        "resume",
-        "main",
-        "show",
-        "check",
-    }
-)
-"""Names a step may not take: they are attributes of every flow. Names starting with ``_``
-are refused as well."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +185,7 @@ def _check_names(graph: FlowGraph) -> list[FlowValidationError]:
     fix = "rename the step"
     for node in graph:
         name = node.name
-        if not name.isidentifier() or keyword.iskeyword(name):
+        if not is_plain_name(name):
             problems.append(_error(node, f"'{name}' is not a valid Python identifier", fix))
         elif name.startswith("_"):
             problems.append(_error(node, "a step name may not start with '_'", fix))
@@ -265,7 +245,7 @@ def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidat
             what = f"a foreach must have exactly one target, not {len(node.out)}"
             fix = f'write self.next(self.<step>, foreach="{var}") and split again inside it'
             problems.append(_error(node, what, fix, at_next=True))
-        if not var.isidentifier() or keyword.iskeyword(var):
+        if not is_plain_name(var):
             what = f"foreach={var!r} is not an attribute name"
             fix = 'name the artifact (a list or other iterable) set on self, e.g. foreach="items"'
             problems.append(_error(node, what, fix, at_next=True))

@@ -171,10 +171,10 @@ class Reserved(FlowSpec):
 
     @step
     def start(self) -> None:
-        self.next(self.check)
+        self.next(self.index)  # type: ignore[arg-type]
 
     @step  # type: ignore[misc]
-    def check(self) -> None:
+    def index(self) -> None:  # type: ignore[override]
         self.next(self.end)
 
     @step
