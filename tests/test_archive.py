@@ -757,27 +757,25 @@ def test_import_of_a_changed_value_fails_and_changes_nothing(archive: str, tmp_p
         _ = start.data.chunky  # the changed one is refused, never returned
 
 
-def test_an_import_failing_midway_changes_nothing(archive: str, tmp_path: Path) -> None:
+def test_an_import_failing_midway_changes_nothing(
+    archive: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = str(tmp_path / "target.db")
     anyio.run(lambda: af.Resumable(store=target, echo=False).run())
-    with contextlib.closing(sqlite3.connect(target)) as conn, conn:
-        # the copy fails after the runs, tasks and attempts are in: they must all go. (Stray
-        # artifact rows where the imported runs' rows will go: a store runs no trigger.)
-        conn.execute(f"ATTACH DATABASE '{archive}' AS arc")
-        conn.execute(
-            "WITH RECURSIVE ids(n) AS (SELECT 2 UNION ALL SELECT n + 1 FROM ids WHERE n < 40) "
-            "INSERT OR IGNORE INTO main.artifacts SELECT ids.n, a.task_id, a.name, x'00' "
-            "FROM arc.artifacts AS a, ids"
-        )
+    # The copy fails once every row is in: a trusted import signs the new runs' pickles last,
+    # and only then reads the key, here a file others may read (refused). Everything must go.
+    key = tmp_path / "open-key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    monkeypatch.setenv("ASYNCFLOW_KEY_FILE", str(key))
     before = counts(target)
-    with pytest.raises(StoreError, match="UNIQUE constraint failed: artifacts") as info:
-        import_archive(archive, store=target)
-    assert target in str(info.value)
+    with pytest.raises(StoreError, match="is not private") as info:
+        import_archive(archive, store=target, trust=True)
+    assert str(key) in str(info.value)
     assert counts(target) == before
     assert integrity(target) == ["ok"]
-    with contextlib.closing(sqlite3.connect(target)) as conn, conn:
-        conn.execute("DELETE FROM artifacts WHERE run_id NOT IN (SELECT id FROM runs)")
-    assert len(import_archive(archive, store=target)) == 4
+    key.chmod(0o600)
+    assert len(import_archive(archive, store=target, trust=True)) == 4
 
 
 def test_import_needs_an_archive_and_a_store(source: str, archive: str, tmp_path: Path) -> None:

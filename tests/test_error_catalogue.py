@@ -1133,6 +1133,14 @@ async def _t71(tmp: Path) -> Raised:
     return await run_error(Pair, tmp, store_path=Path(path)), (path, "quick_check")
 
 
+@case("T91", fix="export the runs you need (`asyncflow export`) and import them into a new store")
+async def _t91(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name = 'runs'")
+    return await run_error(Pair, tmp), (path, "9223372036854775807", "used up")
+
+
 # --- L: the command line --------------------------------------------------------------------
 
 
@@ -1629,6 +1637,15 @@ async def _u52(tmp: Path) -> Raised:
         return exc, ("'thing'", "'end'", "Missing/1", f"'{af_flows.MODULE}'")
     finally:
         af_flows.forget_thing(str(tmp))
+
+
+@case("U91", fix="make it private with `chmod 600")
+async def _u91(tmp: Path) -> Raised:
+    key = tmp / "open-key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o644)
+    with key_file(key):
+        return await run_error(Pair, tmp), (str(key), "0644", "not private")
 
 
 # --- K: keeping the store tidy (tags, gc, stats) --------------------------------------------

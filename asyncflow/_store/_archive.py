@@ -27,6 +27,7 @@ from ._export import RUN_COLUMNS as _RUN_COLUMNS
 from ._export import export_archive
 from ._export import ro_uri as _uri
 from ._manifest import open_archive, verify_blobs, verify_records
+from ._runids import insert_run
 
 __all__ = [
     "ImportedRun",
@@ -178,13 +179,13 @@ def _copy_in(
             "imported_at": time.time(),
             "earlier": row[13],
         }
-        cur = conn.execute(
+        # A new id, claimed clean as a run's (rows planted in the target for it go first).
+        new = insert_run(
+            conn,
             f"INSERT INTO main.runs ({_RUN_COLUMNS}, trusted, imported) "
             "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
             (*row[1:5], *row[6:13], json.dumps(provenance, sort_keys=True)),
         )
-        new = cur.lastrowid
-        assert new is not None
         mapped[old] = new
         conn.execute("INSERT INTO temp.idmap (old, new) VALUES (?, ?)", (old, new))
         out.append(ImportedRun(flow, old, new, False))

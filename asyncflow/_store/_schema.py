@@ -23,6 +23,7 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "migrate",
+    "run_tables",
     "schema_problem",
     "table_is_ours",
 ]
@@ -192,6 +193,29 @@ def _expected(version: int) -> tuple[frozenset[_Object], frozenset[_Object]]:
         stats = {o for o in _objects(conn, "main") if o not in ours}
         stats.add(("table", "sqlite_stat4", "sqlite_stat4", _STAT4))  # if SQLite built it
         return ours, frozenset(stats)
+    finally:
+        conn.close()
+
+
+@functools.cache
+def run_tables() -> tuple[str, ...]:
+    """The tables of the current schema whose rows belong to a run: every one with a
+    ``run_id`` column (tags, parameters, tasks, attempts, artifacts; a table added later is
+    included by itself). ``runs`` itself is not among them."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, 0)
+        tables = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        return tuple(
+            t
+            for t in tables
+            if any(col[1] == "run_id" for col in conn.execute(f"PRAGMA table_info({t})"))
+        )
     finally:
         conn.close()
 

@@ -33,6 +33,7 @@ from ._db import (
 )
 from ._lease import lease_held
 from ._queries import Plan, Query
+from ._schema import run_tables
 
 __all__ = [
     "DELETED_KEY",
@@ -58,15 +59,9 @@ _KEPT_SHAS = (
     "UNION ALL SELECT source_sha FROM runs WHERE source_sha IS NOT NULL "
     "AND id NOT IN (SELECT id FROM temp.af_gc_runs)"
 )
-# The tables holding rows of a run, by their run id column; ``runs`` itself last.
-_RUN_TABLES = (
-    ("run_tags", "run_id"),
-    ("run_params", "run_id"),
-    ("attempts", "run_id"),
-    ("artifacts", "run_id"),
-    ("tasks", "run_id"),
-    ("runs", "id"),
-)
+# The tables holding rows of a run, by their run id column (every table with a run_id
+# column, as a new run claims its id: _runids); ``runs`` itself last.
+_RUN_TABLES = (*((table, "run_id") for table in run_tables()), ("runs", "id"))
 _AUTO_VACUUM_NONE = 0
 _AUTO_VACUUM_INCREMENTAL = 2
 # How long gc's truncating checkpoint waits for other connections' reads to end.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import shlex
 import threading
 
 from .._codecs import OwnedBuffer, content_hasher
@@ -99,6 +100,7 @@ def _read_key(path: str) -> bytes | None:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_KEY_BYTES + 1)
+            st = os.fstat(fh.fileno())
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -110,7 +112,44 @@ def _read_key(path: str) -> bytes | None:
             "then need `asyncflow trust`).",
             path,
         )
+    _refuse_exposed(path, st)
     return data
+
+
+# Group and others may do nothing with the key (as ssh requires of a private key).
+_PRIVATE = 0o077
+
+
+def _refuse_exposed(path: str, st: os.stat_result) -> None:
+    """Refuse a key file another user may read or write, or that another user owns.
+
+    Whoever can read the key can sign a pickle that this user's asyncflow then unpickles
+    (runs); whoever can write it can swap in a key of theirs. Keys asyncflow creates are
+    the user's own, mode 0600. (No check where the platform has no uids.)
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return
+    me = getuid()
+    mode = st.st_mode & 0o777
+    if st.st_uid == me and not mode & _PRIVATE:
+        return
+    if st.st_uid != me:
+        why = f"it belongs to uid {st.st_uid}, not to you (uid {me})"
+        fix = f"set {KEY_ENV} to a key file of your own, or move this one away"
+    else:
+        why = f"its mode is {mode:04o}, so other users may read or change it"
+        fix = (
+            f"make it private with `chmod 600 {shlex.quote(path)}`; if others may have read "
+            "it, move it away instead"
+        )
+    raise StoreError(
+        f"the signing key file {path!r} is not private: {why}. Whoever can read it can sign "
+        f"pickles that asyncflow would load (running their code as you), so it is not used; "
+        f"{fix} (a new key is then made at the next run, and runs signed with the old key "
+        "need `asyncflow trust`).",
+        path,
+    )
 
 
 def _create_key(path: str) -> bytes:

@@ -35,6 +35,7 @@ from ._db import (
     write_transaction,
 )
 from ._lease import host_name, lease_seconds
+from ._runids import insert_run
 from ._signing import PICKLE, sign_stored
 from ._tidy import require_origin
 from ._trust import TrustKey
@@ -78,8 +79,10 @@ class CreateRun:
             require_origin(conn, self.flow, self.origin_run_id)
         if self.source is not None:
             insert_blob(conn, self.source)
-        cur = conn.execute(
-            "INSERT INTO runs (flow, status, created_at, origin_run_id, graph, "
+        # The id is claimed clean: rows planted in the file for it are deleted first.
+        run_id = insert_run(
+            conn,
+            "INSERT INTO main.runs (flow, status, created_at, origin_run_id, graph, "
             "owner_pid, owner_host, heartbeat_at, uid, trusted, source_sha) "
             "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (
@@ -94,8 +97,6 @@ class CreateRun:
                 None if self.source is None else self.source.sha,
             ),
         )
-        run_id = cur.lastrowid
-        assert run_id is not None
         conn.executemany(
             "INSERT OR IGNORE INTO run_tags (run_id, tag) VALUES (?, ?)",
             [(run_id, t) for t in self.tags],
