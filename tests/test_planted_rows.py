@@ -415,3 +415,26 @@ def test_a_key_asyncflow_creates_is_private_whatever_the_umask(own_key: Path) ->
         os.umask(old)
     assert own_key.stat().st_mode & 0o777 == 0o600
     assert own_key.stat().st_uid == os.getuid()
+
+
+# --- 6. gc sweeps rows no run can reach, and the values only they name -----------------------
+
+
+@pytest.mark.anyio
+async def test_gc_deletes_rows_planted_for_ids_no_run_has_and_their_values(
+    store: str, tmp_path: Path
+) -> None:
+    await Keeper(store=store, echo=False).run()
+    await Keeper(store=store, echo=False).run()
+    far = next_id(store) + 1000
+    sha = plant_for(store, far, tmp_path / "alarm")
+    execute(store, "INSERT INTO run_tags VALUES (?, 'keep')", (far,))
+    assert sum(rows_naming(store, far).values()) == 22
+
+    report = asyncflow.gc(store, keep_last=1)
+
+    assert report.deleted == ("Keeper/1",)
+    assert rows_naming(store, far) == dict.fromkeys(run_tables(), 0)
+    assert query(store, "SELECT count(*) FROM blobs WHERE sha = ?", (sha,)) == [(0,)]
+    assert Flow("Keeper", store=store).latest_run.successful  # the kept run still reads
+    assert not (tmp_path / "alarm").exists()

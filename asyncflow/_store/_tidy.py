@@ -275,6 +275,13 @@ def _select(
     conn.execute("DELETE FROM temp.af_gc_runs")
     conn.execute("DELETE FROM temp.af_gc_blobs")
     conn.executemany("INSERT INTO temp.af_gc_runs (id) VALUES (?)", [(r.id,) for r in delete])
+    # Rows naming an id that no run has (planted in a file from elsewhere, see _runids): no
+    # run can reach them, so they go too, and the values only they name with them.
+    for table in run_tables():
+        conn.execute(
+            f"INSERT OR IGNORE INTO temp.af_gc_runs (id) SELECT DISTINCT run_id FROM {table} "
+            "WHERE run_id NOT IN (SELECT id FROM runs)"
+        )
     # Also blobs that no row referenced even before (an older asyncflow may have left some).
     conn.execute(
         f"INSERT INTO temp.af_gc_blobs (sha) SELECT sha FROM blobs WHERE sha NOT IN ({_KEPT_SHAS})"
