@@ -43,10 +43,6 @@ from ._trust import TrustKey
 __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
 
 MAX_BATCH = 4096
-# How long a checkpoint may wait for other connections' reads to end (see _checkpoint).
-CHECKPOINT_WAIT_MS = 200
-# Truncating checkpoints tried at the end of a run before leaving it to the next one.
-CHECKPOINT_TRIES = 3
 
 
 @dataclass(slots=True)
@@ -428,25 +424,23 @@ class Writer:
         ``-wal`` takes no disk space (a PASSIVE checkpoint left it at the size of the
         largest transaction: a 100 MiB run took 200 MiB). The truncate-and-sync costs a few
         milliseconds per run (benchmarks/RESULTS.md, "Disk"). A reader in the middle of a
-        read transaction blocks the truncation (and the copy of the frames it needs): each
-        try waits up to CHECKPOINT_WAIT_MS for it, as the write lock is held meanwhile; after
-        CHECKPOINT_TRIES the WAL is left for the next checkpoint (the next run's end, or the
-        close of the last connection, which removes the file).
+        read transaction blocks the truncation, and a truncating checkpoint that waits for
+        it holds the write lock meanwhile (every writer of the file would wait on a reader):
+        so it never waits. If a reader is in the way, the frames it does not need are copied
+        (PASSIVE) and the truncation is left to the next checkpoint (the next run's end, or
+        the close of the last connection, which removes the file).
         """
         conn = self._conn
-        for attempt in range(CHECKPOINT_TRIES):
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
             try:
-                conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
-                try:
-                    busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                finally:
-                    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            except sqlite3.Error:
-                busy = 1
-            if not busy:
-                return True
-            if attempt + 1 < CHECKPOINT_TRIES:
-                time.sleep(0.01 * (attempt + 1))
+                if not conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                    return True
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        except sqlite3.Error:
+            pass
         return False
 
     def _beat_ids(self) -> list[int]:
