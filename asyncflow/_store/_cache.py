@@ -35,6 +35,12 @@ class BlobCache:
         """The bound, in payload bytes."""
         return self._max
 
+    def raise_bound(self, max_bytes: int) -> None:
+        """Make the bound at least ``max_bytes`` (a cache shared by several users keeps the
+        largest bound any of them asked for)."""
+        with self._lock:
+            self._max = max(self._max, int(max_bytes))
+
     def get(self, sha: bytes) -> RawBlob | None:
         """The cached blob, marked as recently used, or None."""
         with self._lock:

@@ -83,6 +83,8 @@ class Store:
             if store is None:
                 store = cls(path, cache_bytes)
                 cls._open[key] = store
+            else:
+                store.cache.raise_bound(cache_bytes)
             store._users += 1
             return store
 
