@@ -9,7 +9,9 @@ Scenarios (each a real flow on a real store file):
 * ``sleep``: 16 plain steps that block in ``time.sleep`` (I/O-like: they release the GIL);
 * ``cpu``: 16 plain steps of pure-Python arithmetic at ``max_workers=16`` (they hold the GIL);
 * ``save``: a coroutine step that sets a 200 MB bytes value;
-* ``load``: a plain step that reads that 200 MB value back.
+* ``load``: a plain step that reads that 200 MB value back;
+* ``client-list`` / ``client-numpy``: the client's ``await task.adata(...)`` of a 36 MB
+  msgpack list of 4 million floats, and of a 64 MB numpy array.
 
     python benchmarks/bench_loop_lag.py --repeat 3
 """
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import Report, parse_args, progress, scratch_dir
 
-from asyncflow import FlowSpec, step
+from asyncflow import FlowSpec, Parameter, step
 
 BIG = 200 << 20
 SPIN = 3_000_000  # additions per CPU task: ~0.2 s of pure Python each
@@ -103,6 +105,22 @@ class BigLoad(FlowSpec):
         pass
 
 
+class Keep(FlowSpec):
+    kind = Parameter("kind", default="numpy")
+
+    @step
+    def start(self) -> None:
+        import numpy as np
+
+        array = np.random.default_rng(0).random(8_000_000)  # 64 MB
+        self.value = array[:4_000_000].tolist() if self.kind == "list" else array
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
 async def max_lag(work: Callable[[], Awaitable[object]]) -> float:
     """The worst lateness of a 5 ms ticker while ``work()`` runs on the same loop."""
     lags: list[float] = []
@@ -133,6 +151,16 @@ async def scenario(name: str, folder: str) -> float:
         return await max_lag(lambda: CpuFan(store=store, max_workers=16, echo=False).run())
     if name == "save":
         return await max_lag(lambda: BigSave(store=store, echo=False).run())
+    if name.startswith("client-"):
+        from asyncflow import Flow
+
+        path = os.path.join(folder, f"{name}.db")
+        if not os.path.exists(path):
+            await Keep(store=path, echo=False).run(kind=name.removeprefix("client-"))
+        flow = await Flow.aopen("Keep", path)
+        run = await flow.alatest_run()
+        assert run is not None
+        return await max_lag(lambda: run.adata("value"))
     # "load": the 200 MB value is written first, outside the measured part, then read in a
     # plain step of a resumed run (which re-runs `read` only).
     await BigLoad(store=store, echo=False).run()
@@ -141,7 +169,7 @@ async def scenario(name: str, folder: str) -> float:
 
 def main() -> None:
     args = parse_args(__doc__ or "", repeat=3)
-    names = ["idle", "sleep", "cpu", "save", "load"]
+    names = ["idle", "sleep", "cpu", "save", "load", "client-list", "client-numpy"]
     samples: dict[str, list[float]] = {name: [] for name in names}
     with scratch_dir(args.dir, "af-lag-") as folder:
         for i in range(args.repeat):
@@ -155,6 +183,8 @@ def main() -> None:
         "cpu": "16 CPU-bound plain steps, max_workers=16",
         "save": "coroutine step sets 200 MB bytes",
         "load": "plain step reads 200 MB bytes",
+        "client-list": "client awaits a 36 MB msgpack list of floats",
+        "client-numpy": "client awaits a 64 MB numpy array",
     }
     for name, label in labels.items():
         report.add(
