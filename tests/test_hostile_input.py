@@ -445,3 +445,24 @@ def test_an_export_the_system_refuses_to_write_names_the_archive(tmp_path: Path)
     assert "store file" not in done.stdout and not os.path.exists(dest)
     assert not [p for p in os.listdir(tmp_path) if p.startswith("out.afa")]
     shutil.rmtree(tmp_path / "unused", ignore_errors=True)
+
+
+def test_an_export_onto_a_full_disk_names_the_archive_not_the_store(tmp_path: Path) -> None:
+    """A real full disk: a 1 MiB tmpfs (needs root to mount; skipped elsewhere)."""
+    store = _tiny_store(tmp_path / "s.db")
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:  # more than 1 MiB to copy
+        conn.execute("UPDATE tasks SET stdout = ?", ("x" * (2 << 20),))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        dest = str(disk / "out.afa")
+        exc = _outcome(lambda: Flow("TinyFlow", store)["1"].export(dest))
+        assert isinstance(exc, StoreError), repr(exc)
+        said = str(exc)
+        assert said.startswith(f"cannot write the archive {dest!r}: the disk holding it is full")
+        assert "store file" not in said and os.listdir(disk) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
