@@ -238,6 +238,7 @@ EDITS = {
     "graph nested deep": "UPDATE runs SET graph = '" + DEEP + "'",
     "graph not JSON": "UPDATE runs SET graph = 'nope'",
     "provenance nested deep": "UPDATE runs SET imported = '" + DEEP + "'",
+    "flow name as a blob": "UPDATE runs SET flow = x'ff'",
 }
 
 

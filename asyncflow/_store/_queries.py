@@ -218,7 +218,7 @@ def _checked(table: str, columns: tuple[str, ...], rows: Rows) -> Rows:
 def flow_names() -> Plan[list[str]]:
     """The names of every flow with at least one run, sorted."""
     rows = yield Query(FLOW_NAMES)
-    return [str(row[0]) for row in rows]
+    return [str(row[0]) for row in _checked("runs", ("flow",), rows)]
 
 
 def flow_exists(flow: str) -> Plan[bool]:
