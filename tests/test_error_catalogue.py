@@ -916,6 +916,12 @@ async def _c71(tmp: Path) -> Raised:
     return raised(lambda: Flow("Pair", store=path)[1]), ("Pair/1", path, "asyncflow gc")
 
 
+@case("C41", fix="pass a whole number from 0 to 2**63 - 1")
+async def _c41(tmp: Path) -> Raised:
+    flow = Flow("Pair", store=await pair_store(tmp))
+    return raised(lambda: flow.runs(limit=2**70)), ("limit=1180591620717411303424",)
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
@@ -1131,6 +1137,25 @@ async def _t71(tmp: Path) -> Raised:
         fh.seek((root - 1) * 65536)
         fh.write(b"\x00" * 8)
     return await run_error(Pair, tmp, store_path=Path(path)), (path, "quick_check")
+
+
+@case("T41", fix="pass the path of a store or archive file")
+async def _t41(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    path = str(tmp / "a\0b.afa")
+    return raised(lambda: run.export(path)), (repr(path),)
+
+
+@case("T42", fix="or a path that does not exist yet for a new one")
+async def _t42(tmp: Path) -> Raised:
+    path = str(tmp / "pipe.db")
+    os.mkfifo(path)  # opening it to read would wait for a writer forever
+    return raised(lambda: Flow("Pair", store=path)), (path, "named pipe (FIFO)")
+
+
+@case("T43", fix="pass the store file's path as a str or a pathlib.Path")
+async def _t43(tmp: Path) -> Raised:
+    return raised(lambda: Flow("Pair", store=3)), ("store=3",)  # type: ignore[arg-type]
 
 
 @case("T91", fix="export the runs you need (`asyncflow export`) and import them into a new store")
@@ -1483,6 +1508,21 @@ async def _a62(tmp: Path) -> Raised:
     store = await pair_store(tmp)
     run = Flow("Pair", store=store)["1"]
     return raised(lambda: run.export(store, overwrite=True)), (store, "would destroy")
+
+
+@case("A41", fix="export to a folder you may write")
+async def _a41(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    folder = tmp / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):  # root writes anyway: a folder no one may create in
+        folder = Path("/proc")
+    path = str(folder / "pair.afa")
+    try:
+        return raised(lambda: run.export(path)), (path, "read-only")
+    finally:
+        (tmp / "ro").chmod(0o755)
 
 
 # --- U: safe loading (pickles and trust) ----------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
 from .._store._paths import resolve_store_path
+from .._store._records import MAX_ID
 from ._format import (
     byte_size,
     duration,
@@ -287,12 +288,17 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _positive(text: str) -> int:
+    digits = text.strip().lstrip("+")
+    if len(digits.lstrip("0")) > len(str(MAX_ID)):  # before int(), which refuses 5,000 digits
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_ID}, not {text[:20]!r}...")
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    if value > MAX_ID:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_ID}, not {value}")
     return value
 
 

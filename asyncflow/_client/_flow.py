@@ -7,9 +7,11 @@ from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Any
 
+from .._errors import UsageError
 from .._store import _queries as q
 from .._store._paths import resolve_store_path
 from .._store._queries import Plan, RunRow
+from .._store._records import MAX_ID
 from ._handle import StoreHandle
 from ._messages import bad_run_id, missing_run_plan, unknown_flow
 from ._run import Run
@@ -44,14 +46,40 @@ async def alist_flows(store: StorePath = None) -> list[str]:
 
 
 def _run_id(flow: str, run_id: object) -> int:
+    """The run id ``run_id`` names (an int, or its digits as text): parsed here only.
+
+    A whole number too large for any run id (past ``2**63 - 1``, however many digits) is
+    returned as ``MAX_ID + 1``, which the read plans find no run for (NotFoundError, with
+    the flow's recent runs), instead of being parsed or sent to SQLite.
+
+    :raises NotFoundError: ``run_id`` is not a whole number at all.
+    """
     if isinstance(run_id, bool) or not isinstance(run_id, int | str):
         raise bad_run_id(flow, run_id)
     if isinstance(run_id, str):
         text = run_id.strip()
-        if not text.isdigit():
+        if not text.isdecimal():  # what int() reads, and nothing else
             raise bad_run_id(flow, run_id)
-        return int(text)
-    return run_id
+        digits = text.lstrip("0")
+        if len(digits) > len(str(MAX_ID)):  # before int(): 5,000 digits are refused there
+            return MAX_ID + 1
+        run_id = int(text)
+    assert isinstance(run_id, int)
+    return run_id if run_id <= MAX_ID else MAX_ID + 1
+
+
+def _limit(limit: object) -> int | None:
+    """``limit`` checked: None (no limit) or a whole number from 0 to ``2**63 - 1``.
+
+    :raises UsageError: anything else.
+    """
+    if limit is None or (type(limit) is int and 0 <= limit <= MAX_ID):
+        return limit
+    raise UsageError(
+        f"limit={limit!r} is not a number of runs: pass a whole number from 0 to 2**63 - 1, "
+        "or None for every run.",
+        "limit",
+    )
 
 
 class Flow:
@@ -148,7 +176,7 @@ class Flow:
 
         :raises NotFoundError: no such run of this flow (a KeyError; lists recent run ids).
         """
-        plan = self._get_plan(_run_id(self._name, run_id))
+        plan = self._get_plan(_run_id(self._name, run_id), run_id)
         return Run(self._handle, self._handle.run(plan))
 
     def __contains__(self, run_id: object) -> bool:
@@ -180,7 +208,7 @@ class Flow:
 
         :raises NotFoundError: no such run of this flow.
         """
-        plan = self._get_plan(_run_id(self._name, run_id))
+        plan = self._get_plan(_run_id(self._name, run_id), run_id)
         return Run(self._handle, await self._handle.arun(plan))
 
     async def acontains(self, run_id: str | int) -> bool:
@@ -224,12 +252,13 @@ class Flow:
         self, tags: tuple[str, ...], tag: str | None, limit: int | None
     ) -> Plan[list[RunRow]]:
         wanted = (*tags, tag) if tag is not None else tags
-        return q.runs(self._name, tags=wanted, limit=limit)
+        return q.runs(self._name, tags=wanted, limit=_limit(limit))
 
-    def _get_plan(self, number: int) -> Plan[RunRow]:
+    def _get_plan(self, number: int, asked: object) -> Plan[RunRow]:
         row = yield from q.run(self._name, number)
         if row is None:
-            raise (yield from missing_run_plan(self._name, number, self._handle.path))
+            path = self._handle.path
+            raise (yield from missing_run_plan(self._name, number, path, shown=asked))
         return row
 
     def _first(self, rows: list[RunRow]) -> Run | None:

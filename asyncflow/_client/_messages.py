@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from .._errors import ArtifactNotFoundError, NotFoundError
 from .._store._queries import Plan, Query, run_ids
+from .._store._records import MAX_ID
 from .._store._tidy import DELETED_KEY, parse_deleted
 
 __all__ = [
@@ -57,17 +58,30 @@ def bad_run_id(flow: str, run_id: object) -> NotFoundError:
     )
 
 
-def missing_run_plan(flow: str, run_id: int, path: str) -> Plan[NotFoundError]:
-    """Read what :func:`missing_run` needs (the recent runs, gc's note) and build it."""
+def missing_run_plan(
+    flow: str, run_id: int, path: str, shown: object = None
+) -> Plan[NotFoundError]:
+    """Read what :func:`missing_run` needs (the recent runs, gc's note) and build it.
+
+    :param shown: the id as the caller gave it, shown (cut short) for an id past any run's.
+    """
     recent, total = yield from run_ids(flow, 10)
     note = yield Query("SELECT value FROM store_info WHERE key = ?", (f"{DELETED_KEY}{run_id}",))
     deleted_at = parse_deleted(note[0][0], flow) if note else None
+    if run_id > MAX_ID and shown is not None:
+        try:
+            text = str(shown).strip()
+        except ValueError:  # an int of more digits than Python will print
+            text = "a number past 2**63 - 1"
+        return missing_run(
+            flow, text if len(text) <= 40 else text[:20] + "...", path, recent, total
+        )
     return missing_run(flow, run_id, path, recent, total, deleted_at)
 
 
 def missing_run(
     flow: str,
-    run_id: int,
+    run_id: int | str,
     path: str,
     recent: Sequence[int],
     total: int,

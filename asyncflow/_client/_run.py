@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -17,6 +16,7 @@ from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
 from .._store._queries import Plan, RunRow, TaskRow
+from .._store._records import parse_json
 from .._store._tidy import set_tags
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
@@ -160,8 +160,8 @@ class Run:
     def _json(self, column: str, text: Any) -> Any:
         # The JSON of a run's record: damage in the file must be a StoreError, not a raw one.
         try:
-            return json.loads(text)
-        except (TypeError, ValueError) as exc:
+            return parse_json(text)  # also refuses JSON nested too deep to build
+        except ValueError as exc:
             raise StoreError(
                 f"the {column} stored with run {self.pathspec} is not valid JSON: the store "
                 f"file {self._handle.path!r} is damaged there; restore it from a copy.",

@@ -9,7 +9,6 @@ loop never waits on SQLite.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from .._errors import UsageError
 from .._spec._tags import normalize_tags
 from .._store._lease import crashed_reason
 from .._store._paths import resolve_store_path
+from .._store._records import parse_json
 from .._store._tidy import GcCriteria, GcOutcome, StatsRows, collect_garbage, file_bytes
 from .._store._tidy import stats as stats_plan
 from ._flow import check_plan
@@ -350,7 +350,7 @@ def _stats(path: str, rows: StatsRows) -> StoreStats:
     archive: dict[str, Any] | None = None
     if rows.archive is not None:
         try:
-            found = json.loads(rows.archive)
+            found = parse_json(rows.archive)
         except ValueError:
             found = None
         archive = found if isinstance(found, dict) else {"manifest": rows.archive}

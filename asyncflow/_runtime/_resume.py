@@ -14,7 +14,6 @@ starts (:func:`load_origin`), so cloning a task costs no I/O and no thread hop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from .._spec._graph import FlowGraph, NodeKind
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
+from .._store._records import parse_json
 from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
 from .._store._writer import AttemptRow, TaskRecord
@@ -160,7 +160,7 @@ def _descendants(graph: FlowGraph, roots: Iterable[str]) -> set[str]:
 def _changed_steps(graph: FlowGraph, stored: str) -> set[str]:
     """Steps whose place in the graph differs from the origin's stored graph."""
     try:
-        steps = json.loads(stored).get("steps", [])
+        steps = parse_json(stored).get("steps", [])  # ValueError also when too deep
         before = {s["name"]: s for s in steps if isinstance(s, dict) and "name" in s}
     except (ValueError, AttributeError, TypeError):
         return set(graph.nodes)  # unreadable: trust nothing

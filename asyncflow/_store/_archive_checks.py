@@ -15,7 +15,6 @@ and match the file. Each function returns what is wrong, in words for
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sqlite3
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any
 
 from .._codecs import numpy_meta_problem
 from ._blobs import CHUNK_SIZE
+from ._records import COLUMN_KINDS, TIME, TIME_RANGE, parse_json
 from ._schema import migrate
 
 __all__ = [
@@ -152,48 +152,10 @@ def schema_problem(conn: sqlite3.Connection) -> str | None:
 
 # --- records ---------------------------------------------------------------------------------
 
-_INT = ("integer",)
-_TEXT = ("text",)
-_BLOB = ("blob",)
-_TIME = ("time",)  # a number within the range of datetime (checked by value, below)
-# The kinds of value asyncflow writes into each column of an archive (and NULL where allowed).
-_KINDS: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
-    "runs": (
-        ("id", _INT, False), ("flow", _TEXT, False), ("status", _TEXT, False),
-        ("created_at", _TIME, False), ("finished_at", _TIME, True),
-        ("origin_run_id", _INT, True), ("graph", _TEXT, False), ("error", _TEXT, True),
-        ("owner_pid", _INT, True), ("owner_host", _TEXT, True), ("heartbeat_at", _TIME, True),
-        ("uid", _TEXT, True), ("trusted", _INT, False), ("source_sha", _BLOB, True),
-        ("imported", _TEXT, True),
-    ),
-    "run_tags": (("run_id", _INT, False), ("tag", _TEXT, False)),
-    "run_params": (("run_id", _INT, False), ("name", _TEXT, False), ("sha", _BLOB, False)),
-    "tasks": (
-        ("run_id", _INT, False), ("id", _INT, False), ("step", _TEXT, False),
-        ("path", _TEXT, False), ("status", _TEXT, False), ("started_at", _TIME, False),
-        ("finished_at", _TIME, False), ("stdout", _TEXT, True), ("stderr", _TEXT, True),
-        ("exception", _TEXT, True), ("traceback", _TEXT, True), ("attempt", _INT, False),
-        ("origin_task_id", _INT, True),
-    ),
-    "attempts": (
-        ("run_id", _INT, False), ("task_id", _INT, False), ("attempt", _INT, False),
-        ("status", _TEXT, False), ("started_at", _TIME, False), ("finished_at", _TIME, False),
-        ("stdout", _TEXT, True), ("stderr", _TEXT, True), ("exception", _TEXT, True),
-        ("traceback", _TEXT, True),
-    ),
-    "artifacts": (
-        ("run_id", _INT, False), ("task_id", _INT, False), ("name", _TEXT, False),
-        ("sha", _BLOB, False),
-    ),
-    "blobs": (
-        ("sha", _BLOB, False), ("encoding", _TEXT, False), ("meta", _BLOB, True),
-        ("size", _INT, False), ("data", _BLOB, True), ("nchunks", _INT, False),
-        ("mac", _BLOB, True),
-    ),
-    "blob_chunks": (("sha", _BLOB, False), ("idx", _INT, False), ("data", _BLOB, False)),
-}  # fmt: skip
-# Unix times datetime can show: 0001-01-01 to 9999-12-31.
-_TIME_RANGE = (-62135596800, 253402300799)
+# The kinds of value asyncflow writes into each column of an archive (see ``_records``).
+_KINDS = COLUMN_KINDS
+_TIME = TIME
+_TIME_RANGE = TIME_RANGE
 
 
 def _bad(column: str, kinds: tuple[str, ...], null: bool) -> str:
@@ -227,7 +189,7 @@ def record_problem(conn: sqlite3.Connection) -> str | None:
             if text is None:
                 continue
             try:
-                found = json.loads(text)
+                found = parse_json(text)
             except ValueError:
                 found = None
             if not isinstance(found, dict):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import ClassVar, TypeVar
 
 from .._errors import StoreError, StoreFormatError
+from ._paths import check_path, sqlite_uri
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate, schema_problem, table_is_ours
 
 __all__ = [
@@ -345,14 +346,14 @@ def is_archive(conn: sqlite3.Connection) -> bool:
 def _connect(
     path: str, *, read_only: bool, immutable: bool = False, mode: str = "ro"
 ) -> sqlite3.Connection:
+    # Always as a URI built from the path (see _paths.sqlite_uri): SQLite must never read a
+    # user's path ('file:x.db', 'x%41.db') as a URI of its own.
+    # mode "rw" opens an existing file without creating it (see _query_only).
+    uri = sqlite_uri(path, mode if read_only else "rwc")
+    if read_only and immutable:
+        uri += "&immutable=1"
     with sqlite_errors(path, "open"):
-        if read_only:
-            # mode "rw" opens an existing file without creating it (see _query_only).
-            uri = "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23")
-            uri += f"?mode={mode}&immutable=1" if immutable else f"?mode={mode}"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-        else:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         # Defence in depth behind check_schema: SQL in the file may call no function
         # with side effects.
@@ -525,6 +526,7 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
     if existing:
         open_reader(path).close()
     _refuse_folder(path)
+    check_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise StoreError(
@@ -621,6 +623,7 @@ def open_reader(path: str) -> sqlite3.Connection:
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     """
     _refuse_folder(path)
+    check_path(path)
     if not os.path.exists(path):
         raise StoreError(
             f"there is no store at {path!r}; run a flow with store={path!r} first, or pass "

@@ -10,6 +10,7 @@ store it reads (same file under any name, or its companion files).
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import json
 import os
@@ -34,6 +35,9 @@ from ._db import (
 )
 from ._lease import crashed_reason, host_name
 from ._manifest import ARCHIVE_FORMAT, content_digest
+from ._paths import check_path, sqlite_uri
+from ._queries import record_error
+from ._records import row_problem
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 
 __all__ = ["RUN_COLUMNS", "export_archive", "ro_uri"]
@@ -50,7 +54,38 @@ RUN_COLUMNS = (
 
 def ro_uri(path: str) -> str:
     """A read-only SQLite URI of ``path`` (for ATTACH)."""
-    return "file:" + os.path.abspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+    return sqlite_uri(path, "ro")
+
+
+# SQLite's codes for a failure to write the archive itself: the store is only read, so a
+# full disk or a refused write is the archive's (a store on read-only media says
+# READONLY_DIRECTORY or READONLY_CANTINIT instead, and is reported as the store's).
+_OUTPUT_CODES = frozenset({"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR_WRITE"})
+
+
+def _is_output_failure(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in _OUTPUT_CODES
+
+
+def _output_error(exc: sqlite3.Error | UnicodeDecodeError | OSError, dest: str) -> StoreError:
+    """The archive being written at ``dest`` cannot be created or written (a full disk, a
+    read-only folder or file system): said of the archive, never of the store read."""
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    said = f"(SQLite: {exc})" if isinstance(exc, sqlite3.Error) else f"({exc})"
+    folder = os.path.dirname(dest)
+    if code == "SQLITE_FULL" or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        why, fix = "the disk holding it is full", "free some space, or export to another disk"
+    elif code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        why = f"its folder {folder!r} is read-only or may not be written"
+        fix = "export to a folder you may write (-o on the command line)"
+    else:
+        why = "the system refused to write it (a disk error, or a limit on file size)"
+        fix = "check the disk and the limits of this process, or export to another disk"
+    return StoreError(
+        f"cannot write the archive {dest!r}: {why} {said}; {fix}. Nothing was written, and "
+        "the store is unchanged.",
+        dest,
+    )
 
 
 def _live_reason(row: Sequence[Any]) -> str | None:
@@ -78,6 +113,7 @@ def export_archive(
     :raises StoreError: a run does not exist or is still running, ``dest`` exists (unless
         ``overwrite``), a file cannot be read or written, or ``stop`` was set.
     """
+    check_path(dest)
     dest = os.path.abspath(dest)
     if os.path.isdir(dest):
         raise StoreError(f"cannot export to {dest!r}: it is a folder; give a file name.", dest)
@@ -102,13 +138,16 @@ def export_archive(
     open_reader(source).close()
     tmp = f"{dest}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        manifest = _build(source, tmp, picked, stop)
-        fd = os.open(tmp, os.O_RDONLY)
+        manifest = _build(source, tmp, dest, picked, stop)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise _output_error(exc, dest) from exc
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -147,9 +186,16 @@ def _refuse_the_store_itself(source: str, dest: str) -> None:
 
 
 def _build(
-    source: str, tmp: str, picked: list[tuple[str, int]], stop: threading.Event | None
+    source: str,
+    tmp: str,
+    dest: str,
+    picked: list[tuple[str, int]],
+    stop: threading.Event | None,
 ) -> dict[str, Any]:
-    conn = sqlite3.connect(tmp, isolation_level=None, uri=False)
+    try:
+        conn = sqlite3.connect(sqlite_uri(tmp, "rwc"), isolation_level=None, uri=True)
+    except SQLITE_FAILURES as exc:
+        raise _output_error(exc, dest) from exc
     interruptible(conn, stop)
     try:
         with sqlite_errors(source, "read"):
@@ -190,6 +236,8 @@ def _build(
                     conn.execute("ROLLBACK")
                 raise
         except SQLITE_FAILURES as exc:
+            if _is_output_failure(exc):
+                raise _output_error(exc, dest) from exc
             raise store_error(exc, source, "read") from exc
         finally:
             if conn.in_transaction:
@@ -201,6 +249,12 @@ def _build(
     return manifest
 
 
+_PICK_COLUMNS = (
+    "id", "flow", "status", "created_at", "uid", "status", "owner_pid", "owner_host",
+    "heartbeat_at",
+)  # fmt: skip
+
+
 def _pick_runs(
     conn: sqlite3.Connection, source: str, picked: list[tuple[str, int]]
 ) -> list[tuple[Any, ...]]:
@@ -209,8 +263,7 @@ def _pick_runs(
     found: list[tuple[Any, ...]] = []
     for flow, run_id in picked:
         row = conn.execute(
-            "SELECT id, flow, status, created_at, uid, status, owner_pid, owner_host, "
-            "heartbeat_at FROM src.runs WHERE flow = ? AND id = ?",
+            f"SELECT {', '.join(_PICK_COLUMNS)} FROM src.runs WHERE flow = ? AND id = ?",
             (flow, run_id),
         ).fetchone()
         if row is None:
@@ -219,6 +272,9 @@ def _pick_runs(
                 "list its runs with `asyncflow runs`.",
                 source,
             )
+        problem = row_problem("runs", _PICK_COLUMNS, row)
+        if problem is not None:
+            raise record_error(TypeError(problem), source)
         if _live_reason(row[5:]) is not None:
             raise StoreError(
                 f"cannot export run {flow}/{run_id}: it is still running; export it once it "

@@ -32,6 +32,7 @@ from ._archive_checks import (
 )
 from ._blobs import RawBlob, stored_sha
 from ._db import ARCHIVE_KEY, is_archive, open_reader, sqlite_errors
+from ._records import parse_json
 from ._trust import blob_sha
 
 __all__ = [
@@ -109,7 +110,10 @@ def content_digest(
         row = conn.execute(
             f"SELECT value FROM {schema}.store_info WHERE key = ?", (ARCHIVE_KEY,)
         ).fetchone()
-        stored = json.loads(row[0]) if row is not None else {}
+        try:
+            stored = parse_json(row[0]) if row is not None else {}
+        except ValueError:
+            stored = {}
         manifest = stored if isinstance(stored, dict) else {}
     fields = {key: value for key, value in manifest.items() if key != "digest"}
     digest = sha256(ARCHIVE_FORMAT.encode())
@@ -137,8 +141,8 @@ def _manifest_of(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
             path,
         )
     try:
-        manifest = json.loads(row[0])
-    except (TypeError, ValueError) as exc:
+        manifest = parse_json(row[0])
+    except ValueError as exc:  # also nested too deep for Python to build
         raise _damaged(path, "its manifest is not valid JSON") from exc
     if (
         not isinstance(manifest, dict)

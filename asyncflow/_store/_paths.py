@@ -1,16 +1,90 @@
-"""Where the store lives when the user does not say."""
+"""Store paths: where the store lives when the user does not say, which paths asyncflow will
+hand to SQLite, and the one way a path becomes a SQLite URI.
+
+Every file asyncflow opens with SQLite (a store, an archive, an export's output) passes
+:func:`check_path` first, and is opened through :func:`sqlite_uri`: a path is never given to
+SQLite as text it might read as a URI (``file:x.db``, ``x%41.db``).
+"""
 
 from __future__ import annotations
 
 import os
+import pathlib
+import stat
 
-__all__ = ["DEFAULT_STORE_NAME", "resolve_store_path"]
+from .._errors import StoreError, UsageError
+
+__all__ = ["DEFAULT_STORE_NAME", "check_path", "resolve_store_path", "sqlite_uri"]
 
 DEFAULT_STORE_NAME = "asyncflow.db"
 
 
 def resolve_store_path(store: str | os.PathLike[str] | None) -> str:
-    """``store`` if given, else ``$ASYNCFLOW_STORE``, else ``asyncflow.db`` in the cwd."""
-    if store is not None:
-        return os.fspath(store)
-    return os.environ.get("ASYNCFLOW_STORE") or os.path.join(os.getcwd(), DEFAULT_STORE_NAME)
+    """``store`` if given, else ``$ASYNCFLOW_STORE``, else ``asyncflow.db`` in the cwd.
+
+    :raises UsageError: ``store`` is not a path (an int, say).
+    """
+    if store is None:
+        return os.environ.get("ASYNCFLOW_STORE") or os.path.join(os.getcwd(), DEFAULT_STORE_NAME)
+    try:
+        path = os.fspath(store)
+    except TypeError:
+        path = None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        raise UsageError(
+            f"store={store!r} is not a path: pass the store file's path as a str or a "
+            "pathlib.Path (or None for $ASYNCFLOW_STORE, else asyncflow.db here).",
+            "store",
+        )
+    return path
+
+
+# What a file that is not a regular file is, for the message.
+_KINDS = (
+    (stat.S_ISFIFO, "named pipe (FIFO)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "folder"),
+)
+
+
+def check_path(path: str) -> None:
+    """Refuse a path SQLite must never open: one holding a NUL character, or a file (or a
+    ``-wal``/``-shm`` file beside it) that exists but is not a regular file. SQLite (and
+    asyncflow's own look at a file's header) would wait forever on a named pipe, and read
+    a device's bytes as a database. A missing path passes (a new store or archive); the
+    store itself being a folder is left to the caller's clearer message.
+
+    :raises StoreError: what the path is, and what to pass instead.
+    """
+    if "\0" in path:
+        raise StoreError(
+            f"the path {path!r} holds a NUL character, which no file name can hold; pass "
+            "the path of a store or archive file.",
+            path,
+        )
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode  # never blocks, whatever the file is
+        except OSError:
+            continue  # missing (or unreadable: SQLite then says why)
+        if stat.S_ISREG(mode) or (name == path and stat.S_ISDIR(mode)):
+            continue
+        kind = next((what for test, what in _KINDS if test(mode)), "special file")
+        raise StoreError(
+            f"{name!r} is a {kind}, not a regular file; asyncflow reads and writes stores and "
+            "archives only as regular files (reading this one could wait forever or read "
+            "garbage): pass the path of a store or archive file, or a path that does not "
+            "exist yet for a new one.",
+            path,
+        )
+
+
+def sqlite_uri(path: str, mode: str) -> str:
+    """The SQLite URI of the file ``path`` (made absolute, every special character quoted:
+    ``%``, ``?``, ``#``, spaces, newlines, non-ASCII), opened with ``mode``
+    (``ro``, ``rw``, ``rwc``) and any further ``&``-joined options."""
+    return pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=" + mode

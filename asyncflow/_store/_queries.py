@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._codecs import payload_buffer
 from .._errors import StoreError
 from ._blobs import RawBlob
+from ._records import MAX_ID, row_problem
 
 if TYPE_CHECKING:
     from .._codecs import OwnedBuffer
@@ -197,13 +198,27 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
+def _names(columns: str) -> tuple[str, ...]:
+    return tuple(name.strip().split(".")[-1] for name in columns.split(","))
+
+
+def _checked(table: str, columns: tuple[str, ...], rows: Rows) -> Rows:
+    """``rows`` once each value is of a kind asyncflow writes in its column (see
+    ``_records``); else the TypeError the drivers turn into :func:`record_error`."""
+    for row in rows:
+        problem = row_problem(table, columns, row)
+        if problem is not None:
+            raise TypeError(problem)
+    return rows
+
+
 # --- flows and runs ------------------------------------------------------------------------
 
 
 def flow_names() -> Plan[list[str]]:
     """The names of every flow with at least one run, sorted."""
     rows = yield Query(FLOW_NAMES)
-    return [str(row[0]) for row in rows]
+    return [str(row[0]) for row in _checked("runs", ("flow",), rows)]
 
 
 def flow_exists(flow: str) -> Plan[bool]:
@@ -243,7 +258,9 @@ def runs(
 
 
 def run(flow: str, run_id: int) -> Plan[RunRow | None]:
-    """The run ``run_id`` of ``flow``, or None."""
+    """The run ``run_id`` of ``flow``, or None (also for a number no run id can be)."""
+    if not 1 <= run_id <= MAX_ID:
+        return None
     rows = yield Query(RUN_BY_ID, (flow, run_id))
     found = yield from _complete_runs(rows)
     return found[0] if found else None
@@ -256,15 +273,23 @@ def run_ids(flow: str, limit: int) -> Plan[tuple[list[int], int]]:
     return [int(row[0]) for row in rows], int(count[0][0])
 
 
+_RUN_NAMES = _names(_RUN_COLUMNS)
+_TAG_NAMES = ("run_id", "tag")
+_PARAM_NAMES = ("run_id", "name", "sha")
+
+
 def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
+    rows = _checked("runs", _RUN_NAMES, rows)
     ids = [int(row[0]) for row in rows]
     tags: dict[int, list[str]] = {i: [] for i in ids}
     params: dict[int, list[tuple[str, bytes]]] = {i: [] for i in ids}
     for start in range(0, len(ids), BATCH):
         batch = tuple(ids[start : start + BATCH])
-        for run_id, tag in (yield Query(TAGS_OF.format(marks=_marks(len(batch))), batch)):
+        found = yield Query(TAGS_OF.format(marks=_marks(len(batch))), batch)
+        for run_id, tag in _checked("run_tags", _TAG_NAMES, found):
             tags[run_id].append(tag)
-        for run_id, name, sha in (yield Query(PARAMS_OF.format(marks=_marks(len(batch))), batch)):
+        found = yield Query(PARAMS_OF.format(marks=_marks(len(batch))), batch)
+        for run_id, name, sha in _checked("run_params", _PARAM_NAMES, found):
             params[run_id].append((name, bytes(sha)))
     return [
         RunRow(
@@ -293,7 +318,11 @@ def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
 # --- steps and tasks -----------------------------------------------------------------------
 
 
+_TASK_NAMES = _names(_TASK_COLUMNS)
+
+
 def _task_row(row: Sequence[Any]) -> TaskRow:
+    _checked("tasks", _TASK_NAMES, (row,))
     return TaskRow(*row)
 
 
@@ -335,9 +364,14 @@ TASK_ATTEMPTS = (
 )
 
 
+_ATTEMPT_NAMES = _names(TASK_ATTEMPTS.split("FROM")[0].removeprefix("SELECT"))
+
+
 def attempts(task: TaskRow) -> Plan[list[AttemptInfo]]:
     """Every attempt of a task, first to last (the last is the task row itself)."""
-    rows = yield Query(TASK_ATTEMPTS, (task.run_id, task.id))
+    rows = _checked(
+        "attempts", _ATTEMPT_NAMES, (yield Query(TASK_ATTEMPTS, (task.run_id, task.id)))
+    )
     stdout, stderr = yield from task_logs(task.run_id, task.id)
     found = [
         AttemptInfo(int(r[0]), r[1], r[2], r[3], r[4] or "", r[5] or "", r[6], r[7]) for r in rows
@@ -358,6 +392,7 @@ def attempts(task: TaskRow) -> Plan[list[AttemptInfo]]:
 def artifacts(run_id: int, task_id: int) -> Plan[list[ArtifactRow]]:
     """Every artifact of a task, by name, without reading any value."""
     rows = yield Query(ARTIFACTS_OF, (run_id, task_id))
+    _checked("artifacts", ("name", "sha"), [row[:2] for row in rows])
     return [ArtifactRow(row[0], bytes(row[1]), row[2], int(row[3])) for row in rows]
 
 
@@ -483,6 +518,9 @@ ORIGIN_ATTEMPTS = (
 )
 
 
+_ORIGIN_NAMES = _names(ORIGIN_TASKS.split("FROM")[0].removeprefix("SELECT"))
+
+
 @dataclass(frozen=True, slots=True)
 class OriginTaskRow:
     """One task of a run being resumed: its full row, output included."""
@@ -530,7 +568,7 @@ def resume_source(flow: str, run_id: int | None) -> Plan[ResumeSource | None]:
         row = yield from run(flow, run_id)
     if row is None:
         return None
-    task_rows = yield Query(ORIGIN_TASKS, (row.id,))
+    task_rows = _checked("tasks", _ORIGIN_NAMES, (yield Query(ORIGIN_TASKS, (row.id,))))
     tasks = [
         OriginTaskRow(
             id=int(r[0]),

@@ -13,7 +13,6 @@ reference), are never deleted. Space is then handed back to the file system:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import time
@@ -32,7 +31,8 @@ from ._db import (
     write_transaction,
 )
 from ._lease import lease_held
-from ._queries import Plan, Query
+from ._queries import Plan, Query, record_error
+from ._records import is_time, parse_json, row_problem
 from ._schema import run_tables
 
 __all__ = [
@@ -187,11 +187,18 @@ class _RunInfo:
     live: str | None
 
 
+_GC_COLUMNS = (
+    "id", "flow", "status", "created_at", "origin_run_id", "owner_pid", "owner_host",
+    "heartbeat_at",
+)  # fmt: skip
+
+
 def _runs(conn: sqlite3.Connection) -> list[_RunInfo]:
-    rows = conn.execute(
-        "SELECT id, flow, status, created_at, origin_run_id, owner_pid, owner_host, "
-        "heartbeat_at FROM runs ORDER BY id DESC"
-    ).fetchall()
+    rows = conn.execute(f"SELECT {', '.join(_GC_COLUMNS)} FROM runs ORDER BY id DESC").fetchall()
+    for row in rows:
+        problem = row_problem("runs", _GC_COLUMNS, row)
+        if problem is not None:
+            raise TypeError(problem)  # collect_garbage says: a record asyncflow never writes
     return [
         _RunInfo(
             id=int(r[0]),
@@ -309,12 +316,12 @@ def deleted_note(conn: sqlite3.Connection, flow: str, run_id: int) -> float | No
 def parse_deleted(value: object, flow: str) -> float | None:
     """The time in a ``gc_deleted:<id>`` note if it is about a run of ``flow``, else None."""
     try:
-        note = json.loads(str(value))
-        if note["flow"] == flow:
+        note = parse_json(value)
+        if note["flow"] == flow and is_time(note["deleted_at"]):
             return float(note["deleted_at"])
     except (ValueError, KeyError, TypeError):
         pass
-    return None
+    return None  # not a note gc writes (another flow's, or damaged): no note
 
 
 def _delete(conn: sqlite3.Connection) -> None:
@@ -402,6 +409,8 @@ def collect_garbage(path: str, criteria: GcCriteria, *, dry_run: bool) -> GcOutc
                 note = _reclaim(conn, path)
         except sqlite3.Error as exc:
             raise store_error(exc, path, "write to") from exc
+        except (TypeError, ValueError) as exc:
+            raise record_error(exc, path) from exc
     finally:
         conn.close()
     return GcOutcome(
@@ -464,6 +473,10 @@ def stats() -> Plan[StatsRows]:
     page_size = yield Query("PRAGMA page_size")
     free = yield Query("PRAGMA freelist_count")
     archive = yield Query("SELECT value FROM store_info WHERE key = ?", (ARCHIVE_KEY,))
+    for row in running:
+        problem = row_problem("runs", ("owner_pid", "owner_host", "heartbeat_at"), row)
+        if problem is not None:
+            raise TypeError(problem)  # the driver says: a record asyncflow never writes
     return StatsRows(
         flows=int(flows[0][0]),
         by_status={str(s): int(n) for s, n in statuses},
