@@ -19,7 +19,8 @@ equal value of exactly the same type, all the way down:
 
 Decoding msgpack and numpy payloads is safe on hostile bytes: it builds only the types
 above and checks every declared size. Valid msgpack may still build far more than it stores
-(one byte per empty list), so a caller may give :func:`decode` a budget of container bytes. Only the ``pickle`` encoding runs ``pickle.loads``.
+(one byte per empty list), so a caller may give :func:`decode` a budget of container bytes.
+Only the ``pickle`` encoding runs ``pickle.loads``.
 numpy and cloudpickle are imported on first use, keeping ``import asyncflow`` light.
 """
 
