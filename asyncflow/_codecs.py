@@ -18,7 +18,9 @@ equal value of exactly the same type, all the way down:
     Anything else, through ``cloudpickle`` (protocol 5).
 
 Decoding msgpack and numpy payloads is safe on hostile bytes: it builds only the types
-above and checks every declared size. Only the ``pickle`` encoding runs ``pickle.loads``.
+above and checks every declared size. Valid msgpack may still build far more than it stores
+(one byte per empty list), so a caller may give :func:`decode` a budget of container bytes.
+Only the ``pickle`` encoding runs ``pickle.loads``.
 numpy and cloudpickle are imported on first use, keeping ``import asyncflow`` light.
 """
 
@@ -47,6 +49,7 @@ OwnedBuffer = bytearray | mmap.mmap
 
 __all__ = [
     "CodecError",
+    "DecodeBudgetError",
     "Encoded",
     "content_hasher",
     "decode",
@@ -87,6 +90,9 @@ _NUMPY_META_KEYS: Final = frozenset({"descr", "shape", "order", "scalar"})
 _BIG_BUFFER: Final = 1 << 20
 _ZERO_WIDTH_ELEMENTS: Final = 1 << 16  # elements of a 0-byte dtype an array may hold
 _FLOOD_ALLOWANCE: Final = 1024  # set members sharing a hash, beyond which decoding refuses
+_LIST_BYTES: Final = sys.getsizeof([])
+_SLOT_BYTES: Final = struct.calcsize("P")
+_GC_HEAD: Final = sys.getsizeof([]) - [].__sizeof__()
 # Private anonymous memory (where the platform has it), which Linux backs with huge pages.
 _MAP_FLAGS: Final = (
     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS if hasattr(mmap, "MAP_ANONYMOUS") else None
@@ -122,6 +128,19 @@ class CodecError(Exception):
     def __init__(self, message: str, fix: str | None = None) -> None:
         super().__init__(message)
         self.fix = fix
+
+
+class DecodeBudgetError(CodecError):
+    """Decoding msgpack would build more containers than the caller's budget allows.
+
+    :param budget: the budget, in bytes of Python containers.
+    """
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(
+            f"decoding it builds more than {budget} bytes of Python lists, maps and sets"
+        )
+        self.budget = budget
 
 
 def encode(value: Any) -> Encoded:
@@ -197,7 +216,12 @@ def _refuse_handles(obj: Any) -> None:
         )
 
 
-def decode(encoding: str, meta: bytes | None, payload: bytes | memoryview | OwnedBuffer) -> Any:
+def decode(
+    encoding: str,
+    meta: bytes | None,
+    payload: bytes | memoryview | OwnedBuffer,
+    budget: int | None = None,
+) -> Any:
     """Rebuild a value from its stored form; the result is independent and writable.
 
     A numpy array decoded from a buffer made by :func:`payload_buffer` (a ``bytearray`` or,
@@ -207,11 +231,14 @@ def decode(encoding: str, meta: bytes | None, payload: bytes | memoryview | Owne
     :param encoding: the codec id stored with the value.
     :param meta: the codec metadata stored with the value.
     :param payload: the encoded bytes.
+    :param budget: for msgpack, the most bytes of Python containers (lists, maps, sets,
+        tuples; see :func:`_unpack`) decoding may build; None for no limit.
+    :raises DecodeBudgetError: a msgpack value that would pass ``budget``.
     :raises CodecError: unknown encoding, or bytes that are not a valid encoding.
     """
     try:
         if encoding == _MSGPACK and meta is None:
-            return _unpack(payload)
+            return _unpack(payload, budget)
         if encoding == _NUMPY and meta is not None:
             return _decode_numpy(meta, payload)
         if encoding == _PICKLE and meta is None:
@@ -351,12 +378,15 @@ def _sorted_members(members: set[Any] | frozenset[Any]) -> list[Any]:
 
 
 class _Unpacking:
-    """Hooks for one msgpack decode; counts container tags not yet consumed by a list."""
+    """Hooks for one msgpack decode; counts container tags not yet consumed by a list and,
+    under a budget, the bytes of the containers built so far."""
 
-    __slots__ = ("pending",)
+    __slots__ = ("budget", "left", "pending")
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int | None = None) -> None:
         self.pending = 0
+        self.budget = budget
+        self.left = budget  # container bytes still allowed; None: no limit
 
     def ext(self, code: int, data: bytes) -> Any:
         if code == _EXT_BIGINT and data:
@@ -377,8 +407,29 @@ class _Unpacking:
                 del items[0]
                 if first is not tuple and len(items) > _FLOOD_ALLOWANCE:
                     _refuse_hash_flooding(items)
-                return first(items)
+                built = first(items)
+                if self.left is not None:
+                    self.mapping(built)
+                return built
+        left = self.left
+        if left is not None:  # what msgpack allocated: a list of exactly len(items)
+            left -= _LIST_BYTES + _SLOT_BYTES * len(items)
+            if left < 0:
+                raise DecodeBudgetError(self.budget or 0)
+            self.left = left
         return items
+
+    def mapping(self, built: Any) -> Any:
+        # A map's (or a set's, or a tuple's) cost is what sys.getsizeof says, computed as
+        # __sizeof__ plus the GC header (a third of the time, per map). Checked as
+        # each container is finished: what is built before a refusal is the budget plus the
+        # containers still open (each at most 8 bytes per payload byte, as msgpack bounds a
+        # declared length by the payload's).
+        left = self.left - built.__sizeof__() - _GC_HEAD
+        if left < 0:
+            raise DecodeBudgetError(self.budget or 0)
+        self.left = left
+        return built
 
 
 def _refuse_hash_flooding(members: list[Any]) -> None:
@@ -394,12 +445,17 @@ def _refuse_hash_flooding(members: list[Any]) -> None:
         )
 
 
-def _unpack(payload: bytes | memoryview | OwnedBuffer) -> Any:
-    hooks = _Unpacking()
+def _unpack(payload: bytes | memoryview | OwnedBuffer, budget: int | None = None) -> Any:
+    # Under a budget, every container is charged as it is finished: a list its exact size,
+    # a map or set what sys.getsizeof says (a hook call per map, only then). Scalars are not
+    # counted: none costs more than 28 bytes of Python per payload byte (an int from -32 to
+    # -6, one byte). Without a budget, maps take no hook at all.
+    hooks = _Unpacking(budget)
     value = msgpack.unpackb(
         payload,
         ext_hook=hooks.ext,
         list_hook=hooks.array,
+        object_hook=None if budget is None else hooks.mapping,
         strict_map_key=False,
         # The reserved timestamp extension (-1) has no hook; we never write it, and as an int
         # it can build nothing but an int.

@@ -1679,6 +1679,31 @@ async def _u52(tmp: Path) -> Raised:
         af_flows.forget_thing(str(tmp))
 
 
+def amplifying_run(tmp: Path, **options: Any) -> str:
+    """Store with run Theirs/1, whose end task holds ``many``: 700,000 empty frozensets,
+    2.8 MB of msgpack that decode into ~160 MB of Python (past the default budget)."""
+    path = store_of(tmp)
+    write_run(path, "Theirs", [T("end", artifacts={"many": [frozenset()] * 700_000})], **options)
+    return path
+
+
+def theirs_many(path: str) -> Callable[[], object]:
+    return lambda: Flow("Theirs", store=path)["1"].end_task.data.many
+
+
+@case("U31", fix="open it with Flow('Theirs', store=")
+async def _u31(tmp: Path) -> Raised:
+    archive = str(tmp / "theirs.afa")
+    Flow("Theirs", store=amplifying_run(tmp))["1"].export(archive)
+    return raised(theirs_many(archive)), ("'many'", "Theirs/1/end/1", archive)
+
+
+@case("U32", fix="trust it with `asyncflow trust Theirs/1`")
+async def _u32(tmp: Path) -> Raised:
+    path = amplifying_run(tmp, trusted=False)
+    return raised(theirs_many(path)), ("'many'", "Theirs/1/end/1")
+
+
 @case("U91", fix="make it private with `chmod 600")
 async def _u91(tmp: Path) -> Raised:
     key = tmp / "open-key"

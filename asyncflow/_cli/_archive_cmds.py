@@ -1,12 +1,26 @@
-"""``asyncflow export|import|archive``: move runs between stores as one file."""
+"""``asyncflow export|import|archive``: move runs between stores as one file.
+
+``export`` and ``import`` run under the same signal handling as ``python flow.py run``: SIGINT
+(Ctrl-C) or SIGTERM cancels the copy, which leaves no archive (nor its temporary file) and the
+target store as it was; the exit code is then 128 + the signal's number.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
 
 from .._client import Flow, Run
-from .._client._archive import ArchiveManifest, export_runs, import_runs, read_archive
+from .._client._archive import ArchiveManifest, _export, _in_thread, import_runs, read_archive
+from .._errors import AsyncflowError
+from ._flow_cmds import _SIGNAL_NAMES, _watch_signals
 from ._format import byte_size, printable, when
 
 __all__ = ["add_archive_commands"]
@@ -47,27 +61,84 @@ def _manifest_lines(info: ArchiveManifest) -> list[str]:
     ]
 
 
+T = TypeVar("T")
+
+
+def _cancellable(work: Callable[[threading.Event], T]) -> tuple[T | None, int | None]:
+    """Run ``work(stop)`` in a worker thread, cancelled (``stop`` set, the thread awaited)
+    on SIGINT or SIGTERM: its result, or None if cancelled first; and the signal, if any."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:  # called from async code (main() inside a loop): its owner handles signals
+        return work(threading.Event()), None
+    received: list[int] = []
+    finished: list[T] = []
+
+    def tracked(stop: threading.Event) -> T:
+        finished.append(work(stop))
+        return finished[0]
+
+    async def main() -> Any:
+        async with anyio.create_task_group() as tg:
+            await tg.start(_watch_signals, tg.cancel_scope, received)
+            try:
+                return await _in_thread(tracked)
+            except AsyncflowError as exc:
+                return exc
+            finally:
+                tg.cancel_scope.cancel()  # stop watching
+        return None
+
+    try:
+        outcome = anyio.run(main)
+    except KeyboardInterrupt:
+        received.append(signal.SIGINT)
+        outcome = None
+    if isinstance(outcome, AsyncflowError):
+        raise outcome
+    return (finished[0] if finished else None), (received[0] if received else None)
+
+
+def _cancelled(what: str, signum: int, done: bool) -> int:
+    by = _SIGNAL_NAMES.get(signum, str(signum))
+    what = printable(what)
+    if done:
+        print(f"{what} had finished when {by} arrived; it is complete", file=sys.stderr)
+    else:
+        print(f"{what} was cancelled by {by}; nothing was written", file=sys.stderr)
+    return 128 + signum
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     runs = _runs_of(args.pathspecs, args.store)
-    info = export_runs(args.output, runs, overwrite=args.force)
+    info, signum = _cancellable(lambda stop: _export(args.output, runs, args.force, stop))
+    if info is None:
+        assert signum is not None
+        return _cancelled(f"the export to {args.output}", signum, False)
     print(
         printable(
             f"Exported {len(info.runs)} run(s) ({', '.join(info.runs)}) to {info.path}: "
             f"{info.blobs} values, {byte_size(info.payload_bytes)}"
         )
     )
-    return 0
+    return 0 if signum is None else _cancelled(f"the export to {args.output}", signum, True)
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    for item, run in import_runs(args.file, args.store, trust=args.trust):
+    done, signum = _cancellable(lambda stop: import_runs(args.file, args.store, args.trust, stop))
+    if done is None:
+        assert signum is not None
+        return _cancelled(f"the import of {args.file}", signum, False)
+    for item, run in done:
         source = printable(f"{item.flow}/{item.archive_id}")
         if item.existed:
             print(f"{source}: already in the store as {printable(run.pathspec)}; not copied again")
         else:
             trusted = " (trusted)" if args.trust else ""
             print(f"{source}: imported as {printable(run.pathspec)}{trusted}")
-    return 0
+    return 0 if signum is None else _cancelled(f"the import of {args.file}", signum, True)
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
-from .._codecs import CodecError, decode
+from .._codecs import CodecError, DecodeBudgetError, decode
 from .._errors import ArtifactLoadError, StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._queries import ArtifactRow
-from ._trust import Gate, refusal
+from ._trust import Gate, budget_refusal, decode_budget, refusal
 
 if TYPE_CHECKING:
     from ._task import Task
@@ -32,21 +32,26 @@ _OFFLOAD_BYTES = 1 << 18
 def decode_blob(raw: RawBlob, what: str, path: str, gate: Gate | None) -> Any:
     """Decode a blob read for ``what`` (e.g. "artifact 'x' of task F/1/s/2").
 
-    :param gate: for a pickle, what decides whether it may be unpickled (see ``_trust``);
-        None for other encodings.
+    :param gate: for a pickle, what decides whether it may be unpickled, and for a large
+        msgpack value what it may build (see ``_trust``); None for other values.
     :raises UntrustedArtifactError: a pickle that its run's trust, its signature or its
         hash forbids to unpickle.
     :raises ArtifactLoadError: a pickle whose class's module cannot be imported here.
-    :raises StoreError: the bytes cannot be decoded.
+    :raises StoreError: the bytes cannot be decoded, or a msgpack value of a run that is not
+        trusted would build more than its budget.
     """
     refused = refusal(raw, what, gate)
     if refused is not None:
         raise refused
+    budget = decode_budget(raw, gate)
     try:
-        return decode(raw.encoding, raw.meta, raw.payload)
+        return decode(raw.encoding, raw.meta, raw.payload, budget)
+    except DecodeBudgetError as exc:
+        assert gate is not None and budget is not None
+        raise budget_refusal(raw, what, gate, budget) from exc
     except CodecError as exc:
         missing = None
-        if gate is not None:  # a pickle: its class's module may not be importable here
+        if gate is not None and raw.encoding == "pickle":  # its module may not be here
             missing = ArtifactLoadError.from_decoding(exc, what, gate.name, gate.pathspec)
         if missing is not None:
             raise missing from exc

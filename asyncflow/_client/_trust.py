@@ -9,6 +9,10 @@ are never asked: their decoders build plain data only.
 
 The run's trust is read when one of its pickles is about to load (one small query, pickles
 only), so a run trusted a moment ago loads at once, through objects read before.
+
+The same trust bounds what decoding a large msgpack value of a run you do not trust may
+build (:func:`decode_budget`): crafted msgpack of a megabyte of empty lists builds ~64 MB of
+Python lists, and such a value passes every check of an archive, being perfectly valid.
 """
 
 from __future__ import annotations
@@ -30,7 +34,29 @@ from .._store._signing import (
 from .._store._trust import TrustKey
 from ._handle import StoreHandle
 
-__all__ = ["Gate", "agate", "atrust_run", "gate", "refusal", "trust_run"]
+__all__ = [
+    "BUDGET_PER_BYTE",
+    "BUDGET_SLACK",
+    "Gate",
+    "agate",
+    "atrust_run",
+    "budget_refusal",
+    "decode_budget",
+    "gate",
+    "refusal",
+    "trust_run",
+]
+
+#: Decoding a msgpack value of a run that is not trusted may build at most this many bytes
+#: of Python containers per payload byte, plus :data:`BUDGET_SLACK`. Our own values mostly
+#: build under 30 (a list of pairs ~27, of short strings ~20); empty lists build 64.
+BUDGET_PER_BYTE = 32
+BUDGET_SLACK = 64 << 20
+MSGPACK = "msgpack"
+# Below BUDGET_SLACK / 128 bytes no msgpack value can pass its budget (containers cost at
+# most ~112 bytes per payload byte: a chain of one-entry maps), so its run's trust is not
+# even read.
+_FLOOR_RATIO = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +89,21 @@ def _make(
     return Gate(flow, run_id, name, pathspec, state, handle.trust, handle.key, handle.path)
 
 
+def _gated(raw: RawBlob) -> bool:
+    return raw.encoding == PICKLE or (
+        raw.encoding == MSGPACK and raw.size >= BUDGET_SLACK // _FLOOR_RATIO
+    )
+
+
 def gate(
     handle: StoreHandle, raw: RawBlob, flow: str, run_id: int, name: str, pathspec: str
 ) -> Gate | None:
-    """The :class:`Gate` for ``raw`` if it is a pickle (reads the run's trust), else None.
+    """The :class:`Gate` for ``raw`` if it is a pickle or a msgpack value large enough for
+    :func:`decode_budget` to matter (reads the run's trust), else None.
 
     :raises StoreError: the store cannot be read.
     """
-    if raw.encoding != PICKLE:
+    if not _gated(raw):
         return None
     return _make(handle, handle.run(run_trust(run_id)), flow, run_id, name, pathspec)
 
@@ -82,7 +115,7 @@ async def agate(
 
     :raises StoreError: the store cannot be read.
     """
-    if raw.encoding != PICKLE:
+    if not _gated(raw):
         return None
     return _make(handle, await handle.arun(run_trust(run_id)), flow, run_id, name, pathspec)
 
@@ -142,6 +175,45 @@ def refusal(raw: RawBlob, what: str, gate: Gate | None) -> UntrustedArtifactErro
         f"cannot load {what} ({raw.size} bytes of pickle): unpickling runs code, and {why}. {fix}",
         gate.name,
         gate.pathspec,
+    )
+
+
+def decode_budget(raw: RawBlob, gate: Gate | None) -> int | None:
+    """The most bytes of Python containers decoding ``raw`` may build, or None for no limit:
+    :data:`BUDGET_PER_BYTE` per payload byte plus :data:`BUDGET_SLACK` for a msgpack value
+    read through a run that is not trusted (read from an archive in place, imported and not
+    trusted since, or not marked trusted in its store) unless its Flow was opened with
+    ``trust=True``; no limit for the runs you trust, so your own values always load."""
+    if raw.encoding != MSGPACK or gate is None or gate.waived:
+        return None
+    if gate.state.trusted and not gate.state.archive:
+        return None
+    return BUDGET_PER_BYTE * raw.size + BUDGET_SLACK
+
+
+def budget_refusal(raw: RawBlob, what: str, gate: Gate, budget: int) -> StoreError:
+    """The error for a msgpack value whose decoding passed ``budget`` (see
+    :func:`decode_budget`)."""
+    run = f"{gate.flow}/{gate.run_id}"
+    if gate.state.archive:
+        where = f"run {run} is read straight from the run archive {gate.path!r}"
+        fix = (
+            f"If you trust the archive's author, open it with Flow({gate.flow!r}, "
+            f"store={gate.path!r}, trust=True), or import it with `asyncflow import "
+            f"{gate.path} --trust`, then read it again."
+        )
+    else:
+        where = f"run {run} is not trusted"
+        fix = (
+            f"If you trust the run's author, trust it with `asyncflow trust {run}` (or "
+            "run.trust()), then read it again."
+        )
+    return StoreError(
+        f"cannot load {what} ({raw.size} bytes of msgpack): decoding it builds more than "
+        f"{budget} bytes of Python lists, maps and sets ({BUDGET_PER_BYTE} per stored byte "
+        f"+ {BUDGET_SLACK >> 20} MiB), the limit for a value whose {where}: crafted to "
+        f"exhaust memory, or an unusually nested value. {fix}",
+        gate.path,
     )
 
 

@@ -77,16 +77,36 @@ def import_archive(
     :raises StoreFormatError: the file is not an archive.
     """
     archive = os.path.abspath(archive)
+    created = not os.path.exists(target)
     try:
         return _import(archive, target, sign, stop)
-    except StoreError as exc:
-        if stop is None or not stop.is_set():
+    except BaseException as exc:
+        if created:  # a failed or cancelled import leaves no new, empty store behind
+            _remove_if_empty(target)
+        if not isinstance(exc, StoreError) or stop is None or not stop.is_set():
             raise
         raise StoreError(
             f"the import of {archive!r} was interrupted (its caller was cancelled); the store "
             f"{target!r} is as it was.",
             target,
         ) from exc
+
+
+def _remove_if_empty(target: str) -> None:
+    # The store this import created, if it still holds no run (another process may have
+    # written one since): its file and the companions SQLite left beside it.
+    try:
+        conn = sqlite3.connect(f"{_uri(target)}", uri=True)
+        try:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone()[0]:
+                return
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not a store we can read: leave it
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.unlink(target + suffix)
 
 
 def _import(
@@ -147,6 +167,8 @@ def _copy_into(
         new = [r.id for r in result if not r.existed]
         if sign is not None and new:
             sign(conn, new)
+        if stop is not None and stop.is_set():  # cancelled before the commit: roll back
+            raise StoreError("stopped", target)
         return result
 
     return write_once(target, body, setup=attach)

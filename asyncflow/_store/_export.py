@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import getpass
+import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -33,7 +35,7 @@ from ._db import (
     sqlite_errors,
     store_error,
 )
-from ._lease import crashed_reason, host_name
+from ._lease import crashed_reason, host_name, owner_alive
 from ._manifest import ARCHIVE_FORMAT, content_digest
 from ._paths import check_path, sqlite_uri
 from ._queries import record_error
@@ -136,7 +138,8 @@ def export_archive(
     # Opening checks the source's format (and upgrades an older store); archives may be
     # exported from too (a part of one, say).
     open_reader(source).close()
-    tmp = f"{dest}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    _remove_stale_temps(dest)
+    tmp = f"{dest}.{os.getpid()}.{_host_tag()}.{secrets.token_hex(4)}.tmp"
     try:
         manifest = _build(source, tmp, dest, picked, stop)
         try:
@@ -145,6 +148,8 @@ def export_archive(
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if stop is not None and stop.is_set():  # cancelled before the archive appears
+                raise StoreError("stopped", dest)
             os.replace(tmp, dest)
         except OSError as exc:
             raise _output_error(exc, dest) from exc
@@ -159,6 +164,32 @@ def export_archive(
             ) from exc
         raise
     return manifest
+
+
+def _host_tag() -> str:
+    # Temporary archives are named <dest>.<pid>.<host tag>.<random>.tmp: the pid and the
+    # host say whose they are, so that a later export can tell one left by a dead process.
+    return hashlib.sha256(host_name().encode()).hexdigest()[:8]
+
+
+def _remove_stale_temps(dest: str) -> None:
+    """Delete the temporary archives that exports to ``dest`` left behind when their process
+    was killed (SIGKILL, a crash, a power cut): only those made on this host by a process
+    that is gone. One being written by a live process, or on another host, is kept."""
+    folder, name = os.path.split(dest)
+    pattern = re.compile(re.escape(name) + r"\.(\d+)\.([0-9a-f]{8})\.[0-9a-f]{8}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    here = _host_tag()
+    for entry in names:
+        found = pattern.fullmatch(entry)
+        if found is None or found.group(2) != here or owner_alive(int(found.group(1))):
+            continue
+        for suffix in ("", "-journal"):  # journal_mode is OFF, but an older one may be there
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, entry + suffix))
 
 
 # The files SQLite keeps beside a store: writing an archive over one destroys the store.
