@@ -34,10 +34,10 @@ from ._db import (
     store_error,
     write_transaction,
 )
+from ._gc import require_origin
 from ._lease import host_name, lease_seconds
 from ._runids import insert_run
 from ._signing import PICKLE, sign_stored
-from ._tidy import require_origin
 from ._trust import TrustKey
 
 __all__ = ["AttemptRow", "CreateRun", "FinishRun", "TaskRecord", "Writer"]
@@ -71,7 +71,7 @@ class CreateRun:
     def apply(self, conn: sqlite3.Connection) -> None:
         if self.origin_run_id is not None:
             # param_refs and the clones name the origin's blobs without storing them: gc
-            # keeps them only while the origin's row exists (see _tidy).
+            # keeps them only while the origin's row exists (see _gc).
             require_origin(conn, self.flow, self.origin_run_id)
         if self.source is not None:
             insert_blob(conn, self.source)
