@@ -36,7 +36,8 @@ from asyncflow._store._lease import (
     owner_alive,
     process_started,
 )
-from asyncflow._store._writer import CreateRun, FinishRun, Writer
+from asyncflow._store._write_ops import CreateRun, FinishRun
+from asyncflow._store._writer import Writer
 from tests._storefixture import T, execute, write_run
 from tests.flows.crash import WIDTH, CrashFlow, work_value
 

@@ -1745,7 +1745,8 @@ async def _k03(tmp: Path) -> Raised:
 @case("K04", fix="resume another run")
 async def _k04(tmp: Path) -> Raised:
     # What the writer of a resume meets when gc deleted the origin after the resume read it.
-    from asyncflow._store._writer import CreateRun, Writer
+    from asyncflow._store._write_ops import CreateRun
+    from asyncflow._store._writer import Writer
 
     path = await pair_store(tmp)
     writer = Writer(path, lambda shas: None)

@@ -29,10 +29,10 @@ import pytest
 import asyncflow
 from asyncflow import Flow, StoreError
 from asyncflow._codecs import encode
+from asyncflow._store._gc import DELETED_KEY
 from asyncflow._store._runids import MAX_RUN_ID
 from asyncflow._store._schema import run_tables
 from asyncflow._store._store import Store
-from asyncflow._store._tidy import DELETED_KEY
 from asyncflow._store._trust import TrustKey
 from tests._storefixture import T, write_run
 from tests.flows.attacker_flows import Keeper

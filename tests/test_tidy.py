@@ -502,7 +502,8 @@ async def test_the_origin_of_a_live_resume_is_kept(store: str) -> None:
 
 def test_a_resume_whose_origin_gc_deleted_meanwhile_is_refused(store: str) -> None:
     # What a resume's writer does if gc deleted the origin after the resume read it.
-    from asyncflow._store._writer import CreateRun, Writer
+    from asyncflow._store._write_ops import CreateRun
+    from asyncflow._store._writer import Writer
 
     write_run(store, "F", [T("start")])
     writer = Writer(store, lambda shas: None)

@@ -18,7 +18,8 @@ import pytest
 
 from asyncflow import StoreError
 from asyncflow._codecs import encode
-from asyncflow._store._writer import CreateRun, TaskRecord, Writer
+from asyncflow._store._write_ops import CreateRun, TaskRecord
+from asyncflow._store._writer import Writer
 
 
 def record(run_id: int, task_id: int, value: object) -> TaskRecord:

@@ -6,9 +6,9 @@ import time
 from collections.abc import Sequence
 
 from .._errors import ArtifactNotFoundError, NotFoundError
+from .._store._gc import DELETED_KEY, parse_deleted
 from .._store._queries import Plan, Query, run_ids
 from .._store._records import MAX_ID
-from .._store._tidy import DELETED_KEY, parse_deleted
 
 __all__ = [
     "bad_run_id",

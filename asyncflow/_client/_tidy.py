@@ -22,10 +22,11 @@ import anyio.to_thread
 
 from .._errors import UsageError
 from .._spec._tags import normalize_tags
+from .._store._gc import GcCriteria, GcOutcome, collect_garbage
 from .._store._lease import crashed_reason
 from .._store._paths import resolve_store_path
 from .._store._records import parse_json
-from .._store._tidy import GcCriteria, GcOutcome, StatsRows, collect_garbage, file_bytes
+from .._store._tidy import StatsRows, file_bytes
 from .._store._tidy import stats as stats_plan
 from ._flow import check_plan
 from ._handle import StoreHandle

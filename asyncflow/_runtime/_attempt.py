@@ -23,7 +23,7 @@ from .._codecs import CodecError, Encoded, encode
 from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
 from .._store._blobs import RawBlob
-from .._store._writer import AttemptRow, TaskRecord
+from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs

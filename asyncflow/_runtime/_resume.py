@@ -27,7 +27,7 @@ from .._store._lease import run_crash
 from .._store._records import parse_json
 from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
-from .._store._writer import AttemptRow, TaskRecord
+from .._store._write_ops import AttemptRow, TaskRecord
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._task import RunContext, foreach_list
 

@@ -27,7 +27,7 @@ from .._spec._params import IncludeFile
 from .._spec._resolve import parameters_of, resolve_parameters
 from .._store._queries import RunRow
 from .._store._store import Store
-from .._store._writer import CreateRun, FinishRun
+from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
 from ._model import TaskOutcome

@@ -25,7 +25,7 @@ from .._spec._names import artifact_name_problem
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE
 from .._store._store import Store
-from .._store._writer import TaskRecord
+from .._store._write_ops import TaskRecord
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
 from ._untrusted import decode_loadable

@@ -19,8 +19,8 @@ import sqlite3
 from typing import Any
 
 from .._errors import StoreError
+from ._gc import DELETED_KEY
 from ._schema import run_tables
-from ._tidy import DELETED_KEY
 
 __all__ = ["MAX_RUN_ID", "insert_run"]
 
