@@ -19,7 +19,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asyncflow._codecs import _Unpacking, decode, encode
+from asyncflow._codecs import decode, encode
+from asyncflow._codecs._msgpack import _Unpacking
 
 
 def values(n: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from asyncflow._codecs import CodecError, Encoded, _encoded, decode, encode, is_immutable
+from asyncflow._codecs import CodecError, Encoded, decode, encode, is_immutable
+from asyncflow._codecs._stored import _encoded
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -598,10 +599,12 @@ def test_mutable_or_unsure_values(value: Any) -> None:
 
 
 def test_importing_the_codecs_loads_neither_numpy_nor_cloudpickle() -> None:
-    path = Path(__file__).parents[1] / "asyncflow" / "_codecs.py"
+    package = Path(__file__).parents[1] / "asyncflow" / "_codecs"
+    path, where = package / "__init__.py", [str(package)]
     code = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('codecs_alone', {str(path)!r})\n"
+        "spec = importlib.util.spec_from_file_location(\n"
+        f"    'codecs_alone', {str(path)!r}, submodule_search_locations={where!r})\n"
         "module = sys.modules['codecs_alone'] = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
         "assert 'numpy' not in sys.modules and 'cloudpickle' not in sys.modules\n"

@@ -24,7 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asyncflow._codecs import CodecError, _pack, decode, encode
+from asyncflow._codecs import CodecError, decode, encode
+from asyncflow._codecs._msgpack import _pack
 from tests.test_codecs import arrays, msgpack_values, typed
 
 SLOW = 2.0  # seconds: far above any honest decode below, far below a quadratic one

@@ -1,30 +1,26 @@
-"""A run of a flow: its record, parameters, steps and the data of its end task."""
+"""A run of a flow: its record, parameters, steps and the data of its end task.
+
+The run's record (its fields, and the writes to them: tags, trust) is ``_run_record``'s
+``RunRecord``; ``Run`` adds what is read from the store when asked for.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
-
-from .._errors import StoreError
-from .._spec._tags import normalize_tags
 from .._store import _queries as q
 from .._store._blobs import RawBlob
-from .._store._lease import run_crash
 from .._store._queries import Plan, RunRow, TaskRow
-from .._store._records import parse_json
-from .._store._tidy import set_tags
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_run_plan, missing_step, no_end_task
+from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
 from ._step import Step
-from ._task import Task, utc
-from ._trust import Gate, agate, atrust_run, gate, trust_run
+from ._task import Task
+from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
     from ._archive import ArchiveManifest
@@ -64,7 +60,7 @@ def step_order(graph: Any) -> list[str]:
     return order
 
 
-class Run:
+class Run(RunRecord):
     """One run of a flow, as recorded when it was looked up (``refresh()`` reads it again).
 
     The record's fields (status, times, tags, graph) need no I/O; parameters, steps and data
@@ -74,99 +70,13 @@ class Run:
     ``crashed``: judged from the run's lease when the record is read (see ``_store._lease``).
     """
 
-    __slots__ = ("_crash", "_end", "_handle", "_params", "_row", "_source")
+    __slots__ = ("_end", "_params", "_source")
 
     def __init__(self, handle: StoreHandle, row: RunRow) -> None:
-        self._handle = handle
-        self._row = row
+        super().__init__(handle, row)
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
         self._source: SourceRecord | None = None
-        # Why the run is dead though its row says running, or None; judged once per snapshot.
-        self._crash = run_crash(row)
-
-    # --- the record -------------------------------------------------------------------------
-    @property
-    def id(self) -> str:
-        """The run id."""
-        return str(self._row.id)
-
-    @property
-    def pathspec(self) -> str:
-        """``Flow/run``."""
-        return f"{self._row.flow}/{self._row.id}"
-
-    @property
-    def flow_name(self) -> str:
-        """The name of the run's flow."""
-        return self._row.flow
-
-    @property
-    def status(self) -> str:
-        """``"running"``, ``"succeeded"``, ``"failed"``, ``"cancelled"`` or ``"crashed"``.
-
-        ``"crashed"``: the process running it ended without finishing it (it was killed, or
-        its machine stopped); the tasks it finished are kept.
-        """
-        return "crashed" if self._crash is not None else self._row.status
-
-    @property
-    def successful(self) -> bool:
-        """True if the run succeeded."""
-        return self._row.status == "succeeded"
-
-    @property
-    def finished(self) -> bool:
-        """True once the run succeeded, failed, was cancelled or crashed."""
-        return self.status != "running"
-
-    @property
-    def created_at(self) -> datetime:
-        """When the run started (UTC)."""
-        return utc(self._row.created_at)
-
-    @property
-    def finished_at(self) -> datetime | None:
-        """When the run ended (UTC), or None while it runs; for a crashed run, the last time
-        its process was known to be alive (its last heartbeat)."""
-        if self._crash is not None and self._row.heartbeat_at is not None:
-            return utc(self._row.heartbeat_at)
-        return None if self._row.finished_at is None else utc(self._row.finished_at)
-
-    @property
-    def tags(self) -> frozenset[str]:
-        """The run's tags."""
-        return frozenset(self._row.tags)
-
-    @property
-    def origin_run_id(self) -> str | None:
-        """For a resumed run, the id of the run it resumed; else None."""
-        origin = self._row.origin_run_id
-        return None if origin is None else str(origin)
-
-    @property
-    def error(self) -> str | None:
-        """Why the run failed, was cancelled or crashed, or None."""
-        if self._crash is not None:
-            return f"the run crashed: {self._crash}; the tasks it finished are kept"
-        return self._row.error
-
-    @property
-    def graph(self) -> dict[str, Any]:
-        """The flow's graph as stored with the run (a fresh dict from its JSON)."""
-        graph = self._json("graph", self._row.graph)
-        return graph if isinstance(graph, dict) else {"graph": graph}
-
-    def _json(self, column: str, text: Any) -> Any:
-        # The JSON of a run's record: damage in the file must be a StoreError, not a raw one.
-        try:
-            return parse_json(text)  # also refuses JSON nested too deep to build
-        except ValueError as exc:
-            raise StoreError(
-                f"the {column} stored with run {self.pathspec} is not valid JSON: the store "
-                f"file {self._handle.path!r} is damaged there; restore it from a copy.",
-                self._handle.path,
-            ) from exc
 
     # --- parameters -------------------------------------------------------------------------
     @property
@@ -205,6 +115,12 @@ class Run:
                 params[name] = await adecode(raws[sha], what, self._handle.path, checks)
             self._params = params
         return dict(self._params)
+
+    def _param_gate(self, raw: RawBlob, name: str) -> Gate | None:
+        return gate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
+
+    async def _aparam_gate(self, raw: RawBlob, name: str) -> Gate | None:
+        return await agate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
 
     # --- source -----------------------------------------------------------------------------
     @property
@@ -345,23 +261,7 @@ class Run:
         """
         return await (await self.aend_task()).anames()
 
-    # --- identity across stores, export -----------------------------------------------------
-    @property
-    def uid(self) -> str | None:
-        """The run's identity across stores: kept by export and import (None only for runs
-        recorded before schema 3 that were never upgraded)."""
-        return self._row.uid
-
-    @property
-    def imported_from(self) -> dict[str, Any] | None:
-        """For a run imported from an archive: where it came from (``archive`` file name,
-        ``run_id`` it had, ``exported_by`` host/user/store, ``exported_at``, ``imported_at``,
-        the archive's ``digest``); else None."""
-        if self._row.imported is None:
-            return None
-        found = self._json("provenance", self._row.imported)
-        return found if isinstance(found, dict) else None
-
+    # --- export -----------------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> ArchiveManifest:
         """Write this run into a new run archive at ``path`` (see :func:`asyncflow.export_runs`).
 
@@ -394,91 +294,6 @@ class Run:
         :raises NotFoundError: the run is no longer in the store.
         """
         return Run(self._handle, await self._handle.arun(self._refresh_plan()))
-
-    # --- tags -------------------------------------------------------------------------------
-    def add_tag(self, *tags: str) -> None:
-        """Add ``tags`` to the run, in the store and in :attr:`tags` of this object.
-
-        Tags are taken as ``FlowSpec(tags=...)`` takes them; a tag the run has stays once.
-        The write is one short transaction of its own.
-
-        :raises StoreError: the store cannot be written (e.g. it is a run archive, which is
-            read-only: import it first).
-        :raises NotFoundError: the run is no longer in the store (``asyncflow.gc`` deleted it).
-        """
-        self._set_tags(normalize_tags(tags), ())
-
-    def remove_tag(self, *tags: str) -> None:
-        """Remove ``tags`` from the run, in the store and in :attr:`tags` of this object.
-
-        Removing a tag the run does not have is not an error.
-
-        :raises StoreError: the store cannot be written (e.g. it is a run archive).
-        :raises NotFoundError: the run is no longer in the store.
-        """
-        self._set_tags((), normalize_tags(tags))
-
-    async def aadd_tag(self, *tags: str) -> None:
-        """The awaitable twin of :meth:`add_tag` (the write runs in a worker thread).
-
-        :raises StoreError: the store cannot be written (e.g. it is a run archive).
-        :raises NotFoundError: the run is no longer in the store.
-        """
-        await anyio.to_thread.run_sync(self._set_tags, normalize_tags(tags), ())
-
-    async def aremove_tag(self, *tags: str) -> None:
-        """The awaitable twin of :meth:`remove_tag` (the write runs in a worker thread).
-
-        :raises StoreError: the store cannot be written (e.g. it is a run archive).
-        :raises NotFoundError: the run is no longer in the store.
-        """
-        await anyio.to_thread.run_sync(self._set_tags, (), normalize_tags(tags))
-
-    def _set_tags(self, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
-        if not add and not remove:
-            return
-        row = self._row
-        found = set_tags(self._handle.path, row.flow, row.id, add, remove)
-        if found is None:
-            raise self._handle.run(missing_run_plan(row.flow, row.id, self._handle.path))
-        self._row = dataclasses.replace(row, tags=found)
-
-    # --- trust ------------------------------------------------------------------------------
-    @property
-    def trusted(self) -> bool:
-        """Whether the run's pickled values may load: it ran into this store on this machine
-        (or was trusted since, with :meth:`trust` or ``asyncflow trust``), or its Flow was
-        opened with ``trust=True``. msgpack and numpy values load either way; a pickled
-        value must also carry your signature and match its hash (see the README, "Safe
-        loading of other people's runs")."""
-        return self._row.trusted or self._handle.trust
-
-    def trust(self) -> None:
-        """Trust this run: check every pickled value it holds (artifacts and parameters)
-        against its hash, sign each with your key and mark the run trusted, in one
-        transaction. Do it only for runs whose author you trust: unpickling runs code.
-
-        :raises StoreError: a value's bytes do not match their hash (nothing is changed
-            then); the run is in a run archive, which is read-only (import it with
-            ``trust=True`` instead); the store or your key file cannot be written.
-        """
-        trust_run(self._handle, self._row.flow, self._row.id)
-        self._row = dataclasses.replace(self._row, trusted=True)
-
-    async def atrust(self) -> None:
-        """The awaitable twin of :meth:`trust` (the checks and the write run in a worker
-        thread).
-
-        :raises StoreError: as :meth:`trust`.
-        """
-        await atrust_run(self._handle, self._row.flow, self._row.id)
-        self._row = dataclasses.replace(self._row, trusted=True)
-
-    def _param_gate(self, raw: RawBlob, name: str) -> Gate | None:
-        return gate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
-
-    async def _aparam_gate(self, raw: RawBlob, name: str) -> Gate | None:
-        return await agate(self._handle, raw, self._row.flow, self._row.id, name, self.pathspec)
 
     # --- the core shared by both forms ------------------------------------------------------
     def _param_what(self, name: str) -> str:
