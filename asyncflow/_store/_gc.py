@@ -32,7 +32,6 @@ __all__ = [
     "RunRef",
     "Skipped",
     "collect_garbage",
-    "deleted_note",
     "parse_deleted",
     "require_origin",
 ]
@@ -248,14 +247,6 @@ def _select(
 #: ``store_info`` key prefix under which gc notes each run it deleted (``gc_deleted:12``),
 #: so that asking for the run later says it was deleted, not just "no such run".
 DELETED_KEY = "gc_deleted:"
-
-
-def deleted_note(conn: sqlite3.Connection, flow: str, run_id: int) -> float | None:
-    """When gc deleted run ``run_id`` of ``flow`` (seconds since the epoch), or None."""
-    row = conn.execute(
-        "SELECT value FROM store_info WHERE key = ?", (f"{DELETED_KEY}{run_id}",)
-    ).fetchone()
-    return parse_deleted(row[0], flow) if row else None
 
 
 def parse_deleted(value: object, flow: str) -> float | None:

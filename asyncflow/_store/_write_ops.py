@@ -200,7 +200,7 @@ def apply_tasks(
         conn,
         _ATTEMPTS_HEAD,
         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(r.run_id, r.task_id, *astuple_row(a)) for r in records for a in r.earlier],
+        [(r.run_id, r.task_id, *_astuple_row(a)) for r in records for a in r.earlier],
     )
     _insert_rows(
         conn,
@@ -210,7 +210,7 @@ def apply_tasks(
     )
 
 
-def astuple_row(a: AttemptRow) -> tuple[Any, ...]:
+def _astuple_row(a: AttemptRow) -> tuple[Any, ...]:
     """The attempts-table columns of ``a`` after (run_id, task_id)."""
     return (
         a.attempt,
