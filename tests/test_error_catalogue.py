@@ -1704,6 +1704,23 @@ async def _u32(tmp: Path) -> Raised:
     return raised(theirs_many(path)), ("'many'", "Theirs/1/end/1")
 
 
+@case("U33", fix="trust it with `asyncflow trust Victim/1`, then resume it again")
+async def _u33(tmp: Path) -> Raised:
+    from asyncflow._store._store import Store
+    from tests.flows.round2_flows import Victim
+    from tests.test_attacker_round2 import plant_amplifier
+
+    path = store_of(tmp)
+    await Victim(store=path, echo=False).run()
+    Store.close_all()
+    plant_amplifier(path, 4_000_000)
+    try:
+        await Victim(store=path, echo=False).resume("1", step="end")
+    except StepFailed as exc:
+        return exc, ("'x'", "Victim/1")
+    raise AssertionError("the resume loaded the crafted value")
+
+
 @case("U91", fix="make it private with `chmod 600")
 async def _u91(tmp: Path) -> Raised:
     key = tmp / "open-key"
@@ -1711,6 +1728,14 @@ async def _u91(tmp: Path) -> Raised:
     key.chmod(0o644)
     with key_file(key):
         return await run_error(Pair, tmp), (str(key), "0644", "not private")
+
+
+@case("U92", fix="move it away so that a new key is made")
+async def _u92(tmp: Path) -> Raised:
+    key = tmp / "fifo-key"
+    os.mkfifo(key)
+    with key_file(key):
+        return await run_error(Pair, tmp), (str(key), "not a regular file")
 
 
 # --- K: keeping the store tidy (tags, gc, stats) --------------------------------------------

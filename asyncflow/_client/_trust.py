@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
+from .. import _codecs
 from .._errors import StoreError, UntrustedArtifactError
 from .._store._blobs import RawBlob
 from .._store._signing import (
@@ -47,11 +48,9 @@ __all__ = [
     "trust_run",
 ]
 
-#: Decoding a msgpack value of a run that is not trusted may build at most this many bytes
-#: of Python containers per payload byte, plus :data:`BUDGET_SLACK`. Our own values mostly
-#: build under 30 (a list of pairs ~27, of short strings ~20); empty lists build 64.
-BUDGET_PER_BYTE = 32
-BUDGET_SLACK = 64 << 20
+# The rule is the codecs' (the runtime applies it too); named here for the messages.
+BUDGET_PER_BYTE = _codecs.BUDGET_PER_BYTE
+BUDGET_SLACK = _codecs.BUDGET_SLACK
 MSGPACK = "msgpack"
 # Below BUDGET_SLACK / 128 bytes no msgpack value can pass its budget (containers cost at
 # most ~112 bytes per payload byte: a chain of one-entry maps), so its run's trust is not

@@ -56,6 +56,8 @@ from ._stored import (
 )
 
 __all__ = [
+    "BUDGET_PER_BYTE",
+    "BUDGET_SLACK",
     "CodecError",
     "DecodeBudgetError",
     "Encoded",
@@ -67,7 +69,20 @@ __all__ = [
     "numpy_meta_problem",
     "owns_buffer",
     "payload_buffer",
+    "untrusted_budget",
 ]
+
+#: Decoding a msgpack value of a run that is not trusted may build at most this many bytes
+#: of Python containers per payload byte, plus :data:`BUDGET_SLACK`. Our own values mostly
+#: build under 30 (a list of pairs ~27, of short strings ~20); empty lists build 64.
+BUDGET_PER_BYTE = 32
+BUDGET_SLACK = 64 << 20
+
+
+def untrusted_budget(size: int) -> int:
+    """The decode budget (see :func:`decode`) of a msgpack payload of ``size`` bytes from a
+    run that is not trusted: what the client and the runtime both allow such a value."""
+    return BUDGET_PER_BYTE * size + BUDGET_SLACK
 
 
 def encode(value: Any) -> Encoded:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._codecs import decode
+from .._codecs import decode, untrusted_budget
 from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError
 from .._spec._graph import FlowGraph, NodeKind
 from .._store import _queries as q
@@ -246,7 +246,7 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
             if problem is not None:
                 var = graph[task.row.step].foreach_var or ""
                 raise _untrusted_origin(run, (task, var), problem)
-            task.items = _decoded_items(raws[sha])
+            task.items = _decoded_items(raws[sha], budgeted=not run.trusted)
             if task.items is None:
                 del tasks[(task.row.step, task.row.path)]
     oracle = CloneOracle(run.id, tasks, frozenset(rerun))
@@ -311,9 +311,12 @@ def _untrusted_origin(
     )
 
 
-def _decoded_items(raw: RawBlob) -> list[Any] | None:
+def _decoded_items(raw: RawBlob, *, budgeted: bool) -> list[Any] | None:
+    # An untrusted origin's list decodes under the budget (see _untrusted); past it, the
+    # split runs again rather than the list being built.
+    budget = untrusted_budget(raw.size) if budgeted and raw.encoding == "msgpack" else None
     try:
-        items = foreach_list(decode(raw.encoding, raw.meta, raw.payload))
+        items = foreach_list(decode(raw.encoding, raw.meta, raw.payload, budget))
     except Exception:  # undecodable now (say, its class is gone)
         return None
     return items or None

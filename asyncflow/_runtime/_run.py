@@ -282,6 +282,7 @@ async def execute_run(
             origin_run_id=None if origin is None else origin.run.id,
             param_refs={name: sha for name, sha in reused.values()},
             source=source,
+            trusted=origin is None or bool(origin.run.trusted),
         )
         store.writer.submit(create)
         with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
@@ -300,6 +301,7 @@ async def execute_run(
             origin_run_id=create.origin_run_id,
             echo=options.echo,
             clones=None if origin is None else origin.oracle,
+            budgeted=not create.trusted,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
@@ -344,7 +346,8 @@ async def execute_run(
             ),
             source_sha=None if source is None else source.sha,
             uid=create.uid,
-            trusted=True,  # written by this process's writer, which signs what it stores
+            # Signed by this process's writer; a run resumed from an untrusted one is not trusted.
+            trusted=create.trusted,
         )
         return RunResult(row, failure)
     finally:

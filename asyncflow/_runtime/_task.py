@@ -59,6 +59,8 @@ class RunContext:
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
     clones: CloneOracle | None = None  # a resumed run: which tasks are clones of the origin's
+    # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
+    budgeted: bool = False
     # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._codecs import CodecError, decode
+from .._codecs import (
+    BUDGET_PER_BYTE,
+    BUDGET_SLACK,
+    CodecError,
+    DecodeBudgetError,
+    decode,
+    untrusted_budget,
+)
 from .._errors import ArtifactLoadError, UntrustedArtifactError
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE, Problem
@@ -73,7 +80,7 @@ def decode_loadable(
     :raises CodecError: bytes that are not a valid encoding.
     """
     if raw.encoding != PICKLE:
-        return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload)
+        return _decode_budgeted(ctx, raw, what, name, pathspec, payload)
     check_loadable(ctx, raw, step, what, name, pathspec)
     try:
         return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload)
@@ -83,3 +90,25 @@ def decode_loadable(
         if missing is not None:
             raise missing from exc
         raise
+
+
+def _decode_budgeted(
+    ctx: RunContext, raw: RawBlob, what: str, name: str, pathspec: str, payload: Any
+) -> Any:
+    # A run resumed from a run that is not trusted decodes msgpack under the client's budget
+    # for such runs, so crafted bytes cannot build gigabytes here either (README, "What trust
+    # does not cover").
+    budget = untrusted_budget(raw.size) if ctx.budgeted and raw.encoding == "msgpack" else None
+    try:
+        return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload, budget)
+    except DecodeBudgetError as exc:
+        origin = f"{ctx.flow_name}/{ctx.origin_run_id}"
+        raise UntrustedArtifactError(
+            f"the {what} was not loaded: {exc}, the limit for a value of a run resumed from "
+            f"{origin}, which is not trusted ({BUDGET_PER_BYTE} bytes per stored byte + "
+            f"{BUDGET_SLACK >> 20} MiB): crafted to exhaust memory, or a value you trust. If "
+            f"you trust the run's author, trust it with `asyncflow trust {origin}`, then "
+            "resume it again.",
+            name,
+            pathspec,
+        ) from exc

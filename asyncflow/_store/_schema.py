@@ -163,7 +163,10 @@ def migrate(conn: sqlite3.Connection, from_version: int, until: int = SCHEMA_VER
 
 # One row of sqlite_master: (type, name, tbl_name, sql with whitespace normalised).
 _Object = tuple[object, object, object, object]
-_SPACE = re.compile(r"\s+")
+# SQLite's own whitespace only: Python's \s also matches characters such as U+00A0 that
+# SQLite reads as part of a name ("INTEGER\xa0PRIMARY\xa0KEY" is a type name, not a key).
+_SQL_SPACE = " \t\n\f\r"
+_SPACE = re.compile(f"[{_SQL_SPACE}]+")
 _PUNCT_SPACE = re.compile(r" ?([(),]) ?")
 # What ANALYZE creates in a SQLite built with SQLITE_ENABLE_STAT4 (the Python one may not be).
 _STAT4 = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
@@ -173,7 +176,7 @@ def _normal(sql: object) -> object:
     """``sql`` with runs of whitespace made one space, and none around ( ) and commas."""
     if not isinstance(sql, str):
         return sql
-    return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip()
+    return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip(_SQL_SPACE)
 
 
 def _objects(conn: sqlite3.Connection, schema: str) -> list[_Object]:

@@ -18,6 +18,7 @@ import hmac
 import os
 import secrets
 import shlex
+import stat
 import threading
 
 from .._codecs import OwnedBuffer, content_hasher
@@ -98,13 +99,28 @@ def _key_error(path: str, what: str, exc: OSError) -> StoreError:
 
 def _read_key(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(_KEY_BYTES + 1)
-            st = os.fstat(fh.fileno())
+        # O_NONBLOCK: a FIFO planted at the key's path must not make the open wait forever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise _key_error(path, "read", exc) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(
+                f"the signing key file {path!r} is not a regular file; move it away so that "
+                "a new key is made, or point $ASYNCFLOW_KEY_FILE at your key file.",
+                path,
+            )
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1
+            data = fh.read(_KEY_BYTES + 1)
+    except OSError as exc:
+        raise _key_error(path, "read", exc) from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) != _KEY_BYTES:
         raise StoreError(
             f"the signing key file {path!r} is damaged ({len(data)} bytes, expected "

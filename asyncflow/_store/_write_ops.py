@@ -52,6 +52,8 @@ class CreateRun:
     # The run's identity across stores (kept by export and import); the runtime reads it here
     # for the Run that run() returns.
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # False for a run resumed from a run that is not trusted: it holds values you did not make.
+    trusted: bool = True
 
     def apply(self, conn: sqlite3.Connection) -> None:
         if self.origin_run_id is not None:
@@ -65,7 +67,7 @@ class CreateRun:
             conn,
             "INSERT INTO main.runs (flow, status, created_at, origin_run_id, graph, "
             "owner_pid, owner_host, heartbeat_at, uid, trusted, source_sha) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.flow,
                 self.created_at,
@@ -75,6 +77,7 @@ class CreateRun:
                 host_name(),
                 time.time(),
                 self.uid,
+                int(self.trusted),
                 None if self.source is None else self.source.sha,
             ),
         )
