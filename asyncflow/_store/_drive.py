@@ -6,8 +6,8 @@ import functools
 import sqlite3
 from typing import TypeVar
 
-from ._db import SQLITE_FAILURES, retry_busy, store_error
 from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from ._sqlerrors import SQLITE_FAILURES, retry_busy, store_error
 
 __all__ = ["drive"]
 

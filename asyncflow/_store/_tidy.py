@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._db import ARCHIVE_KEY, write_once
+from ._db import write_once
+from ._format import ARCHIVE_KEY
 from ._queries import Plan, Query
 from ._records import row_problem
 
