@@ -32,7 +32,7 @@ from .._store._db import open_reader
 from .._store._drive import drive
 from .._store._format import is_archive
 from .._store._manifest import check_blob, verify_records
-from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from .._store._plans import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
 from .._store._sqlerrors import SQLITE_FAILURES, is_busy, store_error
 from .._store._trust import TrustKey
 

@@ -30,7 +30,7 @@ from ._format import ARCHIVE_KEY
 from ._lease import crashed_reason, host_name, owner_alive
 from ._manifest import ARCHIVE_FORMAT, content_digest
 from ._paths import check_path, sqlite_uri
-from ._queries import record_error
+from ._plans import record_error
 from ._records import row_problem
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
 from ._sqlerrors import SQLITE_FAILURES, retry_busy, sqlite_errors, store_error

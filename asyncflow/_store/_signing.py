@@ -22,7 +22,7 @@ from .._errors import StoreError
 from ._blobs import RawBlob, insert_new_blob, settle_blobs, stored_sha
 from ._db import write_once
 from ._format import ARCHIVE_KEY
-from ._queries import BATCH, Plan, Query
+from ._plans import BATCH, Plan, Query
 from ._trust import TrustKey, blob_sha
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._db import write_once
 from ._format import ARCHIVE_KEY
-from ._queries import Plan, Query
+from ._plans import Plan, Query
 from ._records import row_problem
 
 __all__ = ["StatsRows", "file_bytes", "set_tags", "stats"]
