@@ -16,7 +16,7 @@ from .._codecs import CodecError, DecodeBudgetError, decode
 from .._errors import ArtifactLoadError, StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
-from .._store._queries import ArtifactRow
+from .._store._rows import ArtifactRow
 from ._trust import Gate, budget_refusal, decode_budget, refusal
 
 if TYPE_CHECKING:

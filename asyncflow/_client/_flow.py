@@ -10,8 +10,9 @@ from typing import Any
 from .._errors import UsageError
 from .._store import _queries as q
 from .._store._paths import resolve_store_path
-from .._store._queries import Plan, RunRow
+from .._store._plans import Plan
 from .._store._records import MAX_ID
+from .._store._rows import RunRow
 from ._handle import StoreHandle
 from ._messages import bad_run_id, missing_run_plan, unknown_flow
 from ._run import Run

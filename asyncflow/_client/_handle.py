@@ -28,10 +28,12 @@ import anyio.to_thread
 
 from .._errors import StoreError
 from .._store._blobs import INLINE_LIMIT, RawBlob
-from .._store._db import SQLITE_FAILURES, is_archive, is_busy, open_reader, store_error
+from .._store._db import open_reader
 from .._store._drive import drive
+from .._store._format import is_archive
 from .._store._manifest import check_blob, verify_records
-from .._store._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from .._store._plans import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from .._store._sqlerrors import SQLITE_FAILURES, is_busy, store_error
 from .._store._trust import TrustKey
 
 __all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from .._errors import ArtifactNotFoundError, NotFoundError
 from .._store._gc import DELETED_KEY, parse_deleted
-from .._store._queries import Plan, Query, run_ids
+from .._store._plans import Plan, Query
+from .._store._queries import run_ids
 from .._store._records import MAX_ID
 
 __all__ = [

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._store import _queries as q
 from .._store._blobs import RawBlob
-from .._store._queries import Plan, RunRow, TaskRow
+from .._store._plans import Plan
+from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_run_plan, missing_step, no_end_task

@@ -16,8 +16,8 @@ import anyio.to_thread
 from .._errors import StoreError
 from .._spec._tags import normalize_tags
 from .._store._lease import run_crash
-from .._store._queries import RunRow
 from .._store._records import parse_json
+from .._store._rows import RunRow
 from .._store._tidy import set_tags
 from ._handle import StoreHandle
 from ._messages import missing_run_plan

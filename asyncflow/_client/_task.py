@@ -8,7 +8,9 @@ from typing import Any
 
 from .._store import _queries as q
 from .._store._blobs import RawBlob
-from .._store._queries import ArtifactRow, AttemptInfo, Plan, TaskRow, attempts
+from .._store._plans import Plan
+from .._store._queries import attempts
+from .._store._rows import ArtifactRow, AttemptInfo, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_artifact

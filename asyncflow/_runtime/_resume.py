@@ -21,10 +21,12 @@ from typing import Any
 from .._codecs import decode, untrusted_budget
 from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError
 from .._spec._graph import FlowGraph, NodeKind
-from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
+from .._store._queries import run_ids
 from .._store._records import parse_json
+from .._store._resume_reads import OriginTaskRow, resume_source
+from .._store._rows import RunRow
 from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
 from .._store._write_ops import AttemptRow, TaskRecord
@@ -42,7 +44,7 @@ _SHOWN = 20
 class OriginTask:
     """One task of the origin that may be cloned."""
 
-    row: q.OriginTaskRow
+    row: OriginTaskRow
     refs: dict[str, bytes]
     earlier: list[AttemptRow]  # its failed attempts before the last, copied with it
     items: list[Any] | None = None  # the elements of a foreach split, decoded once
@@ -52,7 +54,7 @@ class OriginTask:
 class Origin:
     """The run being resumed, as the new run needs it."""
 
-    run: q.RunRow
+    run: RunRow
     oracle: CloneOracle
 
     @property
@@ -199,9 +201,9 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
             f"{', '.join(graph.nodes)}. Pass one of them, or no step to resume from where "
             "the run stopped."
         )
-    source = store.read(q.resume_source(flow, run_id))
+    source = store.read(resume_source(flow, run_id))
     if source is None:
-        recent, total = store.read(q.run_ids(flow, _SHOWN))
+        recent, total = store.read(run_ids(flow, _SHOWN))
         if run_id is None or total == 0:
             raise NotFoundError(
                 f"flow {flow} has no run in the store {store.path!r} to resume; run it first "
@@ -253,7 +255,7 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
     return Origin(run, oracle)
 
 
-def _check_reuse(store: Store, run: q.RunRow, tasks: dict[tuple[str, str], OriginTask]) -> None:
+def _check_reuse(store: Store, run: RunRow, tasks: dict[tuple[str, str], OriginTask]) -> None:
     """Refuse up front, before anything is written, to reuse pickles nobody vouches for.
 
     Every pickle blob the resumed run would reuse (the clones' artifacts, the parameters)
@@ -284,7 +286,7 @@ def _check_reuse(store: Store, run: q.RunRow, tasks: dict[tuple[str, str], Origi
                 raise _untrusted_origin(run, users[sha], problem)
 
 
-def _described(run: q.RunRow, user: tuple[OriginTask | None, str]) -> str:
+def _described(run: RunRow, user: tuple[OriginTask | None, str]) -> str:
     task, name = user
     if task is None:
         return f"parameter {name!r}"
@@ -292,7 +294,7 @@ def _described(run: q.RunRow, user: tuple[OriginTask | None, str]) -> str:
 
 
 def _untrusted_origin(
-    run: q.RunRow, user: tuple[OriginTask | None, str], problem: Problem
+    run: RunRow, user: tuple[OriginTask | None, str], problem: Problem
 ) -> UntrustedArtifactError:
     pathspec = f"{run.flow}/{run.id}"
     if run.trusted:

@@ -25,7 +25,7 @@ from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
 from .._spec._params import IncludeFile
 from .._spec._resolve import parameters_of, resolve_parameters
-from .._store._queries import RunRow
+from .._store._rows import RunRow
 from .._store._store import Store
 from .._store._write_ops import CreateRun, FinishRun
 from . import _capture

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import StoreError
-from ._db import interruptible, sqlite_errors, write_once
+from ._db import interruptible, write_once
 from ._export import RUN_COLUMNS as _RUN_COLUMNS
 from ._export import export_archive
 from ._export import ro_uri as _uri
 from ._manifest import open_archive, verify_blobs, verify_records
 from ._runids import insert_run
+from ._sqlerrors import sqlite_errors
 
 __all__ = [
     "ImportedRun",

@@ -1,4 +1,4 @@
-"""The synchronous driver of the read plans in ``_queries``: one snapshot per plan."""
+"""The synchronous driver of the read plans (``_plans``): one snapshot per plan."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import functools
 import sqlite3
 from typing import TypeVar
 
-from ._db import SQLITE_FAILURES, retry_busy, store_error
-from ._queries import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from ._plans import BEGIN_READ, END_READ, Plan, Query, Rows, record_error
+from ._sqlerrors import SQLITE_FAILURES, retry_busy, store_error
 
 __all__ = ["drive"]
 

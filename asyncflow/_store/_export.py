@@ -25,22 +25,15 @@ from typing import Any
 
 from .._errors import StoreError
 from .._version import __version__
-from ._db import (
-    ARCHIVE_KEY,
-    PAGE_SIZE,
-    SQLITE_FAILURES,
-    interruptible,
-    open_reader,
-    retry_busy,
-    sqlite_errors,
-    store_error,
-)
+from ._db import PAGE_SIZE, interruptible, open_reader
+from ._format import ARCHIVE_KEY
 from ._lease import crashed_reason, host_name, owner_alive
 from ._manifest import ARCHIVE_FORMAT, content_digest
 from ._paths import check_path, sqlite_uri
-from ._queries import record_error
+from ._plans import record_error
 from ._records import row_problem
 from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from ._sqlerrors import SQLITE_FAILURES, retry_busy, sqlite_errors, store_error
 
 __all__ = ["RUN_COLUMNS", "export_archive", "ro_uri"]
 

@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._errors import StoreError
-from ._db import is_busy, open_writer, retry_busy, store_error, write_transaction
+from ._db import open_writer, write_transaction
 from ._lease import lease_held
-from ._queries import record_error
+from ._plans import record_error
 from ._records import is_time, parse_json, row_problem
 from ._schema import run_tables
+from ._sqlerrors import is_busy, retry_busy, store_error
 from ._tidy import file_bytes
 
 __all__ = [

@@ -40,7 +40,7 @@ import os
 import socket
 import time
 
-from ._queries import RunRow
+from ._rows import RunRow
 
 __all__ = [
     "HEARTBEAT_SECONDS",

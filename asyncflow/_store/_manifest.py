@@ -31,8 +31,10 @@ from ._archive_checks import (
     totals_problem,
 )
 from ._blobs import RawBlob, stored_sha
-from ._db import ARCHIVE_KEY, is_archive, open_reader, sqlite_errors
+from ._db import open_reader
+from ._format import ARCHIVE_KEY, is_archive
 from ._records import parse_json
+from ._sqlerrors import sqlite_errors
 from ._trust import blob_sha
 
 __all__ = [

@@ -1,48 +1,30 @@
-"""The client's reads as sans-I/O plans: the SQL text and the mapping of rows to records.
-
-A *plan* is a generator that yields a :class:`Query`, is sent back that query's rows (a list
-of tuples) and finally returns its result. A plan does no I/O, so one plan serves both of the
-client's drivers: the sync one (``sqlite3``) and the async one (``aiosqlite``). Plans compose
-with ``yield from``; a driver runs a whole plan inside one read transaction, so everything it
-reads comes from one consistent snapshot of the file, even while a writer commits.
-
-Every value is bound as a parameter; the only text ever put into SQL is a run of ``?`` marks.
-"""
+"""The client's read plans (see ``_plans``): flows, runs, steps and tasks, and blobs, with
+the SQL text each runs and the mapping of its rows to records (``_rows``)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .._codecs import payload_buffer
 from .._errors import StoreError
 from ._blobs import RawBlob
-from ._records import MAX_ID, row_problem
+from ._plans import BATCH, Plan, Query, Rows, checked, marks, names, record_error
+from ._records import MAX_ID
+from ._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
 
 if TYPE_CHECKING:
     from .._codecs import OwnedBuffer
 
 __all__ = [
-    "BEGIN_READ",
-    "END_READ",
-    "ArtifactRow",
-    "OriginTaskRow",
-    "Plan",
-    "Query",
-    "ResumeSource",
-    "Rows",
-    "RunRow",
-    "TaskRow",
     "artifacts",
+    "attempts",
     "blob",
     "blobs",
     "flow_exists",
     "flow_names",
     "has_step",
     "path_key",
-    "record_error",
-    "resume_source",
     "run",
     "run_ids",
     "runs",
@@ -51,27 +33,6 @@ __all__ = [
     "tasks",
 ]
 
-T = TypeVar("T")
-
-Rows = Sequence[Sequence[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One SQL statement and the values bound to its ``?`` marks."""
-
-    sql: str
-    params: tuple[Any, ...] = ()
-
-
-Plan = Generator[Query, Rows, T]
-
-# A read transaction: both statements only delimit the snapshot; nothing is ever written.
-BEGIN_READ = "BEGIN"
-END_READ = "ROLLBACK"
-
-# Keys bound in one ``IN (...)`` list, far below SQLite's limit on bound variables.
-BATCH = 500
 # Chunk rows fetched by one query while assembling a large blob (2 MiB at 1 MiB a chunk):
 # the rows' memory is then reused from window to window, where larger windows get fresh
 # memory from the allocator each time and pay its page faults (loading 100 MB took ~50 ms
@@ -120,96 +81,9 @@ CHUNK_TOTAL = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """One row of ``runs`` with its tags and its parameters' content addresses."""
-
-    id: int
-    flow: str
-    status: str
-    created_at: float
-    finished_at: float | None
-    origin_run_id: int | None
-    graph: str
-    error: str | None
-    tags: tuple[str, ...]
-    params: tuple[tuple[str, bytes], ...]
-    # The run's lease (see ``_lease``): None for rows written before schema 2.
-    owner_pid: int | None = None
-    owner_host: str | None = None
-    heartbeat_at: float | None = None
-    # The blob of the flow's source code ({"path", "text"}); None before schema 3 or unread.
-    source_sha: bytes | None = None
-    # The run's identity across stores, and where an imported run came from (JSON).
-    uid: str | None = None
-    imported: str | None = None
-    # Whether the run's pickled values may load (see ``_trust``): written here, or trusted.
-    trusted: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    """One row of ``tasks``, without its captured output (see :func:`task_logs`)."""
-
-    run_id: int
-    id: int
-    step: str
-    path: str
-    status: str
-    started_at: float
-    finished_at: float
-    exception: str | None
-    traceback: str | None
-    attempt: int = 0
-    origin_task_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptInfo:
-    """One attempt of a task, as the ``attempts`` table (earlier ones) or the task row
-    (the final one) records it."""
-
-    attempt: int
-    status: str
-    started_at: float
-    finished_at: float
-    stdout: str
-    stderr: str
-    exception: str | None
-    traceback: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ArtifactRow:
-    """One artifact of a task: its name and what its blob row says of the value."""
-
-    name: str
-    sha: bytes
-    encoding: str
-    size: int
-
-
 def path_key(path: str) -> tuple[int, ...]:
     """Sort key of a foreach index path: numeric per level, so ``"2" < "10"``, ``"" < "0"``."""
     return tuple(int(part) if part.isdigit() else -1 for part in path.split(".")) if path else ()
-
-
-def _marks(count: int) -> str:
-    return ",".join("?" * count)
-
-
-def _names(columns: str) -> tuple[str, ...]:
-    return tuple(name.strip().split(".")[-1] for name in columns.split(","))
-
-
-def _checked(table: str, columns: tuple[str, ...], rows: Rows) -> Rows:
-    """``rows`` once each value is of a kind asyncflow writes in its column (see
-    ``_records``); else the TypeError the drivers turn into :func:`record_error`."""
-    for row in rows:
-        problem = row_problem(table, columns, row)
-        if problem is not None:
-            raise TypeError(problem)
-    return rows
 
 
 # --- flows and runs ------------------------------------------------------------------------
@@ -218,7 +92,7 @@ def _checked(table: str, columns: tuple[str, ...], rows: Rows) -> Rows:
 def flow_names() -> Plan[list[str]]:
     """The names of every flow with at least one run, sorted."""
     rows = yield Query(FLOW_NAMES)
-    return [str(row[0]) for row in _checked("runs", ("flow",), rows)]
+    return [str(row[0]) for row in checked("runs", ("flow",), rows)]
 
 
 def flow_exists(flow: str) -> Plan[bool]:
@@ -273,23 +147,23 @@ def run_ids(flow: str, limit: int) -> Plan[tuple[list[int], int]]:
     return [int(row[0]) for row in rows], int(count[0][0])
 
 
-_RUN_NAMES = _names(_RUN_COLUMNS)
+_RUN_NAMES = names(_RUN_COLUMNS)
 _TAG_NAMES = ("run_id", "tag")
 _PARAM_NAMES = ("run_id", "name", "sha")
 
 
 def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
-    rows = _checked("runs", _RUN_NAMES, rows)
+    rows = checked("runs", _RUN_NAMES, rows)
     ids = [int(row[0]) for row in rows]
     tags: dict[int, list[str]] = {i: [] for i in ids}
     params: dict[int, list[tuple[str, bytes]]] = {i: [] for i in ids}
     for start in range(0, len(ids), BATCH):
         batch = tuple(ids[start : start + BATCH])
-        found = yield Query(TAGS_OF.format(marks=_marks(len(batch))), batch)
-        for run_id, tag in _checked("run_tags", _TAG_NAMES, found):
+        found = yield Query(TAGS_OF.format(marks=marks(len(batch))), batch)
+        for run_id, tag in checked("run_tags", _TAG_NAMES, found):
             tags[run_id].append(tag)
-        found = yield Query(PARAMS_OF.format(marks=_marks(len(batch))), batch)
-        for run_id, name, sha in _checked("run_params", _PARAM_NAMES, found):
+        found = yield Query(PARAMS_OF.format(marks=marks(len(batch))), batch)
+        for run_id, name, sha in checked("run_params", _PARAM_NAMES, found):
             params[run_id].append((name, bytes(sha)))
     return [
         RunRow(
@@ -318,11 +192,11 @@ def _complete_runs(rows: Rows) -> Plan[list[RunRow]]:
 # --- steps and tasks -----------------------------------------------------------------------
 
 
-_TASK_NAMES = _names(_TASK_COLUMNS)
+_TASK_NAMES = names(_TASK_COLUMNS)
 
 
 def _task_row(row: Sequence[Any]) -> TaskRow:
-    _checked("tasks", _TASK_NAMES, (row,))
+    checked("tasks", _TASK_NAMES, (row,))
     return TaskRow(*row)
 
 
@@ -364,14 +238,12 @@ TASK_ATTEMPTS = (
 )
 
 
-_ATTEMPT_NAMES = _names(TASK_ATTEMPTS.split("FROM")[0].removeprefix("SELECT"))
+_ATTEMPT_NAMES = names(TASK_ATTEMPTS.split("FROM")[0].removeprefix("SELECT"))
 
 
 def attempts(task: TaskRow) -> Plan[list[AttemptInfo]]:
     """Every attempt of a task, first to last (the last is the task row itself)."""
-    rows = _checked(
-        "attempts", _ATTEMPT_NAMES, (yield Query(TASK_ATTEMPTS, (task.run_id, task.id)))
-    )
+    rows = checked("attempts", _ATTEMPT_NAMES, (yield Query(TASK_ATTEMPTS, (task.run_id, task.id))))
     stdout, stderr = yield from task_logs(task.run_id, task.id)
     found = [
         AttemptInfo(int(r[0]), r[1], r[2], r[3], r[4] or "", r[5] or "", r[6], r[7]) for r in rows
@@ -392,7 +264,7 @@ def attempts(task: TaskRow) -> Plan[list[AttemptInfo]]:
 def artifacts(run_id: int, task_id: int) -> Plan[list[ArtifactRow]]:
     """Every artifact of a task, by name, without reading any value."""
     rows = yield Query(ARTIFACTS_OF, (run_id, task_id))
-    _checked("artifacts", ("name", "sha"), [row[:2] for row in rows])
+    checked("artifacts", ("name", "sha"), [row[:2] for row in rows])
     return [ArtifactRow(row[0], bytes(row[1]), row[2], int(row[3])) for row in rows]
 
 
@@ -403,18 +275,6 @@ def _damaged(what: str, path: str) -> StoreError:
     return StoreError(
         f"{what} in the store file {path!r}; the store is damaged: restore it from a copy "
         "or re-run the flow.",
-        path,
-    )
-
-
-def record_error(exc: TypeError | ValueError, path: str) -> StoreError:
-    """What a plan that failed on its rows means: a record holds a kind of value asyncflow
-    never writes there (text where a sha is, say). Only a damaged store has one (an archive's
-    records are checked when it is opened); the drivers raise this instead of ``exc``."""
-    return StoreError(
-        f"cannot read the store file {path!r}: a record holds a value asyncflow never writes "
-        f"({type(exc).__name__}: {exc}); the store is damaged: restore it from a copy or "
-        "re-run the flow.",
         path,
     )
 
@@ -460,7 +320,7 @@ def blobs(shas: Sequence[bytes], path: str = "") -> Plan[dict[bytes, RawBlob]]:
     out: dict[bytes, RawBlob] = {}
     for start in range(0, len(unique), BATCH):
         batch = tuple(unique[start : start + BATCH])
-        rows = yield Query(BLOBS_BY_SHA.format(marks=_marks(len(batch))), batch)
+        rows = yield Query(BLOBS_BY_SHA.format(marks=marks(len(batch))), batch)
         for sha, encoding, meta, size, data, nchunks, mac in rows:
             key = bytes(sha)
             kinds = (type(encoding), type(size), type(nchunks), type(meta), type(data))
@@ -497,98 +357,3 @@ def blob(sha: bytes, path: str = "") -> Plan[RawBlob]:
     """
     found = yield from blobs([sha], path)
     return found[sha]
-
-
-# --- resume --------------------------------------------------------------------------------
-
-ORIGIN_TASKS = (
-    "SELECT id, step, path, status, started_at, finished_at, stdout, stderr, exception, "
-    "traceback, attempt FROM tasks WHERE run_id = ?"
-)
-# Only tasks that went on (succeeded, or failed and were caught) can be cloned; failed and
-# cancelled tasks have no artifact rows anyway.
-ORIGIN_ARTIFACTS = (
-    "SELECT a.task_id, a.name, a.sha FROM artifacts AS a JOIN tasks AS t "
-    "ON t.run_id = a.run_id AND t.id = a.task_id "
-    "WHERE a.run_id = ? AND t.status IN ('succeeded', 'caught')"
-)
-ORIGIN_ATTEMPTS = (
-    "SELECT task_id, attempt, status, started_at, finished_at, stdout, stderr, exception, "
-    "traceback FROM attempts WHERE run_id = ? ORDER BY task_id, attempt"
-)
-
-
-_ORIGIN_NAMES = _names(ORIGIN_TASKS.split("FROM")[0].removeprefix("SELECT"))
-
-
-@dataclass(frozen=True, slots=True)
-class OriginTaskRow:
-    """One task of a run being resumed: its full row, output included."""
-
-    id: int
-    step: str
-    path: str
-    status: str
-    started_at: float
-    finished_at: float
-    stdout: str | None
-    stderr: str | None
-    exception: str | None
-    traceback: str | None
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeSource:
-    """What a resume needs from its origin run, read in one snapshot.
-
-    :param run: the origin's run record.
-    :param tasks: every task row of the origin.
-    :param refs: task id -> complete artifact mapping, for the tasks that went on
-        (``succeeded`` or ``caught``).
-    :param attempts: task id -> its earlier attempts' rows (``attempts`` columns after
-        ``task_id``), first to last.
-    """
-
-    run: RunRow
-    tasks: list[OriginTaskRow]
-    refs: dict[int, dict[str, bytes]]
-    attempts: dict[int, list[tuple[Any, ...]]]
-
-
-def resume_source(flow: str, run_id: int | None) -> Plan[ResumeSource | None]:
-    """The run ``run_id`` of ``flow`` (its latest run if None), its tasks and their artifacts.
-
-    Returns None when there is no such run.
-    """
-    if run_id is None:
-        found = yield from runs(flow, limit=1)
-        row = found[0] if found else None
-    else:
-        row = yield from run(flow, run_id)
-    if row is None:
-        return None
-    task_rows = _checked("tasks", _ORIGIN_NAMES, (yield Query(ORIGIN_TASKS, (row.id,))))
-    tasks = [
-        OriginTaskRow(
-            id=int(r[0]),
-            step=r[1],
-            path=r[2],
-            status=r[3],
-            started_at=r[4],
-            finished_at=r[5],
-            stdout=r[6],
-            stderr=r[7],
-            exception=r[8],
-            traceback=r[9],
-            attempt=int(r[10] or 0),
-        )
-        for r in task_rows
-    ]
-    refs: dict[int, dict[str, bytes]] = {}
-    for task_id, name, sha in (yield Query(ORIGIN_ARTIFACTS, (row.id,))):
-        refs.setdefault(int(task_id), {})[name] = bytes(sha)
-    attempts: dict[int, list[tuple[Any, ...]]] = {}
-    for task_id, *rest in (yield Query(ORIGIN_ATTEMPTS, (row.id,))):
-        attempts.setdefault(int(task_id), []).append(tuple(rest))
-    return ResumeSource(row, tasks, refs, attempts)

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from .._codecs import Encoded
 from .._errors import StoreError
 from ._blobs import RawBlob, insert_new_blob, settle_blobs, stored_sha
-from ._db import ARCHIVE_KEY, write_once
-from ._queries import BATCH, Plan, Query
+from ._db import write_once
+from ._format import ARCHIVE_KEY
+from ._plans import BATCH, Plan, Query
 from ._trust import TrustKey, blob_sha
 
 __all__ = [

@@ -28,7 +28,7 @@ from ._blobs import RawBlob
 from ._cache import DEFAULT_CACHE_BYTES, BlobCache
 from ._db import open_reader
 from ._drive import drive
-from ._queries import Plan
+from ._plans import Plan
 from ._signing import PICKLE, Problem, blob_problem
 from ._trust import TrustKey
 from ._writer import Writer
@@ -192,7 +192,7 @@ class Store:
         return out
 
     def read(self, plan: Plan[T]) -> T:
-        """Run a read plan of ``_queries`` on this store, in one snapshot. Blocking.
+        """Run a read plan (``_plans``) on this store, in one snapshot. Blocking.
 
         :raises StoreError: SQLite failed.
         """

@@ -20,16 +20,11 @@ from concurrent.futures import Future
 
 from .._codecs import Encoded
 from .._errors import StoreError
-from ._db import (
-    BUSY_TIMEOUT_MS,
-    check_format,
-    open_writer,
-    retry_busy,
-    store_error,
-    write_transaction,
-)
+from ._db import BUSY_TIMEOUT_MS, open_writer, write_transaction
+from ._format import check_format
 from ._lease import lease_seconds
 from ._signing import PICKLE, sign_stored
+from ._sqlerrors import retry_busy, store_error
 from ._trust import TrustKey
 from ._write_ops import CreateRun, FinishRun, Op, TaskRecord, apply_tasks
 
