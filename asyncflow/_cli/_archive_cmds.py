@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import anyio
-
 from .._client import Flow, Run
 from .._client._archive import ArchiveManifest, _export, _in_thread, import_runs, read_archive
 from .._errors import AsyncflowError
-from ._flow_cmds import _SIGNAL_NAMES, _watch_signals
+from ._flow_cmds import SIGNAL_NAMES, run_under_signals
 from ._format import byte_size, printable, when
 
 __all__ = ["add_archive_commands"]
@@ -80,29 +77,14 @@ def _cancellable(work: Callable[[threading.Event], T]) -> tuple[T | None, int | 
         finished.append(work(stop))
         return finished[0]
 
-    async def main() -> Any:
-        async with anyio.create_task_group() as tg:
-            await tg.start(_watch_signals, tg.cancel_scope, received)
-            try:
-                return await _in_thread(tracked)
-            except AsyncflowError as exc:
-                return exc
-            finally:
-                tg.cancel_scope.cancel()  # stop watching
-        return None
-
-    try:
-        outcome = anyio.run(main)
-    except KeyboardInterrupt:
-        received.append(signal.SIGINT)
-        outcome = None
+    outcome = run_under_signals(lambda: _in_thread(tracked), received)
     if isinstance(outcome, AsyncflowError):
         raise outcome
     return (finished[0] if finished else None), (received[0] if received else None)
 
 
 def _cancelled(what: str, signum: int, done: bool) -> int:
-    by = _SIGNAL_NAMES.get(signum, str(signum))
+    by = SIGNAL_NAMES.get(signum, str(signum))
     what = printable(what)
     if done:
         print(f"{what} had finished when {by} arrived; it is complete", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -27,7 +27,9 @@ from .._store._store import Store
 from ._format import printable
 from ._parser import OneLineParser
 
-__all__ = ["flow_main"]
+__all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
+
+T = TypeVar("T")
 
 
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
@@ -95,7 +97,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-_SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 _MAIN = threading.main_thread()
 
 
@@ -124,6 +126,31 @@ async def _watch_signals(
         receiver.__exit__(None, None, None)
 
 
+def run_under_signals(
+    job: Callable[[], Awaitable[T]], received: list[int]
+) -> T | AsyncflowError | None:
+    """Run ``job()`` in a new event loop that SIGINT or SIGTERM cancels (the signal is
+    appended to ``received``): its result, the AsyncflowError it raised, or None when a
+    signal cancelled it."""
+
+    async def main() -> T | AsyncflowError | None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(_watch_signals, tg.cancel_scope, received)
+            try:
+                return await job()
+            except AsyncflowError as exc:
+                return exc
+            finally:
+                tg.cancel_scope.cancel()  # stop watching
+        return None  # a signal cancelled the job
+
+    try:
+        return anyio.run(main)
+    except KeyboardInterrupt:
+        received.append(signal.SIGINT)
+        return None
+
+
 def _execute(
     flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
 ) -> Any:
@@ -138,22 +165,7 @@ def _execute(
         if not args.quiet:
             print(f"Run {name}/{run_id} started", flush=True)
 
-    async def main() -> Any:
-        async with anyio.create_task_group() as tg:
-            await tg.start(_watch_signals, tg.cancel_scope, received)
-            try:
-                return await start(on_start)
-            except AsyncflowError as exc:
-                return exc
-            finally:
-                tg.cancel_scope.cancel()  # stop watching
-        return None  # a signal cancelled the run
-
-    try:
-        outcome = anyio.run(main)
-    except KeyboardInterrupt:
-        outcome = None
-        received.append(signal.SIGINT)
+    outcome = run_under_signals(lambda: start(on_start), received)
     if outcome is not None:
         return outcome
     signum = received[0] if received else signal.SIGINT
@@ -163,7 +175,7 @@ def _execute(
         if run_ids
         else ""
     )
-    by = _SIGNAL_NAMES.get(signum, str(signum))
+    by = SIGNAL_NAMES.get(signum, str(signum))
     print(f"{what} was cancelled by {by}{hint}", file=sys.stderr)
     code = 128 + signum
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not _MAIN):
