@@ -39,9 +39,11 @@ from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
 from ._errors import UntrustedArtifactError as UntrustedArtifactError
 from ._errors import UsageError as UsageError
+from ._errors import WorkerLostError as WorkerLostError
 from ._flowspec import FlowSpec as FlowSpec
 from ._runtime._current import current as current
 from ._spec._decorators import catch as catch
+from ._spec._decorators import executor as executor
 from ._spec._decorators import retry as retry
 from ._spec._decorators import timeout as timeout
 from ._spec._params import IncludeFile as IncludeFile
@@ -76,6 +78,7 @@ __all__ = [
     "Task",
     "UntrustedArtifactError",
     "UsageError",
+    "WorkerLostError",
     "aexport_runs",
     "agc",
     "aimport_archive",
@@ -84,6 +87,7 @@ __all__ = [
     "astats",
     "catch",
     "current",
+    "executor",
     "export_runs",
     "gc",
     "import_archive",

@@ -141,6 +141,25 @@ class StepFailed(AsyncflowError):
         return self.args[2]  # type: ignore[no-any-return]
 
 
+class WorkerLostError(AsyncflowError):
+    """The worker process running a task ended before the task did: the step called
+    ``os._exit``, crashed the interpreter, or the kernel killed the worker (out of memory).
+    The task fails with this error (``@retry`` retries it on a fresh worker); the run, the
+    store and the other tasks are unharmed, and the run can be resumed.
+
+    :param message: the full explanation (names the step, the task and how the worker ended).
+    :param exit_code: the worker's exit status (negative: killed by that signal), or None.
+    """
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message, exit_code)
+
+    @property
+    def exit_code(self) -> int | None:
+        """The worker's exit status; ``-9`` is SIGKILL, ``-11`` SIGSEGV; None if unknown."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
 class StoreError(AsyncflowError):
     """The store file cannot be opened, read or written.
 

@@ -14,6 +14,7 @@ from ._codecs import Encoded
 from ._errors import StepFailed
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
+from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
 from ._spec._graph import FlowGraph, build_graph
 from ._spec._tags import normalize_tags
@@ -33,7 +34,17 @@ class FlowSpec(FlowBase):
     :param cache_bytes: bound of the in-memory cache of loaded artifact bytes
         (default 256 MiB).
     :param echo: also print each task's output to the terminal, prefixed with its pathspec.
-    :raises ValueError: ``max_workers`` is not a positive integer.
+    :param executor: where plain steps run unless they say otherwise with ``@executor``:
+        ``"thread"`` (worker threads of this process, the default), ``"process"`` (a pool of
+        worker processes on this machine) or ``"dask"`` (Dask workers). Coroutine steps always
+        run on the event loop.
+    :param processes: size of the process pool (default: the machine's cores, at least 2 and
+        at most ``max_workers``).
+    :param dask_client: a ``distributed.Client`` to run ``"dask"`` steps on.
+    :param dask_address: else the address of a Dask scheduler to connect to; with neither, a
+        ``distributed.LocalCluster`` is started for the run and closed after it.
+    :raises ValueError: ``max_workers`` or ``processes`` is not a positive integer, or
+        ``executor`` is not one of the three.
     """
 
     _af_graph_cache: ClassVar[dict[type, FlowGraph]] = {}
@@ -48,11 +59,26 @@ class FlowSpec(FlowBase):
         tags: Iterable[str] = (),
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         echo: bool = True,
+        executor: str = "thread",
+        processes: int | None = None,
+        dask_client: Any = None,
+        dask_address: str | None = None,
     ) -> None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(
                 f"max_workers must be a positive integer, not {max_workers!r}; "
                 f"leave it out for the default of {DEFAULT_MAX_WORKERS}."
+            )
+        if executor not in EXECUTORS:
+            raise ValueError(
+                f"executor must be one of {', '.join(map(repr, EXECUTORS))}, not {executor!r}."
+            )
+        if processes is not None and (
+            isinstance(processes, bool) or not isinstance(processes, int) or processes < 1
+        ):
+            raise ValueError(
+                f"processes must be a positive integer, not {processes!r}; leave it out for "
+                "one worker process per core."
             )
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),
@@ -60,6 +86,10 @@ class FlowSpec(FlowBase):
             tags=normalize_tags(tags),
             echo=echo,
             cache_bytes=cache_bytes,
+            executor=executor,
+            processes=processes,
+            dask_client=dask_client,
+            dask_address=dask_address,
         )
 
     # Few public names here: every attribute of the class hides an artifact of that name.

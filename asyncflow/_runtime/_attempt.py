@@ -28,9 +28,18 @@ from ._capture import TaskCapture, capture_var
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
+from ._remote import call_remote, executor_of
 from ._task import RunContext, TaskState
 
-__all__ = ["Attempt", "RunCancelledError", "run_managed", "run_plain", "storable"]
+__all__ = [
+    "Attempt",
+    "RunCancelledError",
+    "kept_artifacts",
+    "run_managed",
+    "run_plain",
+    "storable",
+    "traceback_text",
+]
 
 Result = tuple[TaskOutcome, list[Encoded]]
 
@@ -42,7 +51,7 @@ class RunCancelledError(Exception):
 class Attempt:
     """One try at a task: a fresh flow instance over the parent's artifacts."""
 
-    __slots__ = ("cap", "ctx", "finished", "flow", "number", "spec", "started", "state")
+    __slots__ = ("cap", "ctx", "finished", "flow", "kept", "number", "spec", "started", "state")
 
     def __init__(self, ctx: RunContext, spec: TaskSpec, number: int = 0) -> None:
         self.ctx = ctx
@@ -55,6 +64,8 @@ class Attempt:
         self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
         self.started = 0.0
         self.finished = 0.0
+        # What a failed attempt in another process kept for @catch (see kept_artifacts).
+        self.kept: tuple[dict[str, bytes], list[Encoded]] | None = None
 
     def _info(self) -> CurrentInfo:
         ctx = self.ctx
@@ -73,7 +84,8 @@ class Attempt:
             return None
         return Inputs(self.ctx, self.spec.step, self.spec.inputs, dict(self.state.prefetched))
 
-    def _begin(self) -> None:
+    def begin(self) -> None:
+        """Note the start; raise :class:`RunCancelledError` once the run is cancelled."""
         self.started = time.time()
         if not self.ctx.begin(self.spec.task_id, self):
             raise RunCancelledError(f"run {self.ctx.run_id} was cancelled")
@@ -82,7 +94,7 @@ class Attempt:
     def _running(self) -> Iterator[Callable[..., Any]]:
         # Start the task (unless the run is cancelled), make it `current` and the target
         # of print() in this thread or coroutine; yields the step's function.
-        self._begin()
+        self.begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
         try:
@@ -154,7 +166,7 @@ class Attempt:
             stdout=storable(self.cap.text("stdout")),
             stderr=storable(self.cap.text("stderr")),
             exception=_exc_text(error),
-            traceback=storable("".join(traceback.format_exception(error))),
+            traceback=traceback_text(error),
         )
 
     def commit(
@@ -186,9 +198,7 @@ class Attempt:
                 stdout=storable(self.cap.text("stdout")),
                 stderr=storable(self.cap.text("stderr")),
                 exception=None if error is None else _exc_text(error),
-                traceback=None
-                if error is None
-                else storable("".join(traceback.format_exception(error))),
+                traceback=None if error is None else traceback_text(error),
                 attempt=self.number,
                 earlier=earlier or [],
             )
@@ -230,23 +240,26 @@ def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
     return attempt.commit(result, None)
 
 
-async def _try(attempt: Attempt, limiter: anyio.CapacityLimiter, timeout: float | None) -> Result:
-    info = attempt.ctx.graph[attempt.spec.step].info
-    if timeout is None:
-        if info.is_async:
-            return await attempt.call_async()
+async def _call(attempt: Attempt, limiter: anyio.CapacityLimiter) -> Result:
+    where = executor_of(attempt.ctx, attempt.ctx.graph[attempt.spec.step].info)
+    if where == "loop":
+        return await attempt.call_async()
+    if where == "thread":
+        # A thread cannot be interrupted: when cancelled (at a deadline, say) we stop
+        # waiting, and its late result is dropped with this attempt (never committed).
         return await anyio.to_thread.run_sync(
             attempt.call_sync, limiter=limiter, abandon_on_cancel=True
         )
+    # In another process: cancelling stops the task (its worker is killed).
+    return await call_remote(attempt, where)
+
+
+async def _try(attempt: Attempt, limiter: anyio.CapacityLimiter, timeout: float | None) -> Result:
+    if timeout is None:
+        return await _call(attempt, limiter)
     try:
         with anyio.fail_after(timeout):
-            if info.is_async:
-                return await attempt.call_async()
-            # The thread cannot be interrupted: at the deadline we stop waiting, and its
-            # late result is dropped with this attempt (it is never committed).
-            return await anyio.to_thread.run_sync(
-                attempt.call_sync, limiter=limiter, abandon_on_cancel=True
-            )
+            return await _call(attempt, limiter)
     except TimeoutError as exc:
         raise TimeoutError(
             f"step {attempt.spec.step!r} ran longer than its @timeout of {timeout:g} s"
@@ -294,10 +307,23 @@ def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -
     """Keep what the failed attempt set, describe the failure, go on to the next steps."""
     policy = attempt.ctx.graph[attempt.spec.step].info.catch
     assert policy is not None
-    tb = "".join(traceback.format_exception(error))
+    tb = traceback_text(error)
     if policy.print_exception:
         attempt.cap.stderr.append(tb)
-    state, flow = attempt.state, attempt.flow
+    kept = attempt.kept
+    refs, blobs = kept if kept is not None else kept_artifacts(attempt.state, attempt.flow)
+    if policy.var is not None:
+        enc = encode({"type": type(error).__name__, "message": str(error), "traceback": tb})
+        refs[policy.var] = enc.sha
+        blobs.append(enc)
+    node = attempt.ctx.graph[attempt.spec.step]
+    outcome = TaskOutcome(attempt.spec, refs, node.out)
+    return attempt.commit((outcome, blobs), error, earlier, status="caught")
+
+
+def kept_artifacts(state: TaskState, flow: FlowBase) -> tuple[dict[str, bytes], list[Encoded]]:
+    """What a failed attempt set that can be stored (for ``@catch``): its name -> sha
+    mapping and the new blobs; values that cannot be encoded are dropped with the attempt."""
     refs = dict(state.base)
     blobs: list[Encoded] = []
     for name, value in list(flow.__dict__.items()):
@@ -306,17 +332,20 @@ def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -
         try:
             enc = encode(value)
         except CodecError:
-            continue  # a value that cannot be stored is dropped with the failed attempt
+            continue
         if refs.get(name) != enc.sha:
             refs[name] = enc.sha
             blobs.append(enc)
-    if policy.var is not None:
-        enc = encode({"type": type(error).__name__, "message": str(error), "traceback": tb})
-        refs[policy.var] = enc.sha
-        blobs.append(enc)
-    node = attempt.ctx.graph[attempt.spec.step]
-    outcome = TaskOutcome(attempt.spec, refs, node.out)
-    return attempt.commit((outcome, blobs), error, earlier, status="caught")
+    return refs, blobs
+
+
+def traceback_text(error: BaseException) -> str:
+    """The stored traceback of ``error``: the worker's, for an error raised in another
+    process (carried as ``__af_traceback__``), else formatted here."""
+    remote = getattr(error, "__af_traceback__", None)
+    if isinstance(remote, str):
+        return storable(remote)
+    return storable("".join(traceback.format_exception(error)))
 
 
 _SCALARS = (int, float, bool, type(None), complex)

@@ -30,7 +30,9 @@ from .._store._store import Store
 from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
+from ._executors import ExecutorOptions
 from ._model import TaskOutcome
+from ._remote import close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
 from ._task import RunContext
@@ -49,6 +51,10 @@ class RunOptions:
     tags: tuple[str, ...] = ()
     echo: bool = True
     cache_bytes: int = 256 << 20
+    executor: str = "thread"  # where plain steps run unless they say (@executor)
+    processes: int | None = None  # size of the process pool (None: see _remote.pool_size)
+    dask_client: Any = None  # a distributed.Client to run "dask" steps on
+    dask_address: str | None = None  # else the scheduler to connect to; else a LocalCluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +301,7 @@ async def execute_run(
             flow_cls=flow_cls,
             graph=graph,
             store=store,
+            writer=store.writer,
             run_id=run_id,
             params=shas,
             parameter_names=tuple(shas),
@@ -302,6 +309,12 @@ async def execute_run(
             echo=options.echo,
             clones=None if origin is None else origin.oracle,
             budgeted=not create.trusted,
+            executor=options.executor,
+            executor_options=ExecutorOptions(
+                pool_size(options.max_workers, options.processes),
+                options.dask_client,
+                options.dask_address,
+            ),
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
@@ -309,7 +322,10 @@ async def execute_run(
             try:
                 if on_start is not None:
                     on_start(run_id)
-                await scheduler.run(scheduler.first_task())
+                try:
+                    await scheduler.run(scheduler.first_task())
+                finally:
+                    await close_executors(ctx)
             except BaseException:
                 # Cancelled (or broken): the tasks running now get "cancelled" rows, queued
                 # before the run's own end, and nothing else is committed from here on.

@@ -155,7 +155,8 @@ class Scheduler:
         sup.set()
 
     def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
-        writer_error = self.ctx.store.writer.run_error(self.ctx.run_id)
+        writer = self.ctx.writer
+        writer_error = None if writer is None else writer.run_error(self.ctx.run_id)
         with self._lock:
             self._active -= 1
             self.tasks_run += 1
@@ -219,7 +220,8 @@ class Scheduler:
 
     def _queue(self, spec: TaskSpec) -> None:
         info = self.graph[spec.step].info
-        if info.is_async or info.retry or info.catch or info.timeout:
+        remote = info.executor or self.ctx.executor
+        if info.is_async or info.retry or info.catch or info.timeout or remote != "thread":
             self._async.append(spec)
         else:
             self._plain.append(spec)

@@ -23,9 +23,10 @@ from .._spec._flowbase import FlowBase, ForeachFrame
 from .._spec._graph import FlowGraph, NodeKind
 from .._spec._names import artifact_name_problem
 from .._store._blobs import RawBlob
+from .._store._reader import BlobReader
 from .._store._signing import PICKLE
-from .._store._store import Store
 from .._store._write_ops import TaskRecord
+from .._store._writer import Writer
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
 from ._untrusted import decode_loadable
@@ -50,7 +51,7 @@ class RunContext:
 
     flow_cls: type[FlowBase]
     graph: FlowGraph
-    store: Store
+    store: BlobReader  # a Store on the coordinator; a worker's own read-only reader elsewhere
     run_id: int
     params: dict[str, bytes]  # attribute name -> sha
     parameter_names: tuple[str, ...]
@@ -64,6 +65,13 @@ class RunContext:
     # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
     lock: threading.Lock = field(default_factory=threading.Lock)
     running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task
+    writer: Writer | None = None  # the store's writer; None in a worker process (never writes)
+    # Where plain steps run: the flow's default ("thread", "process", "dask") and the
+    # executors of this run other than threads, by name (made by the coordinator).
+    executor: str = "thread"
+    executors: dict[str, Any] = field(default_factory=dict)
+    executor_options: Any = None  # an _executors.ExecutorOptions on the coordinator
+    pack: Any = None  # the run's _jobs.RunPack, made on the first task sent to a worker
 
     @property
     def flow_name(self) -> str:
@@ -96,7 +104,8 @@ class RunContext:
             pending = self.store.pending
             for enc in record.blobs:
                 pending[enc.sha] = enc
-            self.store.writer.submit(record)
+            assert self.writer is not None
+            self.writer.submit(record)
             return True
 
     def cancel(self) -> None:
@@ -111,9 +120,11 @@ class RunContext:
             self.cancelled = True
             running = list(self.running.values())
             self.running.clear()
-        now = time.time()
+        now, writer = time.time(), self.writer
+        if writer is None:  # a worker's context: the coordinator records its tasks
+            return
         for task in running:
-            self.store.writer.submit(task.cancelled_record(now))
+            writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
         """Attribute names the step's source reads (to prefetch for coroutine steps)."""

@@ -1,4 +1,4 @@
-"""``@retry``, ``@catch`` and ``@timeout``: failure policies stacked above ``@step``.
+"""``@retry``, ``@catch``, ``@timeout`` (failure policies) and ``@executor``, above ``@step``.
 
 Each records its settings on the step's frozen :class:`StepInfo`; the runtime applies them.
 Misuse (above something that is not a step, twice on one step, nonsensical values) is a
@@ -16,7 +16,11 @@ from .._errors import FlowValidationError
 from ._names import is_plain_name
 from ._step import STEP_ATTR, StepInfo
 
-__all__ = ["CatchPolicy", "RetryPolicy", "catch", "retry", "timeout"]
+__all__ = ["EXECUTORS", "CatchPolicy", "RetryPolicy", "catch", "executor", "retry", "timeout"]
+
+#: Where a plain step may run: worker threads of this process (the default), a pool of
+#: worker processes on this machine, or Dask workers.
+EXECUTORS = ("thread", "process", "dask")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,3 +126,32 @@ def timeout(seconds: float = 0, minutes: float = 0, hours: float = 0) -> Callabl
             f"total of {total}; give a positive, finite duration."
         )
     return lambda func: _attach(func, "timeout", "timeout", total)
+
+
+def executor(name: str) -> Callable[[F], F]:
+    """Run this plain step's tasks on the executor ``name``, whatever the flow's default.
+
+    ``"thread"``: worker threads of this process. ``"process"``: a pool of worker processes
+    on this machine (CPU-bound Python code, code that must not share the host's GIL).
+    ``"dask"``: the workers of a Dask cluster (``pip install 'asyncflow[dask]'``).
+    Coroutine (``async def``) steps always run on the event loop.
+
+    :raises FlowValidationError: an unknown name, or an ``async def`` step.
+    """
+    if name not in EXECUTORS:
+        raise FlowValidationError(
+            f"@executor({name!r}): the executor must be one of {', '.join(map(repr, EXECUTORS))}."
+        )
+
+    def apply(func: F) -> F:
+        info = getattr(func, STEP_ATTR, None)
+        if isinstance(info, StepInfo) and info.is_async:
+            raise FlowValidationError(
+                f"@executor({name!r}) is on step {info.name!r} ({info.where}), an async def "
+                "step: coroutine steps always run on the event loop. Make it a plain def to "
+                "run it elsewhere, or remove @executor.",
+                info.name,
+            )
+        return _attach(func, "executor", "executor", name)  # type: ignore[no-any-return]
+
+    return apply

@@ -33,6 +33,7 @@ class StepInfo:
     retry: RetryPolicy | None = None
     catch: CatchPolicy | None = None
     timeout: float | None = None  # seconds
+    executor: str | None = None  # set by @executor: "thread", "process" or "dask"
 
     @property
     def where(self) -> str:

@@ -149,6 +149,3 @@ def _from_pending(enc: Encoded) -> RawBlob:
     payload = payload_buffer(enc.size)
     memoryview(payload)[:] = enc.payload
     return RawBlob(enc.sha, enc.encoding, enc.meta, payload, vouched=True)
-
-
-

@@ -109,4 +109,5 @@ class Store(BlobReader):
         for sha in shas:
             pending.pop(sha, None)
 
+
 atexit.register(Store.close_all)

@@ -1,0 +1,178 @@
+"""The process executor: a pool of worker processes on this machine, one task at a time each.
+
+Each worker is ``python -m asyncflow._runtime._procworker`` with one end of a private socket
+pair (``_wire``); it is started the first time a task needs it and no worker is idle, up to
+the pool's size, and stopped when the run ends. Starting, talking to and stopping workers all
+happen in threads, never on the event loop. A worker serves its tasks one after another and
+keeps what it learnt (the flow class, a read connection, a cache of read values) between them.
+
+A task's worker is killed when the task must stop (its ``@timeout``, or the run is
+cancelled); a worker that dies under a task (``os._exit``, a crash, the out-of-memory killer)
+fails that task only, with a :class:`~asyncflow.WorkerLostError`; the next task gets a fresh
+worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+
+import anyio
+import anyio.to_thread
+
+from ..._errors import WorkerLostError
+from .._jobs import Job, Reply, RunPack
+from .._wire import ChannelClosed, receive, send
+
+__all__ = ["ProcessExecutor"]
+
+# How long a worker asked to stop may take before it is killed.
+_STOP_SECONDS = 5.0
+
+
+class _Worker:
+    """One worker process and the coordinator's end of its socket."""
+
+    __slots__ = ("popen", "runs", "sock")
+
+    def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self.popen = popen
+        self.sock = sock
+        self.runs: set[str] = set()  # runs whose pack this worker has
+
+    @classmethod
+    def start(cls) -> _Worker:
+        """Start a worker process. Blocking (call it in a thread)."""
+        ours, theirs = socket.socketpair()
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "asyncflow._runtime._procworker", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return cls(popen, ours)
+
+    def call(self, pack: RunPack, job: Job, pathspec: str) -> Reply:
+        """Send ``job`` and wait for its reply. Blocking (call it in a thread).
+
+        :raises WorkerLostError: the worker ended before it replied.
+        """
+        known = pack.key in self.runs
+        try:
+            send(self.sock, ("task", pack.key, None if known else pack, job))
+            reply, buffers = receive(self.sock)
+        except ChannelClosed:
+            raise self._lost(pathspec) from None
+        assert isinstance(reply, Reply)
+        if reply.ready:
+            self.runs.add(pack.key)
+        reply.attach(buffers)
+        return reply
+
+    def _lost(self, pathspec: str) -> WorkerLostError:
+        try:
+            code: int | None = self.popen.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.sock.close()
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            how = f"was killed by signal {_signal_name(-code)}"
+            if -code == signal.SIGKILL:
+                how += " (the kernel's out-of-memory killer sends it when memory runs out)"
+            elif -code == signal.SIGSEGV:
+                how += " (a crash in native code)"
+        else:
+            how = f"exited with code {code}"
+            if code in (0, 1):
+                how += " (os._exit() in the step?)"
+        return WorkerLostError(
+            f"the worker process (pid {self.popen.pid}) running task {pathspec} {how} before "
+            "the task finished; the task failed, the run and the store are unharmed. Retry "
+            "the step with @retry, or resume the run once the cause is fixed.",
+            code,
+        )
+
+    def kill(self) -> None:
+        """Kill the worker at once (never blocks); its thread sees the socket close."""
+        with contextlib.suppress(OSError):
+            self.popen.kill()
+
+    def ask_stop(self) -> None:
+        """Ask the worker to end after its current job (if it is still there). Blocking."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ChannelClosed, OSError):
+                send(self.sock, ("stop",))
+
+    def reap(self) -> None:
+        """Wait for the worker to end (killing it if it lingers), close the socket.
+        Blocking."""
+        try:
+            self.popen.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        self.sock.close()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+class ProcessExecutor:
+    """A pool of at most ``size`` worker processes (see the module doc)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._slots: anyio.Semaphore | None = None
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+
+    async def run(self, pack: RunPack, job: Job, pathspec: str) -> Reply:
+        """Run ``job`` on an idle worker, or a new one (see :class:`Executor`)."""
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self.size)
+        async with self._slots:
+            worker = self._idle.pop() if self._idle else None
+            if worker is None:
+                worker = await anyio.to_thread.run_sync(_Worker.start)
+                self._all.append(worker)
+            done = False
+            try:
+                reply = await anyio.to_thread.run_sync(
+                    worker.call, pack, job, pathspec, abandon_on_cancel=True
+                )
+                done = True
+            finally:
+                if done:
+                    self._idle.append(worker)
+                else:  # cancelled, timed out or lost: this worker serves no other task
+                    worker.kill()
+            return reply
+
+    async def aclose(self) -> None:
+        """Stop every worker, in a thread (idle ones end cleanly, others are killed)."""
+        workers, self._all, self._idle = self._all, [], []
+        if workers:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_stop_all, workers)
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    for worker in workers:
+        worker.ask_stop()
+    for worker in workers:
+        worker.reap()
