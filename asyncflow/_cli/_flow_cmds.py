@@ -21,6 +21,7 @@ import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._run import ResumeRequest
+from .._spec._decorators import EXECUTORS
 from .._spec._params import Parameter
 from .._spec._resolve import parameters_of
 from .._store._store import Store
@@ -50,6 +51,20 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="the store file ($ASYNCFLOW_STORE)")
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="do not echo task output")
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="where plain steps run unless they say (@executor): thread (default), process, dask",
+    )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="size of the process pool (cores, >= 2)"
+    )
+    parser.add_argument(
+        "--dask-address",
+        default=None,
+        help="Dask scheduler for dask steps, e.g. tcp://127.0.0.1:8786 (else a LocalCluster)",
+    )
 
 
 def _build(flow_cls: type) -> OneLineParser:
@@ -197,6 +212,14 @@ def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
         if args.max_workers < 1:
             return f"--max-workers must be at least 1, not {args.max_workers}"
         options["max_workers"] = args.max_workers
+    if args.executor is not None:
+        options["executor"] = args.executor
+    if args.processes is not None:
+        if args.processes < 1:
+            return f"--processes must be at least 1, not {args.processes}"
+        options["processes"] = args.processes
+    if args.dask_address is not None:
+        options["dask_address"] = args.dask_address
     return options
 
 

@@ -164,15 +164,20 @@ class ProcessExecutor:
             return reply
 
     async def aclose(self) -> None:
-        """Stop every worker, in a thread (idle ones end cleanly, others are killed)."""
-        workers, self._all, self._idle = self._all, [], []
+        """Stop every worker, in a thread: idle ones end cleanly, busy ones (a task the run
+        no longer waits for) are killed."""
+        workers, idle = self._all, self._idle
+        self._all, self._idle = [], []
         if workers:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_stop_all, workers)
+                await anyio.to_thread.run_sync(_stop_all, workers, idle)
 
 
-def _stop_all(workers: list[_Worker]) -> None:
+def _stop_all(workers: list[_Worker], idle: list[_Worker]) -> None:
     for worker in workers:
-        worker.ask_stop()
+        if any(worker is w for w in idle):
+            worker.ask_stop()
+        else:
+            worker.kill()
     for worker in workers:
         worker.reap()
