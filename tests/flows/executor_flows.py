@@ -177,7 +177,8 @@ class SlowProcessFlow(FlowSpec):
             time.sleep(60)
             self.late = "never stored"
         else:
-            first = int(open(self.pidfile).read())
+            with open(self.pidfile) as fh:
+                first = int(fh.read())
             for _ in range(100):  # the kill is sent as the deadline passes: allow 5 s
                 if not alive(first):
                     break
