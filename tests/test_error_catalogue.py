@@ -83,7 +83,7 @@ def _pattern(text: str) -> re.Pattern[str]:
 
 def catalogue() -> dict[str, Line]:
     lines: dict[str, Line] = {}
-    row = re.compile(r"^\| ([A-Z]\d\d) \| (.+?) \| ``(.+?)`` \| .+ \|$")
+    row = re.compile(r"^\| ([A-Z]\d{2,3}) \| (.+?) \| ``(.+?)`` \| .+ \|$")
     for text in CATALOGUE.read_text(encoding="utf-8").splitlines():
         found = row.match(text)
         if found:
@@ -234,6 +234,27 @@ async def _d13(tmp: Path) -> Raised:
 @case("D81", fix="use a positive whole number of bytes")
 async def _d81(tmp: Path) -> Raised:
     return raised(lambda: IncludeFile("data", max_bytes=0)), ("'data'", "max_bytes=0")
+
+
+@case("D101", fix="must be one of")
+async def _d101(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.executor("gpu")), ("'gpu'",)
+
+
+@case("D102", fix="Make it a plain def")
+async def _d102(tmp: Path) -> Raised:
+    def define() -> None:
+        class AsyncExec(FlowSpec):
+            @asyncflow.executor("process")
+            @step
+            async def start(self) -> None:
+                self.next(self.end)
+
+            @step
+            def end(self) -> None:
+                pass
+
+    return raised(define), ("'process'", "'start'")
 
 
 # --- P: declaring parameters ----------------------------------------------------------------
@@ -758,12 +779,44 @@ async def _s85(tmp: Path) -> Raised:
     return exc, ("'sock'", "'start'", "HandleFlow")
 
 
+@case("S101", fix="Retry the step with @retry, or resume the run")
+async def _s101(tmp: Path) -> Raised:
+    exc = await step_failed(cf.DiesInWorker, tmp)
+    return exc, ("DiesInWorker/", "/start/", "exited with code 1")
+
+
+@case("S102", fix="make it importable")
+async def _s102(tmp: Path) -> Raised:
+    import types
+
+    module = types.ModuleType("af_made_at_run_time")
+    source = tmp / "source_of_a_module_made_at_run_time.py"  # readable, but not importable
+    source.write_text(cf.MADE_AT_RUN_TIME)
+    exec(compile(cf.MADE_AT_RUN_TIME, str(source), "exec"), module.__dict__)
+    sys.modules[module.__name__] = module
+    try:
+        exc = await step_failed(module.Unimportable, tmp)
+    finally:
+        del sys.modules[module.__name__]
+    return exc, ("could not load the flow", "af_made_at_run_time")
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
 @case("O01", fix="leave it out for the default of 16")
 async def _o01(tmp: Path) -> Raised:
     return raised(lambda: Pair(max_workers=0)), ("max_workers", "0")
+
+
+@case("O101", fix="")
+async def _o101(tmp: Path) -> Raised:
+    return raised(lambda: Pair(executor="gpu")), ("'gpu'",)
+
+
+@case("O102", fix="leave it out for one worker process per core")
+async def _o102(tmp: Path) -> Raised:
+    return raised(lambda: Pair(processes=0)), ("processes", "0")
 
 
 @case("O02", fix="use asyncflow.Flow to read stored runs")

@@ -71,6 +71,4 @@ def test_a_flow_defined_in_a_notebook_runs_process_steps(tmp_path: Path) -> None
     kernel = run["end"].task.data.kernel_pid
     workers = {t.data.pid for t in run["work"]}
     assert kernel not in workers and os.getpid() not in workers
-    assert sorted(t.stdout for t in run["work"]) == [
-        f"in a worker: {i}\n" for i in (1, 2, 3)
-    ]
+    assert sorted(t.stdout for t in run["work"]) == [f"in a worker: {i}\n" for i in (1, 2, 3)]

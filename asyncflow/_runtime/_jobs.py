@@ -27,6 +27,10 @@ class RemoteError(Exception):
     def __init__(self, type_name: str, message: str) -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[RemoteError], tuple[str, str]]:
+        return (RemoteError, (self.type_name, self.message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@ steps that fail in each way docs/errors.md lists (S02-S22)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
 import numpy as np
 
+import asyncflow
 from asyncflow import FlowSpec, IncludeFile, JSONType, Parameter, step, timeout
 
 # Three 1 MiB chunk rows: a blob whose pages are spread over the file.
@@ -457,3 +459,35 @@ class Merges(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class DiesInWorker(FlowSpec):
+    """Its start step ends its worker process."""
+
+    @asyncflow.executor("process")
+    @step
+    def start(self):
+        os._exit(1)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+# The source of a module made at run time (no file): the process pool cannot import it.
+MADE_AT_RUN_TIME = """
+import asyncflow
+from asyncflow import FlowSpec, step
+
+
+class Unimportable(FlowSpec):
+    @asyncflow.executor("process")
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
