@@ -15,6 +15,7 @@ worker.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -53,6 +54,7 @@ class _Worker:
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
+                env=_worker_env(),
             )
         except BaseException:
             ours.close()
@@ -123,6 +125,18 @@ class _Worker:
             self.popen.kill()
             self.popen.wait()
         self.sock.close()
+
+
+def _worker_env() -> dict[str, str]:
+    # The worker imports this very asyncflow, even when it is not installed (a checkout on
+    # sys.path): its folder goes first on PYTHONPATH. The rest of sys.path comes with the pack.
+    env = dict(os.environ)  # __file__ is asyncflow/_runtime/_executors/_process.py
+    home = os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    )
+    rest = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = home + (os.pathsep + rest if rest else "")
+    return env
 
 
 def _signal_name(number: int) -> str:
