@@ -58,7 +58,10 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         help="where plain steps run unless they say (@executor): thread (default), process, dask",
     )
     parser.add_argument(
-        "--processes", type=int, default=None, help="size of the process pool (cores, >= 2)"
+        "--worker-processes",
+        type=int,
+        default=None,
+        help="size of the process pool (default: one per core, at least 2)",
     )
     parser.add_argument(
         "--dask-address",
@@ -214,10 +217,10 @@ def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
         options["max_workers"] = args.max_workers
     if args.executor is not None:
         options["executor"] = args.executor
-    if args.processes is not None:
-        if args.processes < 1:
-            return f"--processes must be at least 1, not {args.processes}"
-        options["processes"] = args.processes
+    if args.worker_processes is not None:
+        if args.worker_processes < 1:
+            return f"--worker-processes must be at least 1, not {args.worker_processes}"
+        options["processes"] = args.worker_processes
     if args.dask_address is not None:
         options["dask_address"] = args.dask_address
     return options

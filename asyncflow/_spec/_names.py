@@ -32,10 +32,11 @@ one. ``tests/test_validation.py`` checks that this is exactly the set of FlowSpe
 attributes."""
 
 
-COMMAND_LINE_NAMES: frozenset[str] = frozenset({"help", "store", "tag", "quiet"})
+COMMAND_LINE_NAMES: frozenset[str] = frozenset({"help", "store", "tag", "quiet", "executor"})
 """Options of ``python flow.py run`` that are identifiers: no parameter may take one, since
-its ``--<name>`` option would clash with them. (``--max-workers`` and ``--origin-run-id``
-are not identifiers, so no parameter name can clash with them.)"""
+its ``--<name>`` option would clash with them. (``--max-workers``, ``--worker-processes``,
+``--dask-address`` and ``--origin-run-id`` are not identifiers, so no parameter name can clash
+with them.)"""
 
 
 def is_plain_name(text: object) -> bool:
