@@ -312,7 +312,7 @@ async def _p06(tmp: Path) -> Raised:
     return await run_error(flow, tmp), ("'beta'", "ParamFlow.alpha", "ParamFlow.beta")
 
 
-@case("P81", fix="rename it (taken: --help, --quiet, --store, --tag)")
+@case("P81", fix="rename it (taken: --executor, --help, --quiet, --store, --tag)")
 async def _p81(tmp: Path) -> Raised:
     flow = _linear(where=Parameter("store", default="here"))
     return await run_error(flow, tmp), ("'store'", "ParamFlow.where")
