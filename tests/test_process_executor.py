@@ -20,6 +20,7 @@ from asyncflow import (
     FlowSpec,
     FlowValidationError,
     StepFailed,
+    UntrustedArtifactError,
     WorkerLostError,
     executor,
     step,
@@ -263,3 +264,51 @@ def test_executor_misuse_is_refused_when_the_class_is_defined() -> None:
         ef.WhereFlow(executor="processes")
     with pytest.raises(ValueError, match="processes must be a positive integer"):
         ef.WhereFlow(processes=0)
+
+
+async def test_a_worker_checks_pickles_as_the_coordinator_does(store: str, tmp_path: Path) -> None:
+    from tests._storefixture import sha_of
+    from tests.flows.attacker_flows import Keeper, Point
+    from tests.test_attacker_store import swap_pickle
+
+    alarm = tmp_path / "alarm"
+    flow = Keeper(store=store, echo=False, executor="process")
+    first = await flow.run()
+    assert first.data.seen[:2] == (7, [1, 2, 3])  # read in a worker, from the file
+    swap_pickle(store, sha_of(Point(7)), alarm)
+    with pytest.raises(StepFailed) as info:
+        await flow.resume(first.id, step="end")
+    cause = info.value.__cause__
+    assert isinstance(cause, UntrustedArtifactError), cause
+    assert "do not match their hash" in str(cause) and cause.name == "point"
+    assert not alarm.exists()  # the worker never unpickled the planted bytes
+
+
+class _Picky(Exception):
+    """An exception that pickles but cannot be rebuilt (its __init__ needs two arguments)."""
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__(f"{code}: {why}")
+
+
+class PickyFlow(FlowSpec):
+    @executor("process")
+    @step
+    def start(self) -> None:
+        raise _Picky(7, "odd")
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+async def test_an_exception_that_cannot_travel_keeps_its_type_name_and_traceback(
+    store: str,
+) -> None:
+    with pytest.raises(StepFailed) as info:
+        await PickyFlow(store=store, echo=False).run()
+    assert "_Picky: 7: odd" in str(info.value)
+    task = info.value.run["start"].task
+    assert task.exception is not None and "_Picky: 7: odd" in task.exception
+    assert 'raise _Picky(7, "odd")' in (task.traceback or "")
