@@ -10,7 +10,6 @@ thread at its deadline (the late result of such an abandoned attempt is discarde
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -22,12 +21,12 @@ import anyio.to_thread
 from .._codecs import CodecError, Encoded, encode
 from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
-from .._store._blobs import RawBlob
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
+from ._prefetch import prefetch
 from ._task import RunContext, TaskState
 
 __all__ = ["Attempt", "RunCancelledError", "run_managed", "run_plain", "storable"]
@@ -71,7 +70,10 @@ class Attempt:
     def _inputs(self) -> Inputs | None:
         if self.spec.inputs is None:
             return None
-        return Inputs(self.ctx, self.spec.step, self.spec.inputs, dict(self.state.prefetched))
+        state = self.state
+        return Inputs(
+            self.ctx, self.spec.step, self.spec.inputs, dict(state.prefetched), state.input_values
+        )
 
     def _begin(self) -> None:
         self.started = time.time()
@@ -112,20 +114,9 @@ class Attempt:
             return await anyio.to_thread.run_sync(self.state.finish, self.flow)
 
     async def _prefetch(self) -> None:
-        # A coroutine step reads artifacts synchronously (self.x); fetch the ones its
-        # source mentions in a worker thread first, so the loop never waits on SQLite.
-        ctx, spec, store = self.ctx, self.spec, self.ctx.store
-        names = ctx.step_reads(spec.step)
-        wanted = [spec.base[n] for n in names if n in spec.base]
-        for outcome in spec.inputs or ():
-            wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
-        cold = [s for s in dict.fromkeys(wanted) if _cold(store, s)]
-        if cold:
-            # check=True: pickles are hashed in that thread too, not on the loop.
-            raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(
-                functools.partial(store.read_raw_many, cold, check=True)
-            )
-            self.state.prefetched = raws
+        # A coroutine step reads artifacts synchronously (self.x): read, check and decode
+        # the ones its source names in a worker thread first, so the loop never waits.
+        await prefetch(self.state)
 
     def cancelled_record(self, now: float) -> TaskRecord:
         """This task's row when the run is cancelled while it runs: no artifacts."""
@@ -214,10 +205,6 @@ def storable(text: str | None) -> str | None:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
-
-
-def _cold(store: Any, sha: bytes) -> bool:
-    return not store.warm(sha)
 
 
 def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
