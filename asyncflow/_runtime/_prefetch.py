@@ -27,8 +27,7 @@ from .._store._signing import PICKLE
 from ._untrusted import decode_loadable
 
 if TYPE_CHECKING:
-    from .._store._store import Store
-    from ._task import TaskState
+    from ._task import RunContext, TaskState
 
 __all__ = ["prefetch"]
 
@@ -55,7 +54,7 @@ async def prefetch(state: TaskState) -> None:
         if n in outcome.refs
     }
     shas = [*own.values(), *joined.values()]
-    if all(_cheap(ctx.store, sha) for sha in shas):
+    if all(_cheap(ctx, sha) for sha in shas):
         return
     await anyio.to_thread.run_sync(_fetch, state, own, joined)
 
@@ -97,8 +96,9 @@ def _fetch(state: TaskState, own: dict[str, bytes], joined: dict[tuple[int, str]
     state.prefetched = failed
 
 
-def _cheap(store: Store, sha: bytes) -> bool:
+def _cheap(ctx: RunContext, sha: bytes) -> bool:
     # Small, in memory, and needing no hash before it is decoded: fine on the loop.
+    store = ctx.store
     enc = store.pending.get(sha)
     if enc is not None:
         return enc.size <= _CHEAP_BYTES
