@@ -16,6 +16,8 @@ Scenarios (each a real flow on a real store file):
   the next coroutine step reads it back while it may still be pending in memory;
   ``read-*``: a resumed run's coroutine step reads it from the file;
   ``client-*``: the client's ``await step.adata(...)`` of it;
+* ``export-bytes`` / ``import-bytes``: ``await aexport_runs(...)`` of the run holding the
+  bytes value, and ``await aimport_archive(...)`` of that archive into a new store;
 * ``getattr-bytes``: a coroutine step reads the bytes value with ``getattr(self, name)``,
   which its source does not name, so it is read on the loop (README, "What can still hold
   up the loop");
@@ -48,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import Report, parse_args, progress, scratch_dir
 
-from asyncflow import Flow, FlowSpec, Parameter, step
+from asyncflow import Flow, FlowSpec, Parameter, aexport_runs, aimport_archive, step
 
 SPIN = 3_000_000  # additions per CPU task: ~0.2 s of pure Python each
 TICK = 0.002
@@ -318,6 +320,20 @@ async def scenario(name: str, folder: str, mb: int) -> list[float] | None:
         lags = await lags_during(lambda: _append(got, start.adata("big")))
         assert size_of(got[0]) == mb << 20
         return lags
+    if name in ("export-bytes", "import-bytes"):
+        # The archive of the run that holds the bytes value (from set-bytes), then its import.
+        source = os.path.join(folder, "bytes.db")
+        archive = os.path.join(folder, "bytes.afa")
+        if not os.path.exists(source):
+            return None  # needs set-bytes first
+        if name == "export-bytes":
+            run = await (await Flow.aopen("Big", source)).alatest_run()
+            assert run is not None
+            return await lags_during(lambda: aexport_runs(archive, [run], overwrite=True))
+        target = os.path.join(folder, f"imported-{time.monotonic_ns()}.db")
+        lags = await lags_during(lambda: aimport_archive(archive, target))
+        os.unlink(target)
+        return lags
     if name == "getattr-bytes":
         if not os.path.exists(store):
             await BigGetattr(store=store, echo=False).run(mb=mb)
@@ -349,6 +365,8 @@ LABELS = {
     "set-pickle": "(b) coroutine step sets {mb} MB pickled object",
     "read-pickle": "(b) coroutine step reads {mb} MB pickled (file)",
     "client-pickle": "(b) client awaits {mb} MB pickled object",
+    "export-bytes": "aexport_runs of the run holding {mb} MB bytes",
+    "import-bytes": "aimport_archive of that archive",
     "getattr-bytes": "coroutine getattr(self, name) of {mb} MB bytes",
     "plain-read-bytes": "plain step reads {mb} MB bytes",
     "client-list": "client awaits 36 MB msgpack list of floats",
@@ -364,6 +382,8 @@ TARGETED = (
     "client-numpy",
     "client-bytes",
     "client-pickle",
+    "export-",
+    "import-",
     "tiny-",
 )
 

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from asyncflow import Flow
-from tests.flows.loop_lag import SIZE, BigInCoroutine, SharedEarly
+from tests.flows.loop_lag import SIZE, BigInCoroutine, ReadByName, SharedEarly
 
 pytestmark = pytest.mark.anyio
 
@@ -83,3 +83,9 @@ async def test_values_read_before_a_coroutine_step_starts_are_each_its_own_copy(
     # name and per input, even where the stored values are the same blob (Artifacts 5).
     run = await SharedEarly(store=store, echo=False).run()
     assert await (await run.astep("join")).adata("seen") == [0.0, 0.0, 0.0, True, True]
+
+
+async def test_a_coroutine_step_may_read_an_artifact_by_name_in_a_thread(store: str) -> None:
+    # What README "What can still hold up the loop" advises for a large value read by name.
+    run = await ReadByName(store=store, echo=False).run()
+    assert await (await run.astep("use")).adata("seen") == [2 << 20, [1, 2, 3]]

@@ -17,7 +17,7 @@ from ._bulk import SLICE, PartsWriter, SliceReader
 from ._stored import CodecError
 
 
-def _pickle(value: Any) -> bytes:
+def _pickle(value: Any) -> bytes | memoryview:
     # Into parts joined at the end, not a BytesIO: a large bytes or array in the value is
     # then never copied in one call holding the GIL (see _bulk); the bytes are the same.
     out = PartsWriter()

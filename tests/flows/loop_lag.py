@@ -74,3 +74,28 @@ class SharedEarly(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class ReadByName(FlowSpec):
+    """A coroutine step that reads artifacts its source does not name."""
+
+    @step
+    def start(self) -> None:
+        self.first = bytes(2 << 20)
+        self.second = [1, 2, 3]
+        self.next(self.use)
+
+    @step
+    async def use(self) -> None:
+        import anyio.to_thread
+
+        # Not named in the source, so not read before the step: read here, in a thread...
+        big = await anyio.to_thread.run_sync(getattr, self, "fir" + "st")
+        # ...or on the loop (a small value: cheap).
+        small = getattr(self, "sec" + "ond")
+        self.seen = [len(big), small]
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
