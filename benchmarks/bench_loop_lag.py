@@ -18,6 +18,8 @@ Scenarios (each a real flow on a real store file):
   ``client-*``: the client's ``await step.adata(...)`` of it;
 * ``export-bytes`` / ``import-bytes``: ``await aexport_runs(...)`` of the run holding the
   bytes value, and ``await aimport_archive(...)`` of that archive into a new store;
+* ``free-bytes`` / ``free-numpy``: no flow, a worker thread drops the last reference to such a
+  value (what freeing it costs the loop; the floor under the ``bytes`` scenarios);
 * ``getattr-bytes``: a coroutine step reads the bytes value with ``getattr(self, name)``,
   which its source does not name, so it is read on the loop (README, "What can still hold
   up the loop");
@@ -334,6 +336,11 @@ async def scenario(name: str, folder: str, mb: int) -> list[float] | None:
         lags = await lags_during(lambda: aimport_archive(archive, target))
         os.unlink(target)
         return lags
+    if name in ("free-bytes", "free-numpy"):
+        # Not asyncflow: what dropping the last reference to such a value costs the loop
+        # when a worker thread does it (CPython holds the GIL while the memory is returned).
+        holder = [await anyio.to_thread.run_sync(make_value, kind, mb)]
+        return await lags_during(lambda: anyio.to_thread.run_sync(holder.clear))
     if name == "getattr-bytes":
         if not os.path.exists(store):
             await BigGetattr(store=store, echo=False).run(mb=mb)
@@ -367,6 +374,8 @@ LABELS = {
     "client-pickle": "(b) client awaits {mb} MB pickled object",
     "export-bytes": "aexport_runs of the run holding {mb} MB bytes",
     "import-bytes": "aimport_archive of that archive",
+    "free-bytes": "a thread frees a {mb} MB bytes (no flow)",
+    "free-numpy": "a thread frees a {mb} MB numpy array (no flow)",
     "getattr-bytes": "coroutine getattr(self, name) of {mb} MB bytes",
     "plain-read-bytes": "plain step reads {mb} MB bytes",
     "client-list": "client awaits 36 MB msgpack list of floats",
