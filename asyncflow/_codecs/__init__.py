@@ -24,13 +24,13 @@ numpy and cloudpickle are imported on first use, keeping ``import asyncflow`` li
 
 from __future__ import annotations
 
-import pickle
 import sys
 from typing import Any
 
 import msgpack
 
 from ._buffers import OwnedBuffer, owns_buffer, payload_buffer
+from ._bulk import SLICE, copy_into, fresh_bytes
 from ._msgpack import (
     _CONTAINERS,
     _INT_MAX,
@@ -38,12 +38,13 @@ from ._msgpack import (
     _PLAIN,
     _SCALARS,
     _pack,
+    _pack_bytes,
     _packable,
     _unpack,
     is_immutable,
 )
 from ._numpy import _decode_numpy, _encode_numpy, numpy_meta_problem
-from ._pickle import _pickle
+from ._pickle import _pickle, _unpickle
 from ._stored import (
     _MSGPACK,
     _NUMPY,
@@ -63,8 +64,10 @@ __all__ = [
     "Encoded",
     "OwnedBuffer",
     "content_hasher",
+    "copy_into",
     "decode",
     "encode",
+    "fresh_bytes",
     "is_immutable",
     "numpy_meta_problem",
     "owns_buffer",
@@ -96,7 +99,9 @@ def encode(value: Any) -> Encoded:
     if kind in _SCALARS or (kind in _CONTAINERS and _packable((value,), 0, {})):
         try:
             # The hot path: exact scalars msgpack takes without our extension types.
-            if kind in _PLAIN or (kind is int and _INT_MIN <= value <= _INT_MAX):
+            if kind is bytes and len(value) > SLICE:
+                payload = _pack_bytes(value)
+            elif kind in _PLAIN or (kind is int and _INT_MIN <= value <= _INT_MAX):
                 payload = msgpack.packb(value)
             else:
                 payload = _pack(value)
@@ -146,7 +151,7 @@ def decode(
         if encoding == _NUMPY and meta is not None:
             return _decode_numpy(meta, payload)
         if encoding == _PICKLE and meta is None:
-            return pickle.loads(payload)
+            return _unpickle(payload)
     except CodecError:
         raise
     except Exception as exc:

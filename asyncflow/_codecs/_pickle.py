@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import functools
 import io
+import pickle
 import sys
 from typing import Any
 
+from ._bulk import SLICE, PartsWriter, SliceReader
 from ._stored import CodecError
 
 
-def _pickle(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    _pickler_class()(buffer, protocol=5).dump(value)
-    return buffer.getvalue()
+def _pickle(value: Any) -> bytes | memoryview:
+    # Into parts joined at the end, not a BytesIO: a large bytes or array in the value is
+    # then never copied in one call holding the GIL (see _bulk); the bytes are the same.
+    out = PartsWriter()
+    _pickler_class()(out, protocol=5).dump(value)
+    return out.getvalue()
+
+
+def _unpickle(payload: Any) -> Any:
+    # A large payload is read through a file that fills large bytes by slices (see _bulk).
+    if memoryview(payload).nbytes <= SLICE:
+        return pickle.loads(payload)
+    return pickle.Unpickler(SliceReader(payload)).load()
 
 
 @functools.cache

@@ -28,7 +28,8 @@ class Encoded:
 
     :param encoding: the codec id: ``"msgpack"``, ``"numpy"`` or ``"pickle"``.
     :param meta: codec metadata (numpy: dtype, shape, order), else None.
-    :param payload: the encoded bytes; for numpy a zero-copy view of the array's buffer.
+    :param payload: the encoded bytes; for numpy a zero-copy view of the array's buffer, for a
+        large msgpack or pickle payload a read-only view of a private memory map (``_bulk``).
     :param sha: sha256 over the length-framed (encoding, meta, payload): the content address.
     :param size: the payload length in bytes.
     """

@@ -10,7 +10,6 @@ thread at its deadline (the late result of such an abandoned attempt is discarde
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -22,12 +21,12 @@ import anyio.to_thread
 from .._codecs import CodecError, Encoded, encode
 from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
-from .._store._blobs import RawBlob
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
+from ._prefetch import prefetch
 from ._remote import call_remote, executor_of
 from ._task import RunContext, TaskState
 
@@ -82,7 +81,10 @@ class Attempt:
     def _inputs(self) -> Inputs | None:
         if self.spec.inputs is None:
             return None
-        return Inputs(self.ctx, self.spec.step, self.spec.inputs, dict(self.state.prefetched))
+        state = self.state
+        return Inputs(
+            self.ctx, self.spec.step, self.spec.inputs, dict(state.prefetched), state.input_values
+        )
 
     def begin(self) -> None:
         """Note the start; raise :class:`RunCancelledError` once the run is cancelled."""
@@ -124,20 +126,9 @@ class Attempt:
             return await anyio.to_thread.run_sync(self.state.finish, self.flow)
 
     async def _prefetch(self) -> None:
-        # A coroutine step reads artifacts synchronously (self.x); fetch the ones its
-        # source mentions in a worker thread first, so the loop never waits on SQLite.
-        ctx, spec, store = self.ctx, self.spec, self.ctx.store
-        names = ctx.step_reads(spec.step)
-        wanted = [spec.base[n] for n in names if n in spec.base]
-        for outcome in spec.inputs or ():
-            wanted.extend(outcome.refs[n] for n in names if n in outcome.refs)
-        cold = [s for s in dict.fromkeys(wanted) if _cold(store, s)]
-        if cold:
-            # check=True: pickles are hashed in that thread too, not on the loop.
-            raws: dict[bytes, RawBlob] = await anyio.to_thread.run_sync(
-                functools.partial(store.read_raw_many, cold, check=True)
-            )
-            self.state.prefetched = raws
+        # A coroutine step reads artifacts synchronously (self.x): read, check and decode
+        # the ones its source names in a worker thread first, so the loop never waits.
+        await prefetch(self.state)
 
     def cancelled_record(self, now: float) -> TaskRecord:
         """This task's row when the run is cancelled while it runs: no artifacts."""
@@ -226,10 +217,6 @@ def storable(text: str | None) -> str | None:
     return text
 
 
-def _cold(store: Any, sha: bytes) -> bool:
-    return not store.warm(sha)
-
-
 def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
     """The fast path: a plain step with no failure policy, in the current worker thread."""
     attempt = Attempt(ctx, spec)
@@ -287,7 +274,7 @@ async def run_managed(
                     await anyio.sleep(pause)
                 continue
             if info.catch is not None and ctx.graph[spec.step].kind is not NodeKind.FOREACH:
-                return _caught(attempt, exc, earlier)
+                return await _caught(attempt, exc, earlier)
             return attempt.commit(None, exc, earlier)
         if info.catch is not None and info.catch.var is not None:
             _set_if_unset(result, info.catch.var, None)
@@ -303,7 +290,7 @@ def _set_if_unset(result: Result, name: str, value: Any) -> None:
         blobs.append(enc)
 
 
-def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -> TaskOutcome:
+async def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -> TaskOutcome:
     """Keep what the failed attempt set, describe the failure, go on to the next steps."""
     policy = attempt.ctx.graph[attempt.spec.step].info.catch
     assert policy is not None
@@ -311,7 +298,9 @@ def _caught(attempt: Attempt, error: BaseException, earlier: list[AttemptRow]) -
     if policy.print_exception:
         attempt.cap.stderr.append(tb)
     kept = attempt.kept
-    refs, blobs = kept if kept is not None else kept_artifacts(attempt.state, attempt.flow)
+    if kept is None:  # encoding what the step set may be big work: not on the loop
+        kept = await anyio.to_thread.run_sync(kept_artifacts, attempt.state, attempt.flow)
+    refs, blobs = kept
     if policy.var is not None:
         enc = encode({"type": type(error).__name__, "message": str(error), "traceback": tb})
         refs[policy.var] = enc.sha

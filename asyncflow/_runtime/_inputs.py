@@ -71,11 +71,14 @@ class Inputs:
         step: str,
         outcomes: list[TaskOutcome],
         prefetched: dict[bytes, RawBlob] | None = None,
+        values: dict[tuple[int, str], Any] | None = None,
     ) -> None:
         self._af_ctx = ctx
         self._af_step = step
         self._af_views = [InputView(self, o) for o in outcomes]
         self._af_prefetched = prefetched or {}
+        for (index, name), value in (values or {}).items():  # decoded early (_prefetch)
+            self._af_views[index]._af_values[name] = value
 
     def __len__(self) -> int:
         return len(self._af_views)

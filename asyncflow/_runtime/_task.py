@@ -154,6 +154,8 @@ class TaskState:
     __slots__ = (
         "base",
         "ctx",
+        "decoded",
+        "input_values",
         "loaded",
         "next_call",
         "param_values",
@@ -172,6 +174,10 @@ class TaskState:
         self.next_call: tuple[tuple[str, ...], str | None] | None = None
         self.param_values: dict[str, Any] = {}
         self.prefetched: dict[bytes, RawBlob] = {}
+        # A coroutine step's values decoded before it started (_prefetch): name -> (sha,
+        # value), and (input index, name) -> value for a join's inputs.
+        self.decoded: dict[str, tuple[bytes, Any]] = {}
+        self.input_values: dict[tuple[int, str], Any] = {}
         self.stack: tuple[ForeachFrame, ...] | None = None
 
     # --- TaskContext ----------------------------------------------------------------
@@ -191,6 +197,9 @@ class TaskState:
         return stack
 
     def _decode(self, sha: bytes, kind: str, name: str) -> Any:
+        early = self.decoded.pop(name, None)
+        if early is not None and early[0] == sha:
+            return early[1]
         raw = self.prefetched.pop(sha, None)
         if raw is None:
             raw = self.ctx.store.read_raw(sha)
