@@ -8,8 +8,7 @@ while the loop runs nothing else. Target (issue 10): p99 <= 20 ms and max <= 50 
 
 Scenarios (each a real flow on a real store file):
 
-* (a) ``cpu-process``: 16 CPU-bound plain steps with ``executor="process"`` (skipped where
-  ``FlowSpec`` has no ``executor=`` option yet);
+* (a) ``cpu-process``: 16 CPU-bound plain steps with ``executor="process"``;
 * (b) for a ``--mb`` MB (default 500) numpy array, ``bytes`` value and pickled object (an
   object of the user's holding that many bytes), each separately:
   ``set-*``: a coroutine step sets it (made in a thread, as a well-behaved step would), and
@@ -26,7 +25,8 @@ Scenarios (each a real flow on a real store file):
 * ``plain-read-bytes``: a plain step (a worker thread) reads the bytes value;
 * ``client-list``: the client awaits a 36 MB msgpack list of 4 million floats;
 * (c) ``tiny-plain`` / ``tiny-async``: a 1,000-wide foreach of trivial plain steps, and of
-  trivial coroutine steps;
+  trivial coroutine steps; ``tiny-plain-4``: the plain ones at ``max_workers=4``;
+  ``tiny-process``: the plain ones with ``executor="process"``;
 * (d) ``cpu``: 16 CPU-bound pure-Python plain steps at ``max_workers=16`` on threads;
 * ``sleep``: 16 plain steps in ``time.sleep`` (they release the GIL).
 
@@ -37,7 +37,6 @@ Scenarios (each a real flow on a real store file):
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import statistics
 import sys
@@ -236,11 +235,6 @@ class Keep(FlowSpec):
         pass
 
 
-def has_process_executor() -> bool:
-    """Whether this asyncflow has ``FlowSpec(executor=...)`` (issue 10)."""
-    return "executor" in inspect.signature(FlowSpec.__init__).parameters
-
-
 async def lags_during(work: Callable[[], Awaitable[object]]) -> list[float]:
     """Every lateness (s) of a 2 ms ticker while ``work()`` runs on the same loop."""
     lags: list[float] = []
@@ -288,13 +282,15 @@ async def scenario(name: str, folder: str, mb: int) -> list[float] | None:
     if name == "cpu":
         return await lags_during(lambda: CpuFan(store=store, max_workers=16, echo=False).run())
     if name == "cpu-process":
-        # (a) Filled in by issue 10's process executor: skipped where it does not exist.
-        if not has_process_executor():
-            return None
-        flow: Any = CpuFan(store=store, max_workers=16, echo=False, executor="process")  # type: ignore[call-arg]
+        flow = CpuFan(store=store, max_workers=16, echo=False, executor="process")
         return await lags_during(flow.run)
     if name == "tiny-plain":
         return await lags_during(lambda: TinyPlain(store=store, echo=False).run())
+    if name == "tiny-plain-4":
+        return await lags_during(lambda: TinyPlain(store=store, echo=False, max_workers=4).run())
+    if name == "tiny-process":
+        tiny = TinyPlain(store=store, echo=False, executor="process")
+        return await lags_during(tiny.run)
     if name == "tiny-async":
         return await lags_during(lambda: TinyAsync(store=store, echo=False).run())
     if name == "client-list":
@@ -381,6 +377,8 @@ LABELS = {
     "client-list": "client awaits 36 MB msgpack list of floats",
     "tiny-plain": "(c) 1,000-wide foreach, trivial plain steps",
     "tiny-async": "(c) 1,000-wide foreach, trivial async steps",
+    "tiny-plain-4": "(c) 1,000-wide foreach, trivial plain steps, max_workers=4",
+    "tiny-process": "(c) 1,000-wide foreach, trivial plain steps, executor='process'",
     "cpu": "(d) 16 CPU-bound plain steps, threads, 16 wide",
     "sleep": "16 plain steps in time.sleep, threads",
 }
@@ -426,7 +424,7 @@ def main() -> None:
     for name in names:
         rows = samples[name]
         if not rows:
-            progress(f"{name}: skipped (FlowSpec has no executor= option here)")
+            progress(f"{name}: skipped")
             continue
         label = LABELS[name].format(mb=mb)
         targeted = name.startswith(TARGETED)
