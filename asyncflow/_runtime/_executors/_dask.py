@@ -71,7 +71,8 @@ def require_dask(client: Any) -> None:
             f"dask_client= is a {type(client).__name__}, not a distributed.Client; pass a "
             "Client (Client(cluster) or Client('tcp://host:8786')), or dask_address=."
         )
-    if client.asynchronous:
+    # (``Client.asynchronous`` is False when asked from another thread than its loop's.)
+    if getattr(client, "_asynchronous", False) or client.asynchronous:
         raise UsageError(
             "dask_client= is an asynchronous distributed.Client (asynchronous=True), whose "
             "calls would run on the event loop; pass a synchronous Client (Client(cluster) "
@@ -145,7 +146,7 @@ class DaskExecutor:
                 n_workers=self._workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: never clash with another cluster
             )
         try:
             return Client(cluster, set_as_default=False), cluster

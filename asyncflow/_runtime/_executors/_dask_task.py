@@ -59,6 +59,10 @@ class ShippedBlob:
     def __reduce__(self) -> tuple[Any, ...]:
         return (ShippedBlob, (self.sha, self.encoding, self.meta, self.payload, self.vouched))
 
+    def __sizeof__(self) -> int:
+        # What Dask counts for this value (its transfer costs and memory limits).
+        return self.size + 200
+
     @property
     def size(self) -> int:
         """Payload length in bytes."""
