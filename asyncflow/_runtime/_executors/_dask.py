@@ -105,16 +105,12 @@ class DaskExecutor:
         self._ship_lock = threading.Lock()
         self._pack: Any = None  # the pack's future
         self._blobs: dict[bytes, Any] = {}  # sha -> future of its ShippedBlob
-        self._shipped = 0  # values scattered (for keys)
-        self._closed = False
 
     # --- connecting ---------------------------------------------------------------------
     async def _client(self) -> Any:
         if self._connect_lock is None:
             self._connect_lock = anyio.Lock()
         async with self._connect_lock:
-            if self._closed:
-                raise WorkerLostError("the Dask executor of this run is closed", None)
             if self.client is None:
                 self._own = await anyio.to_thread.run_sync(self._start)
                 self.client = self._own[0]
@@ -218,7 +214,6 @@ class DaskExecutor:
         return client.submit(run_task, pack_future, job, blobs, pathspec, key=key, pure=False)
 
     def _scatter(self, client: Any, what: str, value: Any) -> Any:
-        self._shipped += 1
         key = f"asyncflow-{what}-{uuid.uuid4().hex[:12]}"
         return client.scatter({key: value}, hash=False)[key]
 
@@ -228,10 +223,8 @@ class DaskExecutor:
         thread, shielded from cancellation."""
         with anyio.CancelScope(shield=True):
             if self._connect_lock is not None:
-                async with self._connect_lock:
-                    self._closed = True
-            else:
-                self._closed = True
+                await self._connect_lock.acquire()  # not while a cluster is starting
+                self._connect_lock.release()
             futures = [self._pack, *self._blobs.values()]
             self._pack, self._blobs = None, {}
             own, self._own = self._own, None
