@@ -25,6 +25,7 @@ from asyncflow import (  # noqa: E402
     Flow,
     StepFailed,
     StoreError,
+    UntrustedArtifactError,
     UsageError,
     WorkerLostError,
 )
@@ -108,27 +109,56 @@ def _incoming(client: Any) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+def _arrivals(client: Any) -> dict[str, dict[bytes, int]]:
+    """Per worker: how many times each shipped value reached it (scattered or fetched)."""
+
+    def count() -> dict[bytes, int]:
+        from asyncflow._runtime._executors._dask_task import ARRIVALS
+
+        return dict(ARRIVALS)
+
+    out: dict[str, dict[bytes, int]] = client.run(count)
+    return out
+
+
 async def test_a_parent_array_travels_to_each_dask_worker_at_most_once(
     store: str, client: Any
 ) -> None:
-    before = _incoming(client)
+    before, logs_before = _arrivals(client), _incoming(client)
     width = 24
     run = await df.FanOutFlow(store=store, echo=False, dask_client=client).run(width=width)
     join = run["join"].task.data
     assert len(join.pids) == 2  # the premise: tasks ran on both workers
     assert join.totals == [1_000_000.0 + i for i in range(width)]
-    arr_key = encode(run["start"].task.data.arr).sha.hex()
-    after = _incoming(client)
-    fetched = {
-        worker: [
-            size for key, size in after[worker][len(before.get(worker, [])) :] if arr_key in key
-        ]
-        for worker in after
-    }
-    # Scattered once to one worker; every other worker fetched it at most once.
-    assert all(len(sizes) <= 1 for sizes in fetched.values()), fetched
-    assert sum(len(sizes) for sizes in fetched.values()) <= len(after) - 1, fetched
-    assert all(size >= 8_000_000 for sizes in fetched.values() for size in sizes)
+    sha = encode(run["start"].task.data.arr).sha
+    after, logs_after = _arrivals(client), _incoming(client)
+    # Each worker that ran the tasks received the array exactly once (scattered to one,
+    # fetched by the other), whatever the number of tasks.
+    arrived = {w: after[w].get(sha, 0) - before.get(w, {}).get(sha, 0) for w in after}
+    assert sorted(arrived.values()) == [1, 1], arrived
+    # Dask's own transfer logs agree: one fetch, of the whole array, by one worker.
+    fetched = [
+        size
+        for worker in logs_after
+        for key, size in logs_after[worker][len(logs_before.get(worker, [])) :]
+        if sha.hex() in key
+    ]
+    assert len(fetched) == 1 and fetched[0] >= 8_000_000, fetched
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["small", "2MB"])
+async def test_a_pickle_whose_signature_was_removed_is_refused_on_the_dask_worker(
+    store: str, client: Any, tmp_path: Path, big: bool
+) -> None:
+    marker = tmp_path / "unpickled"
+    with pytest.raises(StepFailed) as info:
+        await df.UnsignedFlow(store=store, echo=False, dask_client=client).run(
+            db=store, marker=str(marker), big=big
+        )
+    cause = info.value.__cause__
+    assert isinstance(cause, UntrustedArtifactError), repr(cause)
+    assert cause.name == "evil"
+    assert not marker.exists()  # never unpickled, here or on the worker
 
 
 async def test_retry_reruns_a_dask_step_that_raised(store: str, client: Any) -> None:
@@ -160,6 +190,18 @@ async def test_retry_reruns_a_dask_step_whose_worker_died(
 ) -> None:
     marker = str(tmp_path / "died")
     run = await df.DieRetryFlow(store=store, echo=False, dask_client=client).run(marker=marker)
+    assert os.path.exists(marker)
+    assert run["die"].task.data.value == 42
+
+
+async def test_values_lost_with_a_dead_worker_are_shipped_again_for_the_retry(
+    store: str, tmp_path: Path
+) -> None:
+    # One worker (a cluster of the run's own): it holds the only copy of the pack and of
+    # start's value when it dies, so the retry needs them shipped again.
+    marker = str(tmp_path / "died")
+    flow = df.DieRetryFlow(store=store, echo=False, executor="dask", processes=1)
+    run = await flow.run(marker=marker)
     assert os.path.exists(marker)
     assert run["die"].task.data.value == 42
 

@@ -5,12 +5,16 @@ They live in an importable module: a Dask worker imports the flow class by modul
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 
 import numpy as np
 
 from asyncflow import FlowSpec, Parameter, current, executor, retry, step, timeout
+from asyncflow._codecs import encode
+from tests.flows.trust_flows import Alarm
 
 BIG = 20 * 1024 * 1024  # bytes of the array a Dask step reads from its parent
 
@@ -236,6 +240,62 @@ class SlowFlow(FlowSpec):
     @step
     def slow(self):
         time.sleep(4)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def _touch(path: str, padding: bytes) -> None:
+    open(path, "w").close()
+
+
+class BigAlarm:
+    """As ``Alarm``, but a 2 MB pickle (it travels as a buffer, not as bytes)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, bytes]]:
+        return (_touch, (self.path, b"x" * (2 << 20)))
+
+
+def _alarm(path: str, big: bool) -> object:
+    return BigAlarm(path) if big else Alarm(path)
+
+
+class UnsignedFlow(FlowSpec):
+    """strip removes the signature of start's pickle from the store file (as someone editing
+    the store under a running flow would); peek, on Dask, reads it and must refuse it."""
+
+    db = Parameter("db", default="")
+    marker = Parameter("marker", default="")
+    big = Parameter("big", default=False)
+
+    @step
+    def start(self):
+        self.evil = _alarm(self.marker, self.big)
+        self.next(self.strip)
+
+    @step
+    def strip(self):
+        sha = encode(
+            _alarm(self.marker, self.big)
+        ).sha  # not self.evil: reading it would vouch for it
+        with contextlib.closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            for _ in range(500):  # until start's commit has landed
+                if conn.execute("SELECT 1 FROM blobs WHERE sha = ?", (sha,)).fetchone():
+                    break
+                time.sleep(0.01)
+            with conn:
+                conn.execute("UPDATE blobs SET mac = NULL WHERE sha = ?", (sha,))
+        self.next(self.peek)
+
+    @executor("dask")
+    @step
+    def peek(self):
+        self.seen = self.evil  # unpickling it would create the marker file
         self.next(self.end)
 
     @step

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import threading
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from ..._store._reader import BlobReader
 from .._jobs import Job, RemoteError, Reply, RunPack
 from .._worker import WorkerRuns, run_job, setup_failed
 
-__all__ = ["ShippedBlob", "ShippingReader", "run_task"]
+__all__ = ["ARRIVALS", "ShippedBlob", "ShippingReader", "run_task"]
 
 
 class ShippedBlob:
@@ -57,7 +58,7 @@ class ShippedBlob:
         return cls(raw.sha, raw.encoding, raw.meta, payload, raw.vouched)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ShippedBlob, (self.sha, self.encoding, self.meta, self.payload, self.vouched))
+        return (_arrived, (self.sha, self.encoding, self.meta, self.payload, self.vouched))
 
     def __sizeof__(self) -> int:
         # What Dask counts for this value (its transfer costs and memory limits).
@@ -76,6 +77,18 @@ class ShippedBlob:
         buf = payload_buffer(self.size)
         memoryview(buf)[:] = memoryview(self.payload).cast("B")
         return RawBlob(self.sha, self.encoding, self.meta, buf, vouched=self.vouched)
+
+
+#: How many times each value (by sha) reached this process: a worker rebuilds a value once
+#: each time it receives it, scattered or fetched from another worker. For tests, benchmarks.
+ARRIVALS: Counter[bytes] = Counter()
+
+
+def _arrived(
+    sha: bytes, encoding: str, meta: bytes | None, payload: Any, vouched: bool
+) -> ShippedBlob:
+    ARRIVALS[sha] += 1
+    return ShippedBlob(sha, encoding, meta, payload, vouched)
 
 
 # What the task running in this thread was given: shipped values, and what each sha is called.
