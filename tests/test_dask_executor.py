@@ -146,6 +146,17 @@ async def test_a_parent_array_travels_to_each_dask_worker_at_most_once(
     assert len(fetched) == 1 and fetched[0] >= 8_000_000, fetched
 
 
+async def test_a_dask_worker_keeps_nothing_of_a_finished_task(store: str, client: Any) -> None:
+    def held() -> int:
+        # Tasks the worker's run contexts still hold (each with its flow and its values).
+        from asyncflow._runtime._executors import _dask_task
+
+        return sum(len(ctx.running) for ctx in _dask_task._runs._runs.values())
+
+    await df.FanOutFlow(store=store, echo=False, dask_client=client).run(width=6)
+    assert set(client.run(held).values()) == {0}
+
+
 @pytest.mark.parametrize("big", [False, True], ids=["small", "2MB"])
 async def test_a_pickle_whose_signature_was_removed_is_refused_on_the_dask_worker(
     store: str, client: Any, tmp_path: Path, big: bool

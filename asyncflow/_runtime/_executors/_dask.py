@@ -102,6 +102,7 @@ class DaskExecutor:
         self._workers = workers
         self._own: tuple[Any, Any] | None = None  # (client, cluster) started here
         self._connect_lock: anyio.Lock | None = None
+        self._broken: WorkerLostError | None = None  # why the scheduler cannot be reached
         self._ship_lock = threading.Lock()
         self._pack: Any = None  # the pack's future
         self._blobs: dict[bytes, Any] = {}  # sha -> future of its ShippedBlob
@@ -111,8 +112,14 @@ class DaskExecutor:
         if self._connect_lock is None:
             self._connect_lock = anyio.Lock()
         async with self._connect_lock:
+            if self._broken is not None:  # the tasks waiting meanwhile fail at once too
+                raise WorkerLostError(*self._broken.args)
             if self.client is None:
-                self._own = await anyio.to_thread.run_sync(self._start)
+                try:
+                    self._own = await anyio.to_thread.run_sync(self._start)
+                except WorkerLostError as exc:
+                    self._broken = exc
+                    raise
                 self.client = self._own[0]
         return self.client
 
@@ -165,10 +172,13 @@ class DaskExecutor:
                 if round_ == _RESHIPS:
                     raise _lost(pathspec, "the values shipped to it were lost") from None
             finally:
-                # Cancelled (a @timeout, a cancelled run), failed or done: Dask forgets it.
+                # Done, failed or cancelled (a @timeout, a cancelled run): Dask forgets it.
                 # A running task cannot be interrupted: it is abandoned.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(_drop, future)
+                if future.done():
+                    future.release()  # never blocks
+                else:
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_drop, future)
         raise AssertionError("unreachable")
 
     def _wanted(self, pack: RunPack, job: Job) -> list[bytes]:
