@@ -9,7 +9,7 @@
   that reached the Dask workers (scattered once, then fetched by other workers, from the
   workers' own transfer logs), as a multiple of the array's size.
 
-    python benchmarks/bench_executors.py --repeat 3
+    python benchmarks/bench_executors.py --repeat 3 [--only overhead|speedup|shipping]
 
 The process pool and Dask each get 2 workers (the machine's cores).
 """
@@ -161,6 +161,15 @@ def overhead_figures(report: Report, args: Any, folder: str, client: Any, names:
             store = os.path.join(folder, f"trivial-{name}-{i}.db")
             flow = Trivial(store=store, echo=False, **_options(name, client))
             per[name].append(_timed_run(flow, width=width) / width)
+    if "dask" in names:
+        floor = [dask_floor(client, width) for _ in range(args.repeat)]
+        report.add(
+            "Dask alone: submit + result of a trivial function",
+            floor,
+            "ms",
+            scale=1000,
+            note="16 at a time from threads; the floor under asyncflow's dask figure",
+        )
     for name in names:
         report.add(
             f"{width}-wide foreach of trivial steps: {name}",
@@ -171,6 +180,24 @@ def overhead_figures(report: Report, args: Any, folder: str, client: Any, names:
             baseline_samples=per["thread"] if name != "thread" else [],
             note="wall time of the run / tasks",
         )
+
+
+def dask_floor(client: Any, tasks: int) -> float:
+    """Seconds per task of Dask alone: submit a trivial function and wait for its result,
+    16 at a time from threads (as asyncflow does at max_workers=16)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        return int(client.submit(_inc, i, pure=False).result())
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(tasks)))
+    return (time.perf_counter() - began) / tasks
+
+
+def _inc(x: int) -> int:
+    return x + 1
 
 
 def speedup_figures(report: Report, args: Any, folder: str, client: Any, names: list[str]) -> None:
@@ -251,17 +278,30 @@ def _incoming(client: Any) -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+def _only(parser: Any) -> None:
+    parser.add_argument(
+        "--only",
+        choices=["overhead", "speedup", "shipping"],
+        action="append",
+        help="measure only these (repeatable; default: all)",
+    )
+
+
 def main() -> None:
-    args = parse_args(__doc__ or "", repeat=3)
+    args = parse_args(__doc__ or "", repeat=3, extra=_only)
+    only = set(args.only or ["overhead", "speedup", "shipping"])
     report = Report("executors: per-task overhead, CPU speed-up, bytes shipped to Dask", args)
     client, cluster, started = _cluster()
     report.add("start a LocalCluster of 2 worker processes", [started], "s")
     try:
         with scratch_dir(args.dir, "af-exec-") as folder:
             names = ["thread", "process", "dask"]
-            overhead_figures(report, args, folder, client, names)
-            speedup_figures(report, args, folder, client, names)
-            shipping_figures(report, args, folder, client)
+            if "overhead" in only:
+                overhead_figures(report, args, folder, client, names)
+            if "speedup" in only:
+                speedup_figures(report, args, folder, client, names)
+            if "shipping" in only:
+                shipping_figures(report, args, folder, client)
     finally:
         client.close()
         cluster.close()
