@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 distributed = pytest.importorskip("distributed")
@@ -244,6 +245,31 @@ async def test_a_dask_timeout_abandons_the_task(store: str, client: Any) -> None
         await df.SlowFlow(store=store, echo=False, dask_client=client).run()
     assert isinstance(info.value.__cause__, TimeoutError)
     assert time.monotonic() - began < 3.5
+
+
+def _ours_on_the_cluster(client: Any) -> list[str]:
+    """The keys of asyncflow's tasks and shipped values the scheduler still knows."""
+
+    def keys(dask_scheduler: Any) -> list[str]:
+        return [str(k) for k in dask_scheduler.tasks if str(k).startswith("asyncflow-")]
+
+    out: list[str] = client.run_on_scheduler(keys)
+    return out
+
+
+async def test_a_cancelled_run_cancels_its_dask_task_and_releases_what_it_shipped(
+    store: str, client: Any
+) -> None:
+    flow = df.SleepyFlow(store=store, echo=False, dask_client=client)
+    with anyio.move_on_after(1.5):
+        await flow.run()
+    run = Flow("SleepyFlow", store=store).latest_run
+    assert run is not None and run.status == "cancelled"
+    assert run["sleepy"].task.status == "cancelled"
+    deadline = time.monotonic() + 10
+    while _ours_on_the_cluster(client) and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+    assert _ours_on_the_cluster(client) == []  # no task, no pack, no value left behind
 
 
 async def test_an_asynchronous_client_is_refused_before_the_run_starts(

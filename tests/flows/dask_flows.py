@@ -301,3 +301,22 @@ class UnsignedFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class SleepyFlow(FlowSpec):
+    """A Dask step that takes a few seconds (to be cancelled under)."""
+
+    @step
+    def start(self):
+        self.payload = list(range(1000))
+        self.next(self.sleepy)
+
+    @executor("dask")
+    @step
+    def sleepy(self):
+        time.sleep(3 + len(self.payload) * 0)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
