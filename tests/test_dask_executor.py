@@ -318,3 +318,42 @@ def test_without_distributed_a_dask_run_fails_before_it_starts(tmp_path: Path) -
     assert "pip install 'asyncflow[dask]'" in out.stdout
     assert not store.exists()  # nothing was stored: the run never started
     assert Flow  # the client is importable without distributed too (imported above)
+
+
+def test_a_flow_defined_in_a_main_script_runs_on_dask(tmp_path: Path) -> None:
+    # The flow class travels by value (cloudpickle); the cluster the run starts spawns its
+    # workers, which import __main__ again: the script needs the usual __main__ guard.
+    script = tmp_path / "main_flow.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import asyncio, os
+            from asyncflow import FlowSpec, step
+
+            class MainFlow(FlowSpec):
+                @step
+                def start(self):
+                    self.x = 20
+                    self.next(self.end)
+
+                @step
+                def end(self):
+                    self.y = self.x + 1
+                    self.pid = os.getpid()
+
+            if __name__ == "__main__":
+                run = asyncio.run(
+                    MainFlow(store={str(tmp_path / "store.db")!r}, echo=False,
+                             executor="dask", processes=1).run()
+                )
+                data = run["end"].task.data
+                print(data.y, data.pid != os.getpid())
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["21", "True"]
