@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -801,6 +802,55 @@ async def _s102(tmp: Path) -> Raised:
     return exc, ("could not load the flow", "af_made_at_run_time")
 
 
+async def dask_step_failed(flow: type[FlowSpec], tmp: Path, **params: Any) -> StepFailed:
+    """What a run of ``flow`` on a Dask LocalCluster started for the run raises."""
+    try:
+        await flow(store=store_of(tmp), echo=False, processes=1).run(**params)
+    except StepFailed as exc:
+        return exc
+    raise AssertionError(f"{flow.__name__} ran without an error")
+
+
+@case("S111", fix="Read it as self.<name> in the step's source, so that it is shipped")
+async def _s111(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    from tests.flows import dask_flows
+
+    path = store_of(tmp)
+    exc = await dask_step_failed(dask_flows.HiddenReadFlow, tmp, store_file=path, hide=True)
+    return exc, ("artifact 'hidden'", f"HiddenReadFlow/{exc.run.id}/peek/", path)
+
+
+@case("S112", fix="Retry the step with @retry, or resume the run")
+async def _s112(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    from tests.flows import dask_flows
+
+    exc = await dask_step_failed(dask_flows.DieFlow, tmp, marker=str(tmp / "died"))
+    return exc, (f"DieFlow/{exc.run.id}/die/", "died")
+
+
+@case("S113", fix="start it (dask scheduler) or correct the address")
+async def _s113(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    import dask
+
+    from tests.flows import dask_flows
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    flow = dask_flows.PlainFlow(
+        store=store_of(tmp), echo=False, executor="dask", dask_address=address
+    )
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        try:
+            await flow.run()
+        except StepFailed as exc:
+            return exc, (address,)
+    raise AssertionError("the run did not fail")
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
@@ -822,6 +872,57 @@ async def _o102(tmp: Path) -> Raised:
 @case("O02", fix="use asyncflow.Flow to read stored runs")
 async def _o02(tmp: Path) -> Raised:
     return raised(lambda: Pair().total), ("'Pair'", "'total'")
+
+
+@case("O111", fix="install it with pip install 'asyncflow[dask]'")
+async def _o111(tmp: Path) -> Raised:
+    store = tmp / "store.db"
+    script = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if asyncflow[dask] were not installed\n"
+        "import asyncio\n"
+        "from asyncflow import UsageError\n"
+        "from tests.flows.catalogue import Pair\n"
+        "try:\n"
+        f"    asyncio.run(Pair(store={str(store)!r}, executor='dask').run())\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert not store.exists()  # refused before anything was stored
+    return asyncflow.UsageError(done.stdout.strip()), ("executor='dask'",)
+
+
+@case("O112", fix="pass a Client")
+async def _o112(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    flow = Pair(store=store_of(tmp), echo=False, executor="dask", dask_client="tcp://x:8786")
+    return await run_raised(flow), ("dask_client=", "str")
+
+
+@case("O113", fix="pass a synchronous Client")
+async def _o113(tmp: Path) -> Raised:
+    distributed = pytest.importorskip("distributed")
+    async with (
+        distributed.LocalCluster(
+            n_workers=0, processes=False, asynchronous=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, asynchronous=True, set_as_default=False) as client,
+    ):
+        flow = Pair(store=store_of(tmp), echo=False, executor="dask", dask_client=client)
+        return await run_raised(flow), ("asynchronous=True",)
+
+
+async def run_raised(flow: FlowSpec) -> BaseException:
+    try:
+        await flow.run()
+    except asyncflow.UsageError as exc:
+        return exc
+    raise AssertionError("the run was not refused")
 
 
 # --- C: reading runs ------------------------------------------------------------------------

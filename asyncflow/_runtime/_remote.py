@@ -54,7 +54,7 @@ def _executor(ctx: RunContext, name: str) -> Executor:
     if executor is None:
         options = ctx.executor_options
         assert isinstance(options, ExecutorOptions)
-        executor = make_executor(name, options)
+        executor = make_executor(name, options, ctx)
         ctx.executors[name] = executor
     return executor
 

@@ -31,6 +31,7 @@ from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
 from ._executors import ExecutorOptions
+from ._executors._dask import require_dask
 from ._model import TaskOutcome
 from ._remote import close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
@@ -227,6 +228,13 @@ async def _resume_parameters(
     return encoded, reused
 
 
+def _uses_dask(graph: FlowGraph, options: RunOptions) -> bool:
+    # The flow's default is Dask, or a plain step chose it with @executor("dask").
+    return options.executor == "dask" or any(
+        not node.info.is_async and node.info.executor == "dask" for node in graph.nodes.values()
+    )
+
+
 async def execute_run(
     flow_cls: type[FlowBase],
     graph: FlowGraph,
@@ -247,7 +255,10 @@ async def execute_run(
     :raises ParameterError: a parameter is unknown, missing or invalid.
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
+    :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
     """
+    if _uses_dask(graph, options):  # checked (distributed imported) in a thread
+        await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None
     if resume is None:
         encoded = await resolve(flow_cls, graph.name, params)

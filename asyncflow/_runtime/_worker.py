@@ -129,6 +129,10 @@ def run_job(
     finally:
         for sha in shipped or ():
             pending.pop(sha, None)
+        # The attempt noted itself as running (ctx.begin); only the coordinator's commit
+        # forgets it, so forget it here, or this worker keeps every task and its values.
+        with ctx.lock:
+            ctx.running.pop(job.task_id, None)
     reply.heads = [BlobHead(b.encoding, b.meta, b.sha, b.size) for b in blobs]
     return reply, [b.payload for b in blobs]
 

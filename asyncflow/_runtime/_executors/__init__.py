@@ -8,9 +8,12 @@ Executors are made per run, on first use (:func:`make_executor`), and closed whe
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._jobs import Job, Reply, RunPack
+
+if TYPE_CHECKING:
+    from .._task import RunContext
 
 __all__ = ["Executor", "ExecutorOptions", "make_executor"]
 
@@ -47,8 +50,8 @@ class ExecutorOptions:
         self.dask_address = dask_address
 
 
-def make_executor(name: str, options: ExecutorOptions) -> Executor:
-    """A new executor ``name`` ("process" or "dask") for one run."""
+def make_executor(name: str, options: ExecutorOptions, ctx: RunContext) -> Executor:
+    """A new executor ``name`` ("process" or "dask") for the run ``ctx``."""
     if name == "process":
         from ._process import ProcessExecutor
 
@@ -56,5 +59,5 @@ def make_executor(name: str, options: ExecutorOptions) -> Executor:
     if name == "dask":
         from ._dask import DaskExecutor
 
-        return DaskExecutor(options.dask_client, options.dask_address)
+        return DaskExecutor(options.dask_client, options.dask_address, ctx, options.processes)
     raise ValueError(f"unknown executor {name!r}")
