@@ -6,8 +6,9 @@ then runs exactly as in a thread of the coordinator (the same ``Attempt``: a fre
 instance, ``current``, captured output, lazy artifact reads checked as at home), except that
 its artifacts are encoded here and sent back, never written: only the coordinator writes.
 
-Values a worker cannot read from the file (a Dask worker on another machine) are shipped with
-the job, checked by the coordinator, and served to the task as if pending in memory.
+Values a worker may not be able to read from the file (a Dask worker on another machine) are
+shipped with the job, each with the coordinator's verdict, and served by a reader of
+``_executors/_dask_task`` before the file.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import time
 from collections import OrderedDict
 from types import MappingProxyType
 
-from .._codecs import Encoded
 from .._spec._graph import FlowGraph
-from .._store._blobs import RawBlob
 from .._store._reader import BlobReader
 from .._store._trust import TrustKey
 from ._attempt import Attempt, kept_artifacts, traceback_text
@@ -80,13 +79,11 @@ class WorkerRuns:
         return ctx
 
 
-def run_job(
-    ctx: RunContext, job: Job, shipped: dict[bytes, RawBlob] | None = None
-) -> tuple[Reply, list[bytes | memoryview]]:
+def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]:
     """Run one attempt of ``job``'s task here; its reply and the payload buffers to send.
 
-    :param shipped: blobs sent along with the job (checked by the coordinator), read before
-        the store file.
+    The task reads through ``ctx.store``: the store file (read-only), or, on a Dask worker,
+    a reader that serves the values shipped with the task first (``_dask_task``).
     """
     parents = None
     if job.inputs is not None:
@@ -94,10 +91,6 @@ def run_job(
             TaskOutcome(TaskSpec(p.task_id, p.step, p.path, (), {}), p.refs) for p in job.inputs
         ]
     spec = TaskSpec(job.task_id, job.step, job.path, job.stack, job.base, parents)
-    pending = ctx.store.pending
-    for sha, raw in (shipped or {}).items():
-        payload = raw.payload if isinstance(raw.payload, bytes) else memoryview(raw.payload)
-        pending[sha] = Encoded(raw.encoding, raw.meta, payload, sha, raw.size)
     attempt = Attempt(ctx, spec, job.attempt)
     try:
         outcome, blobs = attempt.call_sync()
@@ -127,8 +120,6 @@ def run_job(
             traceback=traceback_text(exc),
         )
     finally:
-        for sha in shipped or ():
-            pending.pop(sha, None)
         # The attempt noted itself as running (ctx.begin); only the coordinator's commit
         # forgets it, so forget it here, or this worker keeps every task and its values.
         with ctx.lock:
