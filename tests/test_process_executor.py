@@ -312,3 +312,12 @@ async def test_an_exception_that_cannot_travel_keeps_its_type_name_and_traceback
     task = info.value.run["start"].task
     assert task.exception is not None and "_Picky: 7: odd" in task.exception
     assert 'raise _Picky(7, "odd")' in (task.traceback or "")
+
+
+async def test_a_worker_keeps_nothing_of_the_tasks_it_ran(store: str) -> None:
+    run = await ef.ManyReadsFlow(store=store, echo=False, processes=1).run()
+    assert len(run.data.pids) == 1  # one worker ran all twelve
+    rss = run.data.rss
+    # Each task decodes its own 40 MB copy; a worker that kept its tasks would grow by
+    # 40 MB a task (440 MB over the twelve), one that frees them stays flat.
+    assert max(rss) - min(rss) < 150 * 1024 * 1024, [r >> 20 for r in rss]

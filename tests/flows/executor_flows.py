@@ -259,3 +259,33 @@ class CpuFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class ManyReadsFlow(FlowSpec):
+    """Twelve process tasks, one after another in one worker, each reading a 40 MB array
+    and recording the worker's resident memory."""
+
+    @step
+    def start(self):
+        self.big = np.ones(40 * 1024 * 1024 // 8)
+        self.items = list(range(12))
+        self.next(self.read, foreach="items")
+
+    @executor("process")
+    @step
+    def read(self):
+        self.total = float(self.big.sum())
+        with open("/proc/self/statm") as fh:
+            self.rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        self.pid = os.getpid()
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.rss = [i.rss for i in inputs]
+        self.pids = sorted({i.pid for i in inputs})
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
