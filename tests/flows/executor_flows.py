@@ -237,13 +237,14 @@ class CaughtProcessFlow(FlowSpec):
 
 
 class CpuFlow(FlowSpec):
-    """Eight CPU-bound tasks; run with executor="process" to keep them off the host's GIL."""
+    """CPU-bound tasks; run with executor="process" to keep them off the host's GIL."""
 
     seconds = Parameter("seconds", default=0.5, help="CPU seconds per task")
+    width = Parameter("width", default=4, help="how many tasks")
 
     @step
     def start(self):
-        self.items = list(range(4))
+        self.items = list(range(self.width))
         self.next(self.burn, foreach="items")
 
     @step
