@@ -26,6 +26,7 @@ import anyio.to_thread
 from .._spec._graph import NodeKind
 from ._attempt import run_managed, run_plain
 from ._model import TaskOutcome, TaskSpec
+from ._remote import executor_of
 from ._task import RunContext
 
 __all__ = ["Scheduler"]
@@ -224,8 +225,9 @@ class Scheduler:
 
     def _queue(self, spec: TaskSpec) -> None:
         info = self.graph[spec.step].info
-        remote = info.executor or self.ctx.executor
-        if info.is_async or info.retry or info.catch or info.timeout or remote != "thread":
+        # The loop manages coroutine steps, steps with policies and steps run elsewhere;
+        # the rest drain in threads.
+        if executor_of(self.ctx, info) != "thread" or info.retry or info.catch or info.timeout:
             self._async.append(spec)
         else:
             self._plain.append(spec)
