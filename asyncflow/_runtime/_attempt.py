@@ -23,12 +23,13 @@ from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
+from ._context import RunContext
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._prefetch import prefetch
 from ._remote import call_remote, executor_of
-from ._task import RunContext, TaskState
+from ._task import TaskState
 
 __all__ = [
     "Attempt",

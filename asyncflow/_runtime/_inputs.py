@@ -18,7 +18,7 @@ from ._model import TaskOutcome
 from ._untrusted import decode_loadable
 
 if TYPE_CHECKING:
-    from ._task import RunContext
+    from ._context import RunContext
 
 __all__ = ["InputView", "Inputs"]
 

@@ -3,7 +3,7 @@
 A coroutine step reads artifacts synchronously (``self.x``, ``inp.x``) on the event loop,
 where reading a large blob from SQLite, hashing a pickle and decoding would stall every
 other coroutine. So before the step starts, the artifacts its source names
-(:func:`~._task.attribute_reads`, a superset of what it reads) are read, checked and
+(:func:`~._context.attribute_reads`, a superset of what it reads) are read, checked and
 decoded in one worker thread, and handed over on first access: ``self.x`` gets the value
 decoded for it (:attr:`TaskState.decoded`), ``inputs[i].x`` the one decoded for that input
 (:attr:`TaskState.input_values`). Each name of each input gets its own decode, so no two
@@ -27,7 +27,8 @@ from .._store._signing import PICKLE
 from ._untrusted import decode_loadable
 
 if TYPE_CHECKING:
-    from ._task import RunContext, TaskState
+    from ._context import RunContext
+from ._task import TaskState
 
 __all__ = ["prefetch"]
 

@@ -22,10 +22,10 @@ import anyio.to_thread
 
 from .._codecs import Encoded
 from .._spec._step import StepInfo
+from ._context import RunContext
 from ._executors import Executor, ExecutorOptions, make_executor
 from ._jobs import Job, ParentRef, Reply, RunPack
 from ._model import TaskOutcome
-from ._task import RunContext
 
 if TYPE_CHECKING:
     from ._attempt import Attempt

@@ -30,8 +30,9 @@ from .._store._rows import RunRow
 from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
 from .._store._write_ops import AttemptRow, TaskRecord
+from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec, path_text
-from ._task import RunContext, foreach_list
+from ._task import foreach_list
 
 __all__ = ["CloneOracle", "Origin", "load_origin", "parse_run_id"]
 

@@ -30,13 +30,13 @@ from .._store._store import Store
 from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
+from ._context import RunContext
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
 from ._remote import close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
-from ._task import RunContext
 
 __all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
 

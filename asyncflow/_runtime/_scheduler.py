@@ -25,9 +25,9 @@ import anyio.to_thread
 
 from .._spec._graph import NodeKind
 from ._attempt import run_managed, run_plain
+from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec
 from ._remote import executor_of
-from ._task import RunContext
 
 __all__ = ["Scheduler"]
 

@@ -25,7 +25,7 @@ from .._store._blobs import RawBlob
 from .._store._signing import PICKLE, Problem
 
 if TYPE_CHECKING:
-    from ._task import RunContext
+    from ._context import RunContext
 
 __all__ = ["check_loadable", "decode_loadable"]
 

@@ -23,9 +23,9 @@ from .._spec._graph import FlowGraph
 from .._store._reader import BlobReader
 from .._store._trust import TrustKey
 from ._attempt import Attempt, kept_artifacts, traceback_text
+from ._context import RunContext
 from ._jobs import BlobHead, Job, RemoteError, Reply, RunPack
 from ._model import TaskOutcome, TaskSpec
-from ._task import RunContext
 
 __all__ = ["WorkerRuns", "context_of", "run_job", "setup_failed"]
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._jobs import Job, Reply, RunPack
 
 if TYPE_CHECKING:
-    from .._task import RunContext
+    from .._context import RunContext
 
 __all__ = ["Executor", "ExecutorOptions", "make_executor"]
 

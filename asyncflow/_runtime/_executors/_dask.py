@@ -42,7 +42,7 @@ from ..._errors import UsageError, WorkerLostError
 from .._jobs import Job, Reply, RunPack
 
 if TYPE_CHECKING:
-    from .._task import RunContext
+    from .._context import RunContext
 
 __all__ = ["DaskExecutor", "require_dask"]
 

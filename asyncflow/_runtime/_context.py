@@ -1,0 +1,136 @@
+"""What the tasks of one run share (:class:`RunContext`): the flow, its graph, the store, the
+run's parameters, its cancellation, and where its plain steps run."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._spec._flowbase import FlowBase
+from .._spec._graph import FlowGraph
+from .._store._reader import BlobReader
+from .._store._write_ops import TaskRecord
+from .._store._writer import Writer
+from ._model import TaskSpec
+
+if TYPE_CHECKING:
+    from ._resume import CloneOracle
+
+__all__ = ["RunContext", "RunningTask", "attribute_reads"]
+
+
+class RunningTask(Protocol):
+    """A task between its start and its commit, as the run's cancellation sees it."""
+
+    def cancelled_record(self, now: float) -> TaskRecord:
+        """The task's row once the run is cancelled under it: status ``cancelled``."""
+        ...
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Everything the tasks of one run share."""
+
+    flow_cls: type[FlowBase]
+    graph: FlowGraph
+    store: BlobReader  # a Store on the coordinator; a worker's own read-only reader elsewhere
+    run_id: int
+    params: dict[str, bytes]  # attribute name -> sha
+    parameter_names: tuple[str, ...]
+    origin_run_id: int | None = None
+    echo: bool = True
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    cancelled: bool = False  # set once the run is cancelled: nothing more is committed
+    clones: CloneOracle | None = None  # a resumed run: which tasks are clones of the origin's
+    # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
+    budgeted: bool = False
+    # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task
+    writer: Writer | None = None  # the store's writer; None in a worker process (never writes)
+    # Where plain steps run: the flow's default ("thread", "process", "dask") and the
+    # executors of this run other than threads, by name (made by the coordinator).
+    executor: str = "thread"
+    executors: dict[str, Any] = field(default_factory=dict)
+    executor_options: Any = None  # an _executors.ExecutorOptions on the coordinator
+    pack: Any = None  # the run's _jobs.RunPack, made on the first task sent to a worker
+
+    @property
+    def flow_name(self) -> str:
+        """The flow's name."""
+        return self.graph.name
+
+    def pathspec(self, spec: TaskSpec) -> str:
+        """``Flow/run/step/task`` of ``spec``."""
+        return f"{self.graph.name}/{self.run_id}/{spec.step}/{spec.task_id}"
+
+    def begin(self, task_id: int, task: RunningTask) -> bool:
+        """Note that a task's code starts; False (do not start it) once the run is cancelled."""
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.running[task_id] = task
+            return True
+
+    def submit(self, record: TaskRecord) -> bool:
+        """Hand a finished task's record to the writer (never waits).
+
+        Its new blobs are served from ``store.pending`` until they are committed. Returns
+        False, writing nothing, once the run is cancelled: the cancellation has recorded the
+        task already if it was running.
+        """
+        with self.lock:
+            if self.cancelled:
+                return False
+            self.running.pop(record.task_id, None)
+            pending = self.store.pending
+            for enc in record.blobs:
+                pending[enc.sha] = enc
+            assert self.writer is not None
+            self.writer.submit(record)
+            return True
+
+    def cancel(self) -> None:
+        """Stop the run's commits and record the tasks running now as cancelled.
+
+        Only the first call does anything. Tasks that never started get no row; a task still
+        running in a thread finishes in the background, and its result is dropped.
+        """
+        with self.lock:
+            if self.cancelled:
+                return
+            self.cancelled = True
+            running = list(self.running.values())
+            self.running.clear()
+        now, writer = time.time(), self.writer
+        if writer is None:  # a worker's context: the coordinator records its tasks
+            return
+        for task in running:
+            writer.submit(task.cancelled_record(now))
+
+    def step_reads(self, step: str) -> frozenset[str]:
+        """Attribute names the step's source reads (to prefetch for coroutine steps)."""
+        names = self.reads.get(step)
+        if names is None:
+            names = attribute_reads(self.graph[step].info.func)
+            self.reads[step] = names
+        return names
+
+
+def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
+    """Every ``<expr>.<name>`` read in ``func``'s source (a superset of artifact reads)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
+    return frozenset(
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+    )
