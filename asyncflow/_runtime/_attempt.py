@@ -23,12 +23,11 @@ from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
-from ._context import RunContext
+from ._context import RunContext, executor_of
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._prefetch import prefetch
-from ._remote import call_remote, executor_of
 from ._task import TaskState
 
 __all__ = [
@@ -239,7 +238,10 @@ async def _call(attempt: Attempt, limiter: anyio.CapacityLimiter) -> Result:
             attempt.call_sync, limiter=limiter, abandon_on_cancel=True
         )
     # In another process: cancelling stops the task (its worker is killed).
-    return await call_remote(attempt, where)
+    remote = attempt.ctx.call_remote
+    assert remote is not None, "a worker runs no tasks of other executors"
+    result: Result = await remote(attempt, where)
+    return result
 
 
 async def _try(attempt: Attempt, limiter: anyio.CapacityLimiter, timeout: float | None) -> Result:

@@ -8,21 +8,27 @@ import inspect
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
+from .._spec._step import StepInfo
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
-from ._model import TaskSpec
+from ._model import TaskOutcome, TaskSpec
 
-if TYPE_CHECKING:
-    from ._resume import CloneOracle
+__all__ = ["Cloner", "RunContext", "RunningTask", "attribute_reads", "executor_of"]
 
-__all__ = ["RunContext", "RunningTask", "attribute_reads"]
+
+class Cloner(Protocol):
+    """A resumed run's clone oracle (``_resume.CloneOracle``), as the scheduler uses it."""
+
+    def clone(self, ctx: RunContext, spec: TaskSpec) -> TaskOutcome | None:
+        """The outcome of ``spec`` taken from the origin, its row submitted; None to run it."""
+        ...
 
 
 class RunningTask(Protocol):
@@ -47,7 +53,7 @@ class RunContext:
     echo: bool = True
     reads: dict[str, frozenset[str]] = field(default_factory=dict)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
-    clones: CloneOracle | None = None  # a resumed run: which tasks are clones of the origin's
+    clones: Cloner | None = None  # a resumed run: which tasks are clones of the origin's
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
     budgeted: bool = False
     # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
@@ -60,6 +66,9 @@ class RunContext:
     executors: dict[str, Any] = field(default_factory=dict)
     executor_options: Any = None  # an _executors.ExecutorOptions on the coordinator
     pack: Any = None  # the run's _jobs.RunPack, made on the first task sent to a worker
+    # Runs an attempt on a process or Dask executor (``_remote.call_remote``); set by the
+    # coordinator, None in a worker.
+    call_remote: Callable[[Any, str], Awaitable[Any]] | None = None
 
     @property
     def flow_name(self) -> str:
@@ -134,3 +143,11 @@ def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
     )
+
+
+def executor_of(ctx: RunContext, info: StepInfo) -> str:
+    """Where a task of the step ``info`` runs: ``"loop"`` (coroutine steps), ``"thread"``,
+    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default)."""
+    if info.is_async:
+        return "loop"
+    return info.executor or ctx.executor

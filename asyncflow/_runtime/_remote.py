@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from .._codecs import Encoded
-from .._spec._step import StepInfo
 from ._context import RunContext
 from ._executors import Executor, ExecutorOptions, make_executor
 from ._jobs import Job, ParentRef, Reply, RunPack
@@ -30,15 +29,7 @@ from ._model import TaskOutcome
 if TYPE_CHECKING:
     from ._attempt import Attempt
 
-__all__ = ["call_remote", "close_executors", "executor_of", "pool_size"]
-
-
-def executor_of(ctx: RunContext, info: StepInfo) -> str:
-    """Where a task of the step ``info`` runs: ``"loop"`` (coroutine steps), ``"thread"``,
-    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default)."""
-    if info.is_async:
-        return "loop"
-    return info.executor or ctx.executor
+__all__ = ["call_remote", "close_executors", "pool_size"]
 
 
 def pool_size(max_workers: int, processes: int | None) -> int:

@@ -34,7 +34,7 @@ from ._context import RunContext
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
-from ._remote import close_executors, pool_size
+from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
 
@@ -321,6 +321,7 @@ async def execute_run(
             clones=None if origin is None else origin.oracle,
             budgeted=not create.trusted,
             executor=options.executor,
+            call_remote=call_remote,
             executor_options=ExecutorOptions(
                 pool_size(options.max_workers, options.processes),
                 options.dask_client,

@@ -25,9 +25,8 @@ import anyio.to_thread
 
 from .._spec._graph import NodeKind
 from ._attempt import run_managed, run_plain
-from ._context import RunContext
+from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec
-from ._remote import executor_of
 
 __all__ = ["Scheduler"]
 
