@@ -311,3 +311,22 @@ async def test_a_worker_keeps_nothing_of_the_tasks_it_ran(store: str) -> None:
     # Each task decodes its own 40 MB copy; a worker that kept its tasks would grow by
     # 40 MB a task (440 MB over the twelve), one that frees them stays flat.
     assert max(rss) - min(rss) < 150 * 1024 * 1024, [r >> 20 for r in rss]
+
+
+def test_the_pool_size_follows_the_cores_within_max_workers() -> None:
+    from asyncflow._runtime._remote import pool_size
+
+    cores = os.cpu_count() or 1
+    assert pool_size(16, None) == min(16, max(2, cores))
+    assert pool_size(1, None) == 1  # never more than max_workers
+    assert pool_size(16, 3) == 3  # processes= wins
+
+
+async def test_the_pool_stops_when_the_run_ends(store: str) -> None:
+    run = await ef.WhereFlow(store=store, echo=False).run()
+    for pid in run.data.pids:
+        for _ in range(100):
+            if not ef.alive(pid):
+                break
+            await anyio.sleep(0.05)
+        assert not ef.alive(pid)
