@@ -28,12 +28,23 @@ def _watch_parent(parent: int) -> None:
             os._exit(0)
 
 
+def _keep_private(sock: socket.socket) -> None:
+    # The coordinator learns that this worker died when its socket closes, which happens only
+    # once no process holds this end: a step's own children must not inherit it. Children
+    # started with exec (os.system, a shell's background job) get no inheritable copy, and
+    # forked ones (os.fork, multiprocessing) close theirs at once; else a child that outlives
+    # the worker would keep the coordinator waiting for a reply that never comes.
+    os.set_inheritable(sock.fileno(), False)
+    os.register_at_fork(after_in_child=sock.close)
+
+
 def main(argv: list[str]) -> None:
     """Serve jobs on the socket whose descriptor is ``argv[1]``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     sock = socket.socket(fileno=int(argv[1]))
+    _keep_private(sock)
     from . import _capture
     from ._jobs import RemoteError
     from ._wire import ChannelClosed, receive, send

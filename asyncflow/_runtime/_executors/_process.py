@@ -34,6 +34,10 @@ __all__ = ["ProcessExecutor"]
 _STOP_SECONDS = 5.0
 
 
+class _Undelivered(Exception):
+    """The worker was gone before it got the job (it died while idle): the task never ran."""
+
+
 class _Worker:
     """One worker process and the coordinator's end of its socket."""
 
@@ -71,6 +75,9 @@ class _Worker:
         known = pack.key in self.runs
         try:
             send(self.sock, ("task", pack.key, None if known else pack, job))
+        except ChannelClosed:
+            raise _Undelivered from None  # the job never reached the worker: it did not run
+        try:
             reply, buffers = receive(self.sock)
         except ChannelClosed:
             raise self._lost(pathspec) from None
@@ -160,22 +167,37 @@ class ProcessExecutor:
         if self._slots is None:
             self._slots = anyio.Semaphore(self.size)
         async with self._slots:
-            worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                worker = await anyio.to_thread.run_sync(_Worker.start)
-                self._all.append(worker)
-            done = False
-            try:
-                reply = await anyio.to_thread.run_sync(
-                    worker.call, pack, job, pathspec, abandon_on_cancel=True
-                )
-                done = True
-            finally:
-                if done:
-                    self._idle.append(worker)
-                else:  # cancelled, timed out or lost: this worker serves no other task
-                    worker.kill()
-            return reply
+            while True:
+                worker, fresh = await self._take()
+                done = False
+                try:
+                    reply = await anyio.to_thread.run_sync(
+                        worker.call, pack, job, pathspec, abandon_on_cancel=True
+                    )
+                    done = True
+                except _Undelivered:
+                    if fresh:  # a worker that dies before its first job: do not loop
+                        raise worker._lost(pathspec) from None
+                    continue  # an idle worker died (killed from outside): take another
+                finally:
+                    if done:
+                        self._idle.append(worker)
+                    else:  # cancelled, timed out or lost: this worker serves no other task
+                        worker.kill()
+                return reply
+
+    async def _take(self) -> tuple[_Worker, bool]:
+        # An idle worker that is still alive, else a new one (and whether it is new). An
+        # idle worker may have died since its last task (killed from outside, the
+        # out-of-memory killer); it is dropped, never handed a task it would fail.
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.popen.poll() is None:
+                return worker, False
+            worker.sock.close()
+        worker = await anyio.to_thread.run_sync(_Worker.start)
+        self._all.append(worker)
+        return worker, True
 
     async def aclose(self) -> None:
         """Stop every worker, in a thread: idle ones end cleanly, busy ones (a task the run

@@ -1,0 +1,74 @@
+"""Flows for the careless-user and attacker tests of the process executor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from asyncflow import FlowSpec, Parameter, executor, step
+
+
+class OutlivedFlow(FlowSpec):
+    """A process step leaves children behind (one forked, one exec'd that inherits every
+    fd it may), then its worker dies: the children must not hide the worker's death."""
+
+    pidfile = Parameter("pidfile", default="")
+
+    @executor("process")
+    @step
+    def start(self):
+        pids = []
+        child = os.fork()
+        if child == 0:  # a forked child that outlives the worker (multiprocessing does this)
+            time.sleep(60)
+            os._exit(0)
+        pids.append(child)
+        sleeper = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False
+        )
+        pids.append(sleeper.pid)
+        with open(self.pidfile, "w") as f:
+            f.write(" ".join(map(str, pids)))
+        os._exit(3)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class IdleKillFlow(FlowSpec):
+    """The worker of ``start`` is killed from outside while idle, before ``work`` runs."""
+
+    @executor("process")
+    @step
+    def start(self):
+        self.pid_start = os.getpid()
+        self.next(self.kill)
+
+    @step
+    async def kill(self):
+        import signal
+
+        import anyio
+
+        os.kill(self.pid_start, signal.SIGKILL)
+        for _ in range(200):  # until the pool's idle worker is really gone
+            try:
+                os.kill(self.pid_start, 0)
+            except ProcessLookupError:
+                break
+            await anyio.sleep(0.01)
+        self.next(self.work)
+
+    @executor("process")
+    @step
+    def work(self):
+        self.pid_work = os.getpid()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
