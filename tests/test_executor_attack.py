@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncflow import StepFailed, WorkerLostError
+from asyncflow import Flow, StepFailed, WorkerLostError
 from tests.flows import executor_attack_flows as af
 
 pytestmark = pytest.mark.anyio
@@ -40,3 +40,15 @@ async def test_a_task_never_fails_on_an_idle_worker_killed_from_outside(store: s
     assert run.successful
     assert run.data.pid_work != run["start"].task.data.pid_start  # a fresh worker ran it
     assert [a.status for a in run["work"].task.attempts] == ["succeeded"]
+
+
+async def test_a_relative_store_is_the_file_the_run_opened_though_a_step_changed_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    await af.ChdirFlow(store="rel.db", echo=False).run(elsewhere=str(elsewhere))
+    run = Flow("ChdirFlow", store=str(tmp_path / "rel.db")).latest_run
+    assert run is not None and run.successful and run.data.y == 42
+    assert (tmp_path / "rel.db").exists() and not (elsewhere / "rel.db").exists()

@@ -72,3 +72,25 @@ class IdleKillFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class ChdirFlow(FlowSpec):
+    """A step changes the working directory before the first process task starts."""
+
+    elsewhere = Parameter("elsewhere", default="")
+
+    @step
+    async def start(self):
+        self.x = 41
+        os.chdir(self.elsewhere)
+        self.next(self.work)
+
+    @executor("process")
+    @step
+    def work(self):
+        self.y = self.x + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
