@@ -917,6 +917,11 @@ async def _o113(tmp: Path) -> Raised:
         return await run_raised(flow), ("asynchronous=True",)
 
 
+@case("O121", fix="leave it out to start a LocalCluster for each run")
+async def _o121(tmp: Path) -> Raised:
+    return raised(lambda: Pair(executor="dask", dask_address="")), ("dask_address", "''")
+
+
 async def run_raised(flow: FlowSpec) -> BaseException:
     try:
         await flow.run()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -52,3 +54,52 @@ async def test_a_relative_store_is_the_file_the_run_opened_though_a_step_changed
     run = Flow("ChdirFlow", store=str(tmp_path / "rel.db")).latest_run
     assert run is not None and run.successful and run.data.y == 42
     assert (tmp_path / "rel.db").exists() and not (elsewhere / "rel.db").exists()
+
+
+async def test_a_dask_address_that_is_no_address_fails_as_one_nobody_answers(store: str) -> None:
+    pytest.importorskip("distributed")
+    flow = af.ChdirFlow(store=store, echo=False, executor="dask", dask_address="not a url")
+    with pytest.raises(StepFailed) as info:
+        await flow.run(elsewhere=os.getcwd())
+    cause = info.value.__cause__
+    assert isinstance(cause, WorkerLostError), repr(cause)
+    assert "cannot connect to the Dask scheduler at 'not a url'" in str(cause)
+
+
+def test_an_empty_dask_address_on_the_command_line_is_one_line_and_exit_code_2(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "flow.py"
+    script.write_text(
+        "from asyncflow import FlowSpec, step\n"
+        "class F(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+        "if __name__ == '__main__':\n"
+        "    F.main()\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "run",
+            "--store",
+            str(tmp_path / "s.db"),
+            "--executor",
+            "dask",
+            "--dask-address",
+            "",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "dask_address must be" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "s.db").exists()

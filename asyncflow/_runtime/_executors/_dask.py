@@ -133,7 +133,9 @@ class DaskExecutor:
         if self.address is not None:
             try:
                 return Client(self.address, set_as_default=False), None
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                # OSError, TimeoutError: nobody answers; ValueError: not an address at all
+                # ('not a url', a host without a port)
                 raise WorkerLostError(
                     f"cannot connect to the Dask scheduler at {self.address!r} ({exc}); start "
                     "it (dask scheduler) or correct the address (dask_address=, "
