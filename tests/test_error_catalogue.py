@@ -802,6 +802,14 @@ async def _s102(tmp: Path) -> Raised:
     return exc, ("could not load the flow", "af_made_at_run_time")
 
 
+@case("S121", fix="must unpickle in the coordinating process")
+async def _s121(tmp: Path) -> Raised:
+    from tests.flows import executor_attack_flows as af
+
+    exc = await step_failed(af.UnreadableItemsFlow, tmp)
+    return exc, ("UnreadableItemsFlow/", "could not be read", "TypeError")
+
+
 async def dask_step_failed(flow: type[FlowSpec], tmp: Path, **params: Any) -> StepFailed:
     """What a run of ``flow`` on a Dask LocalCluster started for the run raises."""
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from asyncflow import Flow, StepFailed, WorkerLostError
+from asyncflow._runtime._jobs import RemoteError
 from tests.flows import executor_attack_flows as af
 
 pytestmark = pytest.mark.anyio
@@ -103,3 +104,29 @@ def test_an_empty_dask_address_on_the_command_line_is_one_line_and_exit_code_2(
     assert done.stderr.count("\n") == 1 and "dask_address must be" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+async def test_a_reply_that_will_not_unpickle_fails_its_task_saying_why(store: str) -> None:
+    with pytest.raises(StepFailed) as info:
+        await af.UnreadableItemsFlow(store=store, echo=False).run()
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteError) and cause.type_name == "TypeError", repr(cause)
+    assert "UnreadableItemsFlow/1/start/" in str(cause) and "could not be read" in str(cause)
+    assert "missing 1 required positional argument" in str(cause)
+    assert info.value.run.status == "failed"
+
+
+@pytest.mark.parametrize("what", ["keyboard", "base"])
+async def test_a_keyboard_interrupt_in_a_process_step_fails_that_task_only(
+    store: str, what: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(StepFailed) as info:
+        await af.InterruptFlow(store=store, echo=False).run(what=what)
+    cause = info.value.__cause__
+    assert isinstance(cause, RemoteError), repr(cause)  # not WorkerLostError: the worker lives
+    name = "KeyboardInterrupt" if what == "keyboard" else "Interrupted"
+    assert cause.type_name == name
+    task = info.value.run["start"].task
+    assert (task.exception or "").startswith(f"RemoteError: {name}")
+    assert "raise" in (task.traceback or "")  # the worker's own traceback is stored
+    assert "Traceback" not in capfd.readouterr().err  # nothing spilled onto the terminal

@@ -94,3 +94,55 @@ class ChdirFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class NeedsTwo(Exception):
+    """Pickles (as its class and ``args``) but does not unpickle: ``__init__`` wants two."""
+
+    def __init__(self, a, b):
+        super().__init__(a)
+
+
+class UnreadableItemsFlow(FlowSpec):
+    """A process step's foreach list holds an object that will not unpickle elsewhere."""
+
+    @executor("process")
+    @step
+    def start(self):
+        self.items = [NeedsTwo(1, 2)]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class Interrupted(BaseException):
+    """A BaseException of the step's own (not an Exception)."""
+
+
+class InterruptFlow(FlowSpec):
+    """A process step raises KeyboardInterrupt or another BaseException."""
+
+    what = Parameter("what", default="keyboard")
+
+    @executor("process")
+    @step
+    def start(self):
+        self.before = 1
+        if self.what == "keyboard":
+            raise KeyboardInterrupt("pressed in the step")
+        raise Interrupted("a base exception")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

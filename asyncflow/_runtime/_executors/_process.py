@@ -25,7 +25,7 @@ import anyio
 import anyio.to_thread
 
 from ..._errors import WorkerLostError
-from .._jobs import Job, Reply, RunPack
+from .._jobs import Job, RemoteError, Reply, RunPack
 from .._wire import ChannelClosed, receive, send
 
 __all__ = ["ProcessExecutor"]
@@ -81,6 +81,17 @@ class _Worker:
             reply, buffers = receive(self.sock)
         except ChannelClosed:
             raise self._lost(pathspec) from None
+        except Exception as exc:  # noqa: BLE001 - a reply that will not unpickle here
+            # A foreach item whose class cannot be rebuilt here, or a step that wrote on the
+            # worker's socket: the rest of the message is unread, so the worker is dropped
+            # (the caller kills it) and the task fails saying why.
+            raise RemoteError(
+                type(exc).__name__,
+                f"the reply of the worker process (pid {self.popen.pid}) running task "
+                f"{pathspec} could not be read: {exc}. A value sent back other than as an "
+                "artifact (a foreach item, an exception) must unpickle in the coordinating "
+                "process; a step must not write on the worker's file descriptors.",
+            ) from None
         assert isinstance(reply, Reply)
         if reply.ready:
             self.runs.add(pack.key)
