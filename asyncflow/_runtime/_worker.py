@@ -104,7 +104,7 @@ def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]
             outcome.targets,
             outcome.foreach_items,
         )
-    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: the step's failure
+    except BaseException as exc:  # KeyboardInterrupt too: the step's own failure
         blobs = []
         refs = None
         if job.keep_on_error:

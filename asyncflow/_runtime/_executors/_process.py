@@ -81,7 +81,7 @@ class _Worker:
             reply, buffers = receive(self.sock)
         except ChannelClosed:
             raise self._lost(pathspec) from None
-        except Exception as exc:  # noqa: BLE001 - a reply that will not unpickle here
+        except Exception as exc:  # a reply that will not unpickle here
             # A foreach item whose class cannot be rebuilt here, or a step that wrote on the
             # worker's socket: the rest of the message is unread, so the worker is dropped
             # (the caller kills it) and the task fails saying why.
