@@ -130,3 +130,34 @@ async def test_a_keyboard_interrupt_in_a_process_step_fails_that_task_only(
     assert (task.exception or "").startswith(f"RemoteError: {name}")
     assert "raise" in (task.traceback or "")  # the worker's own traceback is stored
     assert "Traceback" not in capfd.readouterr().err  # nothing spilled onto the terminal
+
+
+def test_a_dask_script_without_a_main_guard_fails_saying_so_and_stores_one_run(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("distributed")
+    store = tmp_path / "store.db"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import asyncio\n"
+        "from asyncflow import FlowSpec, step\n"
+        "class Unguarded(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+        f"asyncio.run(Unguarded(store={str(store)!r}, echo=False, executor='dask',"
+        " processes=1).run())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "cannot start a Dask LocalCluster" in last and "if __name__ == '__main__'" in last
+    # the worker process that imported the script again was refused a run of its own
+    assert "nothing was run" in done.stderr
+    runs = Flow("Unguarded", store=str(store)).runs()
+    assert [r.status for r in runs] == ["failed"]
