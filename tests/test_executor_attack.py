@@ -161,3 +161,22 @@ def test_a_dask_script_without_a_main_guard_fails_saying_so_and_stores_one_run(
     assert "nothing was run" in done.stderr
     runs = Flow("Unguarded", store=str(store)).runs()
     assert [r.status for r in runs] == ["failed"]
+
+
+async def test_threads_a_process_step_leaves_running_do_not_hold_up_the_end_of_the_run(
+    store: str,
+) -> None:
+    began = time.monotonic()
+    run = await af.LingeringThreadFlow(store=store, echo=False, processes=3).run()
+    took = time.monotonic() - began
+    assert run.successful
+    assert took < 4.5, took  # was 5 s per worker, one after the other, each killed at last
+    for pid in run.data.pids:  # the workers are gone, not left with their threads
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f"worker {pid} still runs")

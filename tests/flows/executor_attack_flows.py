@@ -146,3 +146,31 @@ class InterruptFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class LingeringThreadFlow(FlowSpec):
+    """Each process task leaves a non-daemon thread running (a pool a library never shut
+    down, say): the run must still end at once."""
+
+    @step
+    def start(self):
+        self.items = [0, 1, 2]
+        self.next(self.work, foreach="items")
+
+    @executor("process")
+    @step
+    def work(self):
+        import threading
+
+        threading.Thread(target=time.sleep, args=(3600,)).start()
+        self.pid = os.getpid()
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.pids = sorted({i.pid for i in inputs})
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import anyio
 import anyio.to_thread
@@ -134,11 +135,11 @@ class _Worker:
             with contextlib.suppress(ChannelClosed, OSError):
                 send(self.sock, ("stop",))
 
-    def reap(self) -> None:
-        """Wait for the worker to end (killing it if it lingers), close the socket.
-        Blocking."""
+    def reap(self, deadline: float) -> None:
+        """Wait for the worker to end until ``deadline`` (``time.monotonic()``), then kill
+        it; close the socket. Blocking."""
         try:
-            self.popen.wait(timeout=_STOP_SECONDS)
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
@@ -226,5 +227,6 @@ def _stop_all(workers: list[_Worker], idle: list[_Worker]) -> None:
             worker.ask_stop()
         else:
             worker.kill()
+    deadline = time.monotonic() + _STOP_SECONDS  # one wait for all, not one each
     for worker in workers:
-        worker.reap()
+        worker.reap(deadline)
