@@ -11,7 +11,7 @@ import anyio.to_thread
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._codecs import Encoded
-from ._errors import StepFailed
+from ._errors import StepFailed, UsageError
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
 from ._spec._decorators import EXECUTORS
@@ -79,6 +79,15 @@ class FlowSpec(FlowBase):
             raise ValueError(
                 f"processes must be a positive integer, not {processes!r}; leave it out for "
                 "one worker process per core."
+            )
+        if dask_address is not None and (
+            not isinstance(dask_address, str) or not dask_address.strip()
+        ):
+            raise UsageError(
+                f"dask_address must be the address of a Dask scheduler, such as "
+                f"'tcp://127.0.0.1:8786', not {dask_address!r}; leave it out to start a "
+                "LocalCluster for each run.",
+                "dask_address",
             )
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),

@@ -802,6 +802,35 @@ async def _s102(tmp: Path) -> Raised:
     return exc, ("could not load the flow", "af_made_at_run_time")
 
 
+@case("S121", fix="must unpickle in the coordinating process")
+async def _s121(tmp: Path) -> Raised:
+    from tests.flows import executor_attack_flows as af
+
+    exc = await step_failed(af.UnreadableItemsFlow, tmp)
+    return exc, ("UnreadableItemsFlow/", "could not be read", "TypeError")
+
+
+@case("S122", fix="a script must start runs under if __name__ == '__main__':")
+async def _s122(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    import multiprocessing.spawn
+
+    from tests.flows import dask_flows
+
+    # The cluster's worker processes cannot start: here no Python where multiprocessing
+    # looks for one (a script without the __main__ guard: tests/test_executor_attack.py).
+    before = multiprocessing.spawn.get_executable()
+    multiprocessing.spawn.set_executable(str(tmp / "no-python-here"))
+    try:
+        flow = dask_flows.PlainFlow(store=store_of(tmp), echo=False, executor="dask", processes=1)
+        with pytest.raises(StepFailed) as info:
+            await flow.run()
+    finally:
+        multiprocessing.spawn.set_executable(before)
+    exc = info.value
+    return exc, ("cannot start a Dask LocalCluster",)
+
+
 async def dask_step_failed(flow: type[FlowSpec], tmp: Path, **params: Any) -> StepFailed:
     """What a run of ``flow`` on a Dask LocalCluster started for the run raises."""
     try:
@@ -915,6 +944,27 @@ async def _o113(tmp: Path) -> Raised:
     ):
         flow = Pair(store=store_of(tmp), echo=False, executor="dask", dask_client=client)
         return await run_raised(flow), ("asynchronous=True",)
+
+
+@case("O121", fix="leave it out to start a LocalCluster for each run")
+async def _o121(tmp: Path) -> Raised:
+    return raised(lambda: Pair(executor="dask", dask_address="")), ("dask_address", "''")
+
+
+@case("O122", fix="Start runs under if __name__ == '__main__': in the script")
+async def _o122(tmp: Path) -> Raised:
+    pytest.importorskip("distributed")
+    import multiprocessing
+
+    # What a process that multiprocessing's spawn starts sees while it imports __main__
+    # (the real thing: tests/test_executor_attack.py runs a script without the guard).
+    me = multiprocessing.current_process()
+    me._inheriting = True  # type: ignore[attr-defined]
+    try:
+        flow = Pair(store=store_of(tmp), echo=False, executor="dask")
+        return await run_raised(flow), ("Dask", "nothing was run")
+    finally:
+        del me._inheriting  # type: ignore[attr-defined]
 
 
 async def run_raised(flow: FlowSpec) -> BaseException:

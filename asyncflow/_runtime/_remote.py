@@ -63,12 +63,13 @@ def _make_pack(ctx: RunContext, key: str, cache_bytes: int) -> RunPack:
 
     graph = ctx.graph
     flow = cloudpickle.dumps((ctx.flow_cls, graph.name, graph.doc, dict(graph.nodes)), protocol=5)
-    store = ctx.store
+    options = ctx.executor_options
+    assert isinstance(options, ExecutorOptions)
     return RunPack(
         key=key,
         flow=flow,
-        store_path=os.path.abspath(store.path),
-        key_path=store.key.path,
+        store_path=options.store_file,
+        key_path=options.key_file,
         run_id=ctx.run_id,
         origin_run_id=ctx.origin_run_id,
         params=dict(ctx.params),

@@ -326,6 +326,8 @@ async def execute_run(
                 pool_size(options.max_workers, options.processes),
                 options.dask_client,
                 options.dask_address,
+                store_file=os.path.abspath(options.store_path),
+                key_file=os.path.abspath(store.key.path),
             ),
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))

@@ -104,7 +104,7 @@ def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]
             outcome.targets,
             outcome.foreach_items,
         )
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # KeyboardInterrupt too: the step's own failure
         blobs = []
         refs = None
         if job.keep_on_error:
@@ -132,6 +132,10 @@ def _sendable(error: BaseException) -> BaseException:
     # The step's own exception if it survives a round trip through pickle, else its gist.
     import cloudpickle
 
+    if not isinstance(error, Exception | SystemExit):
+        # KeyboardInterrupt, GeneratorExit or a BaseException of the step's own: raised as
+        # itself in the coordinator it would stop the run's machinery, not fail one task.
+        return RemoteError(type(error).__name__, str(error))
     try:
         pickle.loads(cloudpickle.dumps(error))
     except Exception:

@@ -37,17 +37,24 @@ class Executor(Protocol):
 class ExecutorOptions:
     """What the executors of a run are made from (the flow's options)."""
 
-    __slots__ = ("dask_address", "dask_client", "processes")
+    __slots__ = ("dask_address", "dask_client", "key_file", "processes", "store_file")
 
     def __init__(
         self,
         processes: int,
         dask_client: Any = None,
         dask_address: str | None = None,
+        *,
+        store_file: str = "",
+        key_file: str = "",
     ) -> None:
         self.processes = processes
         self.dask_client = dask_client
         self.dask_address = dask_address
+        # Absolute paths, taken when the run starts: a worker started later must open the
+        # files the run opened, even if the coordinator's working directory changed since.
+        self.store_file = store_file
+        self.key_file = key_file
 
 
 def make_executor(name: str, options: ExecutorOptions, ctx: RunContext) -> Executor:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sys
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,17 @@ def require_dask(client: Any) -> None:
             f"package cannot be imported ({exc}); install it with {_INSTALL}, or choose "
             "executor='process' or 'thread'."
         ) from None
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A process that multiprocessing's spawn is starting (a LocalCluster's worker, say)
+        # is importing the script that started it, and the script starts a run again.
+        raise UsageError(
+            "a run with Dask steps was started while a new process was importing the script "
+            f"{_main_file()} (Dask's worker processes import it again), so it would start a "
+            "run in every worker; nothing was run. Start runs under "
+            "if __name__ == '__main__': in the script."
+        )
     if client is None:
         return
     if not isinstance(client, distributed.Client):
@@ -78,6 +90,11 @@ def require_dask(client: Any) -> None:
             "calls would run on the event loop; pass a synchronous Client (Client(cluster) "
             "or Client('tcp://host:8786')), or dask_address=."
         )
+
+
+def _main_file() -> str:
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return repr(path) if path else "(its __main__)"
 
 
 class _Lost(Exception):
@@ -133,7 +150,9 @@ class DaskExecutor:
         if self.address is not None:
             try:
                 return Client(self.address, set_as_default=False), None
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                # OSError, TimeoutError: nobody answers; ValueError: not an address at all
+                # ('not a url', a host without a port)
                 raise WorkerLostError(
                     f"cannot connect to the Dask scheduler at {self.address!r} ({exc}); start "
                     "it (dask scheduler) or correct the address (dask_address=, "
@@ -144,13 +163,23 @@ class DaskExecutor:
             "distributed.scheduler.allowed-failures": 0,
             "distributed.scheduler.active-memory-manager.start": False,
         }
-        with dask.config.set(settings):
-            cluster = LocalCluster(
-                n_workers=self._workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # a free port: never clash with another cluster
-            )
+        try:
+            with dask.config.set(settings):
+                cluster = LocalCluster(
+                    n_workers=self._workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # a free port: never clash with another cluster
+                )
+        except Exception as exc:
+            raise WorkerLostError(
+                f"cannot start a Dask LocalCluster for the run ({type(exc).__name__}: {exc}); "
+                "its worker processes import the script that started the run again, so a "
+                "script must start runs under if __name__ == '__main__':. Or pass "
+                "dask_client= or dask_address= (--dask-address) for a cluster of your own, "
+                "then resume the run.",
+                None,
+            ) from exc
         try:
             return Client(cluster, set_as_default=False), cluster
         except BaseException:

@@ -20,18 +20,23 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import anyio
 import anyio.to_thread
 
 from ..._errors import WorkerLostError
-from .._jobs import Job, Reply, RunPack
+from .._jobs import Job, RemoteError, Reply, RunPack
 from .._wire import ChannelClosed, receive, send
 
 __all__ = ["ProcessExecutor"]
 
 # How long a worker asked to stop may take before it is killed.
 _STOP_SECONDS = 5.0
+
+
+class _Undelivered(Exception):
+    """The worker was gone before it got the job (it died while idle): the task never ran."""
 
 
 class _Worker:
@@ -71,9 +76,23 @@ class _Worker:
         known = pack.key in self.runs
         try:
             send(self.sock, ("task", pack.key, None if known else pack, job))
+        except ChannelClosed:
+            raise _Undelivered from None  # the job never reached the worker: it did not run
+        try:
             reply, buffers = receive(self.sock)
         except ChannelClosed:
             raise self._lost(pathspec) from None
+        except Exception as exc:  # a reply that will not unpickle here
+            # A foreach item whose class cannot be rebuilt here, or a step that wrote on the
+            # worker's socket: the rest of the message is unread, so the worker is dropped
+            # (the caller kills it) and the task fails saying why.
+            raise RemoteError(
+                type(exc).__name__,
+                f"the reply of the worker process (pid {self.popen.pid}) running task "
+                f"{pathspec} could not be read: {exc}. A value sent back other than as an "
+                "artifact (a foreach item, an exception) must unpickle in the coordinating "
+                "process; a step must not write on the worker's file descriptors.",
+            ) from None
         assert isinstance(reply, Reply)
         if reply.ready:
             self.runs.add(pack.key)
@@ -116,11 +135,11 @@ class _Worker:
             with contextlib.suppress(ChannelClosed, OSError):
                 send(self.sock, ("stop",))
 
-    def reap(self) -> None:
-        """Wait for the worker to end (killing it if it lingers), close the socket.
-        Blocking."""
+    def reap(self, deadline: float) -> None:
+        """Wait for the worker to end until ``deadline`` (``time.monotonic()``), then kill
+        it; close the socket. Blocking."""
         try:
-            self.popen.wait(timeout=_STOP_SECONDS)
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
@@ -160,22 +179,37 @@ class ProcessExecutor:
         if self._slots is None:
             self._slots = anyio.Semaphore(self.size)
         async with self._slots:
-            worker = self._idle.pop() if self._idle else None
-            if worker is None:
-                worker = await anyio.to_thread.run_sync(_Worker.start)
-                self._all.append(worker)
-            done = False
-            try:
-                reply = await anyio.to_thread.run_sync(
-                    worker.call, pack, job, pathspec, abandon_on_cancel=True
-                )
-                done = True
-            finally:
-                if done:
-                    self._idle.append(worker)
-                else:  # cancelled, timed out or lost: this worker serves no other task
-                    worker.kill()
-            return reply
+            while True:
+                worker, fresh = await self._take()
+                done = False
+                try:
+                    reply = await anyio.to_thread.run_sync(
+                        worker.call, pack, job, pathspec, abandon_on_cancel=True
+                    )
+                    done = True
+                except _Undelivered:
+                    if fresh:  # a worker that dies before its first job: do not loop
+                        raise worker._lost(pathspec) from None
+                    continue  # an idle worker died (killed from outside): take another
+                finally:
+                    if done:
+                        self._idle.append(worker)
+                    else:  # cancelled, timed out or lost: this worker serves no other task
+                        worker.kill()
+                return reply
+
+    async def _take(self) -> tuple[_Worker, bool]:
+        # An idle worker that is still alive, else a new one (and whether it is new). An
+        # idle worker may have died since its last task (killed from outside, the
+        # out-of-memory killer); it is dropped, never handed a task it would fail.
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.popen.poll() is None:
+                return worker, False
+            worker.sock.close()
+        worker = await anyio.to_thread.run_sync(_Worker.start)
+        self._all.append(worker)
+        return worker, True
 
     async def aclose(self) -> None:
         """Stop every worker, in a thread: idle ones end cleanly, busy ones (a task the run
@@ -193,5 +227,6 @@ def _stop_all(workers: list[_Worker], idle: list[_Worker]) -> None:
             worker.ask_stop()
         else:
             worker.kill()
+    deadline = time.monotonic() + _STOP_SECONDS  # one wait for all, not one each
     for worker in workers:
-        worker.reap()
+        worker.reap(deadline)
