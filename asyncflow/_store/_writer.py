@@ -160,6 +160,9 @@ class Writer:
                 # Resolved only now, so a returned run is in the main file, not just the WAL.
                 if not op.future.done():
                     op.future.set_result(0)
+            # Drop this batch before waiting for the next: its records hold their values'
+            # encoded bytes, which would stay in memory for as long as the store is quiet.
+            first = items = ops = finished = None  # type: ignore[assignment]
             quiet_since = time.monotonic()
         self._checkpoint()
         self._conn.close()
