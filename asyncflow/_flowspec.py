@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, NoReturn
 
 import anyio.to_thread
 
+from ._cli._entry import is_script_entry
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._codecs import Encoded
@@ -45,6 +47,12 @@ class FlowSpec(FlowBase):
         ``distributed.LocalCluster`` is started for the run and closed after it.
     :raises ValueError: ``max_workers`` or ``processes`` is not a positive integer, or
         ``executor`` is not one of the three.
+
+    ``XFlow()`` written as a statement of its own at the top level of the script being run
+    (``if __name__ == "__main__": XFlow()``, as Metaflow's flows end) runs the command line,
+    as ``XFlow.main()`` does, and exits. Constructing a flow any other way (``flow =
+    XFlow()``, with arguments, in a function, a notebook, an imported module, or with an
+    event loop running) never reads ``sys.argv``.
     """
 
     _af_graph_cache: ClassVar[dict[type, FlowGraph]] = {}
@@ -64,6 +72,9 @@ class FlowSpec(FlowBase):
         dask_client: Any = None,
         dask_address: str | None = None,
     ) -> None:
+        if _no_arguments(locals()) and is_script_entry(sys._getframe(1)):
+            # `XFlow()` as the last statement of a flow file, as Metaflow writes it.
+            type(self).main()
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(
                 f"max_workers must be a positive integer, not {max_workers!r}; "
@@ -195,3 +206,21 @@ class FlowSpec(FlowBase):
         from ._cli import flow_main
 
         raise SystemExit(flow_main(cls, argv))
+
+
+_DEFAULTS = {
+    "store": None,
+    "max_workers": DEFAULT_MAX_WORKERS,
+    "tags": (),
+    "cache_bytes": DEFAULT_CACHE_BYTES,
+    "echo": True,
+    "executor": "thread",
+    "processes": None,
+    "dask_client": None,
+    "dask_address": None,
+}
+
+
+def _no_arguments(given: dict[str, Any]) -> bool:
+    """Whether the constructor's arguments (its ``locals()``) are all left at their defaults."""
+    return all(given.get(name) == default for name, default in _DEFAULTS.items())

@@ -1,0 +1,56 @@
+"""Is ``XFlow()`` the entry point of a script? Metaflow's flows end with it.
+
+``if __name__ == "__main__": XFlow()`` at the bottom of a flow file runs the command line in
+Metaflow. asyncflow does the same, and only then: when the flow is constructed with no
+arguments, by a statement that throws the new object away (the bytecode after the call is
+``POP_TOP``), at the top level of the script Python is running as ``__main__``, with no event
+loop running. Anything else — ``flow = XFlow()``, arguments, a function, a notebook cell, an
+imported module, a running loop — is an embedding: it never reads ``sys.argv``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dis
+import os
+import sys
+from types import FrameType
+
+__all__ = ["is_script_entry"]
+
+
+def is_script_entry(frame: FrameType | None) -> bool:
+    """Whether ``frame`` (the caller of the flow's constructor) is ``XFlow()`` as a statement
+    at the top level of the ``__main__`` script (see the module doc)."""
+    if frame is None or frame.f_code.co_name != "<module>":
+        return False
+    if frame.f_globals.get("__name__") != "__main__":
+        return False
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not isinstance(main_file, str) or not _same_file(main_file, frame.f_code.co_filename):
+        return False  # a notebook cell, python -c, an exec'd string
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return False
+    return _result_discarded(frame)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _result_discarded(frame: FrameType) -> bool:
+    # The instruction after the call that is running now: POP_TOP means `XFlow()` is a
+    # statement of its own; anything else (STORE_NAME for `flow = XFlow()`, ...) uses it.
+    instructions = list(dis.get_instructions(frame.f_code))
+    for i, ins in enumerate(instructions):
+        if ins.offset == frame.f_lasti:
+            following = instructions[i + 1 : i + 2]
+            return bool(following) and following[0].opname == "POP_TOP"
+    return False
