@@ -20,6 +20,7 @@ from ._client._archive import aread_archive as aread_archive
 from ._client._archive import export_runs as export_runs
 from ._client._archive import import_archive as import_archive
 from ._client._archive import read_archive as read_archive
+from ._client._metaflow import Metaflow as Metaflow
 from ._client._tidy import GcReport as GcReport
 from ._client._tidy import StoreStats as StoreStats
 from ._client._tidy import agc as agc
@@ -66,6 +67,7 @@ __all__ = [
     "IncludeFile",
     "JSONType",
     "MergeArtifactsError",
+    "Metaflow",
     "NotFoundError",
     "Parameter",
     "ParameterError",
