@@ -159,7 +159,7 @@ def test_bare_timeout_is_refused_naming_the_arguments_to_give() -> None:
     with pytest.raises(FlowValidationError) as info:
 
         class BareTimeoutFlow(FlowSpec):
-            @timeout
+            @timeout  # type: ignore[arg-type]  # a type checker refuses it too
             @step
             def start(self) -> None:
                 self.next(self.end)
@@ -179,7 +179,7 @@ def test_bare_executor_is_refused_naming_the_executors() -> None:
     with pytest.raises(FlowValidationError) as info:
 
         class BareExecutorFlow(FlowSpec):
-            @executor
+            @executor  # type: ignore[arg-type]  # a type checker refuses it too
             @step
             def start(self) -> None:
                 self.next(self.end)
