@@ -258,6 +258,22 @@ async def _d102(tmp: Path) -> Raised:
     return raised(define), ("'process'", "'start'")
 
 
+@case("D131", fix="write @timeout(seconds=...)")
+async def _d131(tmp: Path) -> Raised:
+    def fetch(self: Any) -> None:
+        pass
+
+    return raised(lambda: timeout(step(fetch))), ("'fetch'", "without a duration", HERE)  # type: ignore[arg-type]
+
+
+@case("D132", fix='e.g. @executor("process")')
+async def _d132(tmp: Path) -> Raised:
+    def fetch(self: Any) -> None:
+        pass
+
+    return raised(lambda: asyncflow.executor(step(fetch))), ("'fetch'", "'dask'", HERE)  # type: ignore[arg-type]
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
