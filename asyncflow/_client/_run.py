@@ -25,6 +25,7 @@ from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
     from ._archive import ArchiveManifest
+    from ._flow import Flow
 
 __all__ = ["Run", "step_order"]
 
@@ -78,6 +79,13 @@ class Run(RunRecord):
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
         self._source: SourceRecord | None = None
+
+    @property
+    def parent(self) -> Flow:
+        """The run's flow (Metaflow's ``Run.parent``), sharing this run's connection."""
+        from ._flow import Flow  # that module imports this one
+
+        return Flow._make(self._handle, self._row.flow)
 
     # --- parameters -------------------------------------------------------------------------
     @property
