@@ -47,6 +47,12 @@ class ClientShapeFlow(FlowSpec):
         pass
 
 
+def latest(flow: Flow) -> Run:
+    run = flow.latest_run
+    assert run is not None
+    return run
+
+
 @pytest.fixture
 def ran(store: str) -> Iterator[Flow]:
     """One succeeded run of ClientShapeFlow, tagged ``nightly``, opened with the client."""
@@ -58,7 +64,7 @@ def ran(store: str) -> Iterator[Flow]:
 def test_step_tasks_is_called_as_in_metaflow_and_returns_an_iterator_of_tasks(
     ran: Flow,
 ) -> None:
-    train = ran.latest_run["train"]
+    train = latest(ran)["train"]
     found = train.tasks()
     assert iter(found) is found  # an iterator, as Metaflow's
     tasks = list(found)
@@ -68,7 +74,7 @@ def test_step_tasks_is_called_as_in_metaflow_and_returns_an_iterator_of_tasks(
 
 
 def test_step_tasks_still_works_as_the_tuple_it_was(ran: Flow) -> None:
-    train = ran.latest_run["train"]
+    train = latest(ran)["train"]
     assert isinstance(train.tasks, tuple)
     assert len(train.tasks) == 3
     assert train.tasks[1].data.score == 10
@@ -78,28 +84,47 @@ def test_step_tasks_still_works_as_the_tuple_it_was(ran: Flow) -> None:
 def test_step_tasks_with_tags_keeps_the_tasks_only_when_the_run_carries_every_tag(
     ran: Flow,
 ) -> None:
-    train = ran.latest_run["train"]
+    train = latest(ran)["train"]
     assert len(list(train.tasks("nightly"))) == 3
     assert list(train.tasks("nightly", "other")) == []
     assert list(train.tasks("other")) == []
 
 
+def test_run_steps_is_called_as_in_metaflow_with_the_same_tag_rule(ran: Flow, store: str) -> None:
+    run = latest(ran)
+    assert run is not None
+    found = run.steps()
+    assert iter(found) is found
+    assert [s.id for s in found] == ["start", "train", "join", "end"]
+    assert [s.id for s in run.steps("nightly")] == ["start", "train", "join", "end"]
+    assert list(run.steps("other")) == []
+
+    async def main() -> tuple[list[str], list[str]]:
+        run = await (await Flow.aopen("ClientShapeFlow", store)).alatest_run()
+        assert run is not None
+        return [s.id for s in await run.asteps("nightly")], [
+            s.id for s in await run.asteps("nightly", "other")
+        ]
+
+    assert asyncio.run(main()) == (["start", "train", "join", "end"], [])
+
+
 def test_step_tasks_survives_pickling(ran: Flow) -> None:
-    tasks = ran.latest_run["train"].tasks
+    tasks = latest(ran)["train"].tasks
     back = pickle.loads(pickle.dumps(tasks))
     assert list(back) == list(tasks)
     assert list(back("nightly")) == list(tasks)
 
 
 def test_step_id_is_its_name_and_flow_id_is_the_flow_name(ran: Flow) -> None:
-    run = ran.latest_run
+    run = latest(ran)
     assert ran.id == "ClientShapeFlow"
     assert [s.id for s in run] == ["start", "train", "join", "end"]
     assert run["join"].id == "join"
 
 
 def test_step_created_and_finished_at_span_its_tasks(ran: Flow) -> None:
-    run = ran.latest_run
+    run = latest(ran)
     train = run["train"]
     assert isinstance(train.created_at, datetime) and isinstance(train.finished_at, datetime)
     assert train.created_at == min(t.started_at for t in train)
@@ -112,7 +137,7 @@ def test_step_created_and_finished_at_span_its_tasks(ran: Flow) -> None:
 
 
 def test_the_parent_chain_goes_task_step_run_flow(ran: Flow) -> None:
-    run = ran.latest_run
+    run = latest(ran)
     assert isinstance(run, Run)
     assert run.parent == ran and run.parent.id == "ClientShapeFlow"
     train = run["train"]
@@ -125,7 +150,7 @@ def test_the_parent_chain_goes_task_step_run_flow(ran: Flow) -> None:
 def test_task_parent_reads_the_step_when_the_task_was_not_reached_through_it(
     ran: Flow,
 ) -> None:
-    run = ran.latest_run
+    run = latest(ran)
     end = run.end_task
     found = end.parent
     assert isinstance(found, Step) and found.pathspec == f"ClientShapeFlow/{run.id}/end"
@@ -137,19 +162,19 @@ def test_task_parent_reads_the_step_when_the_task_was_not_reached_through_it(
 
 
 def test_a_task_does_not_keep_its_step_alive(ran: Flow) -> None:
-    task = ran.latest_run["train"].tasks[0]
+    task = latest(ran)["train"].tasks[0]
     gc.collect()
     assert task._step is not None and task._step() is None  # a weak reference only
     assert task.parent.id == "train"  # read again
 
 
 def test_task_created_at_is_when_it_started(ran: Flow) -> None:
-    task = ran.latest_run["train"].tasks[0]
+    task = latest(ran)["train"].tasks[0]
     assert task.created_at == task.started_at
 
 
 def test_task_parent_of_a_deleted_run_is_a_not_found_error(ran: Flow, store: str) -> None:
-    run = ran.latest_run
+    run = latest(ran)
     end = run.end_task
     asyncflow.gc(store, tag="nightly", protect=())
     with pytest.raises(NotFoundError, match="ClientShapeFlow"):
@@ -166,7 +191,7 @@ def test_async_twin_of_task_parent(ran: Flow, store: str) -> None:
             return found.pathspec, [t.id for t in found.tasks()]
 
     pathspec, ids = asyncio.run(main())
-    run = ran.latest_run
+    run = latest(ran)
     assert pathspec == f"ClientShapeFlow/{run.id}/end"
     assert ids == [run.end_task.id]
 

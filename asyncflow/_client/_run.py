@@ -210,9 +210,22 @@ class Run(RunRecord):
         """
         return self._step(name, await self._handle.arun(self._step_plan(name)))
 
-    async def asteps(self) -> list[Step]:
-        """The twin of ``list(run)``: the steps that have tasks, in graph order."""
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """Metaflow's ``run.steps(*tags)``: an iterator of the steps that have tasks, in graph
+        order; none unless the run carries every tag in ``tags`` (tags belong to runs)."""
+        if not self._has_tags(tags):
+            return iter(())
+        return iter(self)
+
+    async def asteps(self, *tags: str) -> list[Step]:
+        """The twin of ``list(run)`` and of :meth:`steps`: the steps that have tasks, in graph
+        order; none unless the run carries every tag in ``tags``."""
+        if not self._has_tags(tags):
+            return []
         return self._steps(await self._handle.arun(q.tasks(self._row.id)))
+
+    def _has_tags(self, tags: tuple[str, ...]) -> bool:
+        return all(tag in self._row.tags for tag in tags)
 
     async def acontains(self, name: str) -> bool:
         """The twin of ``name in run``."""
