@@ -20,6 +20,7 @@ sync                                awaitable twin
 ``run.parameters``                  ``await run.aparameters()``
 ``run[step]``                       ``await run.astep(step)``
 ``list(run)``                       ``await run.asteps()``
+``run.steps(*tags)``                ``await run.asteps(*tags)``
 ``step in run``                     ``await run.acontains(step)``
 ``run.end_task``                    ``await run.aend_task()``
 ``run.data.x``                      ``await run.adata("x")``
@@ -32,6 +33,7 @@ sync                                awaitable twin
 ``step.data.x``                     ``await step.adata("x")``
 ``step.task["x"]``                  ``await step.aartifact("x")``
 ``list(step.data)``                 ``await step.anames()``
+``task.parent``                     ``await task.aparent()``
 ``task.data.x``                     ``await task.adata("x")``
 ``task["x"]``                       ``await task.aartifact("x")``
 ``list(task.data)``                 ``await task.anames()``
@@ -41,8 +43,10 @@ sync                                awaitable twin
 ``art.data``                        ``await art.adata()``
 ==================================  ===================================================
 
-No I/O, so no twin: ``run.id``, ``run.status`` and the rest of a run's record, ``run.graph``,
-``run.tags``; ``step.task``, ``list(step)``, ``step[task_id]``; ``task.id``, ``task.index``,
+No I/O, so no twin: ``flow.id``; ``run.id``, ``run.status`` and the rest of a run's record,
+``run.graph``, ``run.tags``, ``run.parent``; ``step.id``, ``step.parent``, ``step.created_at``,
+``step.finished_at``, ``step.task``, ``step.tasks`` (a tuple, and callable as Metaflow's
+``step.tasks(*tags)``), ``list(step)``, ``step[task_id]``; ``task.id``, ``task.index``,
 ``task.exception`` and the rest of a task's record; ``art.name``, ``.sha``, ``.size``,
 ``.encoding``. Values once read are kept by their ``DataView``: both forms share it.
 

@@ -139,6 +139,11 @@ class Flow:
         return self._name
 
     @property
+    def id(self) -> str:
+        """The flow's name, as Metaflow's ``Flow.id``."""
+        return self._name
+
+    @property
     def pathspec(self) -> str:
         """The flow's name (the root of every pathspec)."""
         return self._name

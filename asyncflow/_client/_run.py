@@ -25,6 +25,7 @@ from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
     from ._archive import ArchiveManifest
+    from ._flow import Flow
 
 __all__ = ["Run", "step_order"]
 
@@ -78,6 +79,13 @@ class Run(RunRecord):
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
         self._source: SourceRecord | None = None
+
+    @property
+    def parent(self) -> Flow:
+        """The run's flow (Metaflow's ``Run.parent``), sharing this run's connection."""
+        from ._flow import Flow  # that module imports this one
+
+        return Flow._make(self._handle, self._row.flow)
 
     # --- parameters -------------------------------------------------------------------------
     @property
@@ -202,9 +210,22 @@ class Run(RunRecord):
         """
         return self._step(name, await self._handle.arun(self._step_plan(name)))
 
-    async def asteps(self) -> list[Step]:
-        """The twin of ``list(run)``: the steps that have tasks, in graph order."""
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """Metaflow's ``run.steps(*tags)``: an iterator of the steps that have tasks, in graph
+        order; none unless the run carries every tag in ``tags`` (tags belong to runs)."""
+        if not self._has_tags(tags):
+            return iter(())
+        return iter(self)
+
+    async def asteps(self, *tags: str) -> list[Step]:
+        """The twin of ``list(run)`` and of :meth:`steps`: the steps that have tasks, in graph
+        order; none unless the run carries every tag in ``tags``."""
+        if not self._has_tags(tags):
+            return []
         return self._steps(await self._handle.arun(q.tasks(self._row.id)))
+
+    def _has_tags(self, tags: tuple[str, ...]) -> bool:
+        return all(tag in self._row.tags for tag in tags)
 
     async def acontains(self, name: str) -> bool:
         """The twin of ``name in run``."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._data import DataArtifact, DataView
@@ -12,7 +14,30 @@ from ._task import Task
 if TYPE_CHECKING:
     from ._run import Run
 
-__all__ = ["Step"]
+__all__ = ["Step", "Tasks"]
+
+
+class Tasks(tuple[Task, ...]):
+    """A step's tasks in index order: a tuple (``step.tasks[1]``, ``len(step.tasks)``) that is
+    also callable as Metaflow's ``step.tasks(*tags)``, which returns an iterator of them.
+
+    Tags belong to runs here (a task has none of its own, as a Metaflow task inherits its
+    run's): ``step.tasks("nightly")`` yields every task if the run carries ``"nightly"``,
+    else none.
+    """
+
+    _run_tags: frozenset[str]
+
+    def __new__(cls, tasks: tuple[Task, ...], run_tags: frozenset[str] = frozenset()) -> Tasks:
+        made = super().__new__(cls, tasks)
+        made._run_tags = run_tags
+        return made
+
+    def __call__(self, *tags: str) -> Iterator[Task]:
+        """An iterator of the tasks, in index order; none unless the run carries every tag."""
+        if tags and not all(tag in self._run_tags for tag in tags):
+            return iter(())
+        return iter(tuple(self))
 
 
 class Step:
@@ -23,18 +48,25 @@ class Step:
     here does I/O; ``run[name]`` again gives a fresh snapshot.
     """
 
-    __slots__ = ("_name", "_run", "_tasks")
+    __slots__ = ("__weakref__", "_name", "_run", "_tasks")
 
     def __init__(self, run: Run, name: str, tasks: tuple[Task, ...]) -> None:
         if not tasks:
             raise ValueError("a Step has at least one task")
         self._run = run
         self._name = name
-        self._tasks = tasks
+        self._tasks = tuple(tasks)
+        for task in self._tasks:
+            task._step = weakref.ref(self)  # task.parent without a read; a weak ref: no cycle
 
     @property
     def name(self) -> str:
         """The step's name."""
+        return self._name
+
+    @property
+    def id(self) -> str:
+        """The step's name, as Metaflow's ``Step.id``."""
         return self._name
 
     @property
@@ -48,14 +80,31 @@ class Step:
         return self._run
 
     @property
+    def parent(self) -> Run:
+        """The run this step belongs to (Metaflow's name for :attr:`run`)."""
+        return self._run
+
+    @property
+    def created_at(self) -> datetime:
+        """When the step's first task started (UTC)."""
+        return min(task.started_at for task in self._tasks)
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the last of the step's tasks finished (UTC), among the tasks of this snapshot
+        (a step whose run is still running may get more)."""
+        return max(task.finished_at for task in self._tasks)
+
+    @property
     def task(self) -> Task:
         """The step's first task, in index order (its only one outside a foreach or split)."""
         return self._tasks[0]
 
     @property
-    def tasks(self) -> tuple[Task, ...]:
-        """Every task of the step, in index order."""
-        return self._tasks
+    def tasks(self) -> Tasks:
+        """Every task of the step, in index order: a tuple, and callable as Metaflow's
+        ``step.tasks(*tags)`` (an iterator of them; see :class:`Tasks`)."""
+        return Tasks(self._tasks, self._run.tags)
 
     @property
     def successful(self) -> bool:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan
 from .._store._queries import attempts
-from .._store._rows import ArtifactRow, AttemptInfo, TaskRow
+from .._store._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
-from ._messages import missing_artifact
+from ._messages import missing_artifact, missing_run_plan
 from ._trust import Gate, agate, gate
+
+if TYPE_CHECKING:
+    from ._step import Step
 
 __all__ = ["Task", "utc"]
 
@@ -32,7 +36,7 @@ class Task:
     first access; ``task["x"]`` gives its :class:`DataArtifact`.
     """
 
-    __slots__ = ("_data", "_flow", "_handle", "_index", "_logs", "_row")
+    __slots__ = ("_data", "_flow", "_handle", "_index", "_logs", "_row", "_step")
 
     def __init__(self, handle: StoreHandle, flow: str, row: TaskRow) -> None:
         self._handle = handle
@@ -41,6 +45,7 @@ class Task:
         self._data = DataView(self)
         self._index: dict[str, ArtifactRow] | None = None
         self._logs: tuple[str, str] | None = None
+        self._step: weakref.ref[Step] | None = None  # set by the Step that holds this task
 
     # --- identity ---------------------------------------------------------------------------
     @property
@@ -68,6 +73,46 @@ class Task:
     def step_name(self) -> str:
         """The name of the task's step."""
         return self._row.step
+
+    @property
+    def parent(self) -> Step:
+        """The task's step (Metaflow's ``Task.parent``). No I/O while the step this task was
+        reached through is still referenced; otherwise (``run.end_task``, an unpickled task)
+        the step is read from the store (a fresh snapshot, with this task in it).
+
+        :raises NotFoundError: the run is no longer in the store.
+        """
+        step = None if self._step is None else self._step()
+        if step is None:
+            step = self._make_step(*self._handle.run(self._parent_plan()))
+        return step
+
+    async def aparent(self) -> Step:
+        """The awaitable twin of :attr:`parent`.
+
+        :raises NotFoundError: the run is no longer in the store.
+        """
+        step = None if self._step is None else self._step()
+        if step is None:
+            step = self._make_step(*(await self._handle.arun(self._parent_plan())))
+        return step
+
+    def _parent_plan(self) -> Plan[tuple[RunRow, list[TaskRow]]]:
+        run = yield from q.run(self._flow, self._row.run_id)
+        if run is None:
+            path = self._handle.path
+            raise (yield from missing_run_plan(self._flow, self._row.run_id, path))
+        rows = yield from q.tasks(self._row.run_id, self._row.step)
+        return run, rows
+
+    def _make_step(self, run_row: RunRow, rows: list[TaskRow]) -> Step:
+        from ._run import Run  # that module imports this one
+        from ._step import Step
+
+        tasks = tuple(
+            self if row.id == self._row.id else Task(self._handle, self._flow, row) for row in rows
+        )
+        return Step(Run(self._handle, run_row), self._row.step, tasks or (self,))
 
     @property
     def foreach_indices(self) -> tuple[int, ...]:
@@ -109,6 +154,11 @@ class Task:
     @property
     def started_at(self) -> datetime:
         """When the task started (UTC)."""
+        return utc(self._row.started_at)
+
+    @property
+    def created_at(self) -> datetime:
+        """When the task started (UTC): Metaflow's name for :attr:`started_at`."""
         return utc(self._row.started_at)
 
     @property
