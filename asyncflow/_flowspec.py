@@ -30,7 +30,8 @@ class FlowSpec(FlowBase):
     """Base class of a flow. Subclass it, write ``@step`` methods, then ``await flow.run()``.
 
     :param store: path of the SQLite file holding every run (default: ``$ASYNCFLOW_STORE``,
-        else ``asyncflow.db`` in the current directory).
+        else the nearest ``asyncflow.db`` in the current directory or a parent, else
+        ``asyncflow.db`` in the current directory; inside a running step, that run's store).
     :param max_workers: how many tasks may run at once (default 16).
     :param tags: tags recorded on every run started from this object.
     :param cache_bytes: bound of the in-memory cache of loaded artifact bytes

@@ -150,8 +150,9 @@ def import_archive(path: PathLike, store: StorePath = None, trust: bool = False)
     holds (imported before, or exported from it) is not copied again, and is returned as it
     is. Values the store already has are not stored twice.
 
-    :param store: the target store (created if missing); None means ``$ASYNCFLOW_STORE``,
-        else ``asyncflow.db`` in the current directory.
+    :param store: the target store (created if missing); None means the default store
+        (``$ASYNCFLOW_STORE``, else the nearest ``asyncflow.db`` in the current directory or
+        a parent, else ``asyncflow.db`` in the current directory).
     :param trust: trust the imported runs, so their pickled values load (only for archives
         from people you trust: unpickling runs code). Without it, pickled values are refused
         with :class:`~asyncflow.UntrustedArtifactError` until you trust the run.

@@ -25,8 +25,9 @@ StorePath = str | os.PathLike[str] | None
 def list_flows(store: StorePath = None) -> list[str]:
     """The names of the flows that have runs in a store, sorted.
 
-    :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db``
-        in the current directory.
+    :param store: the store file; None means the default store (inside a step, the run's
+        own; else ``$ASYNCFLOW_STORE``; else the nearest ``asyncflow.db`` in the current
+        directory or a parent).
     :raises StoreError: there is no store file there.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     """
@@ -93,8 +94,9 @@ class Flow:
     ``async with Flow.aopen(...) as flow:`` (or ``async with flow:``), where they share one.
 
     :param name: the flow's name (its class name).
-    :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db``
-        in the current directory.
+    :param store: the store file; None means the default store (inside a step, the run's
+        own; else ``$ASYNCFLOW_STORE``; else the nearest ``asyncflow.db`` in the current
+        directory or a parent).
     :param trust: load pickled values of every run read through this flow, whoever wrote
         them, provided their bytes are intact. Unpickling runs code: pass True only for a
         store or archive whose author you trust (see the README, "Safe loading of other

@@ -235,8 +235,8 @@ def gc(
     reason in :attr:`GcReport.skipped_why`. Everything is deleted in one transaction, so
     another process writing to the store meanwhile loses nothing.
 
-    :param store: the store file; None means ``$ASYNCFLOW_STORE``, else ``asyncflow.db`` in
-        the current directory.
+    :param store: the store file; None means the default store (``$ASYNCFLOW_STORE``, else
+        the nearest ``asyncflow.db`` in the current directory or a parent).
     :param flow: consider only this flow's runs.
     :param keep_last: keep each flow's ``keep_last`` newest runs (by id, at least 1);
         select the rest.
@@ -318,8 +318,8 @@ def _report(path: str, outcome: GcOutcome, dry_run: bool) -> GcReport:
 def stats(store: StorePath = None) -> StoreStats:
     """Count what a store holds: flows, runs by status, tasks, artifacts, values and bytes.
 
-    :param store: the store file (or a run archive); None means ``$ASYNCFLOW_STORE``, else
-        ``asyncflow.db`` in the current directory.
+    :param store: the store file (or a run archive); None means the default store
+        (``$ASYNCFLOW_STORE``, else the nearest ``asyncflow.db`` here or in a parent).
     :raises StoreError: there is no store file there, or it cannot be read.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     """

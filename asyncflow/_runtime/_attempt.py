@@ -21,6 +21,7 @@ import anyio.to_thread
 from .._codecs import CodecError, Encoded, encode
 from .._spec._flowbase import FlowBase
 from .._spec._graph import NodeKind
+from .._store._paths import run_store_var
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
 from ._context import RunContext, executor_of
@@ -94,17 +95,20 @@ class Attempt:
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:
-        # Start the task (unless the run is cancelled), make it `current` and the target
-        # of print() in this thread or coroutine; yields the step's function.
+        # Start the task (unless the run is cancelled), make it `current`, the target of
+        # print() and its run's store the client's default store in this thread or
+        # coroutine; yields the step's function.
         self.begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
+        t3 = run_store_var.set(self.ctx.store_file)  # the client's default store in the step
         try:
             yield self.ctx.graph[self.spec.step].info.func
         finally:
             self.finished = time.time()
             current_var.reset(t1)
             capture_var.reset(t2)
+            run_store_var.reset(t3)
 
     def _args(self) -> tuple[Any, ...]:
         inputs = self._inputs()

@@ -329,6 +329,7 @@ async def execute_run(
                 store_file=os.path.abspath(options.store_path),
                 key_file=os.path.abspath(store.key.path),
             ),
+            store_file=os.path.abspath(options.store_path),
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()

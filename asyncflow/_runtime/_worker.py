@@ -51,6 +51,7 @@ def context_of(pack: RunPack) -> RunContext:
         origin_run_id=pack.origin_run_id,
         echo=False,  # the coordinator prints a task's output when it gets it back
         budgeted=pack.budgeted,
+        store_file=pack.store_path,  # absolute (made so by the coordinator)
     )
 
 

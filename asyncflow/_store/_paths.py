@@ -1,6 +1,16 @@
 """Store paths: where the store lives when the user does not say, which paths asyncflow will
 hand to SQLite, and the one way a path becomes a SQLite URI.
 
+Where the store lives when no ``store=`` is given (:func:`resolve_store_path`), for runs and
+the client alike, so that a run and a later read from the same folder agree:
+
+1. inside a running step, the store of the run (:data:`run_store_var`, set by the runtime
+   around each task's code, in threads, coroutines and worker processes alike);
+2. ``$ASYNCFLOW_STORE``;
+3. the nearest existing ``asyncflow.db`` in the current folder or one of its parents, as
+   Metaflow finds ``.metaflow`` (a notebook in a subfolder of a project finds its store);
+4. ``asyncflow.db`` in the current folder (where a first run creates it).
+
 Every file asyncflow opens with SQLite (a store, an archive, an export's output) passes
 :func:`check_path` first, and is opened through :func:`sqlite_uri`: a path is never given to
 SQLite as text it might read as a URI (``file:x.db``, ``x%41.db``).
@@ -11,21 +21,50 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+from contextvars import ContextVar
 
 from .._errors import StoreError, UsageError
 
-__all__ = ["DEFAULT_STORE_NAME", "check_path", "resolve_store_path", "sqlite_uri"]
+__all__ = [
+    "DEFAULT_STORE_NAME",
+    "check_path",
+    "find_store",
+    "resolve_store_path",
+    "run_store_var",
+    "sqlite_uri",
+]
 
 DEFAULT_STORE_NAME = "asyncflow.db"
 
+# The absolute path of the store of the run whose task is running in this context; None
+# outside a step. Set by the runtime (``_runtime/_attempt``) where it sets ``current``.
+run_store_var: ContextVar[str | None] = ContextVar("asyncflow_run_store", default=None)
+
+
+def find_store(folder: str | None = None) -> str:
+    """The nearest existing ``asyncflow.db`` in ``folder`` (default: the current folder) or
+    one of its parents; if there is none, ``asyncflow.db`` in ``folder``. An absolute path."""
+    start = os.path.abspath(folder if folder is not None else os.getcwd())
+    here = start
+    while True:
+        candidate = os.path.join(here, DEFAULT_STORE_NAME)
+        if os.path.exists(candidate):  # stat only: never blocks, whatever the file is
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return os.path.join(start, DEFAULT_STORE_NAME)
+        here = parent
+
 
 def resolve_store_path(store: str | os.PathLike[str] | None) -> str:
-    """``store`` if given, else ``$ASYNCFLOW_STORE``, else ``asyncflow.db`` in the cwd.
+    """``store`` if given; else, inside a running step, the run's own store; else
+    ``$ASYNCFLOW_STORE``; else the nearest ``asyncflow.db`` in the current folder or a
+    parent; else ``asyncflow.db`` in the current folder (see the module doc).
 
     :raises UsageError: ``store`` is not a path (an int, say).
     """
     if store is None:
-        return os.environ.get("ASYNCFLOW_STORE") or os.path.join(os.getcwd(), DEFAULT_STORE_NAME)
+        return run_store_var.get() or os.environ.get("ASYNCFLOW_STORE") or find_store()
     try:
         path = os.fspath(store)
     except TypeError:
@@ -35,7 +74,8 @@ def resolve_store_path(store: str | os.PathLike[str] | None) -> str:
     if not isinstance(path, str):
         raise UsageError(
             f"store={store!r} is not a path: pass the store file's path as a str or a "
-            "pathlib.Path (or None for $ASYNCFLOW_STORE, else asyncflow.db here).",
+            "pathlib.Path (or None for the default store: $ASYNCFLOW_STORE, else the nearest "
+            "asyncflow.db here or in a parent folder).",
             "store",
         )
     return path
