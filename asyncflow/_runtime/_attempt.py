@@ -103,6 +103,7 @@ class Attempt:
             yield self.ctx.graph[self.spec.step].info.func
         finally:
             self.finished = time.time()
+            self.cap.end()  # the echo of a partial last line
             current_var.reset(t1)
             capture_var.reset(t2)
 

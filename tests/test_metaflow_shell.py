@@ -1,0 +1,133 @@
+"""The shell as Metaflow users type it (issue 11, item 5): each task's echoed output in whole
+lines prefixed with its pathspec, options before the command, and a @timeout that fires
+ending the command then (README, "The command line")."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from asyncflow import Flow
+
+WIDTH = 24  # tasks of each foreach, all printing at once (max-workers 16)
+PIECES = 6  # lines each task prints, each in three pieces
+
+ECHO_FLOW = f"""
+import asyncio
+import time
+
+from asyncflow import FlowSpec, current, step
+
+
+def pieces():
+    # One line in three writes, with a pause between them: another task writes in between.
+    me = current.task_id
+    return [f"<{{me}}", f"-{{me}}-", f"{{me}}>"]
+
+
+class PiecesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range({WIDTH}))
+        self.next(self.plain, foreach="items")
+
+    @step
+    def plain(self):
+        for _ in range({PIECES}):
+            a, b, c = pieces()
+            print(a, end="")
+            time.sleep(0.002)
+            print(b, end="", flush=True)
+            time.sleep(0.002)
+            print(c)
+        print("tail without a newline", end="")
+        self.next(self.join_plain)
+
+    @step
+    def join_plain(self, inputs):
+        self.next(self.fan)
+
+    @step
+    def fan(self):
+        self.items = list(range({WIDTH}))
+        self.next(self.coro, foreach="items")
+
+    @step
+    async def coro(self):
+        for _ in range({PIECES}):
+            a, b, c = pieces()
+            print(a, end="")
+            await asyncio.sleep(0.002)
+            print(b, end="")
+            await asyncio.sleep(0.002)
+            print(c)
+        print("tail without a newline", end="")
+        self.next(self.join_coro)
+
+    @step
+    def join_coro(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    PiecesFlow()
+"""
+
+TASK_LINE = re.compile(r"\[PiecesFlow/(\d+)/(plain|coro)/(\d+)\] (.*)")
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def python(tmp: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=tmp, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_the_echo_of_concurrent_tasks_is_whole_lines_each_prefixed_with_its_task(
+    tmp_path: Path, executor: str
+) -> None:
+    flow = write(tmp_path, "pieces.py", ECHO_FLOW)
+    out = python(
+        tmp_path, str(flow), "run", "--store", "s.db", "--max-workers", "16",
+        "--executor", executor,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    seen: dict[tuple[str, str], list[str]] = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("Run PiecesFlow/"):
+            continue  # the command's own lines: started, succeeded
+        match = TASK_LINE.fullmatch(line)
+        assert match, f"not a whole line of one task: {line!r}"
+        _, step, task, text = match.groups()
+        whole = f"<{task}-{task}-{task}>"
+        assert text in (whole, "tail without a newline"), f"mixed line: {line!r}"
+        seen.setdefault((step, task), []).append(text)
+    for step in ("plain", "coro"):
+        tasks = [lines for (s, _), lines in seen.items() if s == step]
+        assert len(tasks) == WIDTH
+        for lines in tasks:
+            # every line echoed once, and the unfinished tail too, as a line of its own
+            assert len(lines) == PIECES + 1 and lines[-1] == "tail without a newline"
+    # what is stored is exactly what each step wrote: no prefixes, no added newline
+    run = Flow("PiecesFlow", store=str(tmp_path / "s.db")).latest_run
+    assert run is not None
+    for step in ("plain", "coro"):
+        for task in run[step]:
+            me = task.id
+            assert task.stdout == f"<{me}-{me}-{me}>\n" * PIECES + "tail without a newline"
