@@ -131,3 +131,59 @@ def test_the_echo_of_concurrent_tasks_is_whole_lines_each_prefixed_with_its_task
         for task in run[step]:
             me = task.id
             assert task.stdout == f"<{me}-{me}-{me}>\n" * PIECES + "tail without a newline"
+
+
+HELLO_FLOW = """
+from asyncflow import FlowSpec, step
+
+
+class HelloFlow(FlowSpec):
+    @step
+    def start(self):
+        print("hello from start")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    HelloFlow()
+"""
+
+
+def test_options_before_the_command_work_as_metaflow_takes_them(tmp_path: Path) -> None:
+    flow = write(tmp_path, "hello.py", HELLO_FLOW)
+    out = python(tmp_path, str(flow), "--quiet", "--store", "before.db", "--no-pylint", "run")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "before.db").exists() and not (tmp_path / "asyncflow.db").exists()
+    assert "hello from start" not in out.stdout  # --quiet: no echo
+    assert "started" not in out.stdout
+    assert "Run HelloFlow/1 succeeded" in out.stdout
+    run = Flow("HelloFlow", store=str(tmp_path / "before.db"))["1"]
+    assert run["start"].task.stdout == "hello from start\n"  # captured as always
+
+    # resume too; and the same options after the command still work
+    out = python(tmp_path, str(flow), "--store", "before.db", "--quiet", "resume")
+    assert out.returncode == 0, out.stderr
+    assert "resumed HelloFlow/1; store: " in out.stdout and "before.db" in out.stdout
+    out = python(tmp_path, str(flow), "--no-pylint", "run", "--store", "after.db", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "after.db").exists() and "hello from start" not in out.stdout
+
+
+def test_an_option_after_the_command_wins_over_the_same_before_it(tmp_path: Path) -> None:
+    flow = write(tmp_path, "hello.py", HELLO_FLOW)
+    out = python(tmp_path, str(flow), "--store", "before.db", "run", "--store", "after.db")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "after.db").exists() and not (tmp_path / "before.db").exists()
+    assert "[HelloFlow/1/start/1] hello from start" in out.stdout  # echo on: no --quiet
+
+
+def test_help_says_no_pylint_is_accepted_and_ignored(tmp_path: Path) -> None:
+    flow = write(tmp_path, "hello.py", HELLO_FLOW)
+    out = python(tmp_path, str(flow), "--help")
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "--no-pylint" in text and "ignored" in text

@@ -70,12 +70,39 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_top_options(parser: argparse.ArgumentParser) -> None:
+    # Metaflow's options before the command: `python flow.py --quiet run`. Their own dests,
+    # merged into the command's by _merge_top_options (a subparser's defaults would
+    # overwrite a value given before the command).
+    parser.add_argument(
+        "--quiet", dest="top_quiet", action="store_true", help="as `run --quiet`"
+    )
+    parser.add_argument(
+        "--store", dest="top_store", metavar="PATH", default=None, help="as `run --store`"
+    )
+    parser.add_argument(
+        "--no-pylint",
+        dest="top_no_pylint",
+        action="store_true",
+        help="accepted as Metaflow takes it, and ignored: asyncflow never runs pylint",
+    )
+
+
+def _merge_top_options(args: argparse.Namespace) -> None:
+    """Options given before the command count as if given after it (where both, after)."""
+    if args.command in ("run", "resume"):
+        args.quiet = args.quiet or args.top_quiet
+        if args.store is None:
+            args.store = args.top_store
+
+
 def _build(flow_cls: type) -> OneLineParser:
     name = flow_cls.__name__
     parser = OneLineParser(
         prog=f"{sys.argv[0] if sys.argv and sys.argv[0] else name}",
         description=(flow_cls.__doc__ or name).strip().splitlines()[0],
     )
+    _add_top_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the flow")
     for param in _declared(flow_cls).values():
@@ -289,6 +316,7 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
 def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; return the exit code."""
     args = _build(flow_cls).parse_args(list(sys.argv[1:] if argv is None else argv))
+    _merge_top_options(args)
     try:
         graph = flow_cls._af_graph()
         parameters_of(flow_cls)
