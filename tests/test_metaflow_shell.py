@@ -187,3 +187,71 @@ def test_help_says_no_pylint_is_accepted_and_ignored(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert "--no-pylint" in text and "ignored" in text
+
+
+TIMEOUT_FLOW = """
+import time
+
+from asyncflow import FlowSpec, catch, step, timeout
+
+
+class SlowFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.slow)
+
+    {catch}
+    @timeout(seconds=1)
+    @step
+    def slow(self):
+        time.sleep(30)  # a plain step: its thread cannot be stopped
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    SlowFlow()
+"""
+BOUND = 15  # seconds; the step would sleep 30
+
+
+def test_a_timeout_that_fires_ends_the_command_then(tmp_path: Path) -> None:
+    flow = write(tmp_path, "slow.py", TIMEOUT_FLOW.replace("{catch}", ""))
+    began = time.monotonic()
+    out = python(tmp_path, str(flow), "run", "--store", "s.db", timeout=120)
+    took = time.monotonic() - began
+    assert out.returncode == 1, out.stderr
+    assert "ran longer than its @timeout of 1 s" in out.stderr
+    assert took < BOUND, f"the command ended {took:.1f} s after it started"
+    # the store was closed properly before the quick exit: the failed run reads as such
+    run = Flow("SlowFlow", store=str(tmp_path / "s.db"))["1"]
+    assert run.status == "failed" and run["slow"].task.status == "failed"
+
+
+def test_a_caught_timeout_ends_the_command_when_the_run_does(tmp_path: Path) -> None:
+    flow = write(tmp_path, "slow.py", TIMEOUT_FLOW.replace("{catch}", '@catch(var="oops")'))
+    began = time.monotonic()
+    out = python(tmp_path, str(flow), "run", "--store", "s.db", timeout=120)
+    took = time.monotonic() - began
+    assert out.returncode == 0, out.stderr
+    assert "Run SlowFlow/1 succeeded" in out.stdout
+    assert took < BOUND, f"the command ended {took:.1f} s after it started"
+    run = Flow("SlowFlow", store=str(tmp_path / "s.db"))["1"]
+    assert run.status == "succeeded" and run["slow"].task.status == "caught"
+
+
+def test_a_run_with_no_abandoned_step_exits_normally_running_atexit(tmp_path: Path) -> None:
+    # the quick exit (which skips atexit handlers) is kept for steps left running
+    marker = tmp_path / "atexit-ran"
+    text = HELLO_FLOW.replace(
+        "class HelloFlow",
+        f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).touch)\n\n\n"
+        "class HelloFlow",
+    )
+    flow = write(tmp_path, "hello.py", text)
+    out = python(tmp_path, str(flow), "run", "--store", "s.db")
+    assert out.returncode == 0, out.stderr
+    assert marker.exists()

@@ -36,11 +36,21 @@ __all__ = [
     "kept_artifacts",
     "run_managed",
     "run_plain",
+    "steps_still_running",
     "storable",
     "traceback_text",
 ]
 
 Result = tuple[TaskOutcome, list[Encoded]]
+
+# The attempts whose step code runs now in this process. Once a run has ended, any left are
+# plain steps abandoned in their threads (at a @timeout, or when the run stopped early).
+_IN_STEP_CODE: set[Attempt] = set()
+
+
+def steps_still_running() -> int:
+    """How many steps' code runs now in this process; after a run: its abandoned threads."""
+    return len(_IN_STEP_CODE)
 
 
 class RunCancelledError(Exception):
@@ -99,9 +109,11 @@ class Attempt:
         self.begin()
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
+        _IN_STEP_CODE.add(self)
         try:
             yield self.ctx.graph[self.spec.step].info.func
         finally:
+            _IN_STEP_CODE.discard(self)
             self.finished = time.time()
             self.cap.end()  # the echo of a partial last line
             current_var.reset(t1)
