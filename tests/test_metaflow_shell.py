@@ -255,3 +255,36 @@ def test_a_run_with_no_abandoned_step_exits_normally_running_atexit(tmp_path: Pa
     out = python(tmp_path, str(flow), "run", "--store", "s.db")
     assert out.returncode == 0, out.stderr
     assert marker.exists()
+
+
+def test_the_quick_exit_is_for_threads_the_commands_own_run_abandoned(tmp_path: Path) -> None:
+    # An embedding ran a flow whose timed-out thread still sleeps; main() of another flow in
+    # the same process then ends as main() does (SystemExit), not with os._exit.
+    slow = TIMEOUT_FLOW.replace("{catch}", "").replace("time.sleep(30)", "time.sleep(4)")
+    slow = slow.split('if __name__ == "__main__":')[0]
+    hello = HELLO_FLOW.split('if __name__ == "__main__":')[0]
+    script = write(
+        tmp_path,
+        "embed.py",
+        slow.replace("import time", "import time\nimport anyio")
+        + hello.replace("from asyncflow import FlowSpec, step", "")
+        + textwrap.dedent(
+            """
+            async def first():
+                try:
+                    await SlowFlow(store="a.db", echo=False).run()
+                except Exception as exc:
+                    print("first run:", type(exc).__name__, flush=True)
+
+            anyio.run(first)
+            try:
+                HelloFlow.main(["run", "--store", "b.db", "--quiet"])
+            except SystemExit as exc:
+                print("main ended with SystemExit", exc.code, flush=True)
+            """
+        ),
+    )
+    out = python(tmp_path, str(script), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "first run: StepFailed" in out.stdout
+    assert "main ended with SystemExit 0" in out.stdout

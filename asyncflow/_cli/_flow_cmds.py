@@ -281,9 +281,10 @@ def _run_and_report(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
     """Run (or resume) under signal handling; print the outcome; return the exit code, or
-    exit with it at once when steps abandoned in threads still run (see _exit_now)."""
+    exit with it at once when steps it abandoned in threads still run (see _exit_now)."""
+    before = steps_still_running()  # embedded in a process with other runs, say: not ours
     code = _run_and_print(flow, args, given, request)
-    if steps_still_running():
+    if steps_still_running() - before:
         _exit_now(code)
     return code
 

@@ -48,9 +48,10 @@ Result = tuple[TaskOutcome, list[Encoded]]
 _IN_STEP_CODE: set[Attempt] = set()
 
 
-def steps_still_running() -> int:
-    """How many steps' code runs now in this process; after a run: its abandoned threads."""
-    return len(_IN_STEP_CODE)
+def steps_still_running() -> frozenset[Attempt]:
+    """The attempts whose step code runs now in this process: those a run started, once it
+    has ended, are its abandoned threads."""
+    return frozenset(_IN_STEP_CODE)
 
 
 class RunCancelledError(Exception):
