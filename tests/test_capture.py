@@ -58,9 +58,9 @@ async def test_output_is_echoed_with_the_task_pathspec(
                 assert f"[{task.pathspec}] {err_line(step, task.index, k)}\n" in err
             if step == "abody":
                 assert f"[{task.pathspec}] partial " in out
-    # every line is prefixed, except the second half of a line written in two pieces
+    # every line is prefixed, a line written in two pieces too (echoed whole)
     for line in out.splitlines():
-        assert line.startswith("[PrintFlow/") or line.startswith("line of "), line
+        assert line.startswith("[PrintFlow/"), line
     for line in err.splitlines():
         assert line.startswith("[PrintFlow/"), line
     assert out.count("start says hi") == 1  # echoed once, not twice

@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
+from .._runtime._attempt import steps_still_running
 from .._runtime._run import ResumeRequest
 from .._spec._decorators import EXECUTORS
 from .._spec._params import Parameter
@@ -70,12 +71,37 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_top_options(parser: argparse.ArgumentParser) -> None:
+    # Metaflow's options before the command: `python flow.py --quiet run`. Their own dests,
+    # merged into the command's by _merge_top_options (a subparser's defaults would
+    # overwrite a value given before the command).
+    parser.add_argument("--quiet", dest="top_quiet", action="store_true", help="as `run --quiet`")
+    parser.add_argument(
+        "--store", dest="top_store", metavar="PATH", default=None, help="as `run --store`"
+    )
+    parser.add_argument(
+        "--no-pylint",
+        dest="top_no_pylint",
+        action="store_true",
+        help="accepted as Metaflow takes it, and ignored: asyncflow never runs pylint",
+    )
+
+
+def _merge_top_options(args: argparse.Namespace) -> None:
+    """Options given before the command count as if given after it (where both, after)."""
+    if args.command in ("run", "resume"):
+        args.quiet = args.quiet or args.top_quiet
+        if args.store is None:
+            args.store = args.top_store
+
+
 def _build(flow_cls: type) -> OneLineParser:
     name = flow_cls.__name__
     parser = OneLineParser(
         prog=f"{sys.argv[0] if sys.argv and sys.argv[0] else name}",
         description=(flow_cls.__doc__ or name).strip().splitlines()[0],
     )
+    _add_top_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the flow")
     for param in _declared(flow_cls).values():
@@ -197,14 +223,19 @@ def _execute(
     print(f"{what} was cancelled by {by}{hint}", file=sys.stderr)
     code = 128 + signum
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not _MAIN):
-        # A plain step still runs in an abandoned thread; its result is dropped anyway, and
-        # the interpreter would wait for it before exiting. os._exit skips atexit: close the
-        # stores here, so that the store is left as one file.
-        Store.close_all()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _exit_now(code)
     return code
+
+
+def _exit_now(code: int) -> None:
+    """Exit with ``code`` at once. A plain step still runs in a thread the run abandoned (at
+    its @timeout, or when the run stopped); its result is dropped anyway, and the interpreter
+    would wait for it before exiting. os._exit skips atexit: close the stores here, so that
+    the store is left as one file."""
+    Store.close_all()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
@@ -249,7 +280,18 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
 def _run_and_report(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
-    """Run (or resume) under signal handling; print the outcome; return the exit code."""
+    """Run (or resume) under signal handling; print the outcome; return the exit code, or
+    exit with it at once when steps it abandoned in threads still run (see _exit_now)."""
+    before = steps_still_running()  # embedded in a process with other runs, say: not ours
+    code = _run_and_print(flow, args, given, request)
+    if steps_still_running() - before:
+        _exit_now(code)
+    return code
+
+
+def _run_and_print(
+    flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
+) -> int:
     started = time.perf_counter()
     outcome = _execute(flow, lambda on_start: flow._af_execute(given, request, on_start), args)
     if isinstance(outcome, int):
@@ -289,6 +331,7 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
 def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; return the exit code."""
     args = _build(flow_cls).parse_args(list(sys.argv[1:] if argv is None else argv))
+    _merge_top_options(args)
     try:
         graph = flow_cls._af_graph()
         parameters_of(flow_cls)

@@ -37,11 +37,22 @@ __all__ = [
     "kept_artifacts",
     "run_managed",
     "run_plain",
+    "steps_still_running",
     "storable",
     "traceback_text",
 ]
 
 Result = tuple[TaskOutcome, list[Encoded]]
+
+# The attempts whose step code runs now in this process. Once a run has ended, any left are
+# plain steps abandoned in their threads (at a @timeout, or when the run stopped early).
+_IN_STEP_CODE: set[Attempt] = set()
+
+
+def steps_still_running() -> frozenset[Attempt]:
+    """The attempts whose step code runs now in this process: those a run started, once it
+    has ended, are its abandoned threads."""
+    return frozenset(_IN_STEP_CODE)
 
 
 class RunCancelledError(Exception):
@@ -102,10 +113,13 @@ class Attempt:
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
         t3 = run_store_var.set(self.ctx.store_file)  # the client's default store in the step
+        _IN_STEP_CODE.add(self)
         try:
             yield self.ctx.graph[self.spec.step].info.func
         finally:
+            _IN_STEP_CODE.discard(self)
             self.finished = time.time()
+            self.cap.end()  # the echo of a partial last line
             current_var.reset(t1)
             capture_var.reset(t2)
             run_store_var.reset(t3)

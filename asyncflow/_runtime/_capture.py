@@ -2,12 +2,15 @@
 
 While any run is active, ``sys.stdout`` and ``sys.stderr`` are wrapped by a stream that
 looks up the running task in a ContextVar: text written by a task is kept for that task
-(and echoed to the real stream, each line prefixed with the task's pathspec); text written
-outside any task goes straight through. The wrapper is removed when the last run ends.
+exactly as written, and echoed to the real stream as whole lines, each prefixed with the
+task's pathspec (a partial line waits for its newline, or for the task's end, so concurrent
+tasks never share a line on the terminal); text written outside any task goes straight
+through. The wrapper is removed when the last run ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import threading
@@ -20,14 +23,14 @@ __all__ = ["TaskCapture", "capture_var", "install", "uninstall"]
 class TaskCapture:
     """The output of one task."""
 
-    __slots__ = ("_partial", "echo", "prefix", "stderr", "stdout")
+    __slots__ = ("_pending", "echo", "prefix", "stderr", "stdout")
 
     def __init__(self, prefix: str, echo: bool) -> None:
         self.prefix = prefix
         self.echo = echo
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._partial = {"stdout": False, "stderr": False}
+        self._pending = {"stdout": "", "stderr": ""}  # the echo's unfinished last line
 
     def text(self, which: str) -> str | None:
         """Everything the task wrote to ``which`` ("stdout" or "stderr"), or None."""
@@ -35,14 +38,33 @@ class TaskCapture:
         return "".join(parts) if parts else None
 
     def prefixed(self, which: str, text: str) -> str:
-        """``text`` with the task's prefix at the start of every line."""
-        out = []
-        at_line_start = not self._partial[which]
-        for line in text.splitlines(keepends=True):
-            out.append(f"[{self.prefix}] {line}" if at_line_start else line)
-            at_line_start = line.endswith("\n")
-        self._partial[which] = not at_line_start
-        return "".join(out)
+        """The whole lines ``text`` completes on ``which``, each with the task's prefix; a
+        partial last line is held back until a later call completes it (or :meth:`rest`)."""
+        head, newline, tail = (self._pending[which] + text).rpartition("\n")
+        self._pending[which] = tail
+        if not newline:
+            return ""
+        return "".join(f"[{self.prefix}] {line}\n" for line in head.split("\n"))
+
+    def rest(self, which: str) -> str:
+        """The partial last line held back on ``which``, prefixed and ended with a newline
+        (the task has ended), or ""."""
+        tail, self._pending[which] = self._pending[which], ""
+        return f"[{self.prefix}] {tail}\n" if tail else ""
+
+    def end(self) -> None:
+        """The task has ended: echo its partial last lines, each as a whole line (an echo
+        that cannot be written never fails the task)."""
+        for which in ("stdout", "stderr"):
+            if not (self.echo and self._pending[which]):
+                continue
+            stream = getattr(sys, which)
+            with contextlib.suppress(Exception):
+                if isinstance(stream, _TaskStream):
+                    with stream.lock:
+                        stream.real.write(self.rest(which))
+                else:
+                    stream.write(self.rest(which))
 
 
 capture_var: ContextVar[TaskCapture | None] = ContextVar("asyncflow_capture", default=None)

@@ -160,4 +160,4 @@ def _take_output(attempt: Attempt, reply: Reply) -> None:
         if cap.echo:
             stream = sys.stdout if which == "stdout" else sys.stderr
             with contextlib.suppress(Exception):
-                stream.write(cap.prefixed(which, text))
+                stream.write(cap.prefixed(which, text) + cap.rest(which))
