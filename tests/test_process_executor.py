@@ -136,7 +136,7 @@ async def test_a_timeout_kills_the_worker_of_a_process_step(store: str, tmp_path
     first, second = task.attempts
     assert second.status == "succeeded"
     assert first.status == "failed" and (first.exception or "").startswith("TimeoutError")
-    assert "@timeout of 1 s" in (first.exception or "")
+    assert "@timeout of 5 s" in (first.exception or "")
     assert "late" not in task.data
     # the retry, in another worker, saw the first attempt's worker gone: killed at its
     # deadline, not left sleeping for a minute

@@ -167,7 +167,7 @@ class SlowProcessFlow(FlowSpec):
         self.next(self.slow)
 
     @retry(times=1)
-    @timeout(seconds=1)
+    @timeout(seconds=5)  # the deadline includes starting a worker: room for a loaded machine
     @executor("process")
     @step
     def slow(self):
