@@ -307,7 +307,7 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
         "--store",
         metavar="PATH",
         default=None,
-        help="the store file (default: $ASYNCFLOW_STORE, else ./asyncflow.db)",
+        help="the store file (default: $ASYNCFLOW_STORE, else the nearest asyncflow.db upward)",
     )
 
 
