@@ -69,7 +69,8 @@ class RunContext:
     # Runs an attempt on a process or Dask executor (``_remote.call_remote``); set by the
     # coordinator, None in a worker.
     call_remote: Callable[[Any, str], Awaitable[Any]] | None = None
-    # The store file's absolute path: a client call with no store= inside a task reads it.
+    # The store file's absolute path, taken when the run starts: a client call with no
+    # store= inside a task reads it, and worker processes open it.
     store_file: str | None = None
 
     @property

@@ -64,11 +64,11 @@ def _make_pack(ctx: RunContext, key: str, cache_bytes: int) -> RunPack:
     graph = ctx.graph
     flow = cloudpickle.dumps((ctx.flow_cls, graph.name, graph.doc, dict(graph.nodes)), protocol=5)
     options = ctx.executor_options
-    assert isinstance(options, ExecutorOptions)
+    assert isinstance(options, ExecutorOptions) and ctx.store_file is not None
     return RunPack(
         key=key,
         flow=flow,
-        store_path=options.store_file,
+        store_path=ctx.store_file,  # absolute, taken when the run started
         key_path=options.key_file,
         run_id=ctx.run_id,
         origin_run_id=ctx.origin_run_id,

@@ -326,7 +326,6 @@ async def execute_run(
                 pool_size(options.max_workers, options.processes),
                 options.dask_client,
                 options.dask_address,
-                store_file=os.path.abspath(options.store_path),
                 key_file=os.path.abspath(store.key.path),
             ),
             store_file=os.path.abspath(options.store_path),

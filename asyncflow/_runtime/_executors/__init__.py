@@ -37,7 +37,7 @@ class Executor(Protocol):
 class ExecutorOptions:
     """What the executors of a run are made from (the flow's options)."""
 
-    __slots__ = ("dask_address", "dask_client", "key_file", "processes", "store_file")
+    __slots__ = ("dask_address", "dask_client", "key_file", "processes")
 
     def __init__(
         self,
@@ -45,15 +45,13 @@ class ExecutorOptions:
         dask_client: Any = None,
         dask_address: str | None = None,
         *,
-        store_file: str = "",
         key_file: str = "",
     ) -> None:
         self.processes = processes
         self.dask_client = dask_client
         self.dask_address = dask_address
-        # Absolute paths, taken when the run starts: a worker started later must open the
-        # files the run opened, even if the coordinator's working directory changed since.
-        self.store_file = store_file
+        # An absolute path, taken when the run starts (as RunContext.store_file): a worker
+        # started later must open the key the run opened, whatever the working directory.
         self.key_file = key_file
 
 
