@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -209,19 +211,13 @@ class FlowSpec(FlowBase):
         raise SystemExit(flow_main(cls, argv))
 
 
-_DEFAULTS = {
-    "store": None,
-    "max_workers": DEFAULT_MAX_WORKERS,
-    "tags": (),
-    "cache_bytes": DEFAULT_CACHE_BYTES,
-    "echo": True,
-    "executor": "thread",
-    "processes": None,
-    "dask_client": None,
-    "dask_address": None,
-}
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    # The constructor's own defaults, read from its signature (one list, not two).
+    params = inspect.signature(FlowSpec.__init__).parameters
+    return {name: p.default for name, p in params.items() if name != "self"}
 
 
 def _no_arguments(given: dict[str, Any]) -> bool:
     """Whether the constructor's arguments (its ``locals()``) are all left at their defaults."""
-    return all(given.get(name) == default for name, default in _DEFAULTS.items())
+    return all(given.get(name) == default for name, default in _defaults().items())
