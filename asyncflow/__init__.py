@@ -6,6 +6,8 @@ Layers (checked by import-linter, see pyproject.toml): ``_cli`` on top; then ``_
 import only from layers below its own. Users import from ``asyncflow`` only.
 """
 
+from typing import TYPE_CHECKING
+
 from ._client import DataArtifact as DataArtifact
 from ._client import Flow as Flow
 from ._client import Run as Run
@@ -34,6 +36,7 @@ from ._errors import AsyncflowError as AsyncflowError
 from ._errors import FlowValidationError as FlowValidationError
 from ._errors import MergeArtifactsError as MergeArtifactsError
 from ._errors import NotFoundError as NotFoundError
+from ._errors import NotSupportedError as NotSupportedError
 from ._errors import ParameterError as ParameterError
 from ._errors import StepFailed as StepFailed
 from ._errors import StoreError as StoreError
@@ -53,6 +56,19 @@ from ._spec._params import Parameter as Parameter
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 
+if not TYPE_CHECKING:  # hidden from type checkers, so a typo stays a type error
+
+    def __getattr__(name: str) -> object:
+        """``from asyncflow import S3`` (a Metaflow name asyncflow does not provide) raises
+        NotSupportedError saying why and what to use instead."""
+        from ._spec._refused import refusal
+
+        error = refusal(name)
+        if error is None:
+            raise AttributeError(f"module 'asyncflow' has no attribute {name!r}")
+        raise error
+
+
 __all__ = [
     "ArchiveManifest",
     "ArtifactLoadError",
@@ -69,6 +85,7 @@ __all__ = [
     "MergeArtifactsError",
     "Metaflow",
     "NotFoundError",
+    "NotSupportedError",
     "Parameter",
     "ParameterError",
     "Run",

@@ -33,6 +33,7 @@ __all__ = [
     "FlowValidationError",
     "MergeArtifactsError",
     "NotFoundError",
+    "NotSupportedError",
     "ParameterError",
     "StepFailed",
     "StoreError",
@@ -275,6 +276,25 @@ class UsageError(AsyncflowError, ValueError):
     @property
     def argument(self) -> str | None:
         """The argument at fault (``"keep_last"``, ``"older_than"``, ...), or None."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+
+class NotSupportedError(AsyncflowError, ImportError):
+    """A Metaflow name or command that asyncflow does not provide (``from asyncflow import
+    S3``); the message says why and what to use instead. It is an ImportError, so a flow file
+    that imports such a name stops at its import line with that message.
+
+    :param message: the full explanation.
+    :param feature: the name or command refused.
+    """
+
+    def __init__(self, message: str, feature: str) -> None:
+        super().__init__(message, feature)
+        self.name = feature  # ImportError's own field: the name that could not be imported
+
+    @property
+    def feature(self) -> str:
+        """The Metaflow name or command refused (``"S3"``, ``"argo-workflows"``)."""
         return self.args[1]  # type: ignore[no-any-return]
 
 

@@ -274,6 +274,11 @@ async def _d132(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.executor(step(fetch))), ("'fetch'", "'dask'", HERE)  # type: ignore[arg-type]
 
 
+@case("D133", fix="boto3, s3fs or fsspec")
+async def _d133(tmp: Path) -> Raised:
+    return raised(lambda: exec("from asyncflow import S3", {})), ("S3", "store file")
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
