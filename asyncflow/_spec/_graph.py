@@ -24,7 +24,39 @@ from .._errors import FlowValidationError
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 
-__all__ = ["FlowGraph", "Node", "NodeKind", "build_graph", "parse_step"]
+__all__ = [
+    "FlowGraph",
+    "Node",
+    "NodeKind",
+    "build_graph",
+    "parse_step",
+    "stored_end_step",
+    "terminal_steps",
+]
+
+#: The names of the first and last steps of a flow that marks none with @step(start=True) or
+#: @step(end=True): Metaflow's rule before 2.19, still the rule for unmarked flows.
+DEFAULT_START, DEFAULT_END = "start", "end"
+
+
+def terminal_steps(nodes: Mapping[str, Node]) -> tuple[str, str]:
+    """The names of the flow's first and last steps: the step marked ``@step(start=True)``
+    (``end=True``) if there is one, else the step named ``start`` (``end``).
+
+    This is the one place that decides it; every other part of asyncflow asks a graph's
+    :attr:`FlowGraph.start_step` and :attr:`FlowGraph.end_step`. When several steps are
+    marked, the first is taken here and :mod:`._validate` refuses the flow.
+    """
+    start = next((n for n, node in nodes.items() if node.info.marked_start), DEFAULT_START)
+    end = next((n for n, node in nodes.items() if node.info.marked_end), DEFAULT_END)
+    return start, end
+
+
+def stored_end_step(graph: object) -> str:
+    """The last step of a graph as stored with a run (:meth:`FlowGraph.to_json`); runs stored
+    before custom last steps existed end at ``end``."""
+    name = graph.get("end_step") if isinstance(graph, dict) else None
+    return name if isinstance(name, str) else DEFAULT_END
 
 
 class NodeKind(enum.Enum):
@@ -93,11 +125,23 @@ class FlowGraph:
     def __contains__(self, name: object) -> bool:
         return name in self.nodes
 
+    @property
+    def start_step(self) -> str:
+        """The name of the first step (``start``, or the step marked ``@step(start=True)``)."""
+        return terminal_steps(self.nodes)[0]
+
+    @property
+    def end_step(self) -> str:
+        """The name of the last step (``end``, or the step marked ``@step(end=True)``)."""
+        return terminal_steps(self.nodes)[1]
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description of the graph, persisted with each run."""
         return {
             "name": self.name,
             "doc": self.doc,
+            "start_step": self.start_step,
+            "end_step": self.end_step,
             "steps": [
                 {
                     "name": n.name,
@@ -123,10 +167,15 @@ class FlowGraph:
     def to_text(self) -> str:
         """The graph as readable text: the flow's docstring, then each step, its doc and arrow."""
         lines = [self.name]
+        first, last = terminal_steps(self.nodes)
         if self.doc:
             lines += [textwrap.indent(self.doc, "    "), ""]
         for n in self:
             notes = ["async"] if n.info.is_async else []
+            if n.name == first != DEFAULT_START:
+                notes.append("the first step: start=True")
+            if n.name == last != DEFAULT_END:
+                notes.append("the last step: end=True")
             if n.is_join and n.closes is not None:
                 what = "foreach" if n.join_kind == "foreach" else "split"
                 notes.append(f"joins the {what} of {n.closes}")
@@ -140,9 +189,10 @@ class FlowGraph:
         """The graph as a Mermaid flowchart (``flowchart TD``)."""
         # Node ids get a prefix: "end" is a Mermaid keyword and would break the chart.
         lines = ["flowchart TD"]
+        ends = terminal_steps(self.nodes)
         for n in self:
             label = json.dumps(n.name)
-            if n.name in ("start", "end"):
+            if n.name in ends:
                 shape = f"([{label}])"
             elif n.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
                 shape = f"{{{{{label}}}}}"
