@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._spec._graph import stored_end_step
+from .._spec._ends import stored_end_step
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan

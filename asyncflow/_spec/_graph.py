@@ -21,42 +21,11 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from .._errors import FlowValidationError
+from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 
-__all__ = [
-    "FlowGraph",
-    "Node",
-    "NodeKind",
-    "build_graph",
-    "parse_step",
-    "stored_end_step",
-    "terminal_steps",
-]
-
-#: The names of the first and last steps of a flow that marks none with @step(start=True) or
-#: @step(end=True): Metaflow's rule before 2.19, still the rule for unmarked flows.
-DEFAULT_START, DEFAULT_END = "start", "end"
-
-
-def terminal_steps(nodes: Mapping[str, Node]) -> tuple[str, str]:
-    """The names of the flow's first and last steps: the step marked ``@step(start=True)``
-    (``end=True``) if there is one, else the step named ``start`` (``end``).
-
-    This is the one place that decides it; every other part of asyncflow asks a graph's
-    :attr:`FlowGraph.start_step` and :attr:`FlowGraph.end_step`. When several steps are
-    marked, the first is taken here and :mod:`._validate` refuses the flow.
-    """
-    start = next((n for n, node in nodes.items() if node.info.marked_start), DEFAULT_START)
-    end = next((n for n, node in nodes.items() if node.info.marked_end), DEFAULT_END)
-    return start, end
-
-
-def stored_end_step(graph: object) -> str:
-    """The last step of a graph as stored with a run (:meth:`FlowGraph.to_json`); runs stored
-    before custom last steps existed end at ``end``."""
-    name = graph.get("end_step") if isinstance(graph, dict) else None
-    return name if isinstance(name, str) else DEFAULT_END
+__all__ = ["FlowGraph", "Node", "NodeKind", "build_graph", "parse_step"]
 
 
 class NodeKind(enum.Enum):

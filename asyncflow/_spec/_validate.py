@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from .._errors import FlowValidationError
-from ._graph import DEFAULT_END, DEFAULT_START, FlowGraph, Node, NodeKind, terminal_steps
+from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
+from ._graph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES, is_plain_name
 
 __all__ = [
@@ -51,7 +52,7 @@ Stack = tuple[OpenSplit, ...]
 
 @dataclass(frozen=True, slots=True)
 class SplitTrace:
-    """The splits open around each step reachable from ``start``.
+    """The splits open around each step reachable from the first step.
 
     ``arrivals[step]`` holds one ``(parent, stack)`` per parent, in definition order, where
     ``stack`` is what the parent passes on (its own stack, plus itself if it splits).
