@@ -148,6 +148,7 @@ def test_two_steps_marked_start_are_refused_naming_both() -> None:
 def test_two_steps_marked_end_are_refused_naming_both() -> None:
     err = _refusal(sef.TwoEnds)
     assert "marks 2 steps with @step(end=True)" in str(err)
+    assert "problems" not in str(err)  # not also "b does not end with self.next"
 
 
 def test_a_step_named_start_beside_a_marked_first_step_is_refused() -> None:
@@ -328,3 +329,12 @@ def test_a_script_using_a_flow_mutator_stops_before_anything_runs(tmp_path: Path
     assert "FlowMutator RetryEverything is used on flow MutatedFlow" in done.stderr
     assert not (tmp_path / "mutated").exists()
     assert not (tmp_path / "asyncflow.db").exists()
+
+
+def test_marked_steps_run_on_the_process_executor(tmp_path: Path) -> None:
+    # Worker processes rebuild the graph from the pickled steps: the marks travel with them.
+    done = run_flow("custom_start_end_flow.py", "run", "--executor", "process", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with Flow("CustomStartEndFlow", str(tmp_path / "asyncflow.db")) as flow:
+        run = flow.latest_run
+        assert run is not None and run.data.total == 60

@@ -258,8 +258,8 @@ _ROLE = {"start": "first", "end": "last"}
 
 def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidationError]:
     if node.kind is NodeKind.END:
-        if node.name == graph.end_step:
-            return []
+        if node.name in (graph.end_step, DEFAULT_END) or node.info.marked_end:
+            return []  # the last step, or one that _check_ends already reports
         what = "the step does not end with self.next(...)"
         fix = (
             "finish it with self.next(self.<step>) naming what runs next; "
