@@ -50,6 +50,8 @@ from ._spec._decorators import catch as catch
 from ._spec._decorators import executor as executor
 from ._spec._decorators import retry as retry
 from ._spec._decorators import timeout as timeout
+from ._spec._mutators import FlowMutator as FlowMutator
+from ._spec._mutators import StepMutator as StepMutator
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
@@ -77,6 +79,7 @@ __all__ = [
     "AsyncflowError",
     "DataArtifact",
     "Flow",
+    "FlowMutator",
     "FlowSpec",
     "FlowValidationError",
     "GcReport",
@@ -91,6 +94,7 @@ __all__ = [
     "Run",
     "Step",
     "StepFailed",
+    "StepMutator",
     "StoreError",
     "StoreFormatError",
     "StoreStats",

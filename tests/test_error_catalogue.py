@@ -55,6 +55,7 @@ from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
 from tests.flows import catalogue as cf
+from tests.flows import start_end_flows as sef
 from tests.flows import trust_flows as tf
 from tests.flows.archive_flows import gated_flow
 from tests.flows.catalogue import Boom, Chunky, Grows, Pair
@@ -277,6 +278,41 @@ async def _d132(tmp: Path) -> Raised:
 @case("D133", fix="boto3, s3fs or fsspec")
 async def _d133(tmp: Path) -> Raised:
     return raised(lambda: exec("from asyncflow import S3", {})), ("S3", "store file")
+
+
+@case("D171", fix="write @step(start=True)")
+async def _d171(tmp: Path) -> Raised:
+    return raised(lambda: step(start="yes")), ("start='yes'",)  # type: ignore[call-overload]
+
+
+@case("D172", fix="Write what the mutator would add directly")
+async def _d172(tmp: Path) -> Raised:
+    class AddRetries(asyncflow.FlowMutator):
+        pass
+
+    def define() -> None:
+        @AddRetries
+        class Mutated(FlowSpec):
+            @step
+            def start(self) -> None:
+                self.next(self.end)
+
+            @step
+            def end(self) -> None:
+                pass
+
+    return raised(define), ("AddRetries", "Mutated", "not support Metaflow's mutators")
+
+
+@case("D173", fix="Stack the decorators the mutator would add above @step")
+async def _d173(tmp: Path) -> Raised:
+    class Retried(asyncflow.StepMutator):
+        pass
+
+    def fetch(self: Any) -> None:
+        pass
+
+    return raised(lambda: Retried(times=2)(step(fetch))), ("Retried", "fetch", HERE)
 
 
 # --- P: declaring parameters ----------------------------------------------------------------
@@ -530,6 +566,16 @@ async def _g34(tmp: Path) -> Raised:
 @case("G81", fix="remove 'x' from the class to make it an artifact")
 async def _g81(tmp: Path) -> Raised:
     return await run_error(bif.ConstWriteFlow, tmp), ("'start'", "self.x", "ConstWriteFlow")
+
+
+@case("G171", fix="keep start=True on one of them")
+async def _g171(tmp: Path) -> Raised:
+    return await run_error(sef.TwoStarts, tmp), ("TwoStarts", "'a'", "'b'", sef.__file__)
+
+
+@case("G172", fix="rename this step, or move start=True onto it")
+async def _g172(tmp: Path) -> Raised:
+    return await run_error(sef.StartAndMarked, tmp), ("'start'", "'begin'", sef.__file__)
 
 
 # --- R: parameters given to a run -----------------------------------------------------------

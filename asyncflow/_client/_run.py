@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._spec._ends import stored_end_step
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from ._flow import Flow
 
 __all__ = ["Run", "step_order"]
-
-END_STEP = "end"
 
 
 def step_order(graph: Any) -> list[str]:
@@ -234,7 +233,7 @@ class Run(RunRecord):
     # --- the end task and its data -------------------------------------------------------------
     @property
     def end_task(self) -> Task:
-        """The task of the run's end step.
+        """The task of the run's last step (``end``, or the step marked ``@step(end=True)``).
 
         :raises ArtifactNotFoundError: the run did not reach its end step (also an
             AttributeError and a KeyError).
@@ -334,7 +333,7 @@ class Run(RunRecord):
         names = yield from q.step_names(self._row.id)
         order = step_order(self.graph)
         ordered = sorted(names, key=lambda n: order.index(n) if n in order else len(order))
-        if name == END_STEP:
+        if name == stored_end_step(self.graph):
             return no_end_task(self.pathspec, self.status, ordered)
         return missing_step(self.pathspec, name, self.status, ordered, name in order)
 
@@ -346,7 +345,7 @@ class Run(RunRecord):
         return rows
 
     def _end_plan(self) -> Plan[TaskRow]:
-        rows = yield from self._step_plan(END_STEP)
+        rows = yield from self._step_plan(stored_end_step(self.graph))
         return rows[0]
 
     def _task(self, row: TaskRow) -> Task:

@@ -57,7 +57,7 @@ class Scheduler:
 
     def first_task(self) -> TaskSpec:
         """The start task of a new run."""
-        return self._spec("start", (), (), self.ctx.params)
+        return self._spec(self.graph.start_step, (), (), self.ctx.params)
 
     async def run(self, first: TaskSpec) -> None:
         """Run ``first`` and everything it leads to; return when all tasks have ended."""

@@ -212,7 +212,7 @@ class TaskState:
         if node.kind is NodeKind.END:
             if call is not None:
                 raise FlowValidationError(
-                    f"{where} called self.next(), but end is the last step; remove it.",
+                    f"{where} called self.next(), but {self.step!r} is the last step; remove it.",
                     self.step,
                 )
         elif call is None:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeGuard
 
 from .._errors import FlowValidationError
+from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 
@@ -93,11 +94,23 @@ class FlowGraph:
     def __contains__(self, name: object) -> bool:
         return name in self.nodes
 
+    @property
+    def start_step(self) -> str:
+        """The name of the first step (``start``, or the step marked ``@step(start=True)``)."""
+        return terminal_steps(self.nodes)[0]
+
+    @property
+    def end_step(self) -> str:
+        """The name of the last step (``end``, or the step marked ``@step(end=True)``)."""
+        return terminal_steps(self.nodes)[1]
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description of the graph, persisted with each run."""
         return {
             "name": self.name,
             "doc": self.doc,
+            "start_step": self.start_step,
+            "end_step": self.end_step,
             "steps": [
                 {
                     "name": n.name,
@@ -123,10 +136,15 @@ class FlowGraph:
     def to_text(self) -> str:
         """The graph as readable text: the flow's docstring, then each step, its doc and arrow."""
         lines = [self.name]
+        first, last = terminal_steps(self.nodes)
         if self.doc:
             lines += [textwrap.indent(self.doc, "    "), ""]
         for n in self:
             notes = ["async"] if n.info.is_async else []
+            if n.name == first != DEFAULT_START:
+                notes.append("the first step: start=True")
+            if n.name == last != DEFAULT_END:
+                notes.append("the last step: end=True")
             if n.is_join and n.closes is not None:
                 what = "foreach" if n.join_kind == "foreach" else "split"
                 notes.append(f"joins the {what} of {n.closes}")
@@ -140,9 +158,10 @@ class FlowGraph:
         """The graph as a Mermaid flowchart (``flowchart TD``)."""
         # Node ids get a prefix: "end" is a Mermaid keyword and would break the chart.
         lines = ["flowchart TD"]
+        ends = terminal_steps(self.nodes)
         for n in self:
             label = json.dumps(n.name)
-            if n.name in ("start", "end"):
+            if n.name in ends:
                 shape = f"([{label}])"
             elif n.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
                 shape = f"{{{{{label}}}}}"

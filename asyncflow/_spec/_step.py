@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .._errors import FlowValidationError
 
@@ -34,6 +34,10 @@ class StepInfo:
     catch: CatchPolicy | None = None
     timeout: float | None = None  # seconds
     executor: str | None = None  # set by @executor: "thread", "process" or "dask"
+    # @step(start=True) / @step(end=True): the flow's first / last step whatever its name
+    # (which step is first and last is decided in one place: _graph.terminal_steps).
+    marked_start: bool = False
+    marked_end: bool = False
 
     @property
     def where(self) -> str:
@@ -41,15 +45,40 @@ class StepInfo:
         return f"{self.file}:{self.line}"
 
 
-def step(func: F) -> F:
+@overload
+def step(func: F, /) -> F: ...
+
+
+@overload
+def step(*, start: bool = False, end: bool = False) -> Callable[[F], F]: ...
+
+
+def step(func: Any = None, /, *, start: bool = False, end: bool = False) -> Any:
     """Mark a method of a :class:`FlowSpec` as a step.
 
     ``async def`` steps run on the event loop; plain ``def`` steps run in worker threads.
     A step that takes a second parameter (``def join(self, inputs)``) is a join.
 
+    Written bare (``@step``) or called (``@step()``, ``@step(start=True)``). As in Metaflow
+    2.19, ``start=True`` makes the step the flow's first step and ``end=True`` its last, so
+    they need not be named ``start`` and ``end``; one step may be both (a one-step flow).
+
     :raises FlowValidationError: if the decorated object is not a function taking ``self``
-        and optionally ``inputs``.
+        and optionally ``inputs``, or ``start``/``end`` is not True or False.
     """
+    for label, value in (("start", start), ("end", end)):
+        if not isinstance(value, bool):
+            raise FlowValidationError(
+                f"@step({label}={value!r}): {label}= takes True or False; write "
+                f"@step({label}=True) on the flow's {'first' if label == 'start' else 'last'} "
+                "step, or leave it out.",
+            )
+    if func is None:
+        return lambda f: _make_step(f, start, end)
+    return _make_step(func, start, end)
+
+
+def _make_step(func: Any, start: bool, end: bool) -> Any:
     if not inspect.isfunction(func):
         raise FlowValidationError(
             f"@step decorates a method defined with def or async def, not {func!r}; "
@@ -72,6 +101,8 @@ def step(func: F) -> F:
         is_join=len(positional) == 2,
         file=file,
         line=line,
+        marked_start=start,
+        marked_end=end,
     )
     setattr(func, STEP_ATTR, info)
     return func

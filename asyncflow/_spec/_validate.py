@@ -3,15 +3,17 @@
 :func:`validate` checks in three rounds and reports every problem of the first round that
 finds any (later rounds would only repeat its consequences):
 
-1. names and targets: reserved or invalid step names, ``start`` and ``end``, a ``self.next``
-   on every step but ``end``, targets that exist, no duplicate target, one foreach target;
-2. shape: no cycle, every step reachable from ``start``;
+1. names and targets: reserved or invalid step names, one first and one last step (named
+   ``start`` and ``end``, or marked ``@step(start=True)`` / ``@step(end=True)``), a
+   ``self.next`` on every step but the last, targets that exist, no duplicate target, one
+   foreach target;
+2. shape: no cycle, every step reachable from the first step;
 3. splits and joins: each join closes exactly one split and is reached by all its branches
    and only them; only joins take ``inputs``; a step with several parents is a join; a join
    leaves by a linear ``next``; every split is joined.
 
 Rounds 3 and :func:`._graph.build_graph` share :func:`trace_splits`, which walks the graph from
-``start`` keeping the stack of splits open on each path.
+the first step keeping the stack of splits open on each path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from .._errors import FlowValidationError
+from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
 from ._graph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES, is_plain_name
 
@@ -49,7 +52,7 @@ Stack = tuple[OpenSplit, ...]
 
 @dataclass(frozen=True, slots=True)
 class SplitTrace:
-    """The splits open around each step reachable from ``start``.
+    """The splits open around each step reachable from the first step.
 
     ``arrivals[step]`` holds one ``(parent, stack)`` per parent, in definition order, where
     ``stack`` is what the parent passes on (its own stack, plus itself if it splits).
@@ -62,15 +65,16 @@ class SplitTrace:
 
 
 def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
-    """Walk from ``start`` in topological order, tracking the stack of open splits.
+    """Walk from the first step in topological order, tracking the stack of open splits.
 
     :param nodes: the steps by name, in definition order; unknown targets are ignored.
     """
-    if "start" not in nodes:
+    first = terminal_steps(nodes)[0]
+    if first not in nodes:
         return SplitTrace({}, {})
     rank = {name: i for i, name in enumerate(nodes)}
     reach: set[str] = set()
-    todo = ["start"]
+    todo = [first]
     while todo:
         name = todo.pop()
         if name in nodes and name not in reach:
@@ -191,41 +195,76 @@ def _check_names(graph: FlowGraph) -> list[FlowValidationError]:
             problems.append(_error(node, "a step name may not start with '_'", fix))
         elif name in RESERVED_NAMES:
             problems.append(_error(node, f"'{name}' is reserved: every flow has it", fix))
-    anywhere = next(iter(graph), None)
-    file = f" ({anywhere.info.file})" if anywhere else ""
-    for must in ("start", "end"):
-        if must not in graph:
-            problems.append(
-                FlowValidationError(
-                    f"Flow {graph.name}{file} has no step named '{must}'; every flow begins "
-                    "at start and finishes at end, so add an @step method with that name.",
-                    must,
-                )
-            )
-    if "start" in graph and graph["start"].is_join:
-        node = graph["start"]
-        problems.append(_error(node, "start takes inputs", "define it as `def start(self)`"))
-    if "end" in graph:
-        node = graph["end"]
-        if node.out:
-            what = "end calls self.next(...), yet end finishes the flow"
-            problems.append(_error(node, what, "remove the call", at_next=True))
-        if node.is_join:
-            what = "end takes inputs, yet end cannot be a join"
-            fix = "add a join step that takes inputs and calls self.next(self.end)"
-            problems.append(_error(node, what, fix))
+    problems += _check_ends(graph)
     known = ", ".join(graph.nodes)
     for node in graph:
         problems += _check_targets(graph, node, known)
     return problems
 
 
+def _check_ends(graph: FlowGraph) -> list[FlowValidationError]:
+    """The first and last steps: one of each, found, and shaped as first and last steps."""
+    problems: list[FlowValidationError] = []
+    anywhere = next(iter(graph), None)
+    file = f" ({anywhere.info.file})" if anywhere else ""
+    first, last = terminal_steps(graph.nodes)
+    for label, default, name in (("start", DEFAULT_START, first), ("end", DEFAULT_END, last)):
+        marked = [n for n in graph if getattr(n.info, f"marked_{label}")]
+        if len(marked) > 1:
+            names = ", ".join(f"'{n.name}' ({n.info.where})" for n in marked)
+            problems.append(
+                FlowValidationError(
+                    f"Flow {graph.name}{file} marks {len(marked)} steps with "
+                    f"@step({label}=True): {names}; a flow has one {_ROLE[label]} step, so "
+                    f"keep {label}=True on one of them.",
+                    marked[1].name,
+                )
+            )
+        elif marked and default in graph and default != name:
+            node = graph[default]
+            what = (
+                f"the step is named {default}, but the flow's {_ROLE[label]} step is "
+                f"'{name}' (marked @step({label}=True) at {graph[name].info.where})"
+            )
+            fix = f"rename this step, or move {label}=True onto it and drop the other mark"
+            problems.append(_error(node, what, fix))
+        elif name not in graph:
+            problems.append(
+                FlowValidationError(
+                    f"Flow {graph.name}{file} has no step named '{default}'; every flow "
+                    "begins at start and finishes at end, so add an @step method with that "
+                    f"name, or mark the step that plays its part @step({label}=True).",
+                    default,
+                )
+            )
+    if first in graph and graph[first].is_join:
+        node = graph[first]
+        what = f"{first} takes inputs, yet it is the first step"
+        problems.append(_error(node, what, f"define it as `def {first}(self)`"))
+    if last in graph:
+        node = graph[last]
+        if node.out:
+            what = f"{last} calls self.next(...), yet {last} finishes the flow"
+            problems.append(_error(node, what, "remove the call", at_next=True))
+        if node.is_join and last != first:
+            what = f"{last} takes inputs, yet {last} cannot be a join"
+            fix = f"add a join step that takes inputs and calls self.next(self.{last})"
+            problems.append(_error(node, what, fix))
+    return problems
+
+
+_ROLE = {"start": "first", "end": "last"}
+
+
 def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidationError]:
     if node.kind is NodeKind.END:
-        if node.name == "end":
-            return []
+        if node.name in (graph.end_step, DEFAULT_END) or node.info.marked_end:
+            return []  # the last step, or one that _check_ends already reports
         what = "the step does not end with self.next(...)"
-        fix = "finish it with self.next(self.<step>) naming what runs next; only end has none"
+        fix = (
+            "finish it with self.next(self.<step>) naming what runs next; "
+            f"only {graph.end_step} has none"
+        )
         return [_error(node, what, fix)]
     problems = []
     for target in dict.fromkeys(node.out):
@@ -281,7 +320,7 @@ def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
     reach = trace_splits(graph.nodes).inner
     for node in graph:
         if node.name not in reach:
-            what = "the step is never reached from start"
+            what = f"the step is never reached from {graph.start_step}"
             fix = f"call self.next(self.{node.name}) from another step, or remove its @step"
             problems.append(_error(node, what, fix))
     return problems
@@ -290,6 +329,7 @@ def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
 def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
     problems: list[FlowValidationError] = []
     traced = trace_splits(graph.nodes)
+    last = graph.end_step
     attempted: set[str] = set()  # splits some step tries to join, well or badly
     for node in graph:
         came = traced.arrivals.get(node.name, ())
@@ -298,16 +338,16 @@ def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
             attempted.update(stack[-1].split for stack in stacks if stack)
         parents = ", ".join(p for p, _ in came)
         if not node.is_join:
-            if len(came) > 1 and node.name == "end":
-                what = f"end has {len(came)} parents ({parents}) but cannot take inputs"
-                fix = "add a join step `def join(self, inputs)` between them and end"
+            if len(came) > 1 and node.name == last:
+                what = f"{last} has {len(came)} parents ({parents}) but cannot take inputs"
+                fix = f"add a join step `def join(self, inputs)` between them and {last}"
                 problems.append(_error(node, what, fix))
             elif len(came) > 1:
                 what = f"{len(came)} steps lead here ({parents}) but the step takes no inputs"
                 fix = f"make it a join: `def {node.name}(self, inputs)`"
                 problems.append(_error(node, what, fix))
             continue
-        if node.kind is not NodeKind.LINEAR and node.name != "end":
+        if node.kind is not NodeKind.LINEAR and node.name != last:
             what = "a join may not split again"
             fix = "end the join with self.next(self.<step>) and split in that next step"
             problems.append(_error(node, what, fix, at_next=True))
