@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
+    from ._cards import CardSpec
     from ._decorators import CatchPolicy, RetryPolicy
+    from ._packages import PackageRequest
 
 __all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
 
@@ -34,6 +36,8 @@ class StepInfo:
     catch: CatchPolicy | None = None
     timeout: float | None = None  # seconds
     executor: str | None = None  # set by @executor: "thread", "process" or "dask"
+    packages: tuple[PackageRequest, ...] = ()  # set by @conda / @pypi
+    cards: tuple[CardSpec, ...] = ()  # set by @card, one per decorator
 
     @property
     def where(self) -> str:
