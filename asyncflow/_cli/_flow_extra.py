@@ -70,13 +70,12 @@ def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _full(flow_name: str, text: str, shapes: tuple[int, ...], expected: str) -> list[str]:
-    try:  # as Metaflow writes it (RUN/STEP/TASK), or with the flow's name in front
-        return [flow_name, *_split(text, shapes, expected)]
-    except BadInput:
-        parts = _split(text, tuple(n + 1 for n in shapes), expected)
-        if parts[0] != flow_name:
-            raise
-        return parts
+    """``Flow/RUN/...`` of a pathspec written as Metaflow writes it (``RUN/STEP/TASK``) or
+    with this flow's name in front (a run id is a number, never the flow's name)."""
+    parts = text.strip().strip("/").split("/")
+    if parts[0].strip() == flow_name and len(parts) - 1 in shapes:
+        return [flow_name, *_split("/".join(parts[1:]), shapes, expected)]
+    return [flow_name, *_split(text, shapes, expected)]
 
 
 def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> int:

@@ -113,6 +113,7 @@ def _step_decorator(manager: str) -> Callable[..., Any]:
     ) -> Any:
         if callable(packages) and getattr(packages, STEP_ATTR, None) is not None:
             return decorator()(packages)  # written bare: nothing asked
+        request = _request(manager, manager, packages, libraries, python, disabled, "")
 
         def apply(func: F) -> F:
             info = getattr(func, STEP_ATTR, None)
@@ -127,8 +128,8 @@ def _step_decorator(manager: str) -> Callable[..., Any]:
                     info.name,
                 )
             where = f"step {info.name!r} ({info.where})"
-            request = _request(manager, manager, packages, libraries, python, disabled, where)
-            changed = dataclasses.replace(info, packages=(*info.packages, request))
+            own = dataclasses.replace(request, where=where)
+            changed = dataclasses.replace(info, packages=(*info.packages, own))
             setattr(func, STEP_ATTR, changed)
             return func
 
@@ -149,6 +150,7 @@ def _flow_decorator(manager: str) -> Callable[..., Any]:
     ) -> Any:
         if isinstance(packages, type):
             return decorator()(packages)  # written bare: nothing asked
+        request = _request(manager, name, packages, libraries, python, disabled, "")
 
         def apply(cls: C) -> C:
             if not isinstance(cls, type):
@@ -159,8 +161,7 @@ def _flow_decorator(manager: str) -> Callable[..., Any]:
             bases = dict(cls.__dict__.get(BASE_ATTR, {}))
             if manager in bases:
                 raise FlowValidationError(f"flow {cls.__name__} has @{name} twice; keep one.")
-            where = f"flow {cls.__name__}"
-            bases[manager] = _request(manager, name, packages, libraries, python, disabled, where)
+            bases[manager] = dataclasses.replace(request, where=f"flow {cls.__name__}")
             setattr(cls, BASE_ATTR, bases)
             return cls
 
