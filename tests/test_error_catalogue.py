@@ -45,12 +45,12 @@ from asyncflow import (
     timeout,
 )
 from asyncflow._cli import flow_main
-from asyncflow.cards import Image, Markdown, Table
 from asyncflow._cli import main as asyncflow_cli
 from asyncflow._store._db import PAGE_SIZE, open_writer
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._sqlerrors import retry_busy
 from asyncflow._store._trust import TrustKey
+from asyncflow.cards import Image, Markdown, Table
 from tests._storefixture import T, sha_of, write_run
 from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
