@@ -4,12 +4,16 @@ decorator reported as one line with exit code 2 (README, "Coming from Metaflow")
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests._mfcorpus import place, run_flow
 
+ROOT = Path(__file__).resolve().parents[1]
 SCHEDULERS = ["argo-workflows", "step-functions", "airflow", "batch", "kubernetes"]
 
 
@@ -95,3 +99,29 @@ def test_an_asyncflow_error_raised_by_a_library_keeps_its_traceback(tmp_path: Pa
     (tmp_path / "main.py").write_text("import helper\n")
     done = run_flow("main.py", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_dump_never_unpickles_a_value_nobody_vouches_for(tmp_path: Path) -> None:
+    # Another user's run (their key signed its pickles) stored an Alarm: unpickling it would
+    # create the file `alarm`. `dump` shows every other artifact and says why not this one.
+    store, alarm = tmp_path / "theirs.db", tmp_path / "alarm"
+    code = (
+        "import asyncio\nfrom tests.flows.trust_flows import TrustFlow\n"
+        f"asyncio.run(TrustFlow(store={str(store)!r}, echo=False).run(alarm={str(alarm)!r}))\n"
+    )
+    env = {**os.environ, "ASYNCFLOW_KEY_FILE": str(tmp_path / "other" / "key")}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+    assert not alarm.exists()
+    flow = tmp_path / "trust_flow.py"
+    flow.write_text(
+        "from tests.flows.trust_flows import TrustFlow\n\n"
+        'if __name__ == "__main__":\n    TrustFlow()\n'
+    )
+    done = run_flow("trust_flow.py", "--store", str(store), "dump", "1/start/1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "  numbers = [1, 2, 3]" in done.stdout
+    evil = next(line for line in done.stdout.splitlines() if line.startswith("  evil = "))
+    assert "<cannot load:" in evil and "signature" in evil
+    whole = run_flow("trust_flow.py", "--store", str(store), "dump", "1/start/1/evil", cwd=tmp_path)
+    assert whole.returncode == 2 and "signature" in whole.stderr
+    assert not alarm.exists()

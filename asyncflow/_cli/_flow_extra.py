@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from .._errors import AsyncflowError, AsyncflowWarning
 from .._store._paths import resolve_store_path
-from ._format import pretty, printable
+from ._format import one_line, pretty, printable
 from ._store_cmds import BadInput, _cmd_dump, _cmd_logs, _resolve, _split, _tasks_of
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
@@ -92,7 +92,10 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
         print(printable(f"Task {task.pathspec}"))
         for art in task:
             if only is None or art.name in only:
-                text = pretty(art.data).replace("\n", "\n    ")
+                try:
+                    text = pretty(art.data).replace("\n", "\n    ")
+                except AsyncflowError as exc:  # a pickle nobody vouches for, say
+                    text = one_line(f"<cannot load: {exc}>", 1000)
                 print(printable(f"  {art.name} = {text}"))
     return 0
 

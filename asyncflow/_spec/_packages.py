@@ -111,7 +111,7 @@ def _step_decorator(manager: str) -> Callable[..., Any]:
         python: str | None = None,
         disabled: bool = False,
     ) -> Any:
-        if callable(packages) and getattr(packages, STEP_ATTR, None) is not None:
+        if callable(packages) and not isinstance(packages, Mapping):
             return decorator()(packages)  # written bare: nothing asked
         request = _request(manager, manager, packages, libraries, python, disabled, "")
 
