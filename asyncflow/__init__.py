@@ -8,6 +8,8 @@ import only from layers below its own. Users import from ``asyncflow`` only.
 
 from typing import TYPE_CHECKING
 
+# A flow file whose decorators are misused fails as its command line fails: one line, exit 2.
+from ._cli._entry import install_definition_hook
 from ._client import DataArtifact as DataArtifact
 from ._client import Flow as Flow
 from ._client import Run as Run
@@ -22,6 +24,9 @@ from ._client._archive import aread_archive as aread_archive
 from ._client._archive import export_runs as export_runs
 from ._client._archive import import_archive as import_archive
 from ._client._archive import read_archive as read_archive
+from ._client._metadata import default_metadata as default_metadata
+from ._client._metadata import get_metadata as get_metadata
+from ._client._metadata import metadata as metadata
 from ._client._metaflow import Metaflow as Metaflow
 from ._client._tidy import GcReport as GcReport
 from ._client._tidy import StoreStats as StoreStats
@@ -33,6 +38,7 @@ from ._errors import ArtifactLoadError as ArtifactLoadError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
+from ._errors import AsyncflowWarning as AsyncflowWarning
 from ._errors import FlowValidationError as FlowValidationError
 from ._errors import MergeArtifactsError as MergeArtifactsError
 from ._errors import NotFoundError as NotFoundError
@@ -46,12 +52,17 @@ from ._errors import UsageError as UsageError
 from ._errors import WorkerLostError as WorkerLostError
 from ._flowspec import FlowSpec as FlowSpec
 from ._runtime._current import current as current
+from ._spec._cards import card as card
 from ._spec._decorators import catch as catch
 from ._spec._decorators import executor as executor
 from ._spec._decorators import retry as retry
 from ._spec._decorators import timeout as timeout
 from ._spec._mutators import FlowMutator as FlowMutator
 from ._spec._mutators import StepMutator as StepMutator
+from ._spec._packages import conda as conda
+from ._spec._packages import conda_base as conda_base
+from ._spec._packages import pypi as pypi
+from ._spec._packages import pypi_base as pypi_base
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
@@ -71,12 +82,16 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a typo stays a type error
         raise error
 
 
+install_definition_hook()
+del install_definition_hook
+
 __all__ = [
     "ArchiveManifest",
     "ArtifactLoadError",
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
+    "AsyncflowWarning",
     "DataArtifact",
     "Flow",
     "FlowMutator",
@@ -108,13 +123,21 @@ __all__ = [
     "alist_flows",
     "aread_archive",
     "astats",
+    "card",
     "catch",
+    "conda",
+    "conda_base",
     "current",
+    "default_metadata",
     "executor",
     "export_runs",
     "gc",
+    "get_metadata",
     "import_archive",
     "list_flows",
+    "metadata",
+    "pypi",
+    "pypi_base",
     "read_archive",
     "retry",
     "stats",

@@ -30,6 +30,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
+    "AsyncflowWarning",
     "FlowValidationError",
     "MergeArtifactsError",
     "NotFoundError",
@@ -48,6 +49,12 @@ class AsyncflowError(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class AsyncflowWarning(UserWarning):
+    """Something asyncflow does differently from what the flow asked for (another installed
+    version of a package, another Python, cards that are not rendered yet); the run goes on.
+    """
 
 
 class FlowValidationError(AsyncflowError):

@@ -50,6 +50,7 @@ from asyncflow._store._db import PAGE_SIZE, open_writer
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._sqlerrors import retry_busy
 from asyncflow._store._trust import TrustKey
+from asyncflow.cards import Image, Markdown, Table
 from tests._storefixture import T, sha_of, write_run
 from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
@@ -313,6 +314,66 @@ async def _d173(tmp: Path) -> Raised:
         pass
 
     return raised(lambda: Retried(times=2)(step(fetch))), ("Retried", "fetch", HERE)
+
+
+@case("D161", fix="packages must be a dict")
+async def _d161(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.conda(packages=["pandas"])), ("@conda", "['pandas']")
+
+
+@case("D162", fix="write package names as strings")
+async def _d162(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.pypi(packages={3: "1"})), ("@pypi", "3")
+
+
+@case("D163", fix='write it as a string such as "1.5.3"')
+async def _d163(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.pypi_base(packages={"numpy": 1.5})), ("'numpy'", "1.5")
+
+
+@case("D164", fix="or left out for the Python running the flow")
+async def _d164(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.conda(python=3.11)), ("python=3.11",)  # type: ignore[arg-type]
+
+
+@case("D165", fix="keep one")
+async def _d165(tmp: Path) -> Raised:
+    twice = asyncflow.conda_base(packages={"numpy": ""})(type("Twice", (_Linear,), {}))
+    return raised(lambda: asyncflow.conda_base(python="3.11")(twice)), ("Twice", "@conda_base")
+
+
+@case("D166", fix="put @pypi_base above `class XFlow(FlowSpec):`")
+async def _d166(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.pypi_base(python="3.11")(print)), ("@pypi_base",)
+
+
+@case("D167", fix='such as "default"')
+async def _d167(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.card(type="")), ("type=''",)
+
+
+@case("D168", fix="or left out")
+async def _d168(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.card(id="my card")), ("'my card'",)
+
+
+@case("D169", fix="options must be a dict")
+async def _d169(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.card(options=[1])), ("[1]",)  # type: ignore[arg-type]
+
+
+@case("D170", fix="positive number of seconds")
+async def _d170(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.card(timeout=0)), ("timeout=0",)
+
+
+@case("D160", fix="give each card of a step its own id")
+async def _d160(tmp: Path) -> Raised:
+    def report(self: Any) -> None:
+        pass
+
+    once = asyncflow.card(id="a")(step(report))
+    return raised(lambda: asyncflow.card(id="a")(once)), ("'report'", "id 'a'", HERE)
 
 
 # --- P: declaring parameters ----------------------------------------------------------------
@@ -687,6 +748,27 @@ async def _r85(tmp: Path) -> Raised:
     return await run_error(bif.IncludeFlow, tmp, data="a\0b"), ("IncludeFlow", "'data'")
 
 
+# --- E: packages a flow asks for (@conda, @pypi) --------------------------------------------
+
+
+class NeedsMissing(FlowSpec):
+    @asyncflow.pypi(packages={"asyncflow-absent-package": ">=1.5"})
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@case("E161", fix="-m pip install 'asyncflow-absent-package>=1.5'")
+async def _e161(tmp: Path) -> Raised:
+    exc = await run_error(NeedsMissing, tmp)
+    assert not (tmp / "store.db").exists()  # nothing stored, not even the file
+    return exc, ("NeedsMissing", "asyncflow-absent-package (step start)", sys.executable)
+
+
 # --- S: while a step runs -------------------------------------------------------------------
 
 
@@ -947,6 +1029,21 @@ async def _s113(tmp: Path) -> Raised:
     raise AssertionError("the run did not fail")
 
 
+@case("S161", fix="must be a str")
+async def _s161(tmp: Path) -> Raised:
+    return raised(lambda: Markdown(3)), ("Markdown(text)", "3")  # type: ignore[arg-type]
+
+
+@case("S162", fix="must be a list of rows")
+async def _s162(tmp: Path) -> Raised:
+    return raised(lambda: Table("a,b")), ("'a,b'",)  # type: ignore[arg-type]
+
+
+@case("S163", fix="use Image.from_matplotlib(fig)")
+async def _s163(tmp: Path) -> Raised:
+    return raised(lambda: Image("plot.png")), ("str",)  # type: ignore[arg-type]
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
@@ -1040,6 +1137,16 @@ async def run_raised(flow: FlowSpec) -> BaseException:
     except asyncflow.UsageError as exc:
         return exc
     raise AssertionError("the run was not refused")
+
+
+@case("O161", fix="pass the path of a store file")
+async def _o161(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.metadata("service@https://mf.example.com")), ("service@",)
+
+
+@case("O162", fix="pass its path")
+async def _o162(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.metadata("local@")), ("'local@'",)
 
 
 # --- C: reading runs ------------------------------------------------------------------------
@@ -1461,6 +1568,14 @@ async def _l81(tmp: Path) -> Raised:
         flow_main(bif.JsonFlow, ["run", "--epoch", "3", "--store", store_of(tmp)])
     assert isinstance(exited.value.code, int)
     return CommandLine(err.getvalue(), exited.value.code), ("--epoch",)
+
+
+@case("L161", fix="`await XFlow().run()` inside your own service")
+async def _l161(tmp: Path) -> Raised:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = flow_main(bif.JsonFlow, ["argo-workflows", "create"])
+    return CommandLine(err.getvalue(), code), ("`argo-workflows`", "Argo Workflows")
 
 
 # --- M: resuming a run ---------------------------------------------------------------------

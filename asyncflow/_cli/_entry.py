@@ -11,12 +11,13 @@ imported module, a running loop — is an embedding: it never reads ``sys.argv``
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dis
 import os
 import sys
-from types import FrameType
+from types import FrameType, TracebackType
 
-__all__ = ["is_script_entry"]
+__all__ = ["install_definition_hook", "is_script_entry"]
 
 
 def is_script_entry(frame: FrameType | None) -> bool:
@@ -54,3 +55,52 @@ def _result_discarded(frame: FrameType) -> bool:
             following = instructions[i + 1 : i + 2]
             return bool(following) and following[0].opname == "POP_TOP"
     return False
+
+
+# --- a flow file whose definition is wrong -------------------------------------------------
+
+
+def _definition_error(exc: BaseException, tb: TracebackType | None) -> bool:
+    """Whether ``exc`` is asyncflow refusing the flow file's own definition: an
+    AsyncflowError whose traceback runs only through the ``__main__`` script and asyncflow's
+    code, starting at the script's top level (a decorator's or a Parameter's arguments, say).
+    Any other code on the way (a library, the runtime's event loop) means it is not."""
+    from .._errors import AsyncflowError
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not isinstance(exc, AsyncflowError) or tb is None or not isinstance(main_file, str):
+        return False
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    first = tb.tb_frame.f_code
+    if first.co_name != "<module>" or not _same_file(main_file, first.co_filename):
+        return False
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not (os.path.abspath(name).startswith(package) or _same_file(main_file, name)):
+            return False
+        tb = tb.tb_next
+    return True
+
+
+def install_definition_hook() -> None:
+    """Report a flow file's definition error (see :func:`_definition_error`) as one line
+    ``error: «message»`` on stderr with exit code 2, as the flow's command line reports bad
+    input; every other uncaught exception goes to the hook installed before (a traceback)."""
+    previous = sys.excepthook
+    if getattr(previous, "_asyncflow", False):
+        return
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if not _definition_error(exc, tb):
+            previous(kind, exc, tb)
+            return
+        from ._format import printable
+
+        print(printable(f"error: {exc}"), file=sys.stderr)
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)  # the interpreter would exit with 1 after an uncaught exception
+
+    hook._asyncflow = True  # type: ignore[attr-defined]
+    sys.excepthook = hook

@@ -1,4 +1,5 @@
-"""``python flow.py run|resume|show|check``: the command line every flow file gets from ``main()``.
+"""``python flow.py run|resume|show|check|dump|logs``: the command line every flow file gets
+from ``main()`` (``dump``, ``logs`` and the refused commands: ``_flow_extra``).
 
 Exit codes: 0 success; 1 the run failed (a step raised); 2 bad input (usage, flow
 definition, parameters, store, an unknown run or step to resume), reported on one line
@@ -21,11 +22,19 @@ import anyio.abc
 
 from .._errors import AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
+from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
 from .._spec._decorators import EXECUTORS
 from .._spec._params import Parameter
 from .._spec._resolve import parameters_of
 from .._store._store import Store
+from ._flow_extra import (
+    REFUSED,
+    add_flow_store_commands,
+    asyncflow_warnings_as_lines,
+    refused,
+    run_store_command,
+)
 from ._format import printable
 from ._parser import OneLineParser
 
@@ -85,6 +94,14 @@ def _add_top_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accepted as Metaflow takes it, and ignored: asyncflow never runs pylint",
     )
+    parser.add_argument(
+        "--environment",
+        dest="top_environment",
+        choices=("local", "conda", "pypi"),
+        default="local",
+        help="accepted as Metaflow takes it; asyncflow builds no environment: @conda/@pypi "
+        "packages are checked to be installed here, with or without this option",
+    )
 
 
 def _merge_top_options(args: argparse.Namespace) -> None:
@@ -126,6 +143,7 @@ def _build(flow_cls: type) -> OneLineParser:
     show = sub.add_parser("show", help="print the graph")
     show.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
     sub.add_parser("check", help="validate the flow and exit")
+    add_flow_store_commands(sub)
     return parser
 
 
@@ -332,17 +350,24 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; return the exit code."""
     args = _build(flow_cls).parse_args(list(sys.argv[1:] if argv is None else argv))
     _merge_top_options(args)
-    try:
-        graph = flow_cls._af_graph()
-        parameters_of(flow_cls)
-    except AsyncflowError as exc:
-        return _fail(str(exc), 2)
-    if args.command == "show":
-        print(graph.to_mermaid() if args.mermaid else graph.to_text())
-        return 0
-    if args.command == "check":
-        print(f"{graph.name} is valid: {len(graph)} steps.")
-        return 0
-    if args.command == "resume":
-        return _cmd_resume(flow_cls, args)
-    return _cmd_run(flow_cls, args)
+    if args.command in REFUSED:
+        return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))
+    if args.command in ("dump", "logs"):
+        return run_store_command(flow_cls.__name__, args, args.store or args.top_store)
+    with asyncflow_warnings_as_lines():
+        try:
+            graph = flow_cls._af_graph()
+            parameters_of(flow_cls)
+            if args.command == "check":  # @conda/@pypi packages too, as a run would
+                anyio.run(before_run, flow_cls, graph)
+        except AsyncflowError as exc:
+            return _fail(str(exc), 2)
+        if args.command == "show":
+            print(graph.to_mermaid() if args.mermaid else graph.to_text())
+            return 0
+        if args.command == "check":
+            print(f"{graph.name} is valid: {len(graph)} steps.")
+            return 0
+        if args.command == "resume":
+            return _cmd_resume(flow_cls, args)
+        return _cmd_run(flow_cls, args)

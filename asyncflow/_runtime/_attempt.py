@@ -24,6 +24,7 @@ from .._spec._graph import NodeKind
 from .._store._paths import run_store_var
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
+from ._cards import CardCollector, card_var
 from ._context import RunContext, executor_of
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
@@ -113,6 +114,7 @@ class Attempt:
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
         t3 = run_store_var.set(self.ctx.store_file)  # the client's default store in the step
+        t4 = card_var.set(CardCollector(self.spec.step, self.ctx.graph[self.spec.step].info.cards))
         _IN_STEP_CODE.add(self)
         try:
             yield self.ctx.graph[self.spec.step].info.func
@@ -123,6 +125,7 @@ class Attempt:
             current_var.reset(t1)
             capture_var.reset(t2)
             run_store_var.reset(t3)
+            card_var.reset(t4)
 
     def _args(self) -> tuple[Any, ...]:
         inputs = self._inputs()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from ._cards import CardCollector, card_var
+
 __all__ = ["Current", "CurrentInfo", "current", "current_var"]
 
 
@@ -87,6 +89,17 @@ class Current:
         """Names of the flow's parameters (attribute names)."""
         info = current_var.get()
         return info.parameter_names if info else None
+
+    @property
+    def card(self) -> CardCollector:
+        """The cards of the running step (``@card``): ``current.card.append(component)``,
+        ``current.card["id"]``. In a step without ``@card`` (or outside a step) each call
+        warns once and does nothing, as in Metaflow."""
+        collector = card_var.get()
+        if collector is None:
+            info = current_var.get()
+            collector = CardCollector(info.step_name if info else None, ())
+        return collector
 
     def __repr__(self) -> str:
         info = current_var.get()

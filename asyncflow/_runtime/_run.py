@@ -34,6 +34,7 @@ from ._context import RunContext
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
+from ._packages import before_run
 from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
@@ -257,6 +258,7 @@ async def execute_run(
     :raises StoreError: the store cannot be opened or written.
     :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
     """
+    await before_run(flow_cls, graph)  # @conda/@pypi packages installed; cards warned of
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None

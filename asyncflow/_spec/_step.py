@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
+    from ._cards import CardSpec
     from ._decorators import CatchPolicy, RetryPolicy
+    from ._packages import PackageRequest
 
 __all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
 
@@ -38,6 +40,8 @@ class StepInfo:
     # (which step is first and last is decided in one place: _graph.terminal_steps).
     marked_start: bool = False
     marked_end: bool = False
+    packages: tuple[PackageRequest, ...] = ()  # set by @conda / @pypi
+    cards: tuple[CardSpec, ...] = ()  # set by @card, one per decorator
 
     @property
     def where(self) -> str:

@@ -6,10 +6,11 @@ the client alike, so that a run and a later read from the same folder agree:
 
 1. inside a running step, the store of the run (:data:`run_store_var`, set by the runtime
    around each task's code, in threads, coroutines and worker processes alike);
-2. ``$ASYNCFLOW_STORE``;
-3. the nearest existing ``asyncflow.db`` in the current folder or one of its parents, as
+2. the store this process chose with ``asyncflow.metadata(path)`` (:func:`set_default_store`);
+3. ``$ASYNCFLOW_STORE``;
+4. the nearest existing ``asyncflow.db`` in the current folder or one of its parents, as
    Metaflow finds ``.metaflow`` (a notebook in a subfolder of a project finds its store);
-4. ``asyncflow.db`` in the current folder (where a first run creates it).
+5. ``asyncflow.db`` in the current folder (where a first run creates it).
 
 Every file asyncflow opens with SQLite (a store, an archive, an export's output) passes
 :func:`check_path` first, and is opened through :func:`sqlite_uri`: a path is never given to
@@ -31,6 +32,7 @@ __all__ = [
     "find_store",
     "resolve_store_path",
     "run_store_var",
+    "set_default_store",
     "sqlite_uri",
 ]
 
@@ -39,6 +41,15 @@ DEFAULT_STORE_NAME = "asyncflow.db"
 # The absolute path of the store of the run whose task is running in this context; None
 # outside a step. Set by the runtime (``_runtime/_attempt``) where it sets ``current``.
 run_store_var: ContextVar[str | None] = ContextVar("asyncflow_run_store", default=None)
+
+# The store chosen for this process by ``asyncflow.metadata(path)``; None: not chosen.
+_chosen: list[str | None] = [None]
+
+
+def set_default_store(path: str | None) -> None:
+    """Make ``path`` (absolute) the default store of this process, after a running step's
+    own store; None goes back to ``$ASYNCFLOW_STORE`` and store discovery."""
+    _chosen[0] = path
 
 
 def find_store(folder: str | None = None) -> str:
@@ -57,14 +68,17 @@ def find_store(folder: str | None = None) -> str:
 
 
 def resolve_store_path(store: str | os.PathLike[str] | None) -> str:
-    """``store`` if given; else, inside a running step, the run's own store; else
-    ``$ASYNCFLOW_STORE``; else the nearest ``asyncflow.db`` in the current folder or a
-    parent; else ``asyncflow.db`` in the current folder (see the module doc).
+    """``store`` if given; else, inside a running step, the run's own store; else the store
+    chosen with ``asyncflow.metadata()``; else ``$ASYNCFLOW_STORE``; else the nearest
+    ``asyncflow.db`` in the current folder or a parent; else ``asyncflow.db`` in the current
+    folder (see the module doc).
 
     :raises UsageError: ``store`` is not a path (an int, say).
     """
     if store is None:
-        return run_store_var.get() or os.environ.get("ASYNCFLOW_STORE") or find_store()
+        return (
+            run_store_var.get() or _chosen[0] or os.environ.get("ASYNCFLOW_STORE") or find_store()
+        )
     try:
         path = os.fspath(store)
     except TypeError:

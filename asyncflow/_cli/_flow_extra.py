@@ -1,0 +1,141 @@
+"""The flow-file commands beyond run/resume/show/check: ``dump`` and ``logs`` (Metaflow's
+syntax, this flow's name implied, the store found as ``run`` finds it; the work is the store
+command line's), and the scheduler and cloud commands asyncflow refuses in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from .._errors import AsyncflowError, AsyncflowWarning
+from .._store._paths import resolve_store_path
+from ._format import one_line, pretty, printable
+from ._store_cmds import BadInput, _cmd_dump, _cmd_logs, _resolve, _split, _tasks_of
+
+__all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
+
+# Commands of Metaflow's flow command line that deploy to a scheduler or run on a cloud.
+_INSTEAD = (
+    "run the flow where your scheduler or service runs code: `python flow.py run` from a cron "
+    "job or CI, or `await XFlow().run()` inside your own service; steps spread over cores "
+    "or machines with --executor process or --executor dask"
+)
+REFUSED = {
+    "argo-workflows": "deploys the flow to Argo Workflows",
+    "step-functions": "deploys the flow to AWS Step Functions",
+    "airflow": "compiles the flow into an Airflow DAG",
+    "batch": "runs or manages steps on AWS Batch",
+    "kubernetes": "runs or manages steps on Kubernetes",
+}
+
+
+def refused(command: str, prog: str) -> int:
+    """Say on one line that ``command`` is not supported and what to do instead; exit 2."""
+    print(
+        printable(
+            f"{prog}: error: `{command}` {REFUSED[command]} in Metaflow; asyncflow has no "
+            f"such command (it runs flows locally, in one store file): {_INSTEAD}."
+        ),
+        file=sys.stderr,
+    )
+    return 2
+
+
+def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``dump``, ``logs`` and the refused commands to a flow file's subparsers."""
+    dump = sub.add_parser(
+        "dump",
+        help="print the artifacts of a task (RUN/STEP/TASK), of a step's tasks (RUN/STEP), "
+        "or one artifact (RUN/STEP/TASK/NAME)",
+    )
+    dump.add_argument("input_path", metavar="PATHSPEC", help="RUN/STEP[/TASK[/ARTIFACT]]")
+    dump.add_argument(
+        "--include", default=None, metavar="NAMES", help="only these artifacts (comma-separated)"
+    )
+    dump.add_argument("--store", default=None, help="the store file (as for run)")
+    logs = sub.add_parser("logs", help="print what tasks wrote (RUN/STEP[/TASK])")
+    logs.add_argument("input_path", metavar="PATHSPEC", help="RUN/STEP[/TASK]")
+    logs.add_argument("--store", default=None, help="the store file (as for run)")
+    which = logs.add_mutually_exclusive_group()
+    which.add_argument("--stdout", action="store_true", help="only stdout")
+    which.add_argument("--stderr", action="store_true", help="only stderr")
+    for name, what in REFUSED.items():
+        refuse = sub.add_parser(name, help=f"not supported ({what} in Metaflow)", add_help=False)
+        refuse.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def _full(flow_name: str, text: str, shapes: tuple[int, ...], expected: str) -> list[str]:
+    """``Flow/RUN/...`` of a pathspec written as Metaflow writes it (``RUN/STEP/TASK``) or
+    with this flow's name in front (a run id is a number, never the flow's name)."""
+    parts = text.strip().strip("/").split("/")
+    if parts[0].strip() == flow_name and len(parts) - 1 in shapes:
+        return [flow_name, *_split("/".join(parts[1:]), shapes, expected)]
+    return [flow_name, *_split(text, shapes, expected)]
+
+
+def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
+    """``python flow.py dump RUN/STEP[/TASK[/ARTIFACT]]``."""
+    store = resolve_store_path(store)
+    parts = _full(flow_name, args.input_path, (2, 3, 4), "RUN/STEP[/TASK[/ARTIFACT]]")
+    if len(parts) == 5:
+        return _cmd_dump(
+            argparse.Namespace(pathspec="/".join(parts), store=store, raw=False, output=None)
+        )
+    target = _resolve(parts, store)
+    only = {n.strip() for n in args.include.split(",")} if args.include else None
+    for task in _tasks_of(target):  # type: ignore[arg-type]
+        print(printable(f"Task {task.pathspec}"))
+        for art in task:
+            if only is None or art.name in only:
+                try:
+                    text = pretty(art.data).replace("\n", "\n    ")
+                except AsyncflowError as exc:  # a pickle nobody vouches for, say
+                    text = one_line(f"<cannot load: {exc}>", 1000)
+                print(printable(f"  {art.name} = {text}"))
+    return 0
+
+
+def flow_logs(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
+    """``python flow.py logs RUN/STEP[/TASK]``."""
+    parts = _full(flow_name, args.input_path, (2, 3), "RUN/STEP[/TASK]")
+    return _cmd_logs(
+        argparse.Namespace(
+            pathspec="/".join(parts),
+            store=resolve_store_path(store),
+            stdout=args.stdout,
+            stderr=args.stderr,
+        )
+    )
+
+
+def run_store_command(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
+    """Run ``dump`` or ``logs``; a bad pathspec or a missing run is one line, exit 2."""
+    command = flow_dump if args.command == "dump" else flow_logs
+    try:
+        return command(flow_name, args, store)
+    except (AsyncflowError, BadInput, OSError) as exc:
+        print(printable(f"error: {exc}"), file=sys.stderr)
+        return 2
+
+
+@contextmanager
+def asyncflow_warnings_as_lines(stream: TextIO | None = None) -> Iterator[None]:
+    """Within: each :class:`AsyncflowWarning` is one line ``warning: «message»`` on stderr
+    (other warnings as Python shows them)."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            if isinstance(category, type) and issubclass(category, AsyncflowWarning):
+                print(printable(f"warning: {message}"), file=stream or sys.stderr, flush=True)
+            else:
+                shown(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", AsyncflowWarning)
+        yield

@@ -1,0 +1,150 @@
+"""``current.card``: the components a step adds to its cards while it runs.
+
+Metaflow's rules for which card ``append`` reaches: the step's only card; else its only card
+without an id; else none (``append`` then warns once and does nothing). ``current.card["id"]``
+reaches the card with that id. In a step without ``@card`` every call warns once per task and
+does nothing, as in Metaflow. Warnings go to the task's stderr, prefixed ``[@card WARNING]``.
+The components are kept for the task only: cards are not stored or rendered yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from .._spec._cards import CardSpec
+
+__all__ = ["CardCollector", "CardComponents", "card_var", "cards_warning"]
+
+
+class CardComponents:
+    """The components of one card: ``append``, ``extend``, ``clear``, iteration, ``len``."""
+
+    __slots__ = ("_items", "spec")
+
+    def __init__(self, spec: CardSpec) -> None:
+        self.spec = spec
+        self._items: list[Any] = []
+
+    def append(self, component: Any) -> None:
+        """Add a component to the card."""
+        self._items.append(component)
+
+    def extend(self, components: Iterable[Any]) -> None:
+        """Add several components to the card."""
+        self._items.extend(components)
+
+    def clear(self) -> None:
+        """Remove every component."""
+        self._items.clear()
+
+    def refresh(self, *args: Any, **kwargs: Any) -> None:
+        """Metaflow redraws a live card here; asyncflow renders no cards yet: does nothing."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"<card {self.spec.id or self.spec.type}: {len(self._items)} components>"
+
+
+class CardCollector:
+    """``current.card`` of one task (see the module doc)."""
+
+    __slots__ = ("_by_id", "_cards", "_default", "_step", "_warned")
+
+    def __init__(self, step: str | None, specs: tuple[CardSpec, ...]) -> None:
+        self._step = step
+        self._cards = [CardComponents(spec) for spec in specs]
+        self._by_id = {c.spec.id: c for c in self._cards if c.spec.id is not None}
+        no_id = [c for c in self._cards if c.spec.id is None]
+        self._default = (
+            self._cards[0] if len(self._cards) == 1 else no_id[0] if len(no_id) == 1 else None
+        )
+        self._warned: set[str] = set()
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            print(f"[@card WARNING] {message}", file=sys.stderr)
+
+    def _target(self, call: str) -> CardComponents | None:
+        if self._default is None:
+            if not self._cards:
+                where = f"step {self._step!r}" if self._step else "code outside a step"
+                why = f"{where} has no @card"
+                fix = "put @card above @step"
+            else:
+                why = "the step has several @card decorators with ids"
+                fix = 'use current.card["id"] instead'
+            self._warn(call, f"current.card.{call}: {why}, so nothing is added; {fix}.")
+        return self._default
+
+    def append(self, component: Any) -> None:
+        """Add a component to the step's default card."""
+        target = self._target("append")
+        if target is not None:
+            target.append(component)
+
+    def extend(self, components: Iterable[Any]) -> None:
+        """Add several components to the step's default card."""
+        target = self._target("extend")
+        if target is not None:
+            target.extend(components)
+
+    def clear(self) -> None:
+        """Remove every component of the default card."""
+        target = self._target("clear")
+        if target is not None:
+            target.clear()
+
+    def refresh(self, *args: Any, **kwargs: Any) -> None:
+        """Metaflow redraws a live card here; asyncflow renders no cards yet: does nothing."""
+
+    def get(self, type: str | None = None) -> list[CardComponents]:
+        """The cards of the step of type ``type`` (Metaflow's ``current.card.get``)."""
+        return [c for c in self._cards if c.spec.type == type]
+
+    def __getitem__(self, card_id: str) -> CardComponents | list[Any]:
+        found = self._by_id.get(card_id)
+        if found is None:
+            self._warn(
+                f"[{card_id}]",
+                f'current.card["{card_id}"]: the step has no @card(id="{card_id}"); the '
+                "components added to it are dropped.",
+            )
+            return []
+        return found
+
+    def __setitem__(self, card_id: str, components: Iterable[Any]) -> None:
+        found = self.__getitem__(card_id)
+        if isinstance(found, CardComponents):
+            found.clear()
+            found.extend(components)
+
+    def __iter__(self) -> Iterator[CardComponents]:
+        return iter(self._cards)
+
+    def __repr__(self) -> str:
+        return f"<current.card: {len(self._cards)} cards>"
+
+
+card_var: ContextVar[CardCollector | None] = ContextVar("asyncflow_card", default=None)
+
+
+def cards_warning(flow_name: str, steps: Iterable[str]) -> str | None:
+    """The one warning of a run whose steps have cards; None when none has."""
+    names = list(steps)
+    if not names:
+        return None
+    listed = ", ".join(repr(n) for n in names)
+    return (
+        f"{flow_name}: steps {listed} have @card; asyncflow collects their cards "
+        "(current.card) but does not store or render them yet, so they are dropped when "
+        "each task ends."
+    )
