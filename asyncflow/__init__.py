@@ -31,10 +31,12 @@ from ._errors import ArtifactLoadError as ArtifactLoadError
 from ._errors import ArtifactNotFoundError as ArtifactNotFoundError
 from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
+from ._errors import AsyncflowWarning as AsyncflowWarning
 from ._errors import FlowValidationError as FlowValidationError
 from ._errors import MergeArtifactsError as MergeArtifactsError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import ParameterError as ParameterError
+from ._errors import RunsLocallyWarning as RunsLocallyWarning
 from ._errors import StepFailed as StepFailed
 from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
@@ -50,6 +52,11 @@ from ._spec._decorators import timeout as timeout
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
+from ._spec._placement import Resources as Resources
+from ._spec._placement import batch as batch
+from ._spec._placement import environment as environment
+from ._spec._placement import kubernetes as kubernetes
+from ._spec._placement import resources as resources
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 
@@ -59,6 +66,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
+    "AsyncflowWarning",
     "DataArtifact",
     "Flow",
     "FlowSpec",
@@ -71,7 +79,9 @@ __all__ = [
     "NotFoundError",
     "Parameter",
     "ParameterError",
+    "Resources",
     "Run",
+    "RunsLocallyWarning",
     "Step",
     "StepFailed",
     "StoreError",
@@ -87,14 +97,18 @@ __all__ = [
     "alist_flows",
     "aread_archive",
     "astats",
+    "batch",
     "catch",
     "current",
+    "environment",
     "executor",
     "export_runs",
     "gc",
     "import_archive",
+    "kubernetes",
     "list_flows",
     "read_archive",
+    "resources",
     "retry",
     "stats",
     "step",

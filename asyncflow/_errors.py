@@ -30,10 +30,12 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
     "AsyncflowError",
+    "AsyncflowWarning",
     "FlowValidationError",
     "MergeArtifactsError",
     "NotFoundError",
     "ParameterError",
+    "RunsLocallyWarning",
     "StepFailed",
     "StoreError",
     "StoreFormatError",
@@ -291,3 +293,12 @@ class NotFoundError(AsyncflowError, KeyError):
 
 class ArtifactNotFoundError(NotFoundError, AttributeError):
     """An artifact does not exist on a task (also an AttributeError, for ``.data.name``)."""
+
+
+class AsyncflowWarning(UserWarning):
+    """The base of asyncflow's warnings: something works, differently than asked."""
+
+
+class RunsLocallyWarning(AsyncflowWarning):
+    """Steps asked to run elsewhere (``@kubernetes``, ``@batch``) run here instead; given
+    once per run, before it starts, naming the steps and where they run."""

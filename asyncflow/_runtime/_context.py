@@ -150,7 +150,10 @@ def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
 
 def executor_of(ctx: RunContext, info: StepInfo) -> str:
     """Where a task of the step ``info`` runs: ``"loop"`` (coroutine steps), ``"thread"``,
-    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default)."""
+    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default). A step
+    with ``@environment`` variables never runs on a thread: they would be the whole
+    coordinator's, so the flow's default ``"thread"`` means ``"process"`` for it."""
     if info.is_async:
         return "loop"
-    return info.executor or ctx.executor
+    where = info.executor or ctx.executor
+    return "process" if where == "thread" and info.environment else where

@@ -23,6 +23,7 @@ from .._codecs import CodecError, Encoded, encode
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
+from .._spec._override import DecoSpec, decorate_graph
 from .._spec._params import IncludeFile
 from .._spec._resolve import parameters_of, resolve_parameters
 from .._store._rows import RunRow
@@ -34,6 +35,7 @@ from ._context import RunContext
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
+from ._placing import warn_runs_locally
 from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
@@ -56,6 +58,8 @@ class RunOptions:
     processes: int | None = None  # size of the process pool (None: see _remote.pool_size)
     dask_client: Any = None  # a distributed.Client to run "dask" steps on
     dask_address: str | None = None  # else the scheduler to connect to; else a LocalCluster
+    # Decorators added to every step that lacks them, for this run only (``--with``).
+    decorate: tuple[DecoSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +260,9 @@ async def execute_run(
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
     :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
+    :raises FlowValidationError: a decorator of ``options.decorate`` does not fit a step.
     """
+    graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None
@@ -331,6 +337,7 @@ async def execute_run(
             store_file=os.path.abspath(options.store_path),
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
+        warn_runs_locally(graph, options.executor)
         _capture.install()
         try:
             try:

@@ -11,6 +11,7 @@ from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
     from ._decorators import CatchPolicy, RetryPolicy
+    from ._placement import Compute, Resources
 
 __all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
 
@@ -34,6 +35,10 @@ class StepInfo:
     catch: CatchPolicy | None = None
     timeout: float | None = None  # seconds
     executor: str | None = None  # set by @executor: "thread", "process" or "dask"
+    # Where and how (``_placement``): @resources, @environment's variables, @kubernetes/@batch.
+    resources: Resources | None = None
+    environment: tuple[tuple[str, str], ...] | None = None
+    compute: Compute | None = None
 
     @property
     def where(self) -> str:
