@@ -60,7 +60,8 @@ def _decorated(info: StepInfo, spec: DecoSpec) -> StepInfo:
         except TypeError as exc:
             takes = ", ".join(inspect.signature(deco).parameters)
             raise FlowValidationError(
-                f"--with {spec.text}: @{spec.name} takes {takes or 'no arguments'} ({exc})."
+                f"--with {spec.text}: @{spec.name} takes {takes} ({exc}); write --with "
+                f"{spec.name}:key=value,key=value with those names."
             ) from None
 
     # A stand-in carries a copy of the step's info through the real decorator.
