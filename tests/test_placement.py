@@ -259,6 +259,28 @@ async def test_no_warning_without_kubernetes_or_batch(store: str) -> None:
         await Plain(store).run()
 
 
+async def test_the_warning_obeys_filters_and_an_error_filter_stores_nothing(store: str) -> None:
+    class Kube(FlowSpec):
+        @batch
+        @step
+        def start(self) -> None:
+            self.next(self.end)
+
+        @step
+        def end(self) -> None:
+            pass
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RunsLocallyWarning)
+        with pytest.raises(RunsLocallyWarning, match=r"start \(@batch\)"):
+            await Kube(store).run()
+    assert not os.path.exists(store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunsLocallyWarning)
+        run = await Kube(store).run()
+    assert run.successful
+
+
 def test_kubernetes_and_batch_on_one_step_are_refused() -> None:
     with pytest.raises(FlowValidationError, match="both @kubernetes and @batch"):
 

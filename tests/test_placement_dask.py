@@ -90,3 +90,17 @@ async def test_an_environment_step_on_dask_sees_its_variables_and_they_are_resto
     assert end.end_pid == end.pid  # the one worker process ran both
     assert end.after is None
     assert "AF_DASK_SETTING" not in os.environ
+
+
+async def test_environment_tasks_take_turns_in_a_dask_worker_with_two_threads(
+    store: str, client: Any
+) -> None:
+    run = await pf.EnvPairFlow(store, echo=False, executor="dask", dask_client=client).run()
+    assert not _overlap(run["join"].task.data.spans)
+
+
+async def test_the_cluster_a_run_starts_declares_no_resources(store: str) -> None:
+    flow = pf.UndeclaredMemoryFlow(store, echo=False, executor="dask", processes=1)
+    with anyio.fail_after(120):
+        run = await flow.run()
+    assert run["start"].task.data.ran

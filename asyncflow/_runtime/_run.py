@@ -284,6 +284,8 @@ async def execute_run(
                 f"{options.store_path!r}; run the flow first, or pass store= pointing at the "
                 "store that holds its runs."
             )
+    # Before anything is stored: a warnings filter may make the warning an error.
+    warn_runs_locally(graph, options.executor)
     store = Store.acquire_open(options.store_path)
     if store is None:
         store = await anyio.to_thread.run_sync(
@@ -337,7 +339,6 @@ async def execute_run(
             store_file=os.path.abspath(options.store_path),
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
-        warn_runs_locally(graph, options.executor)
         _capture.install()
         try:
             try:

@@ -86,3 +86,11 @@ class DaskEnvFlow(FlowSpec):
     def end(self):
         self.after = os.environ.get("AF_DASK_SETTING")
         self.end_pid = os.getpid()
+
+
+class EnvPairFlow(_Pair):
+    @environment(vars={"AF_PAIR": "1"})
+    @step
+    def work(self):
+        self._work()
+        self.next(self.join)
