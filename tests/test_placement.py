@@ -354,6 +354,51 @@ def test_with_before_run_as_metaflow_allows_and_warns_once(tmp_path: Path) -> No
     assert run["end"].task.resources == Resources(cpu=2, memory=4096)
 
 
+def test_with_environment_sets_the_variables_for_every_step_that_lacks_it(
+    tmp_path: Path,
+) -> None:
+    done = run_flow(
+        "environment_flow.py",
+        "run",
+        "--worker-processes",
+        "1",
+        "--with",
+        'environment:vars={"AF_GREETING": "from --with"}',
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    end = _latest("EnvironmentFlow", tmp_path)["end"].task.data
+    assert end.before == "from --with"  # start got it
+    assert end.greeting == "hello"  # greet kept its own
+    assert end.end_greeting == "from --with"
+    assert end.coordinator_pid == end.greet_pid  # end ran in the (one) worker process too
+    assert "AF_GREETING" not in os.environ
+
+
+def test_check_applies_with_and_reports_what_it_refuses(tmp_path: Path) -> None:
+    fine = run_flow("resources_flow.py", "--with", "retry:times=2", "check", cwd=tmp_path)
+    assert fine.returncode == 0 and "is valid" in fine.stdout
+    bad = run_flow("resources_flow.py", "--with", "resources:gpu=0.5", "check", cwd=tmp_path)
+    assert bad.returncode == 2 and "gpu=0.5" in bad.stderr
+
+
+def test_task_resources_of_a_tampered_record_are_none_not_an_error(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    done = run_flow("resources_flow.py", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "asyncflow.db"
+    for garbage in ({"cpu": "lots"}, {"cpu": [1]}, "x", {"memory": 1e400}, {"gpu": True}):
+        with sqlite3.connect(path) as conn:
+            (text,) = conn.execute("SELECT graph FROM runs").fetchone()
+            graph = json.loads(text)
+            graph["steps"][0]["resources"] = garbage
+            conn.execute("UPDATE runs SET graph = ?", (json.dumps(graph),))
+        conn.close()
+        assert _latest("ResourcesFlow", tmp_path)["start"].task.resources is None
+
+
 def test_with_retry_makes_a_flaky_step_retry(tmp_path: Path) -> None:
     flow = tmp_path / "flaky_flow.py"
     flow.write_text(

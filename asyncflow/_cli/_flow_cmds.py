@@ -24,6 +24,7 @@ from .._errors import AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
 from .._runtime._run import ResumeRequest
 from .._spec._decorators import EXECUTORS
+from .._spec._override import decorate_graph
 from .._spec._params import Parameter
 from .._spec._resolve import parameters_of
 from .._store._store import Store
@@ -362,6 +363,7 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     try:
         graph = flow_cls._af_graph()
         parameters_of(flow_cls)
+        graph = decorate_graph(graph, merged_decospecs(args))  # `--with ... check` checks them
     except AsyncflowError as exc:
         return _fail(str(exc), 2)
     if args.command == "show":

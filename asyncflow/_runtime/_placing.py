@@ -26,6 +26,7 @@ from typing import Any
 from .._errors import RunsLocallyWarning, UsageError
 from .._spec._graph import FlowGraph
 from .._spec._placement import COMPUTE_LAYERS, Resources
+from ._context import where_step_runs
 
 __all__ = ["dask_resources", "task_environment", "warn_runs_locally"]
 
@@ -45,12 +46,7 @@ def warn_runs_locally(graph: FlowGraph, default_executor: str) -> None:
     places: dict[str, list[str]] = {}
     for info in steps:
         assert info.compute is not None
-        if info.is_async:
-            where = "loop"
-        else:
-            where = info.executor or default_executor
-            if where == "thread" and info.environment:
-                where = "process"
+        where = where_step_runs(info, default_executor)
         places.setdefault(where, []).append(f"{info.name} (@{info.compute.name})")
     layers = " or ".join(sorted({COMPUTE_LAYERS[i.compute.name] for i in steps if i.compute}))
     said = "; ".join(f"{', '.join(names)} {_WHERE[w]}" for w, names in places.items())
