@@ -421,6 +421,13 @@ def test_with_retry_makes_a_flaky_step_retry(tmp_path: Path) -> None:
     done = run_flow("flaky_flow.py", "run", "--with", "retry:times=1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert _latest("FlakyFlow", tmp_path)["start"].task.data.attempt == 1
+    # Before `resume` too: the failed first run is resumed with a retry.
+    resumed = run_flow(
+        "flaky_flow.py", "--with", "retry:times=1", "resume", "--origin-run-id", "1", cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    run = _latest("FlakyFlow", tmp_path)
+    assert run.origin_run_id == "1" and run["start"].task.data.attempt == 1
 
 
 @pytest.mark.parametrize(
