@@ -44,6 +44,7 @@ from ._errors import MergeArtifactsError as MergeArtifactsError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import NotSupportedError as NotSupportedError
 from ._errors import ParameterError as ParameterError
+from ._errors import RunsLocallyWarning as RunsLocallyWarning
 from ._errors import StepFailed as StepFailed
 from ._errors import StoreError as StoreError
 from ._errors import StoreFormatError as StoreFormatError
@@ -66,6 +67,11 @@ from ._spec._packages import pypi_base as pypi_base
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
+from ._spec._placement import Resources as Resources
+from ._spec._placement import batch as batch
+from ._spec._placement import environment as environment
+from ._spec._placement import kubernetes as kubernetes
+from ._spec._placement import resources as resources
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 
@@ -106,7 +112,9 @@ __all__ = [
     "NotSupportedError",
     "Parameter",
     "ParameterError",
+    "Resources",
     "Run",
+    "RunsLocallyWarning",
     "Step",
     "StepFailed",
     "StepMutator",
@@ -123,22 +131,26 @@ __all__ = [
     "alist_flows",
     "aread_archive",
     "astats",
+    "batch",
     "card",
     "catch",
     "conda",
     "conda_base",
     "current",
     "default_metadata",
+    "environment",
     "executor",
     "export_runs",
     "gc",
     "get_metadata",
     "import_archive",
+    "kubernetes",
     "list_flows",
     "metadata",
     "pypi",
     "pypi_base",
     "read_archive",
+    "resources",
     "retry",
     "stats",
     "step",

@@ -36,6 +36,7 @@ __all__ = [
     "NotFoundError",
     "NotSupportedError",
     "ParameterError",
+    "RunsLocallyWarning",
     "StepFailed",
     "StoreError",
     "StoreFormatError",
@@ -52,8 +53,9 @@ class AsyncflowError(Exception):
 
 
 class AsyncflowWarning(UserWarning):
-    """Something asyncflow does differently from what the flow asked for (another installed
-    version of a package, another Python, cards that are not rendered yet); the run goes on.
+    """The base of asyncflow's warnings: something works, differently than the flow asked
+    (another installed version of a package, another Python, cards that are not rendered
+    yet, steps asked to run elsewhere that run here); the run goes on.
     """
 
 
@@ -318,3 +320,8 @@ class NotFoundError(AsyncflowError, KeyError):
 
 class ArtifactNotFoundError(NotFoundError, AttributeError):
     """An artifact does not exist on a task (also an AttributeError, for ``.data.name``)."""
+
+
+class RunsLocallyWarning(AsyncflowWarning):
+    """Steps asked to run elsewhere (``@kubernetes``, ``@batch``) run here instead; given
+    once per run, before it starts, naming the steps and where they run."""

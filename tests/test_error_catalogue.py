@@ -376,6 +376,66 @@ async def _d160(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.card(id="a")(once)), ("'report'", "id 'a'", HERE)
 
 
+def _fetch_step() -> Any:
+    def fetch(self: Any) -> None:
+        pass
+
+    return step(fetch)
+
+
+@case("D151", fix="leave it out for the default")
+async def _d151(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.resources(memory="lots")(_fetch_step())), (
+        "memory='lots'",
+        "'fetch'",
+        HERE,
+    )
+
+
+@case("D152", fix="Make it a plain def")
+async def _d152(tmp: Path) -> Raised:
+    async def fetch(self: Any) -> None:
+        pass
+
+    env = asyncflow.environment(vars={"A": "1"})
+    return raised(lambda: env(step(fetch))), ("'fetch'", "async def", HERE)
+
+
+@case("D153", fix='Remove @executor("thread")')
+async def _d153(tmp: Path) -> Raised:
+    env = asyncflow.environment(vars={"A": "1"})
+    return raised(lambda: asyncflow.executor("thread")(env(_fetch_step()))), ("'fetch'", HERE)
+
+
+@case("D154", fix="pass a dict of names to string values")
+async def _d154(tmp: Path) -> Raised:
+    env = asyncflow.environment(vars=["A=1"])
+    return raised(lambda: env(_fetch_step())), ("'fetch'", "list")
+
+
+@case("D155", fix="a non-empty string without '='")
+async def _d155(tmp: Path) -> Raised:
+    env = asyncflow.environment(vars={"A=B": "1"})
+    return raised(lambda: env(_fetch_step())), ("'fetch'", "'A=B'")
+
+
+@case("D156", fix="environment variables hold strings")
+async def _d156(tmp: Path) -> Raised:
+    env = asyncflow.environment(vars={"PORT": 8080})
+    return raised(lambda: env(_fetch_step())), ("'fetch'", "PORT=8080", "PORT='8080'")
+
+
+@case("D157", fix="keep one")
+async def _d157(tmp: Path) -> Raised:
+    once = asyncflow.kubernetes(_fetch_step())
+    return raised(lambda: asyncflow.batch(queue="q")(once)), ("'fetch'", "@kubernetes", "@batch")
+
+
+@case("D158", fix="takes its arguments by name")
+async def _d158(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.kubernetes(2, 4096)), ("@kubernetes", "(2, 4096)")
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
@@ -1044,6 +1104,30 @@ async def _s163(tmp: Path) -> Raised:
     return raised(lambda: Image("plot.png")), ("str",)  # type: ignore[arg-type]
 
 
+@case("S151", fix="Start workers that declare enough")
+async def _s151(tmp: Path) -> Raised:
+    distributed = pytest.importorskip("distributed")
+    from tests.flows import placement_flows
+
+    def start() -> tuple[Any, Any]:
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=":0", resources={"CPU": 2}
+        )
+        return cluster, distributed.Client(cluster, set_as_default=False)
+
+    cluster, client = await anyio.to_thread.run_sync(start)
+    try:
+        flow = placement_flows.TooBigFlow(
+            store=store_of(tmp), echo=False, executor="dask", dask_client=client
+        )
+        with pytest.raises(StepFailed) as info:
+            await flow.run()
+    finally:
+        await anyio.to_thread.run_sync(client.close)
+        await anyio.to_thread.run_sync(cluster.close)
+    return info.value, ("TooBigFlow/", "/start/", "CPU=4", "CPU=2")
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
@@ -1576,6 +1660,41 @@ async def _l161(tmp: Path) -> Raised:
     with contextlib.redirect_stderr(err):
         code = flow_main(bif.JsonFlow, ["argo-workflows", "create"])
     return CommandLine(err.getvalue(), code), ("`argo-workflows`", "Argo Workflows")
+
+
+async def _flow_command(tmp: Path, *argv: str) -> CommandLine:
+    # In a thread: a command that gets as far as a run starts an event loop of its own.
+    def command() -> int:
+        try:
+            return flow_main(Pair, [*argv, "--quiet", "--store", store_of(tmp)])
+        except SystemExit as exited:  # a usage error, from the parser
+            assert isinstance(exited.code, int)
+            return exited.code
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    return CommandLine(err.getvalue(), code)
+
+
+@case("L151", fix="as NAME or NAME:key=value,key=value")
+async def _l151(tmp: Path) -> Raised:
+    return await _flow_command(tmp, "run", "--with", "sandbox:cpu=2"), ("'sandbox'",)
+
+
+@case("L152", fix="write --with retry:key=value,key=value")
+async def _l152(tmp: Path) -> Raised:
+    return await _flow_command(tmp, "run", "--with", "retry:3"), ("'3'", "'retry:3'")
+
+
+@case("L153", fix="write --with retry:key=value,key=value with those names")
+async def _l153(tmp: Path) -> Raised:
+    return await _flow_command(tmp, "run", "--with", "retry:tries=2"), ("tries", "times")
+
+
+@case("L154", fix="leave it out for the default")
+async def _l154(tmp: Path) -> Raised:
+    return await _flow_command(tmp, "--with", "resources:cpu=-1", "run"), ("cpu=-1", "'start'")
 
 
 # --- M: resuming a run ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ without a traceback; 130 / 143 the run was cancelled by SIGINT (Ctrl-C) / SIGTER
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -25,9 +26,11 @@ from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
 from .._spec._decorators import EXECUTORS
+from .._spec._override import decorate_graph
 from .._spec._params import Parameter
 from .._spec._resolve import parameters_of
 from .._store._store import Store
+from ._decospecs import WITH_HELP, merged_decospecs, parse_decospec
 from ._flow_extra import (
     REFUSED,
     add_flow_store_commands,
@@ -78,6 +81,15 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Dask scheduler for dask steps, e.g. tcp://127.0.0.1:8786 (else a LocalCluster)",
     )
+    parser.add_argument(
+        "--with",
+        dest="decospecs",
+        metavar="NAME[:k=v,...]",
+        action="append",
+        type=parse_decospec,
+        default=[],
+        help=WITH_HELP,
+    )
 
 
 def _add_top_options(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +99,15 @@ def _add_top_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", dest="top_quiet", action="store_true", help="as `run --quiet`")
     parser.add_argument(
         "--store", dest="top_store", metavar="PATH", default=None, help="as `run --store`"
+    )
+    parser.add_argument(
+        "--with",
+        dest="top_decospecs",
+        metavar="NAME[:k=v,...]",
+        action="append",
+        type=parse_decospec,
+        default=[],
+        help="as `run --with`",
     )
     parser.add_argument(
         "--no-pylint",
@@ -292,7 +313,13 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
         flow = flow_cls(**options)
     except AsyncflowError as exc:  # a --tag that cannot be stored
         return _fail(str(exc), 2)
+    _with(flow, args)
     return _run_and_report(flow, args, given, None)
+
+
+def _with(flow: Any, args: argparse.Namespace) -> None:
+    # --with: this run's decorators (its own graph gets them when it starts).
+    flow._af_options = dataclasses.replace(flow._af_options, decorate=merged_decospecs(args))
 
 
 def _run_and_report(
@@ -343,6 +370,7 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
         flow = flow_cls(**options)
     except AsyncflowError as exc:
         return _fail(str(exc), 2)
+    _with(flow, args)
     return _run_and_report(flow, args, {}, ResumeRequest(args.origin_run_id, args.step))
 
 
@@ -358,6 +386,7 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
         try:
             graph = flow_cls._af_graph()
             parameters_of(flow_cls)
+            graph = decorate_graph(graph, merged_decospecs(args))  # `--with ... check` checks
             if args.command == "check":  # @conda/@pypi packages too, as a run would
                 anyio.run(before_run, flow_cls, graph)
         except AsyncflowError as exc:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .._spec._placement import Resources
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan
@@ -178,6 +179,19 @@ class Task:
         number as the run's ``origin_run_id``); else None."""
         oid = self._row.origin_task_id
         return None if oid is None else str(oid)
+
+    @property
+    def resources(self) -> Resources | None:
+        """What the task's step declared it needs, as recorded with the run: ``@resources``
+        (raised to ``@kubernetes``/``@batch``'s cpu, memory, gpu, disk, shared_memory), with
+        ``--with`` included; None when it declared none. No I/O when the task was reached
+        through its step (else the run's record is read, as for :attr:`parent`).
+        """
+        graph = self.parent.parent.graph
+        for entry in graph.get("steps") or ():
+            if isinstance(entry, dict) and entry.get("name") == self._row.step:
+                return Resources.from_json(entry.get("resources"))
+        return None
 
     @property
     def attempts(self) -> list[AttemptInfo]:

@@ -20,7 +20,14 @@ from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
 from ._model import TaskOutcome, TaskSpec
 
-__all__ = ["Cloner", "RunContext", "RunningTask", "attribute_reads", "executor_of"]
+__all__ = [
+    "Cloner",
+    "RunContext",
+    "RunningTask",
+    "attribute_reads",
+    "executor_of",
+    "where_step_runs",
+]
 
 
 class Cloner(Protocol):
@@ -150,7 +157,15 @@ def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
 
 def executor_of(ctx: RunContext, info: StepInfo) -> str:
     """Where a task of the step ``info`` runs: ``"loop"`` (coroutine steps), ``"thread"``,
-    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default)."""
+    ``"process"`` or ``"dask"`` (the step's ``@executor``, else the flow's default). A step
+    with ``@environment`` variables never runs on a thread: they would be the whole
+    coordinator's, so the flow's default ``"thread"`` means ``"process"`` for it."""
+    return where_step_runs(info, ctx.executor)
+
+
+def where_step_runs(info: StepInfo, default: str) -> str:
+    """:func:`executor_of` for a flow whose default executor is ``default``."""
     if info.is_async:
         return "loop"
-    return info.executor or ctx.executor
+    where = info.executor or default
+    return "process" if where == "thread" and info.environment else where

@@ -23,6 +23,7 @@ from .._codecs import CodecError, Encoded, encode
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
+from .._spec._override import DecoSpec, decorate_graph
 from .._spec._params import IncludeFile
 from .._spec._resolve import parameters_of, resolve_parameters
 from .._store._rows import RunRow
@@ -35,6 +36,7 @@ from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
 from ._packages import before_run
+from ._placing import warn_runs_locally
 from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._scheduler import Scheduler
@@ -57,6 +59,8 @@ class RunOptions:
     processes: int | None = None  # size of the process pool (None: see _remote.pool_size)
     dask_client: Any = None  # a distributed.Client to run "dask" steps on
     dask_address: str | None = None  # else the scheduler to connect to; else a LocalCluster
+    # Decorators added to every step that lacks them, for this run only (``--with``).
+    decorate: tuple[DecoSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +261,9 @@ async def execute_run(
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
     :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
+    :raises FlowValidationError: a decorator of ``options.decorate`` does not fit a step.
     """
+    graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     await before_run(flow_cls, graph)  # @conda/@pypi packages installed; cards warned of
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
@@ -280,6 +286,8 @@ async def execute_run(
                 f"{options.store_path!r}; run the flow first, or pass store= pointing at the "
                 "store that holds its runs."
             )
+    # Before anything is stored: a warnings filter may make the warning an error.
+    warn_runs_locally(graph, options.executor)
     store = Store.acquire_open(options.store_path)
     if store is None:
         store = await anyio.to_thread.run_sync(

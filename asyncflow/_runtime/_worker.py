@@ -26,6 +26,7 @@ from ._attempt import Attempt, kept_artifacts, traceback_text
 from ._context import RunContext
 from ._jobs import BlobHead, Job, RemoteError, Reply, RunPack
 from ._model import TaskOutcome, TaskSpec
+from ._placing import task_environment
 
 __all__ = ["WorkerRuns", "context_of", "run_job", "setup_failed"]
 
@@ -94,7 +95,8 @@ def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]
     spec = TaskSpec(job.task_id, job.step, job.path, job.stack, job.base, parents)
     attempt = Attempt(ctx, spec, job.attempt)
     try:
-        outcome, blobs = attempt.call_sync()
+        with task_environment(ctx.graph[job.step].info.environment):  # @environment
+            outcome, blobs = attempt.call_sync()
         reply = Reply(
             attempt.started,
             attempt.finished,

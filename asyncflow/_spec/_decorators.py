@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from .._errors import FlowValidationError
 from ._names import is_plain_name
+from ._placement import check_placement
 from ._step import STEP_ATTR, StepInfo
 
 __all__ = ["EXECUTORS", "CatchPolicy", "RetryPolicy", "catch", "executor", "retry", "timeout"]
@@ -57,7 +58,9 @@ def _attach(func: Any, decorator: str, field: str, value: Any) -> Any:
             info.name,
         )
     changes: dict[str, Any] = {field: value}
-    setattr(func, STEP_ATTR, dataclasses.replace(info, **changes))
+    new = dataclasses.replace(info, **changes)
+    check_placement(new)  # @executor("thread") above @environment
+    setattr(func, STEP_ATTR, new)
     return func
 
 

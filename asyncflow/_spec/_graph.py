@@ -23,6 +23,7 @@ from typing import Any, TypeGuard
 from .._errors import FlowValidationError
 from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
 from ._names import RESERVED_NAMES
+from ._placement import effective_resources
 from ._step import StepInfo, step_info
 
 __all__ = ["FlowGraph", "Node", "NodeKind", "build_graph", "parse_step"]
@@ -128,6 +129,7 @@ class FlowGraph:
                     "file": n.info.file,
                     "line": n.info.line,
                     "doc": n.doc,
+                    **_placement_json(n.info),
                 }
                 for n in self
             ],
@@ -183,6 +185,19 @@ def _arrow(node: Node) -> str:
     if node.kind is NodeKind.SPLIT:
         return f"{node.name} --split--> {', '.join(node.out)}"
     return f"{node.name} --> {node.out[0]}"
+
+
+def _placement_json(info: StepInfo) -> dict[str, Any]:
+    # Where and how the step ran, stored with each run (read back by ``task.resources``).
+    out: dict[str, Any] = {}
+    resources = effective_resources(info)
+    if resources is not None:
+        out["resources"] = resources.to_json()
+    if info.compute is not None:
+        out["compute"] = info.compute.name
+    if info.environment:
+        out["environment"] = [name for name, _ in info.environment]  # names, never values
+    return out
 
 
 def build_graph(flow_cls: type) -> FlowGraph:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ._cards import CardSpec
     from ._decorators import CatchPolicy, RetryPolicy
     from ._packages import PackageRequest
+    from ._placement import Compute, Resources
 
 __all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
 
@@ -42,6 +43,10 @@ class StepInfo:
     marked_end: bool = False
     packages: tuple[PackageRequest, ...] = ()  # set by @conda / @pypi
     cards: tuple[CardSpec, ...] = ()  # set by @card, one per decorator
+    # Where and how (``_placement``): @resources, @environment's variables, @kubernetes/@batch.
+    resources: Resources | None = None
+    environment: tuple[tuple[str, str], ...] | None = None
+    compute: Compute | None = None
 
     @property
     def where(self) -> str:

@@ -40,7 +40,9 @@ import anyio
 import anyio.to_thread
 
 from ..._errors import UsageError, WorkerLostError
+from ..._spec._placement import effective_resources
 from .._jobs import Job, Reply, RunPack
+from .._placing import dask_resources
 
 if TYPE_CHECKING:
     from .._context import RunContext
@@ -123,6 +125,7 @@ class DaskExecutor:
         self._ship_lock = threading.Lock()
         self._pack: Any = None  # the pack's future
         self._blobs: dict[bytes, Any] = {}  # sha -> future of its ShippedBlob
+        self._declared: dict[str, list[Any]] = {}  # step -> each worker's declared resources
 
     # --- connecting ---------------------------------------------------------------------
     async def _client(self) -> Any:
@@ -250,7 +253,25 @@ class DaskExecutor:
                     )
             pack_future = self._pack
         key = f"asyncflow-{pathspec}-{job.attempt}-{uuid.uuid4().hex[:12]}"
-        return client.submit(run_task, pack_future, job, blobs, pathspec, key=key, pure=False)
+        resources = self._resources(client, job.step, pathspec)
+        return client.submit(
+            run_task, pack_future, job, blobs, pathspec, key=key, pure=False, resources=resources
+        )
+
+    def _resources(self, client: Any, step: str, pathspec: str) -> dict[str, float] | None:
+        # Blocking (a thread): the step's @resources as the worker resources the cluster
+        # declares (asked of the scheduler once per step and run), see _placing.
+        if self._ctx is None:
+            return None
+        info = self._ctx.graph[step].info
+        resources = effective_resources(info)
+        if resources is None:
+            return None
+        declared = self._declared.get(step)
+        if declared is None:
+            workers = client.scheduler_info()["workers"].values()
+            declared = self._declared[step] = [w.get("resources") or {} for w in workers]
+        return dask_resources(resources, declared, pathspec)
 
     def _scatter(self, client: Any, what: str, value: Any) -> Any:
         key = f"asyncflow-{what}-{uuid.uuid4().hex[:12]}"

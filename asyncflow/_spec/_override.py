@@ -1,0 +1,97 @@
+"""``--with NAME[:k=v,...]``: a decorator added to every step of one run.
+
+As in Metaflow, the decorator goes on every step that does not have it already (a step's own
+``@retry(times=5)`` wins over ``--with retry``). The user's class is never touched: the run
+gets a graph of its own (:func:`decorate_graph`) whose steps carry the added decorators, made
+by the decorators themselves (so ``--with`` checks exactly what writing them would).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from .._errors import FlowValidationError
+from ._decorators import catch, executor, retry, timeout
+from ._graph import FlowGraph, Node
+from ._placement import batch, environment, kubernetes, resources
+from ._step import STEP_ATTR, StepInfo
+
+__all__ = ["STEP_DECORATORS", "DecoSpec", "decorate_graph"]
+
+#: What ``--with`` may add: the decorator, and the StepInfo field that shows a step has it.
+STEP_DECORATORS: dict[str, tuple[Callable[..., Any], str]] = {
+    "retry": (retry, "retry"),
+    "catch": (catch, "catch"),
+    "timeout": (timeout, "timeout"),
+    "resources": (resources, "resources"),
+    "environment": (environment, "environment"),
+    "kubernetes": (kubernetes, "compute"),
+    "batch": (batch, "compute"),
+    "executor": (executor, "executor"),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DecoSpec:
+    """One ``--with``: the decorator's name, its arguments, and the text as given."""
+
+    name: str
+    kwargs: Mapping[str, Any]
+    text: str
+
+
+def _has(info: StepInfo, spec: DecoSpec) -> bool:
+    _, field = STEP_DECORATORS[spec.name]
+    current = getattr(info, field)
+    if field == "compute":  # the other layer is not "this one": both is refused, as written
+        return current is not None and current.name == spec.name
+    return current is not None
+
+
+def _decorated(info: StepInfo, spec: DecoSpec) -> StepInfo:
+    deco, _ = STEP_DECORATORS[spec.name]
+    if spec.name not in ("kubernetes", "batch"):  # these take any argument
+        try:
+            inspect.signature(deco).bind(**spec.kwargs)
+        except TypeError as exc:
+            takes = ", ".join(inspect.signature(deco).parameters)
+            raise FlowValidationError(
+                f"--with {spec.text}: @{spec.name} takes {takes} ({exc}); write --with "
+                f"{spec.name}:key=value,key=value with those names."
+            ) from None
+
+    # A stand-in carries a copy of the step's info through the real decorator.
+    def carrier() -> None: ...
+
+    setattr(carrier, STEP_ATTR, info)
+    deco(**spec.kwargs)(carrier)
+    made = getattr(carrier, STEP_ATTR)
+    assert isinstance(made, StepInfo)
+    return made
+
+
+def decorate_graph(graph: FlowGraph, specs: tuple[DecoSpec, ...]) -> FlowGraph:
+    """``graph`` with each ``--with`` decorator added to every step that lacks it.
+
+    :raises FlowValidationError: an argument the decorator does not take or refuses, or a
+        combination it refuses (``@environment`` on a coroutine step, say), naming the step.
+    """
+    if not specs:
+        return graph
+    nodes: dict[str, Node] = {}
+    for node in graph:
+        info = node.info
+        for spec in specs:
+            if not _has(info, spec):
+                try:
+                    info = _decorated(info, spec)
+                except FlowValidationError as exc:
+                    if str(exc).startswith("--with"):
+                        raise
+                    raise FlowValidationError(f"--with {spec.text}: {exc}", info.name) from None
+        nodes[node.name] = node if info is node.info else dataclasses.replace(node, info=info)
+    return FlowGraph(name=graph.name, doc=graph.doc, nodes=MappingProxyType(nodes))
