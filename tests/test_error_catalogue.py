@@ -1654,6 +1654,15 @@ async def _l81(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), exited.value.code), ("--epoch",)
 
 
+@case("L133", fix="choose it with --store PATH")
+async def _l133(tmp: Path) -> Raised:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exited:
+        flow_main(bif.JsonFlow, ["--datastore", "s3", "run"])
+    assert exited.value.code == 2
+    return CommandLine(err.getvalue(), 2), ("--datastore", "one store file")
+
+
 @case("L161", fix="`await XFlow().run()` inside your own service")
 async def _l161(tmp: Path) -> Raised:
     err = io.StringIO()

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 import asyncflow
+import asyncflow.cards
 from asyncflow import AsyncflowError, NotSupportedError
 from asyncflow._spec._refused import REFUSED
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_importing_a_refused_metaflow_name_says_why_and_what_instead(name: str) -> None:
+    module, _, short = name.rpartition(".")
     with pytest.raises(NotSupportedError) as caught:
-        exec(f"from asyncflow import {name}", {})
+        exec(f"from asyncflow{'.' + module if module else ''} import {short}", {})
     error = caught.value
     assert isinstance(error, ImportError) and isinstance(error, AsyncflowError)
     assert error.feature == name and error.name == name
@@ -29,6 +31,7 @@ def test_importing_a_refused_metaflow_name_says_why_and_what_instead(name: str) 
 
 def test_an_unknown_name_is_still_a_plain_attribute_error() -> None:
     assert not hasattr(asyncflow, "no_such_name")
+    assert not hasattr(asyncflow.cards, "no_such_name")
     with pytest.raises(ImportError, match="cannot import name 'no_such_name'"):
         exec("from asyncflow import no_such_name", {})
 

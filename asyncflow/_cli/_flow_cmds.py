@@ -39,7 +39,7 @@ from ._flow_extra import (
     run_store_command,
 )
 from ._format import printable
-from ._parser import OneLineParser
+from ._parser import OneLineParser, OneStoreOption
 
 __all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
 
@@ -123,6 +123,8 @@ def _add_top_options(parser: argparse.ArgumentParser) -> None:
         help="accepted as Metaflow takes it; asyncflow builds no environment: @conda/@pypi "
         "packages are checked to be installed here, with or without this option",
     )
+    for option in ("--datastore", "--datastore-root", "--metadata"):
+        parser.add_argument(option, action=OneStoreOption, help=argparse.SUPPRESS)
 
 
 def _merge_top_options(args: argparse.Namespace) -> None:

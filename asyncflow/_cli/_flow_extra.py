@@ -19,27 +19,52 @@ from ._store_cmds import BadInput, _cmd_dump, _cmd_logs, _resolve, _split, _task
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
 
-# Commands of Metaflow's flow command line that deploy to a scheduler or run on a cloud.
-_INSTEAD = (
+# Commands of Metaflow's flow command line asyncflow refuses: what each does in Metaflow, and
+# what to do instead.
+_SCHEDULE_IT = (
     "run the flow where your scheduler or service runs code: `python flow.py run` from a cron "
     "job or CI, or `await XFlow().run()` inside your own service; steps spread over cores "
     "or machines with --executor process or --executor dask"
 )
-REFUSED = {
-    "argo-workflows": "deploys the flow to Argo Workflows",
-    "step-functions": "deploys the flow to AWS Step Functions",
-    "airflow": "compiles the flow into an Airflow DAG",
-    "batch": "runs or manages steps on AWS Batch",
-    "kubernetes": "runs or manages steps on Kubernetes",
+REFUSED: dict[str, tuple[str, str]] = {
+    "argo-workflows": ("deploys the flow to Argo Workflows", _SCHEDULE_IT),
+    "step-functions": ("deploys the flow to AWS Step Functions", _SCHEDULE_IT),
+    "airflow": ("compiles the flow into an Airflow DAG", _SCHEDULE_IT),
+    "batch": ("runs or manages steps on AWS Batch", _SCHEDULE_IT),
+    "kubernetes": ("runs or manages steps on Kubernetes", _SCHEDULE_IT),
+    "package": (
+        "packages the flow's code for remote steps",
+        "asyncflow runs steps here and stores each run's source with it (`asyncflow show "
+        "Flow/run --source`)",
+    ),
+    "environment": (
+        "resolves and builds Conda/PyPI environments",
+        "install the packages into this Python yourself; runs check @conda/@pypi packages "
+        "before they start",
+    ),
+    "tag": (
+        "adds, removes and lists a run's tags",
+        "use `asyncflow tag Flow/run TAG [TAG ...] [--remove]`, or run.add_tag() on the client",
+    ),
+    "card": (
+        "creates and shows a step's cards",
+        "cards are collected but not stored or rendered yet (planned in asyncflow's issue 14)",
+    ),
+    "spin": (
+        "re-runs one task from a stored run",
+        "not built yet (planned in asyncflow's issue 13): `python flow.py resume STEP` re-runs "
+        "a step and every step after it",
+    ),
 }
 
 
 def refused(command: str, prog: str) -> int:
     """Say on one line that ``command`` is not supported and what to do instead; exit 2."""
+    what, instead = REFUSED[command]
     print(
         printable(
-            f"{prog}: error: `{command}` {REFUSED[command]} in Metaflow; asyncflow has no "
-            f"such command (it runs flows locally, in one store file): {_INSTEAD}."
+            f"{prog}: error: `{command}` {what} in Metaflow; asyncflow has no such command: "
+            f"{instead}."
         ),
         file=sys.stderr,
     )
@@ -64,7 +89,7 @@ def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
     which = logs.add_mutually_exclusive_group()
     which.add_argument("--stdout", action="store_true", help="only stdout")
     which.add_argument("--stderr", action="store_true", help="only stderr")
-    for name, what in REFUSED.items():
+    for name, (what, _) in REFUSED.items():
         refuse = sub.add_parser(name, help=f"not supported ({what} in Metaflow)", add_help=False)
         refuse.add_argument("rest", nargs=argparse.REMAINDER)
 

@@ -24,3 +24,21 @@ class OneLineParser(argparse.ArgumentParser):
         """Print ``<program>: error: <message>`` on stderr and exit with code 2."""
         root = self.prog.split()[0] if self.prog else "asyncflow"
         self.exit(2, f"{root}: error: {message} (see {self.prog} --help)\n")
+
+
+class OneStoreOption(argparse.Action):
+    """Metaflow's ``--datastore``, ``--datastore-root`` and ``--metadata``: asyncflow keeps
+    artifacts and metadata in one store file, so each is a usage error that names
+    ``--store`` (one line, exit code 2)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            f"{option_string}: asyncflow keeps a run's artifacts and metadata in one store "
+            "file; choose it with --store PATH"
+        )

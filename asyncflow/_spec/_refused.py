@@ -63,6 +63,10 @@ REFUSED: dict[str, str] = {
     '(@executor("process")) or Dask (@executor("dask")).',
     "secrets": "asyncflow fetches no secrets: read them from your secret manager inside the "
     "step (they are stored only if you assign them to self).",
+    "UserStepDecorator": "asyncflow has no user step decorators: call your before/after code "
+    "from the step itself (a context manager or a helper function the step calls).",
+    "user_step_decorator": "asyncflow has no user step decorators: call your before/after "
+    "code from the step itself (a context manager or a helper function the step calls).",
     "S3": "asyncflow has no S3 client: artifacts live in its store file. Read and write S3 "
     "with boto3, s3fs or fsspec inside a step and assign what you need to self.",
     "parallel_map": "asyncflow has no parallel_map: fan out with a foreach on worker processes "
@@ -73,6 +77,12 @@ REFUSED: dict[str, str] = {
     "profile": "asyncflow has no profile(): each task's start and end are recorded (the "
     "client's task.created_at / finished_at); time a block yourself with time.perf_counter().",
 }
+_CARDS_LATER = (
+    "not built yet (planned in asyncflow's issue 14, which stores and renders cards); "
+    "meanwhile use Markdown, Table, Image or Artifact from asyncflow.cards."
+)
+for _name in ("VegaChart", "ProgressBar", "Error", "get_cards"):
+    REFUSED[f"cards.{_name}"] = f"{_name} is {_CARDS_LATER}"
 
 
 def refusal(name: str) -> NotSupportedError | None:
