@@ -21,6 +21,9 @@ from ._client._archive import export_runs as export_runs
 from ._client._archive import import_archive as import_archive
 from ._client._archive import read_archive as read_archive
 from ._client._metaflow import Metaflow as Metaflow
+from ._client._namespace import default_namespace as default_namespace
+from ._client._namespace import get_namespace as get_namespace
+from ._client._namespace import namespace as namespace
 from ._client._tidy import GcReport as GcReport
 from ._client._tidy import StoreStats as StoreStats
 from ._client._tidy import agc as agc
@@ -33,6 +36,7 @@ from ._errors import ArtifactSerializationError as ArtifactSerializationError
 from ._errors import AsyncflowError as AsyncflowError
 from ._errors import FlowValidationError as FlowValidationError
 from ._errors import MergeArtifactsError as MergeArtifactsError
+from ._errors import NamespaceMismatchError as NamespaceMismatchError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import ParameterError as ParameterError
 from ._errors import StepFailed as StepFailed
@@ -50,6 +54,7 @@ from ._spec._decorators import timeout as timeout
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
+from ._spec._project import project as project
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 
@@ -68,6 +73,7 @@ __all__ = [
     "JSONType",
     "MergeArtifactsError",
     "Metaflow",
+    "NamespaceMismatchError",
     "NotFoundError",
     "Parameter",
     "ParameterError",
@@ -89,11 +95,15 @@ __all__ = [
     "astats",
     "catch",
     "current",
+    "default_namespace",
     "executor",
     "export_runs",
     "gc",
+    "get_namespace",
     "import_archive",
     "list_flows",
+    "namespace",
+    "project",
     "read_archive",
     "retry",
     "stats",
