@@ -73,21 +73,21 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_project_options(parser: argparse.ArgumentParser, flow_cls: type) -> None:
-    # As in Metaflow, a @project flow has --branch and --production before the command.
-    if project_of(flow_cls) is None:
-        return
+    # As in Metaflow, --branch and --production come before the command. A flow without
+    # @project takes them too, only to refuse them in one clear line (resolve_branch).
+    what = "" if project_of(flow_cls) is not None else " (only for a flow with @project)"
     parser.add_argument(
         "--branch",
         dest="top_branch",
         metavar="NAME",
         default=None,
-        help="run on the @project branch test.NAME (default: user.<username>)",
+        help=f"run on the @project branch test.NAME, not user.<username>{what}",
     )
     parser.add_argument(
         "--production",
         dest="top_production",
         action="store_true",
-        help="run on the @project's production branch (prod)",
+        help=f"run on the @project's production branch, prod{what}",
     )
 
 
