@@ -97,9 +97,7 @@ def test_a_user_namespace_filters_every_listing(store: str, populated: dict[str,
     assert films.runs(tag="project:movies")[0].id == populated["films_alice"]
 
 
-def test_a_project_namespace_shows_the_projects_runs(
-    store: str, populated: dict[str, str]
-) -> None:
+def test_a_project_namespace_shows_the_projects_runs(store: str, populated: dict[str, str]) -> None:
     namespace("project:movies")
     assert list_flows(store) == ["Films"]
     assert {r.id for r in Flow("Films", store).runs()} == {"1", "2"}

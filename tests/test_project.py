@@ -194,7 +194,9 @@ async def test_system_tags_cannot_be_removed_by_the_async_client(tmp_path: Path)
     run = played(tmp_path)
     with pytest.raises(UsageError, match="system tags cannot be removed"):
         await run.aremove_tag("runtime:dev")
-    assert "runtime:dev" in (await Flow("PlayListFlow", tmp_path / "asyncflow.db").aget(1)).system_tags
+    assert (
+        "runtime:dev" in (await Flow("PlayListFlow", tmp_path / "asyncflow.db").aget(1)).system_tags
+    )
 
 
 def test_a_user_tag_may_not_pose_as_a_system_tag(tmp_path: Path) -> None:
@@ -315,7 +317,10 @@ def test_branch_options_need_a_project_and_a_good_name(store: str) -> None:
         Tiny(store=store, branch="b" * 129)
     with pytest.raises(UsageError, match="production must be True or False"):
         Tiny(store=store, production="yes")  # type: ignore[arg-type]
-    assert Tiny(store=store, branch="b" * 128)._af_options.project == ("movies", "test." + "b" * 128)
+    assert Tiny(store=store, branch="b" * 128)._af_options.project == (
+        "movies",
+        "test." + "b" * 128,
+    )
 
 
 @pytest.mark.parametrize(
