@@ -96,6 +96,15 @@ def test_branch_and_production_before_the_command_choose_the_branch(
     assert f"project_branch:{branch}" in run.system_tags
 
 
+def test_a_resumed_run_records_the_branch_it_was_resumed_on(tmp_path: Path) -> None:
+    first = played(tmp_path, "--branch", "one")
+    done = run_flow("project_flow.py", "--branch", "two", "resume", cwd=tmp_path, env=USER)
+    assert done.returncode == 0, done.stderr
+    resumed = Flow("PlayListFlow", tmp_path / "asyncflow.db").latest_run
+    assert resumed is not None and resumed.origin_run_id == first.id
+    assert resumed.branch_name == "test.two" and first.branch_name == "test.one"
+
+
 def test_a_bad_branch_name_is_one_line_and_exit_2_before_anything_runs(tmp_path: Path) -> None:
     done = run_flow("project_flow.py", "--branch", "Not-OK", "run", cwd=tmp_path, env=USER)
     assert done.returncode == 2

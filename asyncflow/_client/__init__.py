@@ -44,7 +44,7 @@ sync                                awaitable twin
 ==================================  ===================================================
 
 No I/O, so no twin: ``flow.id``; ``run.id``, ``run.status`` and the rest of a run's record,
-``run.graph``, ``run.tags``, ``run.parent``; ``step.id``, ``step.parent``, ``step.created_at``,
+``run.graph``, ``run.tags``, ``run.system_tags``, ``run.parent``; ``step.id``, ``step.parent``, ``step.created_at``,
 ``step.finished_at``, ``step.task``, ``step.tasks`` (a tuple, and callable as Metaflow's
 ``step.tasks(*tags)``), ``list(step)``, ``step[task_id]``; ``task.id``, ``task.index``,
 ``task.exception`` and the rest of a task's record; ``art.name``, ``.sha``, ``.size``,
