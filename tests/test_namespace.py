@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import asyncflow
 from asyncflow import (
     Flow,
     FlowSpec,
@@ -195,3 +196,17 @@ def test_a_flow_file_run_is_found_in_its_users_namespace(tmp_path: Path) -> None
     assert again is not None and again.id == run.id
     namespace("user:dave")
     assert list_flows(store) == []
+
+
+@pytest.mark.anyio
+async def test_runs_resumes_and_gc_ignore_the_namespace(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace("user:nobody")
+    monkeypatch.setenv("ASYNCFLOW_USER", "erin")
+    run = await Chores(store=store, echo=False).run()
+    resumed = await Chores(store=store, echo=False).resume()  # the latest run, whoever's
+    assert resumed.origin_run_id == run.id
+    report = asyncflow.gc(store, keep_last=1, flow="Chores")
+    assert list(report.deleted) == [f"Chores/{run.id}"]
+    assert get_namespace() == "user:nobody"

@@ -29,6 +29,7 @@ from asyncflow import (
     project,
     step,
 )
+from asyncflow._spec._project import local_user
 from tests._mfcorpus import run_flow
 
 USER = {"ASYNCFLOW_USER": "alice"}
@@ -365,6 +366,20 @@ def test_project_is_a_flow_decorator_used_once() -> None:
         @project(name="b")
         class Twice(FlowSpec):
             pass
+
+
+def test_the_user_is_found_as_metaflow_finds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("ASYNCFLOW_USER", "SUDO_USER", "USERNAME", "USER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("USER", "bob")
+    assert local_user() == "bob"
+    monkeypatch.setenv("USERNAME", "carol")
+    assert local_user() == "carol"
+    monkeypatch.setenv("SUDO_USER", "root")  # root is passed over, as Metaflow does
+    assert local_user() == "carol"
+    monkeypatch.setenv("ASYNCFLOW_USER", "alice")
+    assert local_user() == "alice"
+    assert Tiny(store="x.db")._af_options.project == ("movies", "user.alice")
 
 
 def test_current_outside_a_step_says_none() -> None:
