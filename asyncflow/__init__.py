@@ -28,6 +28,9 @@ from ._client._metadata import default_metadata as default_metadata
 from ._client._metadata import get_metadata as get_metadata
 from ._client._metadata import metadata as metadata
 from ._client._metaflow import Metaflow as Metaflow
+from ._client._namespace import default_namespace as default_namespace
+from ._client._namespace import get_namespace as get_namespace
+from ._client._namespace import namespace as namespace
 from ._client._tidy import GcReport as GcReport
 from ._client._tidy import StoreStats as StoreStats
 from ._client._tidy import agc as agc
@@ -41,6 +44,7 @@ from ._errors import AsyncflowError as AsyncflowError
 from ._errors import AsyncflowWarning as AsyncflowWarning
 from ._errors import FlowValidationError as FlowValidationError
 from ._errors import MergeArtifactsError as MergeArtifactsError
+from ._errors import NamespaceMismatchError as NamespaceMismatchError
 from ._errors import NotFoundError as NotFoundError
 from ._errors import NotSupportedError as NotSupportedError
 from ._errors import ParameterError as ParameterError
@@ -72,6 +76,7 @@ from ._spec._placement import batch as batch
 from ._spec._placement import environment as environment
 from ._spec._placement import kubernetes as kubernetes
 from ._spec._placement import resources as resources
+from ._spec._project import project as project
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 
@@ -108,6 +113,7 @@ __all__ = [
     "JSONType",
     "MergeArtifactsError",
     "Metaflow",
+    "NamespaceMismatchError",
     "NotFoundError",
     "NotSupportedError",
     "Parameter",
@@ -138,15 +144,19 @@ __all__ = [
     "conda_base",
     "current",
     "default_metadata",
+    "default_namespace",
     "environment",
     "executor",
     "export_runs",
     "gc",
     "get_metadata",
+    "get_namespace",
     "import_archive",
     "kubernetes",
     "list_flows",
     "metadata",
+    "namespace",
+    "project",
     "pypi",
     "pypi_base",
     "read_archive",

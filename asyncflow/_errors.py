@@ -15,7 +15,8 @@ builtin a user would naturally catch::
     ├── ArtifactLoadError            a pickled value needs code that cannot be imported here
     ├── UsageError(ValueError)       a store-level function or command got unusable arguments
     └── NotFoundError(KeyError)      a flow, run, step or task does not exist
-        └── ArtifactNotFoundError(AttributeError)
+        ├── ArtifactNotFoundError(AttributeError)
+        └── NamespaceMismatchError   it exists, outside the namespace() in force
 
 Structured fields live in ``args`` so every exception pickles; the message is rendered
 in ``__str__`` and says what went wrong and what to do.
@@ -33,6 +34,7 @@ __all__ = [
     "AsyncflowWarning",
     "FlowValidationError",
     "MergeArtifactsError",
+    "NamespaceMismatchError",
     "NotFoundError",
     "NotSupportedError",
     "ParameterError",
@@ -325,3 +327,20 @@ class ArtifactNotFoundError(NotFoundError, AttributeError):
 class RunsLocallyWarning(AsyncflowWarning):
     """Steps asked to run elsewhere (``@kubernetes``, ``@batch``) run here instead; given
     once per run, before it starts, naming the steps and where they run."""
+
+
+class NamespaceMismatchError(NotFoundError):
+    """The flow or run exists, but not in the namespace set with ``asyncflow.namespace()``
+    (Metaflow's ``MetaflowNamespaceMismatch``); ``namespace(None)`` shows every run.
+
+    :param message: the full explanation.
+    :param namespace: the namespace in force.
+    """
+
+    def __init__(self, message: str, namespace: str = "") -> None:
+        super().__init__(message, namespace)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace in force when the lookup failed."""
+        return self.args[1]  # type: ignore[no-any-return]

@@ -21,6 +21,7 @@ from ._runtime._source import capture_source
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
 from ._spec._graph import FlowGraph, build_graph
+from ._spec._project import resolve_branch
 from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES
 from ._store._paths import resolve_store_path
@@ -48,8 +49,14 @@ class FlowSpec(FlowBase):
     :param dask_client: a ``distributed.Client`` to run ``"dask"`` steps on.
     :param dask_address: else the address of a Dask scheduler to connect to; with neither, a
         ``distributed.LocalCluster`` is started for the run and closed after it.
+    :param branch: for a ``@project`` flow, run on branch ``test.<branch>`` (Metaflow's
+        ``--branch``) instead of ``user.<username>``.
+    :param production: for a ``@project`` flow, run on the production branch ``prod``
+        (``prod.<branch>`` with ``branch``), as Metaflow's ``--production``.
     :raises ValueError: ``max_workers`` or ``processes`` is not a positive integer, or
         ``executor`` is not one of the three.
+    :raises UsageError: ``branch`` or ``production`` for a flow without ``@project``, or a
+        branch name that is not lowercase letters, digits and underscores.
 
     ``XFlow()`` written as a statement of its own at the top level of the script being run
     (``if __name__ == "__main__": XFlow()``, as Metaflow's flows end) runs the command line,
@@ -74,6 +81,8 @@ class FlowSpec(FlowBase):
         processes: int | None = None,
         dask_client: Any = None,
         dask_address: str | None = None,
+        branch: str | None = None,
+        production: bool = False,
     ) -> None:
         if _no_arguments(locals()) and is_script_entry(sys._getframe(1)):
             # `XFlow()` as the last statement of a flow file, as Metaflow writes it.
@@ -113,6 +122,7 @@ class FlowSpec(FlowBase):
             processes=processes,
             dask_client=dask_client,
             dask_address=dask_address,
+            project=resolve_branch(type(self), branch, production),
         )
 
     # Few public names here: every attribute of the class hides an artifact of that name.

@@ -436,6 +436,30 @@ async def _d158(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.kubernetes(2, 4096)), ("@kubernetes", "(2, 4096)")
 
 
+@case("D141", fix='write e.g. @project(name="movies")')
+async def _d141(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.project(name="My-Movies")), ("'My-Movies'", "lowercase")
+
+
+@case("D142", fix="put it directly above `class ...(FlowSpec):`")
+async def _d142(tmp: Path) -> Raised:
+    class Plain:
+        pass
+
+    return raised(lambda: asyncflow.project(name="movies")(Plain)), ("'movies'", "Plain")
+
+
+@case("D143", fix="keep one")
+async def _d143(tmp: Path) -> Raised:
+    def define() -> None:
+        @asyncflow.project(name="films")
+        @asyncflow.project(name="movies")
+        class Twice(FlowSpec):
+            pass
+
+    return raised(define), ("Twice", "'movies'", "'films'")
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
@@ -1215,6 +1239,43 @@ async def _o122(tmp: Path) -> Raised:
         del me._inheriting  # type: ignore[attr-defined]
 
 
+@asyncflow.project(name="movies")
+class Films(FlowSpec):
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@asyncflow.project(name="movies", branch="pinned")
+class PinnedFilms(Films):
+    pass
+
+
+@case("O141", fix="add the decorator or leave the option out")
+async def _o141(tmp: Path) -> Raised:
+    return raised(lambda: Pair(store=store_of(tmp), branch="x")), ("Pair", "branch=", "--branch")
+
+
+@case("O142", fix="pass e.g. --branch my_test")
+async def _o142(tmp: Path) -> Raised:
+    return raised(lambda: Films(store=store_of(tmp), branch="Fix-1")), ("'Fix-1'",)
+
+
+@case("O143", fix="not both")
+async def _o143(tmp: Path) -> Raised:
+    made = raised(lambda: PinnedFilms(store=store_of(tmp), branch="x"))
+    return made, ("PinnedFilms", "branch")
+
+
+@case("O144", fix="production must be True or False")
+async def _o144(tmp: Path) -> Raised:
+    return raised(lambda: Films(store=store_of(tmp), production="yes")), ("'yes'",)  # type: ignore[arg-type]
+
+
 async def run_raised(flow: FlowSpec) -> BaseException:
     try:
         await flow.run()
@@ -1383,6 +1444,40 @@ async def _c71(tmp: Path) -> Raised:
 async def _c41(tmp: Path) -> Raised:
     flow = Flow("Pair", store=await pair_store(tmp))
     return raised(lambda: flow.runs(limit=2**70)), ("limit=1180591620717411303424",)
+
+
+@contextlib.contextmanager
+def in_namespace(ns: str) -> Iterator[None]:
+    asyncflow.namespace(ns)
+    try:
+        yield
+    finally:
+        asyncflow.default_namespace()
+
+
+@case("C141", fix="Call namespace(None) to see every run")
+async def _c141(tmp: Path) -> Raised:
+    flow = Flow("Pair", store=await pair_store(tmp))
+    with in_namespace("user:nobody"):
+        return raised(lambda: flow["1"]), ("Pair/1", "'user:nobody'")
+
+
+@case("C142", fix="Call namespace(None) to see every run")
+async def _c142(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    with in_namespace("project:movies"):
+        return raised(lambda: Flow("Pair", store=path)), ("'Pair'", "'project:movies'", path)
+
+
+@case("C143", fix="or None for every run")
+async def _c143(tmp: Path) -> Raised:
+    with in_namespace("user:nobody"):
+        return raised(lambda: asyncflow.namespace(42)), ("namespace(42)",)  # type: ignore[arg-type]
+
+
+@case("C144", fix="or None for every run")
+async def _c144(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.namespace("user:\ud800")), ("lone surrogate",)
 
 
 # --- T: store files -------------------------------------------------------------------------
@@ -2308,6 +2403,17 @@ async def _k05(tmp: Path) -> Raised:
 @case("K81", fix="remove it from the tag")
 async def _k81(tmp: Path) -> Raised:
     return raised(lambda: Pair(store=store_of(tmp), tags=["bad\ud800"])), ("'bad\\ud800'",)
+
+
+@case("K141", fix="choose a tag without that prefix")
+async def _k141(tmp: Path) -> Raised:
+    return raised(lambda: Pair(store=store_of(tmp), tags=["user:bob"])), ("'user:bob'", "'user:'")
+
+
+@case("K142", fix="remove only user tags")
+async def _k142(tmp: Path) -> Raised:
+    run = Flow("Pair", store=await pair_store(tmp))["1"]
+    return raised(lambda: run.remove_tag("runtime:dev")), ("'runtime:dev'", "system tag")
 
 
 # --- running the cases ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .._runtime._run import ResumeRequest
 from .._spec._decorators import EXECUTORS
 from .._spec._override import decorate_graph
 from .._spec._params import Parameter
+from .._spec._project import project_of
 from .._spec._resolve import parameters_of
 from .._store._store import Store
 from ._decospecs import WITH_HELP, merged_decospecs, parse_decospec
@@ -92,6 +93,25 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_project_options(parser: argparse.ArgumentParser, flow_cls: type) -> None:
+    # As in Metaflow, --branch and --production come before the command. A flow without
+    # @project takes them too, only to refuse them in one clear line (resolve_branch).
+    what = "" if project_of(flow_cls) is not None else " (only for a flow with @project)"
+    parser.add_argument(
+        "--branch",
+        dest="top_branch",
+        metavar="NAME",
+        default=None,
+        help=f"run on the @project branch test.NAME, not user.<username>{what}",
+    )
+    parser.add_argument(
+        "--production",
+        dest="top_production",
+        action="store_true",
+        help=f"run on the @project's production branch, prod{what}",
+    )
+
+
 def _add_top_options(parser: argparse.ArgumentParser) -> None:
     # Metaflow's options before the command: `python flow.py --quiet run`. Their own dests,
     # merged into the command's by _merge_top_options (a subparser's defaults would
@@ -142,6 +162,7 @@ def _build(flow_cls: type) -> OneLineParser:
         description=(flow_cls.__doc__ or name).strip().splitlines()[0],
     )
     _add_top_options(parser)
+    _add_project_options(parser, flow_cls)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = sub.add_parser("run", help="run the flow")
     for param in _declared(flow_cls).values():
@@ -245,10 +266,13 @@ def _execute(
     run_ids: list[int] = []
     received: list[int] = []
 
+    project = flow._af_options.project
+    where = f" (project {project[0]}, branch {project[1]})" if project else ""
+
     def on_start(run_id: int) -> None:
         run_ids.append(run_id)
         if not args.quiet:
-            print(f"Run {name}/{run_id} started", flush=True)
+            print(f"Run {name}/{run_id} started{where}", flush=True)
 
     outcome = run_under_signals(lambda: start(on_start), received)
     if outcome is not None:
@@ -281,6 +305,10 @@ def _exit_now(code: int) -> None:
 
 def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
     options: dict[str, Any] = {"tags": args.tag, "echo": not args.quiet}
+    if getattr(args, "top_branch", None) is not None:
+        options["branch"] = args.top_branch
+    if getattr(args, "top_production", False):
+        options["production"] = True
     if args.store is not None:
         options["store"] = args.store
     if args.max_workers is not None:

@@ -77,7 +77,13 @@ def _tasks_of(target: Run | Step | Task) -> list[Task]:
 # --- runs -----------------------------------------------------------------------------------
 
 
+def _project(run: Run) -> str:
+    return f"{run.project_name}/{run.branch_name}" if run.project_name else "-"
+
+
 def _runs_table(runs: Sequence[Run]) -> list[str]:
+    # The project column appears when a listed run belongs to a @project.
+    projects = any(r.project_name for r in runs)
     rows = [
         [
             r.flow_name,
@@ -85,11 +91,13 @@ def _runs_table(runs: Sequence[Run]) -> list[str]:
             r.status,
             when(r.created_at),
             duration(r.created_at, r.finished_at),
+            *([_project(r)] if projects else []),
             ",".join(sorted(r.tags)) or "-",
         ]
         for r in runs
     ]
-    return table(["flow", "run", "status", "created (UTC)", "duration", "tags"], rows)
+    headers = ["flow", "run", "status", "created (UTC)", "duration"]
+    return table([*headers, *(["project/branch"] if projects else []), "tags"], rows)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -115,6 +123,9 @@ def _show_run(run: Run) -> list[str]:
         took = duration(run.created_at, run.finished_at)
         lines.append(f"finished  {when(run.finished_at)} UTC ({took})")
     lines.append(f"tags      {', '.join(sorted(run.tags)) or '-'}")
+    lines.append(f"system    {', '.join(sorted(run.system_tags)) or '-'}")
+    if run.project_name:
+        lines.append(f"project   {run.project_name} (branch {run.branch_name})")
     if run.origin_run_id is not None:
         lines.append(f"resumed   from {run.flow_name}/{run.origin_run_id}")
     if run.error:

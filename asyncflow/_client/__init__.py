@@ -44,11 +44,12 @@ sync                                awaitable twin
 ==================================  ===================================================
 
 No I/O, so no twin: ``flow.id``; ``run.id``, ``run.status`` and the rest of a run's record,
-``run.graph``, ``run.tags``, ``run.parent``; ``step.id``, ``step.parent``, ``step.created_at``,
-``step.finished_at``, ``step.task``, ``step.tasks`` (a tuple, and callable as Metaflow's
-``step.tasks(*tags)``), ``list(step)``, ``step[task_id]``; ``task.id``, ``task.index``,
-``task.exception`` and the rest of a task's record; ``art.name``, ``.sha``, ``.size``,
-``.encoding``. Values once read are kept by their ``DataView``: both forms share it.
+``run.graph``, ``run.tags``, ``run.system_tags``, ``run.parent``; ``step.id``,
+``step.parent``, ``step.created_at``, ``step.finished_at``, ``step.task``, ``step.tasks`` (a
+tuple, and callable as Metaflow's ``step.tasks(*tags)``), ``list(step)``, ``step[task_id]``;
+``task.id``, ``task.index``, ``task.exception`` and the rest of a task's record;
+``art.name``, ``.sha``, ``.size``, ``.encoding``. Values once read are kept by their
+``DataView``: both forms share it.
 
 Connections: the sync reads of a flow share one connection, opened on first use and closed
 by ``flow.close()`` (or ``with flow:``). Each awaitable read opens a short-lived connection

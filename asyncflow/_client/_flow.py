@@ -15,6 +15,7 @@ from .._store._records import MAX_ID
 from .._store._rows import RunRow
 from ._handle import StoreHandle
 from ._messages import bad_run_id, missing_run_plan, unknown_flow
+from ._namespace import check_in_namespace, flow_outside_namespace, get_namespace, namespace_tags
 from ._run import Run
 
 __all__ = ["Flow", "FlowOpener", "alist_flows", "check_plan", "list_flows"]
@@ -23,7 +24,8 @@ StorePath = str | os.PathLike[str] | None
 
 
 def list_flows(store: StorePath = None) -> list[str]:
-    """The names of the flows that have runs in a store, sorted.
+    """The names of the flows that have runs in a store, sorted; while a
+    :func:`~asyncflow.namespace` is set, only those with a run in it.
 
     :param store: the store file; None means the default store (inside a step, the run's
         own; else ``$ASYNCFLOW_STORE``; else the nearest ``asyncflow.db`` in the current
@@ -33,7 +35,7 @@ def list_flows(store: StorePath = None) -> list[str]:
     """
     handle = StoreHandle(resolve_store_path(store))
     try:
-        return handle.run(q.flow_names())
+        return handle.run(q.flow_names(get_namespace()))
     finally:
         handle.close()
 
@@ -44,7 +46,7 @@ async def alist_flows(store: StorePath = None) -> list[str]:
     :raises StoreError: there is no store file there.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     """
-    return await StoreHandle(resolve_store_path(store)).arun(q.flow_names())
+    return await StoreHandle(resolve_store_path(store)).arun(q.flow_names(get_namespace()))
 
 
 def _run_id(flow: str, run_id: object) -> int:
@@ -104,13 +106,17 @@ class Flow:
     :raises StoreError: there is no store file there.
     :raises StoreFormatError: the file is not an asyncflow store, or is from a newer one.
     :raises NotFoundError: the store has no run of this flow (the message lists its flows).
+    :raises NamespaceMismatchError: it has, but none in the :func:`~asyncflow.namespace` set.
+
+    While a namespace is set (:func:`asyncflow.namespace`), the flow's listings show only
+    the runs carrying it, and ``flow[run_id]`` refuses a run outside it.
     """
 
     __slots__ = ("_handle", "_name")
 
     def __init__(self, name: str, store: StorePath = None, *, trust: bool = False) -> None:
         handle = StoreHandle(resolve_store_path(store), trust=trust)
-        handle.run(check_plan(name, handle.path))
+        handle.run(check_plan(name, handle.path, get_namespace()))
         self._handle = handle
         self._name = name
 
@@ -159,12 +165,12 @@ class Flow:
     @property
     def latest_run(self) -> Run | None:
         """The newest run, whatever its status, or None."""
-        return self._first(self._handle.run(q.runs(self._name, limit=1)))
+        return self._first(self._handle.run(self._latest_plan(None)))
 
     @property
     def latest_successful_run(self) -> Run | None:
         """The newest run that succeeded, or None."""
-        return self._first(self._handle.run(q.runs(self._name, status="succeeded", limit=1)))
+        return self._first(self._handle.run(self._latest_plan("succeeded")))
 
     def runs(self, *tags: str, tag: str | None = None, limit: int | None = None) -> list[Run]:
         """The flow's runs, newest first.
@@ -183,8 +189,9 @@ class Flow:
         """The run with this id (``"12"`` or ``12``).
 
         :raises NotFoundError: no such run of this flow (a KeyError; lists recent run ids).
+        :raises NamespaceMismatchError: the run is outside the namespace set.
         """
-        plan = self._get_plan(_run_id(self._name, run_id), run_id)
+        plan = self._get_plan(_run_id(self._name, run_id), run_id, get_namespace())
         return Run(self._handle, self._handle.run(plan))
 
     def __contains__(self, run_id: object) -> bool:
@@ -193,17 +200,16 @@ class Flow:
             number = _run_id(self._name, run_id)
         except KeyError:
             return False
-        return self._handle.run(q.run(self._name, number)) is not None
+        return self._in_namespace(self._handle.run(q.run(self._name, number)))
 
     # --- the awaitable twins ----------------------------------------------------------------
     async def alatest_run(self) -> Run | None:
         """The twin of :attr:`latest_run`."""
-        return self._first(await self._handle.arun(q.runs(self._name, limit=1)))
+        return self._first(await self._handle.arun(self._latest_plan(None)))
 
     async def alatest_successful_run(self) -> Run | None:
         """The twin of :attr:`latest_successful_run`."""
-        plan = q.runs(self._name, status="succeeded", limit=1)
-        return self._first(await self._handle.arun(plan))
+        return self._first(await self._handle.arun(self._latest_plan("succeeded")))
 
     async def aruns(
         self, *tags: str, tag: str | None = None, limit: int | None = None
@@ -216,7 +222,7 @@ class Flow:
 
         :raises NotFoundError: no such run of this flow.
         """
-        plan = self._get_plan(_run_id(self._name, run_id), run_id)
+        plan = self._get_plan(_run_id(self._name, run_id), run_id, get_namespace())
         return Run(self._handle, await self._handle.arun(plan))
 
     async def acontains(self, run_id: str | int) -> bool:
@@ -225,7 +231,7 @@ class Flow:
             number = _run_id(self._name, run_id)
         except KeyError:
             return False
-        return await self._handle.arun(q.run(self._name, number)) is not None
+        return self._in_namespace(await self._handle.arun(q.run(self._name, number)))
 
     # --- connections ------------------------------------------------------------------------
     def close(self) -> None:
@@ -260,14 +266,25 @@ class Flow:
         self, tags: tuple[str, ...], tag: str | None, limit: int | None
     ) -> Plan[list[RunRow]]:
         wanted = (*tags, tag) if tag is not None else tags
+        wanted += namespace_tags(get_namespace())
         return q.runs(self._name, tags=wanted, limit=_limit(limit))
 
-    def _get_plan(self, number: int, asked: object) -> Plan[RunRow]:
+    def _latest_plan(self, status: str | None) -> Plan[list[RunRow]]:
+        tags = namespace_tags(get_namespace())
+        return q.runs(self._name, tags=tags, status=status, limit=1)
+
+    def _get_plan(self, number: int, asked: object, ns: str | None) -> Plan[RunRow]:
         row = yield from q.run(self._name, number)
         if row is None:
             path = self._handle.path
             raise (yield from missing_run_plan(self._name, number, path, shown=asked))
+        check_in_namespace(ns, f"{self._name}/{row.id}", row.tags)
         return row
+
+    @staticmethod
+    def _in_namespace(row: RunRow | None) -> bool:
+        ns = get_namespace()
+        return row is not None and (ns is None or ns in row.tags)
 
     def _first(self, rows: list[RunRow]) -> Run | None:
         return Run(self._handle, rows[0]) if rows else None
@@ -294,9 +311,10 @@ class Flow:
 class FlowOpener:
     """What :meth:`Flow.aopen` returns: await it, or use it with ``async with``."""
 
-    __slots__ = ("_flow", "_name", "_store", "_trust")
+    __slots__ = ("_flow", "_name", "_namespace", "_store", "_trust")
 
     def __init__(self, name: str, store: StorePath, trust: bool = False) -> None:
+        self._namespace = get_namespace()  # the one in force when aopen() was called
         self._name = name
         self._store = store
         self._trust = trust
@@ -323,7 +341,7 @@ class FlowOpener:
         if shared:
             await handle.aenter()
         try:
-            await handle.arun(check_plan(self._name, handle.path))
+            await handle.arun(check_plan(self._name, handle.path, self._namespace))
         except BaseException:
             if shared:
                 await handle.aexit()
@@ -331,8 +349,11 @@ class FlowOpener:
         return Flow._make(handle, self._name)
 
 
-def check_plan(name: str, path: str) -> Plan[None]:
-    """Raise :class:`NotFoundError` (listing the store's flows) unless ``name`` has runs."""
+def check_plan(name: str, path: str, ns: str | None = None) -> Plan[None]:
+    """Raise :class:`NotFoundError` (listing the store's flows) unless ``name`` has runs,
+    :class:`NamespaceMismatchError` unless one of them is in namespace ``ns`` (if not None)."""
     if not (yield from q.flow_exists(name)):
         flows = yield from q.flow_names()
         raise unknown_flow(name, path, flows)
+    if ns is not None and not (yield from q.flow_exists(name, ns)):
+        raise flow_outside_namespace(ns, name, path)

@@ -14,7 +14,7 @@ from typing import Any
 import anyio.to_thread
 
 from .._errors import StoreError
-from .._spec._tags import normalize_tags
+from .._spec._tags import is_system_tag, normalize_tags, system_tag_value
 from .._store._lease import run_crash
 from .._store._records import parse_json
 from .._store._rows import RunRow
@@ -89,8 +89,34 @@ class RunRecord:
 
     @property
     def tags(self) -> frozenset[str]:
-        """The run's tags."""
-        return frozenset(self._row.tags)
+        """The run's user tags: those given with ``FlowSpec(tags=...)``, ``--tag`` or
+        :meth:`add_tag` (the same as :attr:`user_tags`). Unlike Metaflow's ``tags``, this
+        leaves the system tags out: they are :attr:`system_tags`."""
+        return frozenset(t for t in self._row.tags if not is_system_tag(t))
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        """The run's user tags (Metaflow's ``user_tags``): the same as :attr:`tags`."""
+        return self.tags
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        """The tags asyncflow recorded when the run started, which cannot be removed:
+        ``user:<name>``, ``runtime:dev``, ``python_version:<x.y.z>``, ``date:<YYYY-MM-DD>``
+        (UTC), ``asyncflow_version:<v>``, and for a ``@project`` flow ``project:<name>`` and
+        ``project_branch:<branch>``. Empty for runs recorded before asyncflow kept them."""
+        return frozenset(t for t in self._row.tags if is_system_tag(t))
+
+    @property
+    def project_name(self) -> str | None:
+        """The ``@project`` name the run was recorded under, or None."""
+        return system_tag_value(self._row.tags, "project")
+
+    @property
+    def branch_name(self) -> str | None:
+        """The run's ``@project`` branch (``user.<name>``, ``test.<branch>``, ``prod``...),
+        or None."""
+        return system_tag_value(self._row.tags, "project_branch")
 
     @property
     def origin_run_id(self) -> str | None:
@@ -146,6 +172,7 @@ class RunRecord:
         Tags are taken as ``FlowSpec(tags=...)`` takes them; a tag the run has stays once.
         The write is one short transaction of its own.
 
+        :raises UsageError: a tag starts like a system tag (``user:``, ``date:``, ...).
         :raises StoreError: the store cannot be written (e.g. it is a run archive, which is
             read-only: import it first).
         :raises NotFoundError: the run is no longer in the store (``asyncflow.gc`` deleted it).
@@ -157,10 +184,11 @@ class RunRecord:
 
         Removing a tag the run does not have is not an error.
 
+        :raises UsageError: a tag is a system tag (:attr:`system_tags`): those stay.
         :raises StoreError: the store cannot be written (e.g. it is a run archive).
         :raises NotFoundError: the run is no longer in the store.
         """
-        self._set_tags((), normalize_tags(tags))
+        self._set_tags((), normalize_tags(tags, removing=True))
 
     async def aadd_tag(self, *tags: str) -> None:
         """The awaitable twin of :meth:`add_tag` (the write runs in a worker thread).
@@ -176,7 +204,7 @@ class RunRecord:
         :raises StoreError: the store cannot be written (e.g. it is a run archive).
         :raises NotFoundError: the run is no longer in the store.
         """
-        await anyio.to_thread.run_sync(self._set_tags, (), normalize_tags(tags))
+        await anyio.to_thread.run_sync(self._set_tags, (), normalize_tags(tags, removing=True))
 
     def _set_tags(self, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
         if not add and not remove:

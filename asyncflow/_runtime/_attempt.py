@@ -89,6 +89,7 @@ class Attempt:
             self.number,
             None if ctx.origin_run_id is None else str(ctx.origin_run_id),
             ctx.parameter_names,
+            ctx.system_tags,
         )
 
     def _inputs(self) -> Inputs | None:

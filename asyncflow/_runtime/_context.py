@@ -79,6 +79,8 @@ class RunContext:
     # The store file's absolute path, taken when the run starts: a client call with no
     # store= inside a task reads it, and worker processes open it.
     store_file: str | None = None
+    # The run's system tags (``_spec._tags``): ``current`` reads its user and project there.
+    system_tags: tuple[str, ...] = ()
 
     @property
     def flow_name(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from .._spec._tags import system_tag_value
 from ._cards import CardCollector, card_var
 
 __all__ = ["Current", "CurrentInfo", "current", "current_var"]
@@ -21,6 +22,11 @@ class CurrentInfo:
     retry_count: int
     origin_run_id: str | None
     parameter_names: tuple[str, ...]
+    system_tags: tuple[str, ...] = ()  # the run's (``_spec._tags``): its user and project
+
+    def tag(self, key: str) -> str | None:
+        """The value of the run's system tag ``<key>:...``, or None."""
+        return system_tag_value(self.system_tags, key)
 
     @property
     def pathspec(self) -> str:
@@ -100,6 +106,49 @@ class Current:
             info = current_var.get()
             collector = CardCollector(info.step_name if info else None, ())
         return collector
+
+    # --- @project and namespaces, as Metaflow's current has them ---------------------------
+    @property
+    def namespace(self) -> str | None:
+        """The namespace of the run: ``user:<username>`` for a local run (Metaflow's value),
+        whether or not the flow has ``@project``."""
+        info = current_var.get()
+        user = info.tag("user") if info else None
+        return None if user is None else f"user:{user}"
+
+    @property
+    def project_name(self) -> str | None:
+        """The flow's ``@project`` name; None without ``@project``."""
+        info = current_var.get()
+        return info.tag("project") if info else None
+
+    @property
+    def branch_name(self) -> str | None:
+        """The run's branch of its project (``user.<name>``, ``test.<branch>``, ``prod``,
+        ``prod.<branch>``); None without ``@project``."""
+        info = current_var.get()
+        return info.tag("project_branch") if info else None
+
+    @property
+    def project_flow_name(self) -> str | None:
+        """``<project>.<branch>.<FlowName>``; None without ``@project``."""
+        info = current_var.get()
+        if info is None or self.project_name is None or self.branch_name is None:
+            return None
+        return f"{self.project_name}.{self.branch_name}.{info.flow_name}"
+
+    @property
+    def is_user_branch(self) -> bool | None:
+        """True on the default branch ``user.<name>`` (no --branch, no --production); None
+        without ``@project``."""
+        branch = self.branch_name
+        return None if branch is None else branch.startswith("user.")
+
+    @property
+    def is_production(self) -> bool | None:
+        """True on a production branch (``--production``); None without ``@project``."""
+        branch = self.branch_name
+        return None if branch is None else branch == "prod" or branch.startswith("prod.")
 
     def __repr__(self) -> str:
         info = current_var.get()

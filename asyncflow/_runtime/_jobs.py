@@ -52,6 +52,7 @@ class RunPack:
     budgeted: bool
     cache_bytes: int
     sys_path: tuple[str, ...] = field(default_factory=lambda: tuple(sys.path))
+    system_tags: tuple[str, ...] = ()  # for ``current`` in the worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ def _make_pack(ctx: RunContext, key: str, cache_bytes: int) -> RunPack:
         budgeted=ctx.budgeted,
         cache_bytes=cache_bytes,
         sys_path=tuple(os.path.abspath(p) if p else os.getcwd() for p in sys.path),
+        system_tags=ctx.system_tags,
     )
 
 

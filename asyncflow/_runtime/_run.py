@@ -25,7 +25,9 @@ from .._spec._flowbase import FlowBase
 from .._spec._graph import FlowGraph
 from .._spec._override import DecoSpec, decorate_graph
 from .._spec._params import IncludeFile
+from .._spec._project import local_user
 from .._spec._resolve import parameters_of, resolve_parameters
+from .._spec._tags import run_system_tags
 from .._store._rows import RunRow
 from .._store._store import Store
 from .._store._write_ops import CreateRun, FinishRun
@@ -61,6 +63,7 @@ class RunOptions:
     dask_address: str | None = None  # else the scheduler to connect to; else a LocalCluster
     # Decorators added to every step that lacks them, for this run only (``--with``).
     decorate: tuple[DecoSpec, ...] = ()
+    project: tuple[str, str] | None = None  # (@project name, branch) of a project's run
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,11 +303,13 @@ async def execute_run(
                 load_origin, store, graph, origin_id, resume.step
             )
             encoded, reused = await _resume_parameters(flow_cls, graph.name, origin)
+        created_at = time.time()
+        system_tags = run_system_tags(local_user(), created_at, options.project)
         create = CreateRun(
             flow=graph.name,
             graph_json=json.dumps(graph.to_json()),
-            created_at=time.time(),
-            tags=tuple(dict.fromkeys(options.tags)),
+            created_at=created_at,
+            tags=tuple(dict.fromkeys((*options.tags, *system_tags))),
             params={name: enc for name, enc in encoded.values()},
             origin_run_id=None if origin is None else origin.run.id,
             param_refs={name: sha for name, sha in reused.values()},
@@ -339,6 +344,7 @@ async def execute_run(
                 key_file=os.path.abspath(store.key.path),
             ),
             store_file=os.path.abspath(options.store_path),
+            system_tags=system_tags,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()

@@ -53,6 +53,7 @@ def context_of(pack: RunPack) -> RunContext:
         echo=False,  # the coordinator prints a task's output when it gets it back
         budgeted=pack.budgeted,
         store_file=pack.store_path,  # absolute (made so by the coordinator)
+        system_tags=pack.system_tags,
     )
 
 

@@ -41,6 +41,9 @@ CHUNK_WINDOW = 2
 
 FLOW_NAMES = "SELECT DISTINCT flow FROM runs ORDER BY flow"
 FLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ?)"
+_TAGGED = "EXISTS (SELECT 1 FROM run_tags WHERE run_id = runs.id AND tag = ?)"
+FLOW_NAMES_TAGGED = f"SELECT DISTINCT flow FROM runs WHERE {_TAGGED} ORDER BY flow"
+FLOW_EXISTS_TAGGED = f"SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ? AND {_TAGGED})"
 _RUN_COLUMNS = (
     "id, flow, status, created_at, finished_at, origin_run_id, graph, error, "
     "owner_pid, owner_host, heartbeat_at, source_sha, uid, imported, trusted"
@@ -89,15 +92,16 @@ def path_key(path: str) -> tuple[int, ...]:
 # --- flows and runs ------------------------------------------------------------------------
 
 
-def flow_names() -> Plan[list[str]]:
-    """The names of every flow with at least one run, sorted."""
-    rows = yield Query(FLOW_NAMES)
+def flow_names(tag: str | None = None) -> Plan[list[str]]:
+    """The names of every flow with at least one run (carrying ``tag``, if given), sorted."""
+    rows = yield (Query(FLOW_NAMES) if tag is None else Query(FLOW_NAMES_TAGGED, (tag,)))
     return [str(row[0]) for row in checked("runs", ("flow",), rows)]
 
 
-def flow_exists(flow: str) -> Plan[bool]:
-    """Whether ``flow`` has at least one run."""
-    rows = yield Query(FLOW_EXISTS, (flow,))
+def flow_exists(flow: str, tag: str | None = None) -> Plan[bool]:
+    """Whether ``flow`` has at least one run (carrying ``tag``, if given)."""
+    query = Query(FLOW_EXISTS, (flow,)) if tag is None else Query(FLOW_EXISTS_TAGGED, (flow, tag))
+    rows = yield query
     return bool(rows[0][0])
 
 
@@ -108,7 +112,7 @@ def _runs_query(flow: str, tags: Sequence[str], status: str | None, limit: int |
         sql.append("AND status = ?")
         params.append(status)
     for tag in dict.fromkeys(tags):
-        sql.append("AND EXISTS (SELECT 1 FROM run_tags WHERE run_id = runs.id AND tag = ?)")
+        sql.append(f"AND {_TAGGED}")
         params.append(tag)
     sql.append("ORDER BY id DESC LIMIT ?")
     params.append(-1 if limit is None else limit)  # SQLite: a negative LIMIT means none
