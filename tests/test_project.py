@@ -121,6 +121,7 @@ def test_a_flow_without_project_has_a_namespace_and_no_branch_option(tmp_path: P
     assert run is not None
     assert run["start"].task.data.seen == {
         "namespace": "user:alice",
+        "username": "alice",
         "project_name": None,
         "branch_name": None,
         "project_flow_name": None,

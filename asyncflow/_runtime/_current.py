@@ -117,6 +117,13 @@ class Current:
         return None if user is None else f"user:{user}"
 
     @property
+    def username(self) -> str | None:
+        """Who started the run (Metaflow's ``current.username``): ``$ASYNCFLOW_USER``, else
+        the login user, as recorded in the run's ``user:`` system tag."""
+        info = current_var.get()
+        return info.tag("user") if info else None
+
+    @property
     def project_name(self) -> str | None:
         """The flow's ``@project`` name; None without ``@project``."""
         info = current_var.get()

@@ -11,6 +11,7 @@ class PlainFlow(FlowSpec):
     def start(self):
         self.seen = {
             "namespace": current.namespace,
+            "username": current.username,
             "project_name": current.project_name,
             "branch_name": current.branch_name,
             "project_flow_name": current.project_flow_name,
