@@ -422,3 +422,35 @@ def test_a_store_on_read_only_media_reads_normally(tmp_path: Path, kind: str) ->
         assert sorted(os.listdir(view)) == ["store.db"]
     finally:
         _undo_read_only(kind, view)
+
+
+def test_a_store_created_by_another_process_between_two_reads_is_never_another_programs(
+    tmp_path: Path,
+) -> None:
+    # The format check reads the file's application id, schema version and table count. If
+    # they were read one statement at a time, another process could create the store between
+    # them (the id read as 0, the tables as there) and a new store would be refused as "a
+    # database of another program" (seen in stress_processes). Here the other process is
+    # another connection that creates the store as soon as the check's first read is done.
+    from asyncflow._store._db import open_writer
+    from asyncflow._store._format import check_format
+
+    path = str(tmp_path / "new.db")
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        statements: list[str] = []
+
+        def created_by_another(statement: str) -> None:
+            if statement.startswith("--"):
+                return  # a step inside a running statement (which holds the read lock)
+            statements.append(statement)
+            if len(statements) == 2:  # the check's first statement has finished
+                open_writer(path).close()
+
+        conn.set_trace_callback(created_by_another)
+        version = check_format(conn, path, allow_empty=True)
+        conn.set_trace_callback(None)
+    assert version == 0 or (len(statements) >= 2 and version > 0)
+    with closing(sqlite3.connect(path)) as again:  # and a later check finds a store
+        if len(statements) < 2:
+            open_writer(path).close()
+        assert check_format(again, path, allow_empty=False) > 0

@@ -25,9 +25,13 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
     :raises StoreError: the file is empty (unless ``allow_empty``), or cannot be read.
     """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        objects = conn.execute("SELECT count(*) FROM main.sqlite_master").fetchone()[0]
+        # One statement, so one snapshot: read one by one, another process creating the
+        # store could commit in between (id still 0 but tables there: "another program").
+        app_id, version, objects = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id()),"
+            " (SELECT user_version FROM pragma_user_version()),"
+            " (SELECT count(*) FROM main.sqlite_master)"
+        ).fetchone()
     except sqlite3.DatabaseError as exc:
         if is_busy(exc):
             raise  # another process holds the file for a moment: the caller retries
