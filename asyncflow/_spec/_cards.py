@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from .._errors import FlowValidationError, UsageError
 from ._names import is_plain_name
-from ._step import STEP_ATTR, StepInfo
+from ._step import STEP_ATTR, decorated_step
 
 __all__ = ["Artifact", "CardSpec", "Image", "Markdown", "Table", "card"]
 
@@ -76,12 +76,7 @@ def card(
     spec = CardSpec(type.strip(), id, dict(options or {}), float(timeout))
 
     def apply(func: F) -> F:
-        info = getattr(func, STEP_ATTR, None)
-        if not isinstance(info, StepInfo):
-            raise FlowValidationError(
-                f"@card is applied to {getattr(func, '__name__', func)!r}, which is not a "
-                "step; put @card above @step (decorators apply bottom-up)."
-            )
+        info = decorated_step(func, "card")
         if any(c.id == spec.id for c in info.cards):
             which = "no id" if spec.id is None else f"id {spec.id!r}"
             raise FlowValidationError(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, overload
 from .._errors import FlowValidationError
 from ._names import is_plain_name
 from ._placement import check_placement
-from ._step import STEP_ATTR, StepInfo
+from ._step import STEP_ATTR, StepInfo, decorated_step
 
 __all__ = ["EXECUTORS", "CatchPolicy", "RetryPolicy", "catch", "executor", "retry", "timeout"]
 
@@ -46,12 +46,7 @@ class CatchPolicy:
 
 
 def _attach(func: Any, decorator: str, field: str, value: Any) -> Any:
-    info = getattr(func, STEP_ATTR, None)
-    if not isinstance(info, StepInfo):
-        raise FlowValidationError(
-            f"@{decorator} is applied to {getattr(func, '__name__', func)!r}, which is not a "
-            f"step; put @{decorator} above @step (decorators apply bottom-up).",
-        )
+    info = decorated_step(func, decorator)
     if getattr(info, field) is not None:
         raise FlowValidationError(
             f"step {info.name!r} ({info.where}) has @{decorator} twice; keep one.",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
-from ._step import STEP_ATTR, StepInfo
+from ._step import STEP_ATTR, StepInfo, decorated_step
 
 __all__ = [
     "BASE_ATTR",
@@ -116,12 +116,7 @@ def _step_decorator(manager: str) -> Callable[..., Any]:
         request = _request(manager, manager, packages, libraries, python, disabled, "")
 
         def apply(func: F) -> F:
-            info = getattr(func, STEP_ATTR, None)
-            if not isinstance(info, StepInfo):
-                raise FlowValidationError(
-                    f"@{manager} is applied to {getattr(func, '__name__', func)!r}, which is "
-                    f"not a step; put @{manager} above @step (decorators apply bottom-up)."
-                )
+            info = decorated_step(func, manager)
             if any(r.manager == manager for r in info.packages):
                 raise FlowValidationError(
                     f"step {info.name!r} ({info.where}) has @{manager} twice; keep one.",

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
-from ._step import STEP_ATTR, StepInfo
+from ._step import STEP_ATTR, StepInfo, decorated_step
 
 __all__ = [
     "COMPUTE_LAYERS",
@@ -137,13 +137,7 @@ def _checked(info: StepInfo, decorator: str, values: Mapping[str, object]) -> di
 
 
 def _info(func: object, decorator: str) -> StepInfo:
-    info = getattr(func, STEP_ATTR, None)
-    if not isinstance(info, StepInfo):
-        raise FlowValidationError(
-            f"@{decorator} is applied to {getattr(func, '__name__', func)!r}, which is not a "
-            f"step; put @{decorator} above @step (decorators apply bottom-up).",
-        )
-    return info
+    return decorated_step(func, decorator)
 
 
 def _set(func: F, info: StepInfo, **changes: Any) -> F:

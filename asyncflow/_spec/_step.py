@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ._packages import PackageRequest
     from ._placement import Compute, Resources
 
-__all__ = ["STEP_ATTR", "StepInfo", "step", "step_info"]
+__all__ = ["STEP_ATTR", "StepInfo", "decorated_step", "step", "step_info"]
 
 STEP_ATTR = "__asyncflow_step__"
 
@@ -122,3 +122,19 @@ def step_info(obj: object) -> StepInfo | None:
     target = getattr(obj, "__func__", obj)
     info = getattr(target, STEP_ATTR, None)
     return info if isinstance(info, StepInfo) else None
+
+
+def decorated_step(func: object, decorator: str) -> StepInfo:
+    """The :class:`StepInfo` of ``func``, which the decorator ``@decorator`` (stacked above
+    ``@step``) is being applied to.
+
+    :raises FlowValidationError: ``func`` is not a step (the decorator is below ``@step``, or
+        on a plain function).
+    """
+    info = getattr(func, STEP_ATTR, None)
+    if not isinstance(info, StepInfo):
+        raise FlowValidationError(
+            f"@{decorator} is applied to {getattr(func, '__name__', func)!r}, which is not a "
+            f"step; put @{decorator} above @step (decorators apply bottom-up).",
+        )
+    return info
