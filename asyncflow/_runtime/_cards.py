@@ -144,7 +144,8 @@ def cards_warning(flow_name: str, steps: Iterable[str]) -> str | None:
         return None
     listed = ", ".join(repr(n) for n in names)
     return (
-        f"{flow_name}: steps {listed} have @card; asyncflow collects their cards "
+        f"{flow_name}: {'step' if len(names) == 1 else 'steps'} {listed} "
+        f"{'has' if len(names) == 1 else 'have'} @card; asyncflow collects their cards "
         "(current.card) but does not store or render them yet, so they are dropped when "
         "each task ends."
     )
