@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -50,7 +51,8 @@ T = TypeVar("T")
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
     default = "(no default)" if not param.has_default else repr(param.default)
     kind = "path of a file" if param.is_file else getattr(param.type, "__name__", "value")
-    text = f"{param.help or ''} [{kind}; default {default}]".strip()
+    shown = f"; default {default}" if param.show_default else ""
+    text = f"{param.help or ''} [{kind}{shown}]".strip()
     parser.add_argument(
         f"--{param.name}",
         dest=f"param:{param.name}",
@@ -279,8 +281,11 @@ def _execute(
         return outcome
     signum = received[0] if received else signal.SIGINT
     what = f"run {name}/{run_ids[0]}" if run_ids else f"the {name} run (not started yet)"
+    # A command that works as printed: `python flow.py ...`, on the store this run used.
+    store = f" --store {shlex.quote(args.store)}" if args.store else ""
+    script = shlex.quote(sys.argv[0] or "flow.py")
     hint = (
-        f"; resume it with `{sys.argv[0] or 'flow.py'} resume --origin-run-id {run_ids[0]}`"
+        f"; resume it with `python {script} resume --origin-run-id {run_ids[0]}{store}`"
         if run_ids
         else ""
     )
