@@ -367,15 +367,19 @@ def test_ctrl_c_prints_a_resume_command_that_works(tmp_path: Path) -> None:
     assert "finished" in resumed.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`run --run-id-file` (Metaflow's way for a script to learn the run id) is an "
-    "unknown option, while docs/metaflow.md says `python flow.py run` is 'same'",
-)
 def test_run_id_file_receives_the_run_id(client_folder: Path) -> None:
+    # docs/metaflow.md: `python flow.py run` is "same"; Metaflow's CI scripts learn the run id
+    # with --run-id-file, on run and on resume.
     done = run(client_folder, "client_flow.py", "run", "--run-id-file", "run_id.txt")
     assert done.returncode == 0, done.stderr
-    assert (client_folder / "run_id.txt").read_text().strip().isdigit()
+    run_id = (client_folder / "run_id.txt").read_text()
+    assert f"ClientFlow/{run_id} succeeded" in done.stdout
+    again = run(client_folder, "client_flow.py", "resume", "--run-id-file", "resumed.txt")
+    assert again.returncode == 0, again.stderr
+    resumed = (client_folder / "resumed.txt").read_text()
+    assert int(resumed) > int(run_id) and f"ClientFlow/{resumed} succeeded" in again.stdout
+    missing = run(client_folder, "client_flow.py", "run", "--run-id-file", "no/such/dir/id")
+    assert missing.returncode == 0 and missing.stderr.count("\n") == 1, missing.stderr
 
 
 CARD_FLOW = """\

@@ -68,6 +68,12 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="do not echo task output")
     parser.add_argument(
+        "--run-id-file",
+        metavar="PATH",
+        default=None,
+        help="write the run's id to this file as the run starts (as Metaflow does)",
+    )
+    parser.add_argument(
         "--executor",
         choices=EXECUTORS,
         default=None,
@@ -259,6 +265,18 @@ def run_under_signals(
         return None
 
 
+def _write_run_id(path: str, run_id: int) -> None:
+    """Metaflow's ``--run-id-file``: the run's id, written as the run starts; a file that
+    cannot be written is one warning line, and the run goes on."""
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(str(run_id))
+    except OSError as exc:
+        print(
+            f"warning: cannot write the run id to {path!r} (--run-id-file): {exc}", file=sys.stderr
+        )
+
+
 def _execute(
     flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
 ) -> Any:
@@ -273,6 +291,8 @@ def _execute(
 
     def on_start(run_id: int) -> None:
         run_ids.append(run_id)
+        if args.run_id_file:
+            _write_run_id(args.run_id_file, run_id)
         if not args.quiet:
             print(f"Run {name}/{run_id} started{where}", flush=True)
 
