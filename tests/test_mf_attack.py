@@ -108,6 +108,16 @@ def test_parameter_with_a_hyphenated_name_runs_as_in_metaflow(tmp_path: Path) ->
     assert "batch 200" in done.stdout
 
 
+def test_a_badly_named_parameter_is_named_even_when_its_option_is_given(tmp_path: Path) -> None:
+    # README: a misused declaration stops with that error on one line; giving the option the
+    # user meant must not turn it into "unrecognized arguments".
+    write(tmp_path, "hyphen_flow.py", HYPHEN_FLOW)
+    done = run(tmp_path, "hyphen_flow.py", "run", "--batch-size", "200")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a Python identifier" in lines[0], done.stderr
+
+
 CATCH_FLOW = """\
     from asyncflow import FlowSpec, catch, retry, step
 

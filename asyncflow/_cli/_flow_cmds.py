@@ -431,7 +431,17 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
 
 def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; return the exit code."""
-    args = _build(flow_cls).parse_args(list(sys.argv[1:] if argv is None else argv))
+    parser = _build(flow_cls)
+    words = list(sys.argv[1:] if argv is None else argv)
+    known, extra = parser.parse_known_args(words)
+    if extra and known.command in ("run", "resume"):
+        # `--batch-size 5` for Parameter("batch-size"): say what is wrong with the declaration
+        # rather than calling the option unknown.
+        try:
+            parameters_of(flow_cls)
+        except AsyncflowError as exc:
+            return _fail(str(exc), 2)
+    args = parser.parse_args(words)
     _merge_top_options(args)
     if args.command in REFUSED:
         return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))
