@@ -377,6 +377,44 @@ def test_ctrl_c_prints_a_resume_command_that_works(tmp_path: Path) -> None:
     assert "finished" in resumed.stdout
 
 
+PROJECT_SLOW_FLOW = (
+    SLOW_FLOW.replace(
+        "from asyncflow import FlowSpec, step",
+        "from asyncflow import FlowSpec, current, project, step",
+    )
+    .replace("class SlowFlow(FlowSpec):", '@project(name="movies")\n    class SlowFlow(FlowSpec):')
+    .replace('print("finished")', 'print("finished on", current.branch_name)')
+)
+
+
+def test_ctrl_c_resume_command_keeps_the_project_branch(tmp_path: Path) -> None:
+    # The printed command resumes the run on its own @project branch (test.feat), not on the
+    # user's branch, which `resume` without --branch would choose.
+    write(tmp_path, "slow_flow.py", PROJECT_SLOW_FLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "slow_flow.py", "--branch", "feat", "run"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "working" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    command = err.strip().splitlines()[0].split("`")[1]
+    write(tmp_path, "slow_flow.py", PROJECT_SLOW_FLOW.replace("time.sleep(60)", "time.sleep(0)"))
+    resumed = subprocess.run(
+        command, shell=True, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, command + "\n" + resumed.stderr
+    assert "finished on test.feat" in resumed.stdout, resumed.stdout
+
+
 def test_run_id_file_receives_the_run_id(client_folder: Path) -> None:
     # docs/metaflow.md: `python flow.py run` is "same"; Metaflow's CI scripts learn the run id
     # with --run-id-file, on run and on resume.

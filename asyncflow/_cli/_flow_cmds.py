@@ -301,11 +301,14 @@ def _execute(
         return outcome
     signum = received[0] if received else signal.SIGINT
     what = f"run {name}/{run_ids[0]}" if run_ids else f"the {name} run (not started yet)"
-    # A command that works as printed: `python flow.py ...`, on the store this run used.
+    # A command that works as printed: `python flow.py ...`, on the store and the @project
+    # branch this run used.
     store = f" --store {shlex.quote(args.store)}" if args.store else ""
+    branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
+    branch += " --production" if args.top_production else ""
     script = shlex.quote(sys.argv[0] or "flow.py")
     hint = (
-        f"; resume it with `python {script} resume --origin-run-id {run_ids[0]}{store}`"
+        f"; resume it with `python {script}{branch} resume --origin-run-id {run_ids[0]}{store}`"
         if run_ids
         else ""
     )
