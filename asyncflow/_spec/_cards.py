@@ -120,6 +120,7 @@ class Table:
 
     data: list[list[Any]] = dataclasses.field(default_factory=list)
     headers: list[str] | None = None
+    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
 
     def __post_init__(self) -> None:
         rows = [] if self.data is None else self.data
@@ -136,6 +137,7 @@ class Image:
 
     src: bytes
     label: str | None = None
+    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
 
     def __post_init__(self) -> None:
         if not isinstance(self.src, bytes | bytearray):

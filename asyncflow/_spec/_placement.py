@@ -255,7 +255,13 @@ def _variables(info: StepInfo, given: object) -> tuple[tuple[str, str], ...]:
                 "string without '=' or NUL.",
                 info.name,
             )
-        if not isinstance(value, str) or "\0" in value:
+        if isinstance(value, str) and "\0" in value:
+            raise FlowValidationError(
+                f"{where} gives {name}={value!r}, which holds a NUL character; an environment "
+                "variable's value cannot hold one: remove it.",
+                info.name,
+            )
+        if not isinstance(value, str):
             raise FlowValidationError(
                 f"{where} gives {name}={value!r}, of type {type(value).__name__}; environment "
                 f"variables hold strings (as in Metaflow): write {name}={str(value)!r}.",
@@ -311,11 +317,16 @@ batch = _compute("batch")
 
 def effective_resources(info: StepInfo) -> Resources | None:
     """The step's resources: ``@resources``, raised to the larger amounts its
-    ``@kubernetes``/``@batch`` asks (as Metaflow combines them); None when neither."""
+    ``@kubernetes``/``@batch`` asks (as Metaflow combines them); without ``@resources``, the
+    amounts ``@kubernetes``/``@batch`` asks (the others at their defaults); None when
+    neither."""
     base = info.resources
     if info.compute is None or not info.compute.hints:
         return base
     merged = dataclasses.asdict(base if base is not None else Resources())
     for key, value in info.compute.hints:
-        merged[key] = value if merged[key] is None else max(merged[key], value)
+        if base is None or merged[key] is None:
+            merged[key] = value  # without @resources, Metaflow asks for what the layer says
+        else:
+            merged[key] = max(merged[key], value)
     return Resources(**merged)
