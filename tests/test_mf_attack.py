@@ -475,3 +475,43 @@ def test_card_components_have_metaflows_from_constructors() -> None:
     from asyncflow.cards import Image, Table
 
     assert hasattr(Table, "from_dataframe") and hasattr(Image, "from_pil_image")
+
+
+FAILING_FLOW = """
+    from asyncflow import FlowSpec, step
+
+    class BrokenFlow(FlowSpec):
+        @step
+        def start(self):
+            raise ValueError("broken on purpose")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            print("finished")
+
+    if __name__ == "__main__":
+        BrokenFlow()
+"""
+
+
+def test_a_failed_run_prints_a_resume_command_that_works(tmp_path: Path) -> None:
+    # The one error line of a failed run says how to resume it: the exact command, with the
+    # script's name and the --store the run used, typed as printed once the step is fixed.
+    write(tmp_path, "broken flow.py", FAILING_FLOW)
+    failed = run(tmp_path, "broken flow.py", "--store", "runs x.db", "run")
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "python flow.py" not in lines[0], failed.stderr
+    command = lines[0].split("`")[-2]
+    assert command.startswith("python 'broken flow.py'"), command
+    write(
+        tmp_path,
+        "broken flow.py",
+        FAILING_FLOW.replace('raise ValueError("broken on purpose")', "pass"),
+    )
+    resumed = subprocess.run(
+        command, shell=True, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, command + "\n" + resumed.stderr
+    assert "finished" in resumed.stdout and "resumed BrokenFlow/1" in resumed.stdout

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from .._errors import AsyncflowError, StepFailed
+from .._errors import RESUME_HINT, AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
@@ -301,17 +301,7 @@ def _execute(
         return outcome
     signum = received[0] if received else signal.SIGINT
     what = f"run {name}/{run_ids[0]}" if run_ids else f"the {name} run (not started yet)"
-    # A command that works as printed: `python flow.py ...`, on the store and the @project
-    # branch this run used.
-    store = f" --store {shlex.quote(args.store)}" if args.store else ""
-    branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
-    branch += " --production" if args.top_production else ""
-    script = shlex.quote(sys.argv[0] or "flow.py")
-    hint = (
-        f"; resume it with `python {script}{branch} resume --origin-run-id {run_ids[0]}{store}`"
-        if run_ids
-        else ""
-    )
+    hint = f"; resume it with `{_resume_command(args, run_ids[0])}`" if run_ids else ""
     by = SIGNAL_NAMES.get(signum, str(signum))
     print(f"{what} was cancelled by {by}{hint}", file=sys.stderr)
     code = 128 + signum
@@ -392,6 +382,16 @@ def _run_and_report(
     return code
 
 
+def _resume_command(args: argparse.Namespace, run_id: int | str) -> str:
+    """A command that resumes run ``run_id`` as printed: `python flow.py ...`, on the store
+    and the @project branch this run used."""
+    store = f" --store {shlex.quote(args.store)}" if args.store else ""
+    branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
+    branch += " --production" if args.top_production else ""
+    script = shlex.quote(sys.argv[0] or "flow.py")
+    return f"python {script}{branch} resume --origin-run-id {run_id}{store}"
+
+
 def _run_and_print(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
@@ -400,7 +400,8 @@ def _run_and_print(
     if isinstance(outcome, int):
         return outcome
     if isinstance(outcome, StepFailed):
-        return _fail(f"run {outcome.run.pathspec} failed: {outcome}", 1)
+        exact = f"`{_resume_command(args, outcome.run.id)}`"
+        return _fail(f"run {outcome.run.pathspec} failed: {outcome}".replace(RESUME_HINT, exact), 1)
     if isinstance(outcome, AsyncflowError):
         return _fail(str(outcome), 2)
     took = time.perf_counter() - started
