@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
-    from ._cards import CardSpec
-    from ._decorators import CatchPolicy, RetryPolicy
-    from ._packages import PackageRequest
-    from ._placement import Compute, Resources
+    from ._settings import CardSpec, CatchPolicy, Compute, PackageRequest, Resources, RetryPolicy
 
 __all__ = ["STEP_ATTR", "StepInfo", "decorated_step", "step", "step_info"]
 
