@@ -20,7 +20,8 @@ from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execu
 from ._runtime._source import capture_source
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
-from ._spec._graph import FlowGraph, build_graph
+from ._spec._flowgraph import FlowGraph
+from ._spec._graph import build_graph
 from ._spec._project import resolve_branch
 from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES

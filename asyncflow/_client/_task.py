@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from .._spec._placement import Resources
+from .._spec._settings import Resources
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan

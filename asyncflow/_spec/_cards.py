@@ -17,21 +17,12 @@ from typing import Any, TypeVar
 
 from .._errors import FlowValidationError, UsageError
 from ._names import is_plain_name
+from ._settings import CardSpec
 from ._step import STEP_ATTR, decorated_step
 
-__all__ = ["Artifact", "CardSpec", "Image", "Markdown", "Table", "card"]
+__all__ = ["Artifact", "Image", "Markdown", "Table", "card"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CardSpec:
-    """One ``@card`` on a step: its type, id, options and timeout (seconds)."""
-
-    type: str
-    id: str | None
-    options: Mapping[str, Any]
-    timeout: float
 
 
 def card(
