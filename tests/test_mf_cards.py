@@ -118,3 +118,16 @@ def test_components_are_simple_typed_data() -> None:
     text = Markdown("# a")
     text.update("# b")
     assert text.text == "# b"
+
+
+@pytest.mark.anyio
+async def test_every_run_of_a_card_flow_warns_once_even_in_one_process(store: str) -> None:
+    # "one warning per run": a second run in the same process is not hidden by the warning
+    # registry of the first, under Python's default filter (the packages and placement
+    # warnings follow the same rule).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(2):
+            await Cards(store=store, echo=False).run()
+    said = [w for w in caught if issubclass(w.category, AsyncflowWarning)]
+    assert len(said) == 2 and all("have @card" in str(w.message) for w in said)

@@ -23,7 +23,6 @@ import platform
 import re
 import shlex
 import sys
-import warnings
 from collections.abc import Iterable
 
 import anyio.to_thread
@@ -32,6 +31,7 @@ from .._errors import AsyncflowWarning, FlowValidationError
 from .._spec._flowgraph import FlowGraph
 from .._spec._packages import BASE_ATTR, step_requests
 from ._cards import cards_warning
+from ._placing import warn_for_run
 
 __all__ = ["before_run", "check_packages", "installed_version", "version_matches"]
 
@@ -182,7 +182,8 @@ async def before_run(flow_cls: type, graph: FlowGraph) -> None:
     if asks:  # reads package metadata files: not on the loop
         warning = await anyio.to_thread.run_sync(check_packages, flow_cls, graph)
         if warning is not None:
-            warnings.warn(warning, AsyncflowWarning, stacklevel=2)
-    cards = cards_warning(graph.name, (node.name for node in graph if node.info.cards))
+            warn_for_run(warning, AsyncflowWarning, graph[graph.start_step].info)
+    with_cards = [node for node in graph if node.info.cards]
+    cards = cards_warning(graph.name, (node.name for node in with_cards))
     if cards is not None:
-        warnings.warn(cards, AsyncflowWarning, stacklevel=2)
+        warn_for_run(cards, AsyncflowWarning, with_cards[0].info)

@@ -27,9 +27,10 @@ from .._errors import RunsLocallyWarning, UsageError
 from .._spec._flowgraph import FlowGraph
 from .._spec._placement import COMPUTE_LAYERS
 from .._spec._settings import Resources
+from .._spec._step import StepInfo
 from ._context import where_step_runs
 
-__all__ = ["dask_resources", "task_environment", "warn_runs_locally"]
+__all__ = ["dask_resources", "task_environment", "warn_for_run", "warn_runs_locally"]
 
 _WHERE = {
     "loop": "on the event loop",
@@ -55,9 +56,13 @@ def warn_runs_locally(graph: FlowGraph, default_executor: str) -> None:
         f"{graph.name}: asyncflow does not send steps to {layers}; these steps run here "
         f"instead: {said}. Their cpu/memory/gpu are recorded as the steps' resources."
     )
-    first = steps[0]
-    # No registry: the default filter shows it for every run, not once per process.
-    warnings.warn_explicit(message, RunsLocallyWarning, first.file, first.line, registry=None)
+    warn_for_run(message, RunsLocallyWarning, steps[0])
+
+
+def warn_for_run(message: str, category: type[Warning], step: StepInfo) -> None:
+    """Give one of a run's warnings, pointing at ``step``'s ``def``: every run says it once
+    (no registry, so the default filter never hides a later run's), and filters apply."""
+    warnings.warn_explicit(message, category, step.file, step.line, registry=None)
 
 
 _env_lock = threading.Lock()
