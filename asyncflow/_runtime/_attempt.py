@@ -72,7 +72,12 @@ class Attempt:
         flow = ctx.flow_cls.__new__(ctx.flow_cls)
         object.__setattr__(flow, "_af_task", self.state)
         self.flow: FlowBase = flow
-        self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
+        events = ctx.events
+        self.cap = TaskCapture(
+            ctx.pathspec(spec),
+            ctx.echo,
+            None if events is None else events.lines(spec.step, spec.task_id),
+        )
         self.started = 0.0
         self.finished = 0.0
         # What a failed attempt in another process kept for @catch (see kept_artifacts).
@@ -101,8 +106,11 @@ class Attempt:
     def begin(self) -> None:
         """Note the start; raise :class:`RunCancelledError` once the run is cancelled."""
         self.started = time.time()
-        if not self.ctx.begin(self.spec.task_id, self):
-            raise RunCancelledError(f"run {self.ctx.run_id} was cancelled")
+        ctx, spec = self.ctx, self.spec
+        if not ctx.begin(spec.task_id, self):
+            raise RunCancelledError(f"run {ctx.run_id} was cancelled")
+        if ctx.events is not None:
+            ctx.events.task_started(spec.step, spec.task_id, spec.path, self.number)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:
@@ -210,7 +218,8 @@ class Attempt:
                 traceback=None if error is None else traceback_text(error),
                 attempt=self.number,
                 earlier=earlier or [],
-            )
+            ),
+            spec.base,
         )
         return outcome
 
@@ -291,6 +300,8 @@ async def run_managed(
                 return attempt.commit(None, exc)  # writes nothing
             if number < retries:
                 earlier.append(attempt.row(exc))
+                if ctx.events is not None:
+                    ctx.events.retrying(spec.step, spec.task_id, number, _exc_text(exc), pause)
                 if pause:
                     await anyio.sleep(pause)
                 continue

@@ -8,7 +8,7 @@ import inspect
 import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from .._spec._step import StepInfo
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
+from ._events import RunEvents
 from ._model import TaskOutcome, TaskSpec
 
 __all__ = ["Cloner", "RunContext", "RunningTask", "attribute_reads", "executor_of"]
@@ -72,6 +73,8 @@ class RunContext:
     # The store file's absolute path, taken when the run starts: a client call with no
     # store= inside a task reads it, and worker processes open it.
     store_file: str | None = None
+    # The run's events (the coordinator's; None in a worker process).
+    events: RunEvents | None = None
 
     @property
     def flow_name(self) -> str:
@@ -90,12 +93,13 @@ class RunContext:
             self.running[task_id] = task
             return True
 
-    def submit(self, record: TaskRecord) -> bool:
-        """Hand a finished task's record to the writer (never waits).
+    def submit(self, record: TaskRecord, base: Mapping[str, bytes] | None = None) -> bool:
+        """Hand a finished task's record to the writer (never waits), with its TaskFinished.
 
         Its new blobs are served from ``store.pending`` until they are committed. Returns
         False, writing nothing, once the run is cancelled: the cancellation has recorded the
-        task already if it was running.
+        task already if it was running. ``base``: the mapping the task started from (which
+        artifacts it set is what differs).
         """
         with self.lock:
             if self.cancelled:
@@ -105,7 +109,10 @@ class RunContext:
             for enc in record.blobs:
                 pending[enc.sha] = enc
             assert self.writer is not None
-            self.writer.submit(record)
+            if self.events is not None:
+                self.events.commit(record, {} if base is None else base)
+            else:
+                self.writer.submit(record)
             return True
 
     def cancel(self) -> None:
@@ -124,7 +131,10 @@ class RunContext:
         if writer is None:  # a worker's context: the coordinator records its tasks
             return
         for task in running:
-            writer.submit(task.cancelled_record(now))
+            if self.events is not None:
+                self.events.commit(task.cancelled_record(now), {})
+            else:
+                writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
         """Attribute names the step's source reads (to prefetch for coroutine steps)."""
