@@ -230,9 +230,8 @@ async def test_aclose_of_a_bare_stream_cancels_the_run_before_it_returns(store: 
     await stream.aclose()
     assert Flow("Wide", store=store)[ev.run_id].status == "cancelled"
     async with contextlib.aclosing(Wide(store=store, echo=False).stream(n=50)) as again:
-        async for ev in again:
-            break
-    assert Flow("Wide", store=store)[ev.run_id].status == "cancelled"
+        first = await again.__anext__()
+    assert Flow("Wide", store=store)[first.run_id].status == "cancelled"
 
 
 async def test_a_bare_async_for_left_by_break_cancels_the_run(store: str) -> None:
@@ -486,3 +485,20 @@ async def test_a_hostile_events_row_in_a_store_is_a_store_error_for_every_reader
     with pytest.raises(StoreError, match="a record holds a value asyncflow never writes"):
         [ev async for ev in run.aevents(follow=True)]
     assert run.data.total == 2  # the rest of the run reads as before
+
+
+async def test_a_changed_but_well_formed_event_in_an_archive_breaks_its_digest(
+    store: str, tmp_path: Path
+) -> None:
+    evs = await live(Retried(store=store, echo=False), marker=str(tmp_path / "m"))
+    assert evs[-1].status == "failed"
+    archive = str(tmp_path / "runs.afa")
+    Flow("Retried", store=store)[evs[-1].run_id].export(archive)
+    with contextlib.closing(sqlite3.connect(archive)) as conn, conn:
+        seq, data = conn.execute("SELECT seq, data FROM events ORDER BY seq DESC").fetchone()
+        body = msgpack.unpackb(data)
+        assert body[-1][0] == 7 and body[-1][2] == "failed"
+        body[-1][2] = "succeeded"  # the run "succeeded": a valid event, a forged record
+        conn.execute("UPDATE events SET data = ? WHERE seq = ?", (msgpack.packb(body), seq))
+    with pytest.raises(StoreError, match="do not match the digest"):
+        Flow("Retried", store=archive)[evs[-1].run_id].events()

@@ -328,7 +328,11 @@ class RunEvents:
     async def _from_store(self, first: int) -> list[Item]:
         writer, read = self._writer, self._read
         assert writer is not None and read is not None
-        await asyncio.wrap_future(writer.flush())
+        # Everything published before is in the file once the writer has committed it; a
+        # writer that has stopped (the store closed after the run) committed it all before.
+        done = writer.flush()
+        while writer.alive and not done.done():
+            await asyncio.wait([asyncio.wrap_future(done)], timeout=0.1)
         items: list[Item] = await anyio.to_thread.run_sync(read, event_items(self.run_id, first))
         if not items or items[0][0] != first:
             raise StoreError(
