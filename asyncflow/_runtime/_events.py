@@ -102,11 +102,13 @@ class RunEvents:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
 
-    def fail(self, error: BaseException) -> None:
-        """The run ended before it was recorded: readers raise ``error``."""
+    def fail(self, error: BaseException | None) -> None:
+        """The run ended before it was recorded: readers raise ``error``, or simply end for
+        None (the run was cancelled: no RunFinished will come)."""
         with self._lock:
             self.error = error
             self._closing = True
+            self.finished = error is None
         self._signal()
 
     # --- publishing ----------------------------------------------------------------------------
@@ -115,20 +117,27 @@ class RunEvents:
         if self._closing:
             return None
         self._seq += 1
-        item = (self._seq, code, _now_us(), *fields)
+        item = (self._seq, code, time.time_ns() // 1000, *fields)
+        self._keep(item)
+        return item
+
+    def _keep(self, item: Item) -> None:
+        # Under the lock: append to the log, trimming it to the last ``memory`` items once
+        # it holds twice that.
         log = self._log
         log.append(item)
         if len(log) >= 2 * self._memory:
             drop = len(log) - self._memory
             del log[:drop]
             self._base += drop
-        return item
 
     def _publish(self, code: int, *fields: Any) -> None:
         with self._lock:
-            item = self._next(code, *fields)
-            if item is None:
+            if self._closing:
                 return
+            self._seq += 1
+            item = (self._seq, code, time.time_ns() // 1000, *fields)
+            self._keep(item)
             self._unsent.append(item)
             arm = not self._flush_armed
             self._flush_armed = True
@@ -146,7 +155,31 @@ class RunEvents:
 
     def task_started(self, step: str, task_id: int, path: tuple[int, ...], attempt: int) -> None:
         """An attempt's code starts (any thread)."""
-        self._publish(ev.TASK_STARTED, step, task_id, path[-1] if path else None, attempt)
+        index = path[-1] if path else None
+        with self._lock:  # _publish, inline: once per task
+            if self._closing:
+                return
+            self._seq += 1
+            item = (
+                self._seq,
+                ev.TASK_STARTED,
+                time.time_ns() // 1000,
+                step,
+                task_id,
+                index,
+                attempt,
+            )
+            self._keep(item)
+            self._unsent.append(item)
+            arm = not self._flush_armed
+            self._flush_armed = True
+            wake = self._waiting > 0 and not self._wake_pending
+            if wake:
+                self._wake_pending = True
+        if arm:
+            self._arm(FLUSH_SECONDS)
+        if wake:
+            self._wake()
 
     def retrying(self, step: str, task_id: int, attempt: int, error: str, delay: float) -> None:
         """Attempt ``attempt`` failed; another follows after ``delay`` seconds."""
@@ -167,23 +200,27 @@ class RunEvents:
         waiting for a ride). ``base``: the mapping the task started from, to tell which
         artifacts it set."""
         assert self._writer is not None
-        set_names = tuple(n for n, sha in record.refs.items() if base.get(n) != sha)
-        duration = max(0, round((record.finished_at - record.started_at) * 1e6))
+        step = record.step
+        get = base.get
+        set_names = tuple([n for n, sha in record.refs.items() if get(n) != sha])
+        duration = int((record.finished_at - record.started_at) * 1e6)
         with self._lock:
-            item = self._next(
-                ev.TASK_FINISHED, record.step, record.task_id, record.status, duration,
-                set_names, record.attempt,
-            )  # fmt: skip
-            if item is not None:
+            if not self._closing:
+                self._seq += 1
+                item = (
+                    self._seq, ev.TASK_FINISHED, time.time_ns() // 1000, step,
+                    record.task_id, record.status, max(0, duration), set_names, record.attempt,
+                )  # fmt: skip
+                self._keep(item)
                 unsent = self._unsent
                 unsent.append(item)
-                progress = self._progress.get(record.step)
+                progress = self._progress.get(step)
                 if progress is not None:
                     if record.status in _STATUS_DONE:
                         progress.done += 1
                     else:
                         progress.failed += 1
-                    self._progress_due(record.step, progress, time.monotonic())
+                    self._progress_due(step, progress, time.monotonic())
                 record.events = unsent
                 self._unsent = []
             self._writer.submit(record)
@@ -390,51 +427,62 @@ class EventReader:
         return hub.make(item)
 
 
+class _Bucket:
+    """One stream's state in a LineSink: its partial last line and its token bucket."""
+
+    __slots__ = ("noted", "pending", "skipped", "stamp", "tokens")
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.tokens = float(LINE_BURST)
+        self.stamp = time.monotonic()
+        self.skipped = 0
+        self.noted = 0.0  # when lines left out were last reported
+
+
 class LineSink:
     """Turns what one attempt writes into LogLines: whole lines, cut at
     :data:`LINE_CHARS`, at most :data:`LINE_BURST` at once and :data:`LINE_RATE` a second per
     stream (a token bucket); the lines left out are counted and reported by one line of
-    their own, at most once a second and when the task ends."""
+    their own, at most once a second and when the task ends. Costs nothing until the task
+    writes."""
 
-    __slots__ = ("_hub", "_noted", "_pending", "_skipped", "_stamp", "_step", "_task", "_tokens")
+    __slots__ = ("_buckets", "_hub", "_step", "_task")
 
     def __init__(self, hub: RunEvents, step: str, task_id: int) -> None:
         self._hub = hub
         self._step = step
         self._task = task_id
-        self._pending = ["", ""]
-        self._tokens = [float(LINE_BURST), float(LINE_BURST)]
-        self._stamp = [0.0, 0.0]
-        self._skipped = [0, 0]
-        self._noted = [0.0, 0.0]  # when lines left out were last reported
+        self._buckets: list[_Bucket] | None = None
 
     def write(self, which: str, text: str) -> None:
         """Text the task wrote to ``which`` ("stdout" or "stderr")."""
+        if self._buckets is None:
+            self._buckets = [_Bucket(), _Bucket()]
         s = _STREAM[which]
-        head, newline, tail = (self._pending[s] + text).rpartition("\n")
-        if not newline:
-            self._pending[s] = tail[: LINE_CHARS + 1]
-            return
-        self._pending[s] = tail[: LINE_CHARS + 1]
-        for line in head.split("\n"):
-            self._line(s, line)
+        bucket = self._buckets[s]
+        head, newline, tail = (bucket.pending + text).rpartition("\n")
+        bucket.pending = tail[: LINE_CHARS + 1]
+        if newline:
+            for line in head.split("\n"):
+                self._line(s, bucket, line)
 
-    def _line(self, s: int, line: str) -> None:
+    def _line(self, s: int, bucket: _Bucket, line: str) -> None:
         now = time.monotonic()
-        tokens = min(LINE_BURST, self._tokens[s] + (now - self._stamp[s]) * LINE_RATE)
-        self._stamp[s] = now
+        tokens = min(LINE_BURST, bucket.tokens + (now - bucket.stamp) * LINE_RATE)
+        bucket.stamp = now
         if tokens < 1:
-            self._tokens[s] = tokens
-            self._skipped[s] += 1
+            bucket.tokens = tokens
+            bucket.skipped += 1
             return
-        self._tokens[s] = tokens - 1
-        if self._skipped[s] and now - self._noted[s] >= 1.0:
-            self._noted[s] = now
-            self._report_skipped(s)
+        bucket.tokens = tokens - 1
+        if bucket.skipped and now - bucket.noted >= 1.0:
+            bucket.noted = now
+            self._report_skipped(s, bucket)
         self._hub._publish(ev.LOG_LINE, self._step, self._task, s, _storable(line[:LINE_CHARS]))
 
-    def _report_skipped(self, s: int) -> None:
-        skipped, self._skipped[s] = self._skipped[s], 0
+    def _report_skipped(self, s: int, bucket: _Bucket) -> None:
+        skipped, bucket.skipped = bucket.skipped, 0
         if skipped:
             note = (
                 f"[asyncflow: {skipped} line(s) not streamed (more than {LINE_RATE:g} a "
@@ -445,11 +493,13 @@ class LineSink:
     def end(self) -> None:
         """The attempt ended: its partial last lines go as lines, and the count of lines
         left out, if any."""
-        for s in (0, 1):
-            if self._pending[s]:
-                line, self._pending[s] = self._pending[s], ""
-                self._line(s, line)
-            self._report_skipped(s)
+        if self._buckets is None:
+            return
+        for s, bucket in enumerate(self._buckets):
+            if bucket.pending:
+                line, bucket.pending = bucket.pending, ""
+                self._line(s, bucket, line)
+            self._report_skipped(s, bucket)
 
 
 def _storable(text: str) -> str:

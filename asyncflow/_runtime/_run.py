@@ -267,7 +267,7 @@ async def execute_run(
         return await _execute(flow_cls, graph, params, options, resume, on_start, source, hub)
     except BaseException as exc:
         if not hub.run_id:  # never recorded: no RunFinished will come
-            hub.fail(exc)
+            hub.fail(exc if isinstance(exc, Exception) else None)
         raise
 
 

@@ -213,20 +213,37 @@ def refinished(items: list[Item], status: str, error: str | None) -> list[Item]:
 # --- chunks -----------------------------------------------------------------------------------
 
 
+# A row's data stays under this many bytes (more start a new row): SQLite keeps a row of a
+# WITHOUT ROWID table of 64 KiB pages in its leaf page only up to about 16 KB, and spills
+# the rest to overflow pages, whose unused end is wasted (a 20 KB row took two pages).
+CHUNK_BYTES = 8192
+
+
 def encode_chunks(items: Sequence[Item]) -> list[tuple[int, bytes]]:
-    """``items`` (of one run, in seq order) as rows ``(first seq, data)``: one per run of
-    consecutive seqs (one in practice)."""
+    """``items`` (of one run, in seq order) as rows ``(first seq, data)``: a new row at each
+    gap in the seqs and every :data:`CHUNK_BYTES` or so."""
     rows: list[tuple[int, bytes]] = []
-    start = 0
-    for i in range(1, len(items) + 1):
-        if i == len(items) or items[i][0] != items[i - 1][0] + 1:
-            part = items[start:i]
-            t0 = part[0][2]
-            body: list[Any] = [t0]
-            body.extend([it[1], it[2] - t0, *it[3:]] for it in part)
-            rows.append((part[0][0], msgpack.packb(body, use_bin_type=True)))
-            start = i
+    pack = msgpack.Packer(use_bin_type=True).pack
+    parts: list[bytes] = []
+    size = first = t0 = 0
+    for it in items:
+        if parts and (it[0] != first + len(parts) or size >= CHUNK_BYTES):
+            rows.append((first, _chunk(t0, parts)))
+            parts, size = [], 0
+        if not parts:
+            first, t0 = it[0], it[2]
+        part = pack([it[1], it[2] - t0, *it[3:]])
+        parts.append(part)
+        size += len(part)
+    if parts:
+        rows.append((first, _chunk(t0, parts)))
     return rows
+
+
+def _chunk(t0: int, parts: list[bytes]) -> bytes:
+    packer = msgpack.Packer(use_bin_type=True)
+    head: bytes = packer.pack_array_header(len(parts) + 1) + packer.pack(t0)
+    return head + b"".join(parts)
 
 
 _MAX_ID = 2**63 - 1
