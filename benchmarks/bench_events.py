@@ -21,7 +21,9 @@ Figures:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -47,20 +49,32 @@ def _without_task_events(*args: object, **kw: object) -> object:
     return _RunContext(*args, **kw)  # type: ignore[arg-type]
 
 
-async def timed_run(path: str, n: int, with_events: bool) -> float:
+async def timed_run(path: str, n: int, with_events: bool) -> tuple[float, float]:
+    """(wall, CPU seconds of all threads) of one run."""
     run_module.RunContext = _RunContext if with_events else _without_task_events  # type: ignore[assignment,misc]
     try:
+        cpu = time.process_time()
         start = time.perf_counter()
         run = await ForeachBench(store=path, echo=False).run(n=n)
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     finally:
         run_module.RunContext = _RunContext  # type: ignore[misc]
     assert run.data.total == n * (n - 1)
-    return wall
+    return wall, cpu
+
+
+def events_bytes(path: str) -> tuple[int, int]:
+    """(bytes of the events table's pages, bytes of its rows' data), from SQLite's dbstat."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        pages = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'events'").fetchone()
+        data = conn.execute("SELECT sum(length(data)) FROM events").fetchone()
+    return int(pages[0] or 0), int(data[0] or 0)
 
 
 async def per_task(args, report: Report, n: int) -> None:
     walls: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
     sizes: dict[bool, list[float]] = {True: [], False: []}
     with scratch_dir(args.dir, "bench_events-") as folder:
         paths = {mode: os.path.join(folder, f"{mode}.db") for mode in (True, False)}
@@ -69,12 +83,16 @@ async def per_task(args, report: Report, n: int) -> None:
         for r in range(args.repeat * 2):
             for mode in (True, False) if r % 2 == 0 else (False, True):
                 before = os.path.getsize(paths[mode])
-                walls[mode].append(await timed_run(paths[mode], n, mode) / n)
+                wall, cpu = await timed_run(paths[mode], n, mode)
+                walls[mode].append(wall / n)
+                cpus[mode].append(cpu / n)
                 sizes[mode].append((os.path.getsize(paths[mode]) - before) / n)
             progress(
                 f"  repeat {r + 1}/{args.repeat * 2}: with {walls[True][-1] * 1e3:.3f} ms, "
                 f"without {walls[False][-1] * 1e3:.3f} ms per task"
             )
+        runs = 2 * args.repeat + 1
+        pages, data = events_bytes(paths[True])
     report.add(
         f"foreach n={n}: per task, with events",
         walls[True],
@@ -85,6 +103,22 @@ async def per_task(args, report: Report, n: int) -> None:
         note=f"target: ratio <= {TARGET_RATIO}",
     )
     report.add(f"foreach n={n}: per task, without events", walls[False], "ms", scale=1e3)
+    report.add(
+        f"foreach n={n}: CPU per task (all threads), with events",
+        cpus[True],
+        "ms",
+        scale=1e3,
+        baseline="the same, without per-task events",
+        baseline_samples=cpus[False],
+    )
+    report.add(f"foreach n={n}: CPU per task, without events", cpus[False], "ms", scale=1e3)
+    report.add(
+        f"foreach n={n}: events table bytes/task",
+        [pages / (runs * n)],
+        "B",
+        note=f"its pages (dbstat) / tasks of the {runs} runs; its rows' data alone: "
+        f"{data / (runs * n):.0f} B/task",
+    )
     report.add(
         f"foreach n={n}: store bytes/task, with events",
         sizes[True],

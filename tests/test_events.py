@@ -470,8 +470,17 @@ async def test_overlapping_events_rows_in_an_archive_are_refused(
         (data,) = conn.execute("SELECT data FROM events ORDER BY seq LIMIT 1").fetchone()
         conn.execute("INSERT INTO events VALUES (?, 2, ?)", (int(run.id), data))
     _redigest(archive)
-    with pytest.raises(StoreError, match="overlap at seq"):
+    with pytest.raises(StoreError, match=r"its events are not ones .* overlap at seq 2"):
         Flow("Wide", store=archive)[run.id].events()
+
+
+async def test_overlapping_events_rows_in_a_store_are_a_store_error(store: str) -> None:
+    run = await Wide(store=store, echo=False).run(n=2)
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        (data,) = conn.execute("SELECT data FROM events ORDER BY seq LIMIT 1").fetchone()
+        conn.execute("INSERT INTO events VALUES (?, 2, ?)", (int(run.id), data))
+    with pytest.raises(StoreError, match=r"a record holds .* overlap at seq"):
+        run.events()
 
 
 @pytest.mark.parametrize("what", sorted(HOSTILE))
@@ -502,3 +511,46 @@ async def test_a_changed_but_well_formed_event_in_an_archive_breaks_its_digest(
         conn.execute("UPDATE events SET data = ? WHERE seq = ?", (msgpack.packb(body), seq))
     with pytest.raises(StoreError, match="do not match the digest"):
         Flow("Retried", store=archive)[evs[-1].run_id].events()
+
+
+async def test_a_task_finished_is_committed_with_its_task_row_never_apart(store: str) -> None:
+    import threading
+
+    from asyncflow._store._event_reads import event_items
+    from asyncflow._store._events import TASK_FINISHED
+    from asyncflow._store._plans import Query
+
+    await Wide(store=store, echo=False).run(n=1)  # the file exists for the watcher
+    stop = threading.Event()
+    apart: list[tuple[set[int], set[int]]] = []
+    looks = [0]
+
+    def watch() -> None:
+        conn = sqlite3.connect(store, isolation_level=None)
+        try:
+            while not stop.is_set():
+                conn.execute("BEGIN")
+                rows = {r[0] for r in conn.execute("SELECT id FROM tasks WHERE run_id = 2")}
+                plan = event_items(2)
+                query: Query = next(plan)
+                try:
+                    plan.send(conn.execute(query.sql, query.params).fetchall())
+                except StopIteration as done:
+                    items = done.value
+                conn.execute("ROLLBACK")
+                finished = {it[4] for it in items if it[1] == TASK_FINISHED}
+                looks[0] += 1
+                if rows != finished:
+                    apart.append((rows, finished))
+        finally:
+            conn.close()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        await Wide(store=store, echo=False).run(n=300, pause=0.002)
+    finally:
+        stop.set()
+        watcher.join()
+    assert looks[0] > 10
+    assert not apart, apart[0]
