@@ -27,7 +27,8 @@ import pytest
 
 import asyncflow
 from asyncflow import Flow, StoreError, events
-from asyncflow._runtime._events import FLUSH_SECONDS, LINE_BURST, LINE_RATE, RunEvents
+from asyncflow._runtime._events import FLUSH_SECONDS, RunEvents
+from asyncflow._runtime._log_lines import LINE_BURST, LINE_RATE
 from asyncflow._store._manifest import content_digest
 from tests.flows.event_flows import Caught, Chatty, Retried, Split, Wide
 

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from ._events import LineSink
+    from ._log_lines import LineSink
 
 __all__ = ["TaskCapture", "capture_var", "install", "uninstall"]
 

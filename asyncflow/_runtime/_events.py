@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -33,21 +33,16 @@ from .._store._event_reads import event_items
 from .._store._events import Event, Item
 from .._store._write_ops import AppendEvents, FinishRun, TaskRecord
 from .._store._writer import Writer
+from ._event_reader import EventReader
+from ._log_lines import LineSink
 
-__all__ = ["FLUSH_SECONDS", "MEMORY_EVENTS", "EventReader", "LineSink", "RunEvents"]
+__all__ = ["FLUSH_SECONDS", "MEMORY_EVENTS", "RunEvents"]
 
 FLUSH_SECONDS = 0.02  # an event that rides on no record is handed to the writer this late
 PROGRESS_SECONDS = 0.1  # StepProgress of a step at most this often
 MEMORY_EVENTS = 10_000
-LINE_CHARS = 4096  # a LogLine is cut at this many characters
-LINE_BURST, LINE_RATE = 1000, 100.0  # LogLines per task and stream: at once, then per second
 
 _STATUS_DONE = ("succeeded", "caught")
-_STREAM = {"stdout": 0, "stderr": 1}
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class _Progress:
@@ -265,7 +260,7 @@ class RunEvents:
             for step, p in self._progress.items():
                 self._progress_due(step, p, now, force=True)
             self._seq += 1
-            item = (self._seq, ev.RUN_FINISHED, _now_us(), op.status, op.error)
+            item = (self._seq, ev.RUN_FINISHED, time.time_ns() // 1000, op.status, op.error)
             self._closing = True
             op.events = [*self._unsent, item]
             self._unsent = []
@@ -383,129 +378,3 @@ class RunEvents:
     def make(self, item: Item) -> Event:
         """The Event of one item of this run."""
         return ev.make_event(item, self.flow, str(self.run_id))
-
-
-class EventReader:
-    """One reader of a run's events: an async iterator from its cursor to ``RunFinished``.
-
-    It holds its cursor and nothing else; events are made into objects as it reads them.
-    """
-
-    __slots__ = ("_batch", "_hub", "_next", "_pos")
-
-    def __init__(self, hub: RunEvents, first: int = 1) -> None:
-        self._hub = hub
-        self._next = first
-        self._batch: list[Item] = []
-        self._pos = 0
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        hub = self._hub
-        while self._pos >= len(self._batch):
-            items, behind, changed = hub._take(self._next)
-            if behind:
-                items = await hub._from_store(self._next)
-            elif not items:
-                if changed is None:
-                    if hub.error is not None:
-                        raise hub.error
-                    raise StopAsyncIteration
-                try:
-                    await changed.wait()
-                finally:
-                    hub._done_waiting()
-                continue
-            self._batch, self._pos = items, 0
-        item = self._batch[self._pos]
-        self._pos += 1
-        self._next = item[0] + 1
-        if self._pos == len(self._batch):
-            self._batch, self._pos = [], 0
-        return hub.make(item)
-
-
-class _Bucket:
-    """One stream's state in a LineSink: its partial last line and its token bucket."""
-
-    __slots__ = ("noted", "pending", "skipped", "stamp", "tokens")
-
-    def __init__(self) -> None:
-        self.pending = ""
-        self.tokens = float(LINE_BURST)
-        self.stamp = time.monotonic()
-        self.skipped = 0
-        self.noted = 0.0  # when lines left out were last reported
-
-
-class LineSink:
-    """Turns what one attempt writes into LogLines: whole lines, cut at
-    :data:`LINE_CHARS`, at most :data:`LINE_BURST` at once and :data:`LINE_RATE` a second per
-    stream (a token bucket); the lines left out are counted and reported by one line of
-    their own, at most once a second and when the task ends. Costs nothing until the task
-    writes."""
-
-    __slots__ = ("_buckets", "_hub", "_step", "_task")
-
-    def __init__(self, hub: RunEvents, step: str, task_id: int) -> None:
-        self._hub = hub
-        self._step = step
-        self._task = task_id
-        self._buckets: list[_Bucket] | None = None
-
-    def write(self, which: str, text: str) -> None:
-        """Text the task wrote to ``which`` ("stdout" or "stderr")."""
-        if self._buckets is None:
-            self._buckets = [_Bucket(), _Bucket()]
-        s = _STREAM[which]
-        bucket = self._buckets[s]
-        head, newline, tail = (bucket.pending + text).rpartition("\n")
-        bucket.pending = tail[: LINE_CHARS + 1]
-        if newline:
-            for line in head.split("\n"):
-                self._line(s, bucket, line)
-
-    def _line(self, s: int, bucket: _Bucket, line: str) -> None:
-        now = time.monotonic()
-        tokens = min(LINE_BURST, bucket.tokens + (now - bucket.stamp) * LINE_RATE)
-        bucket.stamp = now
-        if tokens < 1:
-            bucket.tokens = tokens
-            bucket.skipped += 1
-            return
-        bucket.tokens = tokens - 1
-        if bucket.skipped and now - bucket.noted >= 1.0:
-            bucket.noted = now
-            self._report_skipped(s, bucket)
-        self._hub._publish(ev.LOG_LINE, self._step, self._task, s, _storable(line[:LINE_CHARS]))
-
-    def _report_skipped(self, s: int, bucket: _Bucket) -> None:
-        skipped, bucket.skipped = bucket.skipped, 0
-        if skipped:
-            note = (
-                f"[asyncflow: {skipped} line(s) not streamed (more than {LINE_RATE:g} a "
-                "second); the task's whole output is stored with it]"
-            )
-            self._hub._publish(ev.LOG_LINE, self._step, self._task, s, note)
-
-    def end(self) -> None:
-        """The attempt ended: its partial last lines go as lines, and the count of lines
-        left out, if any."""
-        if self._buckets is None:
-            return
-        for s, bucket in enumerate(self._buckets):
-            if bucket.pending:
-                line, bucket.pending = bucket.pending, ""
-                self._line(s, bucket, line)
-            self._report_skipped(s, bucket)
-
-
-def _storable(text: str) -> str:
-    # Lone surrogates cannot be encoded as UTF-8 (msgpack, SQLite): written as escapes.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
