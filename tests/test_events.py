@@ -555,3 +555,45 @@ async def test_a_task_finished_is_committed_with_its_task_row_never_apart(store:
         watcher.join()
     assert looks[0] > 10
     assert not apart, apart[0]
+
+
+def test_the_readme_stream_snippet_runs_and_prints_progress_and_the_end(tmp_path: Path) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.DOTALL)
+    [block] = [b for b in blocks if ".stream(epochs=50)" in b]
+    body = "\n".join("    " + line for line in block.splitlines())
+    code = f"import asyncio\nfrom quickstart import TrainFlow\nasync def main():\n{body}\n"
+    code += "asyncio.run(main())\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "examples"), str(root)])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "succeeded TrainFlow/1" in lines
+    progress = [line for line in lines if re.fullmatch(r"train \d+/\d+", line)]
+    assert progress and progress[-1].split()[1].split("/")[0] == progress[-1].split("/")[1]
+
+
+async def test_a_reader_that_joins_a_live_run_late_reads_the_past_then_follows(
+    store: str,
+) -> None:
+    # No reader at first: the hub keeps no log, so the late reader gets what came before
+    # from the store (events still waiting for the writer are handed over first).
+    hub = RunEvents()
+    seen: list[events.Event] = []
+
+    async def late() -> None:
+        await anyio.sleep(0.3)
+        async for ev in hub.reader():
+            seen.append(ev)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(late)
+        run = await Wide(store=store, echo=False)._af_execute({"n": 40, "pause": 0.02}, events=hub)
+    check_seqs(seen)
+    assert seen == run.events()
+    assert not hub._log or len(hub._log) < len(seen)

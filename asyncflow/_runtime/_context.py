@@ -101,6 +101,8 @@ class RunContext:
         task already if it was running. ``base``: the mapping the task started from (which
         artifacts it set is what differs).
         """
+        events = self.events
+        finished = None if events is None else events.finished_fields(record, base or {})
         with self.lock:
             if self.cancelled:
                 return False
@@ -109,8 +111,8 @@ class RunContext:
             for enc in record.blobs:
                 pending[enc.sha] = enc
             assert self.writer is not None
-            if self.events is not None:
-                self.events.commit(record, {} if base is None else base)
+            if events is not None and finished is not None:
+                events.commit(record, finished)
             else:
                 self.writer.submit(record)
             return True
@@ -132,7 +134,8 @@ class RunContext:
             return
         for task in running:
             if self.events is not None:
-                self.events.commit(task.cancelled_record(now), {})
+                record = task.cancelled_record(now)
+                self.events.commit(record, self.events.finished_fields(record, {}))
             else:
                 writer.submit(task.cancelled_record(now))
 

@@ -19,7 +19,7 @@ class EventReader:
     It holds its cursor and nothing else; events are made into objects as it reads them.
     """
 
-    __slots__ = ("_batch", "_hub", "_next", "_pos")
+    __slots__ = ("__weakref__", "_batch", "_hub", "_next", "_pos")
 
     def __init__(self, hub: RunEvents, first: int = 1) -> None:
         self._hub = hub

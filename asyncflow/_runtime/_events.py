@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,6 +69,9 @@ class RunEvents:
         self._seq = 0
         self._log: list[Item] = []
         self._base = 1  # seq of _log[0]
+        # The readers alive: while there are none, the log keeps nothing (a reader made
+        # later reads what came before from the store).
+        self._readers: weakref.WeakSet[EventReader] = weakref.WeakSet()
         self._unsent: list[Item] = []
         self._writer: Writer | None = None
         self._read: Callable[[Any], Any] | None = None
@@ -120,6 +124,11 @@ class RunEvents:
         # Under the lock: append to the log, trimming it to the last ``memory`` items once
         # it holds twice that.
         log = self._log
+        if not self._readers:
+            if log:
+                log.clear()
+            self._base = item[0] + 1
+            return
         log.append(item)
         if len(log) >= 2 * self._memory:
             drop = len(log) - self._memory
@@ -190,21 +199,29 @@ class RunEvents:
         """Where the output of one attempt of task ``task_id`` goes, as LogLines."""
         return LineSink(self, step, task_id)
 
-    def commit(self, record: TaskRecord, base: Mapping[str, bytes]) -> None:
-        """Hand a finished task's record to the writer with its TaskFinished (and the events
-        waiting for a ride). ``base``: the mapping the task started from, to tell which
-        artifacts it set."""
-        assert self._writer is not None
-        step = record.step
+    @staticmethod
+    def finished_fields(
+        record: TaskRecord, base: Mapping[str, bytes]
+    ) -> tuple[tuple[str, ...], int]:
+        """What a task's TaskFinished says beyond its record: the names it set (those whose
+        sha differs from ``base``, the mapping it started from) and its duration in
+        microseconds. Made before :meth:`commit`, outside the caller's lock."""
         get = base.get
         set_names = tuple([n for n, sha in record.refs.items() if get(n) != sha])
-        duration = int((record.finished_at - record.started_at) * 1e6)
+        return set_names, max(0, int((record.finished_at - record.started_at) * 1e6))
+
+    def commit(self, record: TaskRecord, finished: tuple[tuple[str, ...], int]) -> None:
+        """Hand a finished task's record to the writer with its TaskFinished (and the events
+        waiting for a ride); ``finished``: :meth:`finished_fields` of the record."""
+        assert self._writer is not None
+        step = record.step
+        set_names, duration = finished
         with self._lock:
             if not self._closing:
                 self._seq += 1
                 item = (
                     self._seq, ev.TASK_FINISHED, time.time_ns() // 1000, step,
-                    record.task_id, record.status, max(0, duration), set_names, record.attempt,
+                    record.task_id, record.status, duration, set_names, record.attempt,
                 )  # fmt: skip
                 self._keep(item)
                 unsent = self._unsent
@@ -272,7 +289,7 @@ class RunEvents:
         item = op.events[-1] if op.events else None
         with self._lock:
             if item is not None and item[1] == ev.RUN_FINISHED:
-                self._log.append(item)
+                self._keep(item)
             self.finished = True
         self._signal()
 
@@ -337,7 +354,10 @@ class RunEvents:
     # --- reading -------------------------------------------------------------------------------
     def reader(self, first: int = 1) -> EventReader:
         """A new reader from seq ``first`` (1: the whole stream)."""
-        return EventReader(self, first)
+        reader = EventReader(self, first)
+        with self._lock:
+            self._readers.add(reader)
+        return reader
 
     def _take(self, first: int) -> tuple[list[Item], bool, asyncio.Event | None]:
         """(items from ``first`` on in memory; whether older ones must come from the store;
@@ -360,8 +380,13 @@ class RunEvents:
     async def _from_store(self, first: int) -> list[Item]:
         writer, read = self._writer, self._read
         assert writer is not None and read is not None
-        # Everything published before is in the file once the writer has committed it; a
-        # writer that has stopped (the store closed after the run) committed it all before.
+        # Everything published before is in the file once the events waiting for a ride
+        # are handed over and the writer has committed them; a writer that has stopped (the
+        # store closed after the run) committed it all before.
+        with self._lock:
+            if self._unsent and not self._closing:
+                writer.submit(AppendEvents(self.run_id, self._unsent))
+                self._unsent = []
         done = writer.flush()
         while writer.alive and not done.done():
             await asyncio.wait([asyncio.wrap_future(done)], timeout=0.1)
