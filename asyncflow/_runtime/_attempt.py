@@ -107,10 +107,8 @@ class Attempt:
         """Note the start; raise :class:`RunCancelledError` once the run is cancelled."""
         self.started = time.time()
         ctx, spec = self.ctx, self.spec
-        if not ctx.begin(spec.task_id, self):
+        if not ctx.begin(spec.task_id, self, (spec.step, spec.path, self.number)):
             raise RunCancelledError(f"run {ctx.run_id} was cancelled")
-        if ctx.events is not None:
-            ctx.events.task_started(spec.step, spec.task_id, spec.path, self.number)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:

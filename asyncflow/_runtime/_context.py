@@ -58,7 +58,8 @@ class RunContext:
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
     budgeted: bool = False
     # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # (The run's event hub's lock when it has one: one lock for a task's start and commit.)
+    lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
     running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task
     writer: Writer | None = None  # the store's writer; None in a worker process (never writes)
     # Where plain steps run: the flow's default ("thread", "process", "dask") and the
@@ -85,12 +86,21 @@ class RunContext:
         """``Flow/run/step/task`` of ``spec``."""
         return f"{self.graph.name}/{self.run_id}/{spec.step}/{spec.task_id}"
 
-    def begin(self, task_id: int, task: RunningTask) -> bool:
-        """Note that a task's code starts; False (do not start it) once the run is cancelled."""
+    def begin(
+        self,
+        task_id: int,
+        task: RunningTask,
+        started: tuple[str, tuple[int, ...], int] = ("", (), 0),
+    ) -> bool:
+        """Note that a task's code starts, publishing its TaskStarted (``started``: step,
+        foreach path, attempt); False (do not start it) once the run is cancelled."""
         with self.lock:
             if self.cancelled:
                 return False
             self.running[task_id] = task
+            if self.events is not None:
+                step, path, attempt = started
+                self.events.task_started(step, task_id, path, attempt)
             return True
 
     def submit(self, record: TaskRecord, base: Mapping[str, bytes] | None = None) -> bool:

@@ -65,7 +65,9 @@ class RunEvents:
         self.flow = ""
         self.run_id = 0
         self._memory = memory
-        self._lock = threading.Lock()
+        # Re-entrant: the run's context shares it (``RunContext.lock``), so a task's start and
+        # commit take one lock, not two nested ones (16 draining threads contend for it).
+        self.lock = self._lock = threading.RLock()
         self._seq = 0
         self._log: list[Item] = []
         self._base = 1  # seq of _log[0]

@@ -356,6 +356,7 @@ async def _execute(
             ),
             store_file=os.path.abspath(options.store_path),
             events=hub,
+            lock=hub.lock,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
