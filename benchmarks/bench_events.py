@@ -1,6 +1,6 @@
 """What a run's events cost, and how soon a reader sees them.
 
-    python benchmarks/bench_events.py [--repeat N] [--quick]
+    python benchmarks/bench_events.py [--repeat N] [--pairs N] [--quick]
 
 Figures:
 
@@ -76,22 +76,26 @@ async def per_task(args, report: Report, n: int) -> None:
     walls: dict[bool, list[float]] = {True: [], False: []}
     cpus: dict[bool, list[float]] = {True: [], False: []}
     sizes: dict[bool, list[float]] = {True: [], False: []}
+    pair_cpu: list[float] = []
+    pair_wall: list[float] = []
     with scratch_dir(args.dir, "bench_events-") as folder:
         paths = {mode: os.path.join(folder, f"{mode}.db") for mode in (True, False)}
         for mode in (True, False):  # cold runs first: both stores warm
             await timed_run(paths[mode], n, mode)
-        for r in range(args.repeat * 2):
+        for r in range(args.pairs or args.repeat * 2):
             for mode in (True, False) if r % 2 == 0 else (False, True):
                 before = os.path.getsize(paths[mode])
                 wall, cpu = await timed_run(paths[mode], n, mode)
                 walls[mode].append(wall / n)
                 cpus[mode].append(cpu / n)
                 sizes[mode].append((os.path.getsize(paths[mode]) - before) / n)
+            pair_cpu.append(cpus[True][-1] / cpus[False][-1])
+            pair_wall.append(walls[True][-1] / walls[False][-1])
             progress(
-                f"  repeat {r + 1}/{args.repeat * 2}: with {walls[True][-1] * 1e3:.3f} ms, "
+                f"  pair {r + 1}: with {walls[True][-1] * 1e3:.3f} ms, "
                 f"without {walls[False][-1] * 1e3:.3f} ms per task"
             )
-        runs = 2 * args.repeat + 1
+        runs = len(walls[True]) + 1
         pages, data = events_bytes(paths[True])
     report.add(
         f"foreach n={n}: per task, with events",
@@ -112,6 +116,14 @@ async def per_task(args, report: Report, n: int) -> None:
         baseline_samples=cpus[False],
     )
     report.add(f"foreach n={n}: CPU per task, without events", cpus[False], "ms", scale=1e3)
+    report.add(
+        f"foreach n={n}: with/without, pair by pair, CPU",
+        pair_cpu,
+        "x",
+        target=TARGET_RATIO,
+        note="each pair: one run with events and one without, back to back",
+    )
+    report.add(f"foreach n={n}: with/without, pair by pair, wall", pair_wall, "x")
     report.add(
         f"foreach n={n}: events table bytes/task",
         [pages / (runs * n)],
@@ -191,8 +203,14 @@ async def remote_latency(args, report: Report) -> None:
     )
 
 
+def _pairs_flag(parser) -> None:
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="runs with and without events (default 2 x repeat)"
+    )
+
+
 async def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], repeat=5)
+    args = parse_args(__doc__.splitlines()[0], repeat=5, extra=_pairs_flag)
     sys.path.insert(0, os.path.dirname(HERE))  # tests.flows
     report = Report("bench_events: the price of a run's events, and their latency", args)
     touch_memory()
