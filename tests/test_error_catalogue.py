@@ -1480,6 +1480,23 @@ async def _c144(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.namespace("user:\ud800")), ("lone surrogate",)
 
 
+@case("C181", fix="read those that are there with run.events()")
+async def _c181(tmp: Path) -> Raised:
+    from asyncflow._runtime._events import RunEvents
+
+    path = await pair_store(tmp)
+    hub = RunEvents(memory=1)  # the log keeps one event: a reader at seq 1 reads the store
+    reader = hub.reader()
+    run = await Pair(store=path, echo=False)._af_execute({}, events=hub)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DELETE FROM events WHERE run_id = ?", (int(run.id),))
+    try:
+        await reader.__anext__()
+    except StoreError as exc:
+        return exc, (f"Pair/{run.id}", path, "seq 1")
+    raise AssertionError("nothing was raised")
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
@@ -2133,6 +2150,13 @@ async def _a41(tmp: Path) -> Raised:
         return raised(lambda: run.export(path)), (path, "read-only")
     finally:
         (tmp / "ro").chmod(0o755)
+
+
+@case("A181", fix="ask for a fresh copy of the archive")
+async def _a181(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE events SET data = x'c1c1'", redigest=True)
+    return raised(lambda: Flow("Pair", store=path)), (path, "events", "not valid msgpack")
 
 
 # --- U: safe loading (pickles and trust) ----------------------------------------------------

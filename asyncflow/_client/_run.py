@@ -7,17 +7,19 @@ The run's record (its fields, and the writes to them: tags, trust) is ``_run_rec
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._spec._ends import stored_end_step
 from .._store import _queries as q
 from .._store._blobs import RawBlob
+from .._store._events import Event
 from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_run_plan, missing_step, no_end_task
+from ._run_events import aread_events, read_events
 from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
 from ._step import Step
@@ -281,6 +283,26 @@ class Run(RunRecord):
         :raises ArtifactNotFoundError: the run did not reach its end step.
         """
         return await (await self.aend_task()).anames()
+
+    # --- events -----------------------------------------------------------------------------
+    def events(self) -> list[Event]:
+        """The run's events as stored so far, in order (``asyncflow.events``); a finished
+        run's end with its ``RunFinished``. Runs recorded before asyncflow kept events have
+        none.
+
+        :raises StoreError: a stored event is not one asyncflow writes (the store is damaged).
+        """
+        return read_events(self._handle, self._row)
+
+    def aevents(self, *, follow: bool = False) -> AsyncIterator[Event]:
+        """``async for ev in run.aevents(follow=True)``: the stored events in order, then,
+        with ``follow``, those stored later by the process running it, until its
+        ``RunFinished`` (or until the run is found crashed). Polls the store: a run of
+        another process is seen within about 0.1 s (benchmarks/RESULTS.md, "Events").
+
+        :raises StoreError: a stored event is not one asyncflow writes (the store is damaged).
+        """
+        return aread_events(self._handle, self._row, follow)
 
     # --- export -----------------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> ArchiveManifest:

@@ -15,7 +15,10 @@ import io
 import sys
 import threading
 from contextvars import ContextVar
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from ._log_lines import LineSink
 
 __all__ = ["TaskCapture", "capture_var", "install", "uninstall"]
 
@@ -23,11 +26,12 @@ __all__ = ["TaskCapture", "capture_var", "install", "uninstall"]
 class TaskCapture:
     """The output of one task."""
 
-    __slots__ = ("_pending", "echo", "prefix", "stderr", "stdout")
+    __slots__ = ("_pending", "echo", "lines", "prefix", "stderr", "stdout")
 
-    def __init__(self, prefix: str, echo: bool) -> None:
+    def __init__(self, prefix: str, echo: bool, lines: LineSink | None = None) -> None:
         self.prefix = prefix
         self.echo = echo
+        self.lines = lines  # the run's LogLines (None: not streamed, as in a worker)
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._pending = {"stdout": "", "stderr": ""}  # the echo's unfinished last line
@@ -55,6 +59,8 @@ class TaskCapture:
     def end(self) -> None:
         """The task has ended: echo its partial last lines, each as a whole line (an echo
         that cannot be written never fails the task)."""
+        if self.lines is not None:
+            self.lines.end()
         for which in ("stdout", "stderr"):
             if not (self.echo and self._pending[which]):
                 continue
@@ -82,6 +88,8 @@ class _TaskStream(io.TextIOBase):
         if cap is None:
             return self.real.write(text)
         (cap.stdout if self.which == "stdout" else cap.stderr).append(text)
+        if cap.lines is not None and text:
+            cap.lines.write(self.which, text)
         if cap.echo and text:
             with self.lock:
                 self.real.write(cap.prefixed(self.which, text))

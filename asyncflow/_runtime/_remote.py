@@ -158,7 +158,11 @@ def _take_output(attempt: Attempt, reply: Reply) -> None:
         if not text:
             continue
         (cap.stdout if which == "stdout" else cap.stderr).append(text)
+        if cap.lines is not None:
+            cap.lines.write(which, text)
         if cap.echo:
             stream = sys.stdout if which == "stdout" else sys.stderr
             with contextlib.suppress(Exception):
                 stream.write(cap.prefixed(which, text) + cap.rest(which))
+    if cap.lines is not None:
+        cap.lines.end()

@@ -34,6 +34,7 @@ from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
 from ._context import RunContext
+from ._events import RunEvents
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
@@ -252,6 +253,7 @@ async def execute_run(
     resume: ResumeRequest | None = None,
     on_start: Callable[[int], None] | None = None,
     source: Encoded | None = None,
+    events: RunEvents | None = None,
 ) -> RunResult:
     """Run the flow once, or resume a run. Bad input raises before anything is stored.
 
@@ -260,12 +262,34 @@ async def execute_run(
     :param on_start: called with the new run's id once its record exists.
     :param source: the flow's source code in stored form (see ``_source``), recorded with
         the run; None records none.
+    :param events: the hub the run publishes its events to (readers may wait on it before
+        the run starts: they raise the error of a run that fails before it is recorded);
+        None: a hub of its own. Every run records its events in the store either way.
     :raises ParameterError: a parameter is unknown, missing or invalid.
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
     :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
     :raises FlowValidationError: a decorator of ``options.decorate`` does not fit a step.
     """
+    hub = RunEvents() if events is None else events
+    try:
+        return await _execute(flow_cls, graph, params, options, resume, on_start, source, hub)
+    except BaseException as exc:
+        if not hub.run_id:  # never recorded: no RunFinished will come
+            hub.fail(exc if isinstance(exc, Exception) else None)
+        raise
+
+
+async def _execute(
+    flow_cls: type[FlowBase],
+    graph: FlowGraph,
+    params: Mapping[str, Any],
+    options: RunOptions,
+    resume: ResumeRequest | None,
+    on_start: Callable[[int], None] | None,
+    source: Encoded | None,
+    hub: RunEvents,
+) -> RunResult:
     graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     await before_run(flow_cls, graph)  # @conda/@pypi packages installed; cards warned of
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
@@ -319,6 +343,8 @@ async def execute_run(
         store.writer.submit(create)
         with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
             run_id = await asyncio.wrap_future(create.future)
+            hub.bind(graph.name, run_id, store.writer, store.read, options.store_path)
+            hub.run_started(create.origin_run_id)
         shas = {attr: enc.sha for attr, (_, enc) in encoded.items()}
         if reused:
             shas.update((attr, sha) for attr, (_, sha) in reused.items())
@@ -345,6 +371,8 @@ async def execute_run(
             ),
             store_file=os.path.abspath(options.store_path),
             system_tags=system_tags,
+            events=hub,
+            lock=hub.lock,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
@@ -362,7 +390,7 @@ async def execute_run(
                 ctx.cancel()
                 # A store problem while recording it must not hide the cancellation.
                 with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
-                    await _finish(store, run_id, "cancelled", "the run was cancelled")
+                    await _finish(store, run_id, "cancelled", "the run was cancelled", hub=hub)
                 raise
         finally:
             _capture.uninstall()
@@ -373,7 +401,7 @@ async def execute_run(
             error = storable(
                 f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
             )
-        finished_at = await _finish(store, run_id, status, error, graph.name)
+        finished_at = await _finish(store, run_id, status, error, graph.name, hub)
         row = RunRow(
             id=run_id,
             flow=graph.name,
@@ -401,18 +429,30 @@ async def execute_run(
 
 
 async def _finish(
-    store: Store, run_id: int, status: str, error: str | None, flow: str = ""
+    store: Store,
+    run_id: int,
+    status: str,
+    error: str | None,
+    flow: str = "",
+    hub: RunEvents | None = None,
 ) -> float:
-    """Record the run's end; return when it is in the main file.
+    """Record the run's end (with its RunFinished); return when it is in the main file.
 
     :raises StoreError: a write of this run failed (the run is then recorded as failed, with
         the store problem as its error), or its end itself could not be recorded.
     """
     op = FinishRun(run_id, status, time.time(), error)
-    store.writer.submit(op)
+    if hub is None:
+        store.writer.submit(op)
+    else:
+        hub.finish(op)
     run = f"run {flow}/{run_id}" if flow else f"run {run_id}"
     try:
-        await asyncio.wrap_future(op.future)
+        try:
+            await asyncio.wrap_future(op.future)
+        finally:
+            if hub is not None:  # readers end with the RunFinished as the writer recorded it
+                hub.finished_with(op)
     except StoreError as exc:
         store.writer.forget_run(run_id)
         raise StoreError(

@@ -239,6 +239,8 @@ _IMPORTS = (
     "JOIN temp.idmap AS m ON m.old = a.run_id",
     "INSERT INTO main.artifacts SELECT m.new, a.task_id, a.name, a.sha FROM arc.artifacts AS a "
     "JOIN temp.idmap AS m ON m.old = a.run_id",
+    "INSERT INTO main.events SELECT m.new, e.seq, e.data FROM arc.events AS e "
+    "JOIN temp.idmap AS m ON m.old = e.run_id",
     "CREATE TEMP TABLE IF NOT EXISTS fresh (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "DELETE FROM temp.fresh",
     "INSERT INTO temp.fresh SELECT sha FROM arc.blobs "

@@ -329,6 +329,8 @@ _COPIES = (
     "WHERE run_id IN (SELECT id FROM temp.picked)",
     "INSERT INTO main.artifacts SELECT run_id, task_id, name, sha FROM src.artifacts "
     "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.events SELECT run_id, seq, data FROM src.events "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
     "CREATE TEMP TABLE wanted (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "INSERT OR IGNORE INTO temp.wanted SELECT sha FROM main.artifacts "
     "UNION SELECT sha FROM main.run_params "

@@ -23,6 +23,7 @@ import msgpack
 from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
+    events_problem,
     manifest_problem,
     numpy_problem,
     record_problem,
@@ -73,6 +74,7 @@ _DIGEST_TABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("artifacts", "run_id, task_id, name, sha", "run_id, task_id, name"),
     ("blobs", "sha, encoding, meta, size, nchunks", "sha"),
+    ("events", "run_id, seq, data", "run_id, seq"),
 )
 # Tables whose structure a reader checks before trusting an archive's records (blob_chunks
 # is left out: its pages are the bulk of the file, and every chunk is checked by its sha).
@@ -185,7 +187,7 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
                 raise _damaged(path, f"SQLite finds table {table} broken ({problems[0]})")
         # Before any query that reads every record: a view in a table's place could make
         # one never end.
-        problem = schema_problem(conn) or record_problem(conn)
+        problem = schema_problem(conn) or record_problem(conn) or events_problem(conn)
         if problem is not None:
             raise _damaged(path, problem)
         listed = sorted(

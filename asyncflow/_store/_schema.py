@@ -145,6 +145,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE blobs ADD COLUMN mac BLOB;
         """,
     ),
+    (
+        "the events of runs (see _events: one row per writer batch and run)",
+        """
+        CREATE TABLE events (
+            run_id INTEGER NOT NULL,
+            seq    INTEGER NOT NULL,
+            data   BLOB NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

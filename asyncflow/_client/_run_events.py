@@ -1,0 +1,96 @@
+"""A run's stored events, read back (``run.events()``) or followed while another process
+runs it (``run.aevents(follow=True)``).
+
+Following polls the store on one long-lived read connection. Each poll costs a
+``PRAGMA data_version``, a number SQLite changes on a connection whenever another connection
+(any process, WAL or not) commits to the file, and reads no table: only when it changed are
+the new events read, together with the run's row, in one snapshot. Polls come every
+:data:`POLL_MIN` seconds after a change, backing off by half again each quiet poll to
+:data:`POLL_MAX`. Following ends after ``RunFinished``; or when the run's row says it has
+ended with no ``RunFinished`` stored (a run recorded before asyncflow kept events); or when
+the run is found crashed (its process is gone, see ``_store._lease``), checked at least every
+:data:`CRASH_CHECK` seconds while nothing changes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiosqlite
+import anyio
+
+from .._store import _queries as q
+from .._store._event_reads import event_items
+from .._store._events import RUN_FINISHED, Event, Item, make_event
+from .._store._lease import run_crash
+from .._store._plans import Plan
+from .._store._rows import RunRow
+from ._handle import StoreHandle, aconnect, adrive
+
+__all__ = ["POLL_MAX", "POLL_MIN", "aread_events", "read_events"]
+
+POLL_MIN = 0.005
+POLL_MAX = 0.1
+CRASH_CHECK = 1.0
+
+
+def read_events(handle: StoreHandle, row: RunRow) -> list[Event]:
+    """Every stored event of the run ``row``, in order. Blocking."""
+    out: list[Event] = []
+    first = 1
+    while True:
+        items = handle.run(event_items(row.id, first))
+        if not items:
+            return out
+        out.extend(make_event(it, row.flow, str(row.id)) for it in items)
+        first = items[-1][0] + 1
+
+
+def _state(row: RunRow, first: int) -> Plan[tuple[list[Item], RunRow | None]]:
+    # The events from ``first`` on and the run's row, in one snapshot: a row that says the
+    # run ended comes with every event its end committed.
+    items = yield from event_items(row.id, first)
+    now = yield from q.run(row.flow, row.id)
+    return items, now
+
+
+async def aread_events(handle: StoreHandle, row: RunRow, follow: bool) -> AsyncIterator[Event]:
+    """The run's stored events in order; with ``follow``, then those stored later, until
+    the run ends (see the module doc)."""
+    flow, run = row.flow, str(row.id)
+    first = 1
+    async with aconnect(handle.path, handle._checked) as conn:
+        version = None
+        while True:
+            if follow and version is None:
+                version = await _data_version(conn)
+            items, now = await adrive(conn, _state(row, first), handle.path)
+            for item in items:
+                yield make_event(item, flow, run)
+                if item[1] == RUN_FINISHED:
+                    return
+            if items:
+                first = items[-1][0] + 1
+                continue  # there may be more rows than one read takes
+            if not follow or now is None or now.status != "running" or run_crash(now):
+                return
+            assert version is not None
+            version = await _changed(conn, version)
+
+
+async def _data_version(conn: aiosqlite.Connection) -> int:
+    rows = await conn.execute_fetchall("PRAGMA data_version")
+    return int(next(iter(rows))[0])
+
+
+async def _changed(conn: aiosqlite.Connection, version: int) -> int:
+    """Wait until another connection commits (the new data_version), or :data:`CRASH_CHECK`
+    seconds have passed (the same one)."""
+    delay, since = POLL_MIN, time.monotonic()
+    while True:
+        await anyio.sleep(delay)
+        now = await _data_version(conn)
+        if now != version or time.monotonic() - since >= CRASH_CHECK:
+            return now
+        delay = min(POLL_MAX, delay * 1.5)
