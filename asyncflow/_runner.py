@@ -33,7 +33,9 @@ from ._store import _queries as q
 from ._store._events import Event
 from ._store._paths import resolve_store_path
 
-__all__ = ["RunHandle", "Runner"]
+__all__ = ["KEEP_ENDED", "RunHandle", "Runner"]
+
+KEEP_ENDED = 1000  # the handles of this many ended runs are kept for Runner.get
 
 
 class RunHandle:
@@ -47,7 +49,9 @@ class RunHandle:
         self._flow = flow_name
         self._store = StoreHandle(store)
         self._run_id = ""
-        self._hub = RunEvents()
+        # The live stream; let go when the run ends (readers made before keep it alive
+        # while they read; later ones read the store), so an ended handle stays small.
+        self._hub: RunEvents | None = RunEvents()
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._status = "running"
@@ -84,8 +88,27 @@ class RunHandle:
         """The run's events (``asyncflow.events``), from its first (``RunStarted``) to
         ``RunFinished``: the past first, then live. Any number of readers, each at its own
         pace; a reader that is never read costs the run nothing (the events it has not
-        read come back from the store when it does). Read on the runner's event loop."""
-        return self._hub.reader()
+        read come back from the store when it does). Read on the runner's event loop.
+
+        :raises StoreError: (while reading) a stored event is damaged.
+        """
+        hub = self._hub
+        if hub is not None:
+            return hub.reader()
+        return self._stored_events()
+
+    async def _stored_events(self) -> AsyncIterator[Event]:
+        run = await self._client_run()
+        async for ev in run.aevents():
+            yield ev
+
+    async def _client_run(self) -> Run:
+        # The Run of an ended run: the one the run returned, else its record, read now.
+        if self._run is None:
+            row = await self._store.arun(q.run(self._flow, int(self._run_id)))
+            assert row is not None
+            self._run = Run(self._store, row)
+        return self._run
 
     async def wait(self) -> Run:
         """Wait for the run's end and return its :class:`asyncflow.Run`.
@@ -99,11 +122,7 @@ class RunHandle:
         await self._done.wait()
         if self._error is not None:
             raise self._error
-        if self._run is None:  # cancelled: read its record
-            row = await self._store.arun(q.run(self._flow, int(self._run_id)))
-            assert row is not None
-            self._run = Run(self._store, row)
-        return self._run
+        return await self._client_run()
 
     async def cancel(self) -> None:
         """Cancel the run and return once its cancellation is recorded: running coroutine
@@ -147,7 +166,9 @@ class Runner:
         self._slots = None if max_runs is None else anyio.Semaphore(max_runs)
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
-        self._handles: dict[str, RunHandle] = {}
+        self._handles: dict[str, RunHandle] = {}  # in the order the runs started
+        self._ended: dict[str, None] = {}  # ids of ended runs, oldest first
+        self._keep_ended = KEEP_ENDED
 
     @property
     def store(self) -> str:
@@ -227,18 +248,20 @@ class Runner:
         return await self._begin(flow, {}, ResumeRequest(run_id, step))
 
     def get(self, run_id: str | int) -> RunHandle:
-        """The handle of a run this runner started.
+        """The handle of a run this runner started: of every run still going, and of the
+        last 1,000 that ended (read older ones with ``asyncflow.Flow``).
 
-        :raises NotFoundError: this runner started no run of that id.
+        :raises NotFoundError: this runner started no run of that id, or it ended long ago.
         """
         handle = self._handles.get(str(run_id))
         if handle is None:
             ids = list(self._handles)[-10:][::-1]
-            started = ", ".join(ids) if ids else "none yet"
+            started = ", ".join(ids) if ids else "none"
             raise NotFoundError(
-                f"this Runner started no run {run_id!r} (the runs it started, newest first: "
-                f"{started}); read a run started elsewhere with "
-                f"asyncflow.Flow(name, store={self._store!r})[run_id]."
+                f"this Runner has no run {run_id!r}: it did not start it, or the run ended "
+                f"long ago (a Runner keeps the handles of its runs still going and of the last "
+                f"{self._keep_ended} that ended; its runs, newest first: {started}); read "
+                f"a run with asyncflow.Flow(name, store={self._store!r})[run_id]."
             )
         return handle
 
@@ -288,12 +311,14 @@ class Runner:
         task_status: anyio.abc.TaskStatus[RunHandle],
     ) -> None:
         handle = RunHandle(type(flow).__name__, flow._af_options.store_path)
+        hub = handle._hub
+        assert hub is not None
         started = False
 
         def on_start(run_id: int) -> None:
             nonlocal started
             handle._run_id = str(run_id)
-            handle._flow = handle._hub.flow or handle._flow
+            handle._flow = hub.flow or handle._flow
             self._handles[handle._run_id] = handle
             started = True
             task_status.started(handle)
@@ -305,7 +330,7 @@ class Runner:
             try:
                 with handle._scope:
                     handle._run = await flow._af_execute(
-                        params, resume, on_start=on_start, events=handle._hub
+                        params, resume, on_start=on_start, events=hub
                     )
                     handle._status = "succeeded"
             finally:
@@ -321,6 +346,17 @@ class Runner:
                 raise
             handle._error, handle._status = exc, "failed"
         finally:
-            if handle._status == "running" and started:
-                handle._status = "cancelled"
+            if started:
+                if handle._status == "running":
+                    handle._status = "cancelled"
+                handle._hub = None
+                self._ended_run(handle)
             handle._done.set()
+
+    def _ended_run(self, handle: RunHandle) -> None:
+        ended = self._ended
+        ended[handle.run_id] = None
+        while len(ended) > self._keep_ended:
+            old = next(iter(ended))
+            del ended[old]
+            del self._handles[old]

@@ -126,4 +126,4 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
         bad = client.post("/runs", json={"nope": 1})
         assert bad.status_code == 422 and "nope" in bad.json()["detail"]
         missing = client.get("/runs/999")
-        assert missing.status_code == 404 and "started no run" in missing.json()["detail"]
+        assert missing.status_code == 404 and "has no run" in missing.json()["detail"]
