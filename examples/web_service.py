@@ -29,7 +29,7 @@ from fastapi.responses import StreamingResponse
 from asyncflow import FlowSpec, NotFoundError, Parameter, ParameterError, RunHandle, Runner, step
 
 MAX_RUNS = int(os.environ.get("MAX_RUNS", "4"))
-START_WAIT = 5.0  # seconds a POST waits for a free slot before answering 503
+START_WAIT = float(os.environ.get("START_WAIT", "5"))  # seconds a POST waits for a slot
 
 
 class CountFlow(FlowSpec):

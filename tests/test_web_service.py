@@ -37,12 +37,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The example served by uvicorn; yields (base URL, store path)."""
+def service(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """The example served by uvicorn; yields (base URL, store path, its process)."""
     store = str(tmp_path / "web.db")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "ASYNCFLOW_STORE"}
-    env |= {"ASYNCFLOW_STORE": store, "MAX_RUNS": "2", "PYTHONUNBUFFERED": "1"}
+    env |= {"ASYNCFLOW_STORE": store, "MAX_RUNS": "2", "START_WAIT": "0.5"}
     argv = [sys.executable, "-m", "uvicorn", "web_service:app", "--app-dir", str(EXAMPLES)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     log = (tmp_path / "uvicorn.log").open("w")
@@ -57,9 +57,10 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str]]:
                     break
             assert time.monotonic() < deadline, "the service did not come up"
             time.sleep(0.05)
-        yield base, store
+        yield base, store, proc
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -90,9 +91,9 @@ def read_sse(client: Any, url: str) -> list[dict[str, Any]]:
 
 
 def test_the_web_service_starts_reports_streams_and_cancels_runs(
-    service: tuple[str, str],
+    service: tuple[str, str, subprocess.Popen[bytes]],
 ) -> None:
-    base, store = service
+    base, store, proc = service
     with httpx.Client(base_url=base, timeout=TIMEOUT) as client:
         created = client.post("/runs", json={"n": 8, "pause": 0.05})
         assert created.status_code == 201, created.text
@@ -127,3 +128,24 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
         assert bad.status_code == 422 and "nope" in bad.json()["detail"]
         missing = client.get("/runs/999")
         assert missing.status_code == 404 and "has no run" in missing.json()["detail"]
+
+        # MAX_RUNS (2) runs going on: a third start waits START_WAIT (0.5 s), then 503.
+        going = [client.post("/runs", json={"n": 2, "pause": 3}).json() for _ in range(2)]
+        busy = client.post("/runs", json={"n": 1})
+        assert busy.status_code == 503, busy.text
+        assert [client.get(f"/runs/{r['run_id']}").json()["status"] for r in going] == [
+            "running",
+            "running",
+        ]
+
+    # Stopping the server cancels the runs still going: recorded, resumable. (The process
+    # itself ends once the plain steps' threads return from their 3 s sleep.)
+    proc.send_signal(signal.SIGINT)
+    with Flow("CountFlow", store=store) as flow:
+        deadline = time.monotonic() + 2.5
+        while {flow[r["run_id"]].status for r in going} == {"running"}:
+            assert time.monotonic() < deadline, "stopping the server did not cancel its runs"
+            time.sleep(0.02)
+        assert proc.wait(timeout=30) == 0
+        assert [flow[r["run_id"]].status for r in going] == ["cancelled", "cancelled"]
+        assert len(flow.runs()) == 4  # the refused start recorded nothing
