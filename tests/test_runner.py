@@ -11,6 +11,7 @@ is a NotFoundError.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from typing import Any
 
@@ -263,3 +264,31 @@ async def test_cancelling_a_start_waiting_for_a_slot_starts_nothing(store: str) 
 def test_runner_and_runhandle_are_public() -> None:
     assert asyncflow.Runner is Runner
     assert "Runner" in asyncflow.__all__ and "RunHandle" in asyncflow.__all__
+
+
+# --- the README -------------------------------------------------------------------------------
+
+
+def test_the_readme_runner_snippet_runs_and_prints_what_it_says(tmp_path: Any) -> None:
+    from tests.test_examples import EXAMPLES, block_with, run_python
+
+    snippet = block_with("async with Runner(store=")
+    path = os.pathsep.join([str(EXAMPLES), str(EXAMPLES.parent)])  # this checkout's asyncflow
+    env = {"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = run_python(tmp_path, "-c", snippet, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("[")]
+    assert lines[0] == "TrainFlow/1 running"
+    assert lines[-4:] == ["train 4/4", "succeeded succeeded", "cancelled True", "succeeded"]
+    with Flow("TrainFlow", store=str(tmp_path / "runs.db")) as flow:
+        assert [r.status for r in flow.runs()] == ["succeeded", "cancelled", "succeeded"]
+
+
+def test_the_readme_web_service_blocks_are_the_example() -> None:
+    from tests.test_examples import EXAMPLES, python_blocks
+
+    source = (EXAMPLES / "web_service.py").read_text(encoding="utf-8")
+    blocks = [b for b in python_blocks() if "def lifespan" in b or "text/event-stream" in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        assert block in source
