@@ -1294,6 +1294,51 @@ async def _o162(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.metadata("local@")), ("'local@'",)
 
 
+@case("O191", fix="leave it out (None) for no bound")
+async def _o191(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.Runner(store=store_of(tmp), max_runs=0)), ("not 0",)
+
+
+async def runner_error(runner: asyncflow.Runner, flow: Any) -> BaseException:
+    try:
+        await runner.start(flow)
+    except asyncflow.UsageError as exc:
+        return exc
+    raise AssertionError("the start was not refused")
+
+
+@case("O192", fix="make a new Runner(...) for each `async with` block")
+async def _o192(tmp: Path) -> Raised:
+    runner = asyncflow.Runner(store=store_of(tmp))
+    async with runner:
+        pass
+    try:
+        async with runner:
+            pass
+    except asyncflow.UsageError as exc:
+        return exc, ("entered already",)
+    raise AssertionError("the second block was not refused")
+
+
+@case("O193", fix="start runs inside `async with Runner(...) as runner:`")
+async def _o193(tmp: Path) -> Raised:
+    return await runner_error(asyncflow.Runner(store=store_of(tmp)), Pair), ("not open",)
+
+
+@case("O194", fix="write e.g. runner.start(TrainFlow, alpha=0.1)")
+async def _o194(tmp: Path) -> Raised:
+    async with asyncflow.Runner(store=store_of(tmp)) as runner:
+        return await runner_error(runner, "Pair"), ("not 'Pair'",)
+
+
+@case("O195", fix="make it with store=runner.store, or pass the class Pair")
+async def _o195(tmp: Path) -> Raised:
+    other = str(tmp / "other.db")
+    async with asyncflow.Runner(store=store_of(tmp)) as runner:
+        made = await runner_error(runner, Pair(store=other, echo=False))
+    return made, ("Pair", other, store_of(tmp))
+
+
 # --- C: reading runs ------------------------------------------------------------------------
 
 
@@ -1495,6 +1540,14 @@ async def _c181(tmp: Path) -> Raised:
     except StoreError as exc:
         return exc, (f"Pair/{run.id}", path, "seq 1")
     raise AssertionError("nothing was raised")
+
+
+@case("C191", fix="read a run with asyncflow.Flow(name, store=")
+async def _c191(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    async with asyncflow.Runner(store=path) as runner:
+        handle = await runner.start(Pair(store=path, echo=False))
+        return raised(lambda: runner.get("42")), ("'42'", f"newest first: {handle.run_id})", path)
 
 
 # --- T: store files -------------------------------------------------------------------------
