@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import anyio
 
 from .._client import Flow, Run, Task
+from .._errors import NotFoundError
 from .._store._events import (
     Event,
     LogLine,
@@ -117,29 +118,42 @@ def _print_stored(tasks: Iterable[Task], args: argparse.Namespace, prefixed: boo
 def cmd_logs(args: argparse.Namespace) -> int:
     """``asyncflow logs Flow/run[/step[/task]] [--stdout | --stderr] [--follow]``."""
     parts = _split(args.pathspec, (2, 3, 4), "Flow/run[/step[/task]]")
+    # One task: its output as written. Several: each line prefixed with its task's pathspec.
+    single = len(parts) == 4
+    if getattr(args, "follow", False):
+        return _follow_logs(parts, args, single)
     target = _resolve(parts, args.store)
     assert not isinstance(target, Flow)
-    # One task: its output as written. Several: each line prefixed with its task's pathspec.
-    single = isinstance(target, Task)
-    if not getattr(args, "follow", False):
-        if not _print_stored(_tasks_of(target), args, not single):
-            which = "stdout" if args.stdout else "stderr" if args.stderr else "output"
-            print(printable(f"{PROG}: {args.pathspec} recorded no {which}"), file=sys.stderr)
-        return 0
+    if not _print_stored(_tasks_of(target), args, not single):
+        which = "stdout" if args.stdout else "stderr" if args.stderr else "output"
+        print(printable(f"{PROG}: {args.pathspec} recorded no {which}"), file=sys.stderr)
+    return 0
+
+
+def _target(parts: list[str], run: Run, store: str | None) -> list[Task]:
+    """The tasks of ``parts`` stored so far: none yet for a step of the run's graph that
+    has not started (or a task not made yet) while the run runs."""
+    try:
+        target = _resolve(parts, store)
+    except NotFoundError:
+        steps = [s.get("name") for s in run.graph.get("steps", ()) if isinstance(s, dict)]
+        if run.finished or parts[2] not in steps:
+            raise
+        return []
+    assert not isinstance(target, Flow)
+    return _tasks_of(target)
+
+
+def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> int:
     run = _resolve(parts[:2], args.store)
     assert isinstance(run, Run)
-    return _follow_logs(run, target, args, "/".join(parts), single)
-
-
-def _follow_logs(
-    run: Run, target: Run | object, args: argparse.Namespace, spec: str, single: bool
-) -> int:
+    spec = "/".join(parts)
+    target = _target(parts, run, args.store)
     seen = run.events()  # first the events, then the tasks: a task finished by the last
     last = seen[-1].seq if seen else 0  # of these has its whole output stored with it
     finished = {ev.pathspec for ev in seen if isinstance(ev, TaskFinished)}
     ended = any(isinstance(ev, RunFinished) for ev in seen) or run.finished
-    tasks = _tasks_of(target)  # type: ignore[arg-type]
-    _print_stored((t for t in tasks if ended or t.pathspec in finished), args, not single)
+    _print_stored((t for t in target if ended or t.pathspec in finished), args, not single)
     if ended:
         return 0
     mine = spec if single else spec + "/"
