@@ -22,22 +22,26 @@ from pathlib import Path
 import pytest
 
 FLOW = """
-import sys, time
-from asyncflow import FlowSpec, Parameter, step
+import os, sys, time
+from asyncflow import FlowSpec, Parameter, current, retry, step
 
 class ProgFlow(FlowSpec):
     n = Parameter("n", default=7)
     fail = Parameter("fail", default=-1)
     pause = Parameter("pause", default=0.0)
     hostile = Parameter("hostile", default=0)
+    flaky = Parameter("flaky", default=-1)
 
     @step
     def start(self):
         self.items = list(range(self.n))
         self.next(self.work, foreach="items")
 
+    @retry(times=1)
     @step
     def work(self):
+        if self.input == self.flaky and current.retry_count == 0:
+            raise RuntimeError("first try")
         if self.hostile:
             print("evil \\x1b[31mred\\x1b]0;pwned\\x07 end", flush=True)
         time.sleep(self.pause)
@@ -129,11 +133,29 @@ def test_off_a_terminal_a_failed_task_prints_a_failure_line(flow: Path) -> None:
     out = run_flow(flow, "--fail", "3")
     assert out.returncode == 1
     failure = [line for line in out.stdout.splitlines() if line.startswith("task ")]
-    assert len(failure) == 1
-    assert re.fullmatch(r"task ProgFlow/1/work/\d+ failed after \S+s", failure[0]), failure
+    assert len(failure) == 2  # its first attempt (@retry), then the task
+    assert re.fullmatch(
+        r"task (ProgFlow/1/work/\d+) attempt 1 failed: ValueError: boom; .*", failure[0]
+    )
+    assert failure[1] == f"task {failure[0].split()[1]} failed after {failure[1].split()[-1]}"
+    assert re.fullmatch(r"task ProgFlow/1/work/\d+ failed after \S+s", failure[1]), failure
     work = [line for line in out.stdout.splitlines() if line.startswith("step work: ")]
     assert len(work) == 1 and re.match(r"step work: 6/7 done, 1 failed in ", work[0]), work
     assert out.stderr.count("\n") == 1 and "boom" in out.stderr
+
+
+def test_off_a_terminal_a_retried_attempt_prints_a_line_and_the_step_still_completes(
+    flow: Path,
+) -> None:
+    out = run_flow(flow, "--flaky", "4")
+    assert out.returncode == 0, out.stderr
+    retried = [line for line in out.stdout.splitlines() if line.startswith("task ")]
+    assert len(retried) == 1, out.stdout
+    assert re.fullmatch(
+        r"task ProgFlow/1/work/\d+ attempt 1 failed: RuntimeError: first try; retrying in \S+s",
+        retried[0],
+    )
+    assert any(line.startswith("step work: 7/7 done in ") for line in out.stdout.splitlines())
 
 
 def test_quiet_stdout_holds_at_most_the_final_line(flow: Path) -> None:
@@ -196,6 +218,8 @@ def test_on_a_terminal_run_shows_live_rows_and_keeps_the_echo_whole(flow: Path, 
     assert "\x1b[" in raw and re.search(r"\x1b\[\d*A", raw)
     assert re.search(r"work\S*\s+(\S+\s+)?\d/(\?|7)", raw), raw
     assert "Run ProgFlow/1  " in raw  # the header row
+    if mode == "rich":
+        assert "\u2501" in raw  # rich's progress bar for the foreach
     # The finished-step lines stay, above the rows; the echo is whole lines.
     for step, count in (("start", "1/1"), ("work", "7/7"), ("join", "1/1"), ("end", "1/1")):
         assert f"step {step}: {count} done in " in raw
