@@ -212,19 +212,24 @@ def on_pty(args: list[str], cwd: Path, env: dict[str, str]) -> list[tuple[float,
 def test_on_a_terminal_run_shows_live_rows_and_keeps_the_echo_whole(flow: Path, mode: str) -> None:
     env = _env(TERM="xterm", ASYNCFLOW_PROGRESS="plain") if mode == "plain" else _env(TERM="xterm")
     args = [sys.executable, str(flow), "run", "--store", "s.db", "--pause", "0.4"]
+    args += ["--max-workers", "3"]  # waves: rows show 3/7 and 6/7 between them
     chunks = on_pty(args, flow.parent, env)
     raw = b"".join(c for _, c in chunks).decode().replace("\r\n", "\n")
     # Live rows, redrawn in place: cursor moves up, and the work step's row with n/7.
     assert "\x1b[" in raw and re.search(r"\x1b\[\d*A", raw)
     assert re.search(r"work\S*\s+(\S+\s+)?\d/(\?|7)", raw), raw
+    assert re.search(r"\b[36]/7\b", raw), raw  # a foreach's done/total between waves
     assert "Run ProgFlow/1  " in raw  # the header row
     if mode == "rich":
         assert "\u2501" in raw  # rich's progress bar for the foreach
     # The finished-step lines stay, above the rows; the echo is whole lines.
     for step, count in (("start", "1/1"), ("work", "7/7"), ("join", "1/1"), ("end", "1/1")):
         assert f"step {step}: {count} done in " in raw
+    # Each echoed line is printed where the live rows were, just cleared (plain: clear
+    # below; rich: clear line), never in the middle of them.
+    cleared = r"\x1b\[J" if mode == "plain" else r"\x1b\[2K"
     for i in range(7):
-        assert re.search(rf"\[ProgFlow/1/work/\d+\] work {i}\n", raw), raw
+        assert re.search(rf"{cleared}\[ProgFlow/1/work/\d+\] work {i}\n", raw), raw
     assert "Run ProgFlow/1 succeeded in " in raw
 
 
@@ -326,6 +331,37 @@ def test_events_and_logs_follow_a_run_of_another_process_to_its_end(flow: Path) 
     assert "\x1b" not in logs_out and "\x07" not in logs_out
     assert all(line.endswith("evil \\x1b[31mred\\x1b]0;pwned\\x07 end") for line in hostile)
     assert logs_err == ""
+
+
+def test_logs_follow_started_midway_prints_each_line_once(flow: Path) -> None:
+    # Two work tasks have finished (their output is stored), two still run (their lines
+    # so far are events only) when the follower starts: every line once.
+    run = _start_slow(flow, "--n", "4", "--pause", "3.0", "--max-workers", "2", "--hostile", "1")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            out = asyncflow(flow.parent, "events", "ProgFlow/1", "--json").stdout
+            kinds = [json.loads(line) for line in out.splitlines()]
+            done = [e for e in kinds if e["kind"] == "task_finished" and e["step"] == "work"]
+            if done:
+                break
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.05)
+        logs = _follower(flow, "logs", "ProgFlow/1/work", "--follow")
+        time.sleep(1.0)
+        assert run.poll() is None  # the follower read the store while two tasks still ran
+        out, err = logs.communicate(timeout=60)
+        run.communicate(timeout=60)
+    finally:
+        for proc in (run, logs):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert logs.returncode == 0, err
+    lines = out.splitlines()
+    assert sorted(m.group(1) for m in map(ECHO.fullmatch, lines) if m) == ["0", "1", "2", "3"]
+    assert sum("evil" in line for line in lines) == 4
+    assert len(lines) == 8, out
 
 
 def test_logs_follow_of_one_task_prints_its_live_lines_unprefixed(flow: Path) -> None:
