@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -388,3 +389,22 @@ def test_events_escape_hostile_text_from_the_store(flow: Path) -> None:
     assert "stdout: evil \\x1b[31mred\\x1b]0;pwned\\x07 end" in human.stdout
     as_json = asyncflow(flow.parent, "events", "ProgFlow/1", "--json")
     assert "\x1b" not in as_json.stdout and "\\u001b[31m" in as_json.stdout
+
+
+def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
+    run = _start_slow(flow, "--n", "2", "--pause", "2.0")
+    try:
+        follower = _follower(flow, "events", "ProgFlow/1", "--follow")
+        assert follower.stdout is not None
+        assert "run_started" in follower.stdout.readline()  # it follows
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+        assert follower.returncode == 130 and err == ""  # no traceback
+        assert run.poll() is None
+        run.communicate(timeout=60)
+    finally:
+        for proc in (run, follower):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert run.returncode == 0
