@@ -408,3 +408,69 @@ def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
                 proc.kill()
                 proc.wait()
     assert run.returncode == 0
+
+
+SPLIT = """
+import time
+from asyncflow import FlowSpec, step
+
+class SplitFlow(FlowSpec):
+    @step
+    def start(self):
+        self.xs = [1, 2, 3]
+        self.next(self.left, self.right)
+
+    @step
+    def left(self):
+        time.sleep(1.0)
+        self.next(self.join)
+
+    @step
+    def right(self):
+        self.next(self.each, foreach="xs")
+
+    @step
+    def each(self):
+        self.next(self.inner)
+
+    @step
+    def inner(self):
+        self.next(self.ijoin)
+
+    @step
+    def ijoin(self, inputs):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SplitFlow.main()
+"""
+
+
+def test_a_step_is_reported_once_none_of_its_tasks_can_start_not_at_the_run_end(
+    tmp_path: Path,
+) -> None:
+    # The branch through a foreach (right, each, inner, ijoin) finishes while left still
+    # sleeps: its lines come before left's, each step once, with its count.
+    path = tmp_path / "split.py"
+    path.write_text(textwrap.dedent(SPLIT))
+    out = run_flow(path)
+    assert out.returncode == 0, out.stderr
+    steps = [line.split(" in ")[0] for line in out.stdout.splitlines() if line.startswith("step")]
+    assert steps == [
+        "step start: 1/1 done",
+        "step right: 1/1 done",
+        "step each: 3/3 done",
+        "step inner: 3/3 done",
+        "step ijoin: 1/1 done",
+        "step left: 1/1 done",
+        "step join: 1/1 done",
+        "step end: 1/1 done",
+    ]
