@@ -277,6 +277,9 @@ def test_events_of_an_unknown_run_is_one_line_exit_2(flow: Path) -> None:
     assert run_flow(flow, "--quiet").returncode == 0
     out = asyncflow(flow.parent, "events", "ProgFlow/9")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "flow ProgFlow has no run 9" in out.stderr
+    shape = asyncflow(flow.parent, "events", "ProgFlow/1/start")
+    assert shape.returncode == 2 and "expected Flow/run" in shape.stderr
 
 
 def _start_slow(flow: Path, *args: str) -> subprocess.Popen[str]:
