@@ -234,6 +234,18 @@ def test_on_a_terminal_run_shows_live_rows_and_keeps_the_echo_whole(flow: Path, 
     assert "Run ProgFlow/1 succeeded in " in raw
 
 
+def test_on_a_terminal_without_rich_the_plain_rows_show(flow: Path) -> None:
+    hidden = flow.parent / "norich" / "rich"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('rich is not installed here')\n")
+    path = os.pathsep.join([str(hidden.parent), os.environ.get("PYTHONPATH", "")])
+    env = _env(TERM="xterm", PYTHONPATH=path)
+    args = [sys.executable, str(flow), "run", "--store", "s.db", "--pause", "0.3"]
+    raw = b"".join(c for _, c in on_pty(args, flow.parent, env)).decode()
+    assert "\x1b[J" in raw and "\x1b[?25l" not in raw  # plain's clear-below; no rich
+    assert "step work: 7/7 done in " in raw
+
+
 def test_on_a_terminal_a_400_task_run_shows_progress_at_once(flow: Path) -> None:
     env = _env(TERM="xterm", ASYNCFLOW_PROGRESS="plain")
     args = [sys.executable, str(flow), "run", "--store", "s.db", "--n", "400"]
