@@ -32,7 +32,7 @@ from .._errors import UsageError
 from .._runtime._events import RunEvents
 from .._spec._graph import FlowGraph
 from .._store._events import Event
-from ._progress import Row, StepBoard, row_text
+from ._progress import Row, StepBoard, row_text, seconds
 
 __all__ = ["MODES", "choose_mode", "run_shown", "showing", "watch"]
 
@@ -191,7 +191,7 @@ class _RichScreen(_Screen):
                     Text(f"{r.done}/{total}"),
                     Text(extra),
                     failed,
-                    Text(row_time(r)),
+                    Text(seconds(r.elapsed)),
                 )
             grid.add_row(table)
         return grid
@@ -215,12 +215,6 @@ class _RichScreen(_Screen):
             if self._live is not None:
                 self._live.stop()
                 self._live = None
-
-
-def row_time(row: Row) -> str:
-    from ._progress import seconds
-
-    return seconds(row.elapsed)
 
 
 class _Through(io.TextIOBase):

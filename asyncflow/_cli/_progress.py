@@ -26,7 +26,7 @@ from .._store._events import (
 )
 from ._format import printable
 
-__all__ = ["Row", "StepBoard", "seconds"]
+__all__ = ["Row", "StepBoard", "row_text", "seconds"]
 
 _DONE = ("succeeded", "caught")
 
