@@ -1871,6 +1871,22 @@ async def _l154(tmp: Path) -> Raised:
     return await _flow_command(tmp, "--with", "resources:cpu=-1", "run"), ("cpu=-1", "'start'")
 
 
+@case("L201", fix="use one of rich, plain, lines, off")
+async def _l201(tmp: Path) -> Raised:
+    def command() -> int:
+        os.environ["ASYNCFLOW_PROGRESS"] = "fancy"
+        try:
+            return flow_main(Pair, ["run", "--store", store_of(tmp)])
+        finally:
+            del os.environ["ASYNCFLOW_PROGRESS"]
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    assert code == 2
+    return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS='fancy'",)
+
+
 # --- M: resuming a run ---------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from ._flow_extra import (
     run_store_command,
 )
 from ._format import printable
+from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
 
 __all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
@@ -367,8 +368,19 @@ def _run_and_report(
 def _run_and_print(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
+    try:
+        mode = "off" if args.quiet else choose_mode()
+    except AsyncflowError as exc:
+        return _fail(str(exc), 2)
+    graph = type(flow)._af_graph()
     started = time.perf_counter()
-    outcome = _execute(flow, lambda on_start: flow._af_execute(given, request, on_start), args)
+    outcome = _execute(
+        flow,
+        lambda on_start: run_shown(
+            lambda hub: flow._af_execute(given, request, on_start, events=hub), graph, mode
+        ),
+        args,
+    )
     if isinstance(outcome, int):
         return outcome
     if isinstance(outcome, StepFailed):
