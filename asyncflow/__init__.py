@@ -73,12 +73,12 @@ from ._spec._packages import pypi_base as pypi_base
 from ._spec._params import IncludeFile as IncludeFile
 from ._spec._params import JSONType as JSONType
 from ._spec._params import Parameter as Parameter
-from ._spec._placement import Resources as Resources
 from ._spec._placement import batch as batch
 from ._spec._placement import environment as environment
 from ._spec._placement import kubernetes as kubernetes
 from ._spec._placement import resources as resources
 from ._spec._project import project as project
+from ._spec._settings import Resources as Resources
 from ._spec._step import step as step
 from ._version import __version__ as __version__
 

@@ -131,6 +131,11 @@ class ArtifactSerializationError(AsyncflowError):
         return self.args[2]  # type: ignore[no-any-return]
 
 
+#: How a failed run's message says to resume it; the command line puts the exact command
+#: (script, store, branch) in its place.
+RESUME_HINT = "flow.resume() or `python flow.py resume`"
+
+
 class StepFailed(AsyncflowError):
     """A step raised. ``__cause__`` is the step's own exception.
 

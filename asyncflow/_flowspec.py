@@ -15,14 +15,15 @@ from ._cli._entry import is_script_entry
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._codecs import Encoded
-from ._errors import StepFailed, UsageError
+from ._errors import RESUME_HINT, StepFailed, UsageError
 from ._runtime._events import RunEvents
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
 from ._runtime._stream import RunStream
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
-from ._spec._graph import FlowGraph, build_graph
+from ._spec._flowgraph import FlowGraph
+from ._spec._graph import build_graph
 from ._spec._project import resolve_branch
 from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES
@@ -228,7 +229,7 @@ class FlowSpec(FlowBase):
                 f"{type(error).__name__}: {str(error).rstrip('.')}. "
                 f"The task's traceback is stored (see it with "
                 f"`asyncflow show {pathspec}`); fix the step, then resume the run "
-                "(flow.resume() or `python flow.py resume`) or run it again.",
+                f"({RESUME_HINT}) or run it again.",
                 run,
                 pathspec,
             ) from error

@@ -29,7 +29,7 @@ from asyncflow import (
     step,
     timeout,
 )
-from asyncflow._spec._decorators import CatchPolicy, RetryPolicy
+from asyncflow._spec._settings import CatchPolicy, RetryPolicy
 from asyncflow._spec._step import step_info
 
 pytestmark = pytest.mark.anyio

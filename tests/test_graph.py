@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncflow._spec._graph import FlowGraph, Node, NodeKind, build_graph
+from asyncflow._spec._flowgraph import FlowGraph, Node, NodeKind
+from asyncflow._spec._graph import build_graph
 from asyncflow._spec._step import step
 from tests.flows import graph_shapes as shapes
 from tests.flows.graph_shapes import passthrough

@@ -92,10 +92,12 @@ def lease_age(store: str) -> float:
 def test_gc_never_deletes_a_live_run_whose_step_holds_the_gil_past_the_lease(
     tmp_path: Path, store: str
 ) -> None:
-    # The step keeps the GIL for 4 s: the writer thread cannot renew the lease meanwhile,
+    # The step keeps the GIL for 8 s: the writer thread cannot renew the lease meanwhile,
     # so it lapses (this was finding 6: gc deleted such a run as dead, and the run's
-    # later rows were written for a run that no longer existed).
-    with long_run(tmp_path, store, "gil", 4) as proc:
+    # later rows were written for a run that no longer existed). 8 s, not less: gc must
+    # still find the run going after the 3 s wait and a gc process started on a loaded
+    # machine (at 4 s, the run had sometimes finished, and gc rightly deleted it).
+    with long_run(tmp_path, store, "gil", 8) as proc:
         time.sleep(2 * WINDOW)
         assert lease_age(store) > WINDOW  # the lease has lapsed...
         out = gc_in_another_process(store)  # ...yet the owner is alive on this host
@@ -104,7 +106,7 @@ def test_gc_never_deletes_a_live_run_whose_step_holds_the_gil_past_the_lease(
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err.decode()
     run = Flow("LongStepFlow", store)["1"]
-    assert run.successful and run.data.done is True and run.data.slept == 4
+    assert run.successful and run.data.done is True and run.data.slept == 8
     assert query(store, "SELECT count(*) FROM tasks WHERE run_id = 1") == [(2,)]
 
 

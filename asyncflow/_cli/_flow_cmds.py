@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 
-from .._errors import AsyncflowError, StepFailed
+from .._errors import RESUME_HINT, AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
@@ -51,7 +52,8 @@ T = TypeVar("T")
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
     default = "(no default)" if not param.has_default else repr(param.default)
     kind = "path of a file" if param.is_file else getattr(param.type, "__name__", "value")
-    text = f"{param.help or ''} [{kind}; default {default}]".strip()
+    shown = f"; default {default}" if param.show_default else ""
+    text = f"{param.help or ''} [{kind}{shown}]".strip()
     parser.add_argument(
         f"--{param.name}",
         dest=f"param:{param.name}",
@@ -66,6 +68,12 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="the store file ($ASYNCFLOW_STORE)")
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="do not echo task output")
+    parser.add_argument(
+        "--run-id-file",
+        metavar="PATH",
+        default=None,
+        help="write the run's id to this file as the run starts (as Metaflow does)",
+    )
     parser.add_argument(
         "--executor",
         choices=EXECUTORS,
@@ -258,6 +266,18 @@ def run_under_signals(
         return None
 
 
+def _write_run_id(path: str, run_id: int) -> None:
+    """Metaflow's ``--run-id-file``: the run's id, written as the run starts; a file that
+    cannot be written is one warning line, and the run goes on."""
+    try:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(str(run_id))
+    except OSError as exc:
+        print(
+            f"warning: cannot write the run id to {path!r} (--run-id-file): {exc}", file=sys.stderr
+        )
+
+
 def _execute(
     flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
 ) -> Any:
@@ -272,6 +292,8 @@ def _execute(
 
     def on_start(run_id: int) -> None:
         run_ids.append(run_id)
+        if args.run_id_file:
+            _write_run_id(args.run_id_file, run_id)
         if not args.quiet:
             print(f"Run {name}/{run_id} started{where}", flush=True)
 
@@ -280,11 +302,7 @@ def _execute(
         return outcome
     signum = received[0] if received else signal.SIGINT
     what = f"run {name}/{run_ids[0]}" if run_ids else f"the {name} run (not started yet)"
-    hint = (
-        f"; resume it with `{sys.argv[0] or 'flow.py'} resume --origin-run-id {run_ids[0]}`"
-        if run_ids
-        else ""
-    )
+    hint = f"; resume it with `{_resume_command(args, run_ids[0])}`" if run_ids else ""
     by = SIGNAL_NAMES.get(signum, str(signum))
     print(f"{what} was cancelled by {by}{hint}", file=sys.stderr)
     code = 128 + signum
@@ -365,6 +383,16 @@ def _run_and_report(
     return code
 
 
+def _resume_command(args: argparse.Namespace, run_id: int | str) -> str:
+    """A command that resumes run ``run_id`` as printed: `python flow.py ...`, on the store
+    and the @project branch this run used."""
+    store = f" --store {shlex.quote(args.store)}" if args.store else ""
+    branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
+    branch += " --production" if args.top_production else ""
+    script = shlex.quote(sys.argv[0] or "flow.py")
+    return f"python {script}{branch} resume --origin-run-id {run_id}{store}"
+
+
 def _run_and_print(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
@@ -384,7 +412,8 @@ def _run_and_print(
     if isinstance(outcome, int):
         return outcome
     if isinstance(outcome, StepFailed):
-        return _fail(f"run {outcome.run.pathspec} failed: {outcome}", 1)
+        exact = f"`{_resume_command(args, outcome.run.id)}`"
+        return _fail(f"run {outcome.run.pathspec} failed: {outcome}".replace(RESUME_HINT, exact), 1)
     if isinstance(outcome, AsyncflowError):
         return _fail(str(outcome), 2)
     took = time.perf_counter() - started
@@ -418,7 +447,17 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
 
 def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; return the exit code."""
-    args = _build(flow_cls).parse_args(list(sys.argv[1:] if argv is None else argv))
+    parser = _build(flow_cls)
+    words = list(sys.argv[1:] if argv is None else argv)
+    known, extra = parser.parse_known_args(words)
+    if extra and known.command in ("run", "resume"):
+        # `--batch-size 5` for Parameter("batch-size"): say what is wrong with the declaration
+        # rather than calling the option unknown.
+        try:
+            parameters_of(flow_cls)
+        except AsyncflowError as exc:
+            return _fail(str(exc), 2)
+    args = parser.parse_args(words)
     _merge_top_options(args)
     if args.command in REFUSED:
         return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))

@@ -30,7 +30,7 @@ import anyio
 
 from .._errors import UsageError
 from .._runtime._events import RunEvents
-from .._spec._graph import FlowGraph
+from .._spec._flowgraph import FlowGraph
 from .._store._events import Event
 from ._progress import Row, StepBoard, row_text, seconds
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .._spec._graph import FlowGraph, NodeKind
+from .._spec._flowgraph import FlowGraph, NodeKind
 from .._store._events import (
     Event,
     RunFinished,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio.to_thread
 
@@ -17,12 +17,13 @@ from .._errors import ArtifactLoadError, StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._rows import ArtifactRow
+from ._messages import refuse_pathspec
 from ._trust import Gate, budget_refusal, decode_budget, refusal
 
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["DataArtifact", "DataView", "adecode", "decode_blob"]
+__all__ = ["ArtifactsView", "DataArtifact", "DataView", "adecode", "decode_blob"]
 
 # Decoding a payload this large, or any pickle (which runs arbitrary code), happens in a
 # worker thread when called from async code, so the event loop is never held up.
@@ -115,6 +116,45 @@ class DataView:
         return (operator.attrgetter("data"), (self._task,))
 
 
+class ArtifactsView:
+    """The artifacts of one task as :class:`DataArtifact` attributes, Metaflow's
+    ``task.artifacts``: ``task.artifacts.score.data``, ``for art in task.artifacts``.
+
+    Reads names only; a value is read when its ``.data`` is.
+
+    :raises ArtifactNotFoundError: (on access) no artifact of that name; it is both an
+        AttributeError and a KeyError.
+    """
+
+    __slots__ = ("_task",)
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str) -> DataArtifact:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._task[name]
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        return self._task[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._task
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter(self._task)
+
+    def __len__(self) -> int:
+        return len(self._task._artifact_index())
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._task._artifact_index()))
+
+    def __repr__(self) -> str:
+        return f"ArtifactsView({self._task.pathspec!r})"
+
+
 class DataArtifact:
     """One artifact of a task: its name, what is stored, and its value on demand.
 
@@ -125,6 +165,12 @@ class DataArtifact:
     """
 
     __slots__ = ("_row", "_task")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        refuse_pathspec(
+            "DataArtifact", args
+        )  # Metaflow's DataArtifact("pathspec"): not yet (issue 13)
+        return super().__new__(cls)
 
     def __init__(self, task: Task, row: ArtifactRow) -> None:
         self._task = task

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from .._spec._ends import stored_end_step
 from .._store import _queries as q
@@ -18,7 +18,7 @@ from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
-from ._messages import missing_run_plan, missing_step, no_end_task
+from ._messages import missing_run_plan, missing_step, no_end_task, refuse_pathspec
 from ._run_events import aread_events, read_events
 from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
@@ -74,6 +74,10 @@ class Run(RunRecord):
     """
 
     __slots__ = ("_end", "_params", "_source")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        refuse_pathspec("Run", args)  # Metaflow's Run("pathspec"): not yet (issue 13)
+        return super().__new__(cls)
 
     def __init__(self, handle: StoreHandle, row: RunRow) -> None:
         super().__init__(handle, row)

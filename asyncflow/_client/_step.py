@@ -5,10 +5,10 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ._data import DataArtifact, DataView
-from ._messages import missing_task
+from ._messages import missing_task, refuse_pathspec
 from ._task import Task
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ class Step:
     """
 
     __slots__ = ("__weakref__", "_name", "_run", "_tasks")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        refuse_pathspec("Step", args)  # Metaflow's Step("pathspec"): not yet (issue 13)
+        return super().__new__(cls)
 
     def __init__(self, run: Run, name: str, tasks: tuple[Task, ...]) -> None:
         if not tasks:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
-from .._spec._placement import Resources
+from .._spec._settings import Resources
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan
 from .._store._queries import attempts
 from .._store._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
-from ._data import DataArtifact, DataView, adecode, decode_blob
+from ._data import ArtifactsView, DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
-from ._messages import missing_artifact, missing_run_plan
+from ._messages import missing_artifact, missing_run_plan, refuse_pathspec
 from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
@@ -38,6 +38,10 @@ class Task:
     """
 
     __slots__ = ("_data", "_flow", "_handle", "_index", "_logs", "_row", "_step")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        refuse_pathspec("Task", args)  # Metaflow's Task("pathspec"): not yet (issue 13)
+        return super().__new__(cls)
 
     def __init__(self, handle: StoreHandle, flow: str, row: TaskRow) -> None:
         self._handle = handle
@@ -246,6 +250,12 @@ class Task:
     def data(self) -> DataView:
         """The task's artifacts as attributes: ``task.data.score`` (read on first access)."""
         return self._data
+
+    @property
+    def artifacts(self) -> ArtifactsView:
+        """The task's artifacts as :class:`DataArtifact` attributes (Metaflow's
+        ``task.artifacts``): ``task.artifacts.score.data``; reads no value until ``.data``."""
+        return ArtifactsView(self)
 
     def __getitem__(self, name: str) -> DataArtifact:
         """The artifact ``name``, without reading its value.

@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, encode
 from .._spec._flowbase import FlowBase
-from .._spec._graph import NodeKind
+from .._spec._flowgraph import NodeKind
 from .._store._paths import run_store_var
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from .._spec._cards import CardSpec
+from .._spec._settings import CardSpec
 
 __all__ = ["CardCollector", "CardComponents", "card_var", "cards_warning"]
 

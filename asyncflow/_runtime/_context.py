@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._spec._flowbase import FlowBase
-from .._spec._graph import FlowGraph
+from .._spec._flowgraph import FlowGraph
 from .._spec._step import StepInfo
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord

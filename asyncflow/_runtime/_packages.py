@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import anyio.to_thread
 
 from .._errors import AsyncflowWarning, FlowValidationError
-from .._spec._graph import FlowGraph
+from .._spec._flowgraph import FlowGraph
 from .._spec._packages import BASE_ATTR, step_requests
 from ._cards import cards_warning
 

@@ -24,8 +24,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .._errors import RunsLocallyWarning, UsageError
-from .._spec._graph import FlowGraph
-from .._spec._placement import COMPUTE_LAYERS, Resources
+from .._spec._flowgraph import FlowGraph
+from .._spec._placement import COMPUTE_LAYERS
+from .._spec._settings import Resources
 from ._context import where_step_runs
 
 __all__ = ["dask_resources", "task_environment", "warn_runs_locally"]

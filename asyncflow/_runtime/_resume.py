@@ -20,7 +20,7 @@ from typing import Any
 
 from .._codecs import decode, untrusted_budget
 from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError
-from .._spec._graph import FlowGraph, NodeKind
+from .._spec._flowgraph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
 from .._store._queries import run_ids

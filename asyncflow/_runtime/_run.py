@@ -22,7 +22,7 @@ import anyio.to_thread
 from .._codecs import CodecError, Encoded, encode
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
-from .._spec._graph import FlowGraph
+from .._spec._flowgraph import FlowGraph
 from .._spec._override import DecoSpec, decorate_graph
 from .._spec._params import IncludeFile
 from .._spec._project import local_user

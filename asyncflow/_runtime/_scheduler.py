@@ -23,7 +23,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._spec._graph import NodeKind
+from .._spec._flowgraph import NodeKind
 from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec

@@ -15,7 +15,7 @@ from .._errors import (
     MergeArtifactsError,
 )
 from .._spec._flowbase import FlowBase, ForeachFrame
-from .._spec._graph import NodeKind
+from .._spec._flowgraph import NodeKind
 from .._spec._names import artifact_name_problem
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE

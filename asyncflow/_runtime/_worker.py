@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from types import MappingProxyType
 
-from .._spec._graph import FlowGraph
+from .._spec._flowgraph import FlowGraph
 from .._store._reader import BlobReader
 from .._store._trust import TrustKey
 from ._attempt import Attempt, kept_artifacts, traceback_text

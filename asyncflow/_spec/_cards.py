@@ -17,21 +17,12 @@ from typing import Any, TypeVar
 
 from .._errors import FlowValidationError, UsageError
 from ._names import is_plain_name
+from ._settings import CardSpec
 from ._step import STEP_ATTR, decorated_step
 
-__all__ = ["Artifact", "CardSpec", "Image", "Markdown", "Table", "card"]
+__all__ = ["Artifact", "Image", "Markdown", "Table", "card"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CardSpec:
-    """One ``@card`` on a step: its type, id, options and timeout (seconds)."""
-
-    type: str
-    id: str | None
-    options: Mapping[str, Any]
-    timeout: float
 
 
 def card(
@@ -120,6 +111,7 @@ class Table:
 
     data: list[list[Any]] = dataclasses.field(default_factory=list)
     headers: list[str] | None = None
+    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
 
     def __post_init__(self) -> None:
         rows = [] if self.data is None else self.data
@@ -136,6 +128,7 @@ class Image:
 
     src: bytes
     label: str | None = None
+    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
 
     def __post_init__(self) -> None:
         if not isinstance(self.src, bytes | bytearray):

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 
 from .._errors import FlowValidationError
 from ._flowbase import class_constant
-from ._graph import parse_step
 from ._step import StepInfo
+from ._stepsource import parse_step
 
 __all__ = ["constant_writes"]
 

@@ -18,31 +18,16 @@ from typing import Any, TypeVar, overload
 from .._errors import FlowValidationError
 from ._names import is_plain_name
 from ._placement import check_placement
+from ._settings import CatchPolicy, RetryPolicy
 from ._step import STEP_ATTR, StepInfo, decorated_step
 
-__all__ = ["EXECUTORS", "CatchPolicy", "RetryPolicy", "catch", "executor", "retry", "timeout"]
+__all__ = ["EXECUTORS", "catch", "executor", "retry", "timeout"]
 
 #: Where a plain step may run: worker threads of this process (the default), a pool of
 #: worker processes on this machine, or Dask workers.
 EXECUTORS = ("thread", "process", "dask")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Re-run a failed task ``times`` more times, waiting ``minutes_between_retries``."""
-
-    times: int
-    minutes_between_retries: float
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CatchPolicy:
-    """On final failure, store a description in ``self.<var>`` and carry on."""
-
-    var: str | None
-    print_exception: bool
 
 
 def _attach(func: Any, decorator: str, field: str, value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 A step marked ``@step(start=True)`` (``end=True``) is the first (last) step, whatever its name
 (Metaflow 2.19); a flow that marks none starts at the step named ``start`` and ends at the step
-named ``end``, as every Metaflow flow did before. :class:`._graph.FlowGraph` exposes the answer
+named ``end``, as every Metaflow flow did before. :class:`._flowgraph.FlowGraph` exposes the answer
 as ``start_step`` / ``end_step``, and the runtime, the client, ``show`` and the validation all
 ask it there; :mod:`._validate` refuses flows where the answer is not one step each.
 """
@@ -10,10 +10,10 @@ ask it there; :mod:`._validate` refuses flows where the answer is not one step e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from ._graph import Node
+    from ._step import StepInfo
 
 __all__ = ["DEFAULT_END", "DEFAULT_START", "stored_end_step", "terminal_steps"]
 
@@ -22,7 +22,14 @@ __all__ = ["DEFAULT_END", "DEFAULT_START", "stored_end_step", "terminal_steps"]
 DEFAULT_START, DEFAULT_END = "start", "end"
 
 
-def terminal_steps(nodes: Mapping[str, Node]) -> tuple[str, str]:
+class _HasStep(Protocol):
+    # What terminal_steps reads of a graph's node (a ``_flowgraph.Node``); a protocol, so that
+    # this module need not import the graph's types, which use it.
+    @property
+    def info(self) -> StepInfo: ...
+
+
+def terminal_steps(nodes: Mapping[str, _HasStep]) -> tuple[str, str]:
     """The names of the flow's first and last steps: the step marked ``@step(start=True)``
     (``end=True``) if there is one, else the step named ``start`` (``end``).
 

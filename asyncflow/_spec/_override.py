@@ -16,7 +16,7 @@ from typing import Any
 
 from .._errors import FlowValidationError
 from ._decorators import catch, executor, retry, timeout
-from ._graph import FlowGraph, Node
+from ._flowgraph import FlowGraph, Node
 from ._placement import batch, environment, kubernetes, resources
 from ._step import STEP_ATTR, StepInfo
 

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
+from ._settings import PackageRequest
 from ._step import STEP_ATTR, StepInfo, decorated_step
 
 __all__ = [
     "BASE_ATTR",
-    "PackageRequest",
     "conda",
     "conda_base",
     "pypi",
@@ -33,24 +33,6 @@ C = TypeVar("C", bound=type)
 
 #: The class attribute holding a flow's @conda_base / @pypi_base requests, by manager.
 BASE_ATTR = "_af_package_bases"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PackageRequest:
-    """What one ``@conda``/``@pypi``(``_base``) decorator asks for.
-
-    :param manager: ``"conda"`` or ``"pypi"``.
-    :param packages: ``(name, version spec)`` pairs as written (``""``: any version).
-    :param python: the Python version asked for, as written (None: any).
-    :param disabled: ``disabled=True``: the request is ignored.
-    :param where: the decorator's target, for messages (``step 'x' (file:line)`` or the flow).
-    """
-
-    manager: str
-    packages: tuple[tuple[str, str], ...]
-    python: str | None
-    disabled: bool
-    where: str
 
 
 def _packages(decorator: str, packages: object, libraries: object) -> tuple[tuple[str, str], ...]:

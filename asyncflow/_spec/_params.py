@@ -192,6 +192,8 @@ class Parameter:
         inferred from ``default`` when omitted (str without a default).
     :param help: one line for the command line's help.
     :param required: refuse a run that has neither a value nor a default.
+    :param show_default: as in Metaflow, whether ``--help`` shows the default (it does
+        unless this is False).
     :raises FlowValidationError: ``type`` is unusable, or cannot be inferred.
     """
 
@@ -204,6 +206,7 @@ class Parameter:
         type: Any = None,
         help: str | None = None,
         required: bool = False,
+        show_default: bool | None = None,
     ) -> None:
         self.name = name
         self.attr = ""  # set by __set_name__ when the class body runs
@@ -211,6 +214,7 @@ class Parameter:
         self.type: Any = _pick_type(name, default, type)
         self.help = help
         self.required = required
+        self.show_default = show_default is not False
 
     @property
     def has_default(self) -> bool:
@@ -309,6 +313,7 @@ class IncludeFile(Parameter):
     :param required: refuse a run that has neither a path nor a default.
     :param max_bytes: the largest file accepted (default 256 MiB); a larger one is refused
         before the run starts, and so is anything but a regular file (a FIFO, a device).
+    :param show_default: as in Metaflow, whether ``--help`` shows the default path.
     :raises FlowValidationError: the default is not a path, the encoding is unknown, or
         ``max_bytes`` is not a positive whole number.
     """
@@ -324,6 +329,7 @@ class IncludeFile(Parameter):
         help: str | None = None,
         required: bool = False,
         max_bytes: int = INCLUDE_MAX_BYTES,
+        show_default: bool | None = None,
     ) -> None:
         problem = None
         try:
@@ -337,7 +343,9 @@ class IncludeFile(Parameter):
         if problem:
             raise FlowValidationError(f"IncludeFile '{name}' {problem}.")
         path = None if default is None else str(os.fspath(default))
-        super().__init__(name, default=path, type=str, help=help, required=required)
+        super().__init__(
+            name, default=path, type=str, help=help, required=required, show_default=show_default
+        )
         self.is_text = is_text
         self.encoding = encoding
         self.max_bytes = max_bytes

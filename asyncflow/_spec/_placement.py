@@ -21,17 +21,15 @@ class body runs (or when ``--with`` applies the decorator), naming the step.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
+from ._settings import RESOURCE_AMOUNTS, Compute, Resources, resource_amount
 from ._step import STEP_ATTR, StepInfo, decorated_step
 
 __all__ = [
     "COMPUTE_LAYERS",
-    "Compute",
-    "Resources",
     "batch",
     "check_placement",
     "effective_resources",
@@ -45,86 +43,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The remote compute layers Metaflow offers, and what asyncflow calls them in messages.
 COMPUTE_LAYERS = {"kubernetes": "Kubernetes", "batch": "AWS Batch"}
 
-# The resource arguments: (whole number required, zero allowed).
-_AMOUNTS: dict[str, tuple[bool, bool]] = {
-    "cpu": (False, False),
-    "memory": (False, False),
-    "gpu": (True, True),
-    "disk": (False, False),
-    "shared_memory": (False, False),
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Resources:
-    """What a task of a step declared it needs (``@resources``, or ``@kubernetes``/``@batch``).
-
-    :ivar cpu: CPUs (fractions allowed).
-    :ivar memory: memory in MB (MiB, 1,048,576 bytes).
-    :ivar gpu: GPUs, None when not asked.
-    :ivar disk: disk in MB, None when not asked.
-    :ivar shared_memory: size of ``/dev/shm`` in MiB, None when not asked.
-    """
-
-    cpu: int | float = 1
-    memory: int | float = 4096
-    gpu: int | None = None
-    disk: int | float | None = None
-    shared_memory: int | float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The fields as a JSON-able dict (stored with the run's graph)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object) -> Resources | None:
-        """The resources stored with a run's graph; None when absent or not well-formed."""
-        if not isinstance(data, dict):
-            return None
-        try:
-            values = {k: _amount(k, data.get(k, getattr(cls(), k))) for k in _AMOUNTS}
-        except ValueError:
-            return None
-        return cls(**values)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Compute:
-    """A ``@kubernetes`` or ``@batch`` on a step: its name, its arguments as given, and the
-    resources among them."""
-
-    name: str
-    attributes: tuple[tuple[str, Any], ...]
-    hints: tuple[tuple[str, int | float], ...]
-
-
-def _amount(key: str, value: object) -> Any:
-    # A resource amount as a number (Metaflow also takes numbers written as strings).
-    whole, zero = _AMOUNTS[key]
-    if value is None and key not in ("cpu", "memory"):
-        return None
-    number: object = value
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise ValueError(key) from None
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        raise ValueError(key)
-    if math.isnan(number) or math.isinf(number) or number < 0 or (number == 0 and not zero):
-        raise ValueError(key)
-    if float(number).is_integer():
-        return int(number)
-    if whole:
-        raise ValueError(key)
-    return float(number)
-
 
 def _checked(info: StepInfo, decorator: str, values: Mapping[str, object]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         try:
-            out[key] = _amount(key, value)
+            out[key] = resource_amount(key, value)
         except ValueError:
             what = "a whole number >= 0" if key == "gpu" else "a positive number"
             unit = {"memory": " of MB", "disk": " of MB", "shared_memory": " of MiB"}.get(key, "")
@@ -255,7 +179,13 @@ def _variables(info: StepInfo, given: object) -> tuple[tuple[str, str], ...]:
                 "string without '=' or NUL.",
                 info.name,
             )
-        if not isinstance(value, str) or "\0" in value:
+        if isinstance(value, str) and "\0" in value:
+            raise FlowValidationError(
+                f"{where} gives {name}={value!r}, which holds a NUL character; an environment "
+                "variable's value cannot hold one: remove it.",
+                info.name,
+            )
+        if not isinstance(value, str):
             raise FlowValidationError(
                 f"{where} gives {name}={value!r}, of type {type(value).__name__}; environment "
                 f"variables hold strings (as in Metaflow): write {name}={str(value)!r}.",
@@ -287,7 +217,9 @@ def _compute(name: str) -> Callable[..., Any]:
                     f"@{name}; keep one (as Metaflow requires).",
                     info.name,
                 )
-            amounts = {k: v for k, v in attributes.items() if k in _AMOUNTS and v is not None}
+            amounts = {
+                k: v for k, v in attributes.items() if k in RESOURCE_AMOUNTS and v is not None
+            }
             hints = tuple(_checked(info, name, amounts).items())
             return _set(func, info, compute=Compute(name, tuple(attributes.items()), hints))
 
@@ -311,11 +243,16 @@ batch = _compute("batch")
 
 def effective_resources(info: StepInfo) -> Resources | None:
     """The step's resources: ``@resources``, raised to the larger amounts its
-    ``@kubernetes``/``@batch`` asks (as Metaflow combines them); None when neither."""
+    ``@kubernetes``/``@batch`` asks (as Metaflow combines them); without ``@resources``, the
+    amounts ``@kubernetes``/``@batch`` asks (the others at their defaults); None when
+    neither."""
     base = info.resources
     if info.compute is None or not info.compute.hints:
         return base
     merged = dataclasses.asdict(base if base is not None else Resources())
     for key, value in info.compute.hints:
-        merged[key] = value if merged[key] is None else max(merged[key], value)
+        if base is None or merged[key] is None:
+            merged[key] = value  # without @resources, Metaflow asks for what the layer says
+        else:
+            merged[key] = max(merged[key], value)
     return Resources(**merged)

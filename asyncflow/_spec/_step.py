@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
-    from ._cards import CardSpec
-    from ._decorators import CatchPolicy, RetryPolicy
-    from ._packages import PackageRequest
-    from ._placement import Compute, Resources
+    from ._settings import CardSpec, CatchPolicy, Compute, PackageRequest, Resources, RetryPolicy
 
 __all__ = ["STEP_ATTR", "StepInfo", "decorated_step", "step", "step_info"]
 
@@ -38,7 +35,7 @@ class StepInfo:
     timeout: float | None = None  # seconds
     executor: str | None = None  # set by @executor: "thread", "process" or "dask"
     # @step(start=True) / @step(end=True): the flow's first / last step whatever its name
-    # (which step is first and last is decided in one place: _graph.terminal_steps).
+    # (which step is first and last is decided in one place: _ends.terminal_steps).
     marked_start: bool = False
     marked_end: bool = False
     packages: tuple[PackageRequest, ...] = ()  # set by @conda / @pypi

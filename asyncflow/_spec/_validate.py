@@ -26,7 +26,7 @@ from typing import NoReturn
 
 from .._errors import FlowValidationError
 from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
-from ._graph import FlowGraph, Node, NodeKind
+from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES, is_plain_name
 
 __all__ = [
