@@ -25,6 +25,7 @@ import anyio.abc
 
 from ._client import Run
 from ._client._handle import StoreHandle
+from ._client._run_events import check_after
 from ._errors import NotFoundError, StepFailed, UsageError
 from ._flowspec import FlowSpec
 from ._runtime._events import RunEvents
@@ -84,22 +85,26 @@ class RunHandle:
         """Whether the run has ended (its end is recorded)."""
         return self._done.is_set()
 
-    def events(self) -> AsyncIterator[Event]:
+    def events(self, *, after: int = 0) -> AsyncIterator[Event]:
         """The run's events (``asyncflow.events``), from its first (``RunStarted``) to
         ``RunFinished``: the past first, then live. Any number of readers, each at its own
         pace; a reader that is never read costs the run nothing (the events it has not
         read come back from the store when it does). Read on the runner's event loop.
 
+        :param after: start after the event of this ``seq`` (a reader that reconnects, such
+            as a browser's ``EventSource`` sending ``Last-Event-ID``, picks up where it was).
+        :raises UsageError: ``after`` is not an int ≥ 0.
         :raises StoreError: (while reading) a stored event is damaged.
         """
+        first = check_after(after) + 1
         hub = self._hub
         if hub is not None:
-            return hub.reader()
-        return self._stored_events()
+            return hub.reader(first)
+        return self._stored_events(after)
 
-    async def _stored_events(self) -> AsyncIterator[Event]:
+    async def _stored_events(self, after: int) -> AsyncIterator[Event]:
         run = await self._client_run()
-        async for ev in run.aevents():
+        async for ev in run.aevents(after=after):
             yield ev
 
     async def _client_run(self) -> Run:

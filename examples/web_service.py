@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi import Body, FastAPI, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from asyncflow import FlowSpec, NotFoundError, Parameter, ParameterError, RunHandle, Runner, step
@@ -110,12 +110,16 @@ async def run_status(request: Request, run_id: str) -> dict[str, str]:
 
 
 @app.get("/runs/{run_id}/events")
-async def run_events(request: Request, run_id: str) -> StreamingResponse:
-    """The run's events as server-sent events, from its first to run_finished."""
+async def run_events(
+    request: Request, run_id: str, last_event_id: Annotated[int, Header(ge=0)] = 0
+) -> StreamingResponse:
+    """The run's events as server-sent events, from its first to run_finished; a client
+    that reconnects with a Last-Event-ID header (a browser's EventSource does) gets those
+    after it."""
     handle = handle_of(request, run_id)
 
     async def messages() -> AsyncIterator[str]:
-        async for ev in handle.events():
+        async for ev in handle.events(after=last_event_id):
             yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.to_dict())}\n\n"
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

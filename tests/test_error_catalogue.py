@@ -1550,6 +1550,14 @@ async def _c191(tmp: Path) -> Raised:
         return raised(lambda: runner.get("42")), ("'42'", f"newest first: {handle.run_id})", path)
 
 
+@case("C201", fix="such as ev.seq or an SSE client's Last-Event-ID")
+async def _c201(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    async with asyncflow.Runner(store=path) as runner:
+        handle = await runner.start(Pair(store=path, echo=False))
+        return raised(lambda: handle.events(after=-1)), ("events(after=-1)",)
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 

@@ -89,6 +89,28 @@ async def test_two_readers_of_one_handle_see_the_same_stream(store: str) -> None
     assert late == (await handle.wait()).events()
 
 
+async def test_events_after_a_seq_pick_up_where_a_reader_was_live_and_stored(
+    store: str,
+) -> None:
+    async with Runner(store=store) as runner:
+        handle = await runner.start(Wide(store=store, echo=False), n=20, pause=0.01)
+        live = await read_all(handle.events(after=5))  # joined while the run goes on
+        run = await handle.wait()
+        ended = await read_all(handle.events(after=5))  # from the store
+    whole = run.events()
+    assert live == ended == whole[5:] == run.events(after=5)
+    assert [ev async for ev in run.aevents(after=5)] == whole[5:]
+    assert [ev async for ev in run.aevents(after=len(whole))] == []
+    assert run.events(after=len(whole) + 10) == []
+    for bad in (-1, True, "3", 2.0):
+        with pytest.raises(UsageError, match="after is the seq of the last event"):
+            handle.events(after=bad)
+        with pytest.raises(UsageError, match="after is the seq"):
+            run.events(after=bad)
+        with pytest.raises(UsageError, match="after is the seq"):
+            run.aevents(after=bad)
+
+
 async def test_a_never_reading_reader_does_not_block_wait(store: str) -> None:
     async with Runner(store=store) as runner:
         handle = await runner.start(Wide(store=store, echo=False), n=300)

@@ -69,10 +69,11 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]
         log.close()
 
 
-def read_sse(client: Any, url: str) -> list[dict[str, Any]]:
+def read_sse(client: Any, url: str, last_id: int | None = None) -> list[dict[str, Any]]:
     """The data of every server-sent event of ``url``, read until run_finished."""
     out: list[dict[str, Any]] = []
-    with client.stream("GET", url) as response:
+    headers = {} if last_id is None else {"Last-Event-ID": str(last_id)}
+    with client.stream("GET", url, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         fields: dict[str, str] = {}
@@ -113,6 +114,11 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
         assert run.data.total == sum(i * i for i in range(1, 9))
         stored = [json.loads(json.dumps(ev.to_dict())) for ev in run.events()]
         assert streamed == stored  # the SSE stream is the run's whole stream
+        # A client reconnecting with Last-Event-ID gets the events after it, none twice.
+        resumed = read_sse(client, f"/runs/{run_id}/events", last_id=3)
+        assert resumed == streamed[3:]
+        refused = client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
+        assert refused.status_code == 422
 
         # A long run, cancelled from another request; a second reader sees it end cancelled.
         long_id = client.post("/runs", json={"n": 200, "pause": 0.2}).json()["run_id"]

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 import aiosqlite
 import anyio
 
+from .._errors import UsageError
 from .._store import _queries as q
 from .._store._event_reads import event_items
 from .._store._events import RUN_FINISHED, Event, Item, make_event
@@ -28,17 +29,32 @@ from .._store._plans import Plan
 from .._store._rows import RunRow
 from ._handle import StoreHandle, aconnect, adrive
 
-__all__ = ["POLL_MAX", "POLL_MIN", "aread_events", "read_events"]
+__all__ = ["POLL_MAX", "POLL_MIN", "aread_events", "check_after", "read_events"]
 
 POLL_MIN = 0.005
 POLL_MAX = 0.1
 CRASH_CHECK = 1.0
 
 
-def read_events(handle: StoreHandle, row: RunRow) -> list[Event]:
-    """Every stored event of the run ``row``, in order. Blocking."""
+def check_after(after: object) -> int:
+    """``after`` of ``events()``/``aevents()``: the seq of the last event a reader has, 0 for
+    none (the one rule for it).
+
+    :raises UsageError: not an int ≥ 0.
+    """
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise UsageError(
+            f"events(after={after!r}): after is the seq of the last event you have (an int, "
+            "0 or more; 0 reads from the first event), such as ev.seq or an SSE client's "
+            "Last-Event-ID read with int()."
+        )
+    return after
+
+
+def read_events(handle: StoreHandle, row: RunRow, after: int = 0) -> list[Event]:
+    """Every stored event of the run ``row`` after seq ``after``, in order. Blocking."""
     out: list[Event] = []
-    first = 1
+    first = after + 1
     while True:
         items = handle.run(event_items(row.id, first))
         if not items:
@@ -55,11 +71,13 @@ def _state(row: RunRow, first: int) -> Plan[tuple[list[Item], RunRow | None]]:
     return items, now
 
 
-async def aread_events(handle: StoreHandle, row: RunRow, follow: bool) -> AsyncIterator[Event]:
-    """The run's stored events in order; with ``follow``, then those stored later, until
-    the run ends (see the module doc)."""
+async def aread_events(
+    handle: StoreHandle, row: RunRow, follow: bool, after: int = 0
+) -> AsyncIterator[Event]:
+    """The run's stored events after seq ``after``, in order; with ``follow``, then those
+    stored later, until the run ends (see the module doc)."""
     flow, run = row.flow, str(row.id)
-    first = 1
+    first = after + 1
     async with aconnect(handle.path, handle._checked) as conn:
         version = None
         while True:
