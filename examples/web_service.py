@@ -2,7 +2,8 @@
 server-sent events.
 
     pip install fastapi uvicorn            # not dependencies of asyncflow itself
-    cd examples && uvicorn web_service:app # or: python examples/web_service.py
+    cd examples && uvicorn web_service:app --timeout-graceful-shutdown 2
+                                           # or: python examples/web_service.py
 
     curl -X POST localhost:8000/runs -H 'content-type: application/json' -d '{"n": 20}'
                                            # {"run_id": "1", "flow": "CountFlow"}
@@ -11,6 +12,10 @@ server-sent events.
     curl -X DELETE localhost:8000/runs/1   # cancels it: {"run_id": "1", ..., "status": "cancelled"}
 
 Runs are stored in $ASYNCFLOW_STORE (else ./asyncflow.db); at most MAX_RUNS go on at once.
+Serve it with a graceful-shutdown timeout: uvicorn lets open responses end before it stops
+the app, and an event stream ends only with its run, so without one a watched run would keep
+the server up until it ends; after the timeout, uvicorn closes them and the lifespan cancels
+the runs.
 """
 
 from __future__ import annotations
@@ -23,13 +28,24 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Body, FastAPI, Header, HTTPException, Request
+from fastapi import Body, FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 
-from asyncflow import FlowSpec, NotFoundError, Parameter, ParameterError, RunHandle, Runner, step
+from asyncflow import (
+    FlowSpec,
+    NotFoundError,
+    Parameter,
+    ParameterError,
+    RunHandle,
+    Runner,
+    events,
+    step,
+)
 
 MAX_RUNS = int(os.environ.get("MAX_RUNS", "4"))
 START_WAIT = float(os.environ.get("START_WAIT", "5"))  # seconds a POST waits for a slot
+MAX_N = 10_000  # the widest run a request may ask for: validate what users send
+GRACE = 2  # seconds uvicorn gives open responses (event streams) when it stops
 
 
 class CountFlow(FlowSpec):
@@ -92,6 +108,9 @@ async def start_run(
     request: Request, params: Annotated[dict[str, Any] | None, Body()] = None
 ) -> dict[str, str]:
     """Start a run with these parameters; answer once it is recorded, with its id."""
+    n = (params or {}).get("n", 10)
+    if not isinstance(n, int) or not 1 <= n <= MAX_N:
+        raise HTTPException(422, f"n must be a whole number from 1 to {MAX_N}, not {n!r}")
     handle: RunHandle | None = None
     with anyio.move_on_after(START_WAIT):  # a full runner: don't hold the request forever
         try:
@@ -109,21 +128,34 @@ async def run_status(request: Request, run_id: str) -> dict[str, str]:
     return describe(handle_of(request, run_id))
 
 
-@app.get("/runs/{run_id}/events")
+@app.get("/runs/{run_id}/events", response_model=None)
 async def run_events(
     request: Request, run_id: str, last_event_id: Annotated[int, Header(ge=0)] = 0
-) -> StreamingResponse:
+) -> StreamingResponse | Response:
     """The run's events as server-sent events, from its first to run_finished; a client
     that reconnects with a Last-Event-ID header (a browser's EventSource does) gets those
     after it."""
     handle = handle_of(request, run_id)
+    stream = handle.events(after=last_event_id)
+    first = None
+    if handle.done:  # the run has ended: is there anything after last_event_id?
+        first = await anext(stream, None)
+        if first is None:  # no: 204 tells an EventSource to stop reconnecting
+            return Response(status_code=204)
 
     async def messages() -> AsyncIterator[str]:
-        async for ev in handle.events(after=last_event_id):
-            yield f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.to_dict())}\n\n"
+        if first is not None:
+            yield message(first)
+        async for ev in stream:
+            yield message(ev)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+
+
+def message(ev: events.Event) -> str:
+    """One server-sent event: its id is the seq, its event name the kind."""
+    return f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(ev.to_dict())}\n\n"
 
 
 @app.delete("/runs/{run_id}")
@@ -137,4 +169,5 @@ async def cancel_run(request: Request, run_id: str) -> dict[str, str]:
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("PORT", "8000")))
+    port = int(os.environ.get("PORT", "8000"))
+    uvicorn.run(app, host="127.0.0.1", port=port, timeout_graceful_shutdown=GRACE)

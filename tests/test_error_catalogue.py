@@ -1339,6 +1339,21 @@ async def _o195(tmp: Path) -> Raised:
     return made, ("Pair", other, store_of(tmp))
 
 
+@case("O201", fix="call flow.stream(...) again for another run")
+async def _o201(tmp: Path) -> Raised:
+    stream = Pair(store=store_of(tmp), echo=False).stream()
+    async with stream:
+        try:
+            await stream.__aenter__()
+        except asyncflow.UsageError as exc:
+            made: BaseException = exc
+        else:
+            raise AssertionError("entering the stream again was not refused")
+        async for _ in stream:
+            pass
+    return made, ("flow.stream()",)
+
+
 # --- C: reading runs ------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,7 @@ def service(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]
     env |= {"ASYNCFLOW_STORE": store, "MAX_RUNS": "2", "START_WAIT": "0.5"}
     argv = [sys.executable, "-m", "uvicorn", "web_service:app", "--app-dir", str(EXAMPLES)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    argv += ["--timeout-graceful-shutdown", "2"]  # as the README serves it
     log = (tmp_path / "uvicorn.log").open("w")
     proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -114,6 +116,14 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
         assert run.data.total == sum(i * i for i in range(1, 9))
         stored = [json.loads(json.dumps(ev.to_dict())) for ev in run.events()]
         assert streamed == stored  # the SSE stream is the run's whole stream
+        # A client reconnecting with Last-Event-ID gets the events after it, none twice;
+        # after run_finished, a 204, which stops an EventSource reconnecting.
+        assert read_sse(client, f"/runs/{run_id}/events", last_id=3) == streamed[3:]
+        refused = client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
+        assert refused.status_code == 422
+        last = str(streamed[-1]["seq"])
+        after_end = client.get(f"/runs/{run_id}/events", headers={"Last-Event-ID": last})
+        assert after_end.status_code == 204 and after_end.content == b""
         # A client reconnecting with Last-Event-ID gets the events after it, none twice.
         resumed = read_sse(client, f"/runs/{run_id}/events", last_id=3)
         assert resumed == streamed[3:]
@@ -132,6 +142,8 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
 
         bad = client.post("/runs", json={"nope": 1})
         assert bad.status_code == 422 and "nope" in bad.json()["detail"]
+        huge = client.post("/runs", json={"n": 10**10})
+        assert huge.status_code == 422 and "from 1 to 10000" in huge.json()["detail"]
         missing = client.get("/runs/999")
         assert missing.status_code == 404 and "has no run" in missing.json()["detail"]
 
@@ -144,14 +156,33 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
             "running",
         ]
 
-    # Stopping the server cancels the runs still going: recorded, resumable. (The process
-    # itself ends once the plain steps' threads return from their 3 s sleep.)
+    # A client follows one of them while the server stops, reading on (as a browser does).
+    watcher = httpx.Client(base_url=base, timeout=TIMEOUT)
+    lines: list[str] = []
+
+    def follow() -> None:
+        url = f"/runs/{going[0]['run_id']}/events"
+        with contextlib.suppress(httpx.HTTPError), watcher.stream("GET", url) as response:
+            lines.extend(response.iter_lines())
+
+    reading = threading.Thread(target=follow, daemon=True)
+    reading.start()
+    deadline = time.monotonic() + 10
+    while not lines:
+        assert time.monotonic() < deadline, "the event stream did not start"
+        time.sleep(0.02)
+
+    # Stopping the server cancels the runs still going, watched or not: recorded, resumable.
+    # (uvicorn closes the open event stream after its 2 s graceful-shutdown timeout; the
+    # process itself ends once the plain steps' threads return from their 3 s sleep.)
     proc.send_signal(signal.SIGINT)
     with Flow("CountFlow", store=store) as flow:
-        deadline = time.monotonic() + 2.5
+        deadline = time.monotonic() + 2 + 2.5
         while {flow[r["run_id"]].status for r in going} == {"running"}:
             assert time.monotonic() < deadline, "stopping the server did not cancel its runs"
             time.sleep(0.02)
         assert proc.wait(timeout=30) == 0
         assert [flow[r["run_id"]].status for r in going] == ["cancelled", "cancelled"]
-        assert len(flow.runs()) == 4  # the refused start recorded nothing
+        assert len(flow.runs()) == 4  # the refused starts recorded nothing
+    reading.join(timeout=30)
+    watcher.close()

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._errors import StepFailed
+from .._errors import StepFailed, UsageError
 from .._store._events import Event
 from ._events import RunEvents
 
@@ -82,7 +82,10 @@ class RunStream:
     # --- the structured form -----------------------------------------------------------------
     async def __aenter__(self) -> RunStream:
         if self._tg is not None or self._task is not None:
-            raise RuntimeError("a RunStream runs its flow once: call flow.stream() again")
+            raise UsageError(
+                "this flow.stream() has run its flow already (a stream runs one run, entered "
+                "or iterated once); call flow.stream(...) again for another run."
+            )
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
