@@ -148,7 +148,7 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
         assert missing.status_code == 404 and "has no run" in missing.json()["detail"]
 
         # MAX_RUNS (2) runs going on: a third start waits START_WAIT (0.5 s), then 503.
-        going = [client.post("/runs", json={"n": 2, "pause": 3}).json() for _ in range(2)]
+        going = [client.post("/runs", json={"n": 2, "pause": 8}).json() for _ in range(2)]
         busy = client.post("/runs", json={"n": 1})
         assert busy.status_code == 503, busy.text
         assert [client.get(f"/runs/{r['run_id']}").json()["status"] for r in going] == [
@@ -174,10 +174,11 @@ def test_the_web_service_starts_reports_streams_and_cancels_runs(
 
     # Stopping the server cancels the runs still going, watched or not: recorded, resumable.
     # (uvicorn closes the open event stream after its 2 s graceful-shutdown timeout; the
-    # process itself ends once the plain steps' threads return from their 3 s sleep.)
+    # process itself ends once the plain steps' threads return from their 8 s sleep, long
+    # enough that no run ends by itself first, even on a loaded machine.)
     proc.send_signal(signal.SIGINT)
     with Flow("CountFlow", store=store) as flow:
-        deadline = time.monotonic() + 2 + 2.5
+        deadline = time.monotonic() + 2 + 4
         while {flow[r["run_id"]].status for r in going} == {"running"}:
             assert time.monotonic() < deadline, "stopping the server did not cancel its runs"
             time.sleep(0.02)
