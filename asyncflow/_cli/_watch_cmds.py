@@ -79,16 +79,28 @@ def _cmd_events(args: argparse.Namespace) -> int:
     parts = _split(args.pathspec, (2,), "Flow/run")
     run = _resolve(parts, args.store)
     assert isinstance(run, Run)
+    printed: list[Event] = []
     if not args.follow:
-        for ev in run.events():
+        printed = run.events()
+        for ev in printed:
             print(_event_line(ev, args.json))
-        return 0
+    else:
 
-    async def follow() -> None:
-        async for ev in run.aevents(follow=True):
-            print(_event_line(ev, args.json), flush=True)
+        async def follow() -> None:
+            async for ev in run.aevents(follow=True):
+                print(_event_line(ev, args.json), flush=True)
+                printed.append(ev)
 
-    anyio.run(follow)
+        anyio.run(follow)
+    if not printed:
+        # A run that ended with none stored ran before asyncflow kept events.
+        print(
+            printable(
+                f"{PROG}: {run.pathspec} recorded no events: it ran before asyncflow kept "
+                f"events (`{PROG} show {run.pathspec}` and `{PROG} logs` read it)"
+            ),
+            file=sys.stderr,
+        )
     return 0
 
 
