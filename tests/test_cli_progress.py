@@ -264,6 +264,17 @@ def test_on_a_terminal_a_400_task_run_shows_progress_at_once(flow: Path) -> None
     assert shown < 1.5, shown
 
 
+def test_on_a_terminal_a_foreach_row_shows_its_total_before_any_task_of_it_ends(
+    flow: Path,
+) -> None:
+    env = _env(TERM="xterm", ASYNCFLOW_PROGRESS="plain")
+    args = [sys.executable, str(flow), "run", "--store", "s.db", "--n", "4", "--pause", "2.0"]
+    raw = b"".join(c for _, c in on_pty(args, flow.parent, env))
+    first_row = re.search(rb"work  \d+/(\?|\d+) done", raw)
+    assert first_row is not None and first_row.group(0) == b"work  0/4 done", raw[-2000:]
+    assert b"work  0/? done" not in raw
+
+
 # --- asyncflow events ----------------------------------------------------------------------------
 
 
