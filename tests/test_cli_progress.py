@@ -418,7 +418,7 @@ def test_events_escape_hostile_text_from_the_store(flow: Path) -> None:
 
 
 def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
-    run = _start_slow(flow, "--n", "2", "--pause", "2.0")
+    run = _start_slow(flow, "--n", "2", "--pause", "8.0")  # still running when checked, under load
     try:
         follower = _follower(flow, "events", "ProgFlow/1", "--follow")
         assert follower.stdout is not None
