@@ -264,6 +264,17 @@ def test_on_a_terminal_a_400_task_run_shows_progress_at_once(flow: Path) -> None
     assert shown < 1.5, shown
 
 
+def test_on_a_terminal_a_foreach_row_shows_its_total_before_any_task_of_it_ends(
+    flow: Path,
+) -> None:
+    env = _env(TERM="xterm", ASYNCFLOW_PROGRESS="plain")
+    args = [sys.executable, str(flow), "run", "--store", "s.db", "--n", "4", "--pause", "2.0"]
+    raw = b"".join(c for _, c in on_pty(args, flow.parent, env))
+    first_row = re.search(rb"work  \d+/(\?|\d+) done", raw)
+    assert first_row is not None and first_row.group(0) == b"work  0/4 done", raw[-2000:]
+    assert b"work  0/? done" not in raw
+
+
 # --- asyncflow events ----------------------------------------------------------------------------
 
 
@@ -407,7 +418,7 @@ def test_events_escape_hostile_text_from_the_store(flow: Path) -> None:
 
 
 def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
-    run = _start_slow(flow, "--n", "2", "--pause", "2.0")
+    run = _start_slow(flow, "--n", "2", "--pause", "8.0")  # still running when checked, under load
     try:
         follower = _follower(flow, "events", "ProgFlow/1", "--follow")
         assert follower.stdout is not None
@@ -423,6 +434,47 @@ def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
                 proc.kill()
                 proc.wait()
     assert run.returncode == 0
+
+
+# `python -m asyncflow ARGS` from its first statement on, "ready" on stdout just before: a
+# SIGINT while Python itself starts and imports the package ends as Python ends any program
+# then, before asyncflow's code can do anything.
+READY_DRIVER = (
+    "import sys, asyncflow.__main__ as m; "
+    "code = compile(open(m.__file__).read(), m.__file__, 'exec'); "
+    "sys.argv = ['asyncflow', *sys.argv[1:]]; print('ready', flush=True); "
+    "exec(code, {'__name__': '__main__', '__package__': 'asyncflow'})"
+)
+
+
+@pytest.mark.parametrize("command", ["events", "logs"])
+def test_ctrl_c_at_any_moment_of_a_follow_exits_130_with_no_traceback(
+    flow: Path, command: str
+) -> None:
+    # From parsing the arguments, through opening the store and reading what is stored,
+    # to deep inside the follow: whenever SIGINT lands, exit 130 and print nothing.
+    spec = "ProgFlow/1" if command == "events" else "ProgFlow/1/work"
+    run = _start_slow(flow, "--n", "2", "--pause", "30.0")
+    try:
+        for delay in (0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8):
+            follower = subprocess.Popen(
+                [sys.executable, "-c", READY_DRIVER, command, spec, "--follow", "--store", "s.db"],
+                cwd=flow.parent,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(),
+            )
+            assert follower.stdout is not None
+            assert follower.stdout.readline() == "ready\n"
+            time.sleep(delay)
+            follower.send_signal(signal.SIGINT)
+            _, err = follower.communicate(timeout=30)
+            assert (follower.returncode, err) == (130, ""), f"SIGINT after {delay}s"
+        assert run.poll() is None  # the run goes on
+    finally:
+        run.kill()
+        run.communicate()
 
 
 SPLIT = """

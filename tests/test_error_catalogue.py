@@ -2251,6 +2251,19 @@ async def _a181(tmp: Path) -> Raised:
     return raised(lambda: Flow("Pair", store=path)), (path, "events", "not valid msgpack")
 
 
+@case("A211", fix="Import it into a store with the asyncflow that wrote it")
+async def _a211(tmp: Path) -> Raised:
+    from asyncflow._store._schema import APPLICATION_ID, migrate
+
+    path = str(tmp / "schema2.afa")  # an archive from before the columns of schema 3
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        migrate(conn, 0, until=2)
+        manifest = json.dumps({"format": "asyncflow-archive/1", "asyncflow_version": "0.0.2"})
+        conn.execute("INSERT INTO store_info VALUES ('archive', ?)", (manifest,))
+    return raised(lambda: Flow("Pair", store=path)), (path, "'0.0.2'", "schema 2")
+
+
 # --- U: safe loading (pickles and trust) ----------------------------------------------------
 
 

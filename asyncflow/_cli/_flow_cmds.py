@@ -17,10 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import anyio.abc
 
 from .._errors import RESUME_HINT, AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
@@ -43,10 +42,9 @@ from ._flow_extra import (
 from ._format import printable
 from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
+from ._signals import SIGNAL_NAMES, run_under_signals
 
-__all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
-
-T = TypeVar("T")
+__all__ = ["flow_main"]
 
 
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
@@ -212,58 +210,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 _MAIN = threading.main_thread()
-
-
-async def _watch_signals(
-    scope: anyio.CancelScope,
-    received: list[int],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """On SIGINT or SIGTERM, note the signal and cancel ``scope`` (the run)."""
-    try:
-        receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        signals = receiver.__enter__()
-    except (NotImplementedError, ValueError, RuntimeError):
-        # No signal handlers here (Windows, or not the main thread): Ctrl-C still arrives
-        # as a KeyboardInterrupt that cancels the run.
-        task_status.started()
-        return
-    try:
-        task_status.started()
-        async for signum in signals:
-            received.append(int(signum))
-            scope.cancel()
-            return
-    finally:
-        receiver.__exit__(None, None, None)
-
-
-def run_under_signals(
-    job: Callable[[], Awaitable[T]], received: list[int]
-) -> T | AsyncflowError | None:
-    """Run ``job()`` in a new event loop that SIGINT or SIGTERM cancels (the signal is
-    appended to ``received``): its result, the AsyncflowError it raised, or None when a
-    signal cancelled it."""
-
-    async def main() -> T | AsyncflowError | None:
-        async with anyio.create_task_group() as tg:
-            await tg.start(_watch_signals, tg.cancel_scope, received)
-            try:
-                return await job()
-            except AsyncflowError as exc:
-                return exc
-            finally:
-                tg.cancel_scope.cancel()  # stop watching
-        return None  # a signal cancelled the job
-
-    try:
-        return anyio.run(main)
-    except KeyboardInterrupt:
-        received.append(signal.SIGINT)
-        return None
 
 
 def _write_run_id(path: str, run_id: int) -> None:

@@ -353,7 +353,15 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``asyncflow`` command with ``argv`` (default ``sys.argv[1:]``); return its code."""
+    """Run the ``asyncflow`` command with ``argv`` (default ``sys.argv[1:]``); return its code:
+    130, with nothing printed, when Ctrl-C (SIGINT) interrupts it."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already reported

@@ -16,8 +16,6 @@ import json
 import sys
 from collections.abc import Iterable
 
-import anyio
-
 from .._client import Flow, Run, Task
 from .._errors import NotFoundError
 from .._store._events import (
@@ -31,6 +29,7 @@ from .._store._events import (
     TaskStarted,
 )
 from ._format import indent_lines, printable
+from ._signals import Noted, run_noted, signals_noted
 from ._store_cmds import PROG, _resolve, _split, _store_option, _tasks_of
 
 __all__ = ["add_watch_commands", "cmd_logs", "event_text"]
@@ -76,19 +75,41 @@ def _event_line(ev: Event, as_json: bool) -> str:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
+    if not args.follow:
+        return _events(args, Noted())
+    with signals_noted() as noted:
+        code = _events(args, noted)
+        return noted.code or code
+
+
+def _events(args: argparse.Namespace, noted: Noted) -> int:
     parts = _split(args.pathspec, (2,), "Flow/run")
     run = _resolve(parts, args.store)
     assert isinstance(run, Run)
+    printed: list[Event] = []
     if not args.follow:
-        for ev in run.events():
+        printed = run.events()
+        for ev in printed:
             print(_event_line(ev, args.json))
-        return 0
+    else:
 
-    async def follow() -> None:
-        async for ev in run.aevents(follow=True):
-            print(_event_line(ev, args.json), flush=True)
+        async def follow() -> None:
+            async for ev in run.aevents(follow=True):
+                print(_event_line(ev, args.json), flush=True)
+                printed.append(ev)
 
-    anyio.run(follow)
+        code = run_noted(follow, noted)
+        if code:
+            return code
+    if not printed:
+        # A run that ended with none stored ran before asyncflow kept events.
+        print(
+            printable(
+                f"{PROG}: {run.pathspec} recorded no events: it ran before asyncflow kept "
+                f"events (`{PROG} show {run.pathspec}` and `{PROG} logs` read it)"
+            ),
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -121,7 +142,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
     # One task: its output as written. Several: each line prefixed with its task's pathspec.
     single = len(parts) == 4
     if getattr(args, "follow", False):
-        return _follow_logs(parts, args, single)
+        with signals_noted() as noted:
+            code = _follow_logs(parts, args, single, noted)
+            return noted.code or code
     target = _resolve(parts, args.store)
     assert not isinstance(target, Flow)
     if not _print_stored(_tasks_of(target), args, not single):
@@ -144,7 +167,7 @@ def _target(parts: list[str], run: Run, store: str | None) -> list[Task]:
     return _tasks_of(target)
 
 
-def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> int:
+def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool, noted: Noted) -> int:
     run = _resolve(parts[:2], args.store)
     assert isinstance(run, Run)
     spec = "/".join(parts)
@@ -154,7 +177,7 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> in
     finished = {ev.pathspec for ev in seen if isinstance(ev, TaskFinished)}
     ended = any(isinstance(ev, RunFinished) for ev in seen) or run.finished
     _print_stored((t for t in target if ended or t.pathspec in finished), args, not single)
-    if ended:
+    if ended or noted.signals:
         return 0
     mine = spec if single else spec + "/"
 
@@ -177,8 +200,7 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> in
             if ev.seq > last:
                 show(ev)
 
-    anyio.run(follow)
-    return 0
+    return run_noted(follow, noted)
 
 
 # --- the parser -------------------------------------------------------------------------------

@@ -193,9 +193,16 @@ class RunEvents:
 
     def split(self, step: str, count: int) -> None:
         """A foreach split ``count`` tasks of its body step ``step`` (under the scheduler's
-        lock; publishes nothing)."""
+        lock). The step's first split publishes its first StepProgress (0 done of ``count``),
+        so its width is known before any of its tasks ends; a later one (a nested foreach)
+        raises the total the next one reports."""
         with self._lock:
-            self._progress.setdefault(step, _Progress()).total += count
+            p = self._progress.setdefault(step, _Progress())
+            p.total += count
+            if p.sent is not None:
+                return
+            p.sent = (p.done, p.failed, p.total)
+        self._publish(ev.STEP_PROGRESS, step, *p.sent)
 
     def lines(self, step: str, task_id: int) -> LineSink:
         """Where the output of one attempt of task ``task_id`` goes, as LogLines."""

@@ -24,7 +24,7 @@ from .._codecs import numpy_meta_problem
 from ._blobs import CHUNK_SIZE
 from ._events import decode_chunk
 from ._records import COLUMN_KINDS, TIME, TIME_RANGE, parse_json
-from ._schema import migrate
+from ._schema import SCHEMA_VERSION, migrate
 
 __all__ = [
     "blob_problem",
@@ -125,20 +125,20 @@ def _shape(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
 
 
 @functools.cache
-def _expected_shape() -> tuple[tuple[Any, ...], ...]:
+def _expected_shape(version: int) -> tuple[tuple[Any, ...], ...]:
     # A constant of this asyncflow and SQLite, worked out once (8 ms) on first use.
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrate(conn, 0)
+        migrate(conn, 0, until=version)
         return tuple(_shape(conn))
     finally:
         conn.close()
 
 
-def schema_problem(conn: sqlite3.Connection) -> str | None:
-    """Whether the file's schema is exactly the one asyncflow writes (the objects' names in
-    the message, when it is not)."""
-    found, expected = tuple(_shape(conn)), _expected_shape()
+def schema_problem(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> str | None:
+    """Whether the file's schema is exactly the one asyncflow writes for schema ``version``
+    (the objects' names in the message, when it is not)."""
+    found, expected = tuple(_shape(conn)), _expected_shape(version)
     if found == expected:
         return None
     # Table names come from the file itself: the message shows them quoted, as data.
