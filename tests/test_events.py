@@ -10,6 +10,7 @@ export and import, goes with its run in gc, and a hostile events row is a clear 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -172,6 +173,33 @@ async def test_a_reader_that_never_reads_does_not_hold_the_run_or_its_memory(
     assert late == run.events()
     check_seqs(late)
     assert len(late) > 400
+
+
+async def test_a_reader_made_after_every_earlier_one_is_gone_reads_the_whole_stream(
+    store: str,
+) -> None:
+    # While no reader is alive the hub keeps no log (and does no work for one); the next
+    # reader starts the log afresh and reads what came before from the store.
+    hub = RunEvents(memory=50)
+    seen: list[events.Event] = []
+
+    async def read_some_then_another() -> None:
+        first = hub.reader()
+        async for ev in first:
+            if ev.seq >= 20:
+                break
+        del first
+        gc.collect()
+        assert not hub._readers
+        await anyio.sleep(0.2)  # the run goes on with no reader
+        async for ev in hub.reader():
+            seen.append(ev)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_some_then_another)
+        run = await Wide(store=store, echo=False)._af_execute({"n": 60, "pause": 0.01}, events=hub)
+    check_seqs(seen)
+    assert seen == run.events()
 
 
 async def test_stepprogress_is_rate_limited_and_its_last_one_is_complete(store: str) -> None:
