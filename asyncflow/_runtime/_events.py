@@ -74,6 +74,9 @@ class RunEvents:
         # The readers alive: while there are none, the log keeps nothing (a reader made
         # later reads what came before from the store).
         self._readers: weakref.WeakSet[EventReader] = weakref.WeakSet()
+        # The WeakSet's own set of references (dead ones leave it at once): its truth is
+        # tested per event, with no Python call (WeakSet.__len__ is one).
+        self._alive: set[Any] = self._readers.data  # type: ignore[attr-defined]
         self._unsent: list[Item] = []
         self._writer: Writer | None = None
         self._read: Callable[[Any], Any] | None = None
@@ -119,15 +122,14 @@ class RunEvents:
             return None
         self._seq += 1
         item = (self._seq, code, time.time_ns() // 1000, *fields)
-        if self._readers.data:
+        if self._alive:
             self._keep(item)
         return item
 
     def _keep(self, item: Item) -> None:
-        # Under the lock, while some reader is alive (``self._readers.data``: the WeakSet's
-        # own set, whose truth costs no Python call): append to the log, trimming it to the
-        # last ``memory`` items once it holds twice that. While there is none the log is
-        # left alone; :meth:`reader` empties it when it makes the first reader.
+        # Under the lock, while some reader is alive (``self._alive``): append to the log,
+        # trimming it to the last ``memory`` items once it holds twice that. While there is
+        # none the log is left alone; :meth:`reader` empties it when it makes the first one.
         log = self._log
         log.append(item)
         if len(log) >= 2 * self._memory:
@@ -141,7 +143,7 @@ class RunEvents:
                 return
             self._seq += 1
             item = (self._seq, code, time.time_ns() // 1000, *fields)
-            if self._readers.data:
+            if self._alive:
                 self._keep(item)
             self._unsent.append(item)
             arm = not self._flush_armed
@@ -166,7 +168,7 @@ class RunEvents:
                 return
             self._seq = seq = self._seq + 1
             item = (seq, ev.TASK_STARTED, time.time_ns() // 1000, step, task_id, index, attempt)
-            if self._readers.data:
+            if self._alive:
                 self._keep(item)
             self._unsent.append(item)
             if self._flush_armed and not self._waiting:
@@ -219,7 +221,7 @@ class RunEvents:
                     seq, ev.TASK_FINISHED, time.time_ns() // 1000, step, record.task_id, status,
                     finished[1], finished[0], record.attempt,
                 )  # fmt: skip
-                if self._readers.data:
+                if self._alive:
                     self._keep(item)
                 unsent = self._unsent
                 unsent.append(item)
@@ -290,7 +292,7 @@ class RunEvents:
         ``Writer._screen``) joins the log and ends every reader."""
         item = op.events[-1] if op.events else None
         with self._lock:
-            if item is not None and item[1] == ev.RUN_FINISHED and self._readers.data:
+            if item is not None and item[1] == ev.RUN_FINISHED and self._alive:
                 self._keep(item)
             self.finished = True
         self._signal()
@@ -358,7 +360,7 @@ class RunEvents:
         """A new reader from seq ``first`` (1: the whole stream)."""
         reader = EventReader(self, first)
         with self._lock:
-            if not self._readers.data:  # the log kept nothing while there was no reader
+            if not self._alive:  # the log kept nothing while there was no reader
                 self._log.clear()
                 self._base = self._seq + 1
             self._readers.add(reader)
