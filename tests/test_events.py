@@ -625,3 +625,44 @@ async def test_a_reader_that_joins_a_live_run_late_reads_the_past_then_follows(
     check_seqs(seen)
     assert seen == run.events()
     assert not hub._log or len(hub._log) < len(seen)
+
+
+def test_a_batch_packed_at_once_is_stored_as_the_same_rows_as_one_event_at_a_time() -> None:
+    # The writer's fast path (one msgpack buffer per batch) must write exactly the rows of
+    # the event-by-event encoding, and read back as the same items: batches of every size
+    # around CHUNK_BYTES, with gaps in the seqs and long LogLines.
+    import random
+
+    from asyncflow._store._events import (
+        CHUNK_BYTES,
+        LOG_LINE,
+        TASK_FINISHED,
+        TASK_STARTED,
+        decode_chunk,
+        encode_chunks,
+        encode_rows,
+    )
+
+    rng = random.Random(12)
+    t = 1_764_000_000_000_000
+    sizes_seen = set()
+    for _ in range(300):
+        items: list[tuple[Any, ...]] = []
+        seq = rng.randrange(1, 1000)
+        for _ in range(rng.randrange(1, 400)):
+            seq += 1 if rng.random() > 0.01 else rng.randrange(2, 5)  # now and then a gap
+            t += rng.randrange(0, 3000)
+            kind = rng.random()
+            if kind < 0.45:
+                items.append((seq, TASK_STARTED, t, "work", seq, seq % 7, 0))
+            elif kind < 0.9:
+                items.append((seq, TASK_FINISHED, t, "work", seq, "succeeded", 90, ("out",), 0))
+            else:
+                text = "x" * rng.choice([0, 10, 500, 4096])
+                items.append((seq, LOG_LINE, t, "work", seq, 0, text))
+        rows = encode_chunks(items)
+        assert rows == encode_rows(items)
+        assert [it for s, d in rows for it in decode_chunk(s, d)] == items
+        sizes_seen.add(len(rows) > 1)
+        assert all(len(d) < CHUNK_BYTES + 4200 for _, d in rows)
+    assert sizes_seen == {True, False}  # both one-row and several-row batches were tried

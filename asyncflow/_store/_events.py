@@ -221,7 +221,29 @@ CHUNK_BYTES = 8192
 
 def encode_chunks(items: Sequence[Item]) -> list[tuple[int, bytes]]:
     """``items`` (of one run, in seq order) as rows ``(first seq, data)``: a new row at each
-    gap in the seqs and every :data:`CHUNK_BYTES` or so."""
+    gap in the seqs and every :data:`CHUNK_BYTES` or so.
+
+    The usual batch (consecutive seqs, less than CHUNK_BYTES in all) is packed in one
+    buffer; the rows are the same bytes as :func:`encode_rows` makes of it.
+    """
+    if items and items[-1][0] - items[0][0] == len(items) - 1:
+        t0 = items[0][2]
+        packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+        packer.pack_array_header(len(items) + 1)
+        packer.pack(t0)
+        pack = packer.pack
+        for it in items:
+            pack([it[1], it[2] - t0, *it[3:]])
+        data: bytes = packer.bytes()
+        # Shorter than CHUNK_BYTES: encode_rows would not start a second row either.
+        if len(data) < CHUNK_BYTES:
+            return [(items[0][0], data)]
+    return encode_rows(items)
+
+
+def encode_rows(items: Sequence[Item]) -> list[tuple[int, bytes]]:
+    """:func:`encode_chunks`, one event at a time: a new row at each gap in the seqs and
+    once a row holds CHUNK_BYTES of events."""
     rows: list[tuple[int, bytes]] = []
     pack = msgpack.Packer(use_bin_type=True).pack
     parts: list[bytes] = []
