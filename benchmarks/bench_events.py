@@ -1,6 +1,6 @@
 """What a run's events cost, and how soon a reader sees them.
 
-    python benchmarks/bench_events.py [--repeat N] [--pairs N] [--quick]
+    python benchmarks/bench_events.py [--repeat N] [--pairs N] [--same] [--quick]
 
 Figures:
 
@@ -8,7 +8,9 @@ Figures:
   store: with events (as every run records them) and, in the same process, alternating run
   by run, without the per-task events (``RunContext.events`` left unset, as the runtime did
   before events: RunStarted and RunFinished only). The ratio is the events' price; the
-  target is at most 1.10.
+  target is at most 1.10. Each run starts after a ``gc.collect()`` (not timed), so that no
+  run pays for collecting the garbage of the one before. ``--same``: both sides of each
+  pair with events (two stores), to show what the noise alone gives.
 * store bytes per task: the file's growth from one more 1,000-wide run / 1,000, with and
   without events (target: at most 512 B with them).
 * latency, in process: from a task's TaskFinished being published (its ``at``) to a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sqlite3
 import subprocess
@@ -52,6 +55,7 @@ def _without_task_events(*args: object, **kw: object) -> object:
 async def timed_run(path: str, n: int, with_events: bool) -> tuple[float, float]:
     """(wall, CPU seconds of all threads) of one run."""
     run_module.RunContext = _RunContext if with_events else _without_task_events  # type: ignore[assignment,misc]
+    gc.collect()
     try:
         cpu = time.process_time()
         start = time.perf_counter()
@@ -73,6 +77,10 @@ def events_bytes(path: str) -> tuple[int, int]:
 
 
 async def per_task(args, report: Report, n: int) -> None:
+    # Side True: with events; side False: without (with events too under --same).
+    def events_on(side: bool) -> bool:
+        return side or args.same
+
     walls: dict[bool, list[float]] = {True: [], False: []}
     cpus: dict[bool, list[float]] = {True: [], False: []}
     sizes: dict[bool, list[float]] = {True: [], False: []}
@@ -81,11 +89,11 @@ async def per_task(args, report: Report, n: int) -> None:
     with scratch_dir(args.dir, "bench_events-") as folder:
         paths = {mode: os.path.join(folder, f"{mode}.db") for mode in (True, False)}
         for mode in (True, False):  # cold runs first: both stores warm
-            await timed_run(paths[mode], n, mode)
+            await timed_run(paths[mode], n, events_on(mode))
         for r in range(args.pairs or args.repeat * 2):
             for mode in (True, False) if r % 2 == 0 else (False, True):
                 before = os.path.getsize(paths[mode])
-                wall, cpu = await timed_run(paths[mode], n, mode)
+                wall, cpu = await timed_run(paths[mode], n, events_on(mode))
                 walls[mode].append(wall / n)
                 cpus[mode].append(cpu / n)
                 sizes[mode].append((os.path.getsize(paths[mode]) - before) / n)
@@ -207,16 +215,25 @@ def _pairs_flag(parser) -> None:
     parser.add_argument(
         "--pairs", type=int, default=0, help="runs with and without events (default 2 x repeat)"
     )
+    parser.add_argument(
+        "--same",
+        action="store_true",
+        help="an A/B of the same mode: both runs of each pair with events (the noise)",
+    )
 
 
 async def main() -> None:
     args = parse_args(__doc__.splitlines()[0], repeat=5, extra=_pairs_flag)
     sys.path.insert(0, os.path.dirname(HERE))  # tests.flows
-    report = Report("bench_events: the price of a run's events, and their latency", args)
+    title = "the price of a run's events, and their latency"
+    if args.same:
+        title = "A/B of the same mode (events on both sides of each pair: the noise)"
+    report = Report(f"bench_events: {title}", args)
     touch_memory()
     await per_task(args, report, 200 if args.quick else 1000)
-    await local_latency(args, report)
-    await remote_latency(args, report)
+    if not args.same:
+        await local_latency(args, report)
+        await remote_latency(args, report)
     report.print()
 
 

@@ -10,6 +10,7 @@ export and import, goes with its run in gc, and a hostile events row is a clear 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -186,6 +187,33 @@ async def test_a_reader_that_never_reads_does_not_hold_the_run_or_its_memory(
     assert late == run.events()
     check_seqs(late)
     assert len(late) > 400
+
+
+async def test_a_reader_made_after_every_earlier_one_is_gone_reads_the_whole_stream(
+    store: str,
+) -> None:
+    # While no reader is alive the hub keeps no log (and does no work for one); the next
+    # reader starts the log afresh and reads what came before from the store.
+    hub = RunEvents(memory=50)
+    seen: list[events.Event] = []
+
+    async def read_some_then_another() -> None:
+        first = hub.reader()
+        async for ev in first:
+            if ev.seq >= 20:
+                break
+        del first
+        gc.collect()
+        assert not hub._readers
+        await anyio.sleep(0.2)  # the run goes on with no reader
+        async for ev in hub.reader():
+            seen.append(ev)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read_some_then_another)
+        run = await Wide(store=store, echo=False)._af_execute({"n": 60, "pause": 0.01}, events=hub)
+    check_seqs(seen)
+    assert seen == run.events()
 
 
 async def test_stepprogress_is_rate_limited_and_its_last_one_is_complete(store: str) -> None:
@@ -613,3 +641,47 @@ async def test_a_reader_that_joins_a_live_run_late_reads_the_past_then_follows(
     check_seqs(seen)
     assert seen == run.events()
     assert not hub._log or len(hub._log) < len(seen)
+
+
+def test_a_batch_packed_at_once_reads_back_the_same_in_rows_that_fit_a_page() -> None:
+    # The writer packs each row in one msgpack buffer (cutting a big batch into pieces of
+    # equal counts): the rows must read back as the same items (no row across a gap in the
+    # seqs), stay under CHUNK_BYTES but for one event, and a batch that fits one row must be
+    # the very bytes of the event-by-event encoding.
+    import random
+
+    from asyncflow._store._events import (
+        CHUNK_BYTES,
+        LOG_LINE,
+        TASK_FINISHED,
+        TASK_STARTED,
+        decode_chunk,
+        encode_chunks,
+        encode_rows,
+    )
+
+    rng = random.Random(12)
+    t = 1_764_000_000_000_000
+    shapes = set()
+    for _ in range(300):
+        items: list[tuple[Any, ...]] = []
+        seq = rng.randrange(1, 1000)
+        for _ in range(rng.randrange(1, 700)):
+            seq += 1 if rng.random() > 0.01 else rng.randrange(2, 5)  # now and then a gap
+            t += rng.randrange(0, 3000)
+            kind = rng.random()
+            if kind < 0.45:
+                items.append((seq, TASK_STARTED, t, "work", seq, seq % 7, 0))
+            elif kind < 0.95:
+                items.append((seq, TASK_FINISHED, t, "work", seq, "succeeded", 90, ("out",), 0))
+            else:
+                text = "x" * rng.choice([0, 10, 500, 4096])
+                items.append((seq, LOG_LINE, t, "work", seq, 0, text))
+        rows = encode_chunks(items)
+        assert [it for s, d in rows for it in decode_chunk(s, d)] == items
+        assert all(len(d) < CHUNK_BYTES + 4200 for _, d in rows)
+        one_by_one = encode_rows(items)
+        if len(one_by_one) == 1:
+            assert rows == one_by_one
+        shapes.add(len(rows) > 1)
+    assert shapes == {True, False}  # both one-row and several-row batches were tried

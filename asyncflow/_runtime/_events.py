@@ -74,6 +74,9 @@ class RunEvents:
         # The readers alive: while there are none, the log keeps nothing (a reader made
         # later reads what came before from the store).
         self._readers: weakref.WeakSet[EventReader] = weakref.WeakSet()
+        # The WeakSet's own set of references (dead ones leave it at once): its truth is
+        # tested per event, with no Python call (WeakSet.__len__ is one).
+        self._alive: set[Any] = self._readers.data  # type: ignore[attr-defined]
         self._unsent: list[Item] = []
         self._writer: Writer | None = None
         self._read: Callable[[Any], Any] | None = None
@@ -119,18 +122,15 @@ class RunEvents:
             return None
         self._seq += 1
         item = (self._seq, code, time.time_ns() // 1000, *fields)
-        self._keep(item)
+        if self._alive:
+            self._keep(item)
         return item
 
     def _keep(self, item: Item) -> None:
-        # Under the lock: append to the log, trimming it to the last ``memory`` items once
-        # it holds twice that.
+        # Under the lock, while some reader is alive (``self._alive``): append to the log,
+        # trimming it to the last ``memory`` items once it holds twice that. While there is
+        # none the log is left alone; :meth:`reader` empties it when it makes the first one.
         log = self._log
-        if not self._readers:
-            if log:
-                log.clear()
-            self._base = item[0] + 1
-            return
         log.append(item)
         if len(log) >= 2 * self._memory:
             drop = len(log) - self._memory
@@ -143,7 +143,8 @@ class RunEvents:
                 return
             self._seq += 1
             item = (self._seq, code, time.time_ns() // 1000, *fields)
-            self._keep(item)
+            if self._alive:
+                self._keep(item)
             self._unsent.append(item)
             arm = not self._flush_armed
             self._flush_armed = True
@@ -165,18 +166,13 @@ class RunEvents:
         with self._lock:  # _publish, inline: once per task
             if self._closing:
                 return
-            self._seq += 1
-            item = (
-                self._seq,
-                ev.TASK_STARTED,
-                time.time_ns() // 1000,
-                step,
-                task_id,
-                index,
-                attempt,
-            )
-            self._keep(item)
+            self._seq = seq = self._seq + 1
+            item = (seq, ev.TASK_STARTED, time.time_ns() // 1000, step, task_id, index, attempt)
+            if self._alive:
+                self._keep(item)
             self._unsent.append(item)
+            if self._flush_armed and not self._waiting:
+                return  # the usual case: a flush is due anyway and nobody waits
             arm = not self._flush_armed
             self._flush_armed = True
             wake = self._waiting > 0 and not self._wake_pending
@@ -222,29 +218,35 @@ class RunEvents:
     def commit(self, record: TaskRecord, finished: tuple[tuple[str, ...], int]) -> None:
         """Hand a finished task's record to the writer with its TaskFinished (and the events
         waiting for a ride); ``finished``: :meth:`finished_fields` of the record."""
-        assert self._writer is not None
-        step = record.step
-        set_names, duration = finished
+        writer = self._writer
+        assert writer is not None
+        step, status = record.step, record.status
         with self._lock:
             if not self._closing:
-                self._seq += 1
+                self._seq = seq = self._seq + 1
                 item = (
-                    self._seq, ev.TASK_FINISHED, time.time_ns() // 1000, step,
-                    record.task_id, record.status, duration, set_names, record.attempt,
+                    seq, ev.TASK_FINISHED, time.time_ns() // 1000, step, record.task_id, status,
+                    finished[1], finished[0], record.attempt,
                 )  # fmt: skip
-                self._keep(item)
+                if self._alive:
+                    self._keep(item)
                 unsent = self._unsent
                 unsent.append(item)
                 progress = self._progress.get(step)
                 if progress is not None:
-                    if record.status in _STATUS_DONE:
+                    if status in _STATUS_DONE:
                         progress.done += 1
                     else:
                         progress.failed += 1
-                    self._progress_due(step, progress, time.monotonic())
+                    now = time.monotonic()
+                    # Due (see _progress_due), tested here first: most tasks publish none.
+                    if now >= progress.due or progress.done + progress.failed == progress.total:
+                        self._progress_due(step, progress, now)
                 record.events = unsent
                 self._unsent = []
-            self._writer.submit(record)
+            writer.submit(record)
+            if self._flush_armed and not self._waiting:
+                return  # the usual case: a flush is due anyway and nobody waits
             wake = self._waiting > 0 and not self._wake_pending
             if wake:
                 self._wake_pending = True
@@ -297,7 +299,7 @@ class RunEvents:
         ``Writer._screen``) joins the log and ends every reader."""
         item = op.events[-1] if op.events else None
         with self._lock:
-            if item is not None and item[1] == ev.RUN_FINISHED:
+            if item is not None and item[1] == ev.RUN_FINISHED and self._alive:
                 self._keep(item)
             self.finished = True
         self._signal()
@@ -365,6 +367,9 @@ class RunEvents:
         """A new reader from seq ``first`` (1: the whole stream)."""
         reader = EventReader(self, first)
         with self._lock:
+            if not self._alive:  # the log kept nothing while there was no reader
+                self._log.clear()
+                self._base = self._seq + 1
             self._readers.add(reader)
         return reader
 

@@ -221,7 +221,59 @@ CHUNK_BYTES = 8192
 
 def encode_chunks(items: Sequence[Item]) -> list[tuple[int, bytes]]:
     """``items`` (of one run, in seq order) as rows ``(first seq, data)``: a new row at each
-    gap in the seqs and every :data:`CHUNK_BYTES` or so."""
+    gap in the seqs, and rows under :data:`CHUNK_BYTES` but for one of a single event (or,
+    rarely, cut by :func:`encode_rows`: at most one event past it).
+
+    Each row is packed in one msgpack buffer: a batch too big for one row is cut into
+    pieces of equal counts, aimed at 3/4 of CHUNK_BYTES; a piece still too big (events of
+    very uneven sizes) goes event by event.
+    """
+    rows: list[tuple[int, bytes]] = []
+    n = len(items)
+    if n and items[-1][0] - items[0][0] == n - 1:  # the usual batch: no gap
+        _pack_run(items, 0, n, rows)
+        return rows
+    start = 0
+    for end in range(1, n + 1):
+        if end == n or items[end][0] != items[end - 1][0] + 1:
+            _pack_run(items, start, end, rows)
+            start = end
+    return rows
+
+
+def _pack(items: Sequence[Item], start: int, end: int) -> bytes:
+    # items[start:end] as one row's data.
+    t0 = items[start][2]
+    packer = msgpack.Packer(use_bin_type=True, autoreset=False)
+    packer.pack_array_header(end - start + 1)
+    packer.pack(t0)
+    pack = packer.pack
+    for k in range(start, end):
+        it = items[k]
+        pack([it[1], it[2] - t0, *it[3:]])
+    data: bytes = packer.bytes()
+    return data
+
+
+def _pack_run(items: Sequence[Item], start: int, end: int, rows: list[tuple[int, bytes]]) -> None:
+    # items[start:end] have consecutive seqs: as one row, or several.
+    data = _pack(items, start, end)
+    if len(data) < CHUNK_BYTES or end - start == 1:
+        rows.append((items[start][0], data))
+        return
+    step = -(-(end - start) // -(-len(data) // (CHUNK_BYTES * 3 // 4)))
+    for first in range(start, end, step):
+        last = min(first + step, end)
+        data = _pack(items, first, last)
+        if len(data) < CHUNK_BYTES or last - first == 1:
+            rows.append((items[first][0], data))
+        else:
+            rows.extend(encode_rows(items[first:last]))
+
+
+def encode_rows(items: Sequence[Item]) -> list[tuple[int, bytes]]:
+    """``items`` as rows, one event at a time: a new row at each gap in the seqs and once a
+    row holds CHUNK_BYTES of events (so at most one event past it)."""
     rows: list[tuple[int, bytes]] = []
     pack = msgpack.Packer(use_bin_type=True).pack
     parts: list[bytes] = []
