@@ -22,10 +22,17 @@ import anyio
 
 from .._errors import UsageError
 from .._store import _queries as q
-from .._store._event_reads import event_items
-from .._store._events import RUN_FINISHED, Event, Item, make_event
+from .._store._event_reads import (
+    EVENT_ROWS,
+    READER_EVENTS,
+    YIELD_EVERY,
+    decode_rows,
+    event_items,
+    events_query,
+)
+from .._store._events import Event, RunFinished, make_event
 from .._store._lease import run_crash
-from .._store._plans import Plan
+from .._store._plans import Plan, Rows, record_error
 from .._store._rows import RunRow
 from ._handle import StoreHandle, aconnect, adrive
 
@@ -63,12 +70,30 @@ def read_events(handle: StoreHandle, row: RunRow, after: int = 0) -> list[Event]
         first = items[-1][0] + 1
 
 
-def _state(row: RunRow, first: int) -> Plan[tuple[list[Item], RunRow | None]]:
-    # The events from ``first`` on and the run's row, in one snapshot: a row that says the
-    # run ended comes with every event its end committed.
-    items = yield from event_items(row.id, first)
+def _state(row: RunRow, first: int) -> Plan[tuple[Rows, RunRow | None]]:
+    # The events' rows from ``first`` on (about READER_EVENTS events) and the run's row, in one
+    # snapshot: a row that says the run ended comes with every event its end committed.
+    found = yield events_query(row.id, first, EVENT_ROWS, READER_EVENTS)
     now = yield from q.run(row.flow, row.id)
-    return items, now
+    return found, now
+
+
+def _made(row: RunRow, first: int, found: Rows, path: str) -> list[Event]:
+    # In a worker thread: decoding and making the Events of a read takes milliseconds, which
+    # the event loop must not wait for.
+    try:
+        items = decode_rows(row.id, first, found)
+    except (TypeError, ValueError) as exc:
+        raise record_error(exc, path) from exc
+    run = str(row.id)
+    return [make_event(item, row.flow, run) for item in items]
+
+
+def _some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
+    # In a worker thread: about READER_EVENTS events from seq ``first`` on.
+    items = handle.run(event_items(row.id, first, EVENT_ROWS, READER_EVENTS))
+    run = str(row.id)
+    return [make_event(item, row.flow, run) for item in items]
 
 
 async def aread_events(
@@ -76,24 +101,39 @@ async def aread_events(
 ) -> AsyncIterator[Event]:
     """The run's stored events after seq ``after``, in order; with ``follow``, then those
     stored later, until the run ends (see the module doc)."""
-    flow, run = row.flow, str(row.id)
     first = after + 1
+    if not follow:
+        # The handle's own connection, in a worker thread: many readers of one store (200
+        # clients of a web service) then cost no connection and no thread each.
+        while events := await anyio.to_thread.run_sync(_some, handle, row, first):
+            for n, event in enumerate(events, 1):
+                yield event
+                if isinstance(event, RunFinished):
+                    return
+                if n % YIELD_EVERY == 0:
+                    await anyio.sleep(0)  # let the loop run: see YIELD_EVERY
+            first = events[-1].seq + 1
+        return
     async with aconnect(handle.path, handle._checked) as conn:
         version = None
         while True:
-            if follow and version is None:
+            if version is None:
                 version = await _data_version(conn)
-            items, now = await adrive(conn, _state(row, first), handle.path)
-            for item in items:
-                yield make_event(item, flow, run)
-                if item[1] == RUN_FINISHED:
+            found, now = await adrive(conn, _state(row, first), handle.path)
+            events = []
+            if found:
+                events = await anyio.to_thread.run_sync(_made, row, first, found, handle.path)
+            for n, event in enumerate(events, 1):
+                yield event
+                if isinstance(event, RunFinished):
                     return
-            if items:
-                first = items[-1][0] + 1
+                if n % YIELD_EVERY == 0:
+                    await anyio.sleep(0)  # let the loop run: see YIELD_EVERY
+            if events:
+                first = events[-1].seq + 1
                 continue  # there may be more rows than one read takes
-            if not follow or now is None or now.status != "running" or run_crash(now):
+            if now is None or now.status != "running" or run_crash(now):
                 return
-            assert version is not None
             version = await _changed(conn, version)
 
 
