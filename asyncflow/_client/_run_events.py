@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 import aiosqlite
 import anyio
 
-from .._errors import UsageError
+from .._errors import NotFoundError, UsageError
 from .._store import _queries as q
 from .._store._event_reads import (
     EVENT_ROWS,
@@ -35,6 +35,7 @@ from .._store._lease import run_crash
 from .._store._plans import Plan, Rows, record_error
 from .._store._rows import RunRow
 from ._handle import StoreHandle, aconnect, adrive
+from ._messages import missing_run_plan
 
 __all__ = ["POLL_MAX", "POLL_MIN", "aread_events", "check_after", "read_events"]
 
@@ -58,13 +59,27 @@ def check_after(after: object) -> int:
     return after
 
 
+def _gone(row: RunRow, path: str) -> Plan[NotFoundError | None]:
+    # At the end of a reader's events: the error to raise if the run is no longer in the
+    # store (gc deleted it while it was read, or before: C71), else None.
+    if (yield from q.run(row.flow, row.id)) is not None:
+        return None
+    return (yield from missing_run_plan(row.flow, row.id, path))
+
+
 def read_events(handle: StoreHandle, row: RunRow, after: int = 0) -> list[Event]:
-    """Every stored event of the run ``row`` after seq ``after``, in order. Blocking."""
+    """Every stored event of the run ``row`` after seq ``after``, in order. Blocking.
+
+    :raises NotFoundError: the run is no longer in the store (gc deleted it).
+    """
     out: list[Event] = []
     first = after + 1
     while True:
         items = handle.run(event_items(row.id, first))
         if not items:
+            error = handle.run(_gone(row, handle.path))
+            if error is not None:
+                raise error
             return out
         out.extend(make_event(it, row.flow, str(row.id)) for it in items)
         first = items[-1][0] + 1
@@ -92,6 +107,10 @@ def _made(row: RunRow, first: int, found: Rows, path: str) -> list[Event]:
 def _some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
     # In a worker thread: about READER_EVENTS events from seq ``first`` on.
     items = handle.run(event_items(row.id, first, EVENT_ROWS, READER_EVENTS))
+    if not items:
+        error = handle.run(_gone(row, handle.path))
+        if error is not None:
+            raise error
     run = str(row.id)
     return [make_event(item, row.flow, run) for item in items]
 
@@ -132,7 +151,11 @@ async def aread_events(
             if events:
                 first = events[-1].seq + 1
                 continue  # there may be more rows than one read takes
-            if now is None or now.status != "running" or run_crash(now):
+            if now is None:
+                raise await adrive(
+                    conn, missing_run_plan(row.flow, row.id, handle.path), handle.path
+                )
+            if now.status != "running" or run_crash(now):
                 return
             version = await _changed(conn, version)
 
