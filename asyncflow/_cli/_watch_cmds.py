@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Iterable
 
@@ -30,6 +31,7 @@ from .._store._events import (
     TaskRetrying,
     TaskStarted,
 )
+from .._store._paths import resolve_store_path
 from ._format import indent_lines, printable
 from ._store_cmds import PROG, _resolve, _split, _store_option, _tasks_of
 
@@ -89,7 +91,24 @@ def _cmd_events(args: argparse.Namespace) -> int:
             print(_event_line(ev, args.json), flush=True)
 
     anyio.run(follow)
-    return 0
+    return _followed_to_a_crash(run, args.store)
+
+
+def _followed_to_a_crash(run: Run, store: str | None) -> int:
+    """After a follow ends: 1, with a line on stderr, when it ended because the run's process
+    is gone (the run crashed; its last events are printed), else 0."""
+    now = run.refresh()
+    if now.status != "crashed":
+        return 0
+    script = shlex.quote(now.source_path or "flow.py")
+    path = shlex.quote(resolve_store_path(store))
+    sys.stdout.flush()
+    print(
+        f"{PROG}: run {now.pathspec} ended without its RunFinished: {now.error}. Resume it "
+        f"with `python {script} resume --origin-run-id {now.id} --store {path}`",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -155,7 +174,7 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> in
     ended = any(isinstance(ev, RunFinished) for ev in seen) or run.finished
     _print_stored((t for t in target if ended or t.pathspec in finished), args, not single)
     if ended:
-        return 0
+        return _followed_to_a_crash(run, args.store)
     mine = spec if single else spec + "/"
 
     def show(ev: Event) -> None:
@@ -178,7 +197,7 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool) -> in
                 show(ev)
 
     anyio.run(follow)
-    return 0
+    return _followed_to_a_crash(run, args.store)
 
 
 # --- the parser -------------------------------------------------------------------------------
