@@ -131,3 +131,31 @@ async def test_a_follow_of_a_crashed_run_ends_and_the_run_then_reads_as_crashed(
         got = [ev async for ev in run.aevents(follow=True)]
     assert got and not isinstance(got[-1], events.RunFinished)
     assert (await run.arefresh()).status == "crashed"
+
+
+DROPPED_FOLLOW = """
+import asyncio, sys
+from asyncflow import Flow
+from tests.flows.event_flows import Wide
+
+async def main():
+    run = await Wide(store=sys.argv[1], echo=False).run(n=3)
+    ev = await anext(Flow("Wide", sys.argv[1])[run.id].aevents(follow=True))
+    print(ev.kind)  # the iterator is dropped here, as asyncio.run shuts down
+
+asyncio.run(main())
+"""
+
+
+def test_a_follow_dropped_as_asyncio_run_returns_shuts_down_quietly(store: str) -> None:
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", DROPPED_FOLLOW, store],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).parents[1],
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "run_started\n"
+        assert done.stderr == "", done.stderr
