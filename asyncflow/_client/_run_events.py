@@ -14,6 +14,7 @@ the run is found crashed (its process is gone, see ``_store._lease``), checked a
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -115,6 +116,43 @@ def _some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
     return [make_event(item, row.flow, run) for item in items]
 
 
+class _Read:
+    """A read by :func:`_some` that other readers of the same events wait for."""
+
+    __slots__ = ("done", "error", "events")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.events: list[Event] | None = None
+        self.error: Exception | None = None
+
+
+# The reads in progress, by thread (an event loop), store, run and first seq: readers started
+# together (200 clients of a web service) share each read and its Event objects.
+_reads: dict[tuple[int, str, int, int], _Read] = {}
+
+
+async def _shared_some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
+    key = (threading.get_ident(), handle.path, row.id, first)
+    while (shared := _reads.get(key)) is not None:
+        await shared.done.wait()
+        if shared.error is not None:
+            raise shared.error
+        if shared.events is not None:
+            return shared.events
+        # The reader making it was cancelled: make it here (unless another reader does).
+    mine = _reads[key] = _Read()
+    try:
+        mine.events = await anyio.to_thread.run_sync(_some, handle, row, first)
+        return mine.events
+    except Exception as exc:
+        mine.error = exc
+        raise
+    finally:
+        del _reads[key]
+        mine.done.set()
+
+
 async def aread_events(
     handle: StoreHandle, row: RunRow, follow: bool, after: int = 0
 ) -> AsyncIterator[Event]:
@@ -124,7 +162,7 @@ async def aread_events(
     if not follow:
         # The handle's own connection, in a worker thread: many readers of one store (200
         # clients of a web service) then cost no connection and no thread each.
-        while events := await anyio.to_thread.run_sync(_some, handle, row, first):
+        while events := await _shared_some(handle, row, first):
             for n, event in enumerate(events, 1):
                 yield event
                 if isinstance(event, RunFinished):
