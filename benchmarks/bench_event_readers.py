@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from asyncflow import Runner  # noqa: E402
-from asyncflow.events import Event  # noqa: E402
-from tests.flows.event_flows import SlowFlow, Wide  # noqa: E402
+from asyncflow import Runner
+from asyncflow.events import Event
+from tests.flows.event_flows import SlowFlow, Wide
 
 
 async def lag_of(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
