@@ -1910,6 +1910,21 @@ async def _l201(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS='fancy'",)
 
 
+@case("L261", fix="Resume it with `python")
+async def _l261(tmp: Path) -> Raised:
+    from tests.test_event_readers import crash_slow_flow
+
+    store = store_of(tmp)
+    await anyio.to_thread.run_sync(crash_slow_flow, store)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = await anyio.to_thread.run_sync(
+            asyncflow_cli, ["events", "SlowFlow/1", "--follow", "--store", store]
+        )
+    assert code == 1
+    return CommandLine(err.getvalue(), code), ("SlowFlow/1", "crashed", "--origin-run-id 1")
+
+
 # --- M: resuming a run ---------------------------------------------------------------------
 
 

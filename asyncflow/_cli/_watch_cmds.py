@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Iterable
 
@@ -28,6 +29,7 @@ from .._store._events import (
     TaskRetrying,
     TaskStarted,
 )
+from .._store._paths import resolve_store_path
 from ._format import indent_lines, printable
 from ._signals import Noted, run_noted, signals_noted
 from ._store_cmds import PROG, _resolve, _split, _store_option, _tasks_of
@@ -98,7 +100,7 @@ def _events(args: argparse.Namespace, noted: Noted) -> int:
                 print(_event_line(ev, args.json), flush=True)
                 printed.append(ev)
 
-        code = run_noted(follow, noted)
+        code = run_noted(follow, noted) or _followed_to_a_crash(run, args.store)
         if code:
             return code
     if not printed:
@@ -111,6 +113,23 @@ def _events(args: argparse.Namespace, noted: Noted) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _followed_to_a_crash(run: Run, store: str | None) -> int:
+    """After a follow ends: 1, with a line on stderr, when it ended because the run's process
+    is gone (the run crashed; its last events are printed), else 0."""
+    now = run.refresh()
+    if now.status != "crashed":
+        return 0
+    script = shlex.quote(now.source_path or "flow.py")
+    path = shlex.quote(resolve_store_path(store))
+    sys.stdout.flush()
+    print(
+        f"{PROG}: run {now.pathspec} ended without its RunFinished: {now.error}. Resume it "
+        f"with `python {script} resume --origin-run-id {now.id} --store {path}`",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- logs -----------------------------------------------------------------------------------
@@ -177,8 +196,10 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool, noted
     finished = {ev.pathspec for ev in seen if isinstance(ev, TaskFinished)}
     ended = any(isinstance(ev, RunFinished) for ev in seen) or run.finished
     _print_stored((t for t in target if ended or t.pathspec in finished), args, not single)
-    if ended or noted.signals:
+    if noted.signals:
         return 0
+    if ended:
+        return _followed_to_a_crash(run, args.store)
     mine = spec if single else spec + "/"
 
     def show(ev: Event) -> None:
@@ -200,7 +221,7 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool, noted
             if ev.seq > last:
                 show(ev)
 
-    return run_noted(follow, noted)
+    return run_noted(follow, noted) or _followed_to_a_crash(run, args.store)
 
 
 # --- the parser -------------------------------------------------------------------------------

@@ -302,11 +302,14 @@ class Run(RunRecord):
     def aevents(self, *, follow: bool = False, after: int = 0) -> AsyncIterator[Event]:
         """``async for ev in run.aevents(follow=True)``: the stored events in order, then,
         with ``follow``, those stored later by the process running it, until its
-        ``RunFinished`` (or until the run is found crashed). Polls the store: a run of
+        ``RunFinished`` (or until the run is found crashed: its process is gone; the
+        iteration then ends after its last stored event, with no ``RunFinished``, and
+        ``(await run.arefresh()).status`` is ``"crashed"``). Polls the store: a run of
         another process is seen within about 0.1 s (benchmarks/RESULTS.md, "Events").
         ``after``: start after the event of this ``seq`` (to pick up where a reader was).
 
         :raises UsageError: ``after`` is not an int ≥ 0.
+        :raises NotFoundError: the run is no longer in the store (gc deleted it).
         :raises StoreError: a stored event is not one asyncflow writes (the store is damaged).
         """
         return aread_events(self._handle, self._row, follow, check_after(after))

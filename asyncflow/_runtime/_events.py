@@ -26,15 +26,11 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import anyio.to_thread
-
-from .._errors import StoreError
 from .._store import _events as ev
-from .._store._event_reads import event_items
 from .._store._events import Event, Item
 from .._store._write_ops import AppendEvents, FinishRun, TaskRecord
 from .._store._writer import Writer
-from ._event_reader import EventReader
+from ._event_reader import EventReader, read_stored
 from ._log_lines import LineSink
 
 __all__ = ["FLUSH_SECONDS", "MEMORY_EVENTS", "RunEvents"]
@@ -391,7 +387,7 @@ class RunEvents:
         with self._lock:
             self._waiting -= 1
 
-    async def _from_store(self, first: int) -> list[Item]:
+    async def _from_store(self, first: int) -> list[Event]:
         writer, read = self._writer, self._read
         assert writer is not None and read is not None
         # Everything published before is in the file once the events waiting for a ride
@@ -404,15 +400,7 @@ class RunEvents:
         done = writer.flush()
         while writer.alive and not done.done():
             await asyncio.wait([asyncio.wrap_future(done)], timeout=0.1)
-        items: list[Item] = await anyio.to_thread.run_sync(read, event_items(self.run_id, first))
-        if not items or items[0][0] != first:
-            raise StoreError(
-                f"the events of run {self.flow}/{self.run_id} from seq {first} on are missing "
-                f"from the store file {self._path!r} (a write of the run failed, or they were "
-                "deleted); read those that are there with run.events().",
-                self._path,
-            )
-        return items
+        return await read_stored(self, first)
 
     def make(self, item: Item) -> Event:
         """The Event of one item of this run."""
