@@ -43,6 +43,7 @@ from ._flow_extra import (
 from ._format import printable
 from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
+from ._stdout import say, settle_stdout
 
 __all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
 
@@ -295,7 +296,7 @@ def _execute(
         if args.run_id_file:
             _write_run_id(args.run_id_file, run_id)
         if not args.quiet:
-            print(f"Run {name}/{run_id} started{where}", flush=True)
+            say(f"Run {name}/{run_id} started{where}")
 
     outcome = run_under_signals(lambda: start(on_start), received)
     if outcome is not None:
@@ -317,7 +318,7 @@ def _exit_now(code: int) -> None:
     would wait for it before exiting. os._exit skips atexit: close the stores here, so that
     the store is left as one file."""
     Store.close_all()
-    sys.stdout.flush()
+    settle_stdout()
     sys.stderr.flush()
     os._exit(code)
 
@@ -378,6 +379,7 @@ def _run_and_report(
     exit with it at once when steps it abandoned in threads still run (see _exit_now)."""
     before = steps_still_running()  # embedded in a process with other runs, say: not ours
     code = _run_and_print(flow, args, given, request)
+    settle_stdout()  # `run | head`: the run's code, quietly (see _stdout)
     if steps_still_running() - before:
         _exit_now(code)
     return code
@@ -421,7 +423,7 @@ def _run_and_print(
     where = f"store: {store}"
     if request is not None:
         where = f"resumed {outcome.flow_name}/{outcome.origin_run_id}; {where}"
-    print(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
+    say(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
     return 0
 
 

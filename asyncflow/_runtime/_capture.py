@@ -27,7 +27,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer
+    from _typeshed import ReadableBuffer
 
     from ._log_lines import LineSink
 
@@ -238,7 +238,7 @@ class _TaskBuffer(io.BufferedIOBase):
     def __init__(self, stream: _TaskStream) -> None:
         self._stream = stream
 
-    def write(self, data: Buffer) -> int:  # type: ignore[override]
+    def write(self, data: ReadableBuffer, /) -> int:
         cap = capture_var.get()
         raw = bytes(data)
         if cap is None:
