@@ -94,6 +94,7 @@ class ChattyFlow(FlowSpec):
     def start(self) -> None:
         for i in range(200):
             print(f"line {i}")
+        sys.stdout.flush()  # a flush of a broken echo fails nothing either
         self.next(self.end)
 
     @step
