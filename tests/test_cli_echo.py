@@ -3,10 +3,15 @@ a reader of stdout that goes away never fails the run, and a missing rich is one
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 from pathlib import Path
 
@@ -157,3 +162,28 @@ def test_progress_rich_without_rich_is_one_line_exit_2_and_nothing_runs(flow: Pa
         "pip install 'asyncflow[rich]'" in out.stderr and "ASYNCFLOW_PROGRESS=plain" in out.stderr
     )
     assert not (flow.parent / "s.db").exists()
+
+
+@pytest.mark.parametrize("mode", ["plain", "rich"])
+def test_a_terminal_closed_mid_run_leaves_the_run_succeeded_and_no_traceback(
+    flow: Path, mode: str
+) -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    args = [sys.executable, str(flow), "run", "--store", "s.db", "--n", "20", "--lines", "50"]
+    args += ["--pause", "0.3"]
+    proc = subprocess.Popen(
+        args,
+        cwd=flow.parent,
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=_env(TERM="xterm", ASYNCFLOW_PROGRESS=mode),
+    )
+    os.close(slave)
+    select.select([master], [], [], 30)
+    os.read(master, 1024)  # it has begun drawing; now the terminal goes away
+    os.close(master)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err, err
+    assert Flow("EchoFlow", store=str(flow.parent / "s.db")).latest_run.status == "succeeded"

@@ -4,7 +4,9 @@ that cannot show it), bytes written to ``sys.stdout.buffer`` included."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -21,26 +23,27 @@ def _swap(stream: TextIO) -> TextIO:
     return saved
 
 
-def _broken_pipe() -> TextIO:
-    """A line-buffered text stream on a pipe whose reader has gone: writes raise
-    BrokenPipeError (Python ignores SIGPIPE)."""
+def _broken_pipe(buffering: int) -> TextIO:
+    """A text stream on a pipe whose reader has gone: writes (line-buffered) or flushes
+    (buffered) raise BrokenPipeError (Python ignores SIGPIPE)."""
     r, w = os.pipe()
     os.close(r)
-    return open(w, "w", buffering=1, encoding="utf-8")
+    return open(w, "w", buffering=buffering, encoding="utf-8")
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("buffering", [1, -1])
 async def test_an_echo_to_a_closed_pipe_never_fails_a_task_and_the_output_is_still_stored(
-    store: str,
+    store: str, buffering: int
 ) -> None:
-    pipe = _broken_pipe()
+    pipe = _broken_pipe(buffering)
     saved = _swap(pipe)
     try:
         run = await ChattyFlow(store=store).run()
     finally:
         sys.stdout = saved
-        with pytest.raises(BrokenPipeError):
-            pipe.close()  # its buffer could never be written
+        with contextlib.suppress(BrokenPipeError):
+            pipe.close()  # what it holds can never be written
     assert run.status == "succeeded"
     assert run["start"].task.stdout == CHATTY
 
@@ -93,9 +96,17 @@ async def test_bytes_written_to_stdout_buffer_are_captured_in_order_as_text(
 async def test_a_task_sys_stdout_is_a_text_stream_of_its_own(
     store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = await StreamLookFlow(store=store).run()
+    master, slave = pty.openpty()  # the echo goes to a terminal; the task's stdout is not one
+    terminal = open(slave, "w", encoding="utf-8")  # noqa: SIM115
+    saved = _swap(terminal)
+    try:
+        run = await StreamLookFlow(store=store).run()
+    finally:
+        sys.stdout = saved
+        terminal.close()
+        os.close(master)
     data = run["start"].task.data
-    assert data.encoding == (sys.stdout.encoding or "utf-8")
+    assert data.encoding == "utf-8"
     assert data.errors == "strict"
     assert data.isatty is False and data.writable is True and data.buffer_writable is True
     assert data.line_buffering in (True, False)
