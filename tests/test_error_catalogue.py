@@ -1910,6 +1910,32 @@ async def _l201(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS='fancy'",)
 
 
+@case("L251", fix="pip install 'asyncflow[rich]'")
+async def _l251(tmp: Path) -> Raised:
+    hidden = ("rich", "rich.console", "rich.live")
+
+    def command() -> int:
+        os.environ["ASYNCFLOW_PROGRESS"] = "rich"
+        saved = {name: sys.modules.get(name) for name in hidden}
+        sys.modules.update(dict.fromkeys(hidden))  # None: `import rich` raises ImportError
+        try:
+            return flow_main(Pair, ["run", "--store", store_of(tmp)])
+        finally:
+            del os.environ["ASYNCFLOW_PROGRESS"]
+            for name, module in saved.items():
+                if module is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = module
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    assert code == 2
+    assert not os.path.exists(store_of(tmp))  # nothing ran
+    return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS=rich", "plain")
+
+
 @case("L261", fix="Resume it with `python")
 async def _l261(tmp: Path) -> Raised:
     from tests.test_event_readers import crash_slow_flow

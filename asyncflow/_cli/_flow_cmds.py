@@ -43,6 +43,7 @@ from ._format import printable
 from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
 from ._signals import SIGNAL_NAMES, run_under_signals
+from ._stdout import say, settle_stdout
 
 __all__ = ["flow_main"]
 
@@ -242,7 +243,7 @@ def _execute(
         if args.run_id_file:
             _write_run_id(args.run_id_file, run_id)
         if not args.quiet:
-            print(f"Run {name}/{run_id} started{where}", flush=True)
+            say(f"Run {name}/{run_id} started{where}")
 
     outcome = run_under_signals(lambda: start(on_start), received)
     if outcome is not None:
@@ -264,7 +265,7 @@ def _exit_now(code: int) -> None:
     would wait for it before exiting. os._exit skips atexit: close the stores here, so that
     the store is left as one file."""
     Store.close_all()
-    sys.stdout.flush()
+    settle_stdout()
     sys.stderr.flush()
     os._exit(code)
 
@@ -325,6 +326,7 @@ def _run_and_report(
     exit with it at once when steps it abandoned in threads still run (see _exit_now)."""
     before = steps_still_running()  # embedded in a process with other runs, say: not ours
     code = _run_and_print(flow, args, given, request)
+    settle_stdout()  # `run | head`: the run's code, quietly (see _stdout)
     if steps_still_running() - before:
         _exit_now(code)
     return code
@@ -368,7 +370,7 @@ def _run_and_print(
     where = f"store: {store}"
     if request is not None:
         where = f"resumed {outcome.flow_name}/{outcome.origin_run_id}; {where}"
-    print(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
+    say(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
     return 0
 
 

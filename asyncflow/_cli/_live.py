@@ -39,6 +39,7 @@ __all__ = ["MODES", "choose_mode", "run_shown", "showing", "watch"]
 T = TypeVar("T")
 MODES = ("rich", "plain", "lines", "off")
 REDRAW_SECONDS = 0.1
+BATCH_CHARS = 64 * 1024  # the rich screen prints waiting lines at the latest at this size
 DRAIN_SECONDS = 5.0  # the screen shows the events of an ended run for at most this long
 
 
@@ -53,16 +54,26 @@ def choose_mode() -> str:
             f"ASYNCFLOW_PROGRESS={wanted[:40]!r} is not a progress display; use one of "
             f"{', '.join(MODES)} (or unset it: a terminal gets rich or plain, else lines)"
         )
+    if wanted == "rich" and not _rich_importable():
+        raise UsageError(
+            "ASYNCFLOW_PROGRESS=rich, but rich cannot be imported here; install it "
+            "(pip install 'asyncflow[rich]') or use ASYNCFLOW_PROGRESS=plain"
+        )
     if wanted and wanted != "auto":
         return wanted
     terminal = _isatty(sys.stdout) and os.environ.get("TERM", "") not in ("dumb", "unknown")
     if not terminal:
         return "lines"
+    return "rich" if _rich_importable() else "plain"
+
+
+def _rich_importable() -> bool:
     try:
-        import rich  # noqa: F401
+        import rich.console
+        import rich.live  # noqa: F401
     except ImportError:
-        return "plain"
-    return "rich"
+        return False
+    return True
 
 
 def _isatty(stream: Any) -> bool:
@@ -79,28 +90,45 @@ class _Screen:
         self.out = out
         self.err = err
         self.lock = threading.RLock()
+        self.dead = False  # writing failed (the reader of a pipe went away): show nothing
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[bool]:
+        """Within (holding the lock): write if the value is True. A write that fails
+        leaves the screen dead, and the run goes on: the display is best effort."""
+        with self.lock:
+            if self.dead:
+                yield False
+                return
+            try:
+                yield True
+            except (OSError, ValueError):
+                self.dead = True
 
     def start(self, board: StepBoard) -> None:
         """Begin showing ``board``."""
 
     def emit(self, text: str, err: bool = False) -> None:
         """Write whole lines ``text`` (from a task's echo or a print)."""
-        with self.lock:
-            (self.err if err else self.out).write(text)
+        with self.writing() as ok:
+            if ok:
+                (self.err if err else self.out).write(text)
 
     def line(self, text: str) -> None:
         """Print one progress line."""
-        with self.lock:
-            self.out.write(text + "\n")
-            self.out.flush()
+        with self.writing() as ok:
+            if ok:
+                self.out.write(text + "\n")
+                self.out.flush()
 
     def redraw(self, board: StepBoard) -> None:
         """Show the board's active steps now."""
 
     def stop(self) -> None:
         """Take the live rows away (the lines printed stay)."""
-        with self.lock, contextlib.suppress(OSError, ValueError):
-            self.out.flush()
+        with self.writing() as ok:
+            if ok:
+                self.out.flush()
 
 
 class _PlainScreen(_Screen):
@@ -122,7 +150,9 @@ class _PlainScreen(_Screen):
         self.out.flush()
 
     def emit(self, text: str, err: bool = False) -> None:
-        with self.lock:
+        with self.writing() as ok:
+            if not ok:
+                return
             self._clear()
             if err:
                 self.out.flush()
@@ -137,16 +167,17 @@ class _PlainScreen(_Screen):
 
     def redraw(self, board: StepBoard) -> None:
         rows = [board.header(), *("  " + row_text(r) for r in board.rows())]
-        with self.lock:
-            self._clear()
-            self._rows = rows
-            self._draw()
+        with self.writing() as ok:
+            if ok:
+                self._clear()
+                self._rows = rows
+                self._draw()
 
     def stop(self) -> None:
-        with self.lock:
-            self._clear()
-            self._rows = []
-            with contextlib.suppress(OSError, ValueError):
+        with self.writing() as ok:
+            if ok:
+                self._clear()
+                self._rows = []
                 self.out.flush()
 
 
@@ -157,14 +188,24 @@ class _RichScreen(_Screen):
 
         self._console = Console(file=out, highlight=False, emoji=False, markup=False)
         self._live: Any = None
+        self._batch: list[str] = []  # whole lines waiting for the next redraw
+        self._batched = 0  # their characters
 
     def start(self, board: StepBoard) -> None:
         from rich.live import Live
 
-        self._live = Live(
-            self._render(board), console=self._console, auto_refresh=False, transient=True
-        )
-        self._live.start(refresh=True)
+        with self.writing() as ok:
+            if ok:
+                # No redirect: sys.stdout stays the _Through, whose lines come to emit().
+                self._live = Live(
+                    self._render(board),
+                    console=self._console,
+                    auto_refresh=False,
+                    transient=True,
+                    redirect_stdout=False,
+                    redirect_stderr=False,
+                )
+                self._live.start(refresh=True)
 
     def _render(self, board: StepBoard) -> Any:
         from rich.progress_bar import ProgressBar
@@ -197,24 +238,42 @@ class _RichScreen(_Screen):
         return grid
 
     def emit(self, text: str, err: bool = False) -> None:
+        # Printing through rich redraws the live rows below what it prints: once per line
+        # made an echo of 20,000 lines take a minute. The lines wait for the next redraw
+        # (at most REDRAW_SECONDS), or go when many are waiting; in order either way.
+        with self.writing() as ok:
+            if ok:
+                self._batch.append(text)
+                self._batched += len(text)
+                if self._batched >= BATCH_CHARS:
+                    self._print_batch()
+
+    def _print_batch(self) -> None:
+        # Holding the lock, within writing().
         from rich.text import Text
 
-        with self.lock:
+        if self._batch:
+            text = "".join(self._batch)
+            self._batch, self._batched = [], 0
             self._console.print(Text(text.removesuffix("\n")), soft_wrap=True)
 
     def line(self, text: str) -> None:
-        self.emit(text)
+        self.emit(text + "\n")
 
     def redraw(self, board: StepBoard) -> None:
-        with self.lock:
-            if self._live is not None:
-                self._live.update(self._render(board), refresh=True)
+        with self.writing() as ok:
+            if ok:
+                self._print_batch()
+                if self._live is not None:
+                    self._live.update(self._render(board), refresh=True)
 
     def stop(self) -> None:
-        with self.lock:
-            if self._live is not None:
-                self._live.stop()
-                self._live = None
+        with self.writing() as ok:
+            if ok:
+                self._print_batch()
+                if self._live is not None:
+                    live, self._live = self._live, None
+                    live.stop()
 
 
 class _Through(io.TextIOBase):
@@ -231,6 +290,8 @@ class _Through(io.TextIOBase):
         screen = self.screen
         if screen is None:
             return self.real.write(text)
+        if screen.dead:
+            return len(text)  # the display is gone (see _Screen.writing)
         me = threading.get_ident()
         with screen.lock:
             head, newline, tail = (self._pending.pop(me, "") + text).rpartition("\n")
@@ -250,7 +311,7 @@ class _Through(io.TextIOBase):
         if screen is not None:
             with screen.lock:
                 rest, self._pending = "".join(self._pending.values()), {}
-            if rest:
+            if rest and not screen.dead:
                 self.real.write(rest)
 
     def isatty(self) -> bool:
