@@ -204,11 +204,8 @@ class _TaskStream(io.TextIOBase):
         return self.real.isatty()
 
     def fileno(self) -> int:
-        if capture_var.get() is not None:
-            raise io.UnsupportedOperation(
-                f"sys.{self.which} of an asyncflow task captures its output and has no file "
-                "descriptor; write to it (or to its .buffer) instead"
-            )
+        # The real stream's descriptor, in a task too: a subprocess given sys.stdout writes
+        # to the terminal (uncaptured), as it did before tasks had streams of their own.
         return self.real.fileno()
 
     @property
