@@ -56,6 +56,8 @@ from ._errors import UntrustedArtifactError as UntrustedArtifactError
 from ._errors import UsageError as UsageError
 from ._errors import WorkerLostError as WorkerLostError
 from ._flowspec import FlowSpec as FlowSpec
+from ._runner import RunHandle as RunHandle
+from ._runner import Runner as Runner
 from ._runtime._current import current as current
 from ._spec._cards import card as card
 from ._spec._decorators import catch as catch
@@ -120,6 +122,8 @@ __all__ = [
     "ParameterError",
     "Resources",
     "Run",
+    "RunHandle",
+    "Runner",
     "RunsLocallyWarning",
     "Step",
     "StepFailed",

@@ -16,8 +16,10 @@ from ._client import Run
 from ._client._handle import StoreHandle
 from ._codecs import Encoded
 from ._errors import RESUME_HINT, StepFailed, UsageError
+from ._runtime._events import RunEvents
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
+from ._runtime._stream import RunStream
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
 from ._spec._flowgraph import FlowGraph
@@ -180,11 +182,29 @@ class FlowSpec(FlowBase):
         """
         return await self._af_execute({}, ResumeRequest(run_id, step))
 
+    def stream(self, **params: Any) -> RunStream:
+        """Run the flow once, yielding its events (``asyncflow.events``) as they happen, in
+        order, from ``RunStarted`` to ``RunFinished``.
+
+        Use it as ``async with flow.stream(**params) as events: async for ev in events:``.
+        Leaving the block (or the loop: ``break``, an exception) before ``RunFinished``
+        cancels the run, records it ``cancelled`` (resumable) and returns once that is
+        recorded. A bare ``async for ev in flow.stream()`` works too; call ``aclose()`` (or
+        wrap it in ``contextlib.aclosing``) to have a ``break`` wait for the cancellation.
+        A failed step does not raise: ``RunFinished.status`` is ``"failed"``.
+
+        :param params: as for :meth:`run`.
+        :raises FlowValidationError: raised by the iteration, as by :meth:`run`.
+        :raises ParameterError: raised by the iteration, as by :meth:`run`.
+        """
+        return RunStream(lambda hub: self._af_execute(params, events=hub))
+
     async def _af_execute(
         self,
         params: Mapping[str, Any],
         resume: ResumeRequest | None = None,
         on_start: Callable[[int], None] | None = None,
+        events: RunEvents | None = None,
     ) -> Run:
         """Run or resume; ``on_start`` gets the run id as soon as the run is recorded."""
         graph = FlowSpec._af_graph_cache.get(type(self))
@@ -198,6 +218,7 @@ class FlowSpec(FlowBase):
             resume=resume,
             on_start=on_start,
             source=FlowSpec._af_source_cache.get(type(self)),
+            events=events,
         )
         run = Run(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:

@@ -1294,6 +1294,66 @@ async def _o162(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.metadata("local@")), ("'local@'",)
 
 
+@case("O191", fix="leave it out (None) for no bound")
+async def _o191(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.Runner(store=store_of(tmp), max_runs=0)), ("not 0",)
+
+
+async def runner_error(runner: asyncflow.Runner, flow: Any) -> BaseException:
+    try:
+        await runner.start(flow)
+    except asyncflow.UsageError as exc:
+        return exc
+    raise AssertionError("the start was not refused")
+
+
+@case("O192", fix="make a new Runner(...) for each `async with` block")
+async def _o192(tmp: Path) -> Raised:
+    runner = asyncflow.Runner(store=store_of(tmp))
+    async with runner:
+        pass
+    try:
+        async with runner:
+            pass
+    except asyncflow.UsageError as exc:
+        return exc, ("entered already",)
+    raise AssertionError("the second block was not refused")
+
+
+@case("O193", fix="start runs inside `async with Runner(...) as runner:`")
+async def _o193(tmp: Path) -> Raised:
+    return await runner_error(asyncflow.Runner(store=store_of(tmp)), Pair), ("not open",)
+
+
+@case("O194", fix="write e.g. runner.start(TrainFlow, alpha=0.1)")
+async def _o194(tmp: Path) -> Raised:
+    async with asyncflow.Runner(store=store_of(tmp)) as runner:
+        return await runner_error(runner, "Pair"), ("not 'Pair'",)
+
+
+@case("O195", fix="make it with store=runner.store, or pass the class Pair")
+async def _o195(tmp: Path) -> Raised:
+    other = str(tmp / "other.db")
+    async with asyncflow.Runner(store=store_of(tmp)) as runner:
+        made = await runner_error(runner, Pair(store=other, echo=False))
+    return made, ("Pair", other, store_of(tmp))
+
+
+@case("O201", fix="call flow.stream(...) again for another run")
+async def _o201(tmp: Path) -> Raised:
+    stream = Pair(store=store_of(tmp), echo=False).stream()
+    async with stream:
+        try:
+            await stream.__aenter__()
+        except asyncflow.UsageError as exc:
+            made: BaseException = exc
+        else:
+            raise AssertionError("entering the stream again was not refused")
+        async for _ in stream:
+            pass
+    return made, ("flow.stream()",)
+
+
 # --- C: reading runs ------------------------------------------------------------------------
 
 
@@ -1478,6 +1538,39 @@ async def _c143(tmp: Path) -> Raised:
 @case("C144", fix="or None for every run")
 async def _c144(tmp: Path) -> Raised:
     return raised(lambda: asyncflow.namespace("user:\ud800")), ("lone surrogate",)
+
+
+@case("C181", fix="read those that are there with run.events()")
+async def _c181(tmp: Path) -> Raised:
+    from asyncflow._runtime._events import RunEvents
+
+    path = await pair_store(tmp)
+    hub = RunEvents(memory=1)  # the log keeps one event: a reader at seq 1 reads the store
+    reader = hub.reader()
+    run = await Pair(store=path, echo=False)._af_execute({}, events=hub)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DELETE FROM events WHERE run_id = ?", (int(run.id),))
+    try:
+        await reader.__anext__()
+    except StoreError as exc:
+        return exc, (f"Pair/{run.id}", path, "seq 1")
+    raise AssertionError("nothing was raised")
+
+
+@case("C191", fix="read a run with asyncflow.Flow(name, store=")
+async def _c191(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    async with asyncflow.Runner(store=path) as runner:
+        handle = await runner.start(Pair(store=path, echo=False))
+        return raised(lambda: runner.get("42")), ("'42'", f"newest first: {handle.run_id})", path)
+
+
+@case("C201", fix="such as ev.seq or an SSE client's Last-Event-ID")
+async def _c201(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    async with asyncflow.Runner(store=path) as runner:
+        handle = await runner.start(Pair(store=path, echo=False))
+        return raised(lambda: handle.events(after=-1)), ("events(after=-1)",)
 
 
 # --- T: store files -------------------------------------------------------------------------
@@ -1799,6 +1892,63 @@ async def _l153(tmp: Path) -> Raised:
 @case("L154", fix="leave it out for the default")
 async def _l154(tmp: Path) -> Raised:
     return await _flow_command(tmp, "--with", "resources:cpu=-1", "run"), ("cpu=-1", "'start'")
+
+
+@case("L201", fix="use one of rich, plain, lines, off")
+async def _l201(tmp: Path) -> Raised:
+    def command() -> int:
+        os.environ["ASYNCFLOW_PROGRESS"] = "fancy"
+        try:
+            return flow_main(Pair, ["run", "--store", store_of(tmp)])
+        finally:
+            del os.environ["ASYNCFLOW_PROGRESS"]
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    assert code == 2
+    return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS='fancy'",)
+
+
+@case("L251", fix="pip install 'asyncflow[rich]'")
+async def _l251(tmp: Path) -> Raised:
+    hidden = ("rich", "rich.console", "rich.live")
+
+    def command() -> int:
+        os.environ["ASYNCFLOW_PROGRESS"] = "rich"
+        saved = {name: sys.modules.get(name) for name in hidden}
+        sys.modules.update(dict.fromkeys(hidden))  # None: `import rich` raises ImportError
+        try:
+            return flow_main(Pair, ["run", "--store", store_of(tmp)])
+        finally:
+            del os.environ["ASYNCFLOW_PROGRESS"]
+            for name, module in saved.items():
+                if module is None:
+                    del sys.modules[name]
+                else:
+                    sys.modules[name] = module
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    assert code == 2
+    assert not os.path.exists(store_of(tmp))  # nothing ran
+    return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS=rich", "plain")
+
+
+@case("L261", fix="Resume it with `python")
+async def _l261(tmp: Path) -> Raised:
+    from tests.test_event_readers import crash_slow_flow
+
+    store = store_of(tmp)
+    await anyio.to_thread.run_sync(crash_slow_flow, store)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = await anyio.to_thread.run_sync(
+            asyncflow_cli, ["events", "SlowFlow/1", "--follow", "--store", store]
+        )
+    assert code == 1
+    return CommandLine(err.getvalue(), code), ("SlowFlow/1", "crashed", "--origin-run-id 1")
 
 
 # --- M: resuming a run ---------------------------------------------------------------------
@@ -2133,6 +2283,26 @@ async def _a41(tmp: Path) -> Raised:
         return raised(lambda: run.export(path)), (path, "read-only")
     finally:
         (tmp / "ro").chmod(0o755)
+
+
+@case("A181", fix="ask for a fresh copy of the archive")
+async def _a181(tmp: Path) -> Raised:
+    _, path = await pair_archive(tmp)
+    edit_archive(path, "UPDATE events SET data = x'c1c1'", redigest=True)
+    return raised(lambda: Flow("Pair", store=path)), (path, "events", "not valid msgpack")
+
+
+@case("A211", fix="Import it into a store with the asyncflow that wrote it")
+async def _a211(tmp: Path) -> Raised:
+    from asyncflow._store._schema import APPLICATION_ID, migrate
+
+    path = str(tmp / "schema2.afa")  # an archive from before the columns of schema 3
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        migrate(conn, 0, until=2)
+        manifest = json.dumps({"format": "asyncflow-archive/1", "asyncflow_version": "0.0.2"})
+        conn.execute("INSERT INTO store_info VALUES ('archive', ?)", (manifest,))
+    return raised(lambda: Flow("Pair", store=path)), (path, "'0.0.2'", "schema 2")
 
 
 # --- U: safe loading (pickles and trust) ----------------------------------------------------

@@ -182,7 +182,8 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "large_artifact": check_large_artifact,
     "quickstart": check_quickstart,
 }
-SCRIPTS = {"embed_asyncio", "share_a_run"}  # plain asyncio programs, not flow command lines
+# Plain asyncio programs, not flow command lines (web_service: tests/test_web_service.py).
+SCRIPTS = {"embed_asyncio", "share_a_run", "web_service"}
 
 
 def test_every_example_is_tested() -> None:

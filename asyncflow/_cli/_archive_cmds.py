@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from .._client import Flow, Run
 from .._client._archive import ArchiveManifest, _export, _in_thread, import_runs, read_archive
 from .._errors import AsyncflowError
-from ._flow_cmds import SIGNAL_NAMES, run_under_signals
 from ._format import byte_size, printable, when
+from ._signals import SIGNAL_NAMES, run_under_signals
 
 __all__ = ["add_archive_commands"]
 

@@ -17,10 +17,9 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-import anyio.abc
 
 from .._errors import RESUME_HINT, AsyncflowError, StepFailed
 from .._runtime._attempt import steps_still_running
@@ -41,11 +40,12 @@ from ._flow_extra import (
     run_store_command,
 )
 from ._format import printable
+from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
+from ._signals import SIGNAL_NAMES, run_under_signals
+from ._stdout import say, settle_stdout
 
-__all__ = ["SIGNAL_NAMES", "flow_main", "run_under_signals"]
-
-T = TypeVar("T")
+__all__ = ["flow_main"]
 
 
 def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden: bool) -> None:
@@ -211,58 +211,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 _MAIN = threading.main_thread()
-
-
-async def _watch_signals(
-    scope: anyio.CancelScope,
-    received: list[int],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """On SIGINT or SIGTERM, note the signal and cancel ``scope`` (the run)."""
-    try:
-        receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        signals = receiver.__enter__()
-    except (NotImplementedError, ValueError, RuntimeError):
-        # No signal handlers here (Windows, or not the main thread): Ctrl-C still arrives
-        # as a KeyboardInterrupt that cancels the run.
-        task_status.started()
-        return
-    try:
-        task_status.started()
-        async for signum in signals:
-            received.append(int(signum))
-            scope.cancel()
-            return
-    finally:
-        receiver.__exit__(None, None, None)
-
-
-def run_under_signals(
-    job: Callable[[], Awaitable[T]], received: list[int]
-) -> T | AsyncflowError | None:
-    """Run ``job()`` in a new event loop that SIGINT or SIGTERM cancels (the signal is
-    appended to ``received``): its result, the AsyncflowError it raised, or None when a
-    signal cancelled it."""
-
-    async def main() -> T | AsyncflowError | None:
-        async with anyio.create_task_group() as tg:
-            await tg.start(_watch_signals, tg.cancel_scope, received)
-            try:
-                return await job()
-            except AsyncflowError as exc:
-                return exc
-            finally:
-                tg.cancel_scope.cancel()  # stop watching
-        return None  # a signal cancelled the job
-
-    try:
-        return anyio.run(main)
-    except KeyboardInterrupt:
-        received.append(signal.SIGINT)
-        return None
 
 
 def _write_run_id(path: str, run_id: int) -> None:
@@ -294,7 +243,7 @@ def _execute(
         if args.run_id_file:
             _write_run_id(args.run_id_file, run_id)
         if not args.quiet:
-            print(f"Run {name}/{run_id} started{where}", flush=True)
+            say(f"Run {name}/{run_id} started{where}")
 
     outcome = run_under_signals(lambda: start(on_start), received)
     if outcome is not None:
@@ -316,7 +265,7 @@ def _exit_now(code: int) -> None:
     would wait for it before exiting. os._exit skips atexit: close the stores here, so that
     the store is left as one file."""
     Store.close_all()
-    sys.stdout.flush()
+    settle_stdout()
     sys.stderr.flush()
     os._exit(code)
 
@@ -377,6 +326,7 @@ def _run_and_report(
     exit with it at once when steps it abandoned in threads still run (see _exit_now)."""
     before = steps_still_running()  # embedded in a process with other runs, say: not ours
     code = _run_and_print(flow, args, given, request)
+    settle_stdout()  # `run | head`: the run's code, quietly (see _stdout)
     if steps_still_running() - before:
         _exit_now(code)
     return code
@@ -395,8 +345,19 @@ def _resume_command(args: argparse.Namespace, run_id: int | str) -> str:
 def _run_and_print(
     flow: Any, args: argparse.Namespace, given: dict[str, str], request: ResumeRequest | None
 ) -> int:
+    try:
+        mode = "off" if args.quiet else choose_mode()
+    except AsyncflowError as exc:
+        return _fail(str(exc), 2)
+    graph = type(flow)._af_graph()
     started = time.perf_counter()
-    outcome = _execute(flow, lambda on_start: flow._af_execute(given, request, on_start), args)
+    outcome = _execute(
+        flow,
+        lambda on_start: run_shown(
+            lambda hub: flow._af_execute(given, request, on_start, events=hub), graph, mode
+        ),
+        args,
+    )
     if isinstance(outcome, int):
         return outcome
     if isinstance(outcome, StepFailed):
@@ -409,7 +370,7 @@ def _run_and_print(
     where = f"store: {store}"
     if request is not None:
         where = f"resumed {outcome.flow_name}/{outcome.origin_run_id}; {where}"
-    print(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
+    say(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
     return 0
 
 

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 from .._errors import AsyncflowError, AsyncflowWarning
 from .._store._paths import resolve_store_path
 from ._format import one_line, pretty, printable
-from ._store_cmds import BadInput, _cmd_dump, _cmd_logs, _resolve, _split, _tasks_of
+from ._store_cmds import BadInput, _cmd_dump, _resolve, _split, _tasks_of
+from ._watch_cmds import add_logs_options, cmd_logs
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
 
@@ -86,9 +87,7 @@ def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
     logs = sub.add_parser("logs", help="print what tasks wrote (RUN/STEP[/TASK])")
     logs.add_argument("input_path", metavar="PATHSPEC", help="RUN/STEP[/TASK]")
     logs.add_argument("--store", default=None, help="the store file (as for run)")
-    which = logs.add_mutually_exclusive_group()
-    which.add_argument("--stdout", action="store_true", help="only stdout")
-    which.add_argument("--stderr", action="store_true", help="only stderr")
+    add_logs_options(logs)
     for name, (what, _) in REFUSED.items():
         refuse = sub.add_parser(name, help=f"not supported ({what} in Metaflow)", add_help=False)
         refuse.add_argument("rest", nargs=argparse.REMAINDER)
@@ -126,14 +125,15 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
 
 
 def flow_logs(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
-    """``python flow.py logs RUN/STEP[/TASK]``."""
+    """``python flow.py logs RUN/STEP[/TASK] [--stdout | --stderr] [--follow]``."""
     parts = _full(flow_name, args.input_path, (2, 3), "RUN/STEP[/TASK]")
-    return _cmd_logs(
+    return cmd_logs(
         argparse.Namespace(
             pathspec="/".join(parts),
             store=resolve_store_path(store),
             stdout=args.stdout,
             stderr=args.stderr,
+            follow=args.follow,
         )
     )
 

@@ -1,5 +1,5 @@
-"""``asyncflow runs|show|dump|logs``: look into a store from the shell (``tag|gc|stats``:
-see ``_tidy_cmds``).
+"""``asyncflow runs|show|dump``: look into a store from the shell (``logs|events``: see
+``_watch_cmds``; ``tag|gc|stats``: ``_tidy_cmds``).
 
 Exit codes: 0 success; 2 wrong input (usage, pathspec, a missing flow, run, step, task or
 artifact, a missing or foreign store), reported as one line ``asyncflow: error: ...`` on
@@ -266,35 +266,6 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- logs -----------------------------------------------------------------------------------
-
-
-def _cmd_logs(args: argparse.Namespace) -> int:
-    parts = _split(args.pathspec, (2, 3, 4), "Flow/run[/step[/task]]")
-    target = _resolve(parts, args.store)
-    assert not isinstance(target, Flow)
-    # One task: its output as written. Several: each line prefixed with its task's pathspec.
-    single = isinstance(target, Task)
-    wrote = False
-    for task in _tasks_of(target):
-        prefix = "" if single else f"[{task.pathspec}] "
-        if not args.stderr and task.stdout:
-            sys.stdout.write(
-                printable(indent_lines(task.stdout, prefix) if prefix else task.stdout)
-            )
-            wrote = True
-        if not args.stdout and task.stderr:
-            sys.stdout.flush()
-            sys.stderr.write(
-                printable(indent_lines(task.stderr, prefix) if prefix else task.stderr)
-            )
-            wrote = True
-    if not wrote:
-        which = "stdout" if args.stdout else "stderr" if args.stderr else "output"
-        print(printable(f"{PROG}: {args.pathspec} recorded no {which}"), file=sys.stderr)
-    return 0
-
-
 # --- the parser -----------------------------------------------------------------------------
 
 
@@ -325,8 +296,8 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 def add_store_commands(
     sub: argparse._SubParsersAction[Any],
 ) -> None:
-    """Add ``runs``, ``show``, ``dump``, ``logs``, ``tag``, ``gc``, ``stats`` and ``trust``
-    to a subparsers action.
+    """Add ``runs``, ``show``, ``dump``, ``logs``, ``events``, ``tag``, ``gc``, ``stats`` and
+    ``trust`` to a subparsers action.
 
     Each sets ``handler`` (a function of the parsed namespace returning the exit code).
     """
@@ -356,15 +327,10 @@ def add_store_commands(
     dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     dump.set_defaults(handler=_cmd_dump)
 
-    logs = sub.add_parser("logs", help="print what tasks wrote to stdout and stderr")
-    logs.add_argument("pathspec", metavar="PATHSPEC", help="Flow/run[/step[/task]]")
-    _store_option(logs)
-    which = logs.add_mutually_exclusive_group()
-    which.add_argument("--stdout", action="store_true", help="only stdout")
-    which.add_argument("--stderr", action="store_true", help="only stderr")
-    logs.set_defaults(handler=_cmd_logs)
+    # Imported here: these modules use this module's pathspec and option helpers.
+    from ._watch_cmds import add_watch_commands
 
-    # Imported here: _tidy_cmds uses this module's pathspec and option helpers.
+    add_watch_commands(sub)  # logs, events
     from ._tidy_cmds import add_tidy_commands
 
     add_tidy_commands(sub)
@@ -387,7 +353,15 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``asyncflow`` command with ``argv`` (default ``sys.argv[1:]``); return its code."""
+    """Run the ``asyncflow`` command with ``argv`` (default ``sys.argv[1:]``); return its code:
+    130, with nothing printed, when Ctrl-C (SIGINT) interrupts it."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2), already reported

@@ -9,8 +9,9 @@ from typing import Any
 
 from .._errors import UsageError
 from .._store import _queries as q
+from .._store._gc import DELETED_KEY
 from .._store._paths import resolve_store_path
-from .._store._plans import Plan
+from .._store._plans import Plan, Query
 from .._store._records import MAX_ID
 from .._store._rows import RunRow
 from ._handle import StoreHandle
@@ -349,10 +350,19 @@ class FlowOpener:
         return Flow._make(handle, self._name)
 
 
+# Whether gc noted deleting a run of the flow (see _store._gc.DELETED_KEY).
+_GC_DELETED_ANY = (
+    "SELECT 1 FROM store_info WHERE key LIKE ? AND CASE WHEN json_valid(value) "
+    "THEN json_extract(value, '$.flow') END = ? LIMIT 1"
+)
+
+
 def check_plan(name: str, path: str, ns: str | None = None) -> Plan[None]:
     """Raise :class:`NotFoundError` (listing the store's flows) unless ``name`` has runs,
     :class:`NamespaceMismatchError` unless one of them is in namespace ``ns`` (if not None)."""
     if not (yield from q.flow_exists(name)):
+        if (yield Query(_GC_DELETED_ANY, (f"{DELETED_KEY}%", name))):
+            return  # gc deleted all its runs: reading one says so (C71)
         flows = yield from q.flow_names()
         raise unknown_flow(name, path, flows)
     if ns is not None and not (yield from q.flow_exists(name, ns)):

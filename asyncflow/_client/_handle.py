@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import aiosqlite
+import aiosqlite.core
 import anyio
 import anyio.to_thread
 
@@ -44,6 +45,8 @@ T = TypeVar("T")
 def _read_error(path: str, exc: sqlite3.Error | UnicodeDecodeError) -> StoreError:
     return store_error(exc, path, "read")
 
+
+_STOP_RUNNING = aiosqlite.core._STOP_RUNNING_SENTINEL
 
 # Retries of one statement that finds the file locked (each after SQLite's own busy wait).
 _BUSY_ATTEMPTS = 50
@@ -163,6 +166,26 @@ async def _aopen(path: str, checked: set[tuple[int, int, int, int]]) -> aiosqlit
     return conn
 
 
+def _stop(conn: aiosqlite.Connection) -> None:
+    # aiosqlite's stop() without the future it makes: its thread would report the close to
+    # a loop that may be closed by then (a traceback from the thread). The thread skips the
+    # report when there is no future.
+    tx = getattr(conn, "_tx", None)
+    if tx is None:  # another aiosqlite than the one this was written for
+        conn.stop()
+        return
+    conn._running = False
+    raw = conn._connection
+
+    def close_and_stop() -> object:
+        if raw is not None:
+            raw.close()
+        return _STOP_RUNNING
+
+    conn._connection = None
+    tx.put_nowait((None, close_and_stop))
+
+
 @asynccontextmanager
 async def aconnect(
     path: str, checked: set[tuple[int, int, int, int]] | None = None
@@ -175,9 +198,14 @@ async def aconnect(
     conn = await _aopen(path, set() if checked is None else checked)
     try:
         yield conn
-    finally:
-        with anyio.CancelScope(shield=True):
-            await conn.close()
+    except BaseException:
+        # Left by an exception: cancelled, or an async generator holding the connection
+        # closed by its finalizer (a dropped ``aevents`` iterator, as asyncio.run shuts
+        # down), where awaiting anything more fails. The connection's thread closes it.
+        _stop(conn)
+        raise
+    with anyio.CancelScope(shield=True):
+        await conn.close()
 
 
 class _Shared:

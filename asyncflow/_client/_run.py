@@ -7,17 +7,19 @@ The run's record (its fields, and the writes to them: tags, trust) is ``_run_rec
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from .._spec._ends import stored_end_step
 from .._store import _queries as q
 from .._store._blobs import RawBlob
+from .._store._events import Event
 from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import StoreHandle
 from ._messages import missing_run_plan, missing_step, no_end_task, refuse_pathspec
+from ._run_events import aread_events, check_after, read_events
 from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
 from ._step import Step
@@ -285,6 +287,32 @@ class Run(RunRecord):
         :raises ArtifactNotFoundError: the run did not reach its end step.
         """
         return await (await self.aend_task()).anames()
+
+    # --- events -----------------------------------------------------------------------------
+    def events(self, *, after: int = 0) -> list[Event]:
+        """The run's events as stored so far, in order (``asyncflow.events``); a finished
+        run's end with its ``RunFinished``. Runs recorded before asyncflow kept events have
+        none. ``after``: only those after the event of this ``seq``.
+
+        :raises UsageError: ``after`` is not an int ≥ 0.
+        :raises StoreError: a stored event is not one asyncflow writes (the store is damaged).
+        """
+        return read_events(self._handle, self._row, check_after(after))
+
+    def aevents(self, *, follow: bool = False, after: int = 0) -> AsyncIterator[Event]:
+        """``async for ev in run.aevents(follow=True)``: the stored events in order, then,
+        with ``follow``, those stored later by the process running it, until its
+        ``RunFinished`` (or until the run is found crashed: its process is gone; the
+        iteration then ends after its last stored event, with no ``RunFinished``, and
+        ``(await run.arefresh()).status`` is ``"crashed"``). Polls the store: a run of
+        another process is seen within about 0.1 s (benchmarks/RESULTS.md, "Events").
+        ``after``: start after the event of this ``seq`` (to pick up where a reader was).
+
+        :raises UsageError: ``after`` is not an int ≥ 0.
+        :raises NotFoundError: the run is no longer in the store (gc deleted it).
+        :raises StoreError: a stored event is not one asyncflow writes (the store is damaged).
+        """
+        return aread_events(self._handle, self._row, follow, check_after(after))
 
     # --- export -----------------------------------------------------------------------------
     def export(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> ArchiveManifest:

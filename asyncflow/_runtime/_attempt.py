@@ -73,7 +73,12 @@ class Attempt:
         flow = ctx.flow_cls.__new__(ctx.flow_cls)
         object.__setattr__(flow, "_af_task", self.state)
         self.flow: FlowBase = flow
-        self.cap = TaskCapture(ctx.pathspec(spec), ctx.echo)
+        events = ctx.events
+        self.cap = TaskCapture(
+            ctx.pathspec(spec),
+            ctx.echo,
+            None if events is None else events.lines(spec.step, spec.task_id),
+        )
         self.started = 0.0
         self.finished = 0.0
         # What a failed attempt in another process kept for @catch (see kept_artifacts).
@@ -103,8 +108,9 @@ class Attempt:
     def begin(self) -> None:
         """Note the start; raise :class:`RunCancelledError` once the run is cancelled."""
         self.started = time.time()
-        if not self.ctx.begin(self.spec.task_id, self):
-            raise RunCancelledError(f"run {self.ctx.run_id} was cancelled")
+        ctx, spec = self.ctx, self.spec
+        if not ctx.begin(spec.task_id, self, (spec.step, spec.path, self.number)):
+            raise RunCancelledError(f"run {ctx.run_id} was cancelled")
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:
@@ -214,7 +220,8 @@ class Attempt:
                 traceback=None if error is None else traceback_text(error),
                 attempt=self.number,
                 earlier=earlier or [],
-            )
+            ),
+            spec.base,
         )
         return outcome
 
@@ -295,6 +302,8 @@ async def run_managed(
                 return attempt.commit(None, exc)  # writes nothing
             if number < retries:
                 earlier.append(attempt.row(exc))
+                if ctx.events is not None:
+                    ctx.events.retrying(spec.step, spec.task_id, number, _exc_text(exc), pause)
                 if pause:
                     await anyio.sleep(pause)
                 continue

@@ -8,7 +8,7 @@ import inspect
 import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ from .._spec._step import StepInfo
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
+from ._events import RunEvents
 from ._model import TaskOutcome, TaskSpec
 
 __all__ = [
@@ -64,7 +65,8 @@ class RunContext:
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
     budgeted: bool = False
     # Guards ``cancelled`` and ``running``: a task commits, or is recorded as cancelled, once.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # (The run's event hub's lock when it has one: one lock for a task's start and commit.)
+    lock: threading.Lock | threading.RLock = field(default_factory=threading.Lock)
     running: dict[int, RunningTask] = field(default_factory=dict)  # task id -> started task
     writer: Writer | None = None  # the store's writer; None in a worker process (never writes)
     # Where plain steps run: the flow's default ("thread", "process", "dask") and the
@@ -81,6 +83,8 @@ class RunContext:
     store_file: str | None = None
     # The run's system tags (``_spec._tags``): ``current`` reads its user and project there.
     system_tags: tuple[str, ...] = ()
+    # The run's events (the coordinator's; None in a worker process).
+    events: RunEvents | None = None
 
     @property
     def flow_name(self) -> str:
@@ -91,21 +95,33 @@ class RunContext:
         """``Flow/run/step/task`` of ``spec``."""
         return f"{self.graph.name}/{self.run_id}/{spec.step}/{spec.task_id}"
 
-    def begin(self, task_id: int, task: RunningTask) -> bool:
-        """Note that a task's code starts; False (do not start it) once the run is cancelled."""
+    def begin(
+        self,
+        task_id: int,
+        task: RunningTask,
+        started: tuple[str, tuple[int, ...], int] = ("", (), 0),
+    ) -> bool:
+        """Note that a task's code starts, publishing its TaskStarted (``started``: step,
+        foreach path, attempt); False (do not start it) once the run is cancelled."""
         with self.lock:
             if self.cancelled:
                 return False
             self.running[task_id] = task
+            if self.events is not None:
+                step, path, attempt = started
+                self.events.task_started(step, task_id, path, attempt)
             return True
 
-    def submit(self, record: TaskRecord) -> bool:
-        """Hand a finished task's record to the writer (never waits).
+    def submit(self, record: TaskRecord, base: Mapping[str, bytes] | None = None) -> bool:
+        """Hand a finished task's record to the writer (never waits), with its TaskFinished.
 
         Its new blobs are served from ``store.pending`` until they are committed. Returns
         False, writing nothing, once the run is cancelled: the cancellation has recorded the
-        task already if it was running.
+        task already if it was running. ``base``: the mapping the task started from (which
+        artifacts it set is what differs).
         """
+        events = self.events
+        finished = None if events is None else events.finished_fields(record, base or {})
         with self.lock:
             if self.cancelled:
                 return False
@@ -114,7 +130,10 @@ class RunContext:
             for enc in record.blobs:
                 pending[enc.sha] = enc
             assert self.writer is not None
-            self.writer.submit(record)
+            if events is not None and finished is not None:
+                events.commit(record, finished)
+            else:
+                self.writer.submit(record)
             return True
 
     def cancel(self) -> None:
@@ -133,7 +152,11 @@ class RunContext:
         if writer is None:  # a worker's context: the coordinator records its tasks
             return
         for task in running:
-            writer.submit(task.cancelled_record(now))
+            if self.events is not None:
+                record = task.cancelled_record(now)
+                self.events.commit(record, self.events.finished_fields(record, {}))
+            else:
+                writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
         """Attribute names the step's source reads (to prefetch for coroutine steps)."""

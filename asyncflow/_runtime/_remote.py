@@ -157,8 +157,7 @@ def _take_output(attempt: Attempt, reply: Reply) -> None:
     for which, text in (("stdout", reply.stdout), ("stderr", reply.stderr)):
         if not text:
             continue
-        (cap.stdout if which == "stdout" else cap.stderr).append(text)
-        if cap.echo:
-            stream = sys.stdout if which == "stdout" else sys.stderr
-            with contextlib.suppress(Exception):
-                stream.write(cap.prefixed(which, text) + cap.rest(which))
+        cap.take(which, text)
+        cap.echo_rest(which)
+    if cap.lines is not None:
+        cap.lines.end()

@@ -119,7 +119,7 @@ class CloneOracle:
             earlier=origin.earlier,
             origin_task_id=row.id,
         )
-        if not ctx.submit(record):
+        if not ctx.submit(record, spec.base):
             return None
         self.cloned += 1
         return outcome

@@ -10,23 +10,21 @@ import asyncio
 import contextlib
 import json
 import os
-import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from .._codecs import CodecError, Encoded, encode
+from .._codecs import Encoded
 from .._errors import NotFoundError, ParameterError, StoreError
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph
 from .._spec._override import DecoSpec, decorate_graph
-from .._spec._params import IncludeFile
 from .._spec._project import local_user
-from .._spec._resolve import parameters_of, resolve_parameters
+from .._spec._resolve import parameters_of
 from .._spec._tags import run_system_tags
 from .._store._rows import RunRow
 from .._store._store import Store
@@ -34,6 +32,7 @@ from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
 from ._context import RunContext
+from ._events import RunEvents
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
 from ._model import TaskOutcome
@@ -41,6 +40,7 @@ from ._packages import before_run
 from ._placing import warn_runs_locally
 from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
+from ._run_params import resolve, resume_parameters
 from ._scheduler import Scheduler
 
 __all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
@@ -98,144 +98,6 @@ class RunResult:
         return f"{self.flow_name}/{self.run_id}/{spec.step}/{spec.task_id}"
 
 
-async def _read_file(param: IncludeFile, path: str, flow: str) -> Any:
-    data = await anyio.to_thread.run_sync(_read_bytes, param, path, flow)
-    return param.decode_content(data, path=path, flow=flow)
-
-
-# What a path that is not a regular file leads to, for the message.
-_FILE_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def _read_bytes(param: IncludeFile, path: str, flow: str) -> bytes:
-    """The content of an IncludeFile, refused unless it is a regular file of at most
-    ``param.max_bytes`` bytes. Blocking: call it in a worker thread.
-
-    The path is checked before it is opened, and the opened file again (the path may have
-    changed in between); opening does not wait (a FIFO with no writer would block forever),
-    and reading stops one byte past the limit (a file may grow, /proc files say they are
-    empty).
-    """
-    where = f"{flow}: cannot read the file {path!r} for IncludeFile {param.name!r}"
-    limit = param.max_bytes
-    fd = -1
-    try:
-        _check_regular(os.stat(path).st_mode, where, param)
-        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-        info = os.fstat(fd)
-        _check_regular(info.st_mode, where, param)
-        if info.st_size > limit:
-            _too_big(where, param)
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        if left <= 0:
-            _too_big(where, param)
-        return b"".join(chunks)
-    except OSError as exc:
-        raise ParameterError(
-            f"{where} ({exc.strerror or exc}); pass an existing, readable file with "
-            f"--{param.name} or {param.name}=...",
-            param.name,
-        ) from exc
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-def _check_regular(mode: int, where: str, param: IncludeFile) -> None:
-    if stat.S_ISREG(mode):
-        return
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
-    raise ParameterError(
-        f"{where}: it is {kind}, not a regular file; pass the path of a regular file with "
-        f"--{param.name} or {param.name}=...",
-        param.name,
-    )
-
-
-def _too_big(where: str, param: IncludeFile) -> NoReturn:
-    raise ParameterError(
-        f"{where}: it holds more than {param.max_bytes} bytes, the IncludeFile's max_bytes; "
-        f"pass a smaller file, or declare IncludeFile({param.name!r}, ..., max_bytes=...) "
-        "large enough for it.",
-        param.name,
-    )
-
-
-async def resolve(
-    flow_cls: type[FlowBase], flow_name: str, given: Mapping[str, Any]
-) -> dict[str, tuple[str, Encoded]]:
-    """Resolve, read and encode the parameters: attribute -> (parameter name, encoded)."""
-    declared = parameters_of(flow_cls)
-    resolved = resolve_parameters(flow_cls, flow_name, given)
-    values: dict[str, Any] = dict(resolved.values)
-    for attr, path in resolved.files.items():
-        param = declared[attr]
-        assert isinstance(param, IncludeFile)
-        values[attr] = await _read_file(param, path, flow_name)
-    out: dict[str, tuple[str, Encoded]] = {}
-    for attr, value in values.items():
-        try:
-            out[attr] = (declared[attr].name, encode(value))
-        except CodecError as exc:
-            raise ParameterError(
-                f"{flow_name}: the value of parameter {declared[attr].name!r} cannot be "
-                f"stored ({exc}); pass a plain value (number, string, JSON-like data).",
-                declared[attr].name,
-            ) from exc
-    return out
-
-
-async def _resume_parameters(
-    flow_cls: type[FlowBase], flow_name: str, origin: Origin
-) -> tuple[dict[str, tuple[str, Encoded]], dict[str, tuple[str, bytes]]]:
-    """The origin's parameters, reused by sha: (new ones encoded, reused ones) by attribute.
-
-    A parameter the origin lacks (declared since) takes its default.
-    """
-    values = origin.params
-    encoded: dict[str, tuple[str, Encoded]] = {}
-    reused: dict[str, tuple[str, bytes]] = {}
-    for attr, param in parameters_of(flow_cls).items():
-        sha = values.get(param.name)
-        if sha is not None:
-            reused[attr] = (param.name, sha)
-            continue
-        value = param.convert(param.default, flow=flow_name)
-        if value is None and param.required:
-            raise ParameterError(
-                f"{flow_name}: run {origin.run.id} has no value for parameter {param.name!r}, "
-                "which the flow now requires, and a resume cannot take parameters; give it a "
-                "default, or start a new run with flow.run().",
-                param.name,
-            )
-        if param.is_file and value is not None:
-            assert isinstance(param, IncludeFile)
-            value = await _read_file(param, value, flow_name)
-        try:
-            encoded[attr] = (param.name, encode(value))
-        except CodecError as exc:
-            raise ParameterError(
-                f"{flow_name}: the default of parameter {param.name!r} cannot be stored "
-                f"({exc}); make it a plain value.",
-                param.name,
-            ) from exc
-    return encoded, reused
-
-
 def _uses_dask(graph: FlowGraph, options: RunOptions) -> bool:
     # The flow's default is Dask, or a plain step chose it with @executor("dask").
     return options.executor == "dask" or any(
@@ -252,6 +114,7 @@ async def execute_run(
     resume: ResumeRequest | None = None,
     on_start: Callable[[int], None] | None = None,
     source: Encoded | None = None,
+    events: RunEvents | None = None,
 ) -> RunResult:
     """Run the flow once, or resume a run. Bad input raises before anything is stored.
 
@@ -260,12 +123,34 @@ async def execute_run(
     :param on_start: called with the new run's id once its record exists.
     :param source: the flow's source code in stored form (see ``_source``), recorded with
         the run; None records none.
+    :param events: the hub the run publishes its events to (readers may wait on it before
+        the run starts: they raise the error of a run that fails before it is recorded);
+        None: a hub of its own. Every run records its events in the store either way.
     :raises ParameterError: a parameter is unknown, missing or invalid.
     :raises NotFoundError: the run or step to resume does not exist.
     :raises StoreError: the store cannot be opened or written.
     :raises UsageError: Dask steps, but no ``distributed`` (or an asynchronous client).
     :raises FlowValidationError: a decorator of ``options.decorate`` does not fit a step.
     """
+    hub = RunEvents() if events is None else events
+    try:
+        return await _execute(flow_cls, graph, params, options, resume, on_start, source, hub)
+    except BaseException as exc:
+        if not hub.run_id:  # never recorded: no RunFinished will come
+            hub.fail(exc if isinstance(exc, Exception) else None)
+        raise
+
+
+async def _execute(
+    flow_cls: type[FlowBase],
+    graph: FlowGraph,
+    params: Mapping[str, Any],
+    options: RunOptions,
+    resume: ResumeRequest | None,
+    on_start: Callable[[int], None] | None,
+    source: Encoded | None,
+    hub: RunEvents,
+) -> RunResult:
     graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     await before_run(flow_cls, graph)  # @conda/@pypi packages installed; cards warned of
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
@@ -302,7 +187,7 @@ async def execute_run(
             origin = await anyio.to_thread.run_sync(
                 load_origin, store, graph, origin_id, resume.step
             )
-            encoded, reused = await _resume_parameters(flow_cls, graph.name, origin)
+            encoded, reused = await resume_parameters(flow_cls, graph.name, origin)
         created_at = time.time()
         system_tags = run_system_tags(local_user(), created_at, options.project)
         create = CreateRun(
@@ -319,6 +204,8 @@ async def execute_run(
         store.writer.submit(create)
         with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
             run_id = await asyncio.wrap_future(create.future)
+            hub.bind(graph.name, run_id, store.writer, store.read, options.store_path)
+            hub.run_started(create.origin_run_id)
         shas = {attr: enc.sha for attr, (_, enc) in encoded.items()}
         if reused:
             shas.update((attr, sha) for attr, (_, sha) in reused.items())
@@ -345,6 +232,8 @@ async def execute_run(
             ),
             store_file=os.path.abspath(options.store_path),
             system_tags=system_tags,
+            events=hub,
+            lock=hub.lock,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()
@@ -362,7 +251,7 @@ async def execute_run(
                 ctx.cancel()
                 # A store problem while recording it must not hide the cancellation.
                 with anyio.CancelScope(shield=True), contextlib.suppress(StoreError):
-                    await _finish(store, run_id, "cancelled", "the run was cancelled")
+                    await _finish(store, run_id, "cancelled", "the run was cancelled", hub=hub)
                 raise
         finally:
             _capture.uninstall()
@@ -373,7 +262,7 @@ async def execute_run(
             error = storable(
                 f"step {failure.spec.step!r}: {type(failure.error).__name__}: {failure.error}"
             )
-        finished_at = await _finish(store, run_id, status, error, graph.name)
+        finished_at = await _finish(store, run_id, status, error, graph.name, hub)
         row = RunRow(
             id=run_id,
             flow=graph.name,
@@ -401,18 +290,30 @@ async def execute_run(
 
 
 async def _finish(
-    store: Store, run_id: int, status: str, error: str | None, flow: str = ""
+    store: Store,
+    run_id: int,
+    status: str,
+    error: str | None,
+    flow: str = "",
+    hub: RunEvents | None = None,
 ) -> float:
-    """Record the run's end; return when it is in the main file.
+    """Record the run's end (with its RunFinished); return when it is in the main file.
 
     :raises StoreError: a write of this run failed (the run is then recorded as failed, with
         the store problem as its error), or its end itself could not be recorded.
     """
     op = FinishRun(run_id, status, time.time(), error)
-    store.writer.submit(op)
+    if hub is None:
+        store.writer.submit(op)
+    else:
+        hub.finish(op)
     run = f"run {flow}/{run_id}" if flow else f"run {run_id}"
     try:
-        await asyncio.wrap_future(op.future)
+        try:
+            await asyncio.wrap_future(op.future)
+        finally:
+            if hub is not None:  # readers end with the RunFinished as the writer recorded it
+                hub.finished_with(op)
     except StoreError as exc:
         store.writer.forget_run(run_id)
         raise StoreError(

@@ -252,6 +252,8 @@ class Scheduler:
             items = done.foreach_items or []
             count = len(items)
             target = node.out[0]
+            if self.ctx.events is not None:
+                self.ctx.events.split(target, count)
             return [
                 self._spec(target, (*spec.path, i), (*spec.stack, (i, count, item)), done.refs)
                 for i, item in enumerate(items)

@@ -24,6 +24,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         # ... and what a flow class offers (FlowSpec)
         "run",
         "resume",
+        "stream",
         "main",
     }
 )

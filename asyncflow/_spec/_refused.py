@@ -31,17 +31,9 @@ REFUSED: dict[str, str] = {
     "config_expr": _NOT_YET.format(
         name="config_expr", issue=13, instead="meanwhile give decorator arguments as literals."
     ),
-    "Runner": _NOT_YET.format(
-        name="Runner",
-        issue=12,
-        instead="meanwhile start a run with `await flow.run(...)` "
-        "(or `asyncio.run(flow.run(...))` from synchronous code) and read it with Flow(...).",
-    ),
-    "NBRunner": _NOT_YET.format(
-        name="NBRunner",
-        issue=12,
-        instead="in a notebook, `run = await MyFlow().run(...)` works in a cell as it is.",
-    ),
+    "NBRunner": "asyncflow has no NBRunner: in a notebook, `run = await MyFlow().run(...)` "
+    "works in a cell as it is, and asyncflow.Runner runs flows in the background (start, "
+    "watch, cancel).",
     "Deployer": "asyncflow deploys flows to no orchestrator (Argo, Step Functions, Airflow). "
     + _RUN_IT_YOURSELF.format(what="your own service or scheduler"),
     "NBDeployer": "asyncflow deploys flows to no orchestrator. "

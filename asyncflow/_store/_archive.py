@@ -28,6 +28,7 @@ from ._export import export_archive
 from ._export import ro_uri as _uri
 from ._manifest import open_archive, verify_blobs, verify_records
 from ._runids import insert_run
+from ._schema import missing_tables
 from ._sqlerrors import sqlite_errors
 
 __all__ = [
@@ -219,8 +220,11 @@ def _copy_in(
                 "UPDATE main.runs SET origin_run_id = ? WHERE id = ? AND origin_run_id IS NULL",
                 (mapped[int(origin)], mapped[int(row[0])]),
             )
+    # An archive of an older schema lacks the tables added since: its runs have no rows there.
+    lacking = missing_tables(conn, "arc")
     for sql in _IMPORTS:
-        conn.execute(sql)
+        if not any(f"arc.{table} " in sql for table in lacking):
+            conn.execute(sql)
     return out
 
 
@@ -239,6 +243,8 @@ _IMPORTS = (
     "JOIN temp.idmap AS m ON m.old = a.run_id",
     "INSERT INTO main.artifacts SELECT m.new, a.task_id, a.name, a.sha FROM arc.artifacts AS a "
     "JOIN temp.idmap AS m ON m.old = a.run_id",
+    "INSERT INTO main.events SELECT m.new, e.seq, e.data FROM arc.events AS e "
+    "JOIN temp.idmap AS m ON m.old = e.run_id",
     "CREATE TEMP TABLE IF NOT EXISTS fresh (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "DELETE FROM temp.fresh",
     "INSERT INTO temp.fresh SELECT sha FROM arc.blobs "

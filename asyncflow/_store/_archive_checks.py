@@ -22,11 +22,13 @@ from typing import Any
 
 from .._codecs import numpy_meta_problem
 from ._blobs import CHUNK_SIZE
+from ._events import decode_chunk
 from ._records import COLUMN_KINDS, TIME, TIME_RANGE, parse_json
-from ._schema import migrate
+from ._schema import SCHEMA_VERSION, migrate
 
 __all__ = [
     "blob_problem",
+    "events_problem",
     "manifest_problem",
     "numpy_problem",
     "record_problem",
@@ -123,20 +125,20 @@ def _shape(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
 
 
 @functools.cache
-def _expected_shape() -> tuple[tuple[Any, ...], ...]:
+def _expected_shape(version: int) -> tuple[tuple[Any, ...], ...]:
     # A constant of this asyncflow and SQLite, worked out once (8 ms) on first use.
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrate(conn, 0)
+        migrate(conn, 0, until=version)
         return tuple(_shape(conn))
     finally:
         conn.close()
 
 
-def schema_problem(conn: sqlite3.Connection) -> str | None:
-    """Whether the file's schema is exactly the one asyncflow writes (the objects' names in
-    the message, when it is not)."""
-    found, expected = tuple(_shape(conn)), _expected_shape()
+def schema_problem(conn: sqlite3.Connection, version: int = SCHEMA_VERSION) -> str | None:
+    """Whether the file's schema is exactly the one asyncflow writes for schema ``version``
+    (the objects' names in the message, when it is not)."""
+    found, expected = tuple(_shape(conn)), _expected_shape(version)
     if found == expected:
         return None
     # Table names come from the file itself: the message shows them quoted, as data.
@@ -197,6 +199,31 @@ def record_problem(conn: sqlite3.Connection) -> str | None:
                     f"a record of table runs holds a value asyncflow never writes "
                     f"({column} of run {run_id}: not a JSON object)"
                 )
+    return None
+
+
+def events_problem(conn: sqlite3.Connection) -> str | None:
+    """Whether every events row decodes to events asyncflow writes, each run's in one
+    increasing sequence (rows neither overlap nor repeat), for a run of the archive. Reads
+    every row a run at a time (they are small: a few dozen bytes per event)."""
+    cur = conn.execute(
+        "SELECT e.run_id, e.seq, e.data, EXISTS (SELECT 1 FROM runs WHERE id = e.run_id) "
+        "FROM events AS e ORDER BY e.run_id, e.seq"
+    )
+    run, last = None, 0
+    while rows := cur.fetchmany(256):
+        for run_id, seq, data, known in rows:
+            if run_id != run:
+                run, last = run_id, 0
+            try:
+                if not known:
+                    raise ValueError(f"events of run {run_id}, which the archive does not hold")
+                items = decode_chunk(seq, data)
+                if items[0][0] <= last:
+                    raise ValueError(f"rows of run {run_id} overlap at seq {items[0][0]}")
+            except ValueError as exc:
+                return f"its events are not ones asyncflow writes ({exc})"
+            last = items[-1][0]
     return None
 
 

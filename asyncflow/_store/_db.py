@@ -13,7 +13,8 @@ from .._errors import StoreError, StoreFormatError
 from ._format import check_format, is_archive
 from ._guards import OpenedFiles, describe, refuse_folder, refuse_truncated, unwritable_folder
 from ._paths import check_path, sqlite_uri
-from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from ._records import parse_json
+from ._schema import APPLICATION_ID, SCHEMA_VERSION, add_empty_tables, migrate
 from ._sqlerrors import SQLITE_FAILURES, retry_busy, sqlite_errors, store_error
 
 __all__ = [
@@ -260,6 +261,38 @@ def _upgrade(path: str, version: int) -> None:
         ) from exc
 
 
+def _older_archive(conn: sqlite3.Connection, path: str, version: int) -> bool:
+    """Whether ``conn`` holds a run archive of an older schema, now readable as the current
+    one (see ``_schema.add_empty_tables``: the runs it holds predate what the tables added
+    since record). An archive is read-only, so it is never migrated.
+
+    :raises StoreFormatError: an archive from before a change other than added tables.
+    """
+    if not is_archive(conn):
+        return False
+    if add_empty_tables(conn, version):
+        return True
+    raise StoreFormatError(
+        f"the archive {path!r} was written by an older asyncflow ({_writer_of(conn)}, schema "
+        f"{version}), whose archives this version (schema {SCHEMA_VERSION}) cannot read: "
+        "tables changed since. Import it into a store with the asyncflow that wrote it, then "
+        "read that store with this version (which upgrades stores) or export its runs again.",
+        path,
+    )
+
+
+def _writer_of(conn: sqlite3.Connection) -> str:
+    # The version named in an archive's manifest, quoted as data; the manifest is not
+    # checked here (no reader of this version reads the archive further).
+    row = conn.execute("SELECT value FROM store_info WHERE key = 'archive'").fetchone()
+    try:
+        manifest = parse_json(row[0]) if row is not None else None
+    except ValueError:
+        manifest = None
+    version = manifest.get("asyncflow_version") if isinstance(manifest, dict) else None
+    return f"version {version!r}" if isinstance(version, str) else "version unknown"
+
+
 def open_reader(path: str) -> sqlite3.Connection:
     """Open an existing store read-only (safe to share across threads; we serialise use).
 
@@ -292,7 +325,9 @@ def open_reader(path: str) -> sqlite3.Connection:
         else:
             if version >= SCHEMA_VERSION:
                 conn = _query_only(conn, path)
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and not retry_busy(
+            lambda: _older_archive(conn, path, version), path
+        ):
             conn.close()
             _upgrade(path, version)
             return open_reader(path)

@@ -32,7 +32,7 @@ from ._manifest import ARCHIVE_FORMAT, content_digest
 from ._paths import check_path, sqlite_uri
 from ._plans import record_error
 from ._records import row_problem
-from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate
+from ._schema import APPLICATION_ID, SCHEMA_VERSION, migrate, missing_tables
 from ._sqlerrors import SQLITE_FAILURES, retry_busy, sqlite_errors, store_error
 
 __all__ = ["RUN_COLUMNS", "export_archive", "ro_uri"]
@@ -329,6 +329,8 @@ _COPIES = (
     "WHERE run_id IN (SELECT id FROM temp.picked)",
     "INSERT INTO main.artifacts SELECT run_id, task_id, name, sha FROM src.artifacts "
     "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.events SELECT run_id, seq, data FROM src.events "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
     "CREATE TEMP TABLE wanted (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "INSERT OR IGNORE INTO temp.wanted SELECT sha FROM main.artifacts "
     "UNION SELECT sha FROM main.run_params "
@@ -344,8 +346,12 @@ _COPIES = (
 
 
 def _copy(conn: sqlite3.Connection, source: str) -> None:
+    # A source of an older schema (an archive: a store is upgraded when opened) lacks the
+    # tables added since: its runs have no rows there.
+    lacking = missing_tables(conn, "src")
     for sql in _COPIES:
-        conn.execute(sql)
+        if not any(f"src.{table} " in sql for table in lacking):
+            conn.execute(sql)
     wanted = conn.execute("SELECT count(*) FROM temp.wanted").fetchone()[0]
     have = conn.execute("SELECT count(*) FROM main.blobs").fetchone()[0]
     if have != wanted:

@@ -23,6 +23,7 @@ import msgpack
 from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
+    events_problem,
     manifest_problem,
     numpy_problem,
     record_problem,
@@ -34,6 +35,7 @@ from ._blobs import RawBlob, stored_sha
 from ._db import open_reader
 from ._format import ARCHIVE_KEY, is_archive
 from ._records import parse_json
+from ._schema import SCHEMA_VERSION, tables_at
 from ._sqlerrors import sqlite_errors
 from ._trust import blob_sha
 
@@ -73,6 +75,7 @@ _DIGEST_TABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("artifacts", "run_id, task_id, name, sha", "run_id, task_id, name"),
     ("blobs", "sha, encoding, meta, size, nchunks", "sha"),
+    ("events", "run_id, seq, data", "run_id, seq"),
 )
 # Tables whose structure a reader checks before trusting an archive's records (blob_chunks
 # is left out: its pages are the bulk of the file, and every chunk is checked by its sha).
@@ -121,7 +124,14 @@ def content_digest(
     digest = sha256(ARCHIVE_FORMAT.encode())
     digest.update(json.dumps(fields, sort_keys=True).encode())
     pack = msgpack.Packer(use_bin_type=True)
+    # An archive of an older schema has no rows of the tables added since: their names are
+    # not part of its digest (as they were not when it was written).
+    version = manifest.get("schema_version")
+    known = type(version) is int and 0 < version <= SCHEMA_VERSION
+    held = tables_at(version if known else SCHEMA_VERSION)
     for table, columns, order in _DIGEST_TABLES:
+        if table not in held:
+            continue
         digest.update(pack.pack(table))
         cur = conn.execute(f"SELECT {columns} FROM {schema}.{table} ORDER BY {order}")
         while rows := cur.fetchmany(512):
@@ -179,13 +189,15 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
     """
     with sqlite_errors(path, "read"):
         manifest = _manifest_of(conn, path)
-        for table in _CHECKED_TABLES:
+        # The file's own version, which its manifest names (checked by _manifest_of).
+        version = int(manifest["schema_version"])
+        for table in (t for t in _CHECKED_TABLES if t in tables_at(version)):
             problems = [r[0] for r in conn.execute(f"PRAGMA integrity_check({table})")]
             if problems != ["ok"]:
                 raise _damaged(path, f"SQLite finds table {table} broken ({problems[0]})")
         # Before any query that reads every record: a view in a table's place could make
         # one never end.
-        problem = schema_problem(conn) or record_problem(conn)
+        problem = schema_problem(conn, version) or record_problem(conn) or events_problem(conn)
         if problem is not None:
             raise _damaged(path, problem)
         listed = sorted(

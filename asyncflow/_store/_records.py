@@ -74,6 +74,7 @@ COLUMN_KINDS: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
         ("mac", BLOB, True),
     ),
     "blob_chunks": (("sha", BLOB, False), ("idx", INT, False), ("data", BLOB, False)),
+    "events": (("run_id", INT, False), ("seq", INT, False), ("data", BLOB, False)),
 }  # fmt: skip
 
 _KIND_OF = {

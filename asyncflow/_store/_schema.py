@@ -22,10 +22,13 @@ __all__ = [
     "APPLICATION_ID",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "add_empty_tables",
     "migrate",
+    "missing_tables",
     "run_tables",
     "schema_problem",
     "table_is_ours",
+    "tables_at",
 ]
 
 # "AFlw": lets us tell our files from other programs' SQLite databases.
@@ -145,6 +148,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE blobs ADD COLUMN mac BLOB;
         """,
     ),
+    (
+        "the events of runs (see _events: one row per writer batch and run)",
+        """
+        CREATE TABLE events (
+            run_id INTEGER NOT NULL,
+            seq    INTEGER NOT NULL,
+            data   BLOB NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -254,3 +268,54 @@ def schema_problem(conn: sqlite3.Connection, version: int, schema: str = "main")
         if names
     ]
     return "; ".join(parts) or None
+
+
+# --- files of an older schema, read as they are ------------------------------------------------
+
+
+@functools.cache
+def tables_at(version: int) -> frozenset[str]:
+    """The names of the tables a file of schema ``version`` holds."""
+    ours, _ = _expected(version)
+    return frozenset(str(o[1]) for o in ours if o[0] == "table")
+
+
+@functools.cache
+def _added_tables(version: int) -> tuple[str, ...] | None:
+    """The ``CREATE TABLE`` statements of the tables the current schema adds to schema
+    ``version``, when adding tables is all that changed since (so a file of ``version`` reads
+    as the current schema with those tables empty); None when anything else did (a column
+    added to a table, an index on one)."""
+    old, _ = _expected(version)
+    new, _ = _expected(SCHEMA_VERSION)
+    kept = {o[2] for o in old}
+    added = new - old
+    if not old <= new or any(o[2] in kept for o in added):
+        return None
+    return tuple(sorted(str(o[3]) for o in added if o[0] == "table"))
+
+
+def add_empty_tables(conn: sqlite3.Connection, version: int) -> bool:
+    """Make a file of the older schema ``version``, which ``conn`` may not write (a run
+    archive), read as the current one: each table added since is created empty in the
+    connection's ``temp`` schema, which SQLite searches first for a table named without a
+    schema (indexes are left out: the tables stay empty). The file is not touched.
+
+    :returns: False (and nothing created) if more than tables were added since ``version``.
+    """
+    statements = _added_tables(version)
+    if statements is None:
+        return False
+    for sql in statements:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS " + sql.removeprefix("CREATE TABLE "))
+    return True
+
+
+def missing_tables(conn: sqlite3.Connection, schema: str) -> frozenset[str]:
+    """The tables of the current schema that the file attached as ``schema`` lacks (one of
+    an older schema, whose rows of those tables are none)."""
+    found = {
+        str(name)
+        for (name,) in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")
+    }
+    return tables_at(SCHEMA_VERSION) - found

@@ -1,9 +1,13 @@
 """What the writer writes: its operations and the SQL that applies each in a transaction.
 
-A run's life in the store is three kinds of operation, each a dataclass with ``apply(conn)``:
+A run's life in the store is four kinds of operation, each a dataclass with ``apply(conn)``:
 :class:`CreateRun` (the run row, its tags, parameters and source), :class:`TaskRecord` (a
-finished task, its attempts, artifacts and the blobs it created) and :class:`FinishRun` (the
-final status). :func:`apply_tasks` writes many task records at once with multi-row INSERTs.
+finished task, its attempts, artifacts and the blobs it created), :class:`AppendEvents` (events
+that came with no task commit) and :class:`FinishRun` (the final status). :func:`apply_tasks`
+writes many task records at once with multi-row INSERTs. A task record and the run's end
+carry the events published with them (``events``: items of ``_events``), so an event is
+committed in the same transaction as what it reports; the writer gathers the events of a whole
+batch and writes one ``events`` row per run (:func:`insert_events`).
 Only the writer thread (``_writer``) applies them, inside its ``BEGIN IMMEDIATE`` batch.
 """
 
@@ -21,13 +25,23 @@ from typing import Any
 
 from .._codecs import Encoded
 from ._blobs import INLINE_LIMIT, insert_blob, insert_new_blob, settle_blobs
+from ._events import Item, encode_chunks
 from ._gc import require_origin
 from ._lease import host_name
 from ._runids import insert_run
 from ._signing import PICKLE, sign_stored
 from ._trust import TrustKey
 
-__all__ = ["AttemptRow", "CreateRun", "FinishRun", "Op", "TaskRecord", "apply_tasks"]
+__all__ = [
+    "AppendEvents",
+    "AttemptRow",
+    "CreateRun",
+    "FinishRun",
+    "Op",
+    "TaskRecord",
+    "apply_tasks",
+    "insert_events",
+]
 
 
 @dataclass(slots=True)
@@ -133,9 +147,36 @@ class TaskRecord:
     origin_task_id: int | None = None
     future: Future[int] | None = None
     _result: int = 0
+    # The events published with this commit (its TaskFinished, and any before it).
+    events: list[Item] = field(default_factory=list)
 
     def apply(self, conn: sqlite3.Connection) -> None:
         apply_tasks(conn, [self])
+
+
+@dataclass(slots=True)
+class AppendEvents:
+    """Events of a run published with no task commit (a task started, a line printed)."""
+
+    run_id: int
+    events: list[Item]
+    future: Future[int] | None = None
+    _result: int = 0
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        insert_events(conn, {self.run_id: self.events})
+
+
+def insert_events(conn: sqlite3.Connection, by_run: dict[int, list[Item]]) -> None:
+    """Write each run's events (in seq order) as ``events`` rows: one per run, in practice."""
+    rows = [
+        (run_id, seq, data)
+        for run_id, items in by_run.items()
+        if items
+        for seq, data in encode_chunks(items)
+    ]
+    if rows:
+        conn.executemany("INSERT INTO events (run_id, seq, data) VALUES (?, ?, ?)", rows)
 
 
 @dataclass(slots=True)
@@ -149,6 +190,7 @@ class FinishRun:
     checkpoint: bool = True
     future: Future[int] = field(default_factory=Future)
     _result: int = 0
+    events: list[Item] = field(default_factory=list)  # the run's RunFinished
 
     def apply(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -271,4 +313,4 @@ def _insert_rows(
         pos += count
 
 
-Op = CreateRun | TaskRecord | FinishRun
+Op = CreateRun | TaskRecord | AppendEvents | FinishRun

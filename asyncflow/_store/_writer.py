@@ -21,12 +21,21 @@ from concurrent.futures import Future
 from .._codecs import Encoded
 from .._errors import StoreError
 from ._db import BUSY_TIMEOUT_MS, open_writer, write_transaction
+from ._events import Item, refinished
 from ._format import check_format
 from ._lease import lease_seconds
 from ._signing import PICKLE, sign_stored
 from ._sqlerrors import retry_busy, store_error
 from ._trust import TrustKey
-from ._write_ops import CreateRun, FinishRun, Op, TaskRecord, apply_tasks
+from ._write_ops import (
+    AppendEvents,
+    CreateRun,
+    FinishRun,
+    Op,
+    TaskRecord,
+    apply_tasks,
+    insert_events,
+)
 
 __all__ = ["Writer"]
 
@@ -222,14 +231,20 @@ class Writer:
             # header read per batch keeps us from writing into a newer schema.
             check_format(conn, self._path, allow_empty=False)
             tasks = [op for op in ops if isinstance(op, TaskRecord)]
+            # The batch's events, one list per run (FIFO order is seq order): one row each.
+            events: dict[int, list[Item]] = {}
             for op in ops:
-                if not isinstance(op, TaskRecord):
+                if not isinstance(op, CreateRun) and op.events:
+                    events.setdefault(op.run_id, []).extend(op.events)
+                if not isinstance(op, TaskRecord | AppendEvents):
                     op.apply(conn)
                     if isinstance(op, CreateRun):
                         # apply() has just written or checked these rows (insert_blob).
                         sign_stored(conn, _pickles(op.params.values()), self._key)
             if tasks:
                 apply_tasks(conn, tasks, self._key)
+            if events:
+                insert_events(conn, events)
             if beat:
                 _beat(conn, beat)
 
@@ -262,6 +277,7 @@ class Writer:
                 if op.status != "cancelled":
                     op.status = "failed"
                 op.error = f"the store could not save all of this run: {err}"
+                op.events = refinished(op.events, op.status, op.error)
                 kept.append(op)
             elif op.future is not None and not op.future.done():
                 op.future.set_exception(err)
