@@ -220,7 +220,7 @@ class FlowSpec(FlowBase):
             source=FlowSpec._af_source_cache.get(type(self)),
             events=events,
         )
-        run = Run(StoreHandle(self._af_options.store_path), result.row)
+        run = Run._make(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:
             error = result.failure.error
             pathspec = result.failed_pathspec()

@@ -1558,6 +1558,16 @@ async def _c201(tmp: Path) -> Raised:
         return raised(lambda: handle.events(after=-1)), ("events(after=-1)",)
 
 
+@case("C231", fix="reach it from its flow: Flow(name)[run_id]")
+async def _c231(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    return raised(lambda: asyncflow.Task("Pair/1/start/x", path)), (
+        "Task('Pair/1/start/x')",
+        "task id 'x'",
+        "Flow/run_id/step/task_id",
+    )
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
