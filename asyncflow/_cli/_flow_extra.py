@@ -51,11 +51,6 @@ REFUSED: dict[str, tuple[str, str]] = {
         "creates and shows a step's cards",
         "cards are collected but not stored or rendered yet (planned in asyncflow's issue 14)",
     ),
-    "spin": (
-        "re-runs one task from a stored run",
-        "not built yet (planned in asyncflow's issue 13): `python flow.py resume STEP` re-runs "
-        "a step and every step after it",
-    ),
 }
 
 

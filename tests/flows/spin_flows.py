@@ -97,3 +97,16 @@ class FailFlow(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class ShapeFlow(FlowSpec):
+    """start -> end; ``spin_shape.ShapeFlow`` is the same flow with a step between."""
+
+    @step
+    def start(self) -> None:
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
