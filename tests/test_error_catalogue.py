@@ -1922,6 +1922,31 @@ async def _l231(tmp: Path) -> Raised:
     return CommandLine(first, code), ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
 
 
+@case("L232", fix="pass --force to replace it")
+async def _l232(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    target = tmp / "taken.txt"
+    target.write_text("mine")
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", str(target), "--store", path])
+    assert target.read_text() == "mine"
+    return CommandLine(err.getvalue(), code), (str(target),)
+
+
+@case("L233", fix="name it, as 1/end")
+async def _l233(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.id
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = flow_main(Pair, ["dump", f"1/end/{task}", "-o", str(tmp / "x"), "--store", path])
+    assert not (tmp / "x").exists()
+    return CommandLine(err.getvalue(), code), (f"1/end/{task}",)
+
+
 # --- M: resuming a run ---------------------------------------------------------------------
 
 
