@@ -358,3 +358,38 @@ def test_spin_of_a_missing_store_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         anyio.run(main)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_spin_is_one_attempt_in_this_process_whatever_the_step_s_policies(
+    tmp_path: Path,
+) -> None:
+    from tests.flows.spin_flows import PolicyFlow
+
+    path, log = str(tmp_path / "runs.db"), tmp_path / "attempts.txt"
+
+    async def main() -> tuple[SpinResult, BaseException]:
+        await PolicyFlow(store=path, echo=False).run(log=str(log))
+        ok = await PolicyFlow(store=path, echo=False).spin("work", run_id=1)
+        with pytest.raises(StepFailed) as info:
+            await PolicyFlow(store=path, echo=False).run(fail=True, log=str(log))
+        log.unlink()
+        try:
+            await PolicyFlow(store=path, echo=False).spin("work", run_id=2)
+        except StepFailed as exc:
+            return ok, exc
+        raise AssertionError(f"the spin did not fail ({info.value})")
+
+    ok, error = anyio.run(main)
+    assert ok.artifacts["pid"] == os.getpid()  # @executor("process"): it ran here
+    assert isinstance(error.__cause__, RuntimeError)
+    assert log.read_text() == "attempt\n"  # once: @retry(times=3) does not apply
+    with Step("PolicyFlow/2/work", path) as step:
+        assert step.task.retry_count == 3  # where the run tried 4 times
+
+
+def test_spin_prints_values_cut_to_200_characters(ran: Path) -> None:
+    write_flow(ran, end="self.kind = 'y' * 1000")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("  kind = ")]
+    assert len(line) <= len("  kind = ") + 200 and "..." in line

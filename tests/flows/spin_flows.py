@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from asyncflow import FlowSpec, Parameter, current, step
+from asyncflow import FlowSpec, Parameter, current, executor, retry, step
 
 
 class SpinFlow(FlowSpec):
@@ -105,6 +105,35 @@ class ShapeFlow(FlowSpec):
     @step
     def start(self) -> None:
         self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+class PolicyFlow(FlowSpec):
+    """A step with @retry and @executor("process"), noting each attempt in the file ``log``:
+    spin runs it once, in this process."""
+
+    fail = Parameter("fail", default=False)
+    log = Parameter("log", default="")
+
+    @step
+    def start(self) -> None:
+        self.next(self.work)
+
+    @retry(times=3)
+    @executor("process")
+    @step
+    def work(self) -> None:
+        import os
+
+        self.pid = os.getpid()
+        with open(self.log, "a") as fh:
+            fh.write("attempt\n")
+        if self.fail:
+            raise RuntimeError("always")
         self.next(self.end)
 
     @step
