@@ -273,3 +273,12 @@ def test_run_code_travels_in_an_archive(store: str, tmp_path: Path) -> None:
     archive = tmp_path / "one.afrun"
     Run("SpinFlow/1", store).export(archive)
     assert Run("SpinFlow/1", str(archive)).code == Run("SpinFlow/1", store).code
+
+
+def test_run_code_of_a_run_stored_without_a_source_is_none(tmp_path: Path) -> None:
+    from tests._storefixture import T, write_run
+
+    path = str(tmp_path / "old.db")
+    write_run(path, "OldFlow", [T("start", artifacts={"x": 1})])  # no source, as before schema 3
+    with Run("OldFlow/1", path) as run:
+        assert run.code is None and run.source is None
