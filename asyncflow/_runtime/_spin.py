@@ -333,7 +333,10 @@ async def spin_task(
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)
     finally:
-        reader.close_reader()
+        # Closing the last connection may checkpoint and remove the -wal file: not on the
+        # loop, and done even when the spin is cancelled.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(reader.close_reader)
 
 
 async def _spin(
