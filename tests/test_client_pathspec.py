@@ -40,7 +40,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     async def main() -> None:
         await SpinFlow(store=path, echo=False).run()
-        await SpinFlow(store=path, echo=False).run(alpha=3)
+        await SpinFlow(store=path, echo=False, tags=["exp"]).run(alpha=3)
         with pytest.raises(StepFailed):
             await FailFlow(store=path, echo=False).run()
 
@@ -140,10 +140,16 @@ def test_no_store_there_is_a_store_error(tmp_path: Path) -> None:
 
 
 def test_a_run_outside_the_namespace_is_refused(store: str) -> None:
-    asyncflow.namespace("user:nobody")
+    asyncflow.namespace("user:nobody")  # no run of the flow in it
     try:
         with pytest.raises(NamespaceMismatchError):
             Run("SpinFlow/1", store)
+        asyncflow.namespace("exp")  # run 2 carries it, run 1 does not
+        assert Run("SpinFlow/2", store).id == "2"
+        with pytest.raises(NamespaceMismatchError, match="run SpinFlow/1 is not in"):
+            Run("SpinFlow/1", store)
+        with pytest.raises(NamespaceMismatchError):
+            Task(Step("SpinFlow/2/end", store).task.pathspec.replace("/2/", "/1/", 1), store)
     finally:
         asyncflow.default_namespace()
 
