@@ -59,6 +59,7 @@ from ._flowspec import FlowSpec as FlowSpec
 from ._runner import RunHandle as RunHandle
 from ._runner import Runner as Runner
 from ._runtime._current import current as current
+from ._runtime._spin import SpinResult as SpinResult
 from ._spec._cards import card as card
 from ._spec._decorators import catch as catch
 from ._spec._decorators import executor as executor
@@ -125,6 +126,7 @@ __all__ = [
     "RunHandle",
     "Runner",
     "RunsLocallyWarning",
+    "SpinResult",
     "Step",
     "StepFailed",
     "StepMutator",

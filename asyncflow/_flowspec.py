@@ -19,6 +19,7 @@ from ._errors import RESUME_HINT, StepFailed, UsageError
 from ._runtime._events import RunEvents
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
+from ._runtime._spin import SpinResult, spin_run_id, spin_task
 from ._runtime._stream import RunStream
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
@@ -182,6 +183,61 @@ class FlowSpec(FlowBase):
         """
         return await self._af_execute({}, ResumeRequest(run_id, step))
 
+    async def spin(
+        self,
+        step: str,
+        *,
+        run_id: str | int,
+        task: str | int | None = None,
+        archive: str | os.PathLike[str] | None = None,
+    ) -> SpinResult:
+        """Run one task of a stored run again, here, with this class's current code for its
+        step: to iterate on a step, or to debug a failed task, without running the flow.
+
+        The task starts from what it started from in run ``run_id``: its parent task's
+        artifacts (a join: every parent task's), its foreach element and index, and the
+        run's parameters, read from this flow's store (or from ``archive``, a run archive
+        read in place, not imported). Nothing is written: the stored run, and the file, stay
+        as they were. ``self.next(...)`` is checked and recorded in the result, and nothing
+        runs after the task. One attempt: ``@retry``, ``@catch`` and ``@timeout`` do not
+        apply; every step runs in this process (a plain one in a worker thread), whatever its
+        ``@executor``, with its ``@environment`` variables set here while it runs. With
+        ``echo`` (the default), the task's output is printed as it runs.
+
+        :param step: the step to run.
+        :param run_id: the run whose task to run again (``"12"`` or ``12``).
+        :param task: the task id; may be left out when the step has one task in that run.
+        :param archive: read the run from this run archive instead of the store.
+        :returns: what the task set or changed (``.artifacts``, name to value), its
+            ``.stdout`` and ``.stderr``, and the steps its ``self.next`` named (``.next``).
+        :raises StepFailed: the step raised (``__cause__``); ``.run`` is the stored run,
+            unchanged, and ``.pathspec`` the task spun.
+        :raises NotFoundError: no such run, step or task, or what the task started from is
+            not stored (the message lists what exists).
+        :raises UsageError: ``run_id`` is not a run id, or the step has several tasks and
+            ``task`` is None (the message lists their ids).
+        :raises FlowValidationError: the flow definition is wrong.
+        :raises UntrustedArtifactError: an input is a pickle nobody vouches for.
+        """
+        graph = FlowSpec._af_graph_cache.get(type(self))
+        if graph is None:
+            graph = await anyio.to_thread.run_sync(type(self)._af_graph)
+        path = self._af_options.store_path if archive is None else os.fspath(archive)
+        number = spin_run_id(graph.name, run_id)
+        echo = self._af_options.echo
+        result = await spin_task(type(self), graph, path, number, step, task, echo=echo)
+        if result.error is not None:
+            error = result.error
+            run = await Run.aopen(f"{graph.name}/{number}", path)  # no connection kept open
+            raise StepFailed(
+                f"step {step!r} failed when spun from task {result.pathspec}: "
+                f"{type(error).__name__}: {str(error).rstrip('.')}. The stored run is "
+                "unchanged; fix the step and spin it again.",
+                run,
+                result.pathspec,
+            ) from error
+        return result
+
     def stream(self, **params: Any) -> RunStream:
         """Run the flow once, yielding its events (``asyncflow.events``) as they happen, in
         order, from ``RunStarted`` to ``RunFinished``.
@@ -220,7 +276,7 @@ class FlowSpec(FlowBase):
             source=FlowSpec._af_source_cache.get(type(self)),
             events=events,
         )
-        run = Run(StoreHandle(self._af_options.store_path), result.row)
+        run = Run._make(StoreHandle(self._af_options.store_path), result.row)
         if result.failure is not None:
             error = result.failure.error
             pathspec = result.failed_pathspec()

@@ -112,7 +112,7 @@ class RunHandle:
         if self._run is None:
             row = await self._store.arun(q.run(self._flow, int(self._run_id)))
             assert row is not None
-            self._run = Run(self._store, row)
+            self._run = Run._make(self._store, row)
         return self._run
 
     async def wait(self) -> Run:

@@ -1573,6 +1573,16 @@ async def _c201(tmp: Path) -> Raised:
         return raised(lambda: handle.events(after=-1)), ("events(after=-1)",)
 
 
+@case("C231", fix="reach it from its flow: Flow(name)[run_id]")
+async def _c231(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    return raised(lambda: asyncflow.Task("Pair/1/start/x", path)), (
+        "Task('Pair/1/start/x')",
+        "task id 'x'",
+        "Flow/run_id/step/task_id",
+    )
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 
@@ -1910,6 +1920,48 @@ async def _l201(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("ASYNCFLOW_PROGRESS='fancy'",)
 
 
+@case("L231", fix="(nothing was stored)")
+async def _l231(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import FailFlow
+
+    path = await spin_store(tmp)
+
+    def command() -> int:
+        return flow_main(FailFlow, ["spin", "boom", "--run-id", "2", "--quiet", "--store", path])
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    first, _, rest = err.getvalue().partition("\n")
+    assert rest.startswith("Traceback (most recent call last):"), rest
+    return CommandLine(first, code), ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
+
+
+@case("L232", fix="pass --force to replace it")
+async def _l232(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    target = tmp / "taken.txt"
+    target.write_text("mine")
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", str(target), "--store", path])
+    assert target.read_text() == "mine"
+    return CommandLine(err.getvalue(), code), (str(target),)
+
+
+@case("L233", fix="name it, as 1/end")
+async def _l233(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.id
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = flow_main(Pair, ["dump", f"1/end/{task}", "-o", str(tmp / "x"), "--store", path])
+    assert not (tmp / "x").exists()
+    return CommandLine(err.getvalue(), code), (f"1/end/{task}",)
+
+
 @case("L251", fix="pip install 'asyncflow[rich]'")
 async def _l251(tmp: Path) -> Raised:
     hidden = ("rich", "rich.console", "rich.live")
@@ -2013,6 +2065,105 @@ async def _m05(tmp: Path) -> Raised:
             release.set()
     assert exc is not None, "resuming a live run was not refused"
     return exc, ("Gated/1", f"process {os.getpid()}")
+
+
+# --- M: spinning a task ---------------------------------------------------------------------
+
+
+async def spin_store(tmp: Path) -> str:
+    from tests.flows.spin_flows import FailFlow, SpinFlow
+
+    path = store_of(tmp)
+    await SpinFlow(store=path, echo=False).run()
+    with contextlib.suppress(StepFailed):
+        await FailFlow(store=path, echo=False).run()
+    return path
+
+
+async def spin_error(
+    flow: type[FlowSpec], path: str, step_name: str, **kwargs: Any
+) -> BaseException:
+    try:
+        await flow(store=path, echo=False).spin(step_name, **kwargs)
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
+@case("M231", fix="Pass one of them")
+async def _m231(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "nope", run_id=1)
+    return exc, ("'nope'", "SpinFlow", "start, train, join, end")
+
+
+@case("M232", fix="Spin one of those, or resume the run to reach 'end'")
+async def _m232(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import FailFlow
+
+    path = await spin_store(tmp)
+    return await spin_error(FailFlow, path, "end", run_id=2), ("FailFlow/2", path, "start, boom")
+
+
+@case("M233", fix="say which one to spin with --task ID (task=ID)")
+async def _m233(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "train", run_id=1)
+    return exc, ("'train'", "SpinFlow/1", "3 tasks", "2, 3, 4")
+
+
+@case("M234", fix="task ids are whole numbers")
+async def _m234(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "train", run_id=1, task="two")
+    return exc, ("'two'", "'train'", "2, 3, 4")
+
+
+@case("M235", fix="Pass one of those")
+async def _m235(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "train", run_id=1, task=9)
+    return exc, ("'train'", "SpinFlow/1", "no task 9", "2, 3, 4")
+
+
+@case("M236", fix="Resume the run instead")
+async def _m236(tmp: Path) -> Raised:
+    from tests.flows import spin_shape
+    from tests.flows.spin_flows import ShapeFlow
+
+    path = store_of(tmp)
+    await ShapeFlow(store=path, echo=False).run()  # start -> end; the class now has a mid
+    exc = await spin_error(spin_shape.ShapeFlow, path, "end", run_id=1)
+    return exc, ("ShapeFlow/1/end/2", "'mid'")
+
+
+@case("M237", fix="and pass one of them")
+async def _m237(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    path = await spin_store(tmp)
+    return await spin_error(SpinFlow, path, "end", run_id=7), ("SpinFlow", "run 7", path)
+
+
+@case("M238", fix="pass the run whose task to spin")
+async def _m238(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    path = await spin_store(tmp)
+    return await spin_error(SpinFlow, path, "end", run_id="last"), ("'last'", "SpinFlow")
+
+
+@case("M239", fix="fix the step and spin it again")
+async def _m239(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import FailFlow
+
+    exc = await spin_error(FailFlow, await spin_store(tmp), "boom", run_id=2)
+    assert isinstance(exc, StepFailed) and isinstance(exc.__cause__, ValueError)
+    return exc, ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
 
 
 # --- A: sharing runs (export, import, archives) -------------------------------------------
@@ -2620,6 +2771,8 @@ async def test_catalogue_line(entry: str, tmp_path: Path) -> None:
     else:
         # For a step's failure, the documented type is that of StepFailed's cause.
         error = exc.__cause__ if isinstance(exc, StepFailed) and entry != "S01" else exc
+        if entry == "M239":  # a spin that failed: StepFailed, whatever the step raised
+            error = exc
         assert type(error).__name__ == line.error, repr(error)
     message = str(exc)
     assert line.pattern.search(message), f"{entry}: the catalogue's text is not in {message!r}"

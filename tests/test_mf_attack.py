@@ -219,7 +219,7 @@ def test_task_artifacts_gives_data_artifacts_by_name(client_folder: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("call", "instead"),
+    ("call", "same"),
     [
         ('Run("ClientFlow/1")', "Flow('ClientFlow')['1']"),
         ('Step("ClientFlow/1/start")', "Flow('ClientFlow')['1']['start']"),
@@ -227,23 +227,19 @@ def test_task_artifacts_gives_data_artifacts_by_name(client_folder: Path) -> Non
         ('DataArtifact("ClientFlow/1/start/1/x")', "Flow('ClientFlow')['1']['start']['1']['x']"),
     ],
 )
-def test_client_object_by_pathspec_is_refused_as_not_yet(
-    client_folder: Path, call: str, instead: str
+def test_client_object_by_pathspec_is_the_one_its_flow_gives(
+    client_folder: Path, call: str, same: str
 ) -> None:
-    # docs/metaflow.md: `Run("Flow/12")` by pathspec is "not yet (issue 13)", and a "not yet"
-    # name is refused with NotSupportedError naming what to do instead, not a TypeError.
+    # docs/metaflow.md: `Run("Flow/12")` by pathspec is "same" (issue 13): the object opened
+    # by pathspec, from the default store, is the one reached from its flow.
     script = f"""\
-        from asyncflow import DataArtifact, NotSupportedError, Run, Step, Task
-        try:
-            {call}
-        except NotSupportedError as exc:
-            print("refused:", exc)
+        from asyncflow import DataArtifact, Flow, Run, Step, Task
+        print({call} == {same}, repr({call}))
     """
     write(client_folder, "by_pathspec.py", script)
     done = run(client_folder, "by_pathspec.py")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("refused:") and "issue 13" in done.stdout, done.stdout
-    assert instead in done.stdout
+    assert done.stdout.startswith("True "), done.stdout
 
 
 K8S_FLOW = """\

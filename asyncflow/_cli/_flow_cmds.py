@@ -43,6 +43,7 @@ from ._format import printable
 from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
 from ._signals import SIGNAL_NAMES, run_under_signals
+from ._spin_cmd import add_spin_command, cmd_spin
 from ._stdout import say, settle_stdout
 
 __all__ = ["flow_main"]
@@ -196,6 +197,7 @@ def _build(flow_cls: type) -> OneLineParser:
     show.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
     sub.add_parser("check", help="validate the flow and exit")
     add_flow_store_commands(sub)
+    add_spin_command(sub)
     return parser
 
 
@@ -412,6 +414,8 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
         return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))
     if args.command in ("dump", "logs"):
         return run_store_command(flow_cls.__name__, args, args.store or args.top_store)
+    if args.command == "spin":
+        return cmd_spin(flow_cls, args, args.store or args.top_store)
     with asyncflow_warnings_as_lines():
         try:
             graph = flow_cls._af_graph()

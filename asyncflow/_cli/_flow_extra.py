@@ -51,11 +51,6 @@ REFUSED: dict[str, tuple[str, str]] = {
         "creates and shows a step's cards",
         "cards are collected but not stored or rendered yet (planned in asyncflow's issue 14)",
     ),
-    "spin": (
-        "re-runs one task from a stored run",
-        "not built yet (planned in asyncflow's issue 13): `python flow.py resume STEP` re-runs "
-        "a step and every step after it",
-    ),
 }
 
 
@@ -80,6 +75,18 @@ def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
         "or one artifact (RUN/STEP/TASK/NAME)",
     )
     dump.add_argument("input_path", metavar="PATHSPEC", help="RUN/STEP[/TASK[/ARTIFACT]]")
+    dump.add_argument(
+        "name", nargs="?", default=None, metavar="ARTIFACT", help="after RUN/STEP/TASK"
+    )
+    dump.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="write one artifact's whole value to FILE (numpy: .npy; bytes as they are; str: "
+        "UTF-8 text; else a pickle)",
+    )
+    dump.add_argument("--force", action="store_true", help="replace FILE if it exists")
     dump.add_argument(
         "--include", default=None, metavar="NAMES", help="only these artifacts (comma-separated)"
     )
@@ -106,9 +113,23 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
     """``python flow.py dump RUN/STEP[/TASK[/ARTIFACT]]``."""
     store = resolve_store_path(store)
     parts = _full(flow_name, args.input_path, (2, 3, 4), "RUN/STEP[/TASK[/ARTIFACT]]")
+    if args.name is not None:
+        if len(parts) != 4:
+            raise BadInput(
+                f"bad pathspec {args.input_path!r}: expected RUN/STEP/TASK before ARTIFACT"
+            )
+        parts.append(args.name)
     if len(parts) == 5:
+        pathspec = "/".join(parts)
         return _cmd_dump(
-            argparse.Namespace(pathspec="/".join(parts), store=store, raw=False, output=None)
+            argparse.Namespace(
+                pathspec=pathspec, store=store, raw=False, output=args.output, force=args.force
+            )
+        )
+    if args.output is not None:
+        raise BadInput(
+            f"-o writes one artifact's value: name it, as {args.input_path}/ARTIFACT or "
+            f"{args.input_path} ARTIFACT (RUN/STEP/TASK and its name)"
         )
     target = _resolve(parts, store)
     only = {n.strip() for n in args.include.split(",")} if args.include else None

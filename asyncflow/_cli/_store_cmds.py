@@ -19,6 +19,7 @@ from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
+from ._dump_file import refuse_existing, write_bytes, write_value
 from ._format import (
     byte_size,
     duration,
@@ -238,31 +239,41 @@ def _cmd_show(args: argparse.Namespace) -> int:
 # --- dump -----------------------------------------------------------------------------------
 
 
-def _cmd_dump(args: argparse.Namespace) -> int:
-    parts = _split(args.pathspec, (3, 5), "Flow/run/step/task/artifact, or Flow/run/artifact")
+def _dump_target(args: argparse.Namespace) -> DataArtifact:
+    shapes = "Flow/run/step/task/artifact, Flow/run/step/task ARTIFACT, or Flow/run/artifact"
+    name = getattr(args, "name", None)
+    parts = _split(args.pathspec, (3, 4, 5) if name is None else (4,), shapes)
+    if len(parts) == 4:
+        if name is None:
+            raise BadInput(f"bad pathspec {args.pathspec!r}: expected {shapes}")
+        parts.append(name)
     if len(parts) == 3:
-        art = Flow(parts[0], args.store)[parts[1]].end_task[parts[2]]
-    else:
-        task = _resolve(parts[:4], args.store)
-        assert isinstance(task, Task)
-        art = task[parts[4]]
+        return Flow(parts[0], args.store)[parts[1]].end_task[parts[2]]
+    task = _resolve(parts[:4], args.store)
+    assert isinstance(task, Task)
+    return task[parts[4]]
+
+
+def _cmd_dump(args: argparse.Namespace) -> int:
+    art = _dump_target(args)
+    force = getattr(args, "force", False)
+    if args.output:
+        refuse_existing(args.output, force)  # before reading a value that may be large
     if args.raw:
         payload = art._raw().payload
         if args.output:
-            with open(args.output, "wb") as f:
-                f.write(payload)
+            write_bytes(args.output, payload, force)
         else:
             sys.stdout.flush()
             sys.stdout.buffer.write(payload)
             sys.stdout.buffer.flush()
         return 0
     value = art.data
-    text = value if isinstance(value, str) else pretty(value)
-    if args.output:  # the value as it is (a str with lone surrogates keeps them escaped)
-        with open(args.output, "w", encoding="utf-8", errors="backslashreplace") as f:
-            f.write(text + "\n")
-    else:
-        print(printable(text))
+    if args.output:  # the whole value, in a form that loads back (see _dump_file)
+        how = write_value(args.output, value, force)
+        print(printable(f"wrote {art.pathspec} to {args.output}: {how}"), file=sys.stderr)
+        return 0
+    print(printable(value if isinstance(value, str) else pretty(value)))
     return 0
 
 
@@ -318,13 +329,23 @@ def add_store_commands(
     )
     show.set_defaults(handler=_cmd_show)
 
-    dump = sub.add_parser("dump", help="print an artifact's value")
+    dump = sub.add_parser("dump", help="print an artifact's value, or write it to a file")
     dump.add_argument(
         "pathspec", metavar="PATHSPEC", help="Flow/run/step/task/artifact (or Flow/run/artifact)"
     )
+    dump.add_argument(
+        "name", nargs="?", default=None, metavar="ARTIFACT", help="after Flow/run/step/task"
+    )
     _store_option(dump)
     dump.add_argument("--raw", action="store_true", help="write the stored payload bytes")
-    dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    dump.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the whole value to FILE: a numpy array as .npy, bytes as they are, a str "
+        "as UTF-8 text, anything else as a pickle",
+    )
+    dump.add_argument("--force", action="store_true", help="replace FILE if it exists")
     dump.set_defaults(handler=_cmd_dump)
 
     # Imported here: these modules use this module's pathspec and option helpers.

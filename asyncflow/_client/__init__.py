@@ -10,6 +10,8 @@ Reads that need no I/O (a step's tasks, a task's record) have no twin.
 sync                                awaitable twin
 ==================================  ===================================================
 ``Flow(name, store)``               ``await Flow.aopen(name, store)``
+``Run("Flow/12", store)``           ``await Run.aopen("Flow/12", store)`` (also ``Step``,
+                                    ``Task``, ``DataArtifact`` by pathspec)
 ``list_flows(store)``               ``await alist_flows(store)``
 ``flow.latest_run``                 ``await flow.alatest_run()``
 ``flow.latest_successful_run``      ``await flow.alatest_successful_run()``
@@ -18,6 +20,7 @@ sync                                awaitable twin
 ``flow[run_id]``                    ``await flow.aget(run_id)``
 ``run_id in flow``                  ``await flow.acontains(run_id)``
 ``run.parameters``                  ``await run.aparameters()``
+``run.code`` / ``run.source``       ``await run.acode()`` / ``await run.asource()``
 ``run[step]``                       ``await run.astep(step)``
 ``list(run)``                       ``await run.asteps()``
 ``run.steps(*tags)``                ``await run.asteps(*tags)``
@@ -52,11 +55,12 @@ tuple, and callable as Metaflow's ``step.tasks(*tags)``), ``list(step)``, ``step
 ``DataView``: both forms share it.
 
 Connections: the sync reads of a flow share one connection, opened on first use and closed
-by ``flow.close()`` (or ``with flow:``). Each awaitable read opens a short-lived connection
-(an aiosqlite thread), unless inside ``async with Flow.aopen(name, store) as flow:`` (or
-``async with flow:``), where they share one: the faster form for many reads. No async
-connection outlives its block: a forgotten aiosqlite connection would keep the interpreter
-from exiting.
+by ``flow.close()`` (or ``with flow:``); an object opened by its pathspec (``Run("Flow/12")``)
+has one of its own, closed by ``run.close()`` (or ``with run:``) or when it is collected.
+Each awaitable read opens a short-lived connection (an aiosqlite thread), unless inside
+``async with Flow.aopen(name, store) as flow:`` (or ``async with flow:``), where they share
+one: the faster form for many reads. No async connection outlives its block: a forgotten
+aiosqlite connection would keep the interpreter from exiting.
 """
 
 from ._data import DataArtifact as DataArtifact

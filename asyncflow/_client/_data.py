@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
@@ -17,10 +17,11 @@ from .._errors import ArtifactLoadError, StoreError
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._rows import ArtifactRow
-from ._messages import refuse_pathspec
+from ._handle import Closing, StoreHandle
 from ._trust import Gate, budget_refusal, decode_budget, refusal
 
 if TYPE_CHECKING:
+    from ._run import StorePath
     from ._task import Task
 
 __all__ = ["ArtifactsView", "DataArtifact", "DataView", "adecode", "decode_blob"]
@@ -155,7 +156,7 @@ class ArtifactsView:
         return f"ArtifactsView({self._task.pathspec!r})"
 
 
-class DataArtifact:
+class DataArtifact(Closing):
     """One artifact of a task: its name, what is stored, and its value on demand.
 
     ``.data`` reads and decodes the value on first access (shared with ``task.data``);
@@ -166,15 +167,53 @@ class DataArtifact:
 
     __slots__ = ("_row", "_task")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        refuse_pathspec(
-            "DataArtifact", args
-        )  # Metaflow's DataArtifact("pathspec"): not yet (issue 13)
-        return super().__new__(cls)
+    _task: Task
+    _row: ArtifactRow
 
-    def __init__(self, task: Task, row: ArtifactRow) -> None:
-        self._task = task
-        self._row = row
+    def __init__(self, pathspec: str, store: StorePath = None, *, trust: bool = False) -> None:
+        """Open artifact ``pathspec`` (``"Flow/12/train/3/score"``), as Metaflow's
+        ``DataArtifact(...)``; the same artifact as ``Flow("Flow", store)["12"]["train"]["3"]
+        ["score"]``. Its value is read when ``.data`` is.
+
+        :param store: the store file; None means the default store, as for ``Flow(name)``.
+        :param trust: as for ``Flow(name, store, trust=True)``.
+        :raises UsageError: ``pathspec`` is not ``Flow/run_id/step/task_id/name``.
+        :raises NotFoundError: no such flow, run, step or task (the message lists what
+            exists); :class:`ArtifactNotFoundError` (a NotFoundError) for no such artifact,
+            listing the task's artifact names.
+        :raises StoreError: there is no store file there.
+
+        The artifact has a store connection of its own (its task's): ``art.close()`` or
+        ``with DataArtifact(...) as art:`` closes it. ``await DataArtifact.aopen(pathspec,
+        store)`` is the awaitable twin.
+        """
+        from ._pathspec import open_path  # that module imports this one
+
+        found = open_path("DataArtifact", pathspec, store, trust)
+        assert isinstance(found, DataArtifact)
+        self._task = found._task
+        self._row = found._row
+
+    @classmethod
+    async def aopen(
+        cls, pathspec: str, store: StorePath = None, *, trust: bool = False
+    ) -> DataArtifact:
+        """The awaitable twin of ``DataArtifact(pathspec, store, trust=trust)``."""
+        from ._pathspec import aopen_path
+
+        found = await aopen_path("DataArtifact", pathspec, store, trust)
+        assert isinstance(found, DataArtifact)
+        return found
+
+    @classmethod
+    def _make(cls, task: Task, row: ArtifactRow) -> DataArtifact:
+        art = cls.__new__(cls)
+        art._task = task
+        art._row = row
+        return art
+
+    def _store_handle(self) -> StoreHandle:
+        return self._task._handle
 
     @property
     def name(self) -> str:
@@ -237,5 +276,5 @@ class DataArtifact:
     def __hash__(self) -> int:
         return hash((self._task, self._row.name))
 
-    def __reduce__(self) -> tuple[type[DataArtifact], tuple[Task, ArtifactRow]]:
-        return (DataArtifact, (self._task, self._row))
+    def __reduce__(self) -> tuple[Any, tuple[Task, ArtifactRow]]:
+        return (DataArtifact._make, (self._task, self._row))

@@ -193,7 +193,7 @@ class Flow:
         :raises NamespaceMismatchError: the run is outside the namespace set.
         """
         plan = self._get_plan(_run_id(self._name, run_id), run_id, get_namespace())
-        return Run(self._handle, self._handle.run(plan))
+        return Run._make(self._handle, self._handle.run(plan))
 
     def __contains__(self, run_id: object) -> bool:
         """Whether the flow has a run with this id."""
@@ -224,7 +224,7 @@ class Flow:
         :raises NotFoundError: no such run of this flow.
         """
         plan = self._get_plan(_run_id(self._name, run_id), run_id, get_namespace())
-        return Run(self._handle, await self._handle.arun(plan))
+        return Run._make(self._handle, await self._handle.arun(plan))
 
     async def acontains(self, run_id: str | int) -> bool:
         """The twin of ``run_id in flow``."""
@@ -288,10 +288,10 @@ class Flow:
         return row is not None and (ns is None or ns in row.tags)
 
     def _first(self, rows: list[RunRow]) -> Run | None:
-        return Run(self._handle, rows[0]) if rows else None
+        return Run._make(self._handle, rows[0]) if rows else None
 
     def _runs(self, rows: list[RunRow]) -> list[Run]:
-        return [Run(self._handle, row) for row in rows]
+        return [Run._make(self._handle, row) for row in rows]
 
     # --- object protocol --------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:

@@ -20,7 +20,8 @@ import threading
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from types import TracebackType
+from typing import Self, TypeVar
 
 import aiosqlite
 import aiosqlite.core
@@ -37,7 +38,7 @@ from .._store._plans import BEGIN_READ, END_READ, Plan, Query, Rows, record_erro
 from .._store._sqlerrors import SQLITE_FAILURES, is_busy, store_error
 from .._store._trust import TrustKey
 
-__all__ = ["StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
+__all__ = ["Closing", "StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
 
 T = TypeVar("T")
 
@@ -345,3 +346,31 @@ class StoreHandle:
             self._shared = None
             with anyio.CancelScope(shield=True):
                 await shared.conn.close()
+
+
+class Closing:
+    """``close()`` and ``with obj:`` for a client object (a run, step, task or artifact):
+    they close the store connection its sync reads share. An object opened by its pathspec
+    (``Run("Flow/12")``) has a connection of its own; one reached through a flow shares the
+    flow's. Later reads reopen it. Without either, it closes when the object is collected."""
+
+    __slots__ = ()
+
+    def _store_handle(self) -> StoreHandle:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the store connection this object's sync reads share (with the flow, run or
+        task it was reached through); a later read opens it again."""
+        self._store_handle().close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

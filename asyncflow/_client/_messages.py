@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from .._errors import ArtifactNotFoundError, NotFoundError, NotSupportedError
+from .._errors import ArtifactNotFoundError, NotFoundError
 from .._store._gc import DELETED_KEY, parse_deleted
 from .._store._plans import Plan, Query
 from .._store._queries import run_ids
@@ -20,35 +20,10 @@ __all__ = [
     "missing_step",
     "missing_task",
     "no_end_task",
-    "refuse_pathspec",
     "unknown_flow",
 ]
 
 _SHOWN = 20
-
-_PATH_PARTS = {"Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
-
-
-def refuse_pathspec(kind: str, args: tuple[object, ...]) -> None:
-    """Refuse Metaflow's ``Run("Flow/12")`` (and ``Step``, ``Task``, ``DataArtifact`` by
-    pathspec), which is not built yet, with what to write instead.
-
-    :raises NotSupportedError: the first argument is a string (a pathspec).
-    """
-    if not args or not isinstance(args[0], str):
-        return
-    parts = args[0].split("/")
-    if len(parts) == _PATH_PARTS[kind] and all(parts):
-        instead = f"Flow({parts[0]!r})" + "".join(f"[{p!r}]" for p in parts[1:])
-    else:
-        instead = "Flow(name)" + "".join(
-            f"[{p}]" for p in ["run_id", "step", "task_id", "name"][: _PATH_PARTS[kind] - 1]
-        )
-    raise NotSupportedError(
-        f"{kind}({args[0]!r}): opening a {kind} by its pathspec is not built yet (planned in "
-        f"asyncflow's issue 13); reach it from its flow instead: {instead}.",
-        kind,
-    )
 
 
 def listing(items: Sequence[str], limit: int = _SHOWN, total: int | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .._spec._ends import stored_end_step
 from .._store import _queries as q
@@ -17,8 +17,8 @@ from .._store._events import Event
 from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
-from ._handle import StoreHandle
-from ._messages import missing_run_plan, missing_step, no_end_task, refuse_pathspec
+from ._handle import Closing, StoreHandle
+from ._messages import missing_run_plan, missing_step, no_end_task
 from ._run_events import aread_events, check_after, read_events
 from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from ._archive import ArchiveManifest
     from ._flow import Flow
 
-__all__ = ["Run", "step_order"]
+__all__ = ["Run", "StorePath", "step_order"]
+
+StorePath = str | os.PathLike[str] | None
 
 
 def step_order(graph: Any) -> list[str]:
@@ -63,7 +65,7 @@ def step_order(graph: Any) -> list[str]:
     return order
 
 
-class Run(RunRecord):
+class Run(RunRecord, Closing):
     """One run of a flow, as recorded when it was looked up (``refresh()`` reads it again).
 
     The record's fields (status, times, tags, graph) need no I/O; parameters, steps and data
@@ -75,15 +77,53 @@ class Run(RunRecord):
 
     __slots__ = ("_end", "_params", "_source")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        refuse_pathspec("Run", args)  # Metaflow's Run("pathspec"): not yet (issue 13)
-        return super().__new__(cls)
+    def __init__(self, pathspec: str, store: StorePath = None, *, trust: bool = False) -> None:
+        """Open run ``pathspec`` (``"Flow/12"``), as Metaflow's ``Run("Flow/12")``; the same
+        run as ``Flow("Flow", store)["12"]``.
 
-    def __init__(self, handle: StoreHandle, row: RunRow) -> None:
-        super().__init__(handle, row)
+        :param store: the store file; None means the default store, as for ``Flow(name)``
+            (inside a step, the run's own; else ``$ASYNCFLOW_STORE``; else the nearest
+            ``asyncflow.db`` in the current directory or a parent).
+        :param trust: as for ``Flow(name, store, trust=True)``.
+        :raises UsageError: ``pathspec`` is not ``Flow/run_id`` (a run id is a whole number).
+        :raises NotFoundError: no such flow or run (the message lists the store's flows, or
+            the flow's runs newest first).
+        :raises NamespaceMismatchError: the run is outside the namespace set.
+        :raises StoreError: there is no store file there.
+
+        The run has a store connection of its own: ``run.close()`` or ``with Run(...) as
+        run:`` closes it (later reads reopen it); otherwise it closes when the run is
+        collected. ``await Run.aopen(pathspec, store)`` is the awaitable twin.
+        """
+        from ._pathspec import open_path  # that module imports this one
+
+        found = open_path("Run", pathspec, store, trust)
+        assert isinstance(found, Run)
+        self._setup(found._handle, found._row)
+
+    @classmethod
+    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Run:
+        """The awaitable twin of ``Run(pathspec, store, trust=trust)``."""
+        from ._pathspec import aopen_path
+
+        found = await aopen_path("Run", pathspec, store, trust)
+        assert isinstance(found, Run)
+        return found
+
+    @classmethod
+    def _make(cls, handle: StoreHandle, row: RunRow) -> Run:
+        run = cls.__new__(cls)
+        run._setup(handle, row)
+        return run
+
+    def _setup(self, handle: StoreHandle, row: RunRow) -> None:
+        RunRecord.__init__(self, handle, row)
         self._params: dict[str, Any] | None = None
         self._end: Task | None = None
         self._source: SourceRecord | None = None
+
+    def _store_handle(self) -> StoreHandle:
+        return self._handle
 
     @property
     def parent(self) -> Flow:
@@ -177,6 +217,29 @@ class Run(RunRecord):
         """
         record = await self._asource_record()
         return None if record is None else (record.path or None)
+
+    @property
+    def code(self) -> str | None:
+        """The flow file's source text as the run ran it: the whole module file that defines
+        the flow class, read when the class was first run in its process, stored with the
+        run (runs of the same text share one stored copy) and carried by its archives.
+
+        None for a flow with no file of its own (defined in ``__main__`` under ``python -c``,
+        or in a notebook cell: :attr:`source` then holds the class's own source), for a file
+        over 8 MiB (not stored), and for runs stored before asyncflow kept sources.
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = self._source_record()
+        return None if record is None or not record.path else record.text
+
+    async def acode(self) -> str | None:
+        """The awaitable twin of :attr:`code`.
+
+        :raises StoreError: the stored source is missing or damaged.
+        """
+        record = await self._asource_record()
+        return None if record is None or not record.path else record.text
 
     def _source_record(self) -> SourceRecord | None:
         sha = self._row.source_sha
@@ -339,14 +402,14 @@ class Run(RunRecord):
 
         :raises NotFoundError: the run is no longer in the store.
         """
-        return Run(self._handle, self._handle.run(self._refresh_plan()))
+        return Run._make(self._handle, self._handle.run(self._refresh_plan()))
 
     async def arefresh(self) -> Run:
         """The twin of :meth:`refresh`.
 
         :raises NotFoundError: the run is no longer in the store.
         """
-        return Run(self._handle, await self._handle.arun(self._refresh_plan()))
+        return Run._make(self._handle, await self._handle.arun(self._refresh_plan()))
 
     # --- the core shared by both forms ------------------------------------------------------
     def _param_what(self, name: str) -> str:
@@ -381,10 +444,10 @@ class Run(RunRecord):
         return rows[0]
 
     def _task(self, row: TaskRow) -> Task:
-        return Task(self._handle, self._row.flow, row)
+        return Task._make(self._handle, self._row.flow, row)
 
     def _step(self, name: str, rows: Sequence[TaskRow]) -> Step:
-        return Step(self, name, tuple(self._task(row) for row in rows))
+        return Step._make(self, name, tuple(self._task(row) for row in rows))
 
     def _steps(self, rows: Sequence[TaskRow]) -> list[Step]:
         by_step: dict[str, list[TaskRow]] = {}
@@ -413,5 +476,5 @@ class Run(RunRecord):
     def __repr__(self) -> str:
         return f"Run({self.pathspec!r})"
 
-    def __reduce__(self) -> tuple[type[Run], tuple[StoreHandle, RunRow]]:
-        return (Run, (self._handle, self._row))
+    def __reduce__(self) -> tuple[Any, tuple[StoreHandle, RunRow]]:
+        return (Run._make, (self._handle, self._row))

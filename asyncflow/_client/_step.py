@@ -5,14 +5,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from ._data import DataArtifact, DataView
-from ._messages import missing_task, refuse_pathspec
+from ._handle import Closing, StoreHandle
+from ._messages import missing_task
 from ._task import Task
 
 if TYPE_CHECKING:
-    from ._run import Run
+    from ._run import Run, StorePath
 
 __all__ = ["Step", "Tasks"]
 
@@ -40,7 +41,7 @@ class Tasks(tuple[Task, ...]):
         return iter(tuple(self))
 
 
-class Step:
+class Step(Closing):
     """The finished tasks of one step of a run, taken when the step was looked up.
 
     Iterating yields every task, ordered by foreach index path (numerically, level by
@@ -50,11 +51,46 @@ class Step:
 
     __slots__ = ("__weakref__", "_name", "_run", "_tasks")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        refuse_pathspec("Step", args)  # Metaflow's Step("pathspec"): not yet (issue 13)
-        return super().__new__(cls)
+    def __init__(self, pathspec: str, store: StorePath = None, *, trust: bool = False) -> None:
+        """Open step ``pathspec`` (``"Flow/12/train"``), as Metaflow's ``Step(...)``; the
+        same step as ``Flow("Flow", store)["12"]["train"]``.
 
-    def __init__(self, run: Run, name: str, tasks: tuple[Task, ...]) -> None:
+        :param store: the store file; None means the default store, as for ``Flow(name)``.
+        :param trust: as for ``Flow(name, store, trust=True)``.
+        :raises UsageError: ``pathspec`` is not ``Flow/run_id/step``.
+        :raises NotFoundError: no such flow, run or step (the message lists what exists:
+            the store's flows, the flow's runs newest first, or the run's steps).
+        :raises StoreError: there is no store file there.
+
+        The step has a store connection of its own (shared with its run and tasks):
+        ``step.close()`` or ``with Step(...) as step:`` closes it.
+        ``await Step.aopen(pathspec, store)`` is the awaitable twin.
+        """
+        from ._pathspec import open_path  # that module imports this one
+
+        found = open_path("Step", pathspec, store, trust)
+        assert isinstance(found, Step)
+        self._setup(found._run, found._name, found._tasks)
+
+    @classmethod
+    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Step:
+        """The awaitable twin of ``Step(pathspec, store, trust=trust)``."""
+        from ._pathspec import aopen_path
+
+        found = await aopen_path("Step", pathspec, store, trust)
+        assert isinstance(found, Step)
+        return found
+
+    @classmethod
+    def _make(cls, run: Run, name: str, tasks: tuple[Task, ...]) -> Step:
+        step = cls.__new__(cls)
+        step._setup(run, name, tasks)
+        return step
+
+    def _store_handle(self) -> StoreHandle:
+        return self._run._handle
+
+    def _setup(self, run: Run, name: str, tasks: tuple[Task, ...]) -> None:
         if not tasks:
             raise ValueError("a Step has at least one task")
         self._run = run
@@ -172,5 +208,5 @@ class Step:
     def __repr__(self) -> str:
         return f"Step({self.pathspec!r})"
 
-    def __reduce__(self) -> tuple[type[Step], tuple[Run, str, tuple[Task, ...]]]:
-        return (Step, (self._run, self._name, self._tasks))
+    def __reduce__(self) -> tuple[Any, tuple[Run, str, tuple[Task, ...]]]:
+        return (Step._make, (self._run, self._name, self._tasks))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from .._spec._settings import Resources
 from .._store import _queries as q
@@ -14,11 +14,12 @@ from .._store._plans import Plan
 from .._store._queries import attempts
 from .._store._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
 from ._data import ArtifactsView, DataArtifact, DataView, adecode, decode_blob
-from ._handle import StoreHandle
-from ._messages import missing_artifact, missing_run_plan, refuse_pathspec
+from ._handle import Closing, StoreHandle
+from ._messages import missing_artifact, missing_run_plan
 from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
+    from ._run import StorePath
     from ._step import Step
 
 __all__ = ["Task", "utc"]
@@ -29,7 +30,7 @@ def utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
-class Task:
+class Task(Closing):
     """One finished task (only finished tasks are stored).
 
     Everything but the captured output and the artifacts comes from the snapshot taken when
@@ -39,11 +40,47 @@ class Task:
 
     __slots__ = ("_data", "_flow", "_handle", "_index", "_logs", "_row", "_step")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        refuse_pathspec("Task", args)  # Metaflow's Task("pathspec"): not yet (issue 13)
-        return super().__new__(cls)
+    def __init__(self, pathspec: str, store: StorePath = None, *, trust: bool = False) -> None:
+        """Open task ``pathspec`` (``"Flow/12/train/3"``), as Metaflow's ``Task(...)``; the
+        same task as ``Flow("Flow", store)["12"]["train"]["3"]``.
 
-    def __init__(self, handle: StoreHandle, flow: str, row: TaskRow) -> None:
+        :param store: the store file; None means the default store, as for ``Flow(name)``.
+        :param trust: as for ``Flow(name, store, trust=True)``.
+        :raises UsageError: ``pathspec`` is not ``Flow/run_id/step/task_id`` (ids are whole
+            numbers).
+        :raises NotFoundError: no such flow, run, step or task (the message lists what
+            exists: the store's flows, the flow's runs newest first, the run's steps, or the
+            step's task ids).
+        :raises StoreError: there is no store file there.
+
+        The task has a store connection of its own: ``task.close()`` or ``with Task(...)
+        as task:`` closes it. ``await Task.aopen(pathspec, store)`` is the awaitable twin.
+        """
+        from ._pathspec import open_path  # that module imports this one
+
+        found = open_path("Task", pathspec, store, trust)
+        assert isinstance(found, Task)
+        self._setup(found._handle, found._flow, found._row)
+
+    @classmethod
+    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Task:
+        """The awaitable twin of ``Task(pathspec, store, trust=trust)``."""
+        from ._pathspec import aopen_path
+
+        found = await aopen_path("Task", pathspec, store, trust)
+        assert isinstance(found, Task)
+        return found
+
+    @classmethod
+    def _make(cls, handle: StoreHandle, flow: str, row: TaskRow) -> Task:
+        task = cls.__new__(cls)
+        task._setup(handle, flow, row)
+        return task
+
+    def _store_handle(self) -> StoreHandle:
+        return self._handle
+
+    def _setup(self, handle: StoreHandle, flow: str, row: TaskRow) -> None:
         self._handle = handle
         self._flow = flow
         self._row = row
@@ -115,9 +152,10 @@ class Task:
         from ._step import Step
 
         tasks = tuple(
-            self if row.id == self._row.id else Task(self._handle, self._flow, row) for row in rows
+            self if row.id == self._row.id else Task._make(self._handle, self._flow, row)
+            for row in rows
         )
-        return Step(Run(self._handle, run_row), self._row.step, tasks or (self,))
+        return Step._make(Run._make(self._handle, run_row), self._row.step, tasks or (self,))
 
     @property
     def foreach_indices(self) -> tuple[int, ...]:
@@ -262,7 +300,7 @@ class Task:
 
         :raises ArtifactNotFoundError: the task has no such artifact (a KeyError).
         """
-        return DataArtifact(self, self._find(self._artifact_index(), name))
+        return DataArtifact._make(self, self._find(self._artifact_index(), name))
 
     def __contains__(self, name: object) -> bool:
         """Whether the task has an artifact of that name (reads no value)."""
@@ -270,7 +308,7 @@ class Task:
 
     def __iter__(self) -> Iterator[DataArtifact]:
         """The task's artifacts, by name (reads no value)."""
-        return iter([DataArtifact(self, row) for row in self._artifact_index().values()])
+        return iter([DataArtifact._make(self, row) for row in self._artifact_index().values()])
 
     # --- artifacts: async twins -------------------------------------------------------------
     async def adata(self, name: str) -> Any:
@@ -292,7 +330,7 @@ class Task:
 
         :raises ArtifactNotFoundError: the task has no such artifact.
         """
-        return DataArtifact(self, self._find(await self._aartifact_index(), name))
+        return DataArtifact._make(self, self._find(await self._aartifact_index(), name))
 
     async def anames(self) -> list[str]:
         """The names of the task's artifacts, sorted; the twin of ``list(task.data)``."""
@@ -304,7 +342,7 @@ class Task:
 
     async def aartifacts(self) -> list[DataArtifact]:
         """The task's artifacts, by name; the twin of ``list(task)``."""
-        return [DataArtifact(self, row) for row in (await self._aartifact_index()).values()]
+        return [DataArtifact._make(self, row) for row in (await self._aartifact_index()).values()]
 
     # --- the core shared by both forms ------------------------------------------------------
     def _index_plan(self) -> Plan[dict[str, ArtifactRow]]:
@@ -385,5 +423,5 @@ class Task:
     def __repr__(self) -> str:
         return f"Task({self.pathspec!r})"
 
-    def __reduce__(self) -> tuple[type[Task], tuple[StoreHandle, str, TaskRow]]:
-        return (Task, (self._handle, self._flow, self._row))
+    def __reduce__(self) -> tuple[Any, tuple[StoreHandle, str, TaskRow]]:
+        return (Task._make, (self._handle, self._flow, self._row))

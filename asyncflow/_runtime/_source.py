@@ -18,16 +18,20 @@ import tokenize
 
 from .._codecs import CodecError, Encoded, encode
 
-__all__ = ["capture_source", "read_source"]
+__all__ = ["MAX_SOURCE_BYTES", "capture_source", "read_source"]
+
+# A module file larger than this is not stored (the class's own source is, as for a cell).
+MAX_SOURCE_BYTES = 8 << 20
 
 
 def read_source(flow_cls: type) -> tuple[str, str] | None:
     """``(path, text)`` of the code that defines ``flow_cls``, or None if none is readable.
 
     ``path`` is the absolute path of the module file, or ``""`` when only the class's own
-    source could be read (from Python's line cache, as for a notebook cell). The file is read
-    with the encoding its coding declaration names (UTF-8 by default). Blocking: call it in a
-    worker thread from async code.
+    source could be read (from Python's line cache, as for a notebook cell, or for a module
+    file over :data:`MAX_SOURCE_BYTES`). The file is read with the encoding its coding
+    declaration names (UTF-8 by default). Blocking: call it in a worker thread from async
+    code.
     """
     try:
         file = inspect.getsourcefile(flow_cls)
@@ -35,6 +39,8 @@ def read_source(flow_cls: type) -> tuple[str, str] | None:
         file = None
     if file:
         try:
+            if os.path.getsize(file) > MAX_SOURCE_BYTES:
+                raise OSError("too large to store with every run")
             with tokenize.open(file) as fh:
                 return os.path.abspath(file), fh.read()
         except (OSError, SyntaxError, UnicodeDecodeError):

@@ -25,6 +25,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "run",
         "resume",
         "stream",
+        "spin",
         "main",
     }
 )

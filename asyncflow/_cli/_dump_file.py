@@ -1,0 +1,84 @@
+"""``dump ... -o FILE``: an artifact's whole value written to a file, in a form that loads back.
+
+=====================  ====================================  ============================
+value                  FILE holds                            read it back with
+=====================  ====================================  ============================
+numpy array            ``.npy`` (``numpy.save``, no pickle)  ``numpy.load(FILE)``
+bytes, bytearray       the bytes as they are                 ``open(FILE, "rb").read()``
+str                    the text, UTF-8, nothing added        ``open(FILE).read()``
+anything else          a pickle (protocol 5)                 ``pickle.load(open(FILE, "rb"))``
+=====================  ====================================  ============================
+
+A numpy array of Python objects (dtype ``object``) is pickled too. The file is written next
+to its final name and moved there when complete, so a failed dump leaves no half file; an
+existing file is replaced only with ``--force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from typing import IO, Any
+
+__all__ = ["refuse_existing", "write_bytes", "write_value"]
+
+
+def refuse_existing(path: str, force: bool) -> None:
+    """Raise unless ``path`` may be written.
+
+    :raises FileExistsError: ``path`` exists and ``force`` is False (exit code 2).
+    """
+    if os.path.lexists(path) and not force:
+        raise FileExistsError(
+            f"{path!r} exists already; dump writes a new file: choose another name, or pass "
+            "--force to replace it."
+        )
+
+
+def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object]) -> None:
+    refuse_existing(path, force)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def write_bytes(path: str, data: bytes | bytearray | memoryview | mmap.mmap, force: bool) -> None:
+    """Write ``data`` to ``path`` as it is (``--raw``).
+
+    :raises FileExistsError: ``path`` exists and ``force`` is False.
+    """
+    _write(path, force, lambda fh: fh.write(data))
+
+
+def write_value(path: str, value: Any, force: bool) -> str:
+    """Write ``value`` to ``path`` (see the module doc); return how to read it back.
+
+    :raises FileExistsError: ``path`` exists and ``force`` is False.
+    :raises OSError: the file cannot be written.
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        _write(path, force, lambda fh: fh.write(value))
+        return "the bytes as they are"
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        _write(path, force, lambda fh: fh.write(data))
+        return "UTF-8 text"
+    if type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
+        import numpy as np
+
+        if value.dtype != object:
+            _write(path, force, lambda fh: np.save(fh, value, allow_pickle=False))
+            return "a numpy .npy file: numpy.load(FILE)"
+    _write(path, force, lambda fh: pickle.dump(value, fh, protocol=5))
+    return "a pickle: pickle.load(open(FILE, 'rb'))"

@@ -1,0 +1,395 @@
+"""``spin``: one stored task run again with the current code, from a store or an archive,
+leaving the file byte-identical (its sha256) and no write-ahead log behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from asyncflow import (
+    NotFoundError,
+    Run,
+    SpinResult,
+    Step,
+    StepFailed,
+    StoreError,
+    UntrustedArtifactError,
+    UsageError,
+)
+
+FLOW = '''\
+    import sys
+    from typing import Any
+
+    from asyncflow import FlowSpec, Parameter, current, step
+
+
+    class Marker:
+        """Unpickling one writes the file it names: proof that a pickle was loaded."""
+
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def __reduce__(self) -> Any:
+            return (touch, (self.path,))
+
+
+    def touch(path: str) -> "Marker":
+        if path:
+            with open(path, "a") as fh:
+                fh.write("unpickled\\n")
+        return Marker(path)
+
+
+    class IterFlow(FlowSpec):
+        alpha = Parameter("alpha", default=2)
+        marker = Parameter("marker", default="")
+
+        @step
+        def start(self) -> None:
+            self.items = [10, 20, 30]
+            self.obj = Marker(self.marker)
+            self.next(self.train, foreach="items")
+
+        @step
+        def train(self) -> None:
+            self.score = self.input * self.alpha  # «train»
+            print(f"train {current.task_id} of {current.run_id}: {self.score}")
+            print("a warning", file=sys.stderr)
+            self.next(self.join)
+
+        @step
+        def join(self, inputs: Any) -> None:
+            self.total = sum(i.score for i in inputs)  # «join»
+            self.merge_artifacts(inputs, include=["obj"])
+            self.next(self.end)
+
+        @step
+        def end(self) -> None:
+            self.kind = type(self.obj).__name__  # «end»
+
+
+    if __name__ == "__main__":
+        IterFlow()
+'''
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def companions(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name + "-"))
+
+
+def write_flow(folder: Path, **changes: str) -> Path:
+    text = textwrap.dedent(FLOW)
+    for mark, line in changes.items():
+        lines = text.splitlines(keepends=True)
+        at = next(i for i, ln in enumerate(lines) if f"# «{mark}»" in ln)
+        indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+        lines[at] = f"{indent}{line}  # «{mark}»\n"
+        text = "".join(lines)
+    path = folder / "iter_flow.py"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def flow_cmd(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "iter_flow.py", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def ran(tmp_path: Path) -> Path:
+    """A folder with iter_flow.py and runs.db holding run 1 (succeeded), written by another
+    process, so the store is one closed file."""
+    write_flow(tmp_path)
+    done = flow_cmd(tmp_path, "run", "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    assert companions(tmp_path / "runs.db") == []
+    return tmp_path
+
+
+def train_ids(store: Path) -> list[str]:
+    with Step("IterFlow/1/train", str(store)) as step:  # its connection closed at once
+        return [t.id for t in step.tasks]
+
+
+def load_flow(folder: Path) -> type:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"iter_flow_{id(folder)}", folder / "iter_flow.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.IterFlow  # type: ignore[no-any-return]
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+def test_spin_runs_the_current_code_of_one_task_and_leaves_the_store_byte_identical(
+    ran: Path,
+) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    second = train_ids(store)[1]
+    write_flow(ran, train="self.score = self.input * 100")  # the step is edited after the run
+    done = flow_cmd(ran, "spin", "train", "--run-id", "1", "--task", second, "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    assert f"train {second} of 1: 2000" in done.stdout  # its own output, from the new code
+    assert "a warning" in done.stderr
+    assert f"spun IterFlow/1/train/{second} (nothing was stored)" in done.stdout
+    assert "  score = 2000" in done.stdout
+    assert "next: join" in done.stdout
+    assert sha256(store) == before
+    assert companions(store) == []  # no -wal or -shm left behind
+    with Run("IterFlow/1", str(store)) as run:
+        assert run["train"][second].data.score == 40  # as it ran
+
+
+def test_spin_a_join_reads_every_parent_task(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, join="self.total = [i.score for i in inputs]")
+    done = flow_cmd(ran, "--store", "runs.db", "spin", "join", "--run-id", "1")
+    assert done.returncode == 0, done.stderr
+    assert "  total = [20, 40, 60]" in done.stdout
+    assert sha256(store) == before and companions(store) == []
+
+
+def test_spin_of_a_foreach_step_needs_the_task_and_lists_the_ids(ran: Path) -> None:
+    done = flow_cmd(ran, "spin", "train", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 2
+    ids = ", ".join(train_ids(ran / "runs.db"))
+    assert f"has 3 tasks; say which one to spin with --task ID (task=ID): {ids}." in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_failing_spin_prints_the_error_and_traceback_exits_1_and_stores_nothing(
+    ran: Path,
+) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, join="raise ValueError('join broke')")
+    done = flow_cmd(ran, "spin", "join", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 1, done.stderr
+    assert "error: step 'join' failed when spun from task IterFlow/1/join/" in done.stderr
+    assert "ValueError: join broke (nothing was stored)" in done.stderr
+    assert "Traceback (most recent call last):" in done.stderr
+    assert 'iter_flow.py", line' in done.stderr and "in join" in done.stderr
+    assert "_attempt.py" not in done.stderr  # the step's own frames, not the machinery's
+    assert sha256(store) == before and companions(store) == []
+    assert Run("IterFlow/1", str(store)).successful
+
+
+def test_spin_from_an_archive_reads_it_in_place(ran: Path) -> None:
+    archive = ran / "one.afrun"
+    exported = subprocess.run(
+        [sys.executable, "-m", "asyncflow", "export", "IterFlow/1", "-o", str(archive),
+         "--store", str(ran / "runs.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    (ran / "runs.db").unlink()  # the store is gone: only the archive holds the run
+    before = sha256(archive)
+    write_flow(ran, end="self.kind = 'from the archive'")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun")
+    assert done.returncode == 0, done.stderr
+    assert "  kind = 'from the archive'" in done.stdout
+    assert sha256(archive) == before and companions(archive) == []
+    assert not (ran / "runs.db").exists() and not (ran / "asyncflow.db").exists()
+
+
+def test_a_tampered_archive_value_is_refused_by_spin(ran: Path) -> None:
+    archive = ran / "one.afrun"
+    exported = subprocess.run(
+        [sys.executable, "-m", "asyncflow", "export", "IterFlow/1", "-o", str(archive),
+         "--store", str(ran / "runs.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    with Run("IterFlow/1", str(archive)) as run:
+        items = run["start"].task["items"]
+    with sqlite3.connect(archive) as conn:  # the list the foreach split, edited in place
+        (payload,) = conn.execute(
+            "SELECT data FROM blobs WHERE sha = ?", (bytes.fromhex(items.sha),)
+        ).fetchone()
+        changed = bytes(payload).replace(b"\x1e", b"\x1f")  # 30 -> 31
+        assert changed != bytes(payload)
+        conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (changed, bytes.fromhex(items.sha)))
+    conn.close()
+    last = train_ids(archive)[2]
+    done = flow_cmd(ran, "spin", "train", "--run-id", "1", "--task", last, "--archive", "one.afrun")
+    assert done.returncode == 2, done.stdout
+    assert "do not match its hash" in done.stderr and "one.afrun" in done.stderr
+    assert "train " not in done.stdout  # the step never ran
+
+
+# --- the API --------------------------------------------------------------------------------
+
+
+def test_flow_spin_returns_what_the_task_set_and_stores_nothing(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, train="self.score, self.extra = -self.input, 'new'")
+    flow_cls = load_flow(ran)
+    first = train_ids(store)[0]
+
+    async def main() -> SpinResult:
+        return await flow_cls(store=str(store), echo=False).spin("train", run_id="1", task=first)  # type: ignore[no-any-return]
+
+    result = anyio.run(main)
+    assert isinstance(result, SpinResult) and result.ok
+    assert result.artifacts == {"extra": "new", "score": -10}
+    assert result.stdout == f"train {first} of 1: -10\n" and result.stderr == "a warning\n"
+    assert result.next == ("join",) and result.pathspec == f"IterFlow/1/train/{first}"
+    assert sha256(store) == before and companions(store) == []
+
+
+def test_flow_spin_of_a_failing_step_raises_step_failed_and_stores_nothing(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, end="raise KeyError('gone')")
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(store), echo=False).spin("end", run_id=1)
+
+    with pytest.raises(StepFailed) as info:
+        anyio.run(main)
+    assert isinstance(info.value.__cause__, KeyError)
+    assert info.value.run.pathspec == "IterFlow/1" and "/end/" in info.value.pathspec
+    assert "The stored run is unchanged" in str(info.value)
+    assert sha256(store) == before and companions(store) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "said"),
+    [
+        ({"step": "nope", "run_id": 1}, NotFoundError, "its steps: start, train, join, end"),
+        ({"step": "end", "run_id": 9}, NotFoundError, "has no run 9"),
+        ({"step": "end", "run_id": "x"}, UsageError, "'x' is not a run id of IterFlow"),
+        ({"step": "end", "run_id": 1, "task": 999}, NotFoundError, "has no task 999; its tasks:"),
+        ({"step": "end", "run_id": 1, "task": "a"}, UsageError, "'a' is not a task id"),
+        ({"step": "train", "run_id": 1}, UsageError, "has 3 tasks"),
+    ],
+)
+def test_spin_errors_say_what_exists(
+    ran: Path, kwargs: dict[str, object], error: type, said: str
+) -> None:
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(ran / "runs.db"), echo=False).spin(**kwargs)
+
+    with pytest.raises(error) as info:
+        anyio.run(main)
+    assert said in str(info.value)
+
+
+def test_spin_of_a_step_the_run_did_not_reach_lists_the_steps_with_tasks(ran: Path) -> None:
+    write_flow(ran, train="raise RuntimeError('stop here')")
+    done = flow_cmd(ran, "run", "--store", "runs.db")
+    assert done.returncode != 0
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(ran / "runs.db"), echo=False).spin("join", run_id=2)
+
+    with pytest.raises(NotFoundError) as info:
+        anyio.run(main)
+    assert "step 'join' has no task to spin in run IterFlow/2" in str(info.value)
+    assert "steps with tasks: start, train" in str(info.value)
+
+
+def test_spin_never_unpickles_a_value_signed_by_someone_else(
+    ran: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Another user's run (their key) stored a pickle whose unpickling writes a marker file;
+    # spinning the step that reads it here must refuse it before anything is unpickled.
+    other = tmp_path_factory.mktemp("other")
+    marker = other / "marker.txt"
+    env = {"ASYNCFLOW_KEY_FILE": str(other / "their.key")}
+    done = flow_cmd(ran, "run", "--store", "theirs.db", "--marker", str(marker), env=env)
+    assert done.returncode == 0, done.stderr
+    marker.unlink(missing_ok=True)  # their run read it (their key): start from nothing
+    store = ran / "theirs.db"
+    before = sha256(store)
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(store), echo=False).spin("end", run_id=1)
+
+    with pytest.raises(StepFailed) as info:
+        anyio.run(main)
+    assert isinstance(info.value.__cause__, UntrustedArtifactError)
+    assert not marker.exists()
+    assert sha256(store) == before
+
+
+def test_spin_of_a_missing_store_is_a_store_error(tmp_path: Path) -> None:
+    write_flow(tmp_path)
+    flow_cls = load_flow(tmp_path)
+
+    async def main() -> None:
+        await flow_cls(store=str(tmp_path / "none.db"), echo=False).spin("end", run_id=1)
+
+    with pytest.raises(StoreError):
+        anyio.run(main)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_spin_is_one_attempt_in_this_process_whatever_the_step_s_policies(
+    tmp_path: Path,
+) -> None:
+    from tests.flows.spin_flows import PolicyFlow
+
+    path, log = str(tmp_path / "runs.db"), tmp_path / "attempts.txt"
+
+    async def main() -> tuple[SpinResult, BaseException]:
+        await PolicyFlow(store=path, echo=False).run(log=str(log))
+        ok = await PolicyFlow(store=path, echo=False).spin("work", run_id=1)
+        with pytest.raises(StepFailed) as info:
+            await PolicyFlow(store=path, echo=False).run(fail=True, log=str(log))
+        log.unlink()
+        try:
+            await PolicyFlow(store=path, echo=False).spin("work", run_id=2)
+        except StepFailed as exc:
+            return ok, exc
+        raise AssertionError(f"the spin did not fail ({info.value})")
+
+    ok, error = anyio.run(main)
+    assert ok.artifacts["pid"] == os.getpid()  # @executor("process"): it ran here
+    assert isinstance(error.__cause__, RuntimeError)
+    assert log.read_text() == "attempt\n"  # once: @retry(times=3) does not apply
+    with Step("PolicyFlow/2/work", path) as step:
+        assert step.task.retry_count == 3  # where the run tried 4 times
+
+
+def test_spin_prints_values_cut_to_200_characters(ran: Path) -> None:
+    write_flow(ran, end="self.kind = 'y' * 1000")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("  kind = ")]
+    assert len(line) <= len("  kind = ") + 200 and "..." in line
