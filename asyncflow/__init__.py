@@ -60,6 +60,9 @@ from ._runner import RunHandle as RunHandle
 from ._runner import Runner as Runner
 from ._runtime._current import current as current
 from ._spec._cards import card as card
+from ._spec._config import Config as Config
+from ._spec._config import ConfigValue as ConfigValue
+from ._spec._config import config_expr as config_expr
 from ._spec._decorators import catch as catch
 from ._spec._decorators import executor as executor
 from ._spec._decorators import retry as retry
@@ -103,6 +106,8 @@ __all__ = [
     "ArtifactLoadError",
     "ArtifactNotFoundError",
     "ArtifactSerializationError",
+    "Config",
+    "ConfigValue",
     "AsyncflowError",
     "AsyncflowWarning",
     "DataArtifact",
@@ -144,6 +149,7 @@ __all__ = [
     "batch",
     "card",
     "catch",
+    "config_expr",
     "conda",
     "conda_base",
     "current",
