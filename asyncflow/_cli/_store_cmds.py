@@ -17,6 +17,7 @@ from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
+from .._version import __version__
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
 from ._format import (
@@ -342,6 +343,7 @@ def add_store_commands(
 def build_parser() -> OneLineParser:
     """The ``asyncflow`` command's parser."""
     parser = OneLineParser(prog=PROG, description="Look into an asyncflow store.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
     )
