@@ -25,7 +25,6 @@ in ``__str__`` and says what went wrong and what to do.
 from __future__ import annotations
 
 import shlex
-
 from typing import Any
 
 __all__ = [
@@ -133,7 +132,7 @@ class ArtifactSerializationError(AsyncflowError):
         return self.args[2]  # type: ignore[no-any-return]
 
 
-def store_option(path: str) -> str:
+def store_option(path: str | None) -> str:
     """`` --store PATH``: what a command printed in a message needs to find the store
     (every hint that prints a command names its store, wherever the reader's shell is)."""
     return f" --store {shlex.quote(path)}" if path else ""

@@ -65,11 +65,12 @@ def _kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     $JUPYTER_PATH, searched before the user's and the system's kernels)."""
     folder = tmp_path / "jupyter" / "kernels" / "asyncflow-test"
     folder.mkdir(parents=True)
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
     spec = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "asyncflow test",
         "language": "python",
-        "env": {"PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))},
+        "env": {"PYTHONPATH": path},
     }
     (folder / "kernel.json").write_text(json.dumps(spec))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))

@@ -25,8 +25,8 @@ from ._format import printable
 
 __all__ = [
     "add_config_options",
-    "config_options_given",
     "config_lines",
+    "config_options_given",
     "given_configs",
     "read_for_show",
     "with_cli_configs",
@@ -63,7 +63,7 @@ def add_config_options(parser: argparse.ArgumentParser, *, prefix: str, file_too
 
 
 def _pairs(args: argparse.Namespace, dest: str) -> list[tuple[str, str]]:
-    return [tuple(pair) for pair in getattr(args, dest, None) or ()]  # type: ignore[misc]
+    return [(pair[0], pair[1]) for pair in getattr(args, dest, None) or ()]
 
 
 def _level(args: argparse.Namespace, prefix: str) -> dict[str, tuple[str, str]]:

@@ -23,7 +23,6 @@ import anyio
 import anyio.abc
 
 from .._errors import RESUME_HINT, AsyncflowError, StepFailed
-from .._version import __version__
 from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
@@ -33,6 +32,7 @@ from .._spec._params import Parameter
 from .._spec._project import project_of
 from .._spec._resolve import parameters_of
 from .._store._store import Store
+from .._version import __version__
 from ._config_opts import (
     add_config_options,
     config_lines,

@@ -17,9 +17,9 @@ from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
-from .._version import __version__
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
+from .._version import __version__
 from ._format import (
     byte_size,
     duration,

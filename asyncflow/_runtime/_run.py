@@ -13,7 +13,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import anyio
@@ -67,7 +67,7 @@ class RunOptions:
     # Decorators added to every step that lacks them, for this run only (``--with``).
     decorate: tuple[DecoSpec, ...] = ()
     project: tuple[str, str] | None = None  # (@project name, branch) of a project's run
-    configs: ConfigSources = ConfigSources()  # what the run was given for its Configs
+    configs: ConfigSources = field(default_factory=ConfigSources)  # given for its Configs
 
 
 @dataclass(frozen=True, slots=True)

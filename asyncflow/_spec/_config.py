@@ -130,7 +130,7 @@ class ConfigExpr:
         :raises ParameterError: the expression fails (a key the config lacks, say).
         """
         try:
-            return eval(self._code, {"__builtins__": {}}, dict(configs))  # noqa: S307
+            return eval(self._code, {"__builtins__": {}}, dict(configs))
         except Exception as exc:
             known = ", ".join(sorted(configs)) or "none"
             raise ParameterError(
@@ -321,7 +321,7 @@ def parse_config(config: Config, text: str | Mapping[str, Any], where: str, flow
         except json.JSONDecodeError as exc:
             raise ParameterError(
                 f"{what}: {where} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                f'{exc.colno}); fix it, or give another with --config {config.name} FILE or '
+                f"{exc.colno}); fix it, or give another with --config {config.name} FILE or "
                 f"--config-value {config.name} '{{...}}'.",
                 config.name,
             ) from None
