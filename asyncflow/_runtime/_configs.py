@@ -161,20 +161,19 @@ async def read_configs(flow_cls: type, flow: str, sources: ConfigSources) -> Run
 def _stored_value(store: Store, sha: bytes, config: Config, flow: str) -> Any:
     """A config value stored with the origin (plain data only). Blocking."""
     raw = store.read_raw(sha)
+    problem = None
     if raw.encoding == PICKLE or len(raw.payload) > CONFIG_MAX_BYTES:
-        raise ParameterError(
-            f"Config {config.name!r} of flow {flow}: the value stored with the run being "
-            "resumed is not plain data, so a config_expr cannot read it; start a new run.",
-            config.name,
-        )
-    try:
-        return decode(raw.encoding, raw.meta, raw.payload)
-    except CodecError as exc:
-        raise ParameterError(
-            f"Config {config.name!r} of flow {flow}: the value stored with the run being "
-            f"resumed cannot be read ({exc}); start a new run.",
-            config.name,
-        ) from None
+        problem = "it is not plain data"
+    else:
+        try:
+            return decode(raw.encoding, raw.meta, raw.payload)
+        except CodecError as exc:
+            problem = str(exc)
+    raise ParameterError(
+        f"Config {config.name!r} of flow {flow}: a config_expr needs the value stored with the "
+        f"run being resumed, which cannot be read as plain data ({problem}); start a new run.",
+        config.name,
+    )
 
 
 async def resume_configs(

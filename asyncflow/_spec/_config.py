@@ -130,7 +130,8 @@ class ConfigExpr:
         :raises ParameterError: the expression fails (a key the config lacks, say).
         """
         try:
-            return eval(self._code, {"__builtins__": {}}, dict(configs))
+            # The flow author's own expression (a decorator argument of their class).
+            return eval(self._code, {}, dict(configs))
         except Exception as exc:
             known = ", ".join(sorted(configs)) or "none"
             raise ParameterError(
@@ -418,6 +419,10 @@ class PendingDecorator:
     name: str
     arguments: tuple[tuple[str, Any], ...]
     text: str  # as written, for messages: @retry(times=config_expr('cfg.retries'))
+
+    def from_configs(self) -> frozenset[str]:
+        """The names of the arguments given as config_expr."""
+        return frozenset(k for k, v in self.arguments if isinstance(v, ConfigExpr))
 
     def resolved(self, configs: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments with each config_expr evaluated against ``configs``."""

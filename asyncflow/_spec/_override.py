@@ -128,7 +128,8 @@ def apply_config_exprs(graph: FlowGraph, configs: Mapping[str, Any]) -> FlowGrap
                 try:
                     info = _carried(info, DecoSpec(deco.name, kwargs, deco.text))
                 except FlowValidationError as exc:
-                    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None)
+                    exprs = deco.from_configs()
+                    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k in exprs)
                     raise FlowValidationError(
                         f"step {info.name!r} ({info.where}): {deco.text} gave "
                         f"@{deco.name}({given}) with this run's configs: {exc}",
