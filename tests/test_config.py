@@ -326,7 +326,7 @@ def test_show_and_check_print_the_configs_as_a_run_would_read_them(flow_file: Pa
     assert out.returncode == 0, out.stderr
     assert out.stdout == 'CfgFlow is valid: 2 steps.\nconfig cfg: {"who": "checked"}\n'
     out = cli(flow_file, "--config-value", "cfg", '{"retries": -2}', "check")
-    assert out.returncode == 2 and "gave @retry(times=-2," in out.stderr
+    assert out.returncode == 2 and "gave @retry(times=-2) with this run" in out.stderr
 
 
 def test_resume_reuses_the_stored_config_and_never_reads_the_file_again(flow_file: Path) -> None:
