@@ -1,7 +1,7 @@
 """A flow configured by a JSON file: settings in every step and in decorator arguments.
 
-    python examples/config.py run                                   # reads config.json
-    python examples/config.py --config-value train '{"rates": [0.2], "retries": 0}' run
+python examples/config.py run                                   # reads config.json
+python examples/config.py --config-value train '{"rates": [0.2], "retries": 0}' run
 """
 
 from asyncflow import Config, FlowSpec, config_expr, current, retry, step

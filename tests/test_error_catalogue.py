@@ -1537,7 +1537,7 @@ async def _o195(tmp: Path) -> Raised:
     return made, ("Pair", other, store_of(tmp))
 
 
-@case("O241", fix="such as config={\"cfg\": {\"lr\": 0.1}}")
+@case("O241", fix='such as config={"cfg": {"lr": 0.1}}')
 async def _o241(tmp: Path) -> Raised:
     return raised(lambda: ccf.Configured(config=["cfg"])), ("['cfg']",)  # type: ignore[arg-type]
 
