@@ -378,3 +378,14 @@ async def test_resume_in_code_reuses_the_config_by_hash(tmp_path: Path) -> None:
     assert run.data.first == 1 and run.data.last == 1  # the origin's config, not the file's
     again = await flow.run()
     assert again.data.last == 2  # a new run reads the file
+
+
+def test_a_fifo_or_a_folder_given_as_a_config_file_is_refused_without_waiting(
+    flow_file: Path,
+) -> None:
+    fifo = flow_file.parent / "pipe.json"
+    os.mkfifo(fifo)  # no writer: opening it for reading would wait forever
+    for path in (fifo, flow_file.parent):
+        out = cli(flow_file, "--config", "cfg", str(path), "run", "--store", "f.db")
+        assert out.returncode == 2, out.stderr
+        assert f"cannot read the file '{path}': it is not a regular file" in out.stderr

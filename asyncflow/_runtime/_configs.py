@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio.to_thread
 
@@ -69,23 +69,29 @@ class RunConfigs:
 
 
 def _read_text(config: Config, path: str, flow: str, how: str) -> str:
-    """A config file's text. Blocking: call it in a worker thread."""
+    """A config file's text. Blocking: call it in a worker thread.
+
+    Only a regular file is read: the path is checked, then the opened file again (the path
+    may change in between); opening does not wait (a FIFO with no writer would block).
+    """
     where = f"Config {config.name!r} of flow {flow}: cannot read {how} {path!r}"
     fix = f"pass an existing JSON file with --config {config.name} FILE"
+    fd = -1
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ParameterError(f"{where}: it is not a regular file; {fix}.", config.name)
-        if info.st_size > CONFIG_MAX_BYTES:
-            raise ParameterError(
-                f"{where}: it holds {info.st_size} bytes, more than a config may "
-                f"({CONFIG_MAX_BYTES}); keep data out of configs (use IncludeFile).",
-                config.name,
-            )
-        with open(path, "rb") as file:
+        _check_file(os.stat(path), where, fix, config)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags | getattr(os, "O_NOCTTY", 0))
+        _check_file(os.fstat(fd), where, fix, config)
+        with os.fdopen(fd, "rb") as file:
+            fd = -1  # closed by the file object
             data = file.read(CONFIG_MAX_BYTES + 1)
     except OSError as exc:
         raise ParameterError(f"{where} ({exc.strerror or exc}); {fix}.", config.name) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > CONFIG_MAX_BYTES:  # it grew since fstat
+        _too_big(where, len(data), config)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -93,6 +99,21 @@ def _read_text(config: Config, path: str, flow: str, how: str) -> str:
             f"{where}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}.",
             config.name,
         ) from None
+
+
+def _check_file(info: os.stat_result, where: str, fix: str, config: Config) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise ParameterError(f"{where}: it is not a regular file; {fix}.", config.name)
+    if info.st_size > CONFIG_MAX_BYTES:
+        _too_big(where, info.st_size, config)
+
+
+def _too_big(where: str, size: int, config: Config) -> NoReturn:
+    raise ParameterError(
+        f"{where}: it holds {size} bytes, more than a config may ({CONFIG_MAX_BYTES}); keep "
+        "data out of configs (use IncludeFile).",
+        config.name,
+    )
 
 
 def _unknown(flow: str, names: list[str], configs: Mapping[str, Config]) -> ParameterError:
