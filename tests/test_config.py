@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -389,3 +390,28 @@ def test_a_fifo_or_a_folder_given_as_a_config_file_is_refused_without_waiting(
         out = cli(flow_file, "--config", "cfg", str(path), "run", "--store", "f.db")
         assert out.returncode == 2, out.stderr
         assert f"cannot read the file '{path}': it is not a regular file" in out.stderr
+
+
+def test_a_parameter_named_config_keeps_run_config(tmp_path: Path) -> None:
+    path = tmp_path / "param_flow.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from asyncflow import Config, FlowSpec, JSONType, Parameter, step
+
+            class ParamConfig(FlowSpec):
+                config = Parameter("config", type=JSONType, default='{"k": 1}')
+                cfg = Config("cfg", default_value={"who": "default"})
+
+                @step(start=True, end=True)
+                def only(self):
+                    print("param", self.config, "cfg", self.cfg.who)
+
+            if __name__ == "__main__":
+                ParamConfig()
+            """
+        )
+    )
+    out = cli(path, "--config-value", "cfg", '{"who": "top"}', "run", "--config", '{"k": 2}')
+    assert out.returncode == 0, out.stderr
+    assert "param {'k': 2} cfg top" in out.stdout
