@@ -415,3 +415,12 @@ def test_a_parameter_named_config_keeps_run_config(tmp_path: Path) -> None:
     out = cli(path, "--config-value", "cfg", '{"who": "top"}', "run", "--config", '{"k": 2}')
     assert out.returncode == 0, out.stderr
     assert "param {'k': 2} cfg top" in out.stdout
+
+
+@pytest.mark.anyio
+async def test_a_step_in_a_worker_process_reads_the_config(tmp_path: Path) -> None:
+    from tests.flows.config_flows import ConfigInAProcess
+
+    flow = ConfigInAProcess(store=str(tmp_path / "p.db"), echo=False, processes=1)
+    run = await flow.run()
+    assert (run.data.product, run.data.kind, run.data.nested) == (6, "ConfigValue", 2)

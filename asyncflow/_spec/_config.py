@@ -12,11 +12,10 @@ run's own graph when the run's configs are known; the class never changes.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import importlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Self, cast, overload
 
 from .._errors import FlowValidationError, ParameterError
@@ -27,6 +26,8 @@ __all__ = [
     "Config",
     "ConfigExpr",
     "ConfigValue",
+    "bind_configs",
+    "check_new_flow_class",
     "config_expr",
     "configs_of",
     "parse_config",
@@ -405,64 +406,3 @@ def bind_configs(values: Mapping[str, Any], configs: Mapping[str, Config]) -> di
         out.setdefault(config.name, wrapped)
         out[attr] = wrapped
     return out
-
-
-def config_names(configs: Mapping[str, Config]) -> Iterator[str]:
-    """The names users pass, in declaration order."""
-    return (config.name for config in configs.values())
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PendingDecorator:
-    """A decorator of a step with a config_expr argument, applied when a run starts."""
-
-    name: str
-    arguments: tuple[tuple[str, Any], ...]
-    text: str  # as written, for messages: @retry(times=config_expr('cfg.retries'))
-
-    def from_configs(self) -> frozenset[str]:
-        """The names of the arguments given as config_expr."""
-        return frozenset(k for k, v in self.arguments if isinstance(v, ConfigExpr))
-
-    def resolved(self, configs: Mapping[str, Any]) -> dict[str, Any]:
-        """The arguments with each config_expr evaluated against ``configs``."""
-        return {
-            k: v.evaluate(configs) if isinstance(v, ConfigExpr) else v for k, v in self.arguments
-        }
-
-
-#: The decorators whose arguments may be config_expr(...), and the StepInfo field each sets.
-DEFERRABLE: dict[str, str] = {
-    "retry": "retry",
-    "catch": "catch",
-    "timeout": "timeout",
-    "resources": "resources",
-    "environment": "environment",
-}
-
-
-def defer(decorator: str, arguments: Mapping[str, Any]) -> Callable[[Any], Any] | None:
-    """For a decorator given a config_expr argument, what keeps it pending on its step
-    (applied to the run's graph when the run starts, see ``_override``); None otherwise.
-
-    :raises FlowValidationError: the step has the decorator twice.
-    """
-    if not any(isinstance(v, ConfigExpr) for v in arguments.values()):
-        return None
-    from ._step import STEP_ATTR, decorated_step
-
-    shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items() if isinstance(v, ConfigExpr))
-    pending = PendingDecorator(decorator, tuple(arguments.items()), f"@{decorator}({shown})")
-
-    def apply(func: Any) -> Any:
-        info = decorated_step(func, decorator)
-        if getattr(info, DEFERRABLE[decorator]) is not None or any(
-            p.name == decorator for p in info.pending
-        ):
-            raise FlowValidationError(
-                f"step {info.name!r} ({info.where}) has @{decorator} twice; keep one.", info.name
-            )
-        setattr(func, STEP_ATTR, dataclasses.replace(info, pending=(*info.pending, pending)))
-        return func
-
-    return apply

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from .._errors import FlowValidationError
-from ._config import defer
+from ._config_deco import defer
 from ._names import is_plain_name
 from ._placement import check_placement
 from ._settings import CatchPolicy, RetryPolicy

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
-from ._config import defer
+from ._config_deco import defer
 from ._settings import RESOURCE_AMOUNTS, Compute, Resources, resource_amount
 from ._step import STEP_ATTR, StepInfo, decorated_step
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
-    from ._config import PendingDecorator
+    from ._config_deco import PendingDecorator
     from ._settings import CardSpec, CatchPolicy, Compute, PackageRequest, Resources, RetryPolicy
 
 __all__ = ["STEP_ATTR", "StepInfo", "decorated_step", "step", "step_info"]

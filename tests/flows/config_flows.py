@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from asyncflow import Config, FlowSpec, Parameter, config_expr, current, retry, step, timeout
+from asyncflow import (
+    Config,
+    FlowSpec,
+    Parameter,
+    config_expr,
+    current,
+    executor,
+    retry,
+    step,
+    timeout,
+)
 
 
 class SettingsFlow(FlowSpec):
@@ -82,6 +92,24 @@ class RetriesFromConfig(FlowSpec):
         if current.retry_count < self.cfg.retries:
             raise RuntimeError(f"attempt {current.retry_count} fails on purpose")
         self.attempts = current.retry_count + 1
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+class ConfigInAProcess(FlowSpec):
+    """A step on the process executor reads the config too."""
+
+    cfg = Config("cfg", default_value={"factor": 3, "nested": {"k": [1, 2]}})
+
+    @executor("process")
+    @step
+    def start(self) -> None:
+        self.product = self.cfg.factor * 2
+        self.kind = type(self.cfg).__name__
+        self.nested = self.cfg.nested.k[1]
         self.next(self.end)
 
     @step
