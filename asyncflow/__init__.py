@@ -61,6 +61,9 @@ from ._runner import Runner as Runner
 from ._runtime._current import current as current
 from ._runtime._spin import SpinResult as SpinResult
 from ._spec._cards import card as card
+from ._spec._config import Config as Config
+from ._spec._config import ConfigValue as ConfigValue
+from ._spec._config import config_expr as config_expr
 from ._spec._decorators import catch as catch
 from ._spec._decorators import executor as executor
 from ._spec._decorators import retry as retry
@@ -106,6 +109,8 @@ __all__ = [
     "ArtifactSerializationError",
     "AsyncflowError",
     "AsyncflowWarning",
+    "Config",
+    "ConfigValue",
     "DataArtifact",
     "Flow",
     "FlowMutator",
@@ -148,6 +153,7 @@ __all__ = [
     "catch",
     "conda",
     "conda_base",
+    "config_expr",
     "current",
     "default_metadata",
     "default_namespace",

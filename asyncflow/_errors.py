@@ -24,6 +24,7 @@ in ``__str__`` and says what went wrong and what to do.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 __all__ = [
@@ -129,6 +130,12 @@ class ArtifactSerializationError(AsyncflowError):
     def step(self) -> str:
         """The step that set the artifact."""
         return self.args[2]  # type: ignore[no-any-return]
+
+
+def store_option(path: str | None) -> str:
+    """`` --store PATH``: what a command printed in a message needs to find the store
+    (every hint that prints a command names its store, wherever the reader's shell is)."""
+    return f" --store {shlex.quote(path)}" if path else ""
 
 
 #: How a failed run's message says to resume it; the command line puts the exact command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import os
@@ -15,7 +16,8 @@ from ._cli._entry import is_script_entry
 from ._client import Run
 from ._client._handle import StoreHandle
 from ._codecs import Encoded
-from ._errors import RESUME_HINT, StepFailed, UsageError
+from ._errors import RESUME_HINT, StepFailed, UsageError, store_option
+from ._runtime._configs import ConfigSources
 from ._runtime._events import RunEvents
 from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
 from ._runtime._source import capture_source
@@ -57,6 +59,9 @@ class FlowSpec(FlowBase):
         ``--branch``) instead of ``user.<username>``.
     :param production: for a ``@project`` flow, run on the production branch ``prod``
         (``prod.<branch>`` with ``branch``), as Metaflow's ``--production``.
+    :param config: values of the flow's Configs by name, each a dict or JSON text (the
+        command line's ``--config``/``--config-value`` win over these); read when each run
+        starts.
     :raises ValueError: ``max_workers`` or ``processes`` is not a positive integer, or
         ``executor`` is not one of the three.
     :raises UsageError: ``branch`` or ``production`` for a flow without ``@project``, or a
@@ -87,6 +92,7 @@ class FlowSpec(FlowBase):
         dask_address: str | None = None,
         branch: str | None = None,
         production: bool = False,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
         if _no_arguments(locals()) and is_script_entry(sys._getframe(1)):
             # `XFlow()` as the last statement of a flow file, as Metaflow writes it.
@@ -127,6 +133,7 @@ class FlowSpec(FlowBase):
             dask_client=dask_client,
             dask_address=dask_address,
             project=resolve_branch(type(self), branch, production),
+            configs=ConfigSources(_config_values(config)),
         )
 
     # Few public names here: every attribute of the class hides an artifact of that name.
@@ -284,7 +291,8 @@ class FlowSpec(FlowBase):
                 f"step {result.failure.spec.step!r} failed in task {pathspec}: "
                 f"{type(error).__name__}: {str(error).rstrip('.')}. "
                 f"The task's traceback is stored (see it with "
-                f"`asyncflow show {pathspec}`); fix the step, then resume the run "
+                f"`asyncflow show {pathspec}{store_option(self._af_options.store_path)}`); "
+                "fix the step, then resume the run "
                 f"({RESUME_HINT}) or run it again.",
                 run,
                 pathspec,
@@ -293,10 +301,42 @@ class FlowSpec(FlowBase):
 
     @classmethod
     def main(cls, argv: Sequence[str] | None = None) -> NoReturn:
-        """Command line of a flow file: ``python flow.py run|resume|show|check ...``."""
+        """Command line of a flow file: ``python flow.py run|resume|show|check ...``.
+
+        :raises UsageError: called with an event loop running in this thread (a notebook
+            cell, a coroutine): there, ``run = await XFlow().run()`` runs the flow.
+        """
+        if _loop_running():
+            raise UsageError(
+                f"{cls.__name__}.main() runs the command line, which needs an event loop of "
+                "its own, and one is running here (a notebook cell or a coroutine); run the "
+                f"flow with `run = await {cls.__name__}().run(...)` instead (it takes the "
+                "parameters as keyword arguments).",
+                "main",
+            )
         from ._cli import flow_main
 
         raise SystemExit(flow_main(cls, argv))
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _config_values(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping) or not all(isinstance(k, str) for k in config):
+        raise UsageError(
+            f"config must map each Config's name to its value (a dict or JSON text), such as "
+            f'config={{"cfg": {{"lr": 0.1}}}}, not {config!r}.',
+            "config",
+        )
+    return dict(config)
 
 
 @functools.cache

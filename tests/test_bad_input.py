@@ -416,7 +416,9 @@ def test_no_parameter_takes_a_name_the_flow_command_line_uses(tmp_path: Path) ->
     }
     # --with is a keyword: no parameter can be named so (a Python identifier is required).
     options = {o for o in options if not keyword.iskeyword(o)}
-    assert options - {"epochs"} == COMMAND_LINE_NAMES  # the rule knows every option
+    # --config NAME FILE yields to a Parameter named config (its configs then go before the
+    # command): tests/test_config.py::test_a_parameter_named_config_keeps_run_config.
+    assert options - {"epochs", "config"} == COMMAND_LINE_NAMES  # the rule knows every option
     for taken in sorted(COMMAND_LINE_NAMES):
         flow = type("Clash", (CommandWordsFlow,), {"extra": bf.Parameter(taken, default=1)})
         with pytest.raises(FlowValidationError, match=f"whose option --{taken} the flow"):

@@ -56,6 +56,7 @@ from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
 from tests.flows import catalogue as cf
+from tests.flows import config_catalogue as ccf
 from tests.flows import start_end_flows as sef
 from tests.flows import trust_flows as tf
 from tests.flows.archive_flows import gated_flow
@@ -460,6 +461,23 @@ async def _d143(tmp: Path) -> Raised:
     return raised(define), ("Twice", "'movies'", "'films'")
 
 
+@case("D241", fix="write it as you would in a step")
+async def _d241(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.config_expr("cfg.")), ("'cfg.'",)
+
+
+@case("D242", fix="give the expression as text")
+async def _d242(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.config_expr("  ")), ("'  '",)
+
+
+@case("D243", fix="times must be a whole number >= 0")
+async def _d243(tmp: Path) -> Raised:
+    flow = ccf.Configured(store=store_of(tmp), echo=False, config={"cfg": {"retries": -1}})
+    exc = await raised_async(flow.run())
+    return exc, ("'start'", "config_expr(\"cfg.get('retries', 0)\")", "times=-1")
+
+
 # --- P: declaring parameters ----------------------------------------------------------------
 
 
@@ -519,6 +537,21 @@ async def _p06(tmp: Path) -> Raised:
 async def _p81(tmp: Path) -> Raised:
     flow = _linear(where=Parameter("store", default="here"))
     return await run_error(flow, tmp), ("'store'", "ParamFlow.where")
+
+
+@case("P241", fix="rename it")
+async def _p241(tmp: Path) -> Raised:
+    return raised(lambda: asyncflow.Config("my-config")), ("'my-config'",)
+
+
+@case("P242", fix="rename one")
+async def _p242(tmp: Path) -> Raised:
+    def define() -> None:
+        class Clash(FlowSpec):
+            alpha = Parameter("alpha", default=1)
+            cfg = asyncflow.Config("alpha", default_value={})
+
+    return raised(define), ("'alpha'", "Clash.cfg")
 
 
 # --- G: the graph ---------------------------------------------------------------------------
@@ -830,6 +863,150 @@ async def _r84(tmp: Path) -> Raised:
 @case("R85", fix="pass the file's path")
 async def _r85(tmp: Path) -> Raised:
     return await run_error(bif.IncludeFlow, tmp, data="a\0b"), ("IncludeFlow", "'data'")
+
+
+async def config_error(tmp: Path, flow: type[FlowSpec] = ccf.Configured, **config: Any) -> Any:
+    return await raised_async(flow(store=store_of(tmp), echo=False, config=config).run())
+
+
+async def raised_async(awaitable: Awaitable[object]) -> BaseException:
+    try:
+        await awaitable
+    except Exception as exc:
+        return exc
+    raise AssertionError("nothing was raised")
+
+
+async def config_file_error(tmp: Path, text: str | bytes | None) -> Raised:
+    path = tmp / "cfg.json"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    code, err = await _configured_command(tmp, "--config", "cfg", str(path), "run")
+    return CommandLine(err, code), ("'cfg'", "Configured", str(path))
+
+
+async def _configured_command(tmp: Path, *argv: str) -> tuple[int, str]:
+    def command() -> int:
+        try:
+            return flow_main(ccf.Configured, [*argv, "--quiet", "--store", store_of(tmp)])
+        except SystemExit as exited:
+            assert isinstance(exited.code, int)
+            return exited.code
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    return code, err.getvalue()
+
+
+async def _config_raised(tmp: Path, *argv: str) -> BaseException:
+    """The ParameterError a run of Configured raises, given these command-line options
+    (through the flow object, as the command line passes them)."""
+    from asyncflow._cli._config_opts import with_cli_configs
+    from asyncflow._cli._flow_cmds import _build
+
+    args = _build(ccf.Configured).parse_args([*argv, "run"])
+    flow = ccf.Configured(store=store_of(tmp), echo=False)
+    with_cli_configs(flow, args)
+    return await raised_async(flow.run())
+
+
+@case("R241", fix="fix the expression or give a config that has what it reads")
+async def _r241(tmp: Path) -> Raised:
+    exc = await run_error(ccf.NeedsRetries, tmp)
+    return exc, ("config_expr('cfg.retries')", "'retries'", "'lr'")
+
+
+@case("R242", fix="pass an existing JSON file with --config cfg FILE")
+async def _r242(tmp: Path) -> Raised:
+    path = str(tmp / "gone.json")
+    return await _config_raised(tmp, "--config", "cfg", path), ("'cfg'", "Configured", path)
+
+
+@case("R243", fix="pass an existing JSON file with --config cfg FILE")
+async def _r243(tmp: Path) -> Raised:
+    return await _config_raised(tmp, "--config", "cfg", str(tmp)), ("'cfg'", str(tmp))
+
+
+@case("R244", fix="keep data out of configs (use IncludeFile)")
+async def _r244(tmp: Path) -> Raised:
+    path = tmp / "big.json"
+    with open(path, "wb") as file:
+        file.truncate((16 << 20) + 1)  # sparse: no 16 MiB written
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path))
+
+
+@case("R245", fix="pass an existing JSON file with --config cfg FILE")
+async def _r245(tmp: Path) -> Raised:
+    path = tmp / "latin1.json"
+    path.write_bytes(b'{"caf\xe9": 1}')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path))
+
+
+@case("R246", fix="fix it, or give another with --config cfg FILE")
+async def _r246(tmp: Path) -> Raised:
+    path = tmp / "bad.json"
+    path.write_text('{"lr": }')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path))
+
+
+@case("R247", fix="fix it, or give another value")
+async def _r247(tmp: Path) -> Raised:
+    return await run_error(ccf.Parsed, tmp), ("'cfg'", "Parsed", "this parser refuses")
+
+
+@case("R248", fix="a config is an object")
+async def _r248(tmp: Path) -> Raised:
+    return await config_error(tmp, cfg="[1, 2]"), ("'cfg'", "Configured", "list")
+
+
+@case("R249", fix="pass only dicts, lists, strings, numbers, booleans and None")
+async def _r249(tmp: Path) -> Raised:
+    return await config_error(tmp, cfg={"when": object()}), ("'cfg'", "Configured")
+
+
+@case("R250", fix="give a function, or the dotted name of one")
+async def _r250(tmp: Path) -> Raised:
+    return await run_error(ccf.ParsedByName, tmp), ("'cfg'", "nothing_here")
+
+
+@case("R251", fix="only for the flow's Configs")
+async def _r251(tmp: Path) -> Raised:
+    return await config_error(tmp, cgf={}), ("'cgf'", "Configured", "cfg, needed")
+
+
+@case("R252", fix="pass --config cfg FILE, --config-value cfg JSON")
+async def _r252(tmp: Path) -> Raised:
+    return await run_error(ccf.Required, tmp), ("'cfg'", "Required")
+
+
+@case("R253", fix="have its parser return plain data")
+async def _r253(tmp: Path) -> Raised:
+    import asyncflow._runtime._configs as configs
+
+    def refuse(value: object) -> object:
+        raise asyncflow._codecs.CodecError("refused on purpose")
+
+    saved = configs.encode
+    configs.encode = refuse  # type: ignore[assignment]
+    try:
+        return await config_error(tmp, cfg={"lr": 1}), ("'cfg'", "refused on purpose")
+    finally:
+        configs.encode = saved
+
+
+@case("R254", fix="start a new run")
+async def _r254(tmp: Path) -> Raised:
+    flow = ccf.Dated(store=store_of(tmp), echo=False)
+    assert isinstance(await raised_async(flow.run()), StepFailed)
+    return await raised_async(flow.resume()), ("'cfg'", "Dated", "not plain data")
+
+
+@case("R255", fix="a config is given to the flow object")
+async def _r255(tmp: Path) -> Raised:
+    return await run_error(ccf.Configured, tmp, cfg={"lr": 1}), ("'cfg'", "Configured")
 
 
 # --- E: packages a flow asks for (@conda, @pypi) --------------------------------------------
@@ -1152,6 +1329,27 @@ async def _s151(tmp: Path) -> Raised:
     return info.value, ("TooBigFlow/", "/start/", "CPU=4", "CPU=2")
 
 
+@case("S241", fix="Call self.merge_artifacts(inputs) first")
+async def _s241(tmp: Path) -> Raised:
+    exc = await step_failed(ccf.ForgetsMerge, tmp)
+    return exc, ("'join'", "'weights'", "inputs.a.weights, inputs.b.weights")
+
+
+@case("S242", fix="copy it with .to_dict() and change the copy")
+async def _s242(tmp: Path) -> Raised:
+    return await step_failed(ccf.ChangesConfig, tmp), ("ChangesConfig/1/only/1",)
+
+
+@case("S243", fix="such as self.cfg_used = self.cfg.to_dict()")
+async def _s243(tmp: Path) -> Raised:
+    return await step_failed(ccf.AssignsConfig, tmp), ("'cfg'", "AssignsConfig")
+
+
+@case("S244", fix="read an optional key with .get('momentum')")
+async def _s244(tmp: Path) -> Raised:
+    return await step_failed(ccf.ReadsMissingKey, tmp), ("'momentum'", "'lr'")
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
@@ -1352,6 +1550,16 @@ async def _o201(tmp: Path) -> Raised:
         async for _ in stream:
             pass
     return made, ("flow.stream()",)
+
+
+@case("O241", fix='such as config={"cfg": {"lr": 0.1}}')
+async def _o241(tmp: Path) -> Raised:
+    return raised(lambda: ccf.Configured(config=["cfg"])), ("['cfg']",)  # type: ignore[arg-type]
+
+
+@case("O242", fix="`run = await Pair().run(...)`")
+async def _o242(tmp: Path) -> Raised:
+    return raised(lambda: Pair.main(["run"])), ("Pair.main()", "a notebook cell")
 
 
 # --- C: reading runs ------------------------------------------------------------------------
@@ -2003,6 +2211,12 @@ async def _l261(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("SlowFlow/1", "crashed", "--origin-run-id 1")
 
 
+@case("L241", fix="start a new run (`run`) to change them")
+async def _l241(tmp: Path) -> Raised:
+    code, err = await _configured_command(tmp, "resume", "--config-value", "cfg", "{}")
+    return CommandLine(err, code), ("--config-value cfg",)
+
+
 # --- M: resuming a run ---------------------------------------------------------------------
 
 
@@ -2479,7 +2693,7 @@ async def failed_trust_flow(tmp: Path) -> str:
     return path
 
 
-@case("U01", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+@case("U01", fix="trust it with `asyncflow trust Theirs/1 --store")
 async def _u01(tmp: Path) -> Raised:
     archive = tmp / "theirs.afa"
     Flow("Theirs", store=pickled_run(tmp, trusted=False))["1"].export(archive)
@@ -2488,13 +2702,13 @@ async def _u01(tmp: Path) -> Raised:
     return raised(theirs_point(target)), ("'point'", "Theirs/1/end/1", "imported")
 
 
-@case("U02", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+@case("U02", fix="trust it with `asyncflow trust Theirs/1 --store")
 async def _u02(tmp: Path) -> Raised:
     path = pickled_run(tmp, trusted=False)
     return raised(theirs_point(path)), ("'point'", "Theirs/1/end/1", "pickle")
 
 
-@case("U03", fix="trust it with `asyncflow trust Theirs/1` (or run.trust())")
+@case("U03", fix="trust it with `asyncflow trust Theirs/1 --store")
 async def _u03(tmp: Path) -> Raised:
     path = pickled_run(tmp, key=TrustKey(str(tmp / "someone" / "key")))
     return raised(theirs_point(path)), ("'point'", "Theirs/1/end/1", TrustKey().path)
@@ -2515,7 +2729,7 @@ async def _u05(tmp: Path) -> Raised:
     return raised(theirs_point(path, trust=True)), ("'point'", "Theirs/1/end/1")
 
 
-@case("U06", fix="trust that run with `asyncflow trust Resigned/1`")
+@case("U06", fix="trust that run with `asyncflow trust Resigned/1 --store")
 async def _u06(tmp: Path) -> Raised:
     exc = await step_failed(tf.Resigned, tmp, db=store_of(tmp))
     return exc, ("'end'", "Resigned/1", "'point'")
@@ -2533,7 +2747,7 @@ async def _u07(tmp: Path) -> Raised:
     raise AssertionError("the resume ran")
 
 
-@case("U08", fix="trust it first with `asyncflow trust TrustFlow/1` (or run.trust())")
+@case("U08", fix="trust it first with `asyncflow trust TrustFlow/1 --store")
 async def _u08(tmp: Path) -> Raised:
     path = await failed_trust_flow(tmp)
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
@@ -2629,13 +2843,13 @@ async def _u31(tmp: Path) -> Raised:
     return raised(theirs_many(archive)), ("'many'", "Theirs/1/end/1", archive)
 
 
-@case("U32", fix="trust it with `asyncflow trust Theirs/1`")
+@case("U32", fix="trust it with `asyncflow trust Theirs/1 --store")
 async def _u32(tmp: Path) -> Raised:
     path = amplifying_run(tmp, trusted=False)
     return raised(theirs_many(path)), ("'many'", "Theirs/1/end/1")
 
 
-@case("U33", fix="trust it with `asyncflow trust Victim/1`, then resume it again")
+@case("U33", fix="trust it with `asyncflow trust Victim/1 --store")
 async def _u33(tmp: Path) -> Raised:
     from asyncflow._store._store import Store
     from tests.flows.round2_flows import Victim

@@ -170,11 +170,25 @@ def check_quickstart(store: Path) -> None:
     assert len(run["train"]) == 4
 
 
+def check_config(store: Path) -> None:
+    run = latest("ConfigFlow", store)
+    assert run.data.train == {
+        "rates": [0.01, 0.05, 0.1, 0.5],
+        "target": 0.1,
+        "retries": 1,
+        "flaky": True,
+    }
+    assert run.data.best_rate == 0.1
+    assert run.data.attempts == [2, 2, 2, 2]  # retries=1 from config.json, flaky first tries
+    assert "best rate 0.1 for target 0.1" in run["end"].task.stdout
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "artifact_basics": check_artifact_basics,
     "supported_types": check_supported_types,
     "ephemeral": check_ephemeral,
     "include_file": check_include_file,
+    "config": check_config,
     "branches": check_branches,
     "conflict_resolution": check_conflict_resolution,
     "foreach": check_foreach,

@@ -133,7 +133,7 @@ def test_an_untrusted_run_loads_plain_values_and_refuses_pickles(store: str) -> 
     assert (err.name, err.pathspec) == ("point", task.pathspec)
     text = str(err)
     assert f"artifact 'point' of task {task.pathspec}" in text and "pickle" in text
-    assert "not marked trusted" in text and "`asyncflow trust Theirs/1`" in text
+    assert "not marked trusted" in text and "`asyncflow trust Theirs/1 --store " in text
     with pytest.raises(UntrustedArtifactError):
         task["point"].data  # noqa: B018
     with pytest.raises(UntrustedArtifactError) as param:
@@ -340,7 +340,7 @@ async def test_resuming_an_untrusted_run_with_pickles_is_refused_before_anything
         await TrustFlow(store=store, echo=False).resume()
     text = str(info.value)
     assert text.startswith("cannot resume run TrustFlow/1: it is not marked trusted;")
-    assert "`asyncflow trust TrustFlow/1`" in text and "nothing was run" in text
+    assert "`asyncflow trust TrustFlow/1 --store " in text and "nothing was run" in text
     assert info.value.pathspec == "TrustFlow/1"
     assert (
         run_count(store) == 1
@@ -442,7 +442,7 @@ async def test_a_pickle_unsigned_under_a_running_flow_is_refused(store: str) -> 
     cause = info.value.__cause__
     assert isinstance(cause, UntrustedArtifactError)
     assert (cause.name, cause.pathspec) == ("point", "Resigned/1/end/3")
-    assert "`asyncflow trust Resigned/1`" in str(cause)
+    assert "`asyncflow trust Resigned/1 --store " in str(cause)
 
 
 # --- the key ---------------------------------------------------------------------------------

@@ -31,6 +31,14 @@ from .._spec._params import Parameter
 from .._spec._project import project_of
 from .._spec._resolve import parameters_of
 from .._store._store import Store
+from .._version import __version__
+from ._config_opts import (
+    add_config_options,
+    config_lines,
+    config_options_given,
+    read_for_show,
+    with_cli_configs,
+)
 from ._decospecs import WITH_HELP, merged_decospecs, parse_decospec
 from ._flow_extra import (
     REFUSED,
@@ -154,6 +162,8 @@ def _add_top_options(parser: argparse.ArgumentParser) -> None:
     )
     for option in ("--datastore", "--datastore-root", "--metadata"):
         parser.add_argument(option, action=OneStoreOption, help=argparse.SUPPRESS)
+    add_config_options(parser, prefix="top_", file_too=True)
+    parser.add_argument("--version", action="version", version=f"asyncflow {__version__}")
 
 
 def _merge_top_options(args: argparse.Namespace) -> None:
@@ -177,6 +187,9 @@ def _build(flow_cls: type) -> OneLineParser:
     for param in _declared(flow_cls).values():
         _add_parameter(run, param, hidden=False)
     _add_runtime_options(run)
+    # `run --config NAME FILE` too, unless a Parameter named config owns --config there.
+    config_param = "config" in {p.name for p in _declared(flow_cls).values()}
+    add_config_options(run, prefix="", file_too=not config_param)
     resume = sub.add_parser(
         "resume",
         help="resume a run: reuse its successful tasks, run the rest",
@@ -193,6 +206,7 @@ def _build(flow_cls: type) -> OneLineParser:
     for param in _declared(flow_cls).values():
         _add_parameter(resume, param, hidden=True)  # accepted only to be refused clearly
     _add_runtime_options(resume)
+    add_config_options(resume, prefix="", file_too=not config_param)  # refused clearly
     show = sub.add_parser("show", help="print the graph")
     show.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
     sub.add_parser("check", help="validate the flow and exit")
@@ -313,6 +327,7 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
     except AsyncflowError as exc:  # a --tag that cannot be stored
         return _fail(str(exc), 2)
     _with(flow, args)
+    with_cli_configs(flow, args)
     return _run_and_report(flow, args, given, None)
 
 
@@ -385,6 +400,13 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
             "start a new run (`run`) to change them",
             2,
         )
+    if configs := config_options_given(args):
+        return _fail(
+            f"resume reuses the configs of the run it resumes (their files are not read "
+            f"again), so it takes no {', '.join(configs)}; start a new run (`run`) to change "
+            "them",
+            2,
+        )
     options = _flow_options(args)
     if isinstance(options, str):
         return _fail(options, 2)
@@ -421,15 +443,20 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
             graph = flow_cls._af_graph()
             parameters_of(flow_cls)
             graph = decorate_graph(graph, merged_decospecs(args))  # `--with ... check` checks
+            if args.command in ("show", "check"):  # the configs, read as a run reads them
+                graph = read_for_show(flow_cls, graph, args)
             if args.command == "check":  # @conda/@pypi packages too, as a run would
                 anyio.run(before_run, flow_cls, graph)
         except AsyncflowError as exc:
             return _fail(str(exc), 2)
         if args.command == "show":
-            print(graph.to_mermaid() if args.mermaid else graph.to_text())
+            print(graph.to_mermaid() if args.mermaid else graph.to_text(), end="")
+            if not args.mermaid:
+                print("".join(f"{line}\n" for line in config_lines(flow_cls, args)), end="")
             return 0
         if args.command == "check":
             print(f"{graph.name} is valid: {len(graph)} steps.")
+            print("".join(f"{line}\n" for line in config_lines(flow_cls, args)), end="")
             return 0
         if args.command == "resume":
             return _cmd_resume(flow_cls, args)

@@ -19,6 +19,7 @@ from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
 from .._errors import AsyncflowError, UntrustedArtifactError
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
+from .._version import __version__
 from ._dump_file import refuse_existing, write_bytes, write_value
 from ._format import (
     byte_size,
@@ -363,6 +364,7 @@ def add_store_commands(
 def build_parser() -> OneLineParser:
     """The ``asyncflow`` command's parser."""
     parser = OneLineParser(prog=PROG, description="Look into an asyncflow store.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
     )

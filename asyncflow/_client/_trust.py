@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from .. import _codecs
-from .._errors import StoreError, UntrustedArtifactError
+from .._errors import StoreError, UntrustedArtifactError, store_option
 from .._store._blobs import RawBlob
 from .._store._signing import (
     PICKLE,
@@ -138,7 +138,8 @@ def refusal(raw: RawBlob, what: str, gate: Gate | None) -> UntrustedArtifactErro
         )
     run = f"{gate.flow}/{gate.run_id}"
     trust_it = (
-        f"If you trust the run's author, trust it with `asyncflow trust {run}` (or "
+        f"If you trust the run's author, trust it with `asyncflow trust {run}"
+        f"{store_option(gate.path)}` (or "
         "run.trust()), then read it again."
     )
     why = fix = ""
@@ -204,7 +205,8 @@ def budget_refusal(raw: RawBlob, what: str, gate: Gate, budget: int) -> StoreErr
     else:
         where = f"run {run} is not trusted"
         fix = (
-            f"If you trust the run's author, trust it with `asyncflow trust {run}` (or "
+            f"If you trust the run's author, trust it with `asyncflow trust {run}"
+            f"{store_option(gate.path)}` (or "
             "run.trust()), then read it again."
         )
     return StoreError(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._codecs import decode, untrusted_budget
-from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError
+from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError, store_option
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
@@ -248,7 +248,7 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
             problem = store.check(raws[sha])
             if problem is not None:
                 var = graph[task.row.step].foreach_var or ""
-                raise _untrusted_origin(run, (task, var), problem)
+                raise _untrusted_origin(run, (task, var), problem, store.path)
             task.items = _decoded_items(raws[sha], budgeted=not run.trusted)
             if task.items is None:
                 del tasks[(task.row.step, task.row.path)]
@@ -279,12 +279,12 @@ def _check_reuse(store: Store, run: RunRow, tasks: dict[tuple[str, str], OriginT
     order = sorted(macs, key=lambda sha: _described(run, users[sha]))
     for sha in order:
         if not store.signed(sha, macs[sha]):
-            raise _untrusted_origin(run, users[sha], Problem.UNSIGNED)
+            raise _untrusted_origin(run, users[sha], Problem.UNSIGNED, store.path)
     if not run.trusted:
         for sha in order:
             problem = store.check(store.read_raw(sha))
             if problem is not None:
-                raise _untrusted_origin(run, users[sha], problem)
+                raise _untrusted_origin(run, users[sha], problem, store.path)
 
 
 def _described(run: RunRow, user: tuple[OriginTask | None, str]) -> str:
@@ -295,7 +295,7 @@ def _described(run: RunRow, user: tuple[OriginTask | None, str]) -> str:
 
 
 def _untrusted_origin(
-    run: RunRow, user: tuple[OriginTask | None, str], problem: Problem
+    run: RunRow, user: tuple[OriginTask | None, str], problem: Problem, store: str
 ) -> UntrustedArtifactError:
     pathspec = f"{run.flow}/{run.id}"
     if run.trusted:
@@ -308,7 +308,7 @@ def _untrusted_origin(
         f"cannot resume run {pathspec}: {state}it would reuse the pickled "
         f"{_described(run, user)}, and {problem.value}; unpickling runs code, so nothing was "
         f"run. If you trust the run's author, trust it first with `asyncflow trust "
-        f"{pathspec}` (or run.trust()), then resume it.",
+        f"{pathspec}{store_option(store)}` (or run.trust()), then resume it.",
         user[1],
         pathspec,
     )

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from .._codecs import Encoded
 from .._errors import NotFoundError, ParameterError, StoreError
+from .._spec._config import configs_of
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph
 from .._spec._override import DecoSpec, decorate_graph
@@ -31,6 +32,7 @@ from .._store._store import Store
 from .._store._write_ops import CreateRun, FinishRun
 from . import _capture
 from ._attempt import storable
+from ._configs import ConfigSources, with_configs
 from ._context import RunContext
 from ._events import RunEvents
 from ._executors import ExecutorOptions
@@ -64,6 +66,7 @@ class RunOptions:
     # Decorators added to every step that lacks them, for this run only (``--with``).
     decorate: tuple[DecoSpec, ...] = ()
     project: tuple[str, str] | None = None  # (@project name, branch) of a project's run
+    configs: ConfigSources = field(default_factory=ConfigSources)  # given for its Configs
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,8 @@ async def _execute(
     origin_id: int | None = None
     if resume is None:
         encoded = await resolve(flow_cls, graph.name, params)
+        graph, configs = await with_configs(flow_cls, graph, options.configs)
+        encoded.update(configs.encoded)  # stored as parameters are, by name
         reused: dict[str, tuple[str, bytes]] = {}
     else:
         if params:
@@ -188,6 +193,11 @@ async def _execute(
                 load_origin, store, graph, origin_id, resume.step
             )
             encoded, reused = await resume_parameters(flow_cls, graph.name, origin)
+            graph, configs = await with_configs(
+                flow_cls, graph, options.configs, origin.params, store
+            )
+            encoded.update(configs.encoded)
+            reused.update(configs.reused)  # the origin's configs: no file is read again
         created_at = time.time()
         system_tags = run_system_tags(local_user(), created_at, options.project)
         create = CreateRun(
@@ -209,7 +219,8 @@ async def _execute(
         shas = {attr: enc.sha for attr, (_, enc) in encoded.items()}
         if reused:
             shas.update((attr, sha) for attr, (_, sha) in reused.items())
-            shas = {attr: shas[attr] for attr in parameters_of(flow_cls)}  # declared order
+            declared = (*parameters_of(flow_cls), *configs_of(flow_cls))
+            shas = {attr: shas[attr] for attr in declared}  # declared order
         ctx = RunContext(
             flow_cls=flow_cls,
             graph=graph,

@@ -89,6 +89,8 @@ class TaskState:
     def load(self, name: str) -> Any:
         """Load one artifact visible to this task (a fresh copy)."""
         sha = self.base.get(name)
+        if sha is None and (unmerged := self._unmerged(name)) is not None:
+            raise ArtifactNotFoundError(unmerged)
         if sha is None or name in self.ctx.params:
             visible = ", ".join(sorted(n for n in self.base if n not in self.ctx.params))
             raise ArtifactNotFoundError(
@@ -99,6 +101,23 @@ class TaskState:
         value = self._decode(sha, "artifact", name)
         self.loaded[name] = value
         return value
+
+    def _unmerged(self, name: str) -> str | None:
+        """Why a join has no ``name`` when its inputs have it (merge_artifacts forgotten)."""
+        holders = [o for o in self.spec.inputs or () if name in o.refs]
+        if not holders:
+            return None
+        steps = list(dict.fromkeys(o.spec.step for o in holders))
+        foreach = len(steps) < len(holders)
+        reads = ", ".join(f"inputs[{i}].{name}" for i in range(min(2, len(holders))))
+        if not foreach:
+            reads = ", ".join(f"inputs.{s}.{name}" for s in steps)
+        return (
+            f"join step {self.step!r} of {self.ctx.flow_name} has no artifact {name!r}: its "
+            f"inputs have it ({reads}), but a join starts with only the parameters. Call "
+            f"self.merge_artifacts(inputs) first to copy what the inputs agree on, or read "
+            f"it as {reads.split(', ')[0]}."
+        )
 
     def parameter(self, attr: str) -> Any:
         """A parameter's value (decoded once per task)."""

@@ -20,7 +20,7 @@ from .._codecs import (
     decode,
     untrusted_budget,
 )
-from .._errors import ArtifactLoadError, UntrustedArtifactError
+from .._errors import ArtifactLoadError, UntrustedArtifactError, store_option
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE, Problem
 
@@ -53,7 +53,8 @@ def check_loadable(
         source = f"{flow}/{ctx.origin_run_id if ctx.origin_run_id is not None else run_id}"
         fix = (
             f"If you trust the author of run {source}, where it comes from, trust that run "
-            f"with `asyncflow trust {source}` (or run.trust()), then resume."
+            f"with `asyncflow trust {source}{store_option(ctx.store_file)}` (or run.trust()), "
+            "then resume."
         )
     raise UntrustedArtifactError(
         f"step {step!r} of run {flow}/{run_id} cannot load the pickled {what}: unpickling "
@@ -107,7 +108,8 @@ def _decode_budgeted(
             f"the {what} was not loaded: {exc}, the limit for a value of a run resumed from "
             f"{origin}, which is not trusted ({BUDGET_PER_BYTE} bytes per stored byte + "
             f"{BUDGET_SLACK >> 20} MiB): crafted to exhaust memory, or a value you trust. If "
-            f"you trust the run's author, trust it with `asyncflow trust {origin}`, then "
+            f"you trust the run's author, trust it with `asyncflow trust {origin}"
+            f"{store_option(ctx.store_file)}`, then "
             "resume it again.",
             name,
             pathspec,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from .._errors import FlowValidationError
+from ._config_deco import defer
 from ._names import is_plain_name
 from ._placement import check_placement
 from ._settings import CatchPolicy, RetryPolicy
@@ -80,6 +81,9 @@ def retry(times: Any = 3, minutes_between_retries: float = 0) -> Any:
     """
     if _is_bare(times):
         return retry()(times)
+    later = defer("retry", {"times": times, "minutes_between_retries": minutes_between_retries})
+    if later is not None:
+        return later
     if isinstance(times, bool) or not isinstance(times, int) or times < 0:
         raise FlowValidationError(
             f"@retry(times={times!r}): times must be a whole number >= 0 (extra attempts)."
@@ -110,6 +114,9 @@ def catch(var: Any = None, print_exception: bool = True) -> Any:
     """
     if _is_bare(var):
         return catch()(var)
+    later = defer("catch", {"var": var, "print_exception": print_exception})
+    if later is not None:
+        return later
     if var is not None and (not is_plain_name(var) or var.startswith("_")):
         raise FlowValidationError(
             f"@catch(var={var!r}): var must name an artifact (an identifier not starting with '_')."
@@ -134,6 +141,9 @@ def timeout(seconds: float = 0, minutes: float = 0, hours: float = 0) -> Callabl
             f"@timeout is written without a duration on {_target(seconds)}; write "
             "@timeout(seconds=...), @timeout(minutes=...) or @timeout(hours=...) (they add up)."
         )
+    later = defer("timeout", {"seconds": seconds, "minutes": minutes, "hours": hours})
+    if later is not None:
+        return later
     total = (
         _number(seconds, "@timeout(seconds=...)")
         + 60 * _number(minutes, "@timeout(minutes=...)")

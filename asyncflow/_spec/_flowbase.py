@@ -11,6 +11,7 @@ from types import FunctionType, MethodType
 from typing import Any, NoReturn, Protocol
 
 from .._errors import ArtifactSerializationError, FlowValidationError
+from ._config import check_new_flow_class
 from ._names import RESERVED_NAMES, artifact_name_problem
 from ._step import step_info
 
@@ -56,6 +57,10 @@ class FlowBase:
     """The base of every flow: step-side behaviour (see :class:`asyncflow.FlowSpec`)."""
 
     _af_task: TaskContext
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_new_flow_class(cls)  # a Config named like a parameter or a step: refused now
 
     # --- artifacts -------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:

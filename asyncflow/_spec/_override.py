@@ -20,7 +20,7 @@ from ._flowgraph import FlowGraph, Node
 from ._placement import batch, environment, kubernetes, resources
 from ._step import STEP_ATTR, StepInfo
 
-__all__ = ["STEP_DECORATORS", "DecoSpec", "decorate_graph"]
+__all__ = ["STEP_DECORATORS", "DecoSpec", "apply_config_exprs", "decorate_graph", "has_pending"]
 
 #: What ``--with`` may add: the decorator, and the StepInfo field that shows a step has it.
 STEP_DECORATORS: dict[str, tuple[Callable[..., Any], str]] = {
@@ -45,6 +45,8 @@ class DecoSpec:
 
 
 def _has(info: StepInfo, spec: DecoSpec) -> bool:
+    if any(p.name == spec.name for p in info.pending):  # its own, with config_expr arguments
+        return True
     _, field = STEP_DECORATORS[spec.name]
     current = getattr(info, field)
     if field == "compute":  # the other layer is not "this one": both is refused, as written
@@ -53,6 +55,10 @@ def _has(info: StepInfo, spec: DecoSpec) -> bool:
 
 
 def _decorated(info: StepInfo, spec: DecoSpec) -> StepInfo:
+    return _carried(info, spec)
+
+
+def _carried(info: StepInfo, spec: DecoSpec) -> StepInfo:
     deco, _ = STEP_DECORATORS[spec.name]
     if spec.name not in ("kubernetes", "batch"):  # these take any argument
         try:
@@ -95,3 +101,39 @@ def decorate_graph(graph: FlowGraph, specs: tuple[DecoSpec, ...]) -> FlowGraph:
                     raise FlowValidationError(f"--with {spec.text}: {exc}", info.name) from None
         nodes[node.name] = node if info is node.info else dataclasses.replace(node, info=info)
     return FlowGraph(name=graph.name, doc=graph.doc, nodes=MappingProxyType(nodes))
+
+
+def has_pending(graph: FlowGraph) -> bool:
+    """Whether a step of ``graph`` has a decorator with config_expr arguments."""
+    return any(node.info.pending for node in graph)
+
+
+def apply_config_exprs(graph: FlowGraph, configs: Mapping[str, Any]) -> FlowGraph:
+    """``graph`` with each step's pending decorators (config_expr arguments) applied, their
+    expressions evaluated against ``configs`` (config name -> ConfigValue).
+
+    :raises ParameterError: an expression failed (a key the config lacks).
+    :raises FlowValidationError: the decorator refuses the value the config gave, naming the
+        step and the decorator as written.
+    """
+    if not has_pending(graph):
+        return graph
+    nodes: dict[str, Node] = {}
+    for node in graph:
+        info = node.info
+        if info.pending:
+            pending, info = info.pending, dataclasses.replace(info, pending=())
+            for deco in pending:
+                kwargs = deco.resolved(configs)
+                try:
+                    info = _carried(info, DecoSpec(deco.name, kwargs, deco.text))
+                except FlowValidationError as exc:
+                    exprs = deco.from_configs()
+                    given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k in exprs)
+                    raise FlowValidationError(
+                        f"step {info.name!r} ({info.where}): {deco.text} gave "
+                        f"@{deco.name}({given}) with this run's configs: {exc}",
+                        info.name,
+                    ) from None
+        nodes[node.name] = node if info is node.info else dataclasses.replace(node, info=info)
+    return dataclasses.replace(graph, nodes=MappingProxyType(nodes))

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .._errors import FlowValidationError
+from ._config_deco import defer
 from ._settings import RESOURCE_AMOUNTS, Compute, Resources, resource_amount
 from ._step import STEP_ATTR, StepInfo, decorated_step
 
@@ -128,6 +129,9 @@ def resources(
         return resources()(cpu)
     given = {"cpu": cpu, "memory": memory, "gpu": gpu, "disk": disk}
     given["shared_memory"] = shared_memory
+    later = defer("resources", given)
+    if later is not None:
+        return later
 
     def apply(func: F) -> F:
         info = _info(func, "resources")
@@ -151,6 +155,9 @@ def environment(vars: Any = None) -> Any:
     """
     if callable(vars):
         return environment()(vars)
+    later = defer("environment", {"vars": vars})
+    if later is not None:
+        return later
 
     def apply(func: F) -> F:
         info = _info(func, "environment")

@@ -19,18 +19,6 @@ _NOT_YET = "{name} is not built yet (planned in asyncflow's issue {issue}); {ins
 
 #: name -> why it is refused and what to do instead.
 REFUSED: dict[str, str] = {
-    "Config": _NOT_YET.format(
-        name="Config",
-        issue=13,
-        instead="meanwhile pass settings as a Parameter of "
-        "type=JSONType, or read a file with IncludeFile.",
-    ),
-    "ConfigValue": _NOT_YET.format(
-        name="ConfigValue", issue=13, instead="meanwhile use a Parameter of type=JSONType."
-    ),
-    "config_expr": _NOT_YET.format(
-        name="config_expr", issue=13, instead="meanwhile give decorator arguments as literals."
-    ),
     "NBRunner": "asyncflow has no NBRunner: in a notebook, `run = await MyFlow().run(...)` "
     "works in a cell as it is, and asyncflow.Runner runs flows in the background (start, "
     "watch, cancel).",

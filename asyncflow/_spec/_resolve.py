@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import FlowValidationError, ParameterError
+from ._config import configs_of
 from ._names import COMMAND_LINE_NAMES, RESERVED_NAMES, is_plain_name
 from ._params import Parameter
 
@@ -114,6 +115,15 @@ def resolve_parameters(
     params = parameters_of(flow_cls)
     names = {param.name for param in params.values()}
     if unknown := [key for key in given if key not in names]:
+        configs = [c.name for c in configs_of(flow_cls).values() if c.name in unknown]
+        if configs:
+            raise ParameterError(
+                f"Flow {flow_name}: {', '.join(map(repr, configs))} is a Config, not a "
+                "parameter; a config is given to the flow object, "
+                f"{flow_name}(config={{{configs[0]!r}: {{...}}}}), or on the command line "
+                f"(--config {configs[0]} FILE, --config-value {configs[0]} JSON).",
+                configs[0],
+            )
         raise ParameterError(_unknown_message(flow_name, unknown, params), unknown[0])
     resolved = Resolved(values={}, files={})
     for param in params.values():

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from .._errors import FlowValidationError
 
 if TYPE_CHECKING:
+    from ._config_deco import PendingDecorator
     from ._settings import CardSpec, CatchPolicy, Compute, PackageRequest, Resources, RetryPolicy
 
 __all__ = ["STEP_ATTR", "StepInfo", "decorated_step", "step", "step_info"]
@@ -44,6 +45,8 @@ class StepInfo:
     resources: Resources | None = None
     environment: tuple[tuple[str, str], ...] | None = None
     compute: Compute | None = None
+    # Decorators given config_expr(...) arguments, applied to each run's graph (_override).
+    pending: tuple[PendingDecorator, ...] = ()
 
     @property
     def where(self) -> str:
