@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import sqlite3
 import threading
 import weakref
@@ -176,14 +177,23 @@ def _stop(conn: aiosqlite.Connection) -> None:
         conn.stop()
         return
     conn._running = False
-    raw = conn._connection
+    # Drop what waits in the thread's queue (its callers are gone): run later, it would
+    # report to a loop that may be closed by then, which the thread prints as a traceback.
+    while True:
+        try:
+            future, _ = tx.get_nowait()
+        except queue.Empty:
+            break
+        if future is not None and not future.done():
+            future.cancel()
 
     def close_and_stop() -> object:
+        # In the thread, after what was queued before it, which still finds its connection.
+        raw, conn._connection = conn._connection, None
         if raw is not None:
             raw.close()
         return _STOP_RUNNING
 
-    conn._connection = None
     tx.put_nowait((None, close_and_stop))
 
 
