@@ -167,3 +167,47 @@ def test_flow_file_dump_o_writes_the_real_value(tmp_path: Path) -> None:
     done = cmd("dump", f"1/start/{task}", "-o", "all.bin")
     assert done.returncode == 2 and "-o writes one artifact's value" in done.stderr
     assert not (tmp_path / "all.bin").exists()
+
+
+def test_dump_o_never_writes_over_the_store_or_its_side_files_even_with_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+    import shutil
+
+    path = str(tmp_path / "own.db")
+    write_run(path, "DumpFlow", [T("start", artifacts={"x": 5})])
+    task = task_of(path)
+    before = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    os.symlink(path, tmp_path / "alias.db")
+    for target in (path, str(tmp_path / "alias.db"), os.path.relpath(path)):
+        code, _, err = dump(capsys, "dump", f"{task}/x", "-o", target, "--force", "--store", path)
+        assert code == 2 and "is the store dump reads from" in err, (target, err)
+    assert hashlib.sha256(Path(path).read_bytes()).hexdigest() == before
+    with Flow("DumpFlow", path) as flow:
+        assert flow["1"]["start"].task["x"].data == 5
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(path, copy)  # a copy of the store is a file like any other
+    code, _, err = dump(capsys, "dump", f"{task}/x", "-o", str(copy), "--force", "--store", path)
+    assert code == 0, err
+
+
+def test_dump_o_never_replaces_a_folder_a_pipe_or_a_link_even_with_force(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = task_of(store)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    link = tmp_path / "link"
+    (tmp_path / "real.txt").write_text("mine")
+    os.symlink(tmp_path / "real.txt", link)
+    for target in (folder, pipe, link):
+        code, _, err = dump(
+            capsys, "dump", f"{task}/text", "-o", str(target), "--force", "--store", store
+        )
+        assert code == 2 and "is not a regular file" in err, (target, err)
+    assert folder.is_dir() and pipe.is_fifo() and link.is_symlink()
+    assert (tmp_path / "real.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump-")] == []

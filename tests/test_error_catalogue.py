@@ -2159,6 +2159,30 @@ async def _l232(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), (str(target),)
 
 
+@case("L234", fix="even with --force: choose another name")
+async def _l234(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", path, "--force", "--store", path])
+    assert code == 2
+    return CommandLine(err.getvalue(), code), (path, "is the store dump reads from")
+
+
+@case("L235", fix="never replaces anything else, even with --force")
+async def _l235(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", str(tmp), "--force", "--store", path])
+    assert code == 2 and tmp.is_dir()
+    return CommandLine(err.getvalue(), code), (str(tmp), "not a regular file")
+
+
 @case("L233", fix="name it, as 1/end")
 async def _l233(tmp: Path) -> Raised:
     path = await pair_store(tmp)

@@ -11,7 +11,7 @@ anything else          a pickle (protocol 5)                 ``pickle.load(open(
 
 A numpy array of Python objects (dtype ``object``) is pickled too. The file is written next
 to its final name and moved there when complete, so a failed dump leaves no half file; an
-existing file is replaced only with ``--force``.
+existing regular file is replaced only with ``--force``, and never the store itself.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import contextlib
 import mmap
 import os
 import pickle
+import stat
 import tempfile
 from collections.abc import Callable
 from typing import IO, Any
@@ -27,20 +28,44 @@ from typing import IO, Any
 __all__ = ["refuse_existing", "write_bytes", "write_value"]
 
 
-def refuse_existing(path: str, force: bool) -> None:
-    """Raise unless ``path`` may be written.
+def refuse_existing(path: str, force: bool, store: str | None = None) -> None:
+    """Raise unless ``path`` may be written: a new name, or (with ``force``) a regular file
+    that is not ``store`` nor one of its side files.
 
-    :raises FileExistsError: ``path`` exists and ``force`` is False (exit code 2).
+    :raises FileExistsError: ``path`` exists and ``force`` is False; or it is the store (or
+        its ``-wal``, ``-shm``, ``-journal``), or not a regular file, whatever ``force``
+        (exit code 2).
     """
-    if os.path.lexists(path) and not force:
+    if not os.path.lexists(path):
+        return
+    if store is not None and _is_store_file(path, store):
+        raise FileExistsError(
+            f"{path!r} is the store dump reads from (or one of its side files); dump never "
+            "writes over a store, even with --force: choose another name."
+        )
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise FileExistsError(
+            f"{path!r} exists and is not a regular file (a folder, a link, a pipe or a "
+            "device); dump -o writes a regular file, and never replaces anything else, even "
+            "with --force: choose another name."
+        )
+    if not force:
         raise FileExistsError(
             f"{path!r} exists already; dump writes a new file: choose another name, or pass "
             "--force to replace it."
         )
 
 
-def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object]) -> None:
-    refuse_existing(path, force)
+def _is_store_file(path: str, store: str) -> bool:
+    for name in (store, store + "-wal", store + "-shm", store + "-journal"):
+        with contextlib.suppress(OSError):
+            if os.path.samefile(path, name):
+                return True
+    return False
+
+
+def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: str | None) -> None:
+    refuse_existing(path, force, store)
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
     try:
@@ -53,32 +78,37 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object]) -> None:
         raise
 
 
-def write_bytes(path: str, data: bytes | bytearray | memoryview | mmap.mmap, force: bool) -> None:
+def write_bytes(
+    path: str,
+    data: bytes | bytearray | memoryview | mmap.mmap,
+    force: bool,
+    store: str | None = None,
+) -> None:
     """Write ``data`` to ``path`` as it is (``--raw``).
 
     :raises FileExistsError: ``path`` exists and ``force`` is False.
     """
-    _write(path, force, lambda fh: fh.write(data))
+    _write(path, force, lambda fh: fh.write(data), store)
 
 
-def write_value(path: str, value: Any, force: bool) -> str:
+def write_value(path: str, value: Any, force: bool, store: str | None = None) -> str:
     """Write ``value`` to ``path`` (see the module doc); return how to read it back.
 
     :raises FileExistsError: ``path`` exists and ``force`` is False.
     :raises OSError: the file cannot be written.
     """
     if isinstance(value, bytes | bytearray | memoryview):
-        _write(path, force, lambda fh: fh.write(value))
+        _write(path, force, lambda fh: fh.write(value), store)
         return "the bytes as they are"
     if isinstance(value, str):
         data = value.encode("utf-8", "surrogatepass")
-        _write(path, force, lambda fh: fh.write(data))
+        _write(path, force, lambda fh: fh.write(data), store)
         return "UTF-8 text"
     if type(value).__module__ == "numpy" and type(value).__name__ == "ndarray":
         import numpy as np
 
         if value.dtype != object:
-            _write(path, force, lambda fh: np.save(fh, value, allow_pickle=False))
+            _write(path, force, lambda fh: np.save(fh, value, allow_pickle=False), store)
             return "a numpy .npy file: numpy.load(FILE)"
-    _write(path, force, lambda fh: pickle.dump(value, fh, protocol=5))
+    _write(path, force, lambda fh: pickle.dump(value, fh, protocol=5), store)
     return "a pickle: pickle.load(open(FILE, 'rb'))"

@@ -258,12 +258,13 @@ def _dump_target(args: argparse.Namespace) -> DataArtifact:
 def _cmd_dump(args: argparse.Namespace) -> int:
     art = _dump_target(args)
     force = getattr(args, "force", False)
+    store = resolve_store_path(args.store)
     if args.output:
-        refuse_existing(args.output, force)  # before reading a value that may be large
+        refuse_existing(args.output, force, store)  # before reading a value that may be large
     if args.raw:
         payload = art._raw().payload
         if args.output:
-            write_bytes(args.output, payload, force)
+            write_bytes(args.output, payload, force, store)
         else:
             sys.stdout.flush()
             sys.stdout.buffer.write(payload)
@@ -271,7 +272,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
         return 0
     value = art.data
     if args.output:  # the whole value, in a form that loads back (see _dump_file)
-        how = write_value(args.output, value, force)
+        how = write_value(args.output, value, force, store)
         print(printable(f"wrote {art.pathspec} to {args.output}: {how}"), file=sys.stderr)
         return 0
     print(printable(value if isinstance(value, str) else pretty(value)))
