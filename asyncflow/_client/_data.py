@@ -195,17 +195,6 @@ class DataArtifact(Closing):
         self._row = found._row
 
     @classmethod
-    async def aopen(
-        cls, pathspec: str, store: StorePath = None, *, trust: bool = False
-    ) -> DataArtifact:
-        """The awaitable twin of ``DataArtifact(pathspec, store, trust=trust)``."""
-        from ._pathspec import aopen_path
-
-        found = await aopen_path("DataArtifact", pathspec, store, trust)
-        assert isinstance(found, DataArtifact)
-        return found
-
-    @classmethod
     def _make(cls, task: Task, row: ArtifactRow) -> DataArtifact:
         art = cls.__new__(cls)
         art._task = task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Any
@@ -14,14 +13,12 @@ from .._store._paths import resolve_store_path
 from .._store._plans import Plan, Query
 from .._store._records import MAX_ID
 from .._store._rows import RunRow
-from ._handle import StoreHandle
+from ._handle import StoreHandle, StorePath
 from ._messages import bad_run_id, missing_run_plan, unknown_flow
 from ._namespace import check_in_namespace, flow_outside_namespace, get_namespace, namespace_tags
 from ._run import Run
 
-__all__ = ["Flow", "FlowOpener", "alist_flows", "check_plan", "list_flows"]
-
-StorePath = str | os.PathLike[str] | None
+__all__ = ["Flow", "FlowOpener", "StorePath", "alist_flows", "check_plan", "list_flows"]
 
 
 def list_flows(store: StorePath = None) -> list[str]:

@@ -39,9 +39,19 @@ from .._store._plans import BEGIN_READ, END_READ, Plan, Query, Rows, record_erro
 from .._store._sqlerrors import SQLITE_FAILURES, is_busy, store_error
 from .._store._trust import TrustKey
 
-__all__ = ["Closing", "StoreHandle", "aconnect", "adrive", "check_blobs", "drive", "open_checked"]
+__all__ = [
+    "Closing",
+    "StoreHandle",
+    "StorePath",
+    "aconnect",
+    "adrive",
+    "check_blobs",
+    "drive",
+    "open_checked",
+]
 
 T = TypeVar("T")
+StorePath = str | os.PathLike[str] | None  # a store file argument; None: the default store
 
 
 def _read_error(path: str, exc: sqlite3.Error | UnicodeDecodeError) -> StoreError:
@@ -365,6 +375,16 @@ class Closing:
     flow's. Later reads reopen it. Without either, it closes when the object is collected."""
 
     __slots__ = ()
+
+    @classmethod
+    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Self:
+        """The awaitable twin of opening the object by its pathspec (``Run(pathspec, store,
+        trust=trust)``, and so on for ``Step``, ``Task`` and ``DataArtifact``)."""
+        from ._pathspec import aopen_path  # that module imports the client classes
+
+        found = await aopen_path(cls.__name__, pathspec, store, trust)  # type: ignore[arg-type]
+        assert isinstance(found, cls)
+        return found
 
     def _store_handle(self) -> StoreHandle:
         raise NotImplementedError

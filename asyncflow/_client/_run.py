@@ -17,7 +17,7 @@ from .._store._events import Event
 from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
-from ._handle import Closing, StoreHandle
+from ._handle import Closing, StoreHandle, StorePath
 from ._messages import missing_run_plan, missing_step, no_end_task
 from ._run_events import aread_events, check_after, read_events
 from ._run_record import RunRecord
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from ._flow import Flow
 
 __all__ = ["Run", "StorePath", "step_order"]
-
-StorePath = str | os.PathLike[str] | None
 
 
 def step_order(graph: Any) -> list[str]:
@@ -100,15 +98,6 @@ class Run(RunRecord, Closing):
         found = open_path("Run", pathspec, store, trust)
         assert isinstance(found, Run)
         self._setup(found._handle, found._row)
-
-    @classmethod
-    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Run:
-        """The awaitable twin of ``Run(pathspec, store, trust=trust)``."""
-        from ._pathspec import aopen_path
-
-        found = await aopen_path("Run", pathspec, store, trust)
-        assert isinstance(found, Run)
-        return found
 
     @classmethod
     def _make(cls, handle: StoreHandle, row: RunRow) -> Run:

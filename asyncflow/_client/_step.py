@@ -73,15 +73,6 @@ class Step(Closing):
         self._setup(found._run, found._name, found._tasks)
 
     @classmethod
-    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Step:
-        """The awaitable twin of ``Step(pathspec, store, trust=trust)``."""
-        from ._pathspec import aopen_path
-
-        found = await aopen_path("Step", pathspec, store, trust)
-        assert isinstance(found, Step)
-        return found
-
-    @classmethod
     def _make(cls, run: Run, name: str, tasks: tuple[Task, ...]) -> Step:
         step = cls.__new__(cls)
         step._setup(run, name, tasks)

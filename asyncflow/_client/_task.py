@@ -63,15 +63,6 @@ class Task(Closing):
         self._setup(found._handle, found._flow, found._row)
 
     @classmethod
-    async def aopen(cls, pathspec: str, store: StorePath = None, *, trust: bool = False) -> Task:
-        """The awaitable twin of ``Task(pathspec, store, trust=trust)``."""
-        from ._pathspec import aopen_path
-
-        found = await aopen_path("Task", pathspec, store, trust)
-        assert isinstance(found, Task)
-        return found
-
-    @classmethod
     def _make(cls, handle: StoreHandle, flow: str, row: TaskRow) -> Task:
         task = cls.__new__(cls)
         task._setup(handle, flow, row)
