@@ -24,6 +24,7 @@ import anyio
 from .._errors import NotFoundError, UsageError
 from .._store import _queries as q
 from .._store._event_reads import (
+    ALL_EVENTS,
     EVENT_ROWS,
     READER_EVENTS,
     YIELD_EVERY,
@@ -75,15 +76,10 @@ def read_events(handle: StoreHandle, row: RunRow, after: int = 0) -> list[Event]
     """
     out: list[Event] = []
     first = after + 1
-    while True:
-        items = handle.run(event_items(row.id, first))
-        if not items:
-            error = handle.run(_gone(row, handle.path))
-            if error is not None:
-                raise error
-            return out
-        out.extend(make_event(it, row.flow, str(row.id)) for it in items)
-        first = items[-1][0] + 1
+    while events := _some(handle, row, first, ALL_EVENTS):
+        out.extend(events)
+        first = events[-1].seq + 1
+    return out
 
 
 def _state(row: RunRow, first: int) -> Plan[tuple[Rows, RunRow | None]]:
@@ -105,9 +101,10 @@ def _made(row: RunRow, first: int, found: Rows, path: str) -> list[Event]:
     return [make_event(item, row.flow, run) for item in items]
 
 
-def _some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
-    # In a worker thread: about READER_EVENTS events from seq ``first`` on.
-    items = handle.run(event_items(row.id, first, EVENT_ROWS, READER_EVENTS))
+def _some(handle: StoreHandle, row: RunRow, first: int, events: int = READER_EVENTS) -> list[Event]:
+    # Blocking (a reader on an event loop calls it in a worker thread): about ``events``
+    # events from seq ``first`` on; none at the end, or NotFoundError if the run is gone.
+    items = handle.run(event_items(row.id, first, EVENT_ROWS, events))
     if not items:
         error = handle.run(_gone(row, handle.path))
         if error is not None:

@@ -6,6 +6,7 @@ from ._events import Item, decode_chunk
 from ._plans import Plan, Query, Rows, checked
 
 __all__ = [
+    "ALL_EVENTS",
     "EVENT_ROWS",
     "READER_EVENTS",
     "YIELD_EVERY",
@@ -23,6 +24,8 @@ READER_EVENTS = 512
 # costs its reader some 5-10 µs, and every reader that has events to hand out takes its turn
 # before the loop comes back to anything else (200 readers x 16 events: about 30 ms).
 YIELD_EVERY = 16
+# ``events`` of :func:`event_items` for no bound but the rows'.
+ALL_EVENTS = 1 << 62
 
 # The row holding seq ``first`` (the last one starting at or before it) and those after.
 _EVENTS_FROM = (
@@ -33,7 +36,7 @@ _EVENTS_FROM = (
 
 
 def event_items(
-    run_id: int, first: int = 1, rows: int = EVENT_ROWS, events: int = 1 << 62
+    run_id: int, first: int = 1, rows: int = EVENT_ROWS, events: int = ALL_EVENTS
 ) -> Plan[list[Item]]:
     """The run's events from seq ``first`` on, in order, each checked; at most those of
     ``rows`` rows, and of the rows starting before seq ``first + events`` (fewer items than
@@ -48,7 +51,7 @@ def event_items(
 
 
 def events_query(
-    run_id: int, first: int = 1, rows: int = EVENT_ROWS, events: int = 1 << 62
+    run_id: int, first: int = 1, rows: int = EVENT_ROWS, events: int = ALL_EVENTS
 ) -> Query:
     """The query of :func:`event_items`, whose rows :func:`decode_rows` decodes (a reader
     on an event loop runs the query on its connection and decodes in a worker thread)."""
