@@ -14,6 +14,7 @@ the run is found crashed (its process is gone, see ``_store._lease``), checked a
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 import aiosqlite
 import anyio
 
+from .._aio import shared_read
 from .._errors import NotFoundError, UsageError
 from .._store import _queries as q
 from .._store._event_reads import (
@@ -113,41 +115,14 @@ def _some(handle: StoreHandle, row: RunRow, first: int, events: int = READER_EVE
     return [make_event(item, row.flow, run) for item in items]
 
 
-class _Read:
-    """A read by :func:`_some` that other readers of the same events wait for."""
-
-    __slots__ = ("done", "error", "events")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.events: list[Event] | None = None
-        self.error: Exception | None = None
-
-
 # The reads in progress, by thread (an event loop), store, run and first seq: readers started
 # together (200 clients of a web service) share each read and its Event objects.
-_reads: dict[tuple[int, str, int, int], _Read] = {}
+_reads: dict[tuple[int, str, int, int], asyncio.Future[list[Event]]] = {}
 
 
 async def _shared_some(handle: StoreHandle, row: RunRow, first: int) -> list[Event]:
     key = (threading.get_ident(), handle.path, row.id, first)
-    while (shared := _reads.get(key)) is not None:
-        await shared.done.wait()
-        if shared.error is not None:
-            raise shared.error
-        if shared.events is not None:
-            return shared.events
-        # The reader making it was cancelled: make it here (unless another reader does).
-    mine = _reads[key] = _Read()
-    try:
-        mine.events = await anyio.to_thread.run_sync(_some, handle, row, first)
-        return mine.events
-    except Exception as exc:
-        mine.error = exc
-        raise
-    finally:
-        del _reads[key]
-        mine.done.set()
+    return await shared_read(_reads, key, lambda: _some(handle, row, first))
 
 
 async def aread_events(

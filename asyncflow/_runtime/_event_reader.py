@@ -15,8 +15,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
-
+from .._aio import shared_read
 from .._errors import StoreError
 from .._store._event_reads import EVENT_ROWS, READER_EVENTS, YIELD_EVERY, event_items
 from .._store._events import Event, Item, make_event
@@ -73,28 +72,7 @@ async def read_stored(hub: RunEvents, first: int) -> list[Event]:
 
     :raises StoreError: the events from ``first`` on are missing or damaged.
     """
-    reads = _reads.setdefault(hub, {})
-    while (shared := reads.get(first)) is not None:
-        await asyncio.wait([shared])
-        if not shared.cancelled():
-            return shared.result()
-        # The reader making it was cancelled: make it here (unless another reader does).
-    mine: asyncio.Future[list[Event]] = asyncio.get_running_loop().create_future()
-    reads[first] = mine
-    try:
-        events = await anyio.to_thread.run_sync(_stored, hub, first)
-    except Exception as exc:
-        mine.set_exception(exc)
-        mine.exception()  # retrieved: whoever waits for it raises it too
-        raise
-    except BaseException:
-        mine.cancel()
-        raise
-    else:
-        mine.set_result(events)
-        return events
-    finally:
-        del reads[first]
+    return await shared_read(_reads.setdefault(hub, {}), first, lambda: _stored(hub, first))
 
 
 class EventReader:
