@@ -6,10 +6,12 @@ finds any (later rounds would only repeat its consequences):
 1. names and targets: reserved or invalid step names, one first and one last step (named
    ``start`` and ``end``, or marked ``@step(start=True)`` / ``@step(end=True)``), a
    ``self.next`` on every step but the last, targets that exist, no duplicate target, one
-   foreach target;
-2. shape: no cycle, every step reachable from the first step;
+   foreach target; a switch's condition names an artifact;
+2. shape: every cycle passes through a switch (a loop), every step reachable from the first
+   step, a loop stays inside the splits it starts in, the last step reachable from every step;
 3. splits and joins: each join closes exactly one split and is reached by all its branches
-   and only them; only joins take ``inputs``; a step with several parents is a join; a join
+   and only them; only joins take ``inputs``; a step with several parents is a join (but for
+   the branches of a switch, which meet again without one: only one of them runs); a join
    leaves by a linear ``next``; every split is joined.
 
 Rounds 3 and :func:`._graph.build_graph` share :func:`trace_splits`, which walks the graph from
@@ -32,6 +34,7 @@ from ._names import RESERVED_NAMES, is_plain_name
 __all__ = [
     "OpenSplit",
     "SplitTrace",
+    "loop_edges",
     "place_nodes",
     "raise_problems",
     "trace_splits",
@@ -57,7 +60,8 @@ class SplitTrace:
     ``arrivals[step]`` holds one ``(parent, stack)`` per parent, in definition order, where
     ``stack`` is what the parent passes on (its own stack, plus itself if it splits).
     ``inner[step]`` is the stack around the step itself: a join drops the split it closes.
-    Steps on a cycle are left out.
+    Loop edges (:func:`loop_edges`) are left out, so the walk sees a DAG; steps on a cycle
+    that has no loop edge are left out.
     """
 
     arrivals: Mapping[str, tuple[tuple[str, Stack], ...]]
@@ -73,16 +77,18 @@ def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
     if first not in nodes:
         return SplitTrace({}, {})
     rank = {name: i for i, name in enumerate(nodes)}
+    back = loop_edges(nodes)
+    ahead = {n: [t for t in node.out if (n, t) not in back] for n, node in nodes.items()}
     reach: set[str] = set()
     todo = [first]
     while todo:
         name = todo.pop()
         if name in nodes and name not in reach:
             reach.add(name)
-            todo.extend(nodes[name].out)
+            todo.extend(ahead[name])
     pending = dict.fromkeys(reach, 0)
     for name in reach:
-        for target in set(nodes[name].out) & reach:
+        for target in set(ahead[name]) & reach:
             pending[target] += 1
     arrivals: dict[str, list[tuple[str, Stack]]] = {name: [] for name in reach}
     inner: dict[str, Stack] = {}
@@ -96,7 +102,7 @@ def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
         stack = came[0][1] if came else ()
         inner[name] = stack[:-1] if node.is_join and stack else stack
         splits = node.kind in (NodeKind.SPLIT, NodeKind.FOREACH)
-        for target in dict.fromkeys(node.out):
+        for target in dict.fromkeys(ahead[name]):
             if target not in reach:
                 continue
             passed = (*inner[name], OpenSplit(name, target)) if splits else inner[name]
@@ -106,6 +112,32 @@ def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
                 heapq.heappush(ready, (rank[target], target))
     done = {n: tuple(a) for n, a in arrivals.items() if n in inner}
     return SplitTrace(arrivals=done, inner=inner)
+
+
+def loop_edges(nodes: Mapping[str, Node]) -> frozenset[tuple[str, str]]:
+    """The edges ``(step, target)`` that lead back to a step on the path from the first step
+    (a depth-first walk in ``next()`` order): where each loop goes round. A valid graph's
+    cycles all pass through a switch; with these edges left out, the graph is acyclic."""
+    first = terminal_steps(nodes)[0]
+    back: set[tuple[str, str]] = set()
+    if first not in nodes:
+        return frozenset()
+    on_path, done = {first}, set()
+    path, todo = [first], [iter(nodes[first].out)]
+    while todo:
+        target = next(todo[-1], None)
+        if target is None:
+            name = path.pop()
+            on_path.discard(name)
+            done.add(name)
+            todo.pop()
+        elif target in on_path:
+            back.add((path[-1], target))
+        elif target in nodes and target not in done:
+            on_path.add(target)
+            path.append(target)
+            todo.append(iter(nodes[target].out))
+    return frozenset(back)
 
 
 def place_nodes(nodes: Mapping[str, Node]) -> dict[str, Node]:
@@ -168,6 +200,7 @@ def validate(graph: FlowGraph) -> None:
 def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
     # A caught failure goes on to the step's next steps; a foreach split that failed has
     # no list to fan out over, so there is nothing to go on to.
+    # Nor has a switch that failed a condition value to choose its branch by.
     return [
         _error(
             node,
@@ -176,6 +209,14 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
         )
         for node in graph
         if node.info.catch is not None and node.kind is NodeKind.FOREACH
+    ] + [
+        _error(
+            node,
+            "@catch is on a switch, which cannot choose a branch once it failed",
+            "move the work that may fail into a step before the switch, and @catch that one",
+        )
+        for node in graph
+        if node.info.catch is not None and node.kind is NodeKind.SWITCH
     ]
 
 
@@ -278,6 +319,19 @@ def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidat
             what = f"self.next names '{target}' more than once"
             fix = "name each target once; a static split needs two or more distinct steps"
             problems.append(_error(node, what, fix, at_next=True))
+    if node.kind is NodeKind.SWITCH:
+        var = node.condition or ""
+        why = None
+        if not is_plain_name(var):
+            why = "is not an attribute name"
+        elif var.startswith("_"):
+            why = "starts with '_', and such names are not artifacts"
+        elif var in RESERVED_NAMES:
+            why = "is reserved: every flow has it"
+        if why is not None:
+            what = f"condition={var!r} {why}"
+            fix = 'name the artifact set on self whose value picks the case, e.g. condition="mode"'
+            problems.append(_error(node, what, fix, at_next=True))
     if node.kind is NodeKind.FOREACH:
         var = node.foreach_var or ""
         if len(node.out) != 1:
@@ -294,12 +348,17 @@ def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidat
 def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
     problems: list[FlowValidationError] = []
     colour: dict[str, int] = {}  # 1 while on the current path, 2 once finished
+
+    def ahead(name: str) -> tuple[str, ...]:  # a switch may loop: its edges are not followed
+        node = graph[name]
+        return () if node.kind is NodeKind.SWITCH else node.out
+
     for root in graph.nodes:
         if root in colour:
             continue
         path: list[str] = [root]
         colour[root] = 1
-        todo = [iter(graph[root].out)]
+        todo = [iter(ahead(root))]
         while todo:
             target = next(todo[-1], None)
             if target is None:
@@ -308,20 +367,67 @@ def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
             elif colour.get(target) == 1:
                 loop = " -> ".join([*path[path.index(target) :], target])
                 node = graph[path[-1]]
-                what = f"the steps form a cycle ({loop})"
-                fix = "a flow is acyclic, so no step may lead back to itself or an earlier step"
+                what = f"the steps form a cycle ({loop}) that passes through no switch"
+                fix = (
+                    "a step may lead back to itself or an earlier step only through a switch, "
+                    'self.next({"again": self.<step>, "done": self.<next step>}, '
+                    'condition="<artifact>"), so that the loop can end'
+                )
                 problems.append(_error(node, what, fix, at_next=True))
             elif target not in colour:
                 colour[target] = 1
                 path.append(target)
-                todo.append(iter(graph[target].out))
+                todo.append(iter(ahead(target)))
     if problems:
         return problems
-    reach = trace_splits(graph.nodes).inner
+    traced = trace_splits(graph.nodes)
+    reach = traced.inner
     for node in graph:
         if node.name not in reach:
             what = f"the step is never reached from {graph.start_step}"
             fix = f"call self.next(self.{node.name}) from another step, or remove its @step"
+            problems.append(_error(node, what, fix))
+    if problems:
+        return problems
+    return _check_loops(graph, traced)
+
+
+def _check_loops(graph: FlowGraph, traced: SplitTrace) -> list[FlowValidationError]:
+    """Each loop stays inside the splits it starts in, and every step can reach the end."""
+    problems: list[FlowValidationError] = []
+    for source, target in sorted(loop_edges(graph.nodes)):
+        node, back = graph[source], graph[target]
+        came = traced.arrivals.get(target, ())
+        why = None
+        if node.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
+            why = f"'{source}' opens a split, whose branches must reach its join"
+        elif back.is_join:
+            why = f"'{target}' is a join, whose inputs come from the branches of a split"
+        elif came and came[0][1] != traced.inner[source]:
+            why = (
+                f"'{target}' is not inside the same split or foreach as '{source}' (a loop "
+                "may not leave or enter a split, nor go round a foreach's body alone)"
+            )
+        if why is not None:
+            what = f"it loops back to '{target}', but {why}"
+            fix = (
+                "loop back to a step that is inside the same splits as the switch, or join "
+                "the split first and loop back to a step before it"
+            )
+            problems.append(_error(node, what, fix, at_next=True))
+    last = graph.end_step
+    leads_on = {last}
+    todo = [last]
+    while todo:
+        name = todo.pop()
+        for parent in graph:
+            if name in parent.out and parent.name not in leads_on:
+                leads_on.add(parent.name)
+                todo.append(parent.name)
+    for node in graph:
+        if node.name not in leads_on:
+            what = f"{last} can never be reached from here: every way on loops back"
+            fix = "give a switch of the loop a case that leads on, towards " + last
             problems.append(_error(node, what, fix))
     return problems
 
@@ -337,6 +443,8 @@ def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
         if node.is_join or len(came) > 1:
             attempted.update(stack[-1].split for stack in stacks if stack)
         parents = ", ".join(p for p, _ in came)
+        if len(came) > 1 and not node.is_join and len(set(stacks)) == 1:
+            continue  # the branches of a switch meet: one of them ran
         if not node.is_join:
             if len(came) > 1 and node.name == last:
                 what = f"{last} has {len(came)} parents ({parents}) but cannot take inputs"
@@ -347,7 +455,7 @@ def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
                 fix = f"make it a join: `def {node.name}(self, inputs)`"
                 problems.append(_error(node, what, fix))
             continue
-        if node.kind is not NodeKind.LINEAR and node.name != last:
+        if node.kind not in (NodeKind.LINEAR, NodeKind.SWITCH) and node.name != last:
             what = "a join may not split again"
             fix = "end the join with self.next(self.<step>) and split in that next step"
             problems.append(_error(node, what, fix, at_next=True))
@@ -405,5 +513,7 @@ def _check_join(
             f"{len(branches)} steps lead here from the {len(expected)} branch(es) of '{split.name}'"
         )
         fix = "join any split inside a branch before the branch ends"
+        if len(set(stacks)) < len(stacks):
+            fix = "let the branches of a switch inside a branch meet in a step before the join"
         return [_error(node, what, fix)]
     return []
