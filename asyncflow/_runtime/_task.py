@@ -249,9 +249,9 @@ class TaskState:
             )
         elif call != (node.out, node.foreach_var) or self.next_switch != _switch_of(node):
             raise FlowValidationError(
-                f"{where} called self.next({_show(call, self.next_switch)}) but its source ends with "
-                f"self.next({_show((node.out, node.foreach_var), _switch_of(node))}); the call "
-                "must match "
+                f"{where} called self.next({_show(call, self.next_switch)}) but its source "
+                f"ends with self.next({_show((node.out, node.foreach_var), _switch_of(node))}); "
+                "the call must match "
                 "the graph: make the last statement the only next() call.",
                 self.step,
             )

@@ -169,7 +169,8 @@ class FlowGraph:
             lines.append(f"    s_{n.name}{shape}")
         for n in self:
             for value, target in n.cases:
-                lines.append(f"    s_{n.name} -->|{json.dumps(f'{n.condition} = {value}')}| s_{target}")
+                label = json.dumps(f"{n.condition} = {value}")
+                lines.append(f"    s_{n.name} -->|{label}| s_{target}")
             for target in () if n.cases else n.out:
                 edge = f'-->|"foreach({n.foreach_var})"|' if n.foreach_var else "-->"
                 lines.append(f"    s_{n.name} {edge} s_{target}")

@@ -244,7 +244,7 @@ def _read_call(call: ast.Call, self_name: str) -> _Call | str:
 
 def _switch_form(what: str) -> str:
     return (
-        f"{what}; write a switch as self.next({{\"<value>\": self.<step>, ...}}, "
+        f'{what}; write a switch as self.next({{"<value>": self.<step>, ...}}, '
         'condition="<artifact>"), with literal string values and steps written as self.<step>.'
     )
 
