@@ -397,13 +397,12 @@ def _check_loops(graph: FlowGraph, traced: SplitTrace) -> list[FlowValidationErr
     problems: list[FlowValidationError] = []
     for source, target in sorted(loop_edges(graph.nodes)):
         node, back = graph[source], graph[target]
-        came = traced.arrivals.get(target, ())
         why = None
         if node.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
             why = f"'{source}' opens a split, whose branches must reach its join"
         elif back.is_join:
             why = f"'{target}' is a join, whose inputs come from the branches of a split"
-        elif came and came[0][1] != traced.inner[source]:
+        elif traced.inner.get(target) != traced.inner.get(source):
             why = (
                 f"'{target}' is not inside the same split or foreach as '{source}' (a loop "
                 "may not leave or enter a split, nor go round a foreach's body alone)"

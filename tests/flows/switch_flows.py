@@ -1,13 +1,18 @@
 """Flows with switches and loops (tests/test_switch.py, tests/test_loops.py).
 
-``ASYNCFLOW_TEST_FAIL_PASS``: the pass (0-based) of ``LoopFlow.refine`` that raises, when set.
+``ASYNCFLOW_TEST_FAIL_PASS``: the pass (0-based) of ``LoopFlow.refine`` that raises, when set;
+``ASYNCFLOW_TEST_CRASH_PASS``: the pass that kills its own process (SIGKILL).
 ``ASYNCFLOW_TEST_RAN``: a file each task appends ``step pass`` to, when set (which tasks ran
 their code, and which were cloned by a resume).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sqlite3
+import time
 
 from asyncflow import FlowSpec, Parameter, current, step
 
@@ -17,6 +22,21 @@ def ran(step_name: str) -> None:
     if log:
         with open(log, "a") as fh:
             fh.write(f"{step_name} {current.pass_index}\n")
+
+
+def _wait_for_rows(count: int) -> None:
+    # The writer commits in batches: wait (bounded) until the store holds the finished tasks
+    # of start and of the passes before this one, so a crash now leaves them behind.
+    store, run_id = os.environ["ASYNCFLOW_TEST_STORE"], int(current.run_id or 0)
+    for _ in range(600):
+        with contextlib.closing(sqlite3.connect(store)) as conn:
+            done = conn.execute(
+                "SELECT count(*) FROM tasks WHERE run_id = ? AND status = 'succeeded'", (run_id,)
+            ).fetchone()[0]
+        if done >= count + 1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the store never got the finished tasks")
 
 
 class SizeFlow(FlowSpec):
@@ -186,6 +206,9 @@ class LoopFlow(FlowSpec):
         ran("refine")
         if str(current.pass_index) == os.environ.get("ASYNCFLOW_TEST_FAIL_PASS"):
             raise RuntimeError(f"refine fails in pass {current.pass_index}")
+        if str(current.pass_index) == os.environ.get("ASYNCFLOW_TEST_CRASH_PASS"):
+            _wait_for_rows(current.pass_index)  # the passes before this one are in the store
+            os.kill(os.getpid(), signal.SIGKILL)  # the process dies mid-run, as in a crash
         self.count += 1
         self.history = [*self.history, (current.pass_index, self.count)]
         print(f"pass {current.pass_index} count {self.count}")
@@ -266,3 +289,9 @@ class EndlessFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+if __name__ == "__main__":
+    import sys
+
+    {cls.__name__: cls for cls in (SizeFlow, LoopFlow, EndlessFlow)}[sys.argv.pop(1)].main()
