@@ -29,8 +29,10 @@ def steps_of(run: Run) -> list[str]:
 # --- running --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("size", "taken", "skipped"), [("big", "train_big", "train_small"),
-                                                        ("small", "train_small", "train_big")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "taken", "skipped"),
+    [("big", "train_big", "train_small"), ("small", "train_small", "train_big")],
+)
 async def test_a_switch_runs_only_the_case_its_condition_names(
     store: str, size: str, taken: str, skipped: str
 ) -> None:
