@@ -17,14 +17,13 @@ import pytest
 
 from asyncflow import (
     Flow,
-    FlowSpec,
     FlowValidationError,
     StepFailed,
     UsageError,
     current,
     events,
-    step,
 )
+from tests.flows import bad_switches as bs
 from tests.flows import switch_flows as sf
 
 pytestmark = pytest.mark.anyio
@@ -205,66 +204,12 @@ def test_show_draws_the_loop() -> None:
 # --- the graph --------------------------------------------------------------------------------
 
 
-class CycleWithoutSwitch(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a)
-
-    @step
-    def a(self):
-        self.next(self.b)
-
-    @step
-    def b(self):
-        self.next(self.a)
-
-    @step
-    def end(self):
-        pass
-
-
-class LoopOutOfForeach(FlowSpec):
-    @step
-    def start(self):
-        self.items = [1, 2]
-        self.next(self.body, foreach="items")
-
-    @step
-    def body(self):
-        self.again = "no"
-        self.next({"yes": self.start, "no": self.join}, condition="again")
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-class NoWayOut(FlowSpec):
-    @step
-    def start(self):
-        self.go = "a"
-        self.next({"a": self.a, "b": self.end}, condition="go")
-
-    @step
-    def a(self):
-        self.go = "x"
-        self.next({"x": self.a, "y": self.a}, condition="go")
-
-    @step
-    def end(self):
-        pass
-
-
 @pytest.mark.parametrize(
     ("flow", "words"),
     [
-        (CycleWithoutSwitch, "the steps form a cycle (a -> b -> a) that passes through no switch"),
-        (LoopOutOfForeach, "it loops back to 'start', but 'start' is not inside the same split"),
-        (NoWayOut, "end can never be reached from here: every way on loops back"),
+        (bs.CycleWithoutSwitch, "form a cycle (a -> b -> a) that passes through no switch"),
+        (bs.LoopOutOfForeach, "it loops back to 'start', but 'start' is not inside the same split"),
+        (bs.NoWayOut, "end can never be reached from here: every way on loops back"),
     ],
 )
 def test_bad_loops_are_refused_before_anything_runs(flow: type, words: str) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncflow import Flow, FlowSpec, FlowValidationError, Run, StepFailed, step
+from asyncflow import Flow, FlowValidationError, Run, StepFailed
+from tests.flows import bad_switches as bs
 from tests.flows import switch_flows as sf
 
 pytestmark = pytest.mark.anyio
@@ -100,146 +101,19 @@ async def test_a_switch_in_a_branch_of_a_split(store: str) -> None:
 # --- the graph --------------------------------------------------------------------------------
 
 
-class BadKey(FlowSpec):
-    @step
-    def start(self):
-        self.next({1: self.end}, condition="x")
-
-    @step
-    def end(self):
-        pass
-
-
-class BadTarget(FlowSpec):
-    @step
-    def start(self):
-        self.next({"a": self.end, "b": print}, condition="x")
-
-    @step
-    def end(self):
-        pass
-
-
-class NoCondition(FlowSpec):
-    @step
-    def start(self):
-        self.next({"a": self.end})
-
-    @step
-    def end(self):
-        pass
-
-
-class DynamicCondition(FlowSpec):
-    @step
-    def start(self):
-        name = "x"
-        self.next({"a": self.end}, condition=name)
-
-    @step
-    def end(self):
-        pass
-
-
-class ConditionWithoutCases(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end, condition="x")
-
-    @step
-    def end(self):
-        pass
-
-
-class PrivateCondition(FlowSpec):
-    @step
-    def start(self):
-        self.next({"a": self.end}, condition="_x")
-
-    @step
-    def end(self):
-        pass
-
-
-class ReservedCondition(FlowSpec):
-    @step
-    def start(self):
-        self.next({"a": self.end}, condition="next")
-
-    @step
-    def end(self):
-        pass
-
-
-class UnknownCase(FlowSpec):
-    @step
-    def start(self):
-        self.x = "a"
-        self.next({"a": self.end, "b": self.nowhere}, condition="x")
-
-    @step
-    def end(self):
-        pass
-
-
-class CatchOnSwitch(FlowSpec):
-    from asyncflow import catch as _catch
-
-    @_catch(var="err")
-    @step
-    def start(self):
-        self.x = "a"
-        self.next({"a": self.end}, condition="x")
-
-    @step
-    def end(self):
-        pass
-
-
-class SwitchIntoJoin(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.a, self.b)
-
-    @step
-    def a(self):
-        self.x = "p"
-        self.next({"p": self.a1, "q": self.a2}, condition="x")
-
-    @step
-    def a1(self):
-        self.next(self.join)
-
-    @step
-    def a2(self):
-        self.next(self.join)
-
-    @step
-    def b(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
 @pytest.mark.parametrize(
     ("flow", "words"),
     [
-        (BadKey, "the case `1` is not a literal string; write a switch as self.next("),
-        (BadTarget, "the case 'b' leads to `print`"),
-        (NoCondition, "a dict of cases needs condition= naming the artifact"),
-        (DynamicCondition, "condition= is `name`, not a literal string"),
-        (ConditionWithoutCases, "condition= needs a dict of cases as the only target"),
-        (PrivateCondition, "condition='_x' starts with '_'"),
-        (ReservedCondition, "condition='next' is reserved"),
-        (UnknownCase, "self.next names self.nowhere, which is not a step"),
-        (CatchOnSwitch, "@catch is on a switch"),
-        (SwitchIntoJoin, "let the branches of a switch inside a branch meet in a step"),
+        (bs.BadKey, "the case `1` is not a literal string; write a switch as self.next("),
+        (bs.BadTarget, "the case 'b' leads to `print`"),
+        (bs.NoCondition, "a dict of cases needs condition= naming the artifact"),
+        (bs.DynamicCondition, "condition= is `name`, not a literal string"),
+        (bs.ConditionWithoutCases, "condition= needs a dict of cases as the only target"),
+        (bs.PrivateCondition, "condition='_x' starts with '_'"),
+        (bs.ReservedCondition, "condition='next' is reserved"),
+        (bs.UnknownCase, "self.next names self.nowhere, which is not a step"),
+        (bs.CatchOnSwitch, "@catch is on a switch"),
+        (bs.SwitchIntoJoin, "let the branches of a switch inside a branch meet in a step"),
     ],
 )
 def test_bad_switches_are_refused_before_anything_runs(flow: type, words: str) -> None:
