@@ -195,6 +195,27 @@ def test_the_command_line_runs_a_loop_and_guards_it(store: str) -> None:
     assert "--max-passes must be at least 1, not 0" in bad.stderr
 
 
+def test_logs_dump_and_spin_take_a_pass_by_its_task_id(store: str) -> None:
+    proc = flow_cli("LoopFlow", "run", "--store", store)
+    assert proc.returncode == 0, proc.stderr
+    assert "step refine: 3/3 done" in proc.stdout  # the progress line counts every pass
+    with Flow("LoopFlow", store=store) as flow:
+        run = flow.latest_run
+        assert run is not None
+        second = list(run["refine"])[1].pathspec
+    logs = flow_cli("LoopFlow", "logs", second, "--store", store)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "pass 1 count 2\n"
+    dump = flow_cli("LoopFlow", "dump", second, "--store", store)
+    assert dump.returncode == 0, dump.stderr
+    assert "count = 2" in dump.stdout and "state = 'again'" in dump.stdout
+    task_id = second.rsplit("/", 1)[1]
+    spun = flow_cli("LoopFlow", "spin", "refine", "--run-id", run.id, "--task", task_id,
+                    "--store", store)  # fmt: skip
+    assert spun.returncode == 0, spun.stderr
+    assert "pass 1 count 2" in spun.stdout and "count = 2" in spun.stdout
+
+
 def test_show_draws_the_loop() -> None:
     proc = flow_cli("LoopFlow", "show")
     assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,7 @@ DEFAULT_MAX_PASSES = 1000
 
 def case_key(value: Any) -> str:
     """The text a condition value is matched against a switch's cases by: ``str(value)``,
-    as in Metaflow (so ``True`` matches ``"True"`` and ``3`` matches ``"3"``)."""
+    so ``True`` matches ``"True"`` and ``3`` matches ``"3"``."""
     return value if isinstance(value, str) else str(value)
 
 
