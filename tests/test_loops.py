@@ -75,6 +75,24 @@ async def test_a_loop_inside_a_foreach_counts_passes_per_element(store: str) -> 
     assert len(list(run["count_up"])) == 6
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
+async def test_a_loop_around_a_foreach_counts_each_pass_once(store: str, executor: str) -> None:
+    flow = sf.ForeachInLoopFlow(store, echo=False, executor=executor)
+    async with flow.stream() as stream:
+        evs = [ev async for ev in stream]
+    assert evs[-1].status == "succeeded"
+    last = {}
+    for ev in evs:
+        if isinstance(ev, events.StepProgress):
+            last[ev.step] = (ev.done, ev.total)
+    assert last == {"fork": (3, 3), "body": (6, 6), "join": (3, 3)}
+    with Flow("ForeachInLoopFlow", store=store) as client:
+        run = client.latest_run
+        assert run is not None
+        assert [t.data.total for t in run["join"]] == [3, 6, 9]
+        assert len(list(run["body"])) == 6
+
+
 async def test_pass_index_is_zero_outside_loops_and_none_outside_a_task(store: str) -> None:
     assert current.pass_index is None
     run = await sf.SizeFlow(store, echo=False).run()

@@ -249,7 +249,7 @@ class Scheduler:
         key = (step, path)
         passes = self._passes.get(key, 0)
         self._passes[key] = passes + 1
-        if step in self._loops and self.ctx.events is not None and not (counted and not passes):
+        if step in self._loops and self.ctx.events is not None and not counted:
             self.ctx.events.split(step, 1)  # live progress counts a loop's passes as they come
         return TaskSpec(task_id, step, path, stack, base, inputs, passes)
 

@@ -274,6 +274,37 @@ class ForeachLoopFlow(FlowSpec):
         pass
 
 
+class ForeachInLoopFlow(FlowSpec):
+    """A loop around a foreach: its join is the switch that goes round again."""
+
+    @step
+    def start(self):
+        self.round = 0
+        self.next(self.fork)
+
+    @step
+    def fork(self):
+        self.round += 1
+        self.items = [1, 2]
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self):
+        self.v = self.input * self.round
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.v for i in inputs)
+        self.merge_artifacts(inputs, include=["round"])
+        self.more = self.round < 3
+        self.next({"True": self.fork, "False": self.end}, condition="more")
+
+    @step
+    def end(self):
+        pass
+
+
 class EndlessFlow(FlowSpec):
     """A loop whose condition never ends it: only max_passes stops it."""
 
