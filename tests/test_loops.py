@@ -114,6 +114,19 @@ async def test_max_passes_stops_a_loop_that_never_ends(store: str) -> None:
     assert "end" not in run
 
 
+async def test_a_resume_with_a_higher_limit_goes_on_from_the_refused_pass(store: str) -> None:
+    with pytest.raises(StepFailed) as info:
+        await sf.LoopFlow(store, echo=False, max_passes=3).run(passes=5)
+    origin = info.value.run
+    assert origin is not None
+    old = list(origin["refine"])
+    assert [t.successful for t in old] == [True, True, True, False]
+    run = await sf.LoopFlow(store, echo=False, max_passes=10).resume(origin.id)
+    assert run.successful and run.data.total == 5
+    new = list(run["refine"])
+    assert [t.origin_task_id for t in new] == [t.id for t in old[:3]] + [None, None]
+
+
 def test_max_passes_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 2.5, True):
         with pytest.raises(UsageError, match="max_passes must be a positive integer"):
