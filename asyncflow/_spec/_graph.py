@@ -21,7 +21,8 @@ from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 from ._stepsource import parse_def
-from ._validate import place_nodes, raise_problems, validate
+from ._trace import place_nodes
+from ._validate import raise_problems, validate
 
 __all__ = ["build_graph"]
 
