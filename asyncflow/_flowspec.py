@@ -23,6 +23,7 @@ from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execu
 from ._runtime._source import capture_source
 from ._runtime._spin import SpinResult, spin_run_id, spin_task
 from ._runtime._stream import RunStream
+from ._runtime._switch import DEFAULT_MAX_PASSES
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
 from ._spec._flowgraph import FlowGraph
@@ -42,6 +43,8 @@ class FlowSpec(FlowBase):
         else the nearest ``asyncflow.db`` in the current directory or a parent, else
         ``asyncflow.db`` in the current directory; inside a running step, that run's store).
     :param max_workers: how many tasks may run at once (default 16).
+    :param max_passes: how many passes a step may run in a loop, per foreach branch, before
+        the run fails (default 1000); a guard against a loop that never ends.
     :param tags: tags recorded on every run started from this object.
     :param cache_bytes: bound of the in-memory cache of loaded artifact bytes
         (default 256 MiB).
@@ -83,6 +86,7 @@ class FlowSpec(FlowBase):
         store: str | os.PathLike[str] | None = None,
         *,
         max_workers: int = DEFAULT_MAX_WORKERS,
+        max_passes: int = DEFAULT_MAX_PASSES,
         tags: Iterable[str] = (),
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         echo: bool = True,
@@ -101,6 +105,12 @@ class FlowSpec(FlowBase):
             raise ValueError(
                 f"max_workers must be a positive integer, not {max_workers!r}; "
                 f"leave it out for the default of {DEFAULT_MAX_WORKERS}."
+            )
+        if isinstance(max_passes, bool) or not isinstance(max_passes, int) or max_passes < 1:
+            raise UsageError(
+                f"max_passes must be a positive integer, not {max_passes!r}; leave it out for "
+                f"the default of {DEFAULT_MAX_PASSES} passes of a step in a loop.",
+                "max_passes",
             )
         if executor not in EXECUTORS:
             raise ValueError(
@@ -125,6 +135,7 @@ class FlowSpec(FlowBase):
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),
             max_workers=max_workers,
+            max_passes=max_passes,
             tags=normalize_tags(tags),
             echo=echo,
             cache_bytes=cache_bytes,

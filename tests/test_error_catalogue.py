@@ -55,9 +55,11 @@ from tests._storefixture import T, sha_of, write_run
 from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
+from tests.flows import bad_switches as bsw
 from tests.flows import catalogue as cf
 from tests.flows import config_catalogue as ccf
 from tests.flows import start_end_flows as sef
+from tests.flows import switch_flows as swf
 from tests.flows import trust_flows as tf
 from tests.flows.archive_flows import gated_flow
 from tests.flows.catalogue import Boom, Chunky, Grows, Pair
@@ -681,7 +683,7 @@ async def _g22(tmp: Path) -> Raised:
     return await run_error(bad.BadVar, tmp), ("'start'", "'my items'", BAD_GRAPHS)
 
 
-@case("G23", fix="no step may lead back to itself or an earlier step")
+@case("G23", fix="lead back to itself or an earlier step only through a switch")
 async def _g23(tmp: Path) -> Raised:
     return await run_error(bad.Loop, tmp), ("'b'", "a -> b -> a", BAD_GRAPHS)
 
@@ -754,6 +756,36 @@ async def _g171(tmp: Path) -> Raised:
 @case("G172", fix="rename this step, or move start=True onto it")
 async def _g172(tmp: Path) -> Raised:
     return await run_error(sef.StartAndMarked, tmp), ("'start'", "'begin'", sef.__file__)
+
+
+@case("G271", fix="write a switch as self.next(")
+async def _g271(tmp: Path) -> Raised:
+    return await run_error(bsw.BadKey, tmp), ("'start'", "the case `1` is not a literal string")
+
+
+@case("G272", fix='e.g. condition="mode"')
+async def _g272(tmp: Path) -> Raised:
+    return await run_error(bsw.PrivateCondition, tmp), ("'start'", "condition='_x'")
+
+
+@case("G273", fix="move the work that may fail into a step before the switch")
+async def _g273(tmp: Path) -> Raised:
+    return await run_error(bsw.CatchOnSwitch, tmp), ("'start'", "@catch is on a switch")
+
+
+@case("G274", fix="loop back to a step that is inside the same splits as the switch")
+async def _g274(tmp: Path) -> Raised:
+    return await run_error(bsw.LoopOutOfForeach, tmp), ("'body'", "loops back to 'start'")
+
+
+@case("G275", fix="give a switch of the loop a case that leads on, towards end")
+async def _g275(tmp: Path) -> Raised:
+    return await run_error(bsw.NoWayOut, tmp), ("'a'", "every way on loops back")
+
+
+@case("G276", fix="let the branches of a switch inside a branch meet in a step before the join")
+async def _g276(tmp: Path) -> Raised:
+    return await run_error(bsw.SwitchIntoJoin, tmp), ("'join'", "3 steps lead here", "'start'")
 
 
 # --- R: parameters given to a run -----------------------------------------------------------
@@ -1350,6 +1382,26 @@ async def _s244(tmp: Path) -> Raised:
     return await step_failed(ccf.ReadsMissingKey, tmp), ("'momentum'", "'lr'")
 
 
+@case("S271", fix="or add a case for it")
+async def _s271(tmp: Path) -> Raised:
+    exc = await step_failed(swf.SizeFlow, tmp, size="medium")
+    return exc, ("'start'", "'medium'", "('big', 'small')", "str(self.choice)")
+
+
+@case("S272", fix="before calling self.next()")
+async def _s272(tmp: Path) -> Raised:
+    return await step_failed(swf.NoConditionFlow, tmp), ("'start'", "'route'", "('a', 'b')")
+
+
+@case("S273", fix="raise the limit")
+async def _s273(tmp: Path) -> Raised:
+    try:
+        await swf.EndlessFlow(store=store_of(tmp), echo=False, max_passes=2).run()
+    except StepFailed as failed:
+        exc = failed
+    return exc, ("'spin_round'", "pass 3", "allows 2 passes", "--max-passes N")
+
+
 # --- O: outside a run -----------------------------------------------------------------------
 
 
@@ -1560,6 +1612,11 @@ async def _o241(tmp: Path) -> Raised:
 @case("O242", fix="`run = await Pair().run(...)`")
 async def _o242(tmp: Path) -> Raised:
     return raised(lambda: Pair.main(["run"])), ("Pair.main()", "a notebook cell")
+
+
+@case("O271", fix="leave it out for the default of 1000")
+async def _o271(tmp: Path) -> Raised:
+    return raised(lambda: Pair(max_passes=0)), ("max_passes", "0")
 
 
 # --- C: reading runs ------------------------------------------------------------------------
@@ -2239,6 +2296,14 @@ async def _l261(tmp: Path) -> Raised:
 async def _l241(tmp: Path) -> Raised:
     code, err = await _configured_command(tmp, "resume", "--config-value", "cfg", "{}")
     return CommandLine(err, code), ("--config-value cfg",)
+
+
+@case("L271", fix="--max-passes must be at least 1")
+async def _l271(tmp: Path) -> Raised:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = flow_main(Pair, ["run", "--max-passes", "0", "--store", store_of(tmp)])
+    return CommandLine(err.getvalue(), code), ("not 0",)
 
 
 # --- M: resuming a run ---------------------------------------------------------------------

@@ -183,6 +183,17 @@ def check_config(store: Path) -> None:
     assert "best rate 0.1 for target 0.1" in run["end"].task.stdout
 
 
+def check_switch_and_loop(store: Path) -> None:
+    run = latest("SwitchAndLoopFlow", store)
+    assert [s.id for s in run] == ["start", "train_big", "refine", "end"]  # one branch ran
+    passes = list(run["refine"])
+    assert [t.data.error for t in passes] == [0.2, 0.1, 0.05]
+    assert [t.stdout for t in passes] == [
+        "pass 0: error 0.2\n", "pass 1: error 0.1\n", "pass 2: error 0.05\n"
+    ]  # fmt: skip
+    assert run["end"].task.stdout == "big model, error 0.05\n"
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "artifact_basics": check_artifact_basics,
     "supported_types": check_supported_types,
@@ -195,6 +206,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "foreach_parent_artifacts": check_foreach_parent_artifacts,
     "large_artifact": check_large_artifact,
     "quickstart": check_quickstart,
+    "switch_and_loop": check_switch_and_loop,
 }
 # Plain asyncio programs, not flow command lines (web_service: tests/test_web_service.py).
 SCRIPTS = {"embed_asyncio", "share_a_run", "web_service"}

@@ -522,7 +522,7 @@ def test_cycle() -> None:
             pass
 
     err = fail(Flow)
-    check(err, "b", line_at(Flow, "b", "self.next"), "cycle (a -> b -> a)", "flow is acyclic")
+    check(err, "b", line_at(Flow, "b", "self.next"), "cycle (a -> b -> a)", "only through a switch")
 
 
 def test_unreachable_step() -> None:

@@ -73,6 +73,12 @@ def _add_parameter(parser: argparse.ArgumentParser, param: Parameter, *, hidden:
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-workers", type=int, default=None, help="tasks at once (16)")
+    parser.add_argument(
+        "--max-passes",
+        type=int,
+        default=None,
+        help="most passes of a step in a loop (1000)",
+    )
     parser.add_argument("--store", default=None, help="the store file ($ASYNCFLOW_STORE)")
     parser.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="do not echo task output")
@@ -298,6 +304,10 @@ def _flow_options(args: argparse.Namespace) -> dict[str, Any] | str:
         if args.max_workers < 1:
             return f"--max-workers must be at least 1, not {args.max_workers}"
         options["max_workers"] = args.max_workers
+    if args.max_passes is not None:
+        if args.max_passes < 1:
+            return f"--max-passes must be at least 1, not {args.max_passes}"
+        options["max_passes"] = args.max_passes
     if args.executor is not None:
         options["executor"] = args.executor
     if args.worker_processes is not None:

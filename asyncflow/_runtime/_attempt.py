@@ -30,6 +30,7 @@ from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._prefetch import prefetch
+from ._switch import too_many_passes
 from ._task import TaskState
 
 __all__ = [
@@ -95,6 +96,7 @@ class Attempt:
             None if ctx.origin_run_id is None else str(ctx.origin_run_id),
             ctx.parameter_names,
             ctx.system_tags,
+            self.spec.pass_index,
         )
 
     def _inputs(self) -> Inputs | None:
@@ -111,6 +113,8 @@ class Attempt:
         ctx, spec = self.ctx, self.spec
         if not ctx.begin(spec.task_id, self, (spec.step, spec.path, self.number)):
             raise RunCancelledError(f"run {ctx.run_id} was cancelled")
+        if spec.pass_index >= ctx.max_passes:
+            raise too_many_passes(ctx.flow_name, spec.step, ctx.max_passes)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:

@@ -20,6 +20,7 @@ from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
 from ._events import RunEvents
 from ._model import TaskOutcome, TaskSpec
+from ._switch import DEFAULT_MAX_PASSES
 
 __all__ = [
     "Cloner",
@@ -85,6 +86,8 @@ class RunContext:
     system_tags: tuple[str, ...] = ()
     # The run's events (the coordinator's; None in a worker process).
     events: RunEvents | None = None
+    # The most passes a step may run in a loop (see _switch).
+    max_passes: int = DEFAULT_MAX_PASSES
 
     @property
     def flow_name(self) -> str:

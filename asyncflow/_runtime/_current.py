@@ -23,6 +23,7 @@ class CurrentInfo:
     origin_run_id: str | None
     parameter_names: tuple[str, ...]
     system_tags: tuple[str, ...] = ()  # the run's (``_spec._tags``): its user and project
+    pass_index: int = 0  # the loop pass: 0 for the first task of a step (and foreach path)
 
     def tag(self, key: str) -> str | None:
         """The value of the run's system tag ``<key>:...``, or None."""
@@ -59,6 +60,13 @@ class Current:
         """The run's id."""
         info = current_var.get()
         return info.run_id if info else None
+
+    @property
+    def pass_index(self) -> int | None:
+        """Which pass of a loop this task is: 0 for the first task of its step (in its
+        foreach branch), 1 for the second, and so on; a step outside any loop is always 0."""
+        info = current_var.get()
+        return info.pass_index if info else None
 
     @property
     def step_name(self) -> str | None:

@@ -78,6 +78,7 @@ class Job:
     inputs: tuple[ParentRef, ...] | None
     attempt: int
     keep_on_error: bool  # @catch: send back what the failed attempt set
+    pass_index: int = 0  # for ``current.pass_index`` in the worker
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ class TaskSpec:
     """A task ready to run.
 
     ``base`` is the name -> sha mapping the task starts from: its parent's complete mapping
-    (shared, never mutated) or, for a join, the run's parameters.
+    (shared, never mutated) or, for a join, the run's parameters. ``pass_index`` counts the
+    earlier tasks of the same step and foreach path in the run: 0 but in a loop.
     """
 
     task_id: int
@@ -29,6 +30,7 @@ class TaskSpec:
     stack: tuple[ForeachFrame, ...]
     base: dict[str, bytes]
     inputs: list[TaskOutcome] | None = None
+    pass_index: int = 0  # the how-manieth task of its step and foreach path (a loop's pass)
 
 
 @dataclass(slots=True)

@@ -121,6 +121,7 @@ def _job(attempt: Attempt, run: str) -> Job:
         inputs=inputs,
         attempt=attempt.number,
         keep_on_error=info.catch is not None,
+        pass_index=spec.pass_index,
     )
 
 

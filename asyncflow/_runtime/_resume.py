@@ -32,7 +32,10 @@ from .._store._store import Store
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec, path_text
+from ._switch import case_key
 from ._task import foreach_list
+
+OriginKey = tuple[str, str, int]  # (step, foreach path, loop pass) of an origin task
 
 __all__ = ["CloneOracle", "Origin", "load_origin", "parse_run_id"]
 
@@ -49,6 +52,7 @@ class OriginTask:
     refs: dict[str, bytes]
     earlier: list[AttemptRow]  # its failed attempts before the last, copied with it
     items: list[Any] | None = None  # the elements of a foreach split, decoded once
+    choice: str | None = None  # the case a switch took (decoded from its condition once)
 
 
 @dataclass(slots=True)
@@ -68,14 +72,15 @@ class CloneOracle:
     """Answers, for a task about to run, whether it is a clone, and records the clone.
 
     :param origin_run_id: the run resumed.
-    :param tasks: (step, foreach path) -> the origin's task there, for tasks that went on.
+    :param tasks: (step, foreach path, loop pass) -> the origin's task there, for tasks that
+        went on.
     :param rerun: steps that run again whatever the origin did.
     """
 
     def __init__(
         self,
         origin_run_id: int,
-        tasks: dict[tuple[str, str], OriginTask],
+        tasks: dict[OriginKey, OriginTask],
         rerun: frozenset[str],
     ) -> None:
         self.origin_run_id = origin_run_id
@@ -90,14 +95,14 @@ class CloneOracle:
         """
         if spec.step in self.rerun:
             return None
-        origin = self.tasks.get((spec.step, path_text(spec.path)))
+        origin = self.tasks.get((spec.step, path_text(spec.path), spec.pass_index))
         if origin is None:
             return None
         row = origin.row
         outcome = TaskOutcome(
             spec,
             origin.refs,  # shared, never mutated (like every outcome's refs)
-            ctx.graph[spec.step].out,
+            ctx.graph[spec.step].out if origin.choice is None else (origin.choice,),
             origin.items,
             origin_task_id=row.id,
         )
@@ -177,6 +182,8 @@ def _changed_steps(graph: FlowGraph, stored: str) -> set[str]:
             or list(old.get("out") or []) != list(node.out)
             or list(old.get("in") or []) != list(node.in_)
             or old.get("foreach_var") != node.foreach_var
+            or old.get("condition") != node.condition
+            or (old.get("cases") or {}) != dict(node.cases)
         ):
             changed.add(node.name)
     return changed
@@ -225,9 +232,13 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
     if step is not None:
         rerun.add(step)
     rerun = _descendants(graph, rerun)
-    tasks: dict[tuple[str, str], OriginTask] = {}
+    tasks: dict[OriginKey, OriginTask] = {}
     splits: list[tuple[OriginTask, bytes]] = []
-    for row in source.tasks:
+    switches: list[tuple[OriginTask, bytes]] = []
+    passes: dict[tuple[str, str], int] = {}  # a loop's tasks: the how-manieth pass each was
+    for row in sorted(source.tasks, key=lambda r: r.id):
+        passed = passes.get((row.step, row.path), 0)
+        passes[(row.step, row.path)] = passed + 1
         if row.status not in WENT_ON or row.step not in graph or row.step in rerun:
             continue  # failed, cancelled, of a step gone or to re-run: runs again
         earlier = [AttemptRow(*a) for a in source.attempts.get(row.id, ())]
@@ -238,7 +249,12 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
             if sha is None:
                 continue
             splits.append((task, sha))
-        tasks[(row.step, row.path)] = task
+        if node.kind is NodeKind.SWITCH:
+            sha = task.refs.get(node.condition or "")
+            if sha is None:
+                continue
+            switches.append((task, sha))
+        tasks[(row.step, row.path, passed)] = task
     _check_reuse(store, run, tasks)
     if splits:
         # The elements each foreach split handed out, decoded once here, in the origin's
@@ -251,12 +267,24 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
                 raise _untrusted_origin(run, (task, var), problem, store.path)
             task.items = _decoded_items(raws[sha], budgeted=not run.trusted)
             if task.items is None:
-                del tasks[(task.row.step, task.row.path)]
+                _drop(tasks, task)
+    if switches:
+        # The case each switch took, from its condition's value: one that cannot be had
+        # (or matches no case now) runs again, and chooses (or fails) then.
+        raws = store.read_raw_many(list(dict.fromkeys(sha for _, sha in switches)))
+        for task, sha in switches:
+            node = graph[task.row.step]
+            problem = store.check(raws[sha])
+            if problem is not None:
+                raise _untrusted_origin(run, (task, node.condition or ""), problem, store.path)
+            task.choice = _decoded_choice(raws[sha], node.cases, budgeted=not run.trusted)
+            if task.choice is None:
+                _drop(tasks, task)
     oracle = CloneOracle(run.id, tasks, frozenset(rerun))
     return Origin(run, oracle)
 
 
-def _check_reuse(store: Store, run: RunRow, tasks: dict[tuple[str, str], OriginTask]) -> None:
+def _check_reuse(store: Store, run: RunRow, tasks: dict[OriginKey, OriginTask]) -> None:
     """Refuse up front, before anything is written, to reuse pickles nobody vouches for.
 
     Every pickle blob the resumed run would reuse (the clones' artifacts, the parameters)
@@ -312,6 +340,22 @@ def _untrusted_origin(
         user[1],
         pathspec,
     )
+
+
+def _drop(tasks: dict[OriginKey, OriginTask], task: OriginTask) -> None:
+    for key in [k for k, t in tasks.items() if t is task]:
+        del tasks[key]
+
+
+def _decoded_choice(
+    raw: RawBlob, cases: tuple[tuple[str, str], ...], *, budgeted: bool
+) -> str | None:
+    budget = untrusted_budget(raw.size) if budgeted and raw.encoding == "msgpack" else None
+    try:
+        key = case_key(decode(raw.encoding, raw.meta, raw.payload, budget))
+    except Exception:  # undecodable now (say, its class is gone)
+        return None
+    return next((target for case, target in cases if case == key), None)
 
 
 def _decoded_items(raw: RawBlob, *, budgeted: bool) -> list[Any] | None:

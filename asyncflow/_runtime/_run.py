@@ -44,6 +44,7 @@ from ._remote import call_remote, close_executors, pool_size
 from ._resume import Origin, load_origin, parse_run_id
 from ._run_params import resolve, resume_parameters
 from ._scheduler import Scheduler
+from ._switch import DEFAULT_MAX_PASSES
 
 __all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
 
@@ -56,6 +57,7 @@ class RunOptions:
 
     store_path: str
     max_workers: int = DEFAULT_MAX_WORKERS
+    max_passes: int = DEFAULT_MAX_PASSES  # a loop's passes of one step (see _switch)
     tags: tuple[str, ...] = ()
     echo: bool = True
     cache_bytes: int = 256 << 20
@@ -245,6 +247,7 @@ async def _execute(
             system_tags=system_tags,
             events=hub,
             lock=hub.lock,
+            max_passes=options.max_passes,
         )
         scheduler = Scheduler(ctx, max(1, options.max_workers))
         _capture.install()

@@ -23,7 +23,7 @@ import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
-from .._spec._flowgraph import NodeKind
+from .._spec._flowgraph import FlowGraph, NodeKind
 from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec
@@ -51,6 +51,8 @@ class Scheduler:
         self._wake_pending = False
         self._waiting: dict[tuple[str, tuple[int, ...]], dict[int, TaskOutcome]] = {}
         self._next_id = 1
+        self._passes: dict[tuple[str, tuple[int, ...]], int] = {}
+        self._loops = _loop_steps(ctx.graph)
         self._event: anyio.Event | None = None
         self._super_event = anyio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,10 +240,18 @@ class Scheduler:
         stack: tuple[tuple[int, int, object], ...],
         base: dict[str, bytes],
         inputs: list[TaskOutcome] | None = None,
+        *,
+        counted: bool = False,
     ) -> TaskSpec:
+        # ``counted``: a foreach split announced the task already (RunEvents.split).
         task_id = self._next_id
         self._next_id += 1
-        return TaskSpec(task_id, step, path, stack, base, inputs)
+        key = (step, path)
+        passes = self._passes.get(key, 0)
+        self._passes[key] = passes + 1
+        if step in self._loops and self.ctx.events is not None and not counted:
+            self.ctx.events.split(step, 1)  # live progress counts a loop's passes as they come
+        return TaskSpec(task_id, step, path, stack, base, inputs, passes)
 
     def _successors(self, done: TaskOutcome) -> list[TaskSpec]:
         node = self.graph[done.step]
@@ -255,11 +265,19 @@ class Scheduler:
             if self.ctx.events is not None:
                 self.ctx.events.split(target, count)
             return [
-                self._spec(target, (*spec.path, i), (*spec.stack, (i, count, item)), done.refs)
+                self._spec(
+                    target,
+                    (*spec.path, i),
+                    (*spec.stack, (i, count, item)),
+                    done.refs,
+                    counted=True,
+                )
                 for i, item in enumerate(items)
             ]
         out: list[TaskSpec] = []
-        for target in node.out:
+        # A switch goes on to the one case its task chose; skipped cases never get a task.
+        targets = done.targets if node.kind is NodeKind.SWITCH else node.out
+        for target in targets:
             if self.graph[target].is_join:
                 ready = self._arrive(target, done)
                 if ready is not None:
@@ -285,3 +303,19 @@ class Scheduler:
         del self._waiting[key]
         inputs = [arrived[i] for i in range(expected)]
         return self._spec(join, path, stack, self.ctx.params, inputs)
+
+
+def _loop_steps(graph: FlowGraph) -> frozenset[str]:
+    """The steps on a loop (that can lead back to themselves, through a switch)."""
+    found: set[str] = set()
+    for node in graph:
+        todo, seen = list(node.out), set()
+        while todo:
+            name = todo.pop()
+            if name == node.name:
+                found.add(name)
+                break
+            if name not in seen:
+                seen.add(name)
+                todo.extend(graph[name].out)
+    return frozenset(found)

@@ -228,7 +228,9 @@ def _parents(
         wanted = [opts]
     parents: list[OriginTaskRow] = []
     for options in wanted:
-        parent = next((done[k] for k in options if k in done), None)
+        # The latest that came before it: a loop's pass follows the pass before it.
+        found_rows = [done[k] for k in options if k in done]
+        parent = max(found_rows, key=lambda r: r.id) if found_rows else None
         if parent is None:
             run = source.run
             names = " or ".join(repr(k[0]) for k in options)
@@ -373,7 +375,9 @@ async def _spin(
     else:
         inputs = None
         base = source.refs.get(found.parents[0].id, {}) if found.parents else ctx.params
-    spec = TaskSpec(found.task.id, step, found.path, stack, dict(base), inputs)
+    task = found.task  # its loop pass: how many tasks of its step and path came before it
+    passes = sum(t.step == step and t.path == task.path and t.id < task.id for t in source.tasks)
+    spec = TaskSpec(task.id, step, found.path, stack, dict(base), inputs, passes)
     attempt = Attempt(ctx, spec)
     _capture.install()
     try:

@@ -14,14 +14,15 @@ from .._errors import (
     FlowValidationError,
     MergeArtifactsError,
 )
-from .._spec._flowbase import FlowBase, ForeachFrame
-from .._spec._flowgraph import NodeKind
+from .._spec._flowbase import FlowBase, ForeachFrame, Switch
+from .._spec._flowgraph import Node, NodeKind
 from .._spec._names import artifact_name_problem
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE
 from ._context import RunContext
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec
+from ._switch import choose_case, missing_condition
 from ._untrusted import decode_loadable
 
 __all__ = ["TaskState", "foreach_list"]
@@ -37,6 +38,7 @@ class TaskState:
         "input_values",
         "loaded",
         "next_call",
+        "next_switch",
         "param_values",
         "prefetched",
         "spec",
@@ -51,6 +53,7 @@ class TaskState:
         self.base = spec.base  # shared with siblings: copied before any change
         self.loaded: dict[str, Any] = {}
         self.next_call: tuple[tuple[str, ...], str | None] | None = None
+        self.next_switch: Switch | None = None
         self.param_values: dict[str, Any] = {}
         self.prefetched: dict[bytes, RawBlob] = {}
         # A coroutine step's values decoded before it started (_prefetch): name -> (sha,
@@ -126,7 +129,9 @@ class TaskState:
             values[attr] = self._decode(self.ctx.params[attr], "parameter", attr)
         return values[attr]
 
-    def record_next(self, targets: tuple[str, ...], foreach: str | None) -> None:
+    def record_next(
+        self, targets: tuple[str, ...], foreach: str | None, switch: Switch | None = None
+    ) -> None:
         """Remember the transition; a second call is an error."""
         if self.next_call is not None:
             raise FlowValidationError(
@@ -135,6 +140,7 @@ class TaskState:
                 self.step,
             )
         self.next_call = (targets, foreach)
+        self.next_switch = switch
 
     def merge_artifacts(
         self,
@@ -241,10 +247,11 @@ class TaskState:
                 + (f", foreach={node.foreach_var!r})." if node.foreach_var else ")."),
                 self.step,
             )
-        elif call != (node.out, node.foreach_var):
+        elif call != (node.out, node.foreach_var) or self.next_switch != _switch_of(node):
             raise FlowValidationError(
-                f"{where} called self.next({_show(call)}) but its source ends with "
-                f"self.next({_show((node.out, node.foreach_var))}); the call must match "
+                f"{where} called self.next({_show(call, self.next_switch)}) but its source "
+                f"ends with self.next({_show((node.out, node.foreach_var), _switch_of(node))}); "
+                "the call must match "
                 "the graph: make the last statement the only next() call.",
                 self.step,
             )
@@ -253,7 +260,17 @@ class TaskState:
         if node.kind is NodeKind.FOREACH:
             items = self._foreach_items(flow, node.foreach_var or "", where)
         targets = call[0] if call else ()
+        if node.kind is NodeKind.SWITCH:
+            targets = (choose_case(node, self._condition(flow, node, where), where),)
         return TaskOutcome(self.spec, refs, targets, items), blobs
+
+    def _condition(self, flow: FlowBase, node: Node, where: str) -> Any:
+        var = node.condition or ""
+        if var in flow.__dict__:
+            return flow.__dict__[var]
+        if var in self.base or var in self.ctx.params:
+            return getattr(flow, var)
+        raise missing_condition(node, where)
 
     def _foreach_items(self, flow: FlowBase, var: str, where: str) -> list[Any]:
         if var in flow.__dict__:
@@ -312,8 +329,15 @@ def _own_copy(value: Any) -> Any:
         return value
 
 
-def _show(call: tuple[tuple[str, ...], str | None]) -> str:
+def _switch_of(node: Node) -> Switch | None:
+    return None if node.condition is None else (node.condition, node.cases)
+
+
+def _show(call: tuple[tuple[str, ...], str | None], switch: Switch | None = None) -> str:
     targets, foreach = call
+    if switch is not None:
+        cases = ", ".join(f"{value!r}: self.{step}" for value, step in switch[1])
+        return f"{{{cases}}}, condition={switch[0]!r}"
     parts = [f"self.{t}" for t in targets]
     if foreach is not None:
         parts.append(f"foreach={foreach!r}")

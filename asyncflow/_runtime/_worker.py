@@ -93,7 +93,7 @@ def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]
         parents = [
             TaskOutcome(TaskSpec(p.task_id, p.step, p.path, (), {}), p.refs) for p in job.inputs
         ]
-    spec = TaskSpec(job.task_id, job.step, job.path, job.stack, job.base, parents)
+    spec = TaskSpec(job.task_id, job.step, job.path, job.stack, job.base, parents, job.pass_index)
     attempt = Attempt(ctx, spec, job.attempt)
     try:
         with task_environment(ctx.graph[job.step].info.environment):  # @environment

@@ -15,9 +15,10 @@ from ._config import check_new_flow_class
 from ._names import RESERVED_NAMES, artifact_name_problem
 from ._step import step_info
 
-__all__ = ["FlowBase", "ForeachFrame", "TaskContext", "class_constant"]
+__all__ = ["FlowBase", "ForeachFrame", "Switch", "TaskContext", "class_constant"]
 
 ForeachFrame = tuple[int, int, Any]  # (index, num_splits, value), as in Metaflow
+Switch = tuple[str, tuple[tuple[str, str], ...]]  # (condition, ((value, step), ...))
 
 
 class TaskContext(Protocol):
@@ -38,7 +39,9 @@ class TaskContext(Protocol):
         """The value of the parameter stored under attribute ``attr``."""
         ...
 
-    def record_next(self, targets: tuple[str, ...], foreach: str | None) -> None:
+    def record_next(
+        self, targets: tuple[str, ...], foreach: str | None, switch: Switch | None = None
+    ) -> None:
         """Record the step's transition; raise FlowValidationError on a second call."""
         ...
 
@@ -135,31 +138,54 @@ class FlowBase:
         """One ``(index, num_splits, value)`` per enclosing foreach, outermost first."""
         return list(self._af_task.foreach_stack)
 
-    def next(self, *targets: Callable[..., Any], foreach: str | None = None) -> None:
+    def next(
+        self,
+        *targets: Callable[..., Any] | dict[str, Callable[..., Any]],
+        foreach: str | None = None,
+        condition: str | None = None,
+    ) -> None:
         """Hand over to the next step(s): ``next(self.a)``, ``next(self.a, self.b)``
-        (a static split) or ``next(self.a, foreach="items")`` (one task per element).
+        (a static split), ``next(self.a, foreach="items")`` (one task per element) or
+        ``next({"x": self.a, "y": self.b}, condition="choice")`` (a switch: the one step whose
+        value ``str(self.choice)`` is, runs; it may lead back to this step or an earlier one).
 
         :raises FlowValidationError: a target is not a step of this flow, or next() was
             already called in this step.
         """
         task = self._af_task
-        names: list[str] = []
-        for target in targets:
-            info = step_info(target)
-            if info is None or getattr(target, "__self__", None) is not self:
+        switch: Switch | None = None
+        if condition is not None or any(isinstance(t, dict) for t in targets):
+            cases = targets[0] if len(targets) == 1 else None
+            if not isinstance(cases, dict) or not isinstance(condition, str):
                 raise FlowValidationError(
-                    f"step '{task.step}' of {self.name} called self.next({target!r}); pass "
-                    "steps of this flow as self.<step_name>.",
+                    f"step '{task.step}' of {self.name} called self.next() with "
+                    f"{len(targets)} target(s) and condition={condition!r}; a switch is "
+                    'self.next({"<value>": self.<step>, ...}, condition="<artifact>").',
                     task.step,
                 )
-            names.append(info.name)
+            pairs = tuple((str(k), self._af_step_name(v)) for k, v in cases.items())
+            switch = (condition, pairs)
+            names = list(dict.fromkeys(name for _, name in pairs))
+        else:
+            names = [self._af_step_name(t) for t in targets]
         if foreach is not None and not isinstance(foreach, str):
             raise FlowValidationError(
                 f"step '{task.step}' of {self.name} called self.next(..., foreach={foreach!r}); "
                 "foreach takes the name of an artifact as a string.",
                 task.step,
             )
-        task.record_next(tuple(names), foreach)
+        task.record_next(tuple(names), foreach, switch)
+
+    def _af_step_name(self, target: object) -> str:
+        info = step_info(target)
+        if info is None or getattr(target, "__self__", None) is not self:
+            step = self._af_task.step
+            raise FlowValidationError(
+                f"step '{step}' of {self.name} called self.next({target!r}); pass "
+                "steps of this flow as self.<step_name>.",
+                step,
+            )
+        return info.name
 
     def merge_artifacts(
         self,

@@ -28,6 +28,7 @@ class NodeKind(enum.Enum):
     LINEAR = "linear"  # self.next(self.a)
     SPLIT = "split"  # self.next(self.a, self.b, ...)
     FOREACH = "foreach"  # self.next(self.a, foreach="items")
+    SWITCH = "switch"  # self.next({"x": self.a, "y": self.b}, condition="choice")
     END = "end"  # no self.next: the end step
 
 
@@ -55,6 +56,8 @@ class Node:
     info: StepInfo
     doc: str | None
     next_line: int | None  # line of the self.next call, for messages
+    condition: str | None = None  # a switch's artifact
+    cases: tuple[tuple[str, str], ...] = ()  # a switch's (value, step) pairs, in source order
 
     @property
     def where(self) -> str:
@@ -118,6 +121,7 @@ class FlowGraph:
                     "matching_join": n.matching_join,
                     "foreach_depth": n.foreach_depth,
                     "split_parents": list(n.split_parents),
+                    **({"condition": n.condition, "cases": dict(n.cases)} if n.cases else {}),
                     "is_async": n.info.is_async,
                     "file": n.info.file,
                     "line": n.info.line,
@@ -158,13 +162,16 @@ class FlowGraph:
             label = json.dumps(n.name)
             if n.name in ends:
                 shape = f"([{label}])"
-            elif n.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
+            elif n.kind in (NodeKind.SPLIT, NodeKind.FOREACH, NodeKind.SWITCH):
                 shape = f"{{{{{label}}}}}"
             else:
                 shape = f"[{label}]"
             lines.append(f"    s_{n.name}{shape}")
         for n in self:
-            for target in n.out:
+            for value, target in n.cases:
+                label = json.dumps(f"{n.condition} = {value}")
+                lines.append(f"    s_{n.name} -->|{label}| s_{target}")
+            for target in () if n.cases else n.out:
                 edge = f'-->|"foreach({n.foreach_var})"|' if n.foreach_var else "-->"
                 lines.append(f"    s_{n.name} {edge} s_{target}")
         return "\n".join(lines) + "\n"
@@ -175,6 +182,9 @@ def _arrow(node: Node) -> str:
         return f"{node.name} (the flow ends here)"
     if node.kind is NodeKind.FOREACH:
         return f"{node.name} --foreach({node.foreach_var})--> {', '.join(node.out)}"
+    if node.kind is NodeKind.SWITCH:
+        cases = ", ".join(f"{value!r}: {target}" for value, target in node.cases)
+        return f"{node.name} --switch({node.condition})--> {{{cases}}}"
     if node.kind is NodeKind.SPLIT:
         return f"{node.name} --split--> {', '.join(node.out)}"
     return f"{node.name} --> {node.out[0]}"

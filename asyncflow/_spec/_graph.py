@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import inspect
 from types import MappingProxyType
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 
 from .._errors import FlowValidationError
 from ._constants import constant_writes
@@ -21,7 +21,8 @@ from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
 from ._stepsource import parse_def
-from ._validate import place_nodes, raise_problems, validate
+from ._trace import place_nodes
+from ._validate import raise_problems, validate
 
 __all__ = ["build_graph"]
 
@@ -130,7 +131,7 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
     self_name = params[0].arg if params else "self"
     found = _trailing_next(func, self_name)
     line: int | None = None
-    read: tuple[tuple[str, ...], str | None] | str = ((), None)
+    read: _Call | str = _Call((), None)
     if isinstance(found, tuple):
         line, read = found[0] + first - 1, found[1]
     elif found is not None:
@@ -138,9 +139,11 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
     if isinstance(read, str):
         problems.append(FlowValidationError(f"Step '{name}' at {info.file}:{line}: {read}", name))
         return None
-    out, foreach = read
+    out, foreach, condition, cases = read
     if foreach is not None:
         kind = NodeKind.FOREACH
+    elif condition is not None:
+        kind = NodeKind.SWITCH
     elif found is None:
         kind = NodeKind.END
     else:
@@ -161,6 +164,8 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
         info=info,
         doc=inspect.cleandoc(doc) if doc else None,
         next_line=line,
+        condition=condition,
+        cases=cases,
     )
 
 
@@ -190,21 +195,35 @@ def _trailing_next(
     )
 
 
-def _read_call(call: ast.Call, self_name: str) -> tuple[tuple[str, ...], str | None] | str:
+class _Call(NamedTuple):
+    """What a ``self.next`` call says: its targets and, if any, foreach or switch details."""
+
+    out: tuple[str, ...]
+    foreach: str | None
+    condition: str | None = None
+    cases: tuple[tuple[str, str], ...] = ()
+
+
+def _step_name(arg: ast.expr, self_name: str) -> str | None:
+    if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name):
+        return arg.attr if arg.value.id == self_name else None
+    return None
+
+
+def _read_call(call: ast.Call, self_name: str) -> _Call | str:
     """The targets and foreach artifact of a ``self.next`` call, or what is wrong with it."""
+    if any(isinstance(arg, ast.Dict) for arg in call.args):
+        return _read_switch(call, self_name)
     out: list[str] = []
     for arg in call.args:
-        if not (
-            isinstance(arg, ast.Attribute)
-            and isinstance(arg.value, ast.Name)
-            and arg.value.id == self_name
-        ):
+        name = _step_name(arg, self_name)
+        if name is None:
             return (
                 "each target of self.next(...) must be written as self.<step>, not "
                 f"`{ast.unparse(arg)}`; the graph is read from the source, so dynamic forms "
                 "such as *args are not supported."
             )
-        out.append(arg.attr)
+        out.append(name)
     if not out:
         return (
             "self.next() names no step; pass the step(s) that run next, e.g. self.next(self.end)."
@@ -212,6 +231,8 @@ def _read_call(call: ast.Call, self_name: str) -> tuple[tuple[str, ...], str | N
     foreach: str | None = None
     for kw in call.keywords:
         value = kw.value
+        if kw.arg == "condition":
+            return _switch_form("condition= needs a dict of cases as the only target")
         if kw.arg != "foreach":
             shown = f"{kw.arg}=" if kw.arg else f"**{ast.unparse(value)}"
             return f'self.next(...) accepts only foreach="<artifact>"; remove `{shown}`.'
@@ -219,7 +240,47 @@ def _read_call(call: ast.Call, self_name: str) -> tuple[tuple[str, ...], str | N
             found = ast.unparse(value)
             return f'foreach= must be a string literal such as foreach="items", not `{found}`.'
         foreach = value.value
-    return tuple(out), foreach
+    return _Call(tuple(out), foreach)
+
+
+def _switch_form(what: str) -> str:
+    return (
+        f'{what}; write a switch as self.next({{"<value>": self.<step>, ...}}, '
+        'condition="<artifact>"), with literal string values and steps written as self.<step>.'
+    )
+
+
+def _read_switch(call: ast.Call, self_name: str) -> _Call | str:
+    """A switch: ``self.next({"a": self.x, ...}, condition="name")``, or what is wrong."""
+    arg = call.args[0]
+    if len(call.args) != 1 or not isinstance(arg, ast.Dict):
+        return _switch_form("a switch takes its dict of cases as the only target")
+    cases: list[tuple[str, str]] = []
+    for key, value in zip(arg.keys, arg.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            shown = "**" + ast.unparse(value) if key is None else ast.unparse(key)
+            return _switch_form(f"the case `{shown}` is not a literal string")
+        name = _step_name(value, self_name)
+        if name is None:
+            return _switch_form(f"the case {key.value!r} leads to `{ast.unparse(value)}`")
+        if any(key.value == seen for seen, _ in cases):
+            return _switch_form(f"the case {key.value!r} is written twice")
+        cases.append((key.value, name))
+    if not cases:
+        return _switch_form("the dict of cases is empty")
+    condition: str | None = None
+    for kw in call.keywords:
+        if kw.arg != "condition":
+            shown = f"{kw.arg}=" if kw.arg else f"**{ast.unparse(kw.value)}"
+            return _switch_form(f"a switch accepts only condition=, not `{shown}`")
+        value = kw.value
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+            return _switch_form(f"condition= is `{ast.unparse(value)}`, not a literal string")
+        condition = value.value
+    if condition is None:
+        return _switch_form("a dict of cases needs condition= naming the artifact that picks one")
+    out = tuple(dict.fromkeys(target for _, target in cases))
+    return _Call(out, None, condition, tuple(cases))
 
 
 def _is_docstring(stmt: ast.stmt) -> bool:

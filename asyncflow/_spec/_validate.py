@@ -6,141 +6,30 @@ finds any (later rounds would only repeat its consequences):
 1. names and targets: reserved or invalid step names, one first and one last step (named
    ``start`` and ``end``, or marked ``@step(start=True)`` / ``@step(end=True)``), a
    ``self.next`` on every step but the last, targets that exist, no duplicate target, one
-   foreach target;
-2. shape: no cycle, every step reachable from the first step;
+   foreach target; a switch's condition names an artifact;
+2. shape: every cycle passes through a switch (a loop), every step reachable from the first
+   step, a loop stays inside the splits it starts in, the last step reachable from every step;
 3. splits and joins: each join closes exactly one split and is reached by all its branches
-   and only them; only joins take ``inputs``; a step with several parents is a join; a join
-   leaves by a linear ``next``; every split is joined.
+   and only them; only joins take ``inputs``; a step with several parents is a join (but for
+   the branches of a switch, which meet again without one: only one of them runs); a join
+   leaves by a linear ``next`` or a switch; every split is joined.
 
-Rounds 3 and :func:`._graph.build_graph` share :func:`trace_splits`, which walks the graph from
-the first step keeping the stack of splits open on each path.
+Rounds 2 and 3 and :func:`._graph.build_graph` share :func:`._trace.trace_splits`, which walks
+the graph from the first step keeping the stack of splits open on each path.
 """
 
 from __future__ import annotations
 
 import difflib
-import heapq
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import NoReturn
 
 from .._errors import FlowValidationError
 from ._ends import DEFAULT_END, DEFAULT_START, terminal_steps
 from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES, is_plain_name
+from ._trace import SplitTrace, Stack, loop_edges, trace_splits
 
-__all__ = [
-    "OpenSplit",
-    "SplitTrace",
-    "place_nodes",
-    "raise_problems",
-    "trace_splits",
-    "validate",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class OpenSplit:
-    """A split open on a path: the split step and the target (branch) the path went through."""
-
-    split: str
-    branch: str
-
-
-Stack = tuple[OpenSplit, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SplitTrace:
-    """The splits open around each step reachable from the first step.
-
-    ``arrivals[step]`` holds one ``(parent, stack)`` per parent, in definition order, where
-    ``stack`` is what the parent passes on (its own stack, plus itself if it splits).
-    ``inner[step]`` is the stack around the step itself: a join drops the split it closes.
-    Steps on a cycle are left out.
-    """
-
-    arrivals: Mapping[str, tuple[tuple[str, Stack], ...]]
-    inner: Mapping[str, Stack]
-
-
-def trace_splits(nodes: Mapping[str, Node]) -> SplitTrace:
-    """Walk from the first step in topological order, tracking the stack of open splits.
-
-    :param nodes: the steps by name, in definition order; unknown targets are ignored.
-    """
-    first = terminal_steps(nodes)[0]
-    if first not in nodes:
-        return SplitTrace({}, {})
-    rank = {name: i for i, name in enumerate(nodes)}
-    reach: set[str] = set()
-    todo = [first]
-    while todo:
-        name = todo.pop()
-        if name in nodes and name not in reach:
-            reach.add(name)
-            todo.extend(nodes[name].out)
-    pending = dict.fromkeys(reach, 0)
-    for name in reach:
-        for target in set(nodes[name].out) & reach:
-            pending[target] += 1
-    arrivals: dict[str, list[tuple[str, Stack]]] = {name: [] for name in reach}
-    inner: dict[str, Stack] = {}
-    ready = [(rank[n], n) for n in reach if pending[n] == 0]
-    heapq.heapify(ready)
-    while ready:
-        _, name = heapq.heappop(ready)
-        node = nodes[name]
-        came = sorted(arrivals[name], key=lambda a: rank[a[0]])
-        arrivals[name] = came
-        stack = came[0][1] if came else ()
-        inner[name] = stack[:-1] if node.is_join and stack else stack
-        splits = node.kind in (NodeKind.SPLIT, NodeKind.FOREACH)
-        for target in dict.fromkeys(node.out):
-            if target not in reach:
-                continue
-            passed = (*inner[name], OpenSplit(name, target)) if splits else inner[name]
-            arrivals[target].append((name, passed))
-            pending[target] -= 1
-            if pending[target] == 0:
-                heapq.heappush(ready, (rank[target], target))
-    done = {n: tuple(a) for n, a in arrivals.items() if n in inner}
-    return SplitTrace(arrivals=done, inner=inner)
-
-
-def place_nodes(nodes: Mapping[str, Node]) -> dict[str, Node]:
-    """The nodes with their parents and split/join fields filled in from :func:`trace_splits`.
-
-    Tolerates broken graphs (the fields are then a best guess); :func:`validate` says why.
-    """
-    traced = trace_splits(nodes)
-    placed: dict[str, Node] = {}
-    for name, node in nodes.items():
-        inner = traced.inner.get(name, ())
-        came = traced.arrivals.get(name, ())
-        parents = [p for p, other in nodes.items() if name in other.out]
-        closes = join_kind = None
-        if node.is_join and came and came[0][1]:
-            closes = came[0][1][-1].split
-            split = nodes[closes]
-            join_kind = "foreach" if split.kind is NodeKind.FOREACH else "static"
-            if join_kind == "static":
-                # A join's inputs follow the split's next() order, whichever branch ends first.
-                branch = {p: s[-1].branch for p, s in came if s and s[-1].split == closes}
-                rank = {b: i for i, b in enumerate(split.out)}
-                parents.sort(key=lambda p: rank.get(branch.get(p, ""), len(rank)))
-        placed[name] = replace(
-            node,
-            in_=tuple(parents),
-            closes=closes,
-            join_kind=join_kind,
-            split_parents=tuple(o.split for o in inner),
-            foreach_depth=sum(nodes[o.split].kind is NodeKind.FOREACH for o in inner),
-        )
-    for name, node in list(placed.items()):
-        if node.closes is not None and placed[node.closes].matching_join is None:
-            placed[node.closes] = replace(placed[node.closes], matching_join=name)
-    return placed
+__all__ = ["raise_problems", "validate"]
 
 
 def raise_problems(flow: str, problems: list[FlowValidationError]) -> NoReturn:
@@ -168,6 +57,7 @@ def validate(graph: FlowGraph) -> None:
 def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
     # A caught failure goes on to the step's next steps; a foreach split that failed has
     # no list to fan out over, so there is nothing to go on to.
+    # Nor has a switch that failed a condition value to choose its branch by.
     return [
         _error(
             node,
@@ -176,6 +66,14 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
         )
         for node in graph
         if node.info.catch is not None and node.kind is NodeKind.FOREACH
+    ] + [
+        _error(
+            node,
+            "@catch is on a switch, which cannot choose a branch once it failed",
+            "move the work that may fail into a step before the switch, and @catch that one",
+        )
+        for node in graph
+        if node.info.catch is not None and node.kind is NodeKind.SWITCH
     ]
 
 
@@ -278,6 +176,19 @@ def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidat
             what = f"self.next names '{target}' more than once"
             fix = "name each target once; a static split needs two or more distinct steps"
             problems.append(_error(node, what, fix, at_next=True))
+    if node.kind is NodeKind.SWITCH:
+        var = node.condition or ""
+        why = None
+        if not is_plain_name(var):
+            why = "is not an attribute name"
+        elif var.startswith("_"):
+            why = "starts with '_', and such names are not artifacts"
+        elif var in RESERVED_NAMES:
+            why = "is reserved: every flow has it"
+        if why is not None:
+            what = f"condition={var!r} {why}"
+            fix = 'name the artifact set on self whose value picks the case, e.g. condition="mode"'
+            problems.append(_error(node, what, fix, at_next=True))
     if node.kind is NodeKind.FOREACH:
         var = node.foreach_var or ""
         if len(node.out) != 1:
@@ -294,12 +205,17 @@ def _check_targets(graph: FlowGraph, node: Node, known: str) -> list[FlowValidat
 def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
     problems: list[FlowValidationError] = []
     colour: dict[str, int] = {}  # 1 while on the current path, 2 once finished
+
+    def ahead(name: str) -> tuple[str, ...]:  # a switch may loop: its edges are not followed
+        node = graph[name]
+        return () if node.kind is NodeKind.SWITCH else node.out
+
     for root in graph.nodes:
         if root in colour:
             continue
         path: list[str] = [root]
         colour[root] = 1
-        todo = [iter(graph[root].out)]
+        todo = [iter(ahead(root))]
         while todo:
             target = next(todo[-1], None)
             if target is None:
@@ -308,20 +224,66 @@ def _check_shape(graph: FlowGraph) -> list[FlowValidationError]:
             elif colour.get(target) == 1:
                 loop = " -> ".join([*path[path.index(target) :], target])
                 node = graph[path[-1]]
-                what = f"the steps form a cycle ({loop})"
-                fix = "a flow is acyclic, so no step may lead back to itself or an earlier step"
+                what = f"the steps form a cycle ({loop}) that passes through no switch"
+                fix = (
+                    "a step may lead back to itself or an earlier step only through a switch, "
+                    'self.next({"again": self.<step>, "done": self.<next step>}, '
+                    'condition="<artifact>"), so that the loop can end'
+                )
                 problems.append(_error(node, what, fix, at_next=True))
             elif target not in colour:
                 colour[target] = 1
                 path.append(target)
-                todo.append(iter(graph[target].out))
+                todo.append(iter(ahead(target)))
     if problems:
         return problems
-    reach = trace_splits(graph.nodes).inner
+    traced = trace_splits(graph.nodes)
+    reach = traced.inner
     for node in graph:
         if node.name not in reach:
             what = f"the step is never reached from {graph.start_step}"
             fix = f"call self.next(self.{node.name}) from another step, or remove its @step"
+            problems.append(_error(node, what, fix))
+    if problems:
+        return problems
+    return _check_loops(graph, traced)
+
+
+def _check_loops(graph: FlowGraph, traced: SplitTrace) -> list[FlowValidationError]:
+    """Each loop stays inside the splits it starts in, and every step can reach the end."""
+    problems: list[FlowValidationError] = []
+    for source, target in sorted(loop_edges(graph.nodes)):
+        node, back = graph[source], graph[target]
+        why = None
+        if node.kind in (NodeKind.SPLIT, NodeKind.FOREACH):
+            why = f"'{source}' opens a split, whose branches must reach its join"
+        elif back.is_join:
+            why = f"'{target}' is a join, whose inputs come from the branches of a split"
+        elif traced.inner.get(target) != traced.inner.get(source):
+            why = (
+                f"'{target}' is not inside the same split or foreach as '{source}' (a loop "
+                "may not leave or enter a split, nor go round a foreach's body alone)"
+            )
+        if why is not None:
+            what = f"it loops back to '{target}', but {why}"
+            fix = (
+                "loop back to a step that is inside the same splits as the switch, or join "
+                "the split first and loop back to a step before it"
+            )
+            problems.append(_error(node, what, fix, at_next=True))
+    last = graph.end_step
+    leads_on = {last}
+    todo = [last]
+    while todo:
+        name = todo.pop()
+        for parent in graph:
+            if name in parent.out and parent.name not in leads_on:
+                leads_on.add(parent.name)
+                todo.append(parent.name)
+    for node in graph:
+        if node.name not in leads_on:
+            what = f"{last} can never be reached from here: every way on loops back"
+            fix = "give a switch of the loop a case that leads on, towards " + last
             problems.append(_error(node, what, fix))
     return problems
 
@@ -337,6 +299,8 @@ def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
         if node.is_join or len(came) > 1:
             attempted.update(stack[-1].split for stack in stacks if stack)
         parents = ", ".join(p for p, _ in came)
+        if len(came) > 1 and not node.is_join and len(set(stacks)) == 1:
+            continue  # the branches of a switch meet: one of them ran
         if not node.is_join:
             if len(came) > 1 and node.name == last:
                 what = f"{last} has {len(came)} parents ({parents}) but cannot take inputs"
@@ -347,7 +311,7 @@ def _check_splits(graph: FlowGraph) -> list[FlowValidationError]:
                 fix = f"make it a join: `def {node.name}(self, inputs)`"
                 problems.append(_error(node, what, fix))
             continue
-        if node.kind is not NodeKind.LINEAR and node.name != last:
+        if node.kind not in (NodeKind.LINEAR, NodeKind.SWITCH) and node.name != last:
             what = "a join may not split again"
             fix = "end the join with self.next(self.<step>) and split in that next step"
             problems.append(_error(node, what, fix, at_next=True))
@@ -405,5 +369,7 @@ def _check_join(
             f"{len(branches)} steps lead here from the {len(expected)} branch(es) of '{split.name}'"
         )
         fix = "join any split inside a branch before the branch ends"
+        if len(set(stacks)) < len(stacks):
+            fix = "let the branches of a switch inside a branch meet in a step before the join"
         return [_error(node, what, fix)]
     return []

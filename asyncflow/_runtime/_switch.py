@@ -1,0 +1,74 @@
+"""Switches and loops at run time: which case a switch takes, and the guard on loop passes.
+
+A switch task picks its one next step when it finishes (:func:`choose_case`), from the value
+of its condition artifact; the scheduler then starts only that step. A step that a switch
+leads back to runs again as a new task, its next *pass* (``TaskSpec.pass_index``); a run
+refuses to start a task past ``max_passes`` passes (:func:`too_many_passes`), so a loop that
+never ends fails instead of filling the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import FlowValidationError
+from .._spec._flowgraph import Node
+
+__all__ = [
+    "DEFAULT_MAX_PASSES",
+    "case_key",
+    "choose_case",
+    "missing_condition",
+    "too_many_passes",
+]
+
+DEFAULT_MAX_PASSES = 1000
+
+
+def case_key(value: Any) -> str:
+    """The text a condition value is matched against a switch's cases by: ``str(value)``,
+    so ``True`` matches ``"True"`` and ``3`` matches ``"3"``."""
+    return value if isinstance(value, str) else str(value)
+
+
+def choose_case(node: Node, value: Any, where: str) -> str:
+    """The step the switch ``node`` leads to when its condition artifact is ``value``.
+
+    :raises FlowValidationError: ``value`` matches none of the cases.
+    """
+    key = case_key(value)
+    for case, target in node.cases:
+        if case == key:
+            return target
+    choices = ", ".join(repr(case) for case, _ in node.cases)
+    shown = repr(value)
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    raise FlowValidationError(
+        f"{where} has condition={node.condition!r}, but self.{node.condition} is {shown}, "
+        f"which matches none of the cases ({choices}); set it to one of them (the value is "
+        f"matched as str(self.{node.condition})), or add a case for it.",
+        node.name,
+    )
+
+
+def missing_condition(node: Node, where: str) -> FlowValidationError:
+    """The error of a switch whose condition artifact was never set."""
+    choices = ", ".join(repr(case) for case, _ in node.cases)
+    return FlowValidationError(
+        f"{where} has condition={node.condition!r}, but no artifact {node.condition!r} "
+        f"exists; set self.{node.condition} to one of the cases ({choices}) before calling "
+        "self.next().",
+        node.name,
+    )
+
+
+def too_many_passes(flow: str, step: str, limit: int) -> FlowValidationError:
+    """The error of a task that would be pass ``limit + 1`` of its step."""
+    return FlowValidationError(
+        f"step {step!r} of {flow} would start its pass {limit + 1}, but a run allows "
+        f"{limit} passes of a step (max_passes); if the loop is meant to go on, raise the "
+        f"limit: {flow}(max_passes=N), or `python flow.py run --max-passes N` (and "
+        "the same option on resume); else check the condition that should end the loop.",
+        step,
+    )
