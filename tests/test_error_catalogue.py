@@ -2240,6 +2240,17 @@ async def _l235(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), (str(tmp), "not a regular file")
 
 
+@case("L321", fix="pass a new file name (or an earlier run-id file) instead. Nothing ran.")
+async def _l321(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    before = Path(path).read_bytes()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = flow_main(Pair, ["run", "--run-id-file", path + "-journal", "--store", path])
+    assert code == 2 and Path(path).read_bytes() == before and not os.path.exists(path + "-journal")
+    return CommandLine(err.getvalue(), code), (path, "is the store of the run")
+
+
 @case("L233", fix="name it, as 1/end")
 async def _l233(tmp: Path) -> Raised:
     path = await pair_store(tmp)

@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Any
 
+from .._store._paths import is_store_file
+
 __all__ = ["refuse_existing", "write_bytes", "write_value"]
 
 
@@ -36,13 +38,14 @@ def refuse_existing(path: str, force: bool, store: str | None = None) -> None:
         its ``-wal``, ``-shm``, ``-journal``), or not a regular file, whatever ``force``
         (exit code 2).
     """
+    if store is not None and is_store_file(path, store):
+        raise FileExistsError(
+            f"{path!r} is the store dump reads from (or one of its side files, which SQLite "
+            "reads as part of the store even before they exist); dump never writes there, "
+            "even with --force: choose another name."
+        )
     if not os.path.lexists(path):
         return
-    if store is not None and _is_store_file(path, store):
-        raise FileExistsError(
-            f"{path!r} is the store dump reads from (or one of its side files); dump never "
-            "writes over a store, even with --force: choose another name."
-        )
     if not stat.S_ISREG(os.lstat(path).st_mode):
         raise FileExistsError(
             f"{path!r} exists and is not a regular file (a folder, a link, a pipe or a "
@@ -54,14 +57,6 @@ def refuse_existing(path: str, force: bool, store: str | None = None) -> None:
             f"{path!r} exists already; dump writes a new file: choose another name, or pass "
             "--force to replace it."
         )
-
-
-def _is_store_file(path: str, store: str) -> bool:
-    for name in (store, store + "-wal", store + "-shm", store + "-journal"):
-        with contextlib.suppress(OSError):
-            if os.path.samefile(path, name):
-                return True
-    return False
 
 
 def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: str | None) -> None:

@@ -50,6 +50,7 @@ from ._flow_extra import (
 from ._format import printable
 from ._live import choose_mode, run_shown
 from ._parser import OneLineParser, OneStoreOption
+from ._run_id_file import run_id_file_problem, write_run_id
 from ._signals import SIGNAL_NAMES, run_under_signals
 from ._spin_cmd import add_spin_command, cmd_spin
 from ._stdout import say, settle_stdout
@@ -236,18 +237,6 @@ def _fail(message: str, code: int) -> int:
 _MAIN = threading.main_thread()
 
 
-def _write_run_id(path: str, run_id: int) -> None:
-    """Metaflow's ``--run-id-file``: the run's id, written as the run starts; a file that
-    cannot be written is one warning line, and the run goes on."""
-    try:
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(str(run_id))
-    except OSError as exc:
-        print(
-            f"warning: cannot write the run id to {path!r} (--run-id-file): {exc}", file=sys.stderr
-        )
-
-
 def _execute(
     flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
 ) -> Any:
@@ -263,7 +252,7 @@ def _execute(
     def on_start(run_id: int) -> None:
         run_ids.append(run_id)
         if args.run_id_file:
-            _write_run_id(args.run_id_file, run_id)
+            write_run_id(args.run_id_file, run_id)
         if not args.quiet:
             say(f"Run {name}/{run_id} started{where}")
 
@@ -336,9 +325,19 @@ def _cmd_run(flow_cls: Any, args: argparse.Namespace) -> int:
         flow = flow_cls(**options)
     except AsyncflowError as exc:  # a --tag that cannot be stored
         return _fail(str(exc), 2)
+    if problem := _run_id_file_problem(flow, args):
+        return _fail(problem, 2)
     _with(flow, args)
     with_cli_configs(flow, args)
     return _run_and_report(flow, args, given, None)
+
+
+def _run_id_file_problem(flow: Any, args: argparse.Namespace) -> str | None:
+    if not args.run_id_file:
+        return None
+    module = sys.modules.get(type(flow).__module__)
+    script = getattr(module, "__file__", None)
+    return run_id_file_problem(args.run_id_file, flow._af_options.store_path, script)
 
 
 def _with(flow: Any, args: argparse.Namespace) -> None:
@@ -424,6 +423,8 @@ def _cmd_resume(flow_cls: Any, args: argparse.Namespace) -> int:
         flow = flow_cls(**options)
     except AsyncflowError as exc:
         return _fail(str(exc), 2)
+    if problem := _run_id_file_problem(flow, args):
+        return _fail(problem, 2)
     _with(flow, args)
     return _run_and_report(flow, args, {}, ResumeRequest(args.origin_run_id, args.step))
 

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_STORE_NAME",
     "check_path",
     "find_store",
+    "is_store_file",
     "resolve_store_path",
     "run_store_var",
     "set_default_store",
@@ -135,6 +136,28 @@ def check_path(path: str) -> None:
             "exist yet for a new one.",
             path,
         )
+
+
+_SIDE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def is_store_file(path: str, store: str) -> bool:
+    """Whether ``path`` names the store ``store`` or one of the side files SQLite keeps beside
+    it (``-wal``, ``-shm``, ``-journal``), existing or not, through any symbolic link (of the
+    file or of a folder) or hard link. A file asyncflow writes for the user (``dump -o``,
+    ``--run-id-file``) must never be one of these: SQLite would read it as the store's log or
+    as a transaction to undo, and lose runs."""
+    bases = {os.path.abspath(store), os.path.realpath(store)}
+    targets = {base + suffix for base in bases for suffix in _SIDE_SUFFIXES}
+    if {os.path.abspath(path), os.path.realpath(path)} & targets:
+        return True
+    for target in targets:
+        try:
+            if os.path.samefile(path, target):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def sqlite_uri(path: str, mode: str) -> str:
