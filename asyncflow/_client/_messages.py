@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from .._errors import ArtifactNotFoundError, NotFoundError
 from .._store._gc import DELETED_KEY, parse_deleted
 from .._store._plans import Plan, Query
-from .._store._queries import run_ids
+from .._store._queries import run, run_ids
 from .._store._records import MAX_ID
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "missing_step",
     "missing_task",
     "no_end_task",
+    "run_gone_plan",
     "unknown_flow",
 ]
 
@@ -78,6 +79,16 @@ def missing_run_plan(
             flow, text if len(text) <= 40 else text[:20] + "...", path, recent, total
         )
     return missing_run(flow, run_id, path, recent, total, deleted_at)
+
+
+def run_gone_plan(flow: str, run_id: int, path: str) -> Plan[NotFoundError | None]:
+    """The error to raise when run ``run_id`` of ``flow`` is no longer in the store (gc
+    deleted it after it was opened), else None. A read that finds nothing asks this first, so
+    that it never blames the run ("no artifact", "did not reach its end step", an empty log)
+    for what gc did."""
+    if (yield from run(flow, run_id)) is not None:
+        return None
+    return (yield from missing_run_plan(flow, run_id, path))
 
 
 def missing_run(

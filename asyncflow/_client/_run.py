@@ -18,7 +18,7 @@ from .._store._plans import Plan
 from .._store._rows import RunRow, TaskRow
 from ._data import DataArtifact, DataView, adecode, decode_blob
 from ._handle import Closing, StoreHandle, StorePath
-from ._messages import missing_run_plan, missing_step, no_end_task
+from ._messages import missing_run_plan, missing_step, no_end_task, run_gone_plan
 from ._run_events import aread_events, check_after, read_events
 from ._run_record import RunRecord
 from ._source import SourceRecord, adecode_source, decode_source
@@ -414,6 +414,9 @@ class Run(RunRecord, Closing):
         return row
 
     def _missing_step_plan(self, name: str) -> Plan[Exception]:
+        gone = yield from run_gone_plan(self._row.flow, self._row.id, self._handle.path)
+        if gone is not None:
+            return gone
         names = yield from q.step_names(self._row.id)
         order = step_order(self.graph)
         ordered = sorted(names, key=lambda n: order.index(n) if n in order else len(order))

@@ -23,7 +23,7 @@ import aiosqlite
 import anyio
 
 from .._aio import shared_read
-from .._errors import NotFoundError, UsageError
+from .._errors import UsageError
 from .._store import _queries as q
 from .._store._event_reads import (
     ALL_EVENTS,
@@ -39,7 +39,7 @@ from .._store._lease import run_crash
 from .._store._plans import Plan, Rows, record_error
 from .._store._rows import RunRow
 from ._handle import StoreHandle, aconnect, adrive
-from ._messages import missing_run_plan
+from ._messages import missing_run_plan, run_gone_plan
 
 __all__ = ["POLL_MAX", "POLL_MIN", "aread_events", "check_after", "read_events"]
 
@@ -61,14 +61,6 @@ def check_after(after: object) -> int:
             "Last-Event-ID read with int()."
         )
     return after
-
-
-def _gone(row: RunRow, path: str) -> Plan[NotFoundError | None]:
-    # At the end of a reader's events: the error to raise if the run is no longer in the
-    # store (gc deleted it while it was read, or before: C71), else None.
-    if (yield from q.run(row.flow, row.id)) is not None:
-        return None
-    return (yield from missing_run_plan(row.flow, row.id, path))
 
 
 def read_events(handle: StoreHandle, row: RunRow, after: int = 0) -> list[Event]:
@@ -108,7 +100,7 @@ def _some(handle: StoreHandle, row: RunRow, first: int, events: int = READER_EVE
     # events from seq ``first`` on; none at the end, or NotFoundError if the run is gone.
     items = handle.run(event_items(row.id, first, EVENT_ROWS, events))
     if not items:
-        error = handle.run(_gone(row, handle.path))
+        error = handle.run(run_gone_plan(row.flow, row.id, handle.path))
         if error is not None:
             raise error
     run = str(row.id)

@@ -15,7 +15,7 @@ from .._store._queries import attempts
 from .._store._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
 from ._data import ArtifactsView, DataArtifact, DataView, adecode, decode_blob
 from ._handle import Closing, StoreHandle
-from ._messages import missing_artifact, missing_run_plan
+from ._messages import missing_artifact, missing_run_plan, run_gone_plan
 from ._trust import Gate, agate, gate
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class Task(Closing):
         :raises StoreError: the store cannot be read.
         """
         if self._logs is None:
-            self._logs = self._handle.run(q.task_logs(self._row.run_id, self._row.id))
+            self._logs = self._handle.run(self._logs_plan())
         return self._logs[0]
 
     @property
@@ -253,7 +253,7 @@ class Task(Closing):
         :raises StoreError: the store cannot be read.
         """
         if self._logs is None:
-            self._logs = self._handle.run(q.task_logs(self._row.run_id, self._row.id))
+            self._logs = self._handle.run(self._logs_plan())
         return self._logs[1]
 
     async def astdout(self) -> str:
@@ -262,7 +262,7 @@ class Task(Closing):
         :raises StoreError: the store cannot be read.
         """
         if self._logs is None:
-            self._logs = await self._handle.arun(q.task_logs(self._row.run_id, self._row.id))
+            self._logs = await self._handle.arun(self._logs_plan())
         return self._logs[0]
 
     async def astderr(self) -> str:
@@ -271,7 +271,7 @@ class Task(Closing):
         :raises StoreError: the store cannot be read.
         """
         if self._logs is None:
-            self._logs = await self._handle.arun(q.task_logs(self._row.run_id, self._row.id))
+            self._logs = await self._handle.arun(self._logs_plan())
         return self._logs[1]
 
     # --- artifacts: sync --------------------------------------------------------------------
@@ -339,8 +339,22 @@ class Task(Closing):
     def _index_plan(self) -> Plan[dict[str, ArtifactRow]]:
         if self._index is None:
             rows = yield from q.artifacts(self._row.run_id, self._row.id)
+            if not rows:
+                yield from self._check_run()
             self._index = {row.name: row for row in rows}
         return self._index
+
+    def _logs_plan(self) -> Plan[tuple[str, str]]:
+        logs = yield from q.task_logs(self._row.run_id, self._row.id)
+        if logs == ("", ""):
+            yield from self._check_run()
+        return logs
+
+    def _check_run(self) -> Plan[None]:
+        # Nothing found: gc may have deleted the run after this task was opened.
+        error = yield from run_gone_plan(self._flow, self._row.run_id, self._handle.path)
+        if error is not None:
+            raise error
 
     def _load_plan(self, name: str) -> Plan[RawBlob]:
         row = self._find((yield from self._index_plan()), name)
