@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import anyio
@@ -393,3 +394,38 @@ def test_spin_prints_values_cut_to_200_characters(ran: Path) -> None:
     assert done.returncode == 0, done.stderr
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("  kind = ")]
     assert len(line) <= len("  kind = ") + 200 and "..." in line
+
+
+def test_spin_leaves_a_killed_run_s_write_ahead_log_as_it_was(ran: Path) -> None:
+    # A run killed mid-way leaves its last commits in runs.db-wal. Spinning one of its tasks
+    # must not fold that log into the file (its bytes would change), and the commits must
+    # still be there for the next reader.
+    write_flow(ran, end="open('hung', 'w').close(); __import__('time').sleep(120)")
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "run", "--quiet", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(1200):
+            if (ran / "hung").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (ran / "hung").exists(), "the run never reached its hanging step"
+    finally:
+        proc.kill()
+        proc.wait()
+    store, wal = ran / "runs.db", ran / "runs.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0, "the killed run left no log to keep"
+    before, log = sha256(store), wal.read_bytes()
+    write_flow(ran, join="self.total = -sum(i.score for i in inputs)")
+    done = flow_cmd(ran, "spin", "join", "--run-id", "2", "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    assert "  total = -120" in done.stdout
+    assert sha256(store) == before
+    assert wal.read_bytes() == log
+    with Run("IterFlow/2", str(store)) as run:  # the killed run's tasks are all still there
+        assert run.status == "crashed"
+        assert [s.name for s in run] == ["start", "train", "join"]
+        assert run["join"].task.data.total == 120

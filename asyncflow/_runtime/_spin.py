@@ -16,6 +16,7 @@ coroutine step on the loop), whatever its ``@executor``.
 from __future__ import annotations
 
 import os
+import sqlite3
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
 from .._store._blobs import RawBlob
+from .._store._db import open_reader
 from .._store._format import is_archive
 from .._store._manifest import check_blob, verify_records
 from .._store._plans import BEGIN_READ, END_READ
@@ -92,6 +94,13 @@ class _SpinReader(BlobReader):
     def __init__(self, path: str) -> None:
         super().__init__(path, _CACHE_BYTES)
         self.archive = False
+
+    def _conn(self) -> sqlite3.Connection:
+        # A log left by a killed run stays a log: folding it into the file would change
+        # the file's bytes (a spin leaves the store as it was).
+        if self._reader is None:
+            self._reader = open_reader(self.path, keep_wal=True)
+        return self._reader
 
     def open(self) -> None:
         """Open the file; for an archive, check its records against its manifest.
@@ -333,8 +342,8 @@ async def spin_task(
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)
     finally:
-        # Closing the last connection may checkpoint and remove the -wal file: not on the
-        # loop, and done even when the spin is cancelled.
+        # Closing the last connection may checkpoint and remove an empty -wal file: not on
+        # the loop, and done even when the spin is cancelled.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(reader.close_reader)
 
