@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -429,3 +430,51 @@ def test_spin_leaves_a_killed_run_s_write_ahead_log_as_it_was(ran: Path) -> None
         assert run.status == "crashed"
         assert [s.name for s in run] == ["start", "train", "join"]
         assert run["join"].task.data.total == 120
+
+
+def test_a_step_raising_a_bare_base_exception_is_a_failed_spin(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, end="raise BaseException('not an Exception')")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 1, done.stderr
+    assert "BaseException: not an Exception (nothing was stored)" in done.stderr
+    assert "ExceptionGroup" not in done.stderr  # the step's own traceback, not a crash's
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(store), echo=False).spin("end", run_id=1)
+
+    with pytest.raises(StepFailed) as info:
+        anyio.run(main)
+    assert type(info.value.__cause__) is BaseException
+    assert sha256(store) == before and companions(store) == []
+
+
+def test_ctrl_c_stops_a_spin_with_code_130_and_stores_nothing(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, end="open('spinning', 'w').close(); __import__('time').sleep(120)")
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "spin", "end", "--run-id", "1", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1200):
+            if (ran / "spinning").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (ran / "spinning").exists(), "the spin never reached its step"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "the spin of step 'end' was stopped by SIGINT; nothing was stored" in err
+    assert "Traceback" not in err
+    assert sha256(store) == before and companions(store) == []

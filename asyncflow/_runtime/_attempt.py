@@ -35,9 +35,11 @@ from ._task import TaskState
 __all__ = [
     "Attempt",
     "RunCancelledError",
+    "call_in_thread",
     "kept_artifacts",
     "run_managed",
     "run_plain",
+    "step_error",
     "steps_still_running",
     "storable",
     "traceback_text",
@@ -58,6 +60,46 @@ def steps_still_running() -> frozenset[Attempt]:
 
 class RunCancelledError(Exception):
     """A task about to start found its run cancelled: its code is not called."""
+
+
+class _Raised(Exception):
+    """Carries out of a worker thread what a plain step raised that is no ``Exception``
+    (``raise BaseException(...)``, ``GeneratorExit``, a ``KeyboardInterrupt`` of its own: no
+    signal reaches a worker thread). Raised as itself on the loop, it would pass for the run
+    being cancelled or interrupted (see :func:`step_error`)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def call_in_thread(attempt: Attempt) -> Result:
+    """:meth:`Attempt.call_sync`, for a worker thread whose result the loop awaits: what the
+    step raises that is no ``Exception`` comes out carried (see :func:`step_error`)."""
+    try:
+        return attempt.call_sync()
+    except (Exception, SystemExit):
+        raise
+    except BaseException as exc:
+        raise _Raised(exc) from None
+
+
+def step_error(raised: BaseException) -> BaseException | None:
+    """The error that fails the task, from what awaiting its attempt raised; None when it
+    stops the run instead (re-raise it).
+
+    Everything a step raises fails its task (``sys.exit()`` and ``raise BaseException(...)``
+    included), except on the loop the run's own cancellation (the ``CancelledError`` of its
+    cancel scope) and a ``KeyboardInterrupt`` (Ctrl-C lands in the main thread, where the
+    loop runs): those stop the run, which is recorded cancelled.
+    """
+    if isinstance(raised, _Raised):
+        return raised.error
+    if isinstance(raised, Exception | SystemExit):
+        return raised
+    if isinstance(raised, KeyboardInterrupt | anyio.get_cancelled_exc_class()):
+        return None
+    return raised
 
 
 class Attempt:
@@ -251,7 +293,7 @@ def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
     attempt = Attempt(ctx, spec)
     try:
         result = attempt.call_sync()
-    except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
+    except BaseException as exc:  # in a worker thread, whatever the step raised is its own
         return attempt.commit(None, exc)
     return attempt.commit(result, None)
 
@@ -264,7 +306,7 @@ async def _call(attempt: Attempt, limiter: anyio.CapacityLimiter) -> Result:
         # A thread cannot be interrupted: when cancelled (at a deadline, say) we stop
         # waiting, and its late result is dropped with this attempt (never committed).
         return await anyio.to_thread.run_sync(
-            attempt.call_sync, limiter=limiter, abandon_on_cancel=True
+            call_in_thread, attempt, limiter=limiter, abandon_on_cancel=True
         )
     # In another process: cancelling stops the task (its worker is killed).
     remote = attempt.ctx.call_remote
@@ -297,7 +339,10 @@ async def run_managed(
         attempt = Attempt(ctx, spec, number)
         try:
             result = await _try(attempt, limiter, info.timeout)
-        except (Exception, SystemExit) as exc:
+        except BaseException as raised:
+            exc = step_error(raised)
+            if exc is None:
+                raise
             if ctx.cancelled:
                 return attempt.commit(None, exc)  # writes nothing
             if number < retries:

@@ -38,7 +38,7 @@ from .._store._reader import BlobReader
 from .._store._resume_reads import OriginTaskRow, ResumeSource, resume_source
 from .._store._signing import PICKLE
 from . import _capture
-from ._attempt import Attempt, storable
+from ._attempt import Attempt, call_in_thread, step_error, storable
 from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec
 from ._placing import task_environment
@@ -389,10 +389,14 @@ async def _spin(
         if node.info.is_async:
             result = await attempt.call_async()
         else:
-            result = await anyio.to_thread.run_sync(_call_plain, attempt)
+            # A thread cannot be interrupted: on Ctrl-C the spin stops waiting for it.
+            result = await anyio.to_thread.run_sync(_call_plain, attempt, abandon_on_cancel=True)
         outcome, _ = result
         values = await anyio.to_thread.run_sync(_set_values, attempt, outcome)
-    except (Exception, SystemExit) as exc:
+    except BaseException as raised:
+        exc = step_error(raised)
+        if exc is None:  # the spin was cancelled, or Ctrl-C
+            raise
         return SpinResult(
             ctx.pathspec(spec),
             {},
@@ -414,7 +418,7 @@ async def _spin(
 
 def _call_plain(attempt: Attempt) -> tuple[TaskOutcome, Any]:
     with task_environment(attempt.ctx.graph[attempt.spec.step].info.environment):
-        return attempt.call_sync()
+        return call_in_thread(attempt)
 
 
 def _set_values(attempt: Attempt, outcome: TaskOutcome) -> dict[str, Any]:
