@@ -144,7 +144,9 @@ def test_config_value_reads_like_a_dict_and_pickles_as_a_plain_dict() -> None:
 
 
 @pytest.mark.anyio
-async def test_config_precedence_value_over_file_over_default(tmp_path: Path) -> None:
+async def test_config_precedence_option_over_default_file_over_default_value(
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "cfg.json").write_text('{"who": "default file"}')
@@ -152,14 +154,12 @@ async def test_config_precedence_value_over_file_over_default(tmp_path: Path) ->
     flow_file = folder / "cfg_flow.py"
     flow_file.write_text(FLOW_FILE)
     store = folder / "s.db"
-    both = ["--config", "cfg", "other.json", "--config-value", "cfg", '{"who": "value"}']
     cases = [
-        ([*both, "run"], "value"),  # value over file
+        (["--config-value", "cfg", '{"who": "value"}', "run"], "value"),
         (["--config", "cfg", "other.json", "run"], "file"),  # file over the default file
         (["run"], "default file"),
         (["run", "--config-value", "cfg", '{"who": "after"}'], "after"),  # after the command
-        # given before and after the command, the one after wins
-        (["--config-value", "cfg", '{"who": "x"}', "run", "--config", "cfg", "other.json"], "file"),
+        (["run", "--config", "cfg", "other.json"], "file"),
     ]
     for args, who in cases:
         out = cli(flow_file, *args, "--store", str(store), "--quiet")
@@ -169,6 +169,64 @@ async def test_config_precedence_value_over_file_over_default(tmp_path: Path) ->
     out = cli(flow_file, "run", "--store", str(store), "--quiet")
     assert out.returncode == 0, out.stderr
     assert stored_cfg(store) == {"who": "default_value"}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--config-value", "cfg", '{"who": "x"}', "run", "--config", "cfg", "other.json"],
+            "--config-value cfg (before the command) and --config cfg (after it)",
+        ),
+        (
+            ["--config", "cfg", "other.json", "--config-value", "cfg", "{}", "run"],
+            "--config cfg (before the command) and --config-value cfg (before the command)",
+        ),
+        (
+            ["run", "--config-value", "cfg", "{}", "--config-value", "cfg", "{}"],
+            "--config-value cfg (after the command) and --config-value cfg (after it)",
+        ),
+        (
+            ["--config", "cfg", "other.json", "--config", "cfg", "other.json", "check"],
+            "--config cfg (before the command) and --config cfg (before the command)",
+        ),
+    ],
+    ids=["value-before-file-after", "file-and-value-before", "two-values-after", "check"],
+)
+def test_a_config_given_twice_on_the_command_line_is_refused(
+    flow_file: Path, args: list[str], said: str
+) -> None:
+    (flow_file.parent / "other.json").write_text('{"who": "file"}')
+    store = flow_file.parent / "s.db"
+    out = cli(flow_file, *args, *([] if "check" in args else ["--store", str(store)]))
+    assert out.returncode == 2, out.stdout
+    assert f"error: config 'cfg' is given twice: {said}; give each config once" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not store.exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["spin", "start", "--run-id", "1"], "spin runs the task again with the configs stored"),
+        (["dump", "1/end"], "dump reads a stored run, whose configs are stored with it"),
+        (["logs", "1/start"], "logs reads what a stored run printed"),
+    ],
+    ids=["spin", "dump", "logs"],
+)
+def test_configs_given_to_a_command_that_reads_a_stored_run_are_refused(
+    flow_file: Path, command: list[str], said: str
+) -> None:
+    store = str(flow_file.parent / "s.db")
+    out = cli(flow_file, "run", "--store", store, "--quiet")
+    assert out.returncode == 0, out.stderr
+    before = (flow_file.parent / "s.db").read_bytes()
+    out = cli(flow_file, "--config-value", "cfg", '{"who": "new"}', *command, "--store", store)
+    assert out.returncode == 2, out.stdout
+    assert said in out.stderr
+    assert "so it takes no --config-value cfg; leave it out" in out.stderr
+    assert "who" not in out.stdout  # nothing was spun or printed
+    assert (flow_file.parent / "s.db").read_bytes() == before
 
 
 @pytest.mark.anyio

@@ -2241,6 +2241,27 @@ async def _l241(tmp: Path) -> Raised:
     return CommandLine(err, code), ("--config-value cfg",)
 
 
+@case("L281", fix="give each config once")
+async def _l281(tmp: Path) -> Raised:
+    code, err = await _configured_command(
+        tmp, "--config-value", "cfg", "{}", "run", "--config", "cfg", str(tmp / "c.json")
+    )
+    assert not os.path.exists(store_of(tmp))  # nothing ran
+    return CommandLine(err, code), ("'cfg'", "--config-value cfg", "--config cfg")
+
+
+@case("L282", fix="leave it out")
+async def _l282(tmp: Path) -> Raised:
+    def command() -> int:
+        argv = ["--config-value", "cfg", "{}", "spin", "start", "--run-id", "1"]
+        return flow_main(ccf.Configured, [*argv, "--store", store_of(tmp)])
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    return CommandLine(err.getvalue(), code), ("spin", "--config-value cfg")
+
+
 # --- M: resuming a run ---------------------------------------------------------------------
 
 

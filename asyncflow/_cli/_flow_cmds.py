@@ -35,6 +35,7 @@ from .._version import __version__
 from ._config_opts import (
     add_config_options,
     config_lines,
+    config_option_problem,
     config_options_given,
     read_for_show,
     with_cli_configs,
@@ -432,6 +433,8 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc), 2)
     args = parser.parse_args(words)
     _merge_top_options(args)
+    if problem := config_option_problem(args):
+        return _fail(problem, 2)
     if args.command in REFUSED:
         return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))
     if args.command in ("dump", "logs"):
