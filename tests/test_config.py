@@ -240,6 +240,66 @@ async def test_config_given_to_the_flow_object_in_code(tmp_path: Path) -> None:
         SettingsFlow(store=store, config=[("cfg", {})])  # type: ignore[arg-type]
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ({"source": "x", 1: "one"}, "has the key 1 (int) in cfg;"),
+        (
+            {"source": {"ids": [{None: 2}]}},
+            "has the key None (NoneType) in cfg['source']['ids'][0]",
+        ),
+        ({"source": "x", True: 1}, "has the key True (bool) in cfg;"),
+    ],
+    ids=["int", "nested-none", "bool"],
+)
+async def test_a_config_key_that_is_not_a_string_is_refused(
+    tmp_path: Path, value: dict[Any, Any], said: str
+) -> None:
+    # JSON would store {1: ...} as {"1": ...}: what steps read and what is stored would differ.
+    store = tmp_path / "k.db"
+    with pytest.raises(ParameterError) as info:
+        await SettingsFlow(store=str(store), echo=False, config={"cfg": value}).run()
+    assert "Config 'cfg' of flow SettingsFlow: the value given for 'cfg' " + said in str(info.value)
+    assert "a config is JSON, whose keys are strings: write the key as" in str(info.value)
+    assert info.value.name == "cfg" and not store.exists()
+
+
+@pytest.mark.anyio
+async def test_a_parser_s_non_string_key_is_refused(tmp_path: Path) -> None:
+    from tests.flows.config_flows import IntKeyedParser
+
+    with pytest.raises(ParameterError, match=r"has the key 7 \(int\) in cfg\['by_id'\]"):
+        await IntKeyedParser(store=str(tmp_path / "k.db"), echo=False).run()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"lr": NaN}', "it holds NaN, which JSON has no number for"),
+        ('{"lr": [Infinity]}', "it holds Infinity, which JSON has no number for"),
+        ('{"lr": -Infinity}', "it holds -Infinity, which JSON has no number for"),
+        ('{"lr": 1, "deep": {"a": 1, "a": 2}}', "it has the key 'a' twice in one object"),
+    ],
+    ids=["nan", "infinity", "minus-infinity", "duplicate-key"],
+)
+def test_json_with_nan_infinity_or_a_repeated_key_is_refused(
+    flow_file: Path, text: str, said: str
+) -> None:
+    folder = flow_file.parent
+    (folder / "odd.json").write_text(text)
+    out = cli(flow_file, "--config", "cfg", "odd.json", "run", "--store", "s.db")
+    assert out.returncode == 2, out.stdout
+    path = str(folder / "odd.json")
+    assert f"Config 'cfg' of flow CfgFlow: the file {path!r} is not valid JSON: {said}" in (
+        out.stderr
+    )
+    out = cli(flow_file, "--config-value", "cfg", text, "run", "--store", "s.db")
+    assert out.returncode == 2, out.stdout
+    assert f"the value given for 'cfg' is not valid JSON: {said}" in out.stderr
+    assert not (folder / "s.db").exists()
+
+
 def test_a_relative_default_file_is_found_next_to_the_flow_file(
     flow_file: Path, tmp_path: Path
 ) -> None:

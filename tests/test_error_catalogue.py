@@ -967,6 +967,25 @@ async def _r249(tmp: Path) -> Raised:
     return await config_error(tmp, cfg={"when": object()}), ("'cfg'", "Configured")
 
 
+@case("R281", fix="write the key as '1'")
+async def _r281(tmp: Path) -> Raised:
+    return await config_error(tmp, cfg={"lr": 0.1, 1: "one"}), ("'cfg'", "Configured", "key 1")
+
+
+@case("R282", fix="write null or a string instead")
+async def _r282(tmp: Path) -> Raised:
+    path = tmp / "nan.json"
+    path.write_text('{"lr": NaN}')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path), "NaN")
+
+
+@case("R283", fix="fix it, or give another with --config cfg FILE")
+async def _r283(tmp: Path) -> Raised:
+    path = tmp / "twice.json"
+    path.write_text('{"lr": 0.1, "lr": 0.2}')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path), "'lr'")
+
+
 @case("R250", fix="give a function, or the dotted name of one")
 async def _r250(tmp: Path) -> Raised:
     return await run_error(ccf.ParsedByName, tmp), ("'cfg'", "nothing_here")

@@ -19,7 +19,8 @@ import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, decode, encode
 from .._errors import ParameterError
-from .._spec._config import Config, bind_configs, configs_of, parse_config
+from .._spec._config import Config, bind_configs, configs_of
+from .._spec._config_read import parse_config
 from .._spec._flowgraph import FlowGraph
 from .._spec._override import apply_config_exprs, has_pending
 from .._store._signing import PICKLE

@@ -115,3 +115,16 @@ class ConfigInAProcess(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+def int_keyed(text: str) -> dict[Any, Any]:
+    """A parser (a YAML reader, say) whose object has an int key."""
+    return {"ok": True, "by_id": {7: text}}
+
+
+class IntKeyedParser(FlowSpec):
+    cfg = Config("cfg", default_value="x", parser=int_keyed)
+
+    @step(start=True, end=True)
+    def only(self) -> None:
+        pass
