@@ -2444,6 +2444,30 @@ async def _m239(tmp: Path) -> Raised:
     return exc, ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
 
 
+@case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")
+async def _m281(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await step_failed(tf.Resigned, tmp, db=path)  # end was refused start's unsigned pickle
+    exc = await spin_error(tf.Resigned, path, "end", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'end'", "Resigned/1", "'point'")
+
+
+@case("M282", fix="spin the task again with --trust")
+async def _m282(tmp: Path) -> Raised:
+    from asyncflow._store._store import Store
+    from tests.flows.round2_flows import Victim
+    from tests.test_attacker_round2 import plant_amplifier
+
+    path = store_of(tmp)
+    await Victim(store=path, echo=False).run()
+    Store.close_all()
+    plant_amplifier(path, 4_000_000)
+    exc = await spin_error(Victim, path, "end", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'x'", "Victim/1")
+
+
 # --- A: sharing runs (export, import, archives) -------------------------------------------
 
 

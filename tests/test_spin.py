@@ -478,3 +478,57 @@ def test_ctrl_c_stops_a_spin_with_code_130_and_stores_nothing(ran: Path) -> None
     assert "the spin of step 'end' was stopped by SIGINT; nothing was stored" in err
     assert "Traceback" not in err
     assert sha256(store) == before and companions(store) == []
+
+
+def export_run(ran: Path) -> Path:
+    archive = ran / "one.afrun"
+    exported = subprocess.run(
+        [sys.executable, "-m", "asyncflow", "export", "IterFlow/1", "-o", str(archive),
+         "--store", str(ran / "runs.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    return archive
+
+
+def test_spin_trust_loads_an_archive_s_pickles_and_the_refusal_says_so(
+    ran: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    archive = export_run(ran)
+    before = sha256(archive)
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun")
+    assert done.returncode == 1, done.stderr
+    assert "cannot load the pickled artifact 'obj'" in done.stderr
+    # the advice is one spin can follow (it has no `asyncflow trust` of a read-only archive)
+    assert "spin the task again with --trust (flow.spin(..., trust=True))" in done.stderr
+    assert "asyncflow trust" not in done.stderr
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun", "--trust")
+    assert done.returncode == 0, done.stderr
+    assert "  kind = 'Marker'" in done.stdout
+    flow_cls = load_flow(ran)
+    other = tmp_path_factory.mktemp("elsewhere")
+
+    async def main() -> SpinResult:
+        flow = flow_cls(store=str(other / "none.db"), echo=False)
+        return await flow.spin("end", run_id=1, archive=archive, trust=True)  # type: ignore[no-any-return]
+
+    assert anyio.run(main).artifacts["kind"] == "Marker"
+    assert sha256(archive) == before and companions(archive) == []
+
+
+def test_spin_trust_still_refuses_a_pickle_whose_bytes_were_edited(ran: Path) -> None:
+    archive = export_run(ran)
+    with Run("IterFlow/1", str(archive)) as run:
+        obj = run["start"].task["obj"]
+    with sqlite3.connect(archive) as conn:
+        (payload,) = conn.execute(
+            "SELECT data FROM blobs WHERE sha = ?", (bytes.fromhex(obj.sha),)
+        ).fetchone()
+        changed = bytes(payload).replace(b"Marker", b"Markes")
+        assert changed != bytes(payload)
+        conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (changed, bytes.fromhex(obj.sha)))
+    conn.close()
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun", "--trust")
+    assert done.returncode == 1, done.stdout
+    assert "cannot load the pickled artifact 'obj'" in done.stderr
+    assert "kind =" not in done.stdout

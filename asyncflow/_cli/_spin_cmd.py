@@ -53,6 +53,12 @@ def add_spin_command(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="read the run from this run archive (in place, not imported)",
     )
+    spin.add_argument(
+        "--trust",
+        action="store_true",
+        help="load the run's pickled values whoever signed them, if intact (an archive, or a "
+        "store whose author you trust): unpickling runs code",
+    )
     spin.add_argument("--store", default=None, metavar="PATH", help="the store file (as for run)")
     spin.add_argument("--quiet", action="store_true", help="do not print the task's output")
 
@@ -80,7 +86,14 @@ def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
         run_id = spin_run_id(name, args.run_id)
         outcome = run_under_signals(
             lambda: spin_task(
-                flow_cls, graph, path, run_id, args.step, args.task, echo=not args.quiet
+                flow_cls,
+                graph,
+                path,
+                run_id,
+                args.step,
+                args.task,
+                echo=not args.quiet,
+                trust=args.trust,
             ),
             received,
         )

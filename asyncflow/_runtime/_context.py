@@ -85,6 +85,8 @@ class RunContext:
     system_tags: tuple[str, ...] = ()
     # The run's events (the coordinator's; None in a worker process).
     events: RunEvents | None = None
+    # A spin (``_spin``): a value refused for trust says to spin again with --trust.
+    spin: bool = False
 
     @property
     def flow_name(self) -> str:

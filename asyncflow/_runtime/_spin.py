@@ -36,7 +36,7 @@ from .._store._manifest import check_blob, verify_records
 from .._store._plans import BEGIN_READ, END_READ
 from .._store._reader import BlobReader
 from .._store._resume_reads import OriginTaskRow, ResumeSource, resume_source
-from .._store._signing import PICKLE
+from .._store._signing import PICKLE, Problem, blob_problem
 from . import _capture
 from ._attempt import Attempt, call_in_thread, step_error, storable
 from ._context import RunContext
@@ -91,9 +91,16 @@ class _SpinReader(BlobReader):
     """A read-only reader of a store or a run archive; every blob read from an archive is
     checked against its sha (the records were checked when it was opened)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, trust: bool) -> None:
         super().__init__(path, _CACHE_BYTES)
         self.archive = False
+        self.trust = trust
+
+    def check(self, raw: RawBlob) -> Problem | None:
+        # trust=True (--trust): a pickle loads whoever signed it, if its bytes are intact.
+        if self.trust and raw.encoding == PICKLE and not raw.vouched:
+            return blob_problem(raw, self.key, signed=False)
+        return super().check(raw)
 
     def _conn(self) -> sqlite3.Connection:
         # A log left by a killed run stays a log: folding it into the file would change
@@ -299,8 +306,8 @@ def spin_run_id(flow: str, run_id: object) -> int:
     )
 
 
-def _load(path: str, flow: str, run_id: int, graph: FlowGraph) -> tuple[_SpinReader, ResumeSource]:
-    reader = _SpinReader(path)
+def _load(path: str, flow: str, run_id: int, trust: bool) -> tuple[_SpinReader, ResumeSource]:
+    reader = _SpinReader(path, trust)
     try:
         reader.open()
         source = reader.read(resume_source(flow, run_id))
@@ -325,12 +332,15 @@ async def spin_task(
     task_id: object = None,
     *,
     echo: bool = True,
+    trust: bool = False,
 ) -> SpinResult:
     """Run the stored task ``step``/``task_id`` of run ``run_id`` again with ``flow_cls``'s
     current code (see the module doc); write nothing.
 
     :param path: the store or run archive holding the run (read-only).
     :param echo: print the task's output as it runs, prefixed with its pathspec.
+    :param trust: load pickled values whoever signed them, if their bytes are intact (and
+        msgpack values without the budget for runs not trusted).
     :raises NotFoundError: no such run, step or task, or what the task started from is not
         stored.
     :raises UsageError: a step of several tasks and no ``task_id``.
@@ -338,7 +348,7 @@ async def spin_task(
     :raises UntrustedArtifactError: a pickled input nobody vouches for.
     """
     flow = graph.name
-    reader, source = await anyio.to_thread.run_sync(_load, path, flow, run_id, graph)
+    reader, source = await anyio.to_thread.run_sync(_load, path, flow, run_id, trust)
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)
     finally:
@@ -367,9 +377,10 @@ async def _spin(
         params=dict(run.params),
         parameter_names=tuple(name for name, _ in run.params),
         echo=echo,
-        budgeted=not run.trusted,
+        budgeted=not (run.trusted or reader.trust),
         store_file=reader.path,
         system_tags=tuple(t for t in run.tags if is_system_tag(t)),
+        spin=True,
     )
     stack = await anyio.to_thread.run_sync(_stack, ctx, found, graph)
     node = graph[step]
