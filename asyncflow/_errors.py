@@ -24,6 +24,7 @@ in ``__str__`` and says what went wrong and what to do.
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -134,8 +135,14 @@ class ArtifactSerializationError(AsyncflowError):
 
 def store_option(path: str | None) -> str:
     """`` --store PATH``: what a command printed in a message needs to find the store
-    (every hint that prints a command names its store, wherever the reader's shell is)."""
-    return f" --store {shlex.quote(path)}" if path else ""
+    (every hint that prints a command names its store, wherever the reader's shell is),
+    quoted for the shell; a path that starts with '-' as ``./-x.db``, which no command line
+    takes for an option."""
+    if not path:
+        return ""
+    if path.startswith("-"):
+        path = f".{os.sep}{path}"
+    return f" --store {shlex.quote(path)}"
 
 
 #: How a failed run's message says to resume it; the command line puts the exact command

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._errors import NotFoundError, UsageError
+from .._errors import NotFoundError, UsageError, store_option
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
@@ -318,7 +318,7 @@ def _load(path: str, flow: str, run_id: int, trust: bool) -> tuple[_SpinReader, 
         reader.close_reader()
         raise NotFoundError(
             f"flow {flow} has no run {run_id} in {path!r} to spin a task of; list its runs "
-            f"with `asyncflow runs {flow} --store {path}`, and pass one of them."
+            f"with `asyncflow runs {flow}{store_option(path)}`, and pass one of them."
         )
     return reader, source
 
