@@ -211,3 +211,38 @@ def test_dump_o_never_replaces_a_folder_a_pipe_or_a_link_even_with_force(
     assert folder.is_dir() and pipe.is_fifo() and link.is_symlink()
     assert (tmp_path / "real.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump-")] == []
+
+
+def test_dump_without_o_prints_a_huge_value_cut_and_says_how_to_get_it_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(tmp_path / "huge.db")
+    huge = "y" * 3_000_000 + "THE END"
+    write_run(path, "HugeFlow", [T("start", artifacts={"huge": huge, "many": list(range(10**5))})])
+    with Flow("HugeFlow", path) as flow:
+        task = flow["1"]["start"].task.pathspec
+    hint = f"write the whole value to a file with `asyncflow dump {task}/huge -o FILE --store"
+    code, out, err = dump(capsys, "dump", f"{task}/huge", "--store", path)
+    assert code == 0, err
+    assert len(out) < 10_500 and "THE END" not in out
+    assert out.startswith("y" * 10_000 + "\n... (cut to its first 10,000 characters of ")
+    assert "3,000,007 characters" in out and hint in out
+    code, out, err = dump(capsys, "dump", f"{task}/many", "--store", path)
+    assert code == 0 and len(out) < 10_500 and "characters as printed" in out
+    # -o still writes it whole, as the hint says
+    target = tmp_path / "huge.txt"
+    assert dump(capsys, "dump", f"{task}/huge", "-o", str(target), "--store", path)[0] == 0
+    assert target.read_text() == huge
+    # the flow file's dump, of one value or of a whole task, is cut the same way
+    (tmp_path / "huge_flow.py").write_text(
+        "from asyncflow import FlowSpec\nclass HugeFlow(FlowSpec):\n    pass\n"
+        "if __name__ == '__main__':\n    HugeFlow.main()\n"
+    )
+    for spec in ("1/start/1", "1/start/1/huge"):
+        done = subprocess.run(
+            [sys.executable, "huge_flow.py", "dump", spec, "--store", path],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout) < 30_000 and "THE END" not in done.stdout  # two values
+        assert hint in done.stdout

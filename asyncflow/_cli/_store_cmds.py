@@ -16,17 +16,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
-from .._errors import AsyncflowError, UntrustedArtifactError
+from .._errors import AsyncflowError, UntrustedArtifactError, store_option
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
 from .._version import __version__
 from ._dump_file import refuse_existing, write_bytes, write_value
 from ._format import (
     byte_size,
+    dump_text,
     duration,
     indent_lines,
     one_line,
-    pretty,
     printable,
     short_repr,
     table,
@@ -275,7 +275,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
         how = write_value(args.output, value, force, store)
         print(printable(f"wrote {art.pathspec} to {args.output}: {how}"), file=sys.stderr)
         return 0
-    print(printable(value if isinstance(value, str) else pretty(value)))
+    print(printable(dump_text(value, art.pathspec, store_option(store))))
     return 0
 
 
