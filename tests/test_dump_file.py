@@ -246,3 +246,34 @@ def test_dump_without_o_prints_a_huge_value_cut_and_says_how_to_get_it_whole(
         assert done.returncode == 0, done.stderr
         assert len(done.stdout) < 30_000 and "THE END" not in done.stdout  # two values
         assert hint in done.stdout
+
+
+def test_dump_o_files_follow_the_umask_and_force_keeps_the_replaced_file_s_mode(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = task_of(store)
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        target = tmp_path / f"text-{mask:o}.txt"
+        before = os.umask(mask)
+        try:
+            code, _, err = dump(capsys, "dump", f"{task}/text", "-o", str(target), "--store", store)
+        finally:
+            os.umask(before)
+        assert code == 0, err
+        assert target.stat().st_mode & 0o777 == mode, oct(target.stat().st_mode)
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    assert (
+        dump(capsys, "dump", f"{task}/blob", "-o", str(kept), "--force", "--store", store)[0] == 0
+    )
+    assert kept.read_bytes() == b"\x00\xffraw" and kept.stat().st_mode & 0o777 == 0o640
+
+
+def test_dump_o_with_an_empty_name_is_an_error_not_a_print(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = task_of(store)
+    code, out, err = dump(capsys, "dump", f"{task}/text", "-o", "", "--store", store)
+    assert code == 2 and out == ""
+    assert "-o '' names no file; give -o the name of the file" in err

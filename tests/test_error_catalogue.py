@@ -2202,6 +2202,18 @@ async def _l235(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), (str(tmp), "not a regular file")
 
 
+@case("L283", fix="give -o the name of the file")
+async def _l283(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", "", "--store", path])
+    assert code == 2 and out.getvalue() == ""
+    return CommandLine(err.getvalue(), code), ("-o ''",)
+
+
 @case("L233", fix="name it, as 1/end")
 async def _l233(tmp: Path) -> Raised:
     path = await pair_store(tmp)

@@ -256,6 +256,8 @@ def _dump_target(args: argparse.Namespace) -> DataArtifact:
 
 
 def _cmd_dump(args: argparse.Namespace) -> int:
+    if args.output == "":
+        raise BadInput("-o '' names no file; give -o the name of the file to write the value to")
     art = _dump_target(args)
     force = getattr(args, "force", False)
     store = resolve_store_path(args.store)
