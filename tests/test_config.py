@@ -143,6 +143,17 @@ def test_config_value_reads_like_a_dict_and_pickles_as_a_plain_dict() -> None:
     assert repr(value) == "{'a': {'b': [1, {'c': 2}]}}"
 
 
+def test_a_key_named_like_a_dict_method_is_read_with_brackets_as_in_metaflow() -> None:
+    cfg = ConfigValue({"items": [1, 2], "keys": "k", "get": 3, "to_dict": 4, "lr": 0.1})
+    # the methods stay methods (a ConfigValue is a dict), as Metaflow's ConfigValue does
+    assert list(cfg.items())[0] == ("items", (1, 2)) and "lr" in cfg.keys()
+    assert cfg.get("get") == 3 and cfg.to_dict()["items"] == [1, 2]
+    # the values: item access, as the README says
+    assert (cfg["items"], cfg["keys"], cfg["get"], cfg["to_dict"]) == ((1, 2), "k", 3, 4)
+    assert cfg.lr == 0.1  # any other key: attribute access too
+    assert config_expr("cfg['items'][1]").evaluate({"cfg": cfg}) == 2
+
+
 @pytest.mark.anyio
 async def test_config_precedence_option_over_default_file_over_default_value(
     tmp_path: Path,

@@ -36,7 +36,9 @@ class ConfigValue(dict[str, Any]):
     """A config's value: a read-only dict whose keys are also attributes (``cfg.lr``).
 
     Nested objects are ConfigValues too and lists become tuples, so nothing in it can be
-    changed. ``to_dict()`` gives a plain, changeable copy. Pickled, it is a plain dict.
+    changed. ``to_dict()`` gives a plain, changeable copy. Pickled, it is a plain dict. A key
+    named like a method (``items``, ``keys``, ``get``, ``to_dict``) is read with brackets,
+    ``cfg["items"]``: the attribute is the method, as in Metaflow.
     """
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
