@@ -145,6 +145,19 @@ def store_option(path: str | None) -> str:
     return f" --store {shlex.quote(path)}"
 
 
+def shown(value: object, width: int = 80) -> str:
+    """``repr(value)`` for a message, cut to about ``width`` characters: a name someone
+    passed (a step, a config, a run id) may be megabytes long, and the message must stay
+    readable."""
+    if isinstance(value, str) and len(value) > width:
+        return f"{value[:width]!r}... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python prints
+        return f"an int of {value.bit_length() if isinstance(value, int) else '?'} bits"
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
+
+
 #: How a failed run's message says to resume it; the command line puts the exact command
 #: (script, store, branch) in its place.
 RESUME_HINT = "flow.resume() or `python flow.py resume`"

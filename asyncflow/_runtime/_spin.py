@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._errors import NotFoundError, UsageError, store_option
+from .._errors import NotFoundError, UsageError, shown, store_option
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
@@ -174,7 +174,7 @@ def _find(source: ResumeSource, graph: FlowGraph, step: str, task_id: object, pa
     where = f"run {run.flow}/{run.id}"
     if step not in graph:
         raise NotFoundError(
-            f"flow {run.flow} has no step {step!r} to spin; its steps: "
+            f"flow {run.flow} has no step {shown(step)} to spin; its steps: "
             f"{_listing(list(graph.nodes))}. Pass one of them."
         )
     mine = sorted((t for t in source.tasks if t.step == step), key=lambda t: t.id)
@@ -197,7 +197,7 @@ def _find(source: ResumeSource, graph: FlowGraph, step: str, task_id: object, pa
         text = str(task_id).strip()
         if isinstance(task_id, bool) or not (text.isascii() and text.isdecimal()):
             raise UsageError(
-                f"task {task_id!r} is not a task id: task ids are whole numbers; step "
+                f"task {shown(task_id)} is not a task id: task ids are whole numbers; step "
                 f"{step!r} of {where} has the tasks {_listing(ids)}.",
                 "task",
             )
@@ -300,7 +300,7 @@ def spin_run_id(flow: str, run_id: object) -> int:
     if isinstance(run_id, str) and run_id.strip().isascii() and run_id.strip().isdecimal():
         return int(run_id.strip())
     raise UsageError(
-        f"{run_id!r} is not a run id of {flow}: run ids are whole numbers, like '12' or 12; "
+        f"{shown(run_id)} is not a run id of {flow}: run ids are whole numbers, like '12' or 12; "
         f"pass the run whose task to spin (`asyncflow runs {flow}` lists them).",
         "run_id",
     )
