@@ -352,6 +352,29 @@ async def test_config_expr_sets_decorator_arguments_per_run_without_changing_the
         await missing.run()
 
 
+@pytest.mark.anyio
+async def test_config_expr_sets_kubernetes_and_executor_arguments_per_run(tmp_path: Path) -> None:
+    from asyncflow import AsyncflowWarning
+    from tests.flows.config_flows import PlacedByConfig
+
+    store = str(tmp_path / "p.db")
+    with pytest.warns(AsyncflowWarning, match=r"start \(@kubernetes\)"):
+        here = await PlacedByConfig(store=store, echo=False).run()
+    assert here["work"].task.data.pid == os.getpid()  # cfg.where: thread
+    config = {"cfg": {"where": "process", "cpu": 4}}
+    with pytest.warns(AsyncflowWarning):
+        there = await PlacedByConfig(store=store, echo=False, config=config).run()
+    assert there["work"].task.data.pid != os.getpid()  # a worker process, as configured
+    assert step_info(PlacedByConfig.work).executor is None  # the class never changes
+    bad = {"cfg": {"where": "thread", "cpu": -1}}
+    with pytest.raises(FlowValidationError) as info:
+        await PlacedByConfig(store=store, echo=False, config=bad).run()
+    assert "@kubernetes(cpu=config_expr('cfg.cpu')) gave @kubernetes(cpu=-1)" in str(info.value)
+    bad = {"cfg": {"where": "cloud", "cpu": 1}}
+    with pytest.raises(FlowValidationError, match="@executor\\(name=config_expr"):
+        await PlacedByConfig(store=store, echo=False, config=bad).run()
+
+
 def test_a_step_keeps_its_own_config_expr_decorator_over_with(flow_file: Path) -> None:
     out = cli(
         flow_file,
