@@ -30,16 +30,15 @@ from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._prefetch import prefetch
+from ._step_errors import call_in_thread, step_error
 from ._task import TaskState
 
 __all__ = [
     "Attempt",
     "RunCancelledError",
-    "call_in_thread",
     "kept_artifacts",
     "run_managed",
     "run_plain",
-    "step_error",
     "steps_still_running",
     "storable",
     "traceback_text",
@@ -60,46 +59,6 @@ def steps_still_running() -> frozenset[Attempt]:
 
 class RunCancelledError(Exception):
     """A task about to start found its run cancelled: its code is not called."""
-
-
-class _Raised(Exception):
-    """Carries out of a worker thread what a plain step raised that is no ``Exception``
-    (``raise BaseException(...)``, ``GeneratorExit``, a ``KeyboardInterrupt`` of its own: no
-    signal reaches a worker thread). Raised as itself on the loop, it would pass for the run
-    being cancelled or interrupted (see :func:`step_error`)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-def call_in_thread(attempt: Attempt) -> Result:
-    """:meth:`Attempt.call_sync`, for a worker thread whose result the loop awaits: what the
-    step raises that is no ``Exception`` comes out carried (see :func:`step_error`)."""
-    try:
-        return attempt.call_sync()
-    except (Exception, SystemExit):
-        raise
-    except BaseException as exc:
-        raise _Raised(exc) from None
-
-
-def step_error(raised: BaseException) -> BaseException | None:
-    """The error that fails the task, from what awaiting its attempt raised; None when it
-    stops the run instead (re-raise it).
-
-    Everything a step raises fails its task (``sys.exit()`` and ``raise BaseException(...)``
-    included), except on the loop the run's own cancellation (the ``CancelledError`` of its
-    cancel scope) and a ``KeyboardInterrupt`` (Ctrl-C lands in the main thread, where the
-    loop runs): those stop the run, which is recorded cancelled.
-    """
-    if isinstance(raised, _Raised):
-        return raised.error
-    if isinstance(raised, Exception | SystemExit):
-        return raised
-    if isinstance(raised, KeyboardInterrupt | anyio.get_cancelled_exc_class()):
-        return None
-    return raised
 
 
 class Attempt:

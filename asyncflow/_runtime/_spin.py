@@ -16,7 +16,6 @@ coroutine step on the loop), whatever its ``@executor``.
 from __future__ import annotations
 
 import os
-import sqlite3
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,31 +24,24 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._errors import NotFoundError, UsageError, shown, store_option
+from .._errors import NotFoundError, UsageError, shown
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
-from .._store._blobs import RawBlob
-from .._store._db import open_reader
-from .._store._format import is_archive
-from .._store._manifest import check_blob, verify_records
-from .._store._plans import BEGIN_READ, END_READ
-from .._store._reader import BlobReader
-from .._store._resume_reads import OriginTaskRow, ResumeSource, resume_source
-from .._store._signing import PICKLE, Problem, blob_problem
+from .._store._resume_reads import OriginTaskRow, ResumeSource
 from . import _capture
-from ._attempt import Attempt, call_in_thread, step_error, storable
+from ._attempt import Attempt, storable
 from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec
 from ._placing import task_environment
 from ._resume import WENT_ON
+from ._spin_read import SpinReader, load_run
+from ._step_errors import call_in_thread, step_error
 from ._task import foreach_list
 from ._untrusted import decode_loadable
 
 __all__ = ["SpinResult", "spin_run_id", "spin_task"]
 
-# Blobs kept in memory by a spin's reader (it reads one task's inputs).
-_CACHE_BYTES = 64 << 20
 _SHOWN = 20
 
 
@@ -85,60 +77,6 @@ def _listing(items: Sequence[str]) -> str:
     shown = ", ".join(items[:_SHOWN])
     rest = len(items) - _SHOWN
     return (f"{shown} and {rest} more" if rest > 0 else shown) or "(none)"
-
-
-class _SpinReader(BlobReader):
-    """A read-only reader of a store or a run archive; every blob read from an archive is
-    checked against its sha (the records were checked when it was opened)."""
-
-    def __init__(self, path: str, trust: bool) -> None:
-        super().__init__(path, _CACHE_BYTES)
-        self.archive = False
-        self.trust = trust
-
-    def check(self, raw: RawBlob) -> Problem | None:
-        # trust=True (--trust): a pickle loads whoever signed it, if its bytes are intact.
-        if self.trust and raw.encoding == PICKLE and not raw.vouched:
-            return blob_problem(raw, self.key, signed=False)
-        return super().check(raw)
-
-    def _conn(self) -> sqlite3.Connection:
-        # A log left by a killed run stays a log: folding it into the file would change
-        # the file's bytes (a spin leaves the store as it was).
-        if self._reader is None:
-            self._reader = open_reader(self.path, keep_wal=True)
-        return self._reader
-
-    def open(self) -> None:
-        """Open the file; for an archive, check its records against its manifest.
-
-        :raises StoreError: no store or archive there, or an archive damaged or edited.
-        """
-        with self._reader_lock:
-            conn = self._conn()
-            self.archive = is_archive(conn)
-            if self.archive:
-                conn.execute(BEGIN_READ)
-                try:
-                    verify_records(conn, self.path)
-                finally:
-                    if conn.in_transaction:
-                        conn.execute(END_READ)
-
-    def read_raw(self, sha: bytes) -> RawBlob:
-        raw = super().read_raw(sha)
-        self._check(raw)
-        return raw
-
-    def read_raw_many(self, shas: list[bytes], *, check: bool = False) -> dict[bytes, RawBlob]:
-        found = super().read_raw_many(shas, check=check)
-        for raw in found.values():
-            self._check(raw)
-        return found
-
-    def _check(self, raw: RawBlob) -> None:
-        if self.archive and raw.encoding != PICKLE:  # a pickle is hashed before it loads
-            check_blob(raw, self.path, archive=True)
 
 
 @dataclass(slots=True)
@@ -306,23 +244,6 @@ def spin_run_id(flow: str, run_id: object) -> int:
     )
 
 
-def _load(path: str, flow: str, run_id: int, trust: bool) -> tuple[_SpinReader, ResumeSource]:
-    reader = _SpinReader(path, trust)
-    try:
-        reader.open()
-        source = reader.read(resume_source(flow, run_id))
-    except BaseException:
-        reader.close_reader()
-        raise
-    if source is None:
-        reader.close_reader()
-        raise NotFoundError(
-            f"flow {flow} has no run {run_id} in {path!r} to spin a task of; list its runs "
-            f"with `asyncflow runs {flow}{store_option(path)}`, and pass one of them."
-        )
-    return reader, source
-
-
 async def spin_task(
     flow_cls: type[FlowBase],
     graph: FlowGraph,
@@ -348,7 +269,7 @@ async def spin_task(
     :raises UntrustedArtifactError: a pickled input nobody vouches for.
     """
     flow = graph.name
-    reader, source = await anyio.to_thread.run_sync(_load, path, flow, run_id, trust)
+    reader, source = await anyio.to_thread.run_sync(load_run, path, flow, run_id, trust)
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)
     finally:
@@ -361,7 +282,7 @@ async def spin_task(
 async def _spin(
     flow_cls: type[FlowBase],
     graph: FlowGraph,
-    reader: _SpinReader,
+    reader: SpinReader,
     source: ResumeSource,
     step: str,
     task_id: object,
