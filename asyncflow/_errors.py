@@ -24,6 +24,7 @@ in ``__str__`` and says what went wrong and what to do.
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -134,8 +135,27 @@ class ArtifactSerializationError(AsyncflowError):
 
 def store_option(path: str | None) -> str:
     """`` --store PATH``: what a command printed in a message needs to find the store
-    (every hint that prints a command names its store, wherever the reader's shell is)."""
-    return f" --store {shlex.quote(path)}" if path else ""
+    (every hint that prints a command names its store, wherever the reader's shell is),
+    quoted for the shell; a path that starts with '-' as ``./-x.db``, which no command line
+    takes for an option."""
+    if not path:
+        return ""
+    if path.startswith("-"):
+        path = f".{os.sep}{path}"
+    return f" --store {shlex.quote(path)}"
+
+
+def shown(value: object, width: int = 80) -> str:
+    """``repr(value)`` for a message, cut to about ``width`` characters: a name someone
+    passed (a step, a config, a run id) may be megabytes long, and the message must stay
+    readable."""
+    if isinstance(value, str) and len(value) > width:
+        return f"{value[:width]!r}... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except ValueError:  # an int of more digits than Python prints
+        return f"an int of {value.bit_length() if isinstance(value, int) else '?'} bits"
+    return text if len(text) <= width else f"{text[:width]}... ({len(text):,} characters)"
 
 
 #: How a failed run's message says to resume it; the command line puts the exact command

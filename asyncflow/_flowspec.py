@@ -208,6 +208,7 @@ class FlowSpec(FlowBase):
         run_id: str | int,
         task: str | int | None = None,
         archive: str | os.PathLike[str] | None = None,
+        trust: bool = False,
     ) -> SpinResult:
         """Run one task of a stored run again, here, with this class's current code for its
         step: to iterate on a step, or to debug a failed task, without running the flow.
@@ -226,6 +227,10 @@ class FlowSpec(FlowBase):
         :param run_id: the run whose task to run again (``"12"`` or ``12``).
         :param task: the task id; may be left out when the step has one task in that run.
         :param archive: read the run from this run archive instead of the store.
+        :param trust: load the run's pickled values whoever signed them, provided their
+            bytes are intact, as ``Flow(name, store, trust=True)`` does: for a run archive
+            (an exported run is not signed with your key) or a store whose author you trust.
+            Unpickling runs code. msgpack and numpy values load either way.
         :returns: what the task set or changed (``.artifacts``, name to value), its
             ``.stdout`` and ``.stderr``, and the steps its ``self.next`` named (``.next``).
         :raises StepFailed: the step raised (``__cause__``); ``.run`` is the stored run,
@@ -243,7 +248,9 @@ class FlowSpec(FlowBase):
         path = self._af_options.store_path if archive is None else os.fspath(archive)
         number = spin_run_id(graph.name, run_id)
         echo = self._af_options.echo
-        result = await spin_task(type(self), graph, path, number, step, task, echo=echo)
+        result = await spin_task(
+            type(self), graph, path, number, step, task, echo=echo, trust=trust
+        )
         if result.error is not None:
             error = result.error
             run = await Run.aopen(f"{graph.name}/{number}", path)  # no connection kept open

@@ -1,7 +1,8 @@
 """A flow configured by a JSON file: settings in every step and in decorator arguments.
 
 python examples/config.py run                                   # reads config.json
-python examples/config.py --config-value train '{"rates": [0.2], "retries": 0}' run
+python examples/config.py --config train examples/config.json run   # a file you name
+python examples/config.py --config-value train '{"rates": [0.2], "retries": 0, "target": 0.3}' run
 """
 
 from asyncflow import Config, FlowSpec, config_expr, current, retry, step

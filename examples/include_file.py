@@ -1,7 +1,7 @@
 """IncludeFile: a file's content, read once when the run starts, as a read-only artifact.
 
     python examples/include_file.py run
-    python examples/include_file.py run --data other.csv
+    python examples/include_file.py run --data examples/data.csv
 
 A relative path given on the command line resolves against the current directory; the
 default here is computed from this file's location, so it works from any directory.

@@ -329,7 +329,8 @@ async def test_dump_and_show_print_ints_of_any_size(
         code, out, _ = cli(capsys, "dump", "BigIntFlow/1/start/1/nested", "--store", store)
         assert code == 0 and str(-(10**6000)) in out
     code, out, _ = cli(capsys, "dump", "BigIntFlow/1/start/1/huge", "--store", store)
-    assert code == 0 and out == hex(3**300_000) + "\n"
+    assert code == 0 and out.startswith(hex(3**300_000)[:10_000] + "\n... (cut to its first")
+    assert "-o FILE" in out  # 119,000 hex digits: cut as any value past 10,000 characters
     code, out, err = cli(capsys, "show", "BigIntFlow/1/start/1", "--store", store)
     assert code == 0 and err == "" and "big" in out and "repr failed" not in out
     assert sys.get_int_max_str_digits() == 4300  # the limit is raised only while printing
@@ -426,3 +427,48 @@ def test_no_parameter_takes_a_name_the_flow_command_line_uses(tmp_path: Path) ->
     proc = script(FLOWS_FILE, "ClashFlow", "run", "--store", str(tmp_path / "s.db"))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "Parameter 'store' at ClashFlow.where has name 'store'" in proc.stderr
+
+
+# --- a huge name echoed in an error ------------------------------------------------------------
+
+HUGE = "n" * 10_000_000
+
+
+@pytest.mark.anyio
+async def test_an_error_naming_a_huge_name_shows_its_start_and_length(tmp_path: Path) -> None:
+    from asyncflow import Run, Step, Task
+    from tests.flows.config_flows import SettingsFlow
+
+    store = str(tmp_path / "h.db")
+    await SettingsFlow(store=store, echo=False).run()
+
+    def flow() -> SettingsFlow:
+        return SettingsFlow(store=store, echo=False)
+
+    async def raised(make: Any) -> BaseException:
+        try:
+            result = make()
+            if inspect.isawaitable(result):
+                await result
+        except AsyncflowError as exc:
+            return exc
+        raise AssertionError("nothing was raised")
+
+    attempts = {
+        "config": lambda: SettingsFlow(store=store, echo=False, config={HUGE: {}}).run(),
+        "parameter": lambda: flow().run(**{HUGE: 1}),
+        "spin step": lambda: flow().spin(HUGE, run_id=1),
+        "spin task": lambda: flow().spin("end", run_id=1, task=HUGE),
+        "spin run": lambda: flow().spin("end", run_id=HUGE),
+        "resume step": lambda: flow().resume(1, step=HUGE),
+        "resume run": lambda: flow().resume(HUGE),
+        "Flow": lambda: Flow(HUGE, store),
+        "Run": lambda: Run(f"SettingsFlow/{HUGE}", store),
+        "Step": lambda: Step(f"SettingsFlow/1/{HUGE}", store),
+        "Task": lambda: Task(f"SettingsFlow/1/end/{HUGE}", store),
+        "artifact": lambda: Flow("SettingsFlow", store)["1"].end_task[HUGE],
+    }
+    for what, make in attempts.items():
+        message = str(await raised(make))
+        assert len(message) < 1_000, (what, len(message))
+        assert "'nnnnnnnnnn" in message and "10,000,000 characters" in message, (what, message)

@@ -102,6 +102,21 @@ def test_every_printed_command_names_its_store(flow_file: Path) -> None:
     assert listed.returncode == 0 and "failed" in listed.stdout, listed.stderr
 
 
+def test_a_printed_store_path_that_starts_with_a_dash_is_pasteable(flow_file: Path) -> None:
+    # `--store -w.db` would be read as an option: the hints print ./-w.db.
+    here = flow_file.parent
+    out = shell(str(flow_file), "--store=-w.db", "run", cwd=here)
+    assert out.returncode == 1 and (here / "-w.db").exists(), out.stderr
+    shown = "`asyncflow show HintFlow/1/join/4 --store ./-w.db`"
+    assert shown in out.stderr
+    resume = f"`python {shlex.quote(str(flow_file))} resume --origin-run-id 1 --store ./-w.db`"
+    assert resume in out.stderr
+    listed = shell("-m", "asyncflow", *shlex.split(shown.strip("`"))[1:], cwd=here)
+    assert listed.returncode == 0 and "failed" in listed.stdout, listed.stderr
+    again = shell(*shlex.split(resume.strip("`"))[1:], "--quiet", cwd=here)
+    assert again.returncode == 1 and "resume --origin-run-id 2 --store ./-w.db" in again.stderr
+
+
 @pytest.mark.anyio
 async def test_a_failed_runs_message_names_its_store_in_code(tmp_path: Path) -> None:
     class Fails(FlowSpec):

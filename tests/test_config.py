@@ -143,8 +143,21 @@ def test_config_value_reads_like_a_dict_and_pickles_as_a_plain_dict() -> None:
     assert repr(value) == "{'a': {'b': [1, {'c': 2}]}}"
 
 
+def test_a_key_named_like_a_dict_method_is_read_with_brackets_as_in_metaflow() -> None:
+    cfg = ConfigValue({"items": [1, 2], "keys": "k", "get": 3, "to_dict": 4, "lr": 0.1})
+    # the methods stay methods (a ConfigValue is a dict), as Metaflow's ConfigValue does
+    assert next(iter(cfg.items())) == ("items", (1, 2)) and "lr" in set(cfg.keys())
+    assert cfg.get("get") == 3 and cfg.to_dict()["items"] == [1, 2]
+    # the values: item access, as the README says
+    assert (cfg["items"], cfg["keys"], cfg["get"], cfg["to_dict"]) == ((1, 2), "k", 3, 4)
+    assert cfg.lr == 0.1  # any other key: attribute access too
+    assert config_expr("cfg['items'][1]").evaluate({"cfg": cfg}) == 2
+
+
 @pytest.mark.anyio
-async def test_config_precedence_value_over_file_over_default(tmp_path: Path) -> None:
+async def test_config_precedence_option_over_default_file_over_default_value(
+    tmp_path: Path,
+) -> None:
     folder = tmp_path / "p"
     folder.mkdir()
     (folder / "cfg.json").write_text('{"who": "default file"}')
@@ -152,14 +165,12 @@ async def test_config_precedence_value_over_file_over_default(tmp_path: Path) ->
     flow_file = folder / "cfg_flow.py"
     flow_file.write_text(FLOW_FILE)
     store = folder / "s.db"
-    both = ["--config", "cfg", "other.json", "--config-value", "cfg", '{"who": "value"}']
     cases = [
-        ([*both, "run"], "value"),  # value over file
+        (["--config-value", "cfg", '{"who": "value"}', "run"], "value"),
         (["--config", "cfg", "other.json", "run"], "file"),  # file over the default file
         (["run"], "default file"),
         (["run", "--config-value", "cfg", '{"who": "after"}'], "after"),  # after the command
-        # given before and after the command, the one after wins
-        (["--config-value", "cfg", '{"who": "x"}', "run", "--config", "cfg", "other.json"], "file"),
+        (["run", "--config", "cfg", "other.json"], "file"),
     ]
     for args, who in cases:
         out = cli(flow_file, *args, "--store", str(store), "--quiet")
@@ -171,6 +182,64 @@ async def test_config_precedence_value_over_file_over_default(tmp_path: Path) ->
     assert stored_cfg(store) == {"who": "default_value"}
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--config-value", "cfg", '{"who": "x"}', "run", "--config", "cfg", "other.json"],
+            "--config-value cfg (before the command) and --config cfg (after it)",
+        ),
+        (
+            ["--config", "cfg", "other.json", "--config-value", "cfg", "{}", "run"],
+            "--config cfg (before the command) and --config-value cfg (before the command)",
+        ),
+        (
+            ["run", "--config-value", "cfg", "{}", "--config-value", "cfg", "{}"],
+            "--config-value cfg (after the command) and --config-value cfg (after it)",
+        ),
+        (
+            ["--config", "cfg", "other.json", "--config", "cfg", "other.json", "check"],
+            "--config cfg (before the command) and --config cfg (before the command)",
+        ),
+    ],
+    ids=["value-before-file-after", "file-and-value-before", "two-values-after", "check"],
+)
+def test_a_config_given_twice_on_the_command_line_is_refused(
+    flow_file: Path, args: list[str], said: str
+) -> None:
+    (flow_file.parent / "other.json").write_text('{"who": "file"}')
+    store = flow_file.parent / "s.db"
+    out = cli(flow_file, *args, *([] if "check" in args else ["--store", str(store)]))
+    assert out.returncode == 2, out.stdout
+    assert f"error: config 'cfg' is given twice: {said}; give each config once" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not store.exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["spin", "start", "--run-id", "1"], "spin runs the task again with the configs stored"),
+        (["dump", "1/end"], "dump reads a stored run, whose configs are stored with it"),
+        (["logs", "1/start"], "logs reads what a stored run printed"),
+    ],
+    ids=["spin", "dump", "logs"],
+)
+def test_configs_given_to_a_command_that_reads_a_stored_run_are_refused(
+    flow_file: Path, command: list[str], said: str
+) -> None:
+    store = str(flow_file.parent / "s.db")
+    out = cli(flow_file, "run", "--store", store, "--quiet")
+    assert out.returncode == 0, out.stderr
+    before = (flow_file.parent / "s.db").read_bytes()
+    out = cli(flow_file, "--config-value", "cfg", '{"who": "new"}', *command, "--store", store)
+    assert out.returncode == 2, out.stdout
+    assert said in out.stderr
+    assert "so it takes no --config-value cfg; leave it out" in out.stderr
+    assert "who" not in out.stdout  # nothing was spun or printed
+    assert (flow_file.parent / "s.db").read_bytes() == before
+
+
 @pytest.mark.anyio
 async def test_config_given_to_the_flow_object_in_code(tmp_path: Path) -> None:
     store = str(tmp_path / "o.db")
@@ -180,6 +249,66 @@ async def test_config_given_to_the_flow_object_in_code(tmp_path: Path) -> None:
     assert (await text.run()).data.seen_end == "json text"
     with pytest.raises(UsageError, match="config must map each Config's name"):
         SettingsFlow(store=store, config=[("cfg", {})])  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ({"source": "x", 1: "one"}, "has the key 1 (int) in cfg;"),
+        (
+            {"source": {"ids": [{None: 2}]}},
+            "has the key None (NoneType) in cfg['source']['ids'][0]",
+        ),
+        ({"source": "x", True: 1}, "has the key True (bool) in cfg;"),
+    ],
+    ids=["int", "nested-none", "bool"],
+)
+async def test_a_config_key_that_is_not_a_string_is_refused(
+    tmp_path: Path, value: dict[Any, Any], said: str
+) -> None:
+    # JSON would store {1: ...} as {"1": ...}: what steps read and what is stored would differ.
+    store = tmp_path / "k.db"
+    with pytest.raises(ParameterError) as info:
+        await SettingsFlow(store=str(store), echo=False, config={"cfg": value}).run()
+    assert "Config 'cfg' of flow SettingsFlow: the value given for 'cfg' " + said in str(info.value)
+    assert "a config is JSON, whose keys are strings: write the key as" in str(info.value)
+    assert info.value.name == "cfg" and not store.exists()
+
+
+@pytest.mark.anyio
+async def test_a_parser_s_non_string_key_is_refused(tmp_path: Path) -> None:
+    from tests.flows.config_flows import IntKeyedParser
+
+    with pytest.raises(ParameterError, match=r"has the key 7 \(int\) in cfg\['by_id'\]"):
+        await IntKeyedParser(store=str(tmp_path / "k.db"), echo=False).run()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"lr": NaN}', "it holds NaN, which JSON has no number for"),
+        ('{"lr": [Infinity]}', "it holds Infinity, which JSON has no number for"),
+        ('{"lr": -Infinity}', "it holds -Infinity, which JSON has no number for"),
+        ('{"lr": 1, "deep": {"a": 1, "a": 2}}', "it has the key 'a' twice in one object"),
+    ],
+    ids=["nan", "infinity", "minus-infinity", "duplicate-key"],
+)
+def test_json_with_nan_infinity_or_a_repeated_key_is_refused(
+    flow_file: Path, text: str, said: str
+) -> None:
+    folder = flow_file.parent
+    (folder / "odd.json").write_text(text)
+    out = cli(flow_file, "--config", "cfg", "odd.json", "run", "--store", "s.db")
+    assert out.returncode == 2, out.stdout
+    path = str(folder / "odd.json")
+    assert f"Config 'cfg' of flow CfgFlow: the file {path!r} is not valid JSON: {said}" in (
+        out.stderr
+    )
+    out = cli(flow_file, "--config-value", "cfg", text, "run", "--store", "s.db")
+    assert out.returncode == 2, out.stdout
+    assert f"the value given for 'cfg' is not valid JSON: {said}" in out.stderr
+    assert not (folder / "s.db").exists()
 
 
 def test_a_relative_default_file_is_found_next_to_the_flow_file(
@@ -221,6 +350,29 @@ async def test_config_expr_sets_decorator_arguments_per_run_without_changing_the
     missing = RetriesFromConfig(store=store, config={"cfg": {"seconds": 9}})
     with pytest.raises(ParameterError, match=r"config_expr\('cfg.retries'\) failed"):
         await missing.run()
+
+
+@pytest.mark.anyio
+async def test_config_expr_sets_kubernetes_and_executor_arguments_per_run(tmp_path: Path) -> None:
+    from asyncflow import AsyncflowWarning
+    from tests.flows.config_flows import PlacedByConfig
+
+    store = str(tmp_path / "p.db")
+    with pytest.warns(AsyncflowWarning, match=r"start \(@kubernetes\)"):
+        here = await PlacedByConfig(store=store, echo=False).run()
+    assert here["work"].task.data.pid == os.getpid()  # cfg.where: thread
+    config = {"cfg": {"where": "process", "cpu": 4}}
+    with pytest.warns(AsyncflowWarning):
+        there = await PlacedByConfig(store=store, echo=False, config=config).run()
+    assert there["work"].task.data.pid != os.getpid()  # a worker process, as configured
+    assert step_info(PlacedByConfig.work).executor is None  # the class never changes
+    bad = {"cfg": {"where": "thread", "cpu": -1}}
+    with pytest.raises(FlowValidationError) as info:
+        await PlacedByConfig(store=store, echo=False, config=bad).run()
+    assert "@kubernetes(cpu=config_expr('cfg.cpu')) gave @kubernetes(cpu=-1)" in str(info.value)
+    bad = {"cfg": {"where": "cloud", "cpu": 1}}
+    with pytest.raises(FlowValidationError, match="@executor\\(name=config_expr"):
+        await PlacedByConfig(store=store, echo=False, config=bad).run()
 
 
 def test_a_step_keeps_its_own_config_expr_decorator_over_with(flow_file: Path) -> None:

@@ -211,3 +211,69 @@ def test_dump_o_never_replaces_a_folder_a_pipe_or_a_link_even_with_force(
     assert folder.is_dir() and pipe.is_fifo() and link.is_symlink()
     assert (tmp_path / "real.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump-")] == []
+
+
+def test_dump_without_o_prints_a_huge_value_cut_and_says_how_to_get_it_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(tmp_path / "huge.db")
+    huge = "y" * 3_000_000 + "THE END"
+    write_run(path, "HugeFlow", [T("start", artifacts={"huge": huge, "many": list(range(10**5))})])
+    with Flow("HugeFlow", path) as flow:
+        task = flow["1"]["start"].task.pathspec
+    hint = f"write the whole value to a file with `asyncflow dump {task}/huge -o FILE --store"
+    code, out, err = dump(capsys, "dump", f"{task}/huge", "--store", path)
+    assert code == 0, err
+    assert len(out) < 10_500 and "THE END" not in out
+    assert out.startswith("y" * 10_000 + "\n... (cut to its first 10,000 characters of ")
+    assert "3,000,007 characters" in out and hint in out
+    code, out, err = dump(capsys, "dump", f"{task}/many", "--store", path)
+    assert code == 0 and len(out) < 10_500 and "characters as printed" in out
+    # -o still writes it whole, as the hint says
+    target = tmp_path / "huge.txt"
+    assert dump(capsys, "dump", f"{task}/huge", "-o", str(target), "--store", path)[0] == 0
+    assert target.read_text() == huge
+    # the flow file's dump, of one value or of a whole task, is cut the same way
+    (tmp_path / "huge_flow.py").write_text(
+        "from asyncflow import FlowSpec\nclass HugeFlow(FlowSpec):\n    pass\n"
+        "if __name__ == '__main__':\n    HugeFlow.main()\n"
+    )
+    for spec in ("1/start/1", "1/start/1/huge"):
+        done = subprocess.run(
+            [sys.executable, "huge_flow.py", "dump", spec, "--store", path],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout) < 30_000 and "THE END" not in done.stdout  # two values
+        assert hint in done.stdout
+
+
+def test_dump_o_files_follow_the_umask_and_force_keeps_the_replaced_file_s_mode(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = task_of(store)
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        target = tmp_path / f"text-{mask:o}.txt"
+        before = os.umask(mask)
+        try:
+            code, _, err = dump(capsys, "dump", f"{task}/text", "-o", str(target), "--store", store)
+        finally:
+            os.umask(before)
+        assert code == 0, err
+        assert target.stat().st_mode & 0o777 == mode, oct(target.stat().st_mode)
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    assert (
+        dump(capsys, "dump", f"{task}/blob", "-o", str(kept), "--force", "--store", store)[0] == 0
+    )
+    assert kept.read_bytes() == b"\x00\xffraw" and kept.stat().st_mode & 0o777 == 0o640
+
+
+def test_dump_o_with_an_empty_name_is_an_error_not_a_print(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = task_of(store)
+    code, out, err = dump(capsys, "dump", f"{task}/text", "-o", "", "--store", store)
+    assert code == 2 and out == ""
+    assert "-o '' names no file; give -o the name of the file" in err

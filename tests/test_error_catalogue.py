@@ -999,6 +999,25 @@ async def _r249(tmp: Path) -> Raised:
     return await config_error(tmp, cfg={"when": object()}), ("'cfg'", "Configured")
 
 
+@case("R281", fix="write the key as '1'")
+async def _r281(tmp: Path) -> Raised:
+    return await config_error(tmp, cfg={"lr": 0.1, 1: "one"}), ("'cfg'", "Configured", "key 1")
+
+
+@case("R282", fix="write null or a string instead")
+async def _r282(tmp: Path) -> Raised:
+    path = tmp / "nan.json"
+    path.write_text('{"lr": NaN}')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path), "NaN")
+
+
+@case("R283", fix="fix it, or give another with --config cfg FILE")
+async def _r283(tmp: Path) -> Raised:
+    path = tmp / "twice.json"
+    path.write_text('{"lr": 0.1, "lr": 0.2}')
+    return await _config_raised(tmp, "--config", "cfg", str(path)), ("'cfg'", str(path), "'lr'")
+
+
 @case("R250", fix="give a function, or the dotted name of one")
 async def _r250(tmp: Path) -> Raised:
     return await run_error(ccf.ParsedByName, tmp), ("'cfg'", "nothing_here")
@@ -2251,6 +2270,18 @@ async def _l321(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), (path, "is the store of the run")
 
 
+@case("L283", fix="give -o the name of the file")
+async def _l283(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    name = next(iter(Flow("Pair", store=path)["1"].end_task)).name
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = asyncflow_cli(["dump", f"{task}/{name}", "-o", "", "--store", path])
+    assert code == 2 and out.getvalue() == ""
+    return CommandLine(err.getvalue(), code), ("-o ''",)
+
+
 @case("L233", fix="name it, as 1/end")
 async def _l233(tmp: Path) -> Raised:
     path = await pair_store(tmp)
@@ -2315,6 +2346,27 @@ async def _l271(tmp: Path) -> Raised:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = flow_main(Pair, ["run", "--max-passes", "0", "--store", store_of(tmp)])
     return CommandLine(err.getvalue(), code), ("not 0",)
+
+
+@case("L281", fix="give each config once")
+async def _l281(tmp: Path) -> Raised:
+    code, err = await _configured_command(
+        tmp, "--config-value", "cfg", "{}", "run", "--config", "cfg", str(tmp / "c.json")
+    )
+    assert not os.path.exists(store_of(tmp))  # nothing ran
+    return CommandLine(err, code), ("'cfg'", "--config-value cfg", "--config cfg")
+
+
+@case("L282", fix="leave it out")
+async def _l282(tmp: Path) -> Raised:
+    def command() -> int:
+        argv = ["--config-value", "cfg", "{}", "spin", "start", "--run-id", "1"]
+        return flow_main(ccf.Configured, [*argv, "--store", store_of(tmp)])
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = await anyio.to_thread.run_sync(command)
+    return CommandLine(err.getvalue(), code), ("spin", "--config-value cfg")
 
 
 # --- M: resuming a run ---------------------------------------------------------------------
@@ -2478,6 +2530,30 @@ async def _m239(tmp: Path) -> Raised:
     exc = await spin_error(FailFlow, await spin_store(tmp), "boom", run_id=2)
     assert isinstance(exc, StepFailed) and isinstance(exc.__cause__, ValueError)
     return exc, ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
+
+
+@case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")
+async def _m281(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await step_failed(tf.Resigned, tmp, db=path)  # end was refused start's unsigned pickle
+    exc = await spin_error(tf.Resigned, path, "end", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'end'", "Resigned/1", "'point'")
+
+
+@case("M282", fix="spin the task again with --trust")
+async def _m282(tmp: Path) -> Raised:
+    from asyncflow._store._store import Store
+    from tests.flows.round2_flows import Victim
+    from tests.test_attacker_round2 import plant_amplifier
+
+    path = store_of(tmp)
+    await Victim(store=path, echo=False).run()
+    Store.close_all()
+    plant_amplifier(path, 4_000_000)
+    exc = await spin_error(Victim, path, "end", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'x'", "Victim/1")
 
 
 # --- A: sharing runs (export, import, archives) -------------------------------------------

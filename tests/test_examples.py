@@ -222,6 +222,45 @@ def test_example_runs(tmp_path: Path, name: str) -> None:
     CHECKS[name](store)
 
 
+def documented_commands() -> list[tuple[str, str]]:
+    """Each ``python examples/X.py ...`` line of an example's docstring: (file, command)."""
+    import ast
+
+    found = []
+    for path in sorted(EXAMPLES.glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        for line in doc.splitlines():
+            command = line.split("  #", 1)[0].strip()
+            if command.startswith("python examples/"):
+                found.append((path.stem, command))
+    return found
+
+
+# Documented, and too heavy to run here: 200 MB written (large_artifact runs at its default).
+HEAVY = {"python examples/large_artifact.py run --size_mb 200"}
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [c for c in documented_commands() if c[1] not in HEAVY and c[0] not in SCRIPTS],
+)
+def test_every_command_an_example_documents_works(tmp_path: Path, name: str, command: str) -> None:
+    import shlex
+
+    (tmp_path / "examples").symlink_to(EXAMPLES)  # the commands name examples/X.py
+    argv = shlex.split(command)
+    assert argv[0] == "python"
+    proc = run_python(tmp_path, *argv[1:], env={"ASYNCFLOW_STORE": str(tmp_path / "s.db")})
+    assert proc.returncode == 0, f"{command}: {proc.stderr}"
+    assert "succeeded" in proc.stdout, proc.stdout
+
+
+def test_the_documented_commands_are_found() -> None:
+    commands = dict(documented_commands())
+    assert len(documented_commands()) >= 8
+    assert "config" in commands and "quickstart" in commands
+
+
 def test_embed_asyncio(tmp_path: Path) -> None:
     store = tmp_path / "embedded.db"
     proc = run_python(

@@ -111,6 +111,41 @@ async def test_sys_exit_in_a_step_fails_the_task_like_any_error(
         pytest.fail("run() succeeded although a step called sys.exit()")
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("where", "kind"),
+    [
+        ("work", "base"),
+        ("work", "generator-exit"),
+        ("work", "own"),
+        ("work", "interrupt"),  # no signal reaches a worker thread: the step raised it
+        ("rwork", "base"),
+        ("rwork", "interrupt"),
+        ("awork", "base"),
+        ("awork", "generator-exit"),
+        ("awork", "own"),
+    ],
+)
+async def test_a_step_s_own_base_exception_fails_the_task_not_the_run(
+    store: str, where: str, kind: str
+) -> None:
+    """raise BaseException(...) (or GeneratorExit, or a subclass of its own) in a step is
+    that task's failure: StepFailed, a failed run, @retry applied; never a cancelled run."""
+    try:
+        await ef.BaseRaiseFlow(store=store, echo=False).run(where=where, kind=kind)
+    except StepFailed as exc:
+        assert exc.__cause__ is ef.BASE_ERRORS[kind]
+        assert exc.run.status == "failed"
+        task = exc.run[where].task
+        assert not task.successful
+        assert type(ef.BASE_ERRORS[kind]).__name__ in (task.exception or "")
+        assert task.retry_count == (1 if where == "rwork" else 0)
+    except BaseException as exc:
+        pytest.fail(f"run() raised {exc!r} instead of StepFailed")
+    else:
+        pytest.fail("run() succeeded although a step raised")
+
+
 # --- next() called wrongly at run time --------------------------------------------------------
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import anyio
@@ -393,3 +395,140 @@ def test_spin_prints_values_cut_to_200_characters(ran: Path) -> None:
     assert done.returncode == 0, done.stderr
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("  kind = ")]
     assert len(line) <= len("  kind = ") + 200 and "..." in line
+
+
+def test_spin_leaves_a_killed_run_s_write_ahead_log_as_it_was(ran: Path) -> None:
+    # A run killed mid-way leaves its last commits in runs.db-wal. Spinning one of its tasks
+    # must not fold that log into the file (its bytes would change), and the commits must
+    # still be there for the next reader.
+    write_flow(ran, end="open('hung', 'w').close(); __import__('time').sleep(120)")
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "run", "--quiet", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(1200):
+            if (ran / "hung").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (ran / "hung").exists(), "the run never reached its hanging step"
+    finally:
+        proc.kill()
+        proc.wait()
+    store, wal = ran / "runs.db", ran / "runs.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0, "the killed run left no log to keep"
+    before, log = sha256(store), wal.read_bytes()
+    write_flow(ran, join="self.total = -sum(i.score for i in inputs)")
+    done = flow_cmd(ran, "spin", "join", "--run-id", "2", "--store", "runs.db")
+    assert done.returncode == 0, done.stderr
+    assert "  total = -120" in done.stdout
+    assert sha256(store) == before
+    assert wal.read_bytes() == log
+    with Run("IterFlow/2", str(store)) as run:  # the killed run's tasks are all still there
+        assert run.status == "crashed"
+        assert [s.name for s in run] == ["start", "train", "join"]
+        assert run["join"].task.data.total == 120
+
+
+def test_a_step_raising_a_bare_base_exception_is_a_failed_spin(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, end="raise BaseException('not an Exception')")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 1, done.stderr
+    assert "BaseException: not an Exception (nothing was stored)" in done.stderr
+    assert "ExceptionGroup" not in done.stderr  # the step's own traceback, not a crash's
+    flow_cls = load_flow(ran)
+
+    async def main() -> None:
+        await flow_cls(store=str(store), echo=False).spin("end", run_id=1)
+
+    with pytest.raises(StepFailed) as info:
+        anyio.run(main)
+    assert type(info.value.__cause__) is BaseException
+    assert sha256(store) == before and companions(store) == []
+
+
+def test_ctrl_c_stops_a_spin_with_code_130_and_stores_nothing(ran: Path) -> None:
+    store = ran / "runs.db"
+    before = sha256(store)
+    write_flow(ran, end="open('spinning', 'w').close(); __import__('time').sleep(120)")
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "spin", "end", "--run-id", "1", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1200):
+            if (ran / "spinning").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (ran / "spinning").exists(), "the spin never reached its step"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "the spin of step 'end' was stopped by SIGINT; nothing was stored" in err
+    assert "Traceback" not in err
+    assert sha256(store) == before and companions(store) == []
+
+
+def export_run(ran: Path) -> Path:
+    archive = ran / "one.afrun"
+    exported = subprocess.run(
+        [sys.executable, "-m", "asyncflow", "export", "IterFlow/1", "-o", str(archive),
+         "--store", str(ran / "runs.db")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    return archive
+
+
+def test_spin_trust_loads_an_archive_s_pickles_and_the_refusal_says_so(
+    ran: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    archive = export_run(ran)
+    before = sha256(archive)
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun")
+    assert done.returncode == 1, done.stderr
+    assert "cannot load the pickled artifact 'obj'" in done.stderr
+    # the advice is one spin can follow (it has no `asyncflow trust` of a read-only archive)
+    assert "spin the task again with --trust (flow.spin(..., trust=True))" in done.stderr
+    assert "asyncflow trust" not in done.stderr
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun", "--trust")
+    assert done.returncode == 0, done.stderr
+    assert "  kind = 'Marker'" in done.stdout
+    flow_cls = load_flow(ran)
+    other = tmp_path_factory.mktemp("elsewhere")
+
+    async def main() -> SpinResult:
+        flow = flow_cls(store=str(other / "none.db"), echo=False)
+        return await flow.spin("end", run_id=1, archive=archive, trust=True)  # type: ignore[no-any-return]
+
+    assert anyio.run(main).artifacts["kind"] == "Marker"
+    assert sha256(archive) == before and companions(archive) == []
+
+
+def test_spin_trust_still_refuses_a_pickle_whose_bytes_were_edited(ran: Path) -> None:
+    archive = export_run(ran)
+    with Run("IterFlow/1", str(archive)) as run:
+        obj = run["start"].task["obj"]
+    with sqlite3.connect(archive) as conn:
+        (payload,) = conn.execute(
+            "SELECT data FROM blobs WHERE sha = ?", (bytes.fromhex(obj.sha),)
+        ).fetchone()
+        changed = bytes(payload).replace(b"Marker", b"Markes")
+        assert changed != bytes(payload)
+        conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (changed, bytes.fromhex(obj.sha)))
+    conn.close()
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--archive", "one.afrun", "--trust")
+    assert done.returncode == 1, done.stdout
+    assert "cannot load the pickled artifact 'obj'" in done.stderr
+    assert "kind =" not in done.stdout

@@ -1,11 +1,14 @@
 """``--config NAME FILE`` and ``--config-value NAME JSON`` on a flow file's command line.
 
 As in Metaflow they come before the command (``python flow.py --config cfg dev.json run``);
-asyncflow also takes them after ``run``, as it takes ``--store`` and ``--with`` there (given
-both ways for one config, the one after the command wins). A flow with a Parameter named
-``config`` keeps ``run --config VALUE`` for that parameter: its configs are then given before
-the command. ``resume`` takes none: a resumed run reuses the configs of the run it resumes.
-``show`` and ``check`` read the configs as a run would and print them.
+asyncflow also takes them after ``run``, as it takes ``--store`` and ``--with`` there. Each
+config is given once: two options for one config (any mix of the two, before or after the
+command) are refused, as Metaflow refuses a config given both as a file and as a value. A
+flow with a Parameter named ``config`` keeps ``run --config VALUE`` for that parameter: its
+configs are then given before the command. ``resume`` takes none: a resumed run reuses the
+configs of the run it resumes; nor do ``spin``, ``dump`` and ``logs``, which read a stored
+run with the configs stored with it. ``show`` and ``check`` read the configs as a run would
+and print them.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import anyio
 from .._runtime._configs import ConfigSources, with_configs
 from .._spec._config import configs_of
 from .._spec._flowgraph import FlowGraph
-from ._format import printable
+from ._format import one_line, printable, short_repr
 
 __all__ = [
     "add_config_options",
     "config_lines",
+    "config_option_problem",
     "config_options_given",
     "given_configs",
     "read_for_show",
@@ -73,9 +77,57 @@ def _level(args: argparse.Namespace, prefix: str) -> dict[str, tuple[str, str]]:
     return chosen
 
 
+# Commands that read a stored run, with the configs stored with it.
+_STORED_RUN_COMMANDS = {
+    "spin": "spin runs the task again with the configs stored with its run",
+    "dump": "dump reads a stored run, whose configs are stored with it",
+    "logs": "logs reads what a stored run printed",
+}
+
+
+def _given_as_written(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """Each config option given: (name, option as written, where: before/after the command)."""
+    out = []
+    for prefix, where in (("top_", "before the command"), ("", "after it")):
+        for name, _ in _pairs(args, f"{prefix}config_files"):
+            out.append((name, f"--config {one_line(name)}", where))
+        for name, _ in _pairs(args, f"{prefix}config_values"):
+            out.append((name, f"--config-value {one_line(name)}", where))
+    return out
+
+
+def config_option_problem(args: argparse.Namespace) -> str | None:
+    """Why the config options given cannot be used by this command, or None.
+
+    Refused: any config option before ``spin``, ``dump`` or ``logs`` (they read a stored
+    run, with its stored configs), and a config given twice (``resume`` refuses them all
+    itself).
+    """
+    given = _given_as_written(args)
+    if not given or args.command == "resume":
+        return None
+    if args.command in _STORED_RUN_COMMANDS:
+        options = ", ".join(dict.fromkeys(option for _, option, _ in given))
+        return (
+            f"{_STORED_RUN_COMMANDS[args.command]}, so it takes no {options}; leave it out "
+            "(configs are given to a new run: `run --config NAME FILE`)"
+        )
+    seen: dict[str, tuple[str, str]] = {}
+    for name, option, where in given:
+        if name in seen:
+            first, first_where = seen[name]
+            return (
+                f"config {short_repr(name)} is given twice: {first} ({first_where}) and "
+                f"{option} ({where}); give each config once, with --config NAME FILE or "
+                "--config-value NAME JSON"
+            )
+        seen[name] = (option, where if where != "after it" else "after the command")
+    return None
+
+
 def given_configs(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
-    """The command line's config values and files by name: for one name, a value wins over
-    a file, and what comes after the command over what comes before it."""
+    """The command line's config values and files by name (each given once: see
+    :func:`config_option_problem`)."""
     merged = {**_level(args, "top_"), **_level(args, "")}
     values = {name: text for name, (kind, text) in merged.items() if kind == "value"}
     files = {name: text for name, (kind, text) in merged.items() if kind == "file"}

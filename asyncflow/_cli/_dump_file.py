@@ -59,13 +59,26 @@ def refuse_existing(path: str, force: bool, store: str | None = None) -> None:
         )
 
 
+def _mode_for(path: str) -> int:
+    """The permissions the file written at ``path`` gets: those of the file it replaces
+    (with --force), else what the umask leaves of rw-rw-rw- (as for any new file; the
+    temporary file it is written as is 0600)."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(os.stat(path).st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: str | None) -> None:
     refuse_existing(path, force, store)
     folder = os.path.dirname(os.path.abspath(path))
+    mode = _mode_for(path)
     fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fill(fh)
+            os.fchmod(fh.fileno(), mode)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):

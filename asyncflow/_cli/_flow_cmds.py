@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from .._errors import RESUME_HINT, AsyncflowError, StepFailed
+from .._errors import RESUME_HINT, AsyncflowError, StepFailed, store_option
 from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
 from .._runtime._run import ResumeRequest
@@ -35,6 +35,7 @@ from .._version import __version__
 from ._config_opts import (
     add_config_options,
     config_lines,
+    config_option_problem,
     config_options_given,
     read_for_show,
     with_cli_configs,
@@ -361,7 +362,7 @@ def _run_and_report(
 def _resume_command(args: argparse.Namespace, run_id: int | str) -> str:
     """A command that resumes run ``run_id`` as printed: `python flow.py ...`, on the store
     and the @project branch this run used."""
-    store = f" --store {shlex.quote(args.store)}" if args.store else ""
+    store = store_option(args.store)
     branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
     branch += " --production" if args.top_production else ""
     script = shlex.quote(sys.argv[0] or "flow.py")
@@ -443,6 +444,8 @@ def flow_main(flow_cls: Any, argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc), 2)
     args = parser.parse_args(words)
     _merge_top_options(args)
+    if problem := config_option_problem(args):
+        return _fail(problem, 2)
     if args.command in REFUSED:
         return refused(args.command, os.path.basename(sys.argv[0] or "flow.py"))
     if args.command in ("dump", "logs"):

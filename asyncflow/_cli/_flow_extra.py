@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from .._errors import AsyncflowError, AsyncflowWarning
+from .._errors import AsyncflowError, AsyncflowWarning, store_option
 from .._store._paths import resolve_store_path
-from ._format import one_line, pretty, printable
+from ._format import dump_text, one_line, printable
 from ._store_cmds import BadInput, _cmd_dump, _resolve, _split, _tasks_of
 from ._watch_cmds import add_logs_options, cmd_logs
 
@@ -138,7 +138,8 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
         for art in task:
             if only is None or art.name in only:
                 try:
-                    text = pretty(art.data).replace("\n", "\n    ")
+                    shown = dump_text(art.data, art.pathspec, store_option(store), bare_str=False)
+                    text = shown.replace("\n", "\n    ")
                 except AsyncflowError as exc:  # a pickle nobody vouches for, say
                     text = one_line(f"<cannot load: {exc}>", 1000)
                 print(printable(f"  {art.name} = {text}"))

@@ -73,6 +73,33 @@ def pretty(value: Any) -> str:
         return _Printer().pformat(value)
 
 
+DUMP_CHARS = 10_000
+"""``dump`` prints a value cut to this many characters; ``-o FILE`` writes it whole."""
+
+
+def dump_text(value: Any, pathspec: str, store_option: str, *, bare_str: bool = True) -> str:
+    """``value`` as ``dump`` prints it (a str as it is unless not ``bare_str``, anything
+    else as :func:`pretty`), cut to :data:`DUMP_CHARS` characters with a last line that
+    says how long it is and the command that writes it whole (``store_option``: ``
+    --store PATH`` or "")."""
+    text: str
+    if isinstance(value, str | bytes | bytearray) and len(value) > DUMP_CHARS:
+        # cut before pretty-printing: a 20 MB value is never formatted whole
+        size = f"{len(value):,} {'characters' if isinstance(value, str) else 'bytes'}"
+        head = value[:DUMP_CHARS]
+        text = head if isinstance(head, str) and bare_str else pretty(head)[:DUMP_CHARS]
+    else:
+        text = value if isinstance(value, str) and bare_str else pretty(value)
+        if len(text) <= DUMP_CHARS:
+            return text
+        size = f"{len(text):,} characters as printed"
+        text = text[:DUMP_CHARS]
+    return (
+        f"{text}\n... (cut to its first {DUMP_CHARS:,} characters of {size}; write the whole "
+        f"value to a file with `asyncflow dump {pathspec} -o FILE{store_option}`)"
+    )
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, a header line first; no trailing spaces."""
     rows = [[printable(cell) for cell in row] for row in rows]

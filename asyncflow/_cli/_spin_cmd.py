@@ -2,26 +2,31 @@
 again with the flow's current code, print what it set, write nothing (see ``_runtime._spin``).
 
 Exit codes: 0 the task succeeded; 1 it failed (its error and traceback are printed); 2 wrong
-input (no such run, step or task; a step of several tasks and no ``--task``), one line.
+input (no such run, step or task; a step of several tasks and no ``--task``), one line;
+128 + the signal when Ctrl-C (130) or SIGTERM (143) stopped it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from typing import Any
-
-import anyio
 
 from .._errors import AsyncflowError
 from .._runtime._spin import SpinResult, spin_run_id, spin_task
 from .._store._paths import resolve_store_path
 from ._format import printable, short_repr
+from ._signals import SIGNAL_NAMES, run_under_signals
+from ._stdout import settle_stdout
 
 __all__ = ["add_spin_command", "cmd_spin"]
 
 # Values are shown cut to this many characters (the whole value: `dump`, or the result).
 VALUE_WIDTH = 200
+_MAIN = threading.main_thread()
 
 
 def add_spin_command(sub: argparse._SubParsersAction[Any]) -> None:
@@ -48,6 +53,12 @@ def add_spin_command(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="FILE",
         help="read the run from this run archive (in place, not imported)",
     )
+    spin.add_argument(
+        "--trust",
+        action="store_true",
+        help="load the run's pickled values whoever signed them, if intact (an archive, or a "
+        "store whose author you trust): unpickling runs code",
+    )
     spin.add_argument("--store", default=None, metavar="PATH", help="the store file (as for run)")
     spin.add_argument("--quiet", action="store_true", help="do not print the task's output")
 
@@ -68,18 +79,44 @@ def _report(result: SpinResult, out: Any) -> None:
 def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
     """Run ``spin``; return the exit code."""
     name = flow_cls.__name__
+    received: list[int] = []
     try:
         graph = flow_cls._af_graph()
         path = args.archive if args.archive is not None else resolve_store_path(store)
         run_id = spin_run_id(name, args.run_id)
-        result = anyio.run(
+        outcome = run_under_signals(
             lambda: spin_task(
-                flow_cls, graph, path, run_id, args.step, args.task, echo=not args.quiet
-            )
+                flow_cls,
+                graph,
+                path,
+                run_id,
+                args.step,
+                args.task,
+                echo=not args.quiet,
+                trust=args.trust,
+            ),
+            received,
         )
     except AsyncflowError as exc:
-        print(printable(f"error: {exc}"), file=sys.stderr)
+        outcome = exc
+    if isinstance(outcome, AsyncflowError):
+        print(printable(f"error: {outcome}"), file=sys.stderr)
         return 2
+    if outcome is None:  # Ctrl-C or SIGTERM (or a KeyboardInterrupt on the loop)
+        signum = received[0] if received else signal.SIGINT
+        by = SIGNAL_NAMES.get(signum, str(signum))
+        print(
+            f"the spin of step {args.step!r} was stopped by {by}; nothing was stored",
+            file=sys.stderr,
+        )
+        if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not _MAIN):
+            # A plain step runs on in its thread, abandoned; the interpreter would wait
+            # for it before exiting. Nothing of the spin is open for writing.
+            settle_stdout()
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        return 128 + signum
+    result = outcome
     sys.stdout.flush()
     if result.error is not None:
         error = result.error

@@ -16,17 +16,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._client import DataArtifact, Flow, Run, Step, Task, list_flows
-from .._errors import AsyncflowError, UntrustedArtifactError
+from .._errors import AsyncflowError, UntrustedArtifactError, store_option
 from .._store._paths import resolve_store_path
 from .._store._records import MAX_ID
 from .._version import __version__
 from ._dump_file import refuse_existing, write_bytes, write_value
 from ._format import (
     byte_size,
+    dump_text,
     duration,
     indent_lines,
     one_line,
-    pretty,
     printable,
     short_repr,
     table,
@@ -256,6 +256,8 @@ def _dump_target(args: argparse.Namespace) -> DataArtifact:
 
 
 def _cmd_dump(args: argparse.Namespace) -> int:
+    if args.output == "":
+        raise BadInput("-o '' names no file; give -o the name of the file to write the value to")
     art = _dump_target(args)
     force = getattr(args, "force", False)
     store = resolve_store_path(args.store)
@@ -275,7 +277,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
         how = write_value(args.output, value, force, store)
         print(printable(f"wrote {art.pathspec} to {args.output}: {how}"), file=sys.stderr)
         return 0
-    print(printable(value if isinstance(value, str) else pretty(value)))
+    print(printable(dump_text(value, art.pathspec, store_option(store))))
     return 0
 
 

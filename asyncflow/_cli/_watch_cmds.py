@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 
 from .._client import Flow, Run, Task
-from .._errors import NotFoundError
+from .._errors import NotFoundError, store_option
 from .._store._events import (
     Event,
     LogLine,
@@ -122,11 +122,11 @@ def _followed_to_a_crash(run: Run, store: str | None) -> int:
     if now.status != "crashed":
         return 0
     script = shlex.quote(now.source_path or "flow.py")
-    path = shlex.quote(resolve_store_path(store))
+    path = store_option(resolve_store_path(store))
     sys.stdout.flush()
     print(
         f"{PROG}: run {now.pathspec} ended without its RunFinished: {now.error}. Resume it "
-        f"with `python {script} resume --origin-run-id {now.id} --store {path}`",
+        f"with `python {script} resume --origin-run-id {now.id}{path}`",
         file=sys.stderr,
     )
     return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from .._errors import ArtifactNotFoundError, NotFoundError
+from .._errors import ArtifactNotFoundError, NotFoundError, shown
 from .._store._gc import DELETED_KEY, parse_deleted
 from .._store._plans import Plan, Query
 from .._store._queries import run, run_ids
@@ -44,11 +44,11 @@ def unknown_flow(name: str, path: str, flows: Sequence[str]) -> NotFoundError:
     """No run of flow ``name`` is in the store."""
     if not flows:
         return NotFoundError(
-            f"there is no flow {name!r} in the store {path!r}: it holds no runs yet. "
+            f"there is no flow {shown(name)} in the store {path!r}: it holds no runs yet. "
             "Run the flow with this store first, or pass store= pointing at another file."
         )
     return NotFoundError(
-        f"there is no flow {name!r} in the store {path!r}; its flows are: "
+        f"there is no flow {shown(name)} in the store {path!r}; its flows are: "
         f"{listing(flows)}. Check the name (it is the flow's class name) or the store path."
     )
 
@@ -56,7 +56,7 @@ def unknown_flow(name: str, path: str, flows: Sequence[str]) -> NotFoundError:
 def bad_run_id(flow: str, run_id: object) -> NotFoundError:
     """``run_id`` is not a run id at all."""
     return NotFoundError(
-        f"{run_id!r} is not a run id of {flow}: run ids are whole numbers, like '12' or 12."
+        f"{shown(run_id)} is not a run id of {flow}: run ids are whole numbers, like '12' or 12."
     )
 
 
@@ -120,9 +120,9 @@ def missing_step(
 ) -> NotFoundError:
     """Step ``step`` has no task in run ``run`` (a pathspec)."""
     why = (
-        f"step {step!r} of {run} has no finished task (run status: {status})"
+        f"step {shown(step)} of {run} has no finished task (run status: {status})"
         if planned
-        else f"run {run} has no step {step!r}"
+        else f"run {run} has no step {shown(step)}"
     )
     return NotFoundError(
         f"{why}; steps with tasks: {listing(steps)}. Read one of those steps instead"
@@ -133,7 +133,7 @@ def missing_step(
 def missing_task(step: str, task_id: object, task_ids: Sequence[str]) -> NotFoundError:
     """Step ``step`` (a pathspec) has no task ``task_id``."""
     return NotFoundError(
-        f"step {step} has no task {task_id!r}; its tasks: {listing(task_ids)}. Use one of "
+        f"step {step} has no task {shown(task_id)}; its tasks: {listing(task_ids)}. Use one of "
         "those task ids (step.task is the first one)."
     )
 
@@ -141,7 +141,7 @@ def missing_task(step: str, task_id: object, task_ids: Sequence[str]) -> NotFoun
 def missing_artifact(task: str, name: str, names: Sequence[str]) -> ArtifactNotFoundError:
     """Task ``task`` (a pathspec) has no artifact ``name``."""
     return ArtifactNotFoundError(
-        f"task {task} has no artifact {name!r}; its artifacts: {listing(names, limit=50)}. "
+        f"task {task} has no artifact {shown(name)}; its artifacts: {listing(names, limit=50)}. "
         "Check the spelling, or read it from a task of the step that set it."
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from .._errors import UsageError
+from .._errors import UsageError, shown
 from .._store import _queries as q
 from .._store._paths import resolve_store_path
 from .._store._plans import Plan
@@ -41,9 +41,9 @@ _SHAPES: dict[str, tuple[str, str]] = {
 
 def _bad(kind: str, pathspec: object, problem: str) -> UsageError:
     shape, example = _SHAPES[kind]
-    shown = repr(pathspec) if len(repr(pathspec)) <= 200 else repr(pathspec)[:200] + "..."
     return UsageError(
-        f"{kind}({shown}) is not a {kind} pathspec: {problem}; write it as {shape}, e.g. "
+        f"{kind}({shown(pathspec, 200)}) is not a {kind} pathspec: {problem}; write it as "
+        f"{shape}, e.g. "
         f"{kind}({example!r}), or reach it from its flow: Flow(name)[run_id]...",
         "pathspec",
     )
@@ -66,7 +66,7 @@ def parse_pathspec(kind: Kind, pathspec: object) -> list[str]:
             return _raise(_bad(kind, pathspec, f"its part {number} is empty"))
     for index, what in ((1, "run id"), (3, "task id")):
         if index < len(parts) and not (parts[index].isascii() and parts[index].isdecimal()):
-            problem = f"the {what} {parts[index]!r} is not a whole number"
+            problem = f"the {what} {shown(parts[index])} is not a whole number"
             return _raise(_bad(kind, pathspec, problem))
     return parts
 

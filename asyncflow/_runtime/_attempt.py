@@ -30,6 +30,7 @@ from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._prefetch import prefetch
+from ._step_errors import call_in_thread, step_error
 from ._switch import too_many_passes
 from ._task import TaskState
 
@@ -255,7 +256,7 @@ def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:
     attempt = Attempt(ctx, spec)
     try:
         result = attempt.call_sync()
-    except (Exception, SystemExit) as exc:  # sys.exit() in a step fails that task
+    except BaseException as exc:  # in a worker thread, whatever the step raised is its own
         return attempt.commit(None, exc)
     return attempt.commit(result, None)
 
@@ -268,7 +269,7 @@ async def _call(attempt: Attempt, limiter: anyio.CapacityLimiter) -> Result:
         # A thread cannot be interrupted: when cancelled (at a deadline, say) we stop
         # waiting, and its late result is dropped with this attempt (never committed).
         return await anyio.to_thread.run_sync(
-            attempt.call_sync, limiter=limiter, abandon_on_cancel=True
+            call_in_thread, attempt, limiter=limiter, abandon_on_cancel=True
         )
     # In another process: cancelling stops the task (its worker is killed).
     remote = attempt.ctx.call_remote
@@ -301,7 +302,10 @@ async def run_managed(
         attempt = Attempt(ctx, spec, number)
         try:
             result = await _try(attempt, limiter, info.timeout)
-        except (Exception, SystemExit) as exc:
+        except BaseException as raised:
+            exc = step_error(raised)
+            if exc is None:
+                raise
             if ctx.cancelled:
                 return attempt.commit(None, exc)  # writes nothing
             if number < retries:

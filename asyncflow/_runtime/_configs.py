@@ -18,8 +18,9 @@ from typing import Any, NoReturn
 import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, decode, encode
-from .._errors import ParameterError
-from .._spec._config import Config, bind_configs, configs_of, parse_config
+from .._errors import ParameterError, shown
+from .._spec._config import Config, bind_configs, configs_of
+from .._spec._config_read import parse_config
 from .._spec._flowgraph import FlowGraph
 from .._spec._override import apply_config_exprs, has_pending
 from .._store._signing import PICKLE
@@ -119,7 +120,7 @@ def _too_big(where: str, size: int, config: Config) -> NoReturn:
 def _unknown(flow: str, names: list[str], configs: Mapping[str, Config]) -> ParameterError:
     have = ", ".join(c.name for c in configs.values()) or "none"
     return ParameterError(
-        f"flow {flow} has no config {', '.join(map(repr, names))} (its configs: {have}); "
+        f"flow {flow} has no config {', '.join(map(shown, names))} (its configs: {have}); "
         "give --config/--config-value (or config=) only for the flow's Configs.",
         names[0],
     )

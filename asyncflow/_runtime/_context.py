@@ -88,6 +88,8 @@ class RunContext:
     events: RunEvents | None = None
     # The most passes a step may run in a loop (see _switch).
     max_passes: int = DEFAULT_MAX_PASSES
+    # A spin (``_spin``): a value refused for trust says to spin again with --trust.
+    spin: bool = False
 
     @property
     def flow_name(self) -> str:

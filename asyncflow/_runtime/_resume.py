@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._codecs import decode, untrusted_budget
-from .._errors import AsyncflowError, NotFoundError, UntrustedArtifactError, store_option
+from .._errors import (
+    AsyncflowError,
+    NotFoundError,
+    UntrustedArtifactError,
+    shown,
+    store_option,
+)
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._store._blobs import RawBlob
 from .._store._lease import run_crash
@@ -140,8 +146,8 @@ def parse_run_id(flow: str, run_id: object) -> int:
     if isinstance(run_id, str) and run_id.strip().isdigit():
         return int(run_id.strip())
     raise NotFoundError(
-        f"{run_id!r} is not a run id of {flow}: run ids are whole numbers, like '12' or 12; "
-        "pass one of the flow's runs (`asyncflow runs` lists them), or none for its latest."
+        f"{shown(run_id)} is not a run id of {flow}: run ids are whole numbers, like '12' or "
+        "12; pass one of the flow's runs (`asyncflow runs` lists them), or none for its latest."
     )
 
 
@@ -205,7 +211,7 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
     flow = graph.name
     if step is not None and step not in graph:
         raise NotFoundError(
-            f"flow {flow} has no step {step!r} to resume from; its steps: "
+            f"flow {flow} has no step {shown(step)} to resume from; its steps: "
             f"{', '.join(graph.nodes)}. Pass one of them, or no step to resume from where "
             "the run stopped."
         )

@@ -24,30 +24,24 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._errors import NotFoundError, UsageError
+from .._errors import NotFoundError, UsageError, shown
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
-from .._store._blobs import RawBlob
-from .._store._format import is_archive
-from .._store._manifest import check_blob, verify_records
-from .._store._plans import BEGIN_READ, END_READ
-from .._store._reader import BlobReader
-from .._store._resume_reads import OriginTaskRow, ResumeSource, resume_source
-from .._store._signing import PICKLE
+from .._store._resume_reads import OriginTaskRow, ResumeSource
 from . import _capture
 from ._attempt import Attempt, storable
 from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec
 from ._placing import task_environment
 from ._resume import WENT_ON
+from ._spin_read import SpinReader, load_run
+from ._step_errors import call_in_thread, step_error
 from ._task import foreach_list
 from ._untrusted import decode_loadable
 
 __all__ = ["SpinResult", "spin_run_id", "spin_task"]
 
-# Blobs kept in memory by a spin's reader (it reads one task's inputs).
-_CACHE_BYTES = 64 << 20
 _SHOWN = 20
 
 
@@ -85,46 +79,6 @@ def _listing(items: Sequence[str]) -> str:
     return (f"{shown} and {rest} more" if rest > 0 else shown) or "(none)"
 
 
-class _SpinReader(BlobReader):
-    """A read-only reader of a store or a run archive; every blob read from an archive is
-    checked against its sha (the records were checked when it was opened)."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, _CACHE_BYTES)
-        self.archive = False
-
-    def open(self) -> None:
-        """Open the file; for an archive, check its records against its manifest.
-
-        :raises StoreError: no store or archive there, or an archive damaged or edited.
-        """
-        with self._reader_lock:
-            conn = self._conn()
-            self.archive = is_archive(conn)
-            if self.archive:
-                conn.execute(BEGIN_READ)
-                try:
-                    verify_records(conn, self.path)
-                finally:
-                    if conn.in_transaction:
-                        conn.execute(END_READ)
-
-    def read_raw(self, sha: bytes) -> RawBlob:
-        raw = super().read_raw(sha)
-        self._check(raw)
-        return raw
-
-    def read_raw_many(self, shas: list[bytes], *, check: bool = False) -> dict[bytes, RawBlob]:
-        found = super().read_raw_many(shas, check=check)
-        for raw in found.values():
-            self._check(raw)
-        return found
-
-    def _check(self, raw: RawBlob) -> None:
-        if self.archive and raw.encoding != PICKLE:  # a pickle is hashed before it loads
-            check_blob(raw, self.path, archive=True)
-
-
 @dataclass(slots=True)
 class _Found:
     """The stored task to spin and what it started from."""
@@ -158,7 +112,7 @@ def _find(source: ResumeSource, graph: FlowGraph, step: str, task_id: object, pa
     where = f"run {run.flow}/{run.id}"
     if step not in graph:
         raise NotFoundError(
-            f"flow {run.flow} has no step {step!r} to spin; its steps: "
+            f"flow {run.flow} has no step {shown(step)} to spin; its steps: "
             f"{_listing(list(graph.nodes))}. Pass one of them."
         )
     mine = sorted((t for t in source.tasks if t.step == step), key=lambda t: t.id)
@@ -181,7 +135,7 @@ def _find(source: ResumeSource, graph: FlowGraph, step: str, task_id: object, pa
         text = str(task_id).strip()
         if isinstance(task_id, bool) or not (text.isascii() and text.isdecimal()):
             raise UsageError(
-                f"task {task_id!r} is not a task id: task ids are whole numbers; step "
+                f"task {shown(task_id)} is not a task id: task ids are whole numbers; step "
                 f"{step!r} of {where} has the tasks {_listing(ids)}.",
                 "task",
             )
@@ -286,27 +240,10 @@ def spin_run_id(flow: str, run_id: object) -> int:
     if isinstance(run_id, str) and run_id.strip().isascii() and run_id.strip().isdecimal():
         return int(run_id.strip())
     raise UsageError(
-        f"{run_id!r} is not a run id of {flow}: run ids are whole numbers, like '12' or 12; "
+        f"{shown(run_id)} is not a run id of {flow}: run ids are whole numbers, like '12' or 12; "
         f"pass the run whose task to spin (`asyncflow runs {flow}` lists them).",
         "run_id",
     )
-
-
-def _load(path: str, flow: str, run_id: int, graph: FlowGraph) -> tuple[_SpinReader, ResumeSource]:
-    reader = _SpinReader(path)
-    try:
-        reader.open()
-        source = reader.read(resume_source(flow, run_id))
-    except BaseException:
-        reader.close_reader()
-        raise
-    if source is None:
-        reader.close_reader()
-        raise NotFoundError(
-            f"flow {flow} has no run {run_id} in {path!r} to spin a task of; list its runs "
-            f"with `asyncflow runs {flow} --store {path}`, and pass one of them."
-        )
-    return reader, source
 
 
 async def spin_task(
@@ -318,12 +255,15 @@ async def spin_task(
     task_id: object = None,
     *,
     echo: bool = True,
+    trust: bool = False,
 ) -> SpinResult:
     """Run the stored task ``step``/``task_id`` of run ``run_id`` again with ``flow_cls``'s
     current code (see the module doc); write nothing.
 
     :param path: the store or run archive holding the run (read-only).
     :param echo: print the task's output as it runs, prefixed with its pathspec.
+    :param trust: load pickled values whoever signed them, if their bytes are intact (and
+        msgpack values without the budget for runs not trusted).
     :raises NotFoundError: no such run, step or task, or what the task started from is not
         stored.
     :raises UsageError: a step of several tasks and no ``task_id``.
@@ -331,12 +271,12 @@ async def spin_task(
     :raises UntrustedArtifactError: a pickled input nobody vouches for.
     """
     flow = graph.name
-    reader, source = await anyio.to_thread.run_sync(_load, path, flow, run_id, graph)
+    reader, source = await anyio.to_thread.run_sync(load_run, path, flow, run_id, trust)
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)
     finally:
-        # Closing the last connection may checkpoint and remove the -wal file: not on the
-        # loop, and done even when the spin is cancelled.
+        # Closing the last connection may checkpoint and remove an empty -wal file: not on
+        # the loop, and done even when the spin is cancelled.
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(reader.close_reader)
 
@@ -344,7 +284,7 @@ async def spin_task(
 async def _spin(
     flow_cls: type[FlowBase],
     graph: FlowGraph,
-    reader: _SpinReader,
+    reader: SpinReader,
     source: ResumeSource,
     step: str,
     task_id: object,
@@ -360,9 +300,10 @@ async def _spin(
         params=dict(run.params),
         parameter_names=tuple(name for name, _ in run.params),
         echo=echo,
-        budgeted=not run.trusted,
+        budgeted=not (run.trusted or reader.trust),
         store_file=reader.path,
         system_tags=tuple(t for t in run.tags if is_system_tag(t)),
+        spin=True,
     )
     stack = await anyio.to_thread.run_sync(_stack, ctx, found, graph)
     node = graph[step]
@@ -384,10 +325,14 @@ async def _spin(
         if node.info.is_async:
             result = await attempt.call_async()
         else:
-            result = await anyio.to_thread.run_sync(_call_plain, attempt)
+            # A thread cannot be interrupted: on Ctrl-C the spin stops waiting for it.
+            result = await anyio.to_thread.run_sync(_call_plain, attempt, abandon_on_cancel=True)
         outcome, _ = result
         values = await anyio.to_thread.run_sync(_set_values, attempt, outcome)
-    except (Exception, SystemExit) as exc:
+    except BaseException as raised:
+        exc = step_error(raised)
+        if exc is None:  # the spin was cancelled, or Ctrl-C
+            raise
         return SpinResult(
             ctx.pathspec(spec),
             {},
@@ -409,7 +354,7 @@ async def _spin(
 
 def _call_plain(attempt: Attempt) -> tuple[TaskOutcome, Any]:
     with task_environment(attempt.ctx.graph[attempt.spec.step].info.environment):
-        return attempt.call_sync()
+        return call_in_thread(attempt)
 
 
 def _set_values(attempt: Attempt, outcome: TaskOutcome) -> dict[str, Any]:

@@ -47,6 +47,12 @@ def check_loadable(
     flow, run_id = ctx.flow_name, ctx.run_id
     if problem is Problem.ALTERED:
         fix = "Restore the store file from a copy, or run the flow again."
+    elif ctx.spin:
+        fix = (
+            f"If you trust the author of run {flow}/{run_id}, spin the task again with --trust "
+            "(flow.spin(..., trust=True)): pickled values then load whoever signed them, if "
+            "their bytes are intact."
+        )
     else:
         # Only a resumed run reads values it did not write (its origin's); in a fresh run,
         # a value of its own whose signature was changed under it.
@@ -103,6 +109,17 @@ def _decode_budgeted(
     try:
         return decode(raw.encoding, raw.meta, raw.payload if payload is None else payload, budget)
     except DecodeBudgetError as exc:
+        if ctx.spin:
+            run = f"{ctx.flow_name}/{ctx.run_id}"
+            raise UntrustedArtifactError(
+                f"the {what} was not loaded: {exc}, the limit for a value of run {run}, which "
+                f"is not trusted ({BUDGET_PER_BYTE} bytes per stored byte + "
+                f"{BUDGET_SLACK >> 20} MiB): crafted to exhaust memory, or a value you trust. "
+                f"If you trust the run's author, spin the task again with --trust "
+                "(flow.spin(..., trust=True)).",
+                name,
+                pathspec,
+            ) from exc
         origin = f"{ctx.flow_name}/{ctx.origin_run_id}"
         raise UntrustedArtifactError(
             f"the {what} was not loaded: {exc}, the limit for a value of a run resumed from "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Self, cast, overload
@@ -30,7 +29,6 @@ __all__ = [
     "check_new_flow_class",
     "config_expr",
     "configs_of",
-    "parse_config",
 ]
 
 
@@ -38,7 +36,9 @@ class ConfigValue(dict[str, Any]):
     """A config's value: a read-only dict whose keys are also attributes (``cfg.lr``).
 
     Nested objects are ConfigValues too and lists become tuples, so nothing in it can be
-    changed. ``to_dict()`` gives a plain, changeable copy. Pickled, it is a plain dict.
+    changed. ``to_dict()`` gives a plain, changeable copy. Pickled, it is a plain dict. A key
+    named like a method (``items``, ``keys``, ``get``, ``to_dict``) is read with brackets,
+    ``cfg["items"]``: the attribute is the method, as in Metaflow.
     """
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
@@ -276,70 +276,6 @@ class Config:
             "help": self.help,
             "required": self.required,
         }
-
-
-def _parser_of(config: Config) -> Callable[[str], Any]:
-    parser = config.parser
-    if parser is None:
-        return json.loads
-    if callable(parser):
-        return parser
-    module, _, func = parser.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), func) if module else None
-    except (ImportError, AttributeError):
-        found = None
-    if not callable(found):
-        raise ParameterError(
-            f"Config {config.name!r}: parser={parser!r} names no function that can be "
-            "imported here; give a function, or the dotted name of one such as 'tomllib.loads'.",
-            config.name,
-        )
-    return cast(Callable[[str], Any], found)
-
-
-def parse_config(config: Config, text: str | Mapping[str, Any], where: str, flow: str) -> Any:
-    """The value of ``config`` from ``text`` (read from ``where``: a file, an option).
-
-    A Mapping is taken as it is (after a JSON round trip check).
-
-    :raises ParameterError: not JSON (or refused by the parser), or not an object.
-    """
-    what = f"Config {config.name!r} of flow {flow}"
-    if isinstance(text, Mapping):
-        value: Any = text
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise ParameterError(
-                f"{what}: the value from {where} cannot be written as JSON ({exc}); pass "
-                "only dicts, lists, strings, numbers, booleans and None.",
-                config.name,
-            ) from None
-    else:
-        parser = _parser_of(config)
-        try:
-            value = parser(text)
-        except json.JSONDecodeError as exc:
-            raise ParameterError(
-                f"{what}: {where} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
-                f"{exc.colno}); fix it, or give another with --config {config.name} FILE or "
-                f"--config-value {config.name} '{{...}}'.",
-                config.name,
-            ) from None
-        except Exception as exc:
-            raise ParameterError(
-                f"{what}: {where} could not be read by its parser ({type(exc).__name__}: "
-                f"{exc}); fix it, or give another value.",
-                config.name,
-            ) from None
-    if not isinstance(value, Mapping):
-        raise ParameterError(
-            f"{what}: {where} holds {type(value).__name__}, not a JSON object; a config is "
-            'an object such as {"lr": 0.1}.',
-            config.name,
-        )
-    return dict(value)
 
 
 def configs_of(flow_cls: builtins.type) -> dict[str, Config]:

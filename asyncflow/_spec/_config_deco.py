@@ -44,7 +44,12 @@ DEFERRABLE: dict[str, str] = {
     "timeout": "timeout",
     "resources": "resources",
     "environment": "environment",
+    "kubernetes": "compute",
+    "batch": "compute",
+    "executor": "executor",
 }
+
+_COMPUTE = ("kubernetes", "batch")
 
 
 def defer(decorator: str, arguments: Mapping[str, Any]) -> Callable[[Any], Any] | None:
@@ -60,6 +65,15 @@ def defer(decorator: str, arguments: Mapping[str, Any]) -> Callable[[Any], Any] 
 
     def apply(func: Any) -> Any:
         info = decorated_step(func, decorator)
+        if decorator in _COMPUTE:  # one compute layer a step: @kubernetes or @batch
+            other = info.compute.name if info.compute is not None else None
+            other = other or next((p.name for p in info.pending if p.name in _COMPUTE), None)
+            if other is not None and other != decorator:
+                raise FlowValidationError(
+                    f"step {info.name!r} ({info.where}) has both @{other} and @{decorator}; "
+                    "keep one (as Metaflow requires).",
+                    info.name,
+                )
         if getattr(info, DEFERRABLE[decorator]) is not None or any(
             p.name == decorator for p in info.pending
         ):

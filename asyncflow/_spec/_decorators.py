@@ -167,6 +167,9 @@ def executor(name: str) -> Callable[[F], F]:
 
     :raises FlowValidationError: an unknown name, or an ``async def`` step; written bare.
     """
+    later = defer("executor", {"name": name})  # config_expr("cfg.executor")
+    if later is not None:
+        return later
     if _is_bare(name):
         raise FlowValidationError(
             f"@executor is written without an executor's name on {_target(name)}; write "

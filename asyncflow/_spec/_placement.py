@@ -213,6 +213,9 @@ def _compute(name: str) -> Callable[..., Any]:
                 f"@{name} takes its arguments by name (as @{name}(cpu=2, memory=8192)), "
                 f"not {args!r}."
             )
+        later = defer(name, attributes)  # an argument given as config_expr(...)
+        if later is not None:
+            return later
 
         def apply(func: F) -> F:
             info = _info(func, name)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import FlowValidationError, ParameterError
+from .._errors import FlowValidationError, ParameterError, shown
 from ._config import configs_of
 from ._names import COMMAND_LINE_NAMES, RESERVED_NAMES, is_plain_name
 from ._params import Parameter
@@ -91,11 +91,12 @@ class Resolved:
 def _unknown_message(flow: str, keys: list[str], params: Mapping[str, Parameter]) -> str:
     names = [p.name for p in params.values()]
     if not names:
-        return f"Flow {flow} takes no parameters but was given {', '.join(keys)}; remove them."
+        given = ", ".join(shown(key) for key in keys)
+        return f"Flow {flow} takes no parameters but was given {given}; remove them."
     parts = []
     for key in keys:
         close = difflib.get_close_matches(key, names, n=1)
-        parts.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        parts.append(shown(key) + (f" (did you mean '{close[0]}'?)" if close else ""))
     return f"Flow {flow} has no parameter {', '.join(parts)}; valid parameters: {', '.join(names)}."
 
 

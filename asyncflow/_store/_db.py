@@ -293,13 +293,18 @@ def _writer_of(conn: sqlite3.Connection) -> str:
     return f"version {version!r}" if isinstance(version, str) else "version unknown"
 
 
-def open_reader(path: str) -> sqlite3.Connection:
+def open_reader(path: str, *, keep_wal: bool = False) -> sqlite3.Connection:
     """Open an existing store read-only (safe to share across threads; we serialise use).
 
     A store in a folder this process may not write (read-only media, another user's
     folder) is read as it is on disk, provided no write-ahead log is beside it: SQLite
     would otherwise need to create its -shm file there.
 
+    :param keep_wal: when a write-ahead log with content is beside the file (left by a run
+        that was killed, or being written by a live one), keep the read-only connection,
+        which leaves the log as it is when it closes: the file stays byte-identical and the
+        log's commits stay for the next open (``spin`` promises both). By default the
+        connection folds the log into the file when it is the last to close.
     :raises StoreError: no file at ``path``, an empty file, or a file that cannot be read.
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     """
@@ -323,14 +328,14 @@ def open_reader(path: str) -> sqlite3.Connection:
             conn = _connect(path, read_only=True, immutable=True)
             version = check_format(conn, path, allow_empty=False)
         else:
-            if version >= SCHEMA_VERSION:
+            if version >= SCHEMA_VERSION and not (keep_wal and _has_wal(path)):
                 conn = _query_only(conn, path)
         if version < SCHEMA_VERSION and not retry_busy(
             lambda: _older_archive(conn, path, version), path
         ):
             conn.close()
             _upgrade(path, version)
-            return open_reader(path)
+            return open_reader(path, keep_wal=keep_wal)
         conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
     except UnicodeDecodeError as exc:
         conn.close()
@@ -339,6 +344,15 @@ def open_reader(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _has_wal(path: str) -> bool:
+    """Whether a write-ahead log with content is beside the store (a run is writing it, or
+    one was killed before it folded its log into the file)."""
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
 
 
 def _query_only(checked: sqlite3.Connection, path: str) -> sqlite3.Connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from asyncflow import (
@@ -11,6 +12,7 @@ from asyncflow import (
     config_expr,
     current,
     executor,
+    kubernetes,
     retry,
     step,
     timeout,
@@ -110,6 +112,40 @@ class ConfigInAProcess(FlowSpec):
         self.product = self.cfg.factor * 2
         self.kind = type(self.cfg).__name__
         self.nested = self.cfg.nested.k[1]
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+def int_keyed(text: str) -> dict[Any, Any]:
+    """A parser (a YAML reader, say) whose object has an int key."""
+    return {"ok": True, "by_id": {7: text}}
+
+
+class IntKeyedParser(FlowSpec):
+    cfg = Config("cfg", default_value="x", parser=int_keyed)
+
+    @step(start=True, end=True)
+    def only(self) -> None:
+        pass
+
+
+class PlacedByConfig(FlowSpec):
+    """@kubernetes and @executor arguments read from the config when each run starts."""
+
+    cfg = Config("cfg", default_value={"where": "thread", "cpu": 2})
+
+    @kubernetes(cpu=config_expr("cfg.cpu"))
+    @step
+    def start(self) -> None:
+        self.next(self.work)
+
+    @executor(config_expr("cfg.where"))
+    @step
+    def work(self) -> None:
+        self.pid = os.getpid()
         self.next(self.end)
 
     @step

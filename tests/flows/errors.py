@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from asyncflow import FlowSpec, Parameter, step
+from asyncflow import FlowSpec, Parameter, retry, step
 
 
 class BoomFlow(FlowSpec):
@@ -58,6 +58,53 @@ class ExitFlow(FlowSpec):
     async def awork(self) -> None:
         if self.where == "awork":
             sys.exit(4)
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+class StepsOwnBaseError(BaseException):
+    """A step's own BaseException subclass (not an Exception)."""
+
+
+BASE_ERRORS: dict[str, BaseException] = {
+    "base": BaseException("bare base"),
+    "generator-exit": GeneratorExit("closed early"),
+    "own": StepsOwnBaseError("its own"),
+    "interrupt": KeyboardInterrupt("raised by the step"),
+}
+
+
+class BaseRaiseFlow(FlowSpec):
+    """The step ``where`` raises ``BASE_ERRORS[kind]``: ``work`` (plain, the fast path),
+    ``rwork`` (plain with @retry: the managed path) or ``awork`` (a coroutine)."""
+
+    where = Parameter("where", default="work")
+    kind = Parameter("kind", default="base")
+
+    @step
+    def start(self) -> None:
+        self.next(self.work)
+
+    @step
+    def work(self) -> None:
+        if self.where == "work":
+            raise BASE_ERRORS[self.kind]
+        self.next(self.rwork)
+
+    @retry(times=1)
+    @step
+    def rwork(self) -> None:
+        if self.where == "rwork":
+            raise BASE_ERRORS[self.kind]
+        self.next(self.awork)
+
+    @step
+    async def awork(self) -> None:
+        if self.where == "awork":
+            raise BASE_ERRORS[self.kind]
         self.next(self.end)
 
     @step
