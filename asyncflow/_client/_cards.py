@@ -26,8 +26,8 @@ class Card:
     """One stored card of a task, read-only: ``card.id`` (None for a card without one),
     ``card.type``, ``card.components`` (:class:`CardComponent` values, in the order they were
     appended), ``card.index`` (its place among the step's ``@card``), ``card.hash`` (the
-    content address of its components: equal cards have equal hashes). Iterating a card
-    gives its components."""
+    content address of its components: equal cards have equal hashes). ``card[i]``, ``len``
+    and iteration reach its components."""
 
     index: int
     id: str | None
@@ -40,6 +40,9 @@ class Card:
 
     def __len__(self) -> int:
         return len(self.components)
+
+    def __getitem__(self, index: int) -> CardComponent:
+        return self.components[index]
 
 
 def make_cards(rows: CardRows, raws: dict[bytes, RawBlob], pathspec: str, path: str) -> list[Card]:

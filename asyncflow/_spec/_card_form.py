@@ -69,7 +69,16 @@ def _cut(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
 
-_REPR = reprlib.Repr()
+class _Repr(reprlib.Repr):
+    """A bounded repr (long lists and strings cut) whose failure is not hidden: reprlib
+    shows an object whose ``__repr__`` raises as ``<X instance at 0x...>``; a card says why."""
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        text = repr(x)
+        return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
+
+
+_REPR = _Repr()
 _REPR.maxstring = _REPR.maxother = MAX_PREVIEW_CHARS
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
 
