@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import json
 import os
 import shutil
@@ -23,11 +24,11 @@ import anyio
 import pytest
 
 import asyncflow
-from asyncflow import Flow, StoreError, UsageError
+from asyncflow import Flow, FlowSpec, Parameter, StoreError, UsageError, card, current, step
 from asyncflow._store._format import ARCHIVE_KEY
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._schema import SCHEMA_VERSION
-from asyncflow.cards import Card, aget_cards, get_cards
+from asyncflow.cards import Card, Image, Table, aget_cards, get_cards
 from tests.flows import card_flows as cf
 
 FLOW_FILE = Path(cf.__file__)
@@ -105,9 +106,8 @@ async def test_a_foreach_of_cards_stores_equal_cards_once(store: str) -> None:
         cards = [t.cards for t in tasks]
     assert [texts(c[0]) for c in cards] == [["the same card"]] * 3 + [["the last"]]
     assert len({c[0].hash for c in cards}) == 2
-    shas = query(store, "SELECT DISTINCT sha FROM cards WHERE task_id IN (%s)" % ",".join(
-        str(t.id) for t in tasks
-    ))
+    ids = ",".join(str(t.id) for t in tasks)
+    shas = query(store, f"SELECT DISTINCT sha FROM cards WHERE task_id IN ({ids})")
     assert len(shas) == 2  # one blob per distinct card
     stored = query(store, "SELECT count(*) FROM blobs WHERE sha IN (SELECT sha FROM cards)")
     assert stored == [(3,)]  # start's card, the shared one, the last one
@@ -144,9 +144,9 @@ def _wait(check: Callable[[], bool], what: str) -> None:
 
 def test_a_killed_run_leaves_whole_cards_only(tmp_path: Path, store: str) -> None:
     marker = tmp_path / "marker"
+    args = ["run", "--quiet", "--store", store, "--marker", str(marker), "--width", "12"]
     proc = subprocess.Popen(
-        [sys.executable, str(FLOW_FILE), "run", "--quiet", "--store", store]
-        + ["--marker", str(marker), "--width", "12"],
+        [sys.executable, str(FLOW_FILE), *args],
         env={**os.environ, "CARDFLOW_HANG": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -306,9 +306,7 @@ def test_a_crafted_archive_with_hostile_card_rows_is_refused(
     ):
         with pytest.raises(StoreError) as err:
             read()
-        assert said in str(err.value) and "is damaged or was changed after export" in str(
-            err.value
-        )
+        assert said in str(err.value) and "is damaged or was changed after export" in str(err.value)
 
 
 @pytest.mark.anyio
@@ -319,7 +317,7 @@ async def test_a_store_card_that_is_not_a_card_is_a_clear_error(store: str) -> N
     with Flow("KindsFlow", store=store) as flow:
         task = flow[done.id]["start"].task
         with pytest.raises(StoreError, match=r"cannot read card 0 of task KindsFlow/"):
-            task.cards
+            assert task.cards
         with pytest.raises(StoreError, match="a card is not a list of components"):
             await task.acards()
 
@@ -380,3 +378,50 @@ def test_python_flow_card_says_cards_are_stored_but_not_rendered(tmp_path: Path)
     assert done.returncode == 2
     assert "cards are stored with their tasks (read them with task.cards" in done.stderr
     assert "not rendered yet" in done.stderr
+
+
+# --- pandas and matplotlib, when installed ----------------------------------------------------
+
+
+class PlotFlow(FlowSpec):
+    @card
+    @step
+    def start(self) -> None:
+        import pandas as pd
+
+        frame = pd.DataFrame({"name": ["a", "b"], "score": [0.5, 1.25]})
+        current.card.append(Table.from_dataframe(frame))
+        current.card.append(Table.from_dataframe(pd.DataFrame({"i": range(150)})))
+        current.card.append(Table.from_dataframe(pd.DataFrame({"i": range(150)}), truncate=False))
+        if self.plot:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            figure, axes = plt.subplots()
+            axes.plot([1, 2, 3])
+            current.card.append(Image.from_matplotlib(figure, label="line"))
+            plt.close(figure)
+        self.next(self.end)
+
+    plot = Parameter("plot", default=False)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str) -> None:
+    pytest.importorskip("pandas")
+    plot = importlib.util.find_spec("matplotlib") is not None
+    run = await PlotFlow(store=store, echo=False).run(plot=plot)
+    with Flow("PlotFlow", store=store) as flow:
+        [card] = flow[run.id]["start"].task.cards
+    frame, head, whole = card[0], card[1], card[2]
+    assert frame.headers == ("name", "score") and frame.rows == (("a", "0.5"), ("b", "1.25"))
+    assert (len(head.rows), len(whole.rows)) == (100, 150)  # truncate=True: the first 100
+    if plot:
+        assert (card[3].kind, card[3].mime, card[3].label) == ("image", "image/png", "line")
+        assert card[3].data.startswith(b"\x89PNG")
