@@ -179,7 +179,9 @@ def test_a_killed_run_leaves_whole_cards_only(tmp_path: Path, store: str) -> Non
         for task in done:  # every committed task has its whole card, image included
             [card] = task.cards
             assert [p.kind for p in card] == ["markdown", "image"]
-            assert card[1].data.startswith(cf.PNG) and len(card[1].data) > 50_000
+            assert card[1].data.startswith(cf.PNG) and len(card[1].data) > 300_000
+        last = done[-1]
+        assert anyio.run(last.acards) == last.cards  # decoded in a worker thread: big
     rows = query(store, "SELECT count(*) FROM cards WHERE sha NOT IN (SELECT sha FROM blobs)")
     assert rows == [(0,)]
 
@@ -320,6 +322,14 @@ async def test_a_store_card_that_is_not_a_card_is_a_clear_error(store: str) -> N
             assert task.cards
         with pytest.raises(StoreError, match="a card is not a list of components"):
             await task.acards()
+    # A card's value is never unpickled, whatever the row says.
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("UPDATE blobs SET encoding = 'pickle' WHERE sha IN (SELECT sha FROM cards)")
+    with (
+        Flow("KindsFlow", store=store) as flow,
+        pytest.raises(StoreError, match="its value is pickle, not msgpack"),
+    ):
+        assert flow[done.id]["start"].task.cards
 
 
 # --- files of the previous schema -------------------------------------------------------------

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+
 from .._spec._settings import Resources
 from .._store import _queries as q
 from .._store._blobs import RawBlob
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from ._step import Step
 
 __all__ = ["Task", "utc"]
+
+# Cards of more bytes than this are decoded in a worker thread by acards(), not on the loop.
+_DECODE_ON_LOOP_BYTES = 1 << 18
 
 
 def utc(timestamp: float) -> datetime:
@@ -295,7 +300,10 @@ class Task(Closing):
         """
         rows = await self._handle.arun(q.cards(self._row.run_id, self._row.id))
         raws = await self._handle.arun(q.blobs([row[3] for row in rows], self._handle.path))
-        return make_cards(rows, raws, self.pathspec, self._handle.path)
+        args = (rows, raws, self.pathspec, self._handle.path)
+        if sum(raw.size for raw in raws.values()) > _DECODE_ON_LOOP_BYTES:
+            return await anyio.to_thread.run_sync(make_cards, *args)
+        return make_cards(*args)
 
     # --- artifacts: sync --------------------------------------------------------------------
     @property

@@ -99,7 +99,7 @@ class CardFan(FlowSpec):
         last = self.input == self.width - 1
         current.card.append(Markdown("the last" if last else "the same card"))
         if self.marker:
-            current.card.append(Image(PNG + bytes(str(self.input), "ascii") * 50_000))
+            current.card.append(Image(PNG + bytes(str(self.input), "ascii") * 300_000))
             if self.input == HANG:
                 with open(self.marker, "w") as fh:
                     fh.write(str(os.getpid()))
