@@ -111,6 +111,12 @@ async def test_a_foreach_of_cards_stores_equal_cards_once(store: str) -> None:
     assert len(shas) == 2  # one blob per distinct card
     stored = query(store, "SELECT count(*) FROM blobs WHERE sha IN (SELECT sha FROM cards)")
     assert stored == [(3,)]  # start's card, the shared one, the last one
+    # Stats count each card row's bytes as referenced (what the runs take without dedup).
+    sizes = [
+        query(store, f"SELECT coalesce(sum(b.size), 0) FROM {t} AS r JOIN blobs AS b USING (sha)")
+        for t in ("cards", "artifacts", "run_params")
+    ]
+    assert asyncflow.stats(store).referenced_bytes == sum(int(r[0][0]) for r in sizes)
 
 
 @pytest.mark.anyio
