@@ -11,6 +11,7 @@ import gzip
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -28,7 +29,7 @@ from asyncflow import Flow, FlowSpec, Parameter, StoreError, UsageError, card, c
 from asyncflow._store._format import ARCHIVE_KEY
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._schema import SCHEMA_VERSION
-from asyncflow.cards import Card, Image, Table, aget_cards, get_cards
+from asyncflow.cards import Card, Image, Markdown, Table, aget_cards, get_cards
 from tests.flows import card_flows as cf
 
 FLOW_FILE = Path(cf.__file__)
@@ -441,3 +442,38 @@ async def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str) 
     if plot:
         assert (card[3].kind, card[3].mime, card[3].label) == ("image", "image/png", "line")
         assert card[3].data.startswith(b"\x89PNG")
+
+
+class ScoreFlow(FlowSpec):
+    @card
+    @step
+    def start(self) -> None:
+        current.card.append(Markdown("# Scores"))
+        current.card.append(Table([[0.91, 0.88]], headers=["train", "test"]))
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_the_readmes_card_snippet_reads_the_cards_back(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [snippet] = [
+        b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if "get_cards(" in b
+    ]
+    await ScoreFlow(store=str(tmp_path / "asyncflow.db"), echo=False).run()
+    env = {k: v for k, v in os.environ.items() if k != "ASYNCFLOW_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == ["0 None default", "markdown # Scores", "table ('train', 'test')"]
+    assert lines[3].startswith("[Card(index=0, id=None, type='default'")
