@@ -25,11 +25,11 @@ import anyio
 import pytest
 
 import asyncflow
-from asyncflow import Flow, FlowSpec, Parameter, StoreError, UsageError, card, current, step
+from asyncflow import Flow, FlowSpec, StoreError, UsageError, card, current, step
 from asyncflow._store._format import ARCHIVE_KEY
 from asyncflow._store._manifest import content_digest
 from asyncflow._store._schema import SCHEMA_VERSION
-from asyncflow.cards import Card, Image, Markdown, Table, aget_cards, get_cards
+from asyncflow.cards import Card, Markdown, Table, aget_cards, get_cards
 from tests.flows import card_flows as cf
 
 FLOW_FILE = Path(cf.__file__)
@@ -400,42 +400,21 @@ def test_python_flow_card_says_cards_are_stored_but_not_rendered(tmp_path: Path)
 # --- pandas and matplotlib, when installed ----------------------------------------------------
 
 
-class PlotFlow(FlowSpec):
-    @card
-    @step
-    def start(self) -> None:
-        import pandas as pd
-
-        frame = pd.DataFrame({"name": ["a", "b"], "score": [0.5, 1.25]})
-        current.card.append(Table.from_dataframe(frame))
-        current.card.append(Table.from_dataframe(pd.DataFrame({"i": range(150)})))
-        current.card.append(Table.from_dataframe(pd.DataFrame({"i": range(150)}), truncate=False))
-        if self.plot:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            figure, axes = plt.subplots()
-            axes.plot([1, 2, 3])
-            current.card.append(Image.from_matplotlib(figure, label="line"))
-            plt.close(figure)
-        self.next(self.end)
-
-    plot = Parameter("plot", default=False)
-
-    @step
-    def end(self) -> None:
-        pass
-
-
-@pytest.mark.anyio
-async def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str) -> None:
-    pytest.importorskip("pandas")
+def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str, tmp_path: Path) -> None:
+    if importlib.util.find_spec("pandas") is None:
+        pytest.skip("pandas is not installed")
     plot = importlib.util.find_spec("matplotlib") is not None
-    run = await PlotFlow(store=store, echo=False).run(plot=plot)
+    flow_file = Path(cf.__file__).parent / "plot_flow.py"
+    done = subprocess.run(
+        [sys.executable, str(flow_file), "run", "--quiet", "--store", store],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
     with Flow("PlotFlow", store=store) as flow:
-        [card] = flow[run.id]["start"].task.cards
+        [card] = flow.latest_run["start"].task.cards
     frame, head, whole = card[0], card[1], card[2]
     assert frame.headers == ("name", "score") and frame.rows == (("a", "0.5"), ("b", "1.25"))
     assert (len(head.rows), len(whole.rows)) == (100, 150)  # truncate=True: the first 100
