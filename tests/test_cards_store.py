@@ -421,6 +421,8 @@ def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str, tmp_pa
     if plot:
         assert (card[3].kind, card[3].mime, card[3].label) == ("image", "image/png", "line")
         assert card[3].data.startswith(b"\x89PNG")
+    if importlib.util.find_spec("PIL") is not None:
+        assert (card[-1].mime, card[-1].label) == ("image/png", "pil")
 
 
 class ScoreFlow(FlowSpec):

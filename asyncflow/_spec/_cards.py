@@ -149,6 +149,13 @@ class Image:
         self.src = bytes(self.src)
 
     @classmethod
+    def from_pil_image(cls, image: Any, label: str | None = None) -> Image:
+        """The PNG encoding of a PIL (Pillow) image."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return cls(buffer.getvalue(), label)
+
+    @classmethod
     def from_matplotlib(cls, figure: Any, label: str | None = None) -> Image:
         """The PNG rendering of a matplotlib figure."""
         buffer = io.BytesIO()

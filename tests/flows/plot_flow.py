@@ -30,6 +30,10 @@ class PlotFlow(FlowSpec):
             axes.plot([1, 2, 3])
             current.card.append(Image.from_matplotlib(figure, label="line"))
             plt.close(figure)
+        if importlib.util.find_spec("PIL") is not None:
+            from PIL import Image as PILImage
+
+            current.card.append(Image.from_pil_image(PILImage.new("RGB", (4, 3)), label="pil"))
         self.next(self.end)
 
     @step
