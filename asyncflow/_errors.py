@@ -58,8 +58,8 @@ class AsyncflowError(Exception):
 
 class AsyncflowWarning(UserWarning):
     """The base of asyncflow's warnings: something works, differently than the flow asked
-    (another installed version of a package, another Python, cards that are not rendered
-    yet, steps asked to run elsewhere that run here); the run goes on.
+    (another installed version of a package, another Python, steps asked to run elsewhere
+    that run here); the run goes on.
     """
 
 

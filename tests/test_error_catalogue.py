@@ -56,6 +56,7 @@ from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
 from tests.flows import bad_switches as bsw
+from tests.flows import card_flows
 from tests.flows import catalogue as cf
 from tests.flows import config_catalogue as ccf
 from tests.flows import start_end_flows as sef
@@ -1865,6 +1866,24 @@ async def _c231(tmp: Path) -> Raised:
         "task id 'x'",
         "Flow/run_id/step/task_id",
     )
+
+
+@case("C301", fix="restore it from a copy")
+async def _c301(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    run = await card_flows.FailingCardFlow(store=path, echo=False).run(fail=False)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        # Damaged or edited: the card names a value that is not a card (an artifact's).
+        conn.execute("UPDATE cards SET sha = (SELECT sha FROM run_params WHERE name = 'fail')")
+    task = Flow("FailingCardFlow", store=path)[run.id]["boom"].task
+    return raised(lambda: task.cards), ("card 0", task.pathspec, path, "not a list")
+
+
+@case("C302", fix="pass a Task")
+async def _c302(tmp: Path) -> Raised:
+    from asyncflow.cards import get_cards
+
+    return raised(lambda: get_cards(42)), ("get_cards(42)", "Flow/run/step/task")  # type: ignore[arg-type]
 
 
 # --- T: store files -------------------------------------------------------------------------

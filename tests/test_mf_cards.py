@@ -1,6 +1,6 @@
 """@card, current.card and asyncflow.cards (issue 11): Metaflow's names work; cards are
-collected while a step runs but not yet stored or rendered, and a run says so once (README,
-"Coming from Metaflow")."""
+collected while a step runs and stored when its task ends (issue 14; the stored form is tested
+in tests/test_cards_store.py), with no warning (README, "Coming from Metaflow")."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def test_a_card_flow_runs_as_a_metaflow_user_writes_it(tmp_path: Path) -> None:
     assert run["report"].task.data.summary == 1
     assert run["report"].task.data.images == 0  # cleared
     warned = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
-    assert warned == [
-        "warning: CardFlow: steps 'start', 'report' have @card; asyncflow collects their "
-        "cards (current.card) but does not store or render them yet, so they are dropped when "
-        "each task ends."
-    ]
+    assert warned == []  # cards are stored: nothing to warn of
+    [start] = run["start"].task.cards
+    assert [c.kind for c in start] == ["markdown", "table", "artifact"]
+    images, summary = run["report"].task.cards  # index order: the lowest @card first
+    assert (summary.id, [c.text for c in summary]) == ("summary", ["done"])
+    assert (images.id, len(images)) == ("images", 0)  # cleared
     report = run["report"].task.stderr
     assert "[@card WARNING] current.card.append: the step has several @card decorators" in report
     end = run["end"].task.stderr
@@ -69,9 +70,9 @@ class Cards(FlowSpec):
 @pytest.mark.anyio
 @pytest.mark.parametrize("executor", ["thread", "process"])
 async def test_current_card_follows_metaflows_rules(store: str, executor: str) -> None:
-    with pytest.warns(AsyncflowWarning, match=r"steps 'start', 'end' have @card") as caught:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AsyncflowWarning)
         run = await Cards(store=store, echo=False, executor=executor).run()
-    assert len([w for w in caught if issubclass(w.category, AsyncflowWarning)]) == 1
     with Flow("Cards", store=store) as flow:
         got = flow[run.id]
         assert got["start"].task.data.only == ["c"]
@@ -81,6 +82,11 @@ async def test_current_card_follows_metaflows_rules(store: str, executor: str) -
         assert got["plain"].task.stderr.count("step 'plain' has no @card") == 3  # once a call
         assert got["end"].task.data.default == [0, 1]  # the card without an id got it
         assert got["end"].task.data.by_type == 2
+        # Stored as collected, in a worker process too: (index, id, texts) of each card.
+        stored = [(c.index, c.id, [x.text for x in c]) for c in got["end"].task.cards]
+        assert stored == [(0, "second", []), (1, None, ["to the card without an id"])]
+        assert [[x.text for x in c] for c in got["start"].task.cards] == [["c"]]
+        assert got["plain"].task.cards == []
 
 
 class NoCards(FlowSpec):
@@ -121,13 +127,7 @@ def test_components_are_simple_typed_data() -> None:
 
 
 @pytest.mark.anyio
-async def test_every_run_of_a_card_flow_warns_once_even_in_one_process(store: str) -> None:
-    # "one warning per run": a second run in the same process is not hidden by the warning
-    # registry of the first, under Python's default filter (the packages and placement
-    # warnings follow the same rule).
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("default")
-        for _ in range(2):
-            await Cards(store=store, echo=False).run()
-    said = [w for w in caught if issubclass(w.category, AsyncflowWarning)]
-    assert len(said) == 2 and all("have @card" in str(w.message) for w in said)
+async def test_a_run_of_a_card_flow_gives_no_warning(store: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (await Cards(store=store, echo=False).run()).successful

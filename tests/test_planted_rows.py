@@ -210,6 +210,7 @@ async def test_a_new_run_id_is_claimed_clean_in_every_table_keyed_by_run_id(
         "run_params": (victim_id, "planted", sha),
         "run_tags": (victim_id, "planted"),
         "events": (victim_id, 99, b"planted"),
+        "cards": (victim_id, 99, 0, "planted", "planted", sha),
         "tasks": (victim_id, 99, "end", "", "ok", 0.0, 0.0, "planted", None, None, None, 0, None),
     }[table]
     execute(store, f"INSERT INTO {table} VALUES ({', '.join('?' * len(row))})", row)

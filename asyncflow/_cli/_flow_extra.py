@@ -49,7 +49,8 @@ REFUSED: dict[str, tuple[str, str]] = {
     ),
     "card": (
         "creates and shows a step's cards",
-        "cards are collected but not stored or rendered yet (planned in asyncflow's issue 14)",
+        "cards are stored with their tasks (read them with task.cards or "
+        "asyncflow.cards.get_cards) but not rendered yet (planned in asyncflow's issue 14)",
     ),
 }
 

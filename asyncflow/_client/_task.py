@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+
 from .._spec._settings import Resources
 from .._store import _queries as q
 from .._store._blobs import RawBlob
 from .._store._plans import Plan
 from .._store._queries import attempts
 from .._store._rows import ArtifactRow, AttemptInfo, RunRow, TaskRow
+from ._cards import Card, make_cards
 from ._data import ArtifactsView, DataArtifact, DataView, adecode, decode_blob
 from ._handle import Closing, StoreHandle
 from ._messages import missing_artifact, missing_run_plan, run_gone_plan
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from ._step import Step
 
 __all__ = ["Task", "utc"]
+
+# Cards of more bytes than this are decoded in a worker thread by acards(), not on the loop.
+_DECODE_ON_LOOP_BYTES = 1 << 18
 
 
 def utc(timestamp: float) -> datetime:
@@ -273,6 +279,31 @@ class Task(Closing):
         if self._logs is None:
             self._logs = await self._handle.arun(self._logs_plan())
         return self._logs[1]
+
+    # --- cards -----------------------------------------------------------------------------
+    @property
+    def cards(self) -> list[Card]:
+        """The task's stored cards (``@card``), by index: read-only :class:`Card` values
+        (``id``, ``type``, ``components``). Read on each access; ``[]`` for a task without
+        cards, and for a run stored before cards were.
+
+        :raises StoreError: a card cannot be read (the file is damaged there).
+        """
+        rows = self._handle.run(q.cards(self._row.run_id, self._row.id))
+        raws = self._handle.run(q.blobs([row[3] for row in rows], self._handle.path))
+        return make_cards(rows, raws, self.pathspec, self._handle.path)
+
+    async def acards(self) -> list[Card]:
+        """The awaitable twin of :attr:`cards`.
+
+        :raises StoreError: a card cannot be read (the file is damaged there).
+        """
+        rows = await self._handle.arun(q.cards(self._row.run_id, self._row.id))
+        raws = await self._handle.arun(q.blobs([row[3] for row in rows], self._handle.path))
+        args = (rows, raws, self.pathspec, self._handle.path)
+        if sum(raw.size for raw in raws.values()) > _DECODE_ON_LOOP_BYTES:
+            return await anyio.to_thread.run_sync(make_cards, *args)
+        return make_cards(*args)
 
     # --- artifacts: sync --------------------------------------------------------------------
     @property

@@ -86,7 +86,7 @@ class StoreStats:
     :param artifacts: artifact rows, each a (task, name) -> value reference.
     :param blobs: distinct stored values.
     :param stored_bytes: payload bytes of every stored value, each counted once.
-    :param referenced_bytes: the payload bytes that every artifact and parameter row
+    :param referenced_bytes: the payload bytes that every artifact, parameter and card row
         references, counted once per row: what the runs would take without deduplication.
     :param file_bytes: bytes on disk: the store file and its ``-wal``.
     :param reclaimable_bytes: free pages inside the file (``asyncflow gc`` gives them back

@@ -24,7 +24,7 @@ from .._spec._flowgraph import NodeKind
 from .._store._paths import run_store_var
 from .._store._write_ops import AttemptRow, TaskRecord
 from ._capture import TaskCapture, capture_var
-from ._cards import CardCollector, card_var
+from ._cards import CardCollector, CardDoc, card_docs, card_records, card_var
 from ._context import RunContext, executor_of
 from ._current import CurrentInfo, current_var
 from ._inputs import Inputs
@@ -65,7 +65,18 @@ class RunCancelledError(Exception):
 class Attempt:
     """One try at a task: a fresh flow instance over the parent's artifacts."""
 
-    __slots__ = ("cap", "ctx", "finished", "flow", "kept", "number", "spec", "started", "state")
+    __slots__ = (
+        "cap",
+        "cards",
+        "ctx",
+        "finished",
+        "flow",
+        "kept",
+        "number",
+        "spec",
+        "started",
+        "state",
+    )
 
     def __init__(self, ctx: RunContext, spec: TaskSpec, number: int = 0) -> None:
         self.ctx = ctx
@@ -85,6 +96,8 @@ class Attempt:
         self.finished = 0.0
         # What a failed attempt in another process kept for @catch (see kept_artifacts).
         self.kept: tuple[dict[str, bytes], list[Encoded]] | None = None
+        # The stored form of its cards, made when its code ends (or sent by its worker).
+        self.cards: list[CardDoc] | None = None
 
     def _info(self) -> CurrentInfo:
         ctx = self.ctx
@@ -126,13 +139,15 @@ class Attempt:
         t1 = current_var.set(self._info())
         t2 = capture_var.set(self.cap)
         t3 = run_store_var.set(self.ctx.store_file)  # the client's default store in the step
-        t4 = card_var.set(CardCollector(self.spec.step, self.ctx.graph[self.spec.step].info.cards))
+        collector = CardCollector(self.spec.step, self.ctx.graph[self.spec.step].info.cards)
+        t4 = card_var.set(collector)
         _IN_STEP_CODE.add(self)
         try:
             yield self.ctx.graph[self.spec.step].info.func
         finally:
             _IN_STEP_CODE.discard(self)
             self.finished = time.time()
+            self.cards = card_docs(collector)  # succeeded or failed: never raises
             self.cap.end()  # the echo of a partial last line
             current_var.reset(t1)
             capture_var.reset(t2)
@@ -208,6 +223,8 @@ class Attempt:
         if ctx.cancelled:
             return outcome
         failed = status is None and error is not None
+        # A failed task keeps its cards too (as in Metaflow), in this same commit.
+        cards, card_blobs = card_records(self.cards)
         ctx.submit(
             TaskRecord(
                 run_id=ctx.run_id,
@@ -218,13 +235,14 @@ class Attempt:
                 started_at=self.started,
                 finished_at=self.finished or time.time(),
                 refs={} if failed else outcome.refs,
-                blobs=[] if failed else blobs,
+                blobs=card_blobs if failed else [*blobs, *card_blobs],
                 stdout=storable(self.cap.text("stdout")),
                 stderr=storable(self.cap.text("stderr")),
                 exception=None if error is None else _exc_text(error),
                 traceback=None if error is None else traceback_text(error),
                 attempt=self.number,
                 earlier=earlier or [],
+                cards=cards,
             ),
             spec.base,
         )

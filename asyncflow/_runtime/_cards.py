@@ -4,7 +4,11 @@ Metaflow's rules for which card ``append`` reaches: the step's only card; else i
 without an id; else none (``append`` then warns once and does nothing). ``current.card["id"]``
 reaches the card with that id. In a step without ``@card`` every call warns once per task and
 does nothing, as in Metaflow. Warnings go to the task's stderr, prefixed ``[@card WARNING]``.
-The components are kept for the task only: cards are not stored or rendered yet.
+
+When the step's code ends (succeeded or failed) each card's components are turned into their
+stored form (:func:`card_docs`, see ``_spec/_card_form``), and the task's commit stores each
+card as one blob (:func:`card_records`), in the task's own transaction. Cards are not rendered
+yet.
 """
 
 from __future__ import annotations
@@ -14,9 +18,22 @@ from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from .._codecs import Encoded, encode
+from .._spec._card_form import stored_components
 from .._spec._settings import CardSpec
+from .._store._write_ops import CardRow
 
-__all__ = ["CardCollector", "CardComponents", "card_var", "cards_warning"]
+__all__ = [
+    "CardCollector",
+    "CardComponents",
+    "CardDoc",
+    "card_docs",
+    "card_records",
+    "card_var",
+]
+
+CardDoc = tuple[int, str | None, str, list[dict[str, Any]]]
+"""A card in its stored form: (index among the step's cards, id, type, components)."""
 
 
 class CardComponents:
@@ -41,7 +58,8 @@ class CardComponents:
         self._items.clear()
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
-        """Metaflow redraws a live card here; asyncflow renders no cards yet: does nothing."""
+        """Metaflow redraws a live card here; asyncflow stores a card once, when its task
+        ends: does nothing."""
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._items)
@@ -104,7 +122,8 @@ class CardCollector:
             target.clear()
 
     def refresh(self, *args: Any, **kwargs: Any) -> None:
-        """Metaflow redraws a live card here; asyncflow renders no cards yet: does nothing."""
+        """Metaflow redraws a live card here; asyncflow stores a card once, when its task
+        ends: does nothing."""
 
     def get(self, type: str | None = None) -> list[CardComponents]:
         """The cards of the step of type ``type`` (Metaflow's ``current.card.get``)."""
@@ -137,15 +156,24 @@ class CardCollector:
 card_var: ContextVar[CardCollector | None] = ContextVar("asyncflow_card", default=None)
 
 
-def cards_warning(flow_name: str, steps: Iterable[str]) -> str | None:
-    """The one warning of a run whose steps have cards; None when none has."""
-    names = list(steps)
-    if not names:
-        return None
-    listed = ", ".join(repr(n) for n in names)
-    return (
-        f"{flow_name}: {'step' if len(names) == 1 else 'steps'} {listed} "
-        f"{'has' if len(names) == 1 else 'have'} @card; asyncflow collects their cards "
-        "(current.card) but does not store or render them yet, so they are dropped when "
-        "each task ends."
-    )
+def card_docs(collector: CardCollector) -> list[CardDoc]:
+    """The stored form of every card of a task (none for a step without ``@card``). Never
+    raises: a component that cannot be converted is an error component of its card."""
+    return [
+        (idx, card.spec.id, card.spec.type, stored_components(list(card)))
+        for idx, card in enumerate(collector)
+    ]
+
+
+def card_records(docs: list[CardDoc] | None) -> tuple[list[CardRow], list[Encoded]]:
+    """The card rows of a task's commit and their blobs (one msgpack blob per card: equal
+    cards share one). The components hold plain data only, so msgpack always takes them."""
+    rows: list[CardRow] = []
+    blobs: list[Encoded] = []
+    for idx, card_id, kind, components in docs or ():
+        enc = encode(components)
+        if enc.encoding != "msgpack":  # cannot happen (plain data only); never a pickle
+            enc = encode([{"kind": "error", "message": "the card could not be stored"}])
+        rows.append((idx, card_id, kind, enc.sha))
+        blobs.append(enc)
+    return rows, blobs

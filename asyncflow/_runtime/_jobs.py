@@ -107,6 +107,8 @@ class Reply:
     traceback: str | None = None
     ready: bool = True  # False: the worker could not set up the run (it needs the pack again)
     blobs: list[Encoded] = field(default_factory=list)
+    # The stored form of the task's cards (_runtime/_cards.CardDoc), succeeded or failed.
+    cards: list[Any] | None = None
 
     def attach(self, buffers: list[bytes | OwnedBuffer]) -> None:
         """Rebuild :attr:`blobs` from the heads and the received payload buffers."""

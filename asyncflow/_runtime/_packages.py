@@ -30,7 +30,6 @@ import anyio.to_thread
 from .._errors import AsyncflowWarning, FlowValidationError
 from .._spec._flowgraph import FlowGraph
 from .._spec._packages import BASE_ATTR, step_requests
-from ._cards import cards_warning
 from ._placing import warn_for_run
 
 __all__ = ["before_run", "check_packages", "installed_version", "version_matches"]
@@ -177,13 +176,9 @@ def _steps(steps: Iterable[str]) -> str:
 
 async def before_run(flow_cls: type, graph: FlowGraph) -> None:
     """What every run (and ``python flow.py check``) checks before it starts: the packages
-    (raises, or one :class:`AsyncflowWarning`), and one warning when steps have cards."""
+    (raises, or one :class:`AsyncflowWarning`)."""
     asks = getattr(flow_cls, BASE_ATTR, None) or any(node.info.packages for node in graph)
     if asks:  # reads package metadata files: not on the loop
         warning = await anyio.to_thread.run_sync(check_packages, flow_cls, graph)
         if warning is not None:
             warn_for_run(warning, AsyncflowWarning, graph[graph.start_step].info)
-    with_cards = [node for node in graph if node.info.cards]
-    cards = cards_warning(graph.name, (node.name for node in with_cards))
-    if cards is not None:
-        warn_for_run(cards, AsyncflowWarning, with_cards[0].info)

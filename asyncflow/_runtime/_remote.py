@@ -137,6 +137,7 @@ async def call_remote(attempt: Attempt, name: str) -> tuple[TaskOutcome, list[En
     finally:
         attempt.finished = attempt.finished or time.time()
     attempt.started, attempt.finished = reply.started or attempt.started, reply.finished
+    attempt.cards = reply.cards
     _take_output(attempt, reply)
     error = reply.error
     if error is not None:

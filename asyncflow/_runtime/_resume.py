@@ -15,7 +15,7 @@ starts (:func:`load_origin`), so cloning a task costs no I/O and no thread hop.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._codecs import decode, untrusted_budget
@@ -35,7 +35,7 @@ from .._store._resume_reads import OriginTaskRow, resume_source
 from .._store._rows import RunRow
 from .._store._signing import Problem, pickle_macs
 from .._store._store import Store
-from .._store._write_ops import AttemptRow, TaskRecord
+from .._store._write_ops import AttemptRow, CardRow, TaskRecord
 from ._context import RunContext
 from ._model import TaskOutcome, TaskSpec, path_text
 from ._switch import case_key
@@ -59,6 +59,7 @@ class OriginTask:
     earlier: list[AttemptRow]  # its failed attempts before the last, copied with it
     items: list[Any] | None = None  # the elements of a foreach split, decoded once
     choice: str | None = None  # the case a switch took (decoded from its condition once)
+    cards: list[CardRow] = field(default_factory=list)  # its cards, kept by the clone
 
 
 @dataclass(slots=True)
@@ -129,6 +130,7 @@ class CloneOracle:
             attempt=row.attempt,
             earlier=origin.earlier,
             origin_task_id=row.id,
+            cards=origin.cards,
         )
         if not ctx.submit(record, spec.base):
             return None
@@ -248,7 +250,9 @@ def load_origin(store: Store, graph: FlowGraph, run_id: int | None, step: str | 
         if row.status not in WENT_ON or row.step not in graph or row.step in rerun:
             continue  # failed, cancelled, of a step gone or to re-run: runs again
         earlier = [AttemptRow(*a) for a in source.attempts.get(row.id, ())]
-        task = OriginTask(row, source.refs.get(row.id, {}), earlier)
+        task = OriginTask(
+            row, source.refs.get(row.id, {}), earlier, cards=source.cards.get(row.id, [])
+        )
         node = graph[row.step]
         if node.kind is NodeKind.FOREACH:
             sha = task.refs.get(node.foreach_var or "")

@@ -157,7 +157,7 @@ async def _execute(
     hub: RunEvents,
 ) -> RunResult:
     graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
-    await before_run(flow_cls, graph)  # @conda/@pypi packages installed; cards warned of
+    await before_run(flow_cls, graph)  # @conda/@pypi packages installed
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None

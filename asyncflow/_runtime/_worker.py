@@ -128,6 +128,7 @@ def run_job(ctx: RunContext, job: Job) -> tuple[Reply, list[bytes | memoryview]]
         # forgets it, so forget it here, or this worker keeps every task and its values.
         with ctx.lock:
             ctx.running.pop(job.task_id, None)
+    reply.cards = attempt.cards
     reply.heads = [BlobHead(b.encoding, b.meta, b.sha, b.size) for b in blobs]
     return reply, [b.payload for b in blobs]
 

@@ -1,8 +1,8 @@
 """``@card`` and the card components (``asyncflow.cards``): Metaflow's names, as typed data.
 
 A step's ``@card`` decorators are recorded on its :class:`StepInfo` (one :class:`CardSpec`
-each); inside the step ``current.card`` collects components (``_runtime/_cards``). Cards are
-not rendered or stored yet: a run of a flow with cards says so once, naming the steps.
+each); inside the step ``current.card`` collects components (``_runtime/_cards``), stored
+when the task ends, in the form ``_card_form`` describes (cards are not rendered yet).
 Misuse (a bad ``type``, ``id``, ``options`` or ``timeout``, two cards with one id on a step)
 is a :class:`FlowValidationError` raised while the class body runs.
 """
@@ -35,10 +35,10 @@ def card(
     """A card for the step: ``@card`` (or ``@card(type="default", id=None, options={},
     timeout=45)``) above ``@step``; inside the step, ``current.card.append(Markdown(...))``.
 
-    Several cards on one step are told apart by ``id`` (``current.card["id"]``). Cards are
-    collected while the step runs but not yet stored or rendered; a run of a flow with cards
-    warns so once. Metaflow's other arguments (``save_errors``, ``refresh_interval``,
-    ``customize``) are accepted and ignored.
+    Several cards on one step are told apart by ``id`` (``current.card["id"]``). A card's
+    components are stored when the task ends, succeeded or failed (read them back with
+    ``task.cards``); they are not rendered yet. Metaflow's other arguments (``save_errors``,
+    ``refresh_interval``, ``customize``) are accepted and ignored.
 
     :raises FlowValidationError: ``type`` is not a name, ``id`` not an identifier,
         ``options`` not a dict, ``timeout`` not a positive number, two cards with one id.
@@ -111,7 +111,7 @@ class Table:
 
     data: list[list[Any]] = dataclasses.field(default_factory=list)
     headers: list[str] | None = None
-    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
+    disable_updates: bool = False  # Metaflow's argument; cards are not updated live
 
     def __post_init__(self) -> None:
         rows = [] if self.data is None else self.data
@@ -121,6 +121,15 @@ class Table:
         if self.headers is not None:
             self.headers = [_text(h, "Table(headers)") for h in self.headers]
 
+    @classmethod
+    def from_dataframe(cls, dataframe: Any, truncate: bool = True) -> Table:
+        """A table of a pandas DataFrame: its column names as headers, its rows as rows (the
+        first 100 when ``truncate``, as in Metaflow)."""
+        frame = dataframe.head(100) if truncate else dataframe
+        return cls(
+            [list(row) for row in frame.itertuples(index=False)], [str(c) for c in frame.columns]
+        )
+
 
 @dataclasses.dataclass(slots=True)
 class Image:
@@ -128,7 +137,7 @@ class Image:
 
     src: bytes
     label: str | None = None
-    disable_updates: bool = False  # Metaflow's argument; nothing to update until issue 14
+    disable_updates: bool = False  # Metaflow's argument; cards are not updated live
 
     def __post_init__(self) -> None:
         if not isinstance(self.src, bytes | bytearray):
@@ -138,6 +147,13 @@ class Image:
                 "Image(src)",
             )
         self.src = bytes(self.src)
+
+    @classmethod
+    def from_pil_image(cls, image: Any, label: str | None = None) -> Image:
+        """The PNG encoding of a PIL (Pillow) image."""
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return cls(buffer.getvalue(), label)
 
     @classmethod
     def from_matplotlib(cls, figure: Any, label: str | None = None) -> Image:

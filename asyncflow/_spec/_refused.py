@@ -58,10 +58,10 @@ REFUSED: dict[str, str] = {
     "client's task.created_at / finished_at); time a block yourself with time.perf_counter().",
 }
 _CARDS_LATER = (
-    "not built yet (planned in asyncflow's issue 14, which stores and renders cards); "
+    "not built yet (planned in asyncflow's issue 14, which renders cards); "
     "meanwhile use Markdown, Table, Image or Artifact from asyncflow.cards."
 )
-for _name in ("VegaChart", "ProgressBar", "Error", "get_cards"):
+for _name in ("VegaChart", "ProgressBar", "Error"):
     REFUSED[f"cards.{_name}"] = f"{_name} is {_CARDS_LATER}"
 
 

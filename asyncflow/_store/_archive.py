@@ -245,6 +245,8 @@ _IMPORTS = (
     "JOIN temp.idmap AS m ON m.old = a.run_id",
     "INSERT INTO main.events SELECT m.new, e.seq, e.data FROM arc.events AS e "
     "JOIN temp.idmap AS m ON m.old = e.run_id",
+    "INSERT INTO main.cards SELECT m.new, c.task_id, c.idx, c.card_id, c.type, c.sha "
+    "FROM arc.cards AS c JOIN temp.idmap AS m ON m.old = c.run_id",
     "CREATE TEMP TABLE IF NOT EXISTS fresh (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "DELETE FROM temp.fresh",
     "INSERT INTO temp.fresh SELECT sha FROM arc.blobs "

@@ -27,7 +27,9 @@ from ._records import COLUMN_KINDS, TIME, TIME_RANGE, parse_json
 from ._schema import SCHEMA_VERSION, migrate
 
 __all__ = [
+    "MAX_CARDS",
     "blob_problem",
+    "cards_problem",
     "events_problem",
     "manifest_problem",
     "numpy_problem",
@@ -225,6 +227,35 @@ def events_problem(conn: sqlite3.Connection) -> str | None:
                 return f"its events are not ones asyncflow writes ({exc})"
             last = items[-1][0]
     return None
+
+
+# --- cards ----------------------------------------------------------------------------------
+
+# Cards of one task at most (one per @card of its step); longer card ids and types are refused.
+MAX_CARDS = 256
+_MAX_CARD_NAME = 200
+
+
+def cards_problem(conn: sqlite3.Connection) -> str | None:
+    """Whether every card row is one asyncflow writes: of a task of the archive, at an index
+    below :data:`MAX_CARDS`, with a short id and type, naming a msgpack blob (its components,
+    see ``_spec/_card_form``; a card never names a pickle). A card naming no blob at all is
+    caught with the other missing values."""
+    row = conn.execute(
+        "SELECT c.run_id, c.task_id, c.idx, CASE "
+        f"WHEN c.idx < 0 OR c.idx >= {MAX_CARDS} THEN 'an index out of range' "
+        f"WHEN length(c.type) > {_MAX_CARD_NAME} OR length(c.card_id) > {_MAX_CARD_NAME} "
+        "THEN 'an id or type too long' "
+        "WHEN NOT EXISTS (SELECT 1 FROM tasks AS t WHERE t.run_id = c.run_id AND t.id = c.task_id) "
+        "THEN 'no task' "
+        "WHEN EXISTS (SELECT 1 FROM blobs AS b WHERE b.sha = c.sha AND b.encoding != 'msgpack') "
+        "THEN 'a value that is not msgpack' END AS bad "
+        "FROM cards AS c WHERE bad IS NOT NULL LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    run_id, task_id, idx, bad = row
+    return f"card {idx} of task {run_id}/{task_id} is not one asyncflow writes ({bad})"
 
 
 # --- blob rows -------------------------------------------------------------------------------

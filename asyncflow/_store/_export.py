@@ -233,7 +233,7 @@ def _build(
                 "SELECT coalesce(sum(size), 0) FROM src.blobs WHERE sha IN ("
                 "SELECT sha FROM src.artifacts WHERE run_id IN (SELECT id FROM temp.picked) "
                 "UNION SELECT sha FROM src.run_params WHERE run_id IN (SELECT id FROM "
-                "temp.picked))"
+                f"temp.picked){_card_shas(conn)})"
             ).fetchone()[0]
             conn.execute("COMMIT")
             page = _SMALL_PAGE if payload <= _SMALL_ARCHIVE else PAGE_SIZE
@@ -331,8 +331,11 @@ _COPIES = (
     "WHERE run_id IN (SELECT id FROM temp.picked)",
     "INSERT INTO main.events SELECT run_id, seq, data FROM src.events "
     "WHERE run_id IN (SELECT id FROM temp.picked)",
+    "INSERT INTO main.cards SELECT run_id, task_id, idx, card_id, type, sha FROM src.cards "
+    "WHERE run_id IN (SELECT id FROM temp.picked)",
     "CREATE TEMP TABLE wanted (sha BLOB PRIMARY KEY) WITHOUT ROWID",
     "INSERT OR IGNORE INTO temp.wanted SELECT sha FROM main.artifacts "
+    "UNION SELECT sha FROM main.cards "
     "UNION SELECT sha FROM main.run_params "
     "UNION SELECT source_sha FROM main.runs WHERE source_sha IS NOT NULL",
     # Never the mac: signatures stay with the store of the user who made them.
@@ -343,6 +346,13 @@ _COPIES = (
     "FROM main.blobs AS b JOIN src.blob_chunks AS c ON c.sha = b.sha AND c.idx < b.nchunks "
     "WHERE b.nchunks > 0",
 )
+
+
+def _card_shas(conn: sqlite3.Connection) -> str:
+    # The picked runs' card blobs, for a source that has cards (an older archive has none).
+    if "cards" in missing_tables(conn, "src"):
+        return ""
+    return " UNION SELECT sha FROM src.cards WHERE run_id IN (SELECT id FROM temp.picked)"
 
 
 def _copy(conn: sqlite3.Connection, source: str) -> None:

@@ -41,6 +41,7 @@ __all__ = [
 # (Add a column here when the schema gains one.)
 _KEPT_SHAS = (
     "SELECT sha FROM artifacts WHERE run_id NOT IN (SELECT id FROM temp.af_gc_runs) "
+    "UNION ALL SELECT sha FROM cards WHERE run_id NOT IN (SELECT id FROM temp.af_gc_runs) "
     "UNION ALL SELECT sha FROM run_params WHERE run_id NOT IN (SELECT id FROM temp.af_gc_runs) "
     "UNION ALL SELECT source_sha FROM runs WHERE source_sha IS NOT NULL "
     "AND id NOT IN (SELECT id FROM temp.af_gc_runs)"

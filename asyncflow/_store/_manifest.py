@@ -23,6 +23,7 @@ import msgpack
 from .._errors import StoreError, StoreFormatError
 from ._archive_checks import (
     blob_problem,
+    cards_problem,
     events_problem,
     manifest_problem,
     numpy_problem,
@@ -76,6 +77,7 @@ _DIGEST_TABLES: tuple[tuple[str, str, str], ...] = (
     ("artifacts", "run_id, task_id, name, sha", "run_id, task_id, name"),
     ("blobs", "sha, encoding, meta, size, nchunks", "sha"),
     ("events", "run_id, seq, data", "run_id, seq"),
+    ("cards", "run_id, task_id, idx, card_id, type, sha", "run_id, task_id, idx"),
 )
 # Tables whose structure a reader checks before trusting an archive's records (blob_chunks
 # is left out: its pages are the bulk of the file, and every chunk is checked by its sha).
@@ -197,7 +199,12 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
                 raise _damaged(path, f"SQLite finds table {table} broken ({problems[0]})")
         # Before any query that reads every record: a view in a table's place could make
         # one never end.
-        problem = schema_problem(conn, version) or record_problem(conn) or events_problem(conn)
+        problem = (
+            schema_problem(conn, version)
+            or record_problem(conn)
+            or events_problem(conn)
+            or cards_problem(conn)
+        )
         if problem is not None:
             raise _damaged(path, problem)
         listed = sorted(
@@ -213,6 +220,7 @@ def verify_records(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
             raise _damaged(path, "its records do not match the digest in its manifest")
         dangling = conn.execute(
             "SELECT count(*) FROM (SELECT sha FROM artifacts UNION SELECT sha FROM run_params "
+            "UNION SELECT sha FROM cards "
             "UNION SELECT source_sha FROM runs WHERE source_sha IS NOT NULL) AS r "
             "WHERE r.sha NOT IN (SELECT sha FROM blobs)"
         ).fetchone()[0]

@@ -21,6 +21,7 @@ __all__ = [
     "attempts",
     "blob",
     "blobs",
+    "cards",
     "flow_exists",
     "flow_names",
     "has_step",
@@ -70,6 +71,7 @@ ARTIFACTS_OF = (
     "FROM artifacts AS a LEFT JOIN blobs AS b ON b.sha = a.sha "
     "WHERE a.run_id = ? AND a.task_id = ? ORDER BY a.name"
 )
+CARDS_OF = "SELECT idx, card_id, type, sha FROM cards WHERE run_id = ? AND task_id = ? ORDER BY idx"
 BLOBS_BY_SHA = (
     "SELECT sha, encoding, meta, size, data, nchunks, mac FROM blobs WHERE sha IN ({marks})"
 )
@@ -270,6 +272,13 @@ def artifacts(run_id: int, task_id: int) -> Plan[list[ArtifactRow]]:
     rows = yield Query(ARTIFACTS_OF, (run_id, task_id))
     checked("artifacts", ("name", "sha"), [row[:2] for row in rows])
     return [ArtifactRow(row[0], bytes(row[1]), row[2], int(row[3])) for row in rows]
+
+
+def cards(run_id: int, task_id: int) -> Plan[list[tuple[int, str | None, str, bytes]]]:
+    """Every card of a task, by index: (index, id, type, sha of its components' blob)."""
+    rows = yield Query(CARDS_OF, (run_id, task_id))
+    checked("cards", ("idx", "card_id", "type", "sha"), rows)
+    return [(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
 
 
 # --- blobs ---------------------------------------------------------------------------------

@@ -75,6 +75,10 @@ COLUMN_KINDS: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
     ),
     "blob_chunks": (("sha", BLOB, False), ("idx", INT, False), ("data", BLOB, False)),
     "events": (("run_id", INT, False), ("seq", INT, False), ("data", BLOB, False)),
+    "cards": (
+        ("run_id", INT, False), ("task_id", INT, False), ("idx", INT, False),
+        ("card_id", TEXT, True), ("type", TEXT, False), ("sha", BLOB, False),
+    ),
 }  # fmt: skip
 
 _KIND_OF = {

@@ -23,6 +23,12 @@ ORIGIN_ARTIFACTS = (
     "ON t.run_id = a.run_id AND t.id = a.task_id "
     "WHERE a.run_id = ? AND t.status IN ('succeeded', 'caught')"
 )
+# The cards of the tasks that can be cloned (a clone keeps its origin's cards).
+ORIGIN_CARDS = (
+    "SELECT c.task_id, c.idx, c.card_id, c.type, c.sha FROM cards AS c JOIN tasks AS t "
+    "ON t.run_id = c.run_id AND t.id = c.task_id "
+    "WHERE c.run_id = ? AND t.status IN ('succeeded', 'caught') ORDER BY c.task_id, c.idx"
+)
 ORIGIN_ATTEMPTS = (
     "SELECT task_id, attempt, status, started_at, finished_at, stdout, stderr, exception, "
     "traceback FROM attempts WHERE run_id = ? ORDER BY task_id, attempt"
@@ -59,12 +65,14 @@ class ResumeSource:
         (``succeeded`` or ``caught``).
     :param attempts: task id -> its earlier attempts' rows (``attempts`` columns after
         ``task_id``), first to last.
+    :param cards: task id -> its cards (index, id, type, sha), for the tasks that went on.
     """
 
     run: RunRow
     tasks: list[OriginTaskRow]
     refs: dict[int, dict[str, bytes]]
     attempts: dict[int, list[tuple[Any, ...]]]
+    cards: dict[int, list[tuple[int, str | None, str, bytes]]]
 
 
 def resume_source(flow: str, run_id: int | None) -> Plan[ResumeSource | None]:
@@ -102,4 +110,12 @@ def resume_source(flow: str, run_id: int | None) -> Plan[ResumeSource | None]:
     attempts: dict[int, list[tuple[Any, ...]]] = {}
     for task_id, *rest in (yield Query(ORIGIN_ATTEMPTS, (row.id,))):
         attempts.setdefault(int(task_id), []).append(tuple(rest))
-    return ResumeSource(row, tasks, refs, attempts)
+    cards: dict[int, list[tuple[int, str | None, str, bytes]]] = {}
+    card_rows = checked(
+        "cards",
+        ("task_id", "idx", "card_id", "type", "sha"),
+        (yield Query(ORIGIN_CARDS, (row.id,))),
+    )
+    for task_id, idx, card_id, kind, sha in card_rows:
+        cards.setdefault(int(task_id), []).append((int(idx), card_id, kind, bytes(sha)))
+    return ResumeSource(row, tasks, refs, attempts, cards)

@@ -159,6 +159,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "the cards of tasks (see _spec/_card_form: each card's components, one blob)",
+        """
+        CREATE TABLE cards (
+            run_id  INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            idx     INTEGER NOT NULL,
+            card_id TEXT,
+            type    TEXT NOT NULL,
+            sha     BLOB NOT NULL,
+            PRIMARY KEY (run_id, task_id, idx)
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -217,7 +231,7 @@ def _expected(version: int) -> tuple[frozenset[_Object], frozenset[_Object]]:
 @functools.cache
 def run_tables() -> tuple[str, ...]:
     """The tables of the current schema whose rows belong to a run: every one with a
-    ``run_id`` column (tags, parameters, tasks, attempts, artifacts; a table added later is
+    ``run_id`` column (tags, parameters, tasks, attempts, artifacts, cards; a table added later is
     included by itself). ``runs`` itself is not among them."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:

@@ -98,7 +98,8 @@ def stats() -> Plan[StatsRows]:
     referenced = yield Query(
         "SELECT (SELECT coalesce(sum(b.size), 0) FROM artifacts AS a "
         "JOIN blobs AS b ON b.sha = a.sha) + (SELECT coalesce(sum(b.size), 0) "
-        "FROM run_params AS p JOIN blobs AS b ON b.sha = p.sha)"
+        "FROM run_params AS p JOIN blobs AS b ON b.sha = p.sha) + (SELECT "
+        "coalesce(sum(b.size), 0) FROM cards AS c JOIN blobs AS b ON b.sha = c.sha)"
     )
     page_size = yield Query("PRAGMA page_size")
     free = yield Query("PRAGMA freelist_count")

@@ -2,12 +2,12 @@
 
 A run's life in the store is four kinds of operation, each a dataclass with ``apply(conn)``:
 :class:`CreateRun` (the run row, its tags, parameters and source), :class:`TaskRecord` (a
-finished task, its attempts, artifacts and the blobs it created), :class:`AppendEvents` (events
-that came with no task commit) and :class:`FinishRun` (the final status). :func:`apply_tasks`
-writes many task records at once with multi-row INSERTs. A task record and the run's end
-carry the events published with them (``events``: items of ``_events``), so an event is
-committed in the same transaction as what it reports; the writer gathers the events of a whole
-batch and writes one ``events`` row per run (:func:`insert_events`).
+finished task, its attempts, artifacts, cards and the blobs it created), :class:`AppendEvents`
+(events that came with no task commit) and :class:`FinishRun` (the final status).
+:func:`apply_tasks` writes many task records at once with multi-row INSERTs. A task record
+and the run's end carry the events published with them (``events``: items of ``_events``),
+so an event is committed in the same transaction as what it reports; the writer gathers the
+events of a whole batch and writes one ``events`` row per run (:func:`insert_events`).
 Only the writer thread (``_writer``) applies them, inside its ``BEGIN IMMEDIATE`` batch.
 """
 
@@ -35,6 +35,7 @@ from ._trust import TrustKey
 __all__ = [
     "AppendEvents",
     "AttemptRow",
+    "CardRow",
     "CreateRun",
     "FinishRun",
     "Op",
@@ -125,9 +126,14 @@ class AttemptRow:
     traceback: str | None
 
 
+CardRow = tuple[int, str | None, str, bytes]
+"""One card of a task: (its index among the step's ``@card``, id, type, sha of its blob)."""
+
+
 @dataclass(slots=True)
 class TaskRecord:
-    """A finished task: its row, its complete artifact mapping and the blobs it created."""
+    """A finished task: its row, its complete artifact mapping, its cards and the blobs it
+    created (a card's blob among them, so a card is committed whole with its task)."""
 
     run_id: int
     task_id: int
@@ -149,6 +155,7 @@ class TaskRecord:
     _result: int = 0
     # The events published with this commit (its TaskFinished, and any before it).
     events: list[Item] = field(default_factory=list)
+    cards: list[CardRow] = field(default_factory=list)
 
     def apply(self, conn: sqlite3.Connection) -> None:
         apply_tasks(conn, [self])
@@ -253,6 +260,12 @@ def apply_tasks(
         "(?, ?, ?, ?)",
         [(r.run_id, r.task_id, name, sha) for r in records for name, sha in r.refs.items()],
     )
+    _insert_rows(
+        conn,
+        _CARDS_HEAD,
+        "(?, ?, ?, ?, ?, ?)",
+        [(r.run_id, r.task_id, *card) for r in records for card in r.cards],
+    )
 
 
 def _astuple_row(a: AttemptRow) -> tuple[Any, ...]:
@@ -279,6 +292,7 @@ _ATTEMPTS_HEAD = (
     "stdout, stderr, exception, traceback) VALUES "
 )
 _ARTIFACTS_HEAD = "INSERT INTO artifacts (run_id, task_id, name, sha) VALUES "
+_CARDS_HEAD = "INSERT INTO cards (run_id, task_id, idx, card_id, type, sha) VALUES "
 # Rows per INSERT statement at most (a power of two; fewer if SQLite allows fewer variables).
 _MAX_ROWS = 256
 
