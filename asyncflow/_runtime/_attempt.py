@@ -315,13 +315,18 @@ async def run_managed(
                 if pause:
                     await anyio.sleep(pause)
                 continue
-            if info.catch is not None and ctx.graph[spec.step].kind is not NodeKind.FOREACH:
+            if info.catch is not None and ctx.graph[spec.step].kind not in _UNCATCHABLE:
                 return await _caught(attempt, exc, earlier)
             return attempt.commit(None, exc, earlier)
         if info.catch is not None and info.catch.var is not None:
             _set_if_unset(result, info.catch.var, None)
         return attempt.commit(result, None, earlier)
     raise AssertionError("unreachable")
+
+
+# A failed foreach split has no list to fan out over, a failed switch no case to go on to:
+# neither is caught, whatever decorates it (check refuses @catch written on them).
+_UNCATCHABLE = (NodeKind.FOREACH, NodeKind.SWITCH)
 
 
 def _set_if_unset(result: Result, name: str, value: Any) -> None:

