@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from asyncflow import Flow
+from tests.flows import loop_fix_flows as lf
 from tests.flows import switch_flows as sf
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +82,16 @@ def test_catch_with_a_config_expr_on_a_switch_is_refused() -> None:
 
     with pytest.raises(FlowValidationError, match="@catch is on a switch"):
         CatchConfigFlow._af_graph()
+
+
+async def test_spin_of_a_foreach_task_in_a_loop_gets_its_own_passs_element(store: str) -> None:
+    run = await lf.GrowingForeachLoopFlow(store, echo=False).run()
+    tasks = list(run["body"])
+    assert sorted(t.data.got for t in tasks) == [
+        ("1a", 1), ("2a", 2), ("2b", 2), ("3a", 3), ("3b", 3), ("3c", 3),
+    ]  # fmt: skip
+    for task in tasks:
+        spun = await lf.GrowingForeachLoopFlow(store, echo=False).spin(
+            "body", run_id=run.id, task=task.id
+        )
+        assert spun.artifacts["got"] == task.data.got

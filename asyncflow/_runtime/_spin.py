@@ -206,10 +206,13 @@ def _stack(ctx: RunContext, found: _Found, graph: FlowGraph) -> tuple[tuple[int,
     if len(openers) != len(path):
         why = f"it ran inside {len(path)} foreach(es), and its step is now inside {len(openers)}"
         raise _cannot(where, why)
+    # Each split's latest pass before the task (as for its parents): a loop around a foreach
+    # runs its split again, and a later pass's list is not the one this task got its element
+    # from (a split's next pass starts only after its join, so after this task).
     by_key = {
         (t.step, _path(t.path)): t
         for t in sorted(found.source.tasks, key=lambda t: t.id)
-        if t.status in WENT_ON
+        if t.status in WENT_ON and t.id < found.task.id
     }
     frames: list[tuple[int, int, object]] = []
     for level, opener in enumerate(openers):
