@@ -95,3 +95,13 @@ async def test_spin_of_a_foreach_task_in_a_loop_gets_its_own_passs_element(store
             "body", run_id=run.id, task=task.id
         )
         assert spun.artifacts["got"] == task.data.got
+
+
+async def test_spin_takes_every_pass_of_a_start_step_that_loops(store: str) -> None:
+    run = await lf.StartLoopFlow(store, echo=False).run()
+    passes = list(run["start"])
+    assert [t.data.n for t in passes] == [1, 2, 3]
+    for task in passes:
+        spun = await lf.StartLoopFlow(store, echo=False).spin("start", run_id=run.id, task=task.id)
+        assert spun.artifacts["n"] == task.data.n
+        assert spun.next == (("start",) if task.data.n < 3 else ("end",))

@@ -185,6 +185,8 @@ def _parents(
         # The latest that came before it: a loop's pass follows the pass before it.
         found_rows = [done[k] for k in options if k in done]
         parent = max(found_rows, key=lambda r: r.id) if found_rows else None
+        if parent is None and task.step == graph.start_step:
+            return []  # the first pass of a start step that a loop leads back to: no input
         if parent is None:
             run = source.run
             names = " or ".join(repr(k[0]) for k in options)
