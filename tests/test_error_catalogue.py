@@ -1638,6 +1638,24 @@ async def _o271(tmp: Path) -> Raised:
     return raised(lambda: Pair(max_passes=0)), ("max_passes", "0")
 
 
+@case("O331", fix="give it to the constructor")
+async def _o331(tmp: Path) -> Raised:
+    try:
+        await swf.EndlessFlow(store=store_of(tmp), echo=False).resume(max_passes=5)
+    except AsyncflowError as exc:
+        return exc, ("max_passes=...", "EndlessFlow(max_passes=...).resume()", "give them again")
+    raise AssertionError("resume(max_passes=5) was not refused")
+
+
+@case("O332", fix="reuses the origin's parameters")
+async def _o332(tmp: Path) -> Raised:
+    try:
+        await swf.EndlessFlow(store=store_of(tmp), echo=False).resume(alpha=5)
+    except AsyncflowError as exc:
+        return exc, ("EndlessFlow.resume()", "'alpha'")
+    raise AssertionError("resume(alpha=5) was not refused")
+
+
 # --- C: reading runs ------------------------------------------------------------------------
 
 

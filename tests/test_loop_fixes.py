@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncflow import Flow
+from asyncflow import Flow, StepFailed, UsageError
 from tests.flows import loop_fix_flows as lf
 from tests.flows import switch_flows as sf
 
@@ -105,3 +105,47 @@ async def test_spin_takes_every_pass_of_a_start_step_that_loops(store: str) -> N
         spun = await lf.StartLoopFlow(store, echo=False).spin("start", run_id=run.id, task=task.id)
         assert spun.artifacts["n"] == task.data.n
         assert spun.next == (("start",) if task.data.n < 3 else ("end",))
+
+
+async def test_the_refusal_names_the_pass_it_refuses_and_its_foreach_index(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASYNCFLOW_TEST_FAIL_PASS", "4")
+    with pytest.raises(StepFailed) as info:
+        await sf.LoopFlow(store, echo=False, max_passes=10).run(passes=6)
+    origin = info.value.run
+    assert origin is not None
+    monkeypatch.delenv("ASYNCFLOW_TEST_FAIL_PASS")
+    with pytest.raises(StepFailed) as again:
+        await sf.LoopFlow(store, echo=False, max_passes=2).resume(origin.id)
+    text = str(again.value.__cause__)
+    assert "step 'refine' of LoopFlow would start its pass 5, but a run allows 2 passes" in text
+    assert "a resume does not keep the limit" in text
+    with pytest.raises(StepFailed) as one:
+        await sf.EndlessFlow(store, echo=False, max_passes=1).run()
+    assert "would start its pass 2, but a run allows 1 pass of a step" in str(one.value.__cause__)
+    with pytest.raises(StepFailed) as inside:
+        await sf.ForeachLoopFlow(store, echo=False, max_passes=2).run()
+    text = str(inside.value.__cause__)
+    assert "step 'count_up' of ForeachLoopFlow in foreach index 1 would start its pass 3" in text
+
+
+async def test_the_refusal_is_not_retried(store: str) -> None:
+    with pytest.raises(StepFailed) as info:
+        await lf.RetriedLoopFlow(store, echo=False, max_passes=2).run()
+    assert "would start its pass 3" in str(info.value.__cause__)
+    run = info.value.run
+    assert run is not None
+    passes = list(run["go"])
+    assert [t.successful for t in passes] == [True, True, False]
+    assert len(passes[-1].attempts) == 1  # refused once: no retry can change it
+
+
+async def test_run_options_given_to_run_or_resume_point_to_the_constructor(store: str) -> None:
+    flow = sf.EndlessFlow(store, echo=False)
+    with pytest.raises(UsageError, match=r"give it to the constructor, EndlessFlow\(max_passes"):
+        await flow.run(max_passes=5)
+    with pytest.raises(UsageError, match=r"EndlessFlow\(max_passes=\.\.\.\)\.resume\(\)"):
+        await flow.resume(max_passes=5)
+    with pytest.raises(UsageError, match="takes run_id and step, not 'nonsense'"):
+        await flow.resume(nonsense=1)

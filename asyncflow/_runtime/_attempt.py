@@ -115,7 +115,9 @@ class Attempt:
         if not ctx.begin(spec.task_id, self, (spec.step, spec.path, self.number)):
             raise RunCancelledError(f"run {ctx.run_id} was cancelled")
         if spec.pass_index >= ctx.max_passes:
-            raise too_many_passes(ctx.flow_name, spec.step, ctx.max_passes)
+            raise too_many_passes(
+                ctx.flow_name, spec.step, ctx.max_passes, spec.pass_index, spec.path
+            )
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:
@@ -308,6 +310,8 @@ async def run_managed(
                 raise
             if ctx.cancelled:
                 return attempt.commit(None, exc)  # writes nothing
+            if spec.pass_index >= ctx.max_passes:  # refused: no retry or @catch can change it
+                return attempt.commit(None, exc, earlier)
             if number < retries:
                 earlier.append(attempt.row(exc))
                 if ctx.events is not None:
