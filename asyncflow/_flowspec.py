@@ -44,8 +44,9 @@ class FlowSpec(FlowBase):
         else the nearest ``asyncflow.db`` in the current directory or a parent, else
         ``asyncflow.db`` in the current directory; inside a running step, that run's store).
     :param max_workers: how many tasks may run at once (default 16).
-    :param max_passes: how many passes a step may run in a loop, per foreach branch, before
-        the run fails (default 1000); a guard against a loop that never ends.
+    :param max_passes: how many tasks of one step a run may start, per foreach element,
+        before the run fails (default 1000); a guard against a loop that never ends. Counted
+        over the whole run (see ``current.pass_index``): nested loops need the product.
     :param tags: tags recorded on every run started from this object.
     :param cache_bytes: bound of the in-memory cache of loaded artifact bytes
         (default 256 MiB).

@@ -90,6 +90,10 @@ async def test_spin_of_a_foreach_task_in_a_loop_gets_its_own_passs_element(store
     assert sorted(t.data.got for t in tasks) == [
         ("1a", 1), ("2a", 2), ("2b", 2), ("3a", 3), ("3b", 3), ("3c", 3),
     ]  # fmt: skip
+    # pass_index counts the earlier tasks of the same foreach index: a new element says 0
+    assert sorted((t.data.got[0], t.data.seen_pass) for t in tasks) == [
+        ("1a", 0), ("2a", 1), ("2b", 0), ("3a", 2), ("3b", 1), ("3c", 0),
+    ]  # fmt: skip
     for task in tasks:
         spun = await lf.GrowingForeachLoopFlow(store, echo=False).spin(
             "body", run_id=run.id, task=task.id
@@ -149,3 +153,17 @@ async def test_run_options_given_to_run_or_resume_point_to_the_constructor(store
         await flow.resume(max_passes=5)
     with pytest.raises(UsageError, match="takes run_id and step, not 'nonsense'"):
         await flow.resume(nonsense=1)
+
+
+async def test_pass_index_counts_the_steps_tasks_over_the_run_so_nested_loops_go_on(
+    store: str,
+) -> None:
+    # The inner loop's step counts on across the outer loop's passes (documented), and so
+    # does max_passes: 2 epochs of 3 batches need max_passes=6, not 3.
+    run = await lf.NestedLoopFlow(store, echo=False).run()
+    assert run.data.seen == [0, 1, 2, 3, 4, 5]
+    assert [t.data.epoch_no for t in run["epoch_end"]] == [1, 2]
+    with pytest.raises(StepFailed) as info:
+        await lf.NestedLoopFlow(store, echo=False, max_passes=3).run()
+    assert "step 'batch' of NestedLoopFlow would start its pass 4" in str(info.value.__cause__)
+    assert (await lf.NestedLoopFlow(store, echo=False, max_passes=6).run()).successful

@@ -23,6 +23,7 @@ class GrowingForeachLoopFlow(FlowSpec):
     @step
     def body(self):
         self.got = (self.input, self.round)
+        self.seen_pass = current.pass_index
         self.next(self.join)
 
     @step
@@ -63,6 +64,38 @@ class RetriedLoopFlow(FlowSpec):
         print(f"attempt {current.retry_count}")
         self.again = True
         self.next({"True": self.go, "False": self.end}, condition="again")
+
+    @step
+    def end(self):
+        pass
+
+
+class NestedLoopFlow(FlowSpec):
+    """Two epochs of three batches: ``batch`` loops inside the loop of ``epoch``."""
+
+    @step
+    def start(self):
+        self.epoch_no = 0
+        self.seen = []
+        self.next(self.epoch)
+
+    @step
+    def epoch(self):
+        self.batch_no = 0
+        self.next(self.batch)
+
+    @step
+    def batch(self):
+        self.batch_no += 1
+        self.seen = [*self.seen, current.pass_index]
+        self.more = self.batch_no < 3
+        self.next({"True": self.batch, "False": self.epoch_end}, condition="more")
+
+    @step
+    def epoch_end(self):
+        self.epoch_no += 1
+        self.again = self.epoch_no < 2
+        self.next({"True": self.epoch, "False": self.end}, condition="again")
 
     @step
     def end(self):
