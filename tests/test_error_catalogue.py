@@ -783,7 +783,10 @@ async def _g275(tmp: Path) -> Raised:
     return await run_error(bsw.NoWayOut, tmp), ("'a'", "every way on loops back")
 
 
-@case("G276", fix="let the branches of a switch inside a branch meet in a step before the join")
+@case(
+    "G276",
+    fix="let the cases of a switch inside a branch (or a foreach) meet in a step before the join",
+)
 async def _g276(tmp: Path) -> Raised:
     return await run_error(bsw.SwitchIntoJoin, tmp), ("'join'", "3 steps lead here", "'start'")
 
@@ -1410,6 +1413,17 @@ async def _s271(tmp: Path) -> Raised:
 @case("S272", fix="before calling self.next()")
 async def _s272(tmp: Path) -> Raised:
     return await step_failed(swf.NoConditionFlow, tmp), ("'start'", "'route'", "('a', 'b')")
+
+
+@case("S331", fix="set self.choice to a value whose str() works")
+async def _s331(tmp: Path) -> Raised:
+    exc = await step_failed(swf.BadStrConditionFlow, tmp)
+    return exc, (
+        "'start'",
+        "'choice'",
+        "RuntimeError: boom in __str__",
+        "choosing the switch's case",
+    )
 
 
 @case("S273", fix="raise the limit")

@@ -167,3 +167,13 @@ async def test_pass_index_counts_the_steps_tasks_over_the_run_so_nested_loops_go
         await lf.NestedLoopFlow(store, echo=False, max_passes=3).run()
     assert "step 'batch' of NestedLoopFlow would start its pass 4" in str(info.value.__cause__)
     assert (await lf.NestedLoopFlow(store, echo=False, max_passes=6).run()).successful
+
+
+def test_a_switch_in_a_foreach_must_meet_before_the_join() -> None:
+    from asyncflow import FlowValidationError
+
+    with pytest.raises(FlowValidationError) as info:
+        lf.ForeachSwitchIntoJoinFlow._af_graph()
+    text = str(info.value)
+    assert "2 steps lead here from the foreach body of 'start'" in text
+    assert "let the cases of a switch inside a branch (or a foreach) meet in a step" in text

@@ -34,9 +34,18 @@ def case_key(value: Any) -> str:
 def choose_case(node: Node, value: Any, where: str) -> str:
     """The step the switch ``node`` leads to when its condition artifact is ``value``.
 
-    :raises FlowValidationError: ``value`` matches none of the cases.
+    :raises FlowValidationError: ``value`` matches none of the cases, or its ``str()`` raised.
     """
-    key = case_key(value)
+    try:
+        key = case_key(value)
+    except Exception as exc:  # the value's own __str__ raised
+        raise FlowValidationError(
+            f"{where} has condition={node.condition!r}, and str(self.{node.condition}) raised "
+            f"{type(exc).__name__}: {exc} while choosing the switch's case (the value is "
+            f"matched as its str()); set self.{node.condition} to a value whose str() works, "
+            "such as a str, an int or a bool.",
+            node.name,
+        ) from exc
     for case, target in node.cases:
         if case == key:
             return target

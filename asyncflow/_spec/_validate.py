@@ -370,11 +370,17 @@ def _check_join(
         )
         return [_error(node, what, fix)]
     if len(branches) != len(expected):
-        what = (
-            f"{len(branches)} steps lead here from the {len(expected)} branch(es) of '{split.name}'"
+        source = (
+            "the foreach body"
+            if split.kind is NodeKind.FOREACH
+            else (f"the {len(expected)} branches")
         )
+        what = f"{len(branches)} steps lead here from {source} of '{split.name}'"
         fix = "join any split inside a branch before the branch ends"
         if len(set(stacks)) < len(stacks):
-            fix = "let the branches of a switch inside a branch meet in a step before the join"
+            fix = (
+                "let the cases of a switch inside a branch (or a foreach) meet in a step "
+                "before the join"
+            )
         return [_error(node, what, fix)]
     return []

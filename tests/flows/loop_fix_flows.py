@@ -102,6 +102,36 @@ class NestedLoopFlow(FlowSpec):
         pass
 
 
+class ForeachSwitchIntoJoinFlow(FlowSpec):
+    """A switch inside a foreach whose cases go straight to the join: refused."""
+
+    @step
+    def start(self):
+        self.items = ["a", "b"]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.k = self.input
+        self.next({"a": self.pa, "b": self.pb}, condition="k")
+
+    @step
+    def pa(self):
+        self.next(self.join)
+
+    @step
+    def pb(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
 if __name__ == "__main__":
     import sys
 
