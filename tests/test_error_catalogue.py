@@ -1657,7 +1657,7 @@ async def _o331(tmp: Path) -> Raised:
     try:
         await swf.EndlessFlow(store=store_of(tmp), echo=False).resume(max_passes=5)
     except AsyncflowError as exc:
-        return exc, ("max_passes=...", "EndlessFlow(max_passes=...).resume()", "give them again")
+        return exc, ("max_passes=...", "EndlessFlow(max_passes=...).resume()", "give it again")
     raise AssertionError("resume(max_passes=5) was not refused")
 
 

@@ -158,7 +158,7 @@ def refuse_run_options(
     options = [k for k in given if k in _RUN_OPTIONS and k not in names]
     if options:
         listed = ", ".join(f"{k}=..." for k in options)
-        note = _RESUME_NOTE if method == "resume" else ""
+        note = _RESUME_NOTE if method == "resume" and "max_passes" in options else ""
         raise UsageError(
             f"{listed} is an option of the flow, not of {flow}.{method}(): give it to the "
             f"constructor, {flow}({listed}).{method}(){note}.",
@@ -166,7 +166,7 @@ def refuse_run_options(
         )
 
 
-_RESUME_NOTE = " (a resume does not keep the origin's options: give them again)"
+_RESUME_NOTE = " (a resume does not keep the origin's max_passes: give it again)"
 _RUN_OPTIONS = frozenset(
     ("max_workers", "max_passes", "tags", "cache_bytes", "echo", "executor", "processes",
      "dask_client", "dask_address", "branch", "production", "config", "store")
