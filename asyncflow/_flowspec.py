@@ -29,6 +29,7 @@ from ._spec._flowbase import FlowBase
 from ._spec._flowgraph import FlowGraph
 from ._spec._graph import build_graph
 from ._spec._project import resolve_branch
+from ._spec._resolve import parameters_of, refuse_run_options
 from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES
 from ._store._paths import resolve_store_path
@@ -43,8 +44,9 @@ class FlowSpec(FlowBase):
         else the nearest ``asyncflow.db`` in the current directory or a parent, else
         ``asyncflow.db`` in the current directory; inside a running step, that run's store).
     :param max_workers: how many tasks may run at once (default 16).
-    :param max_passes: how many passes a step may run in a loop, per foreach branch, before
-        the run fails (default 1000); a guard against a loop that never ends.
+    :param max_passes: how many tasks of one step a run may start, per foreach element,
+        before the run fails (default 1000); a guard against a loop that never ends. Counted
+        over the whole run (see ``current.pass_index``): nested loops need the product.
     :param tags: tags recorded on every run started from this object.
     :param cache_bytes: bound of the in-memory cache of loaded artifact bytes
         (default 256 MiB).
@@ -176,9 +178,12 @@ class FlowSpec(FlowBase):
         :raises StepFailed: a step raised; ``.run`` is the failed run, ``__cause__`` the
             step's exception.
         """
+        refuse_run_options(type(self).__name__, "run", params, parameters_of(type(self)))
         return await self._af_execute(params)
 
-    async def resume(self, run_id: str | int | None = None, step: str | None = None) -> Run:
+    async def resume(
+        self, run_id: str | int | None = None, step: str | None = None, **given: Any
+    ) -> Run:
         """Resume a run: a new run that reuses what the earlier one (its origin) finished.
 
         Every task of the origin that succeeded is cloned, by reference (its artifacts are
@@ -198,7 +203,17 @@ class FlowSpec(FlowBase):
         :raises FlowValidationError: the flow definition is wrong (nothing ran).
         :raises StepFailed: a step raised; ``.run`` is the failed (resumed) run,
             ``__cause__`` the step's exception.
+        :raises UsageError: given anything else: ``max_passes`` and the other run options
+            go to the constructor, ``XFlow(max_passes=N).resume()`` (a resume does not keep
+            the origin's).
         """
+        if given:
+            refuse_run_options(type(self).__name__, "resume", given, {})
+            raise UsageError(
+                f"{type(self).__name__}.resume() takes run_id and step, not "
+                f"{', '.join(map(repr, given))}; a resume reuses the origin's parameters.",
+                next(iter(given)),
+            )
         return await self._af_execute({}, ResumeRequest(run_id, step))
 
     async def spin(

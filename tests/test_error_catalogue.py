@@ -784,7 +784,10 @@ async def _g275(tmp: Path) -> Raised:
     return await run_error(bsw.NoWayOut, tmp), ("'a'", "every way on loops back")
 
 
-@case("G276", fix="let the branches of a switch inside a branch meet in a step before the join")
+@case(
+    "G276",
+    fix="let the cases of a switch inside a branch (or a foreach) meet in a step before the join",
+)
 async def _g276(tmp: Path) -> Raised:
     return await run_error(bsw.SwitchIntoJoin, tmp), ("'join'", "3 steps lead here", "'start'")
 
@@ -1413,6 +1416,17 @@ async def _s272(tmp: Path) -> Raised:
     return await step_failed(swf.NoConditionFlow, tmp), ("'start'", "'route'", "('a', 'b')")
 
 
+@case("S331", fix="set self.choice to a value whose str() works")
+async def _s331(tmp: Path) -> Raised:
+    exc = await step_failed(swf.BadStrConditionFlow, tmp)
+    return exc, (
+        "'start'",
+        "'choice'",
+        "RuntimeError: boom in __str__",
+        "choosing the switch's case",
+    )
+
+
 @case("S273", fix="raise the limit")
 async def _s273(tmp: Path) -> Raised:
     try:
@@ -1637,6 +1651,24 @@ async def _o242(tmp: Path) -> Raised:
 @case("O271", fix="leave it out for the default of 1000")
 async def _o271(tmp: Path) -> Raised:
     return raised(lambda: Pair(max_passes=0)), ("max_passes", "0")
+
+
+@case("O331", fix="give it to the constructor")
+async def _o331(tmp: Path) -> Raised:
+    try:
+        await swf.EndlessFlow(store=store_of(tmp), echo=False).resume(max_passes=5)
+    except AsyncflowError as exc:
+        return exc, ("max_passes=...", "EndlessFlow(max_passes=...).resume()", "give it again")
+    raise AssertionError("resume(max_passes=5) was not refused")
+
+
+@case("O332", fix="reuses the origin's parameters")
+async def _o332(tmp: Path) -> Raised:
+    try:
+        await swf.EndlessFlow(store=store_of(tmp), echo=False).resume(alpha=5)
+    except AsyncflowError as exc:
+        return exc, ("EndlessFlow.resume()", "'alpha'")
+    raise AssertionError("resume(alpha=5) was not refused")
 
 
 # --- C: reading runs ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncflow import AsyncflowError, FlowSpec, NotFoundError, Run, StepFailed
+from asyncflow import AsyncflowError, FlowSpec, NotFoundError, Run, StepFailed, UsageError
 from tests.flows import resume_flows as rf
 from tests.flows.resume_flows import ran
 from tests.test_scheduler import SHAPES
@@ -398,8 +398,8 @@ async def test_resume_takes_no_parameters(store: str, files: dict[str, str]) -> 
     flow = rf.LinearFlow(store=store, echo=False)
     await flow.run(**files)
 
-    with pytest.raises(TypeError):
-        await flow.resume(factor=5)  # type: ignore[call-arg]
+    with pytest.raises(UsageError, match="takes run_id and step, not 'factor'; a resume reuses"):
+        await flow.resume(factor=5)
 
 
 # --- the command line --------------------------------------------------------------------

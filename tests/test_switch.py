@@ -113,7 +113,10 @@ async def test_a_switch_in_a_branch_of_a_split(store: str) -> None:
         (bs.ReservedCondition, "condition='next' is reserved"),
         (bs.UnknownCase, "self.next names self.nowhere, which is not a step"),
         (bs.CatchOnSwitch, "@catch is on a switch"),
-        (bs.SwitchIntoJoin, "let the branches of a switch inside a branch meet in a step"),
+        (
+            bs.SwitchIntoJoin,
+            "let the cases of a switch inside a branch (or a foreach) meet in a step",
+        ),
     ],
 )
 def test_bad_switches_are_refused_before_anything_runs(flow: type, words: str) -> None:

@@ -128,7 +128,9 @@ class Attempt:
         if not ctx.begin(spec.task_id, self, (spec.step, spec.path, self.number)):
             raise RunCancelledError(f"run {ctx.run_id} was cancelled")
         if spec.pass_index >= ctx.max_passes:
-            raise too_many_passes(ctx.flow_name, spec.step, ctx.max_passes)
+            raise too_many_passes(
+                ctx.flow_name, spec.step, ctx.max_passes, spec.pass_index, spec.path
+            )
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[Callable[..., Any]]:
@@ -326,6 +328,8 @@ async def run_managed(
                 raise
             if ctx.cancelled:
                 return attempt.commit(None, exc)  # writes nothing
+            if spec.pass_index >= ctx.max_passes:  # refused: no retry or @catch can change it
+                return attempt.commit(None, exc, earlier)
             if number < retries:
                 earlier.append(attempt.row(exc))
                 if ctx.events is not None:
@@ -333,13 +337,18 @@ async def run_managed(
                 if pause:
                     await anyio.sleep(pause)
                 continue
-            if info.catch is not None and ctx.graph[spec.step].kind is not NodeKind.FOREACH:
+            if info.catch is not None and ctx.graph[spec.step].kind not in _UNCATCHABLE:
                 return await _caught(attempt, exc, earlier)
             return attempt.commit(None, exc, earlier)
         if info.catch is not None and info.catch.var is not None:
             _set_if_unset(result, info.catch.var, None)
         return attempt.commit(result, None, earlier)
     raise AssertionError("unreachable")
+
+
+# A failed foreach split has no list to fan out over, a failed switch no case to go on to:
+# neither is caught, whatever decorates it (check refuses @catch written on them).
+_UNCATCHABLE = (NodeKind.FOREACH, NodeKind.SWITCH)
 
 
 def _set_if_unset(result: Result, name: str, value: Any) -> None:

@@ -63,8 +63,11 @@ class Current:
 
     @property
     def pass_index(self) -> int | None:
-        """Which pass of a loop this task is: 0 for the first task of its step (in its
-        foreach branch), 1 for the second, and so on; a step outside any loop is always 0."""
+        """How many tasks of this step ran before this one in the run, in its foreach
+        element: 0 for the first, 1 for the second, and so on; a step outside any loop is
+        always 0. The count is not restarted when a loop is entered again: the step of a loop
+        nested in another counts on across the outer loop's passes (``max_passes`` counts
+        the same way)."""
         info = current_var.get()
         return info.pass_index if info else None
 

@@ -105,6 +105,8 @@ class CloneOracle:
         origin = self.tasks.get((spec.step, path_text(spec.path), spec.pass_index))
         if origin is None:
             return None
+        if origin.choice is None and ctx.graph[spec.step].kind is NodeKind.SWITCH:
+            return None  # a switch task that chose no case (caught before this was refused)
         row = origin.row
         outcome = TaskOutcome(
             spec,

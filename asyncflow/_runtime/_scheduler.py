@@ -277,6 +277,8 @@ class Scheduler:
         out: list[TaskSpec] = []
         # A switch goes on to the one case its task chose; skipped cases never get a task.
         targets = done.targets if node.kind is NodeKind.SWITCH else node.out
+        if node.kind is NodeKind.SWITCH and len(targets) != 1:  # never fan out to every case
+            raise AssertionError(f"switch task {spec.task_id} of {done.step!r} chose {targets}")
         for target in targets:
             if self.graph[target].is_join:
                 ready = self._arrive(target, done)

@@ -185,6 +185,8 @@ def _parents(
         # The latest that came before it: a loop's pass follows the pass before it.
         found_rows = [done[k] for k in options if k in done]
         parent = max(found_rows, key=lambda r: r.id) if found_rows else None
+        if parent is None and task.step == graph.start_step:
+            return []  # the first pass of a start step that a loop leads back to: no input
         if parent is None:
             run = source.run
             names = " or ".join(repr(k[0]) for k in options)
@@ -206,10 +208,13 @@ def _stack(ctx: RunContext, found: _Found, graph: FlowGraph) -> tuple[tuple[int,
     if len(openers) != len(path):
         why = f"it ran inside {len(path)} foreach(es), and its step is now inside {len(openers)}"
         raise _cannot(where, why)
+    # Each split's latest pass before the task (as for its parents): a loop around a foreach
+    # runs its split again, and a later pass's list is not the one this task got its element
+    # from (a split's next pass starts only after its join, so after this task).
     by_key = {
         (t.step, _path(t.path)): t
         for t in sorted(found.source.tasks, key=lambda t: t.id)
-        if t.status in WENT_ON
+        if t.status in WENT_ON and t.id < found.task.id
     }
     frames: list[tuple[int, int, object]] = []
     for level, opener in enumerate(openers):

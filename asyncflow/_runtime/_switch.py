@@ -34,9 +34,18 @@ def case_key(value: Any) -> str:
 def choose_case(node: Node, value: Any, where: str) -> str:
     """The step the switch ``node`` leads to when its condition artifact is ``value``.
 
-    :raises FlowValidationError: ``value`` matches none of the cases.
+    :raises FlowValidationError: ``value`` matches none of the cases, or its ``str()`` raised.
     """
-    key = case_key(value)
+    try:
+        key = case_key(value)
+    except Exception as exc:  # the value's own __str__ raised
+        raise FlowValidationError(
+            f"{where} has condition={node.condition!r}, and str(self.{node.condition}) raised "
+            f"{type(exc).__name__}: {exc} while choosing the switch's case (the value is "
+            f"matched as its str()); set self.{node.condition} to a value whose str() works, "
+            "such as a str, an int or a bool.",
+            node.name,
+        ) from exc
     for case, target in node.cases:
         if case == key:
             return target
@@ -63,12 +72,22 @@ def missing_condition(node: Node, where: str) -> FlowValidationError:
     )
 
 
-def too_many_passes(flow: str, step: str, limit: int) -> FlowValidationError:
-    """The error of a task that would be pass ``limit + 1`` of its step."""
+def too_many_passes(
+    flow: str, step: str, limit: int, pass_index: int, path: tuple[int, ...] = ()
+) -> FlowValidationError:
+    """The error of a task that would be pass ``pass_index`` (0-based) of its step, past the
+    run's ``limit``; ``path`` is its foreach indexes (named in the message, when inside one)."""
+    where = ""
+    if len(path) == 1:
+        where = f" in foreach index {path[0]}"
+    elif path:
+        where = f" in foreach indexes {', '.join(map(str, path))}"
+    passes = "1 pass" if limit == 1 else f"{limit} passes"
     return FlowValidationError(
-        f"step {step!r} of {flow} would start its pass {limit + 1}, but a run allows "
-        f"{limit} passes of a step (max_passes); if the loop is meant to go on, raise the "
-        f"limit: {flow}(max_passes=N), or `python flow.py run --max-passes N` (and "
-        "the same option on resume); else check the condition that should end the loop.",
+        f"step {step!r} of {flow}{where} would start its pass {pass_index + 1}, but a run "
+        f"allows {passes} of a step (max_passes); if the loop is meant to go on, raise the "
+        f"limit: {flow}(max_passes=N), or `python flow.py run --max-passes N` (a resume does "
+        "not keep the limit: give it again, `resume --max-passes N`); else check the condition "
+        "that should end the loop.",
         step,
     )

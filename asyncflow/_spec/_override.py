@@ -1,7 +1,9 @@
 """``--with NAME[:k=v,...]``: a decorator added to every step of one run.
 
 As in Metaflow, the decorator goes on every step that does not have it already (a step's own
-``@retry(times=5)`` wins over ``--with retry``). The user's class is never touched: the run
+``@retry(times=5)`` wins over ``--with retry``); ``--with catch`` leaves out foreach splits
+and switches, which cannot go on once they failed (``check`` refuses ``@catch`` written on
+them). The user's class is never touched: the run
 gets a graph of its own (:func:`decorate_graph`) whose steps carry the added decorators, made
 by the decorators themselves (so ``--with`` checks exactly what writing them would).
 """
@@ -16,7 +18,7 @@ from typing import Any
 
 from .._errors import FlowValidationError
 from ._decorators import catch, executor, retry, timeout
-from ._flowgraph import FlowGraph, Node
+from ._flowgraph import FlowGraph, Node, NodeKind
 from ._placement import batch, environment, kubernetes, resources
 from ._step import STEP_ATTR, StepInfo
 
@@ -42,6 +44,12 @@ class DecoSpec:
     name: str
     kwargs: Mapping[str, Any]
     text: str
+
+
+def _skips(node: Node, spec: DecoSpec) -> bool:
+    """Whether ``--with`` leaves ``node`` out: a failed foreach split has no list to fan
+    out over, a failed switch no condition to choose its case by, so neither is caught."""
+    return spec.name == "catch" and node.kind in (NodeKind.FOREACH, NodeKind.SWITCH)
 
 
 def _has(info: StepInfo, spec: DecoSpec) -> bool:
@@ -92,7 +100,7 @@ def decorate_graph(graph: FlowGraph, specs: tuple[DecoSpec, ...]) -> FlowGraph:
     for node in graph:
         info = node.info
         for spec in specs:
-            if not _has(info, spec):
+            if not _has(info, spec) and not _skips(node, spec):
                 try:
                     info = _decorated(info, spec)
                 except FlowValidationError as exc:

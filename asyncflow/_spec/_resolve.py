@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import FlowValidationError, ParameterError, shown
+from .._errors import FlowValidationError, ParameterError, UsageError, shown
 from ._config import configs_of
 from ._names import COMMAND_LINE_NAMES, RESERVED_NAMES, is_plain_name
 from ._params import Parameter
 
-__all__ = ["Resolved", "parameters_of", "resolve_parameters"]
+__all__ = ["Resolved", "parameters_of", "refuse_run_options", "resolve_parameters"]
 
 
 def _name_problem(role: str, text: Any) -> str | None:
@@ -144,3 +144,30 @@ def resolve_parameters(
         else:
             resolved.values[param.attr] = value
     return resolved
+
+
+def refuse_run_options(
+    flow: str, method: str, given: Mapping[str, Any], params: Mapping[str, Parameter]
+) -> None:
+    """Refuse a run option (``max_passes``, ...) given to ``run``/``resume`` instead of the
+    constructor, unless the flow has a parameter of that name.
+
+    :raises UsageError: naming the option and where it goes.
+    """
+    names = {p.name for p in params.values()} | set(params)
+    options = [k for k in given if k in _RUN_OPTIONS and k not in names]
+    if options:
+        listed = ", ".join(f"{k}=..." for k in options)
+        note = _RESUME_NOTE if method == "resume" and "max_passes" in options else ""
+        raise UsageError(
+            f"{listed} is an option of the flow, not of {flow}.{method}(): give it to the "
+            f"constructor, {flow}({listed}).{method}(){note}.",
+            options[0],
+        )
+
+
+_RESUME_NOTE = " (a resume does not keep the origin's max_passes: give it again)"
+_RUN_OPTIONS = frozenset(
+    ("max_workers", "max_passes", "tags", "cache_bytes", "echo", "executor", "processes",
+     "dask_client", "dask_address", "branch", "production", "config", "store")
+)  # fmt: skip

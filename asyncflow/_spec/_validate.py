@@ -65,7 +65,7 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
             "move the work that may fail into a step before the split, and @catch that one",
         )
         for node in graph
-        if node.info.catch is not None and node.kind is NodeKind.FOREACH
+        if _catches(node) and node.kind is NodeKind.FOREACH
     ] + [
         _error(
             node,
@@ -73,8 +73,13 @@ def _check_policies(graph: FlowGraph) -> list[FlowValidationError]:
             "move the work that may fail into a step before the switch, and @catch that one",
         )
         for node in graph
-        if node.info.catch is not None and node.kind is NodeKind.SWITCH
+        if _catches(node) and node.kind is NodeKind.SWITCH
     ]
+
+
+def _catches(node: Node) -> bool:
+    """Whether ``node`` has ``@catch``, written or with config_expr arguments (pending)."""
+    return node.info.catch is not None or any(p.name == "catch" for p in node.info.pending)
 
 
 def _error(node: Node, what: str, fix: str, *, at_next: bool = False) -> FlowValidationError:
@@ -365,11 +370,17 @@ def _check_join(
         )
         return [_error(node, what, fix)]
     if len(branches) != len(expected):
-        what = (
-            f"{len(branches)} steps lead here from the {len(expected)} branch(es) of '{split.name}'"
+        source = (
+            "the foreach body"
+            if split.kind is NodeKind.FOREACH
+            else (f"the {len(expected)} branches")
         )
+        what = f"{len(branches)} steps lead here from {source} of '{split.name}'"
         fix = "join any split inside a branch before the branch ends"
         if len(set(stacks)) < len(stacks):
-            fix = "let the branches of a switch inside a branch meet in a step before the join"
+            fix = (
+                "let the cases of a switch inside a branch (or a foreach) meet in a step "
+                "before the join"
+            )
         return [_error(node, what, fix)]
     return []

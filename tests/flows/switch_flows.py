@@ -305,6 +305,24 @@ class ForeachInLoopFlow(FlowSpec):
         pass
 
 
+class _BadStr:
+    def __str__(self) -> str:
+        raise RuntimeError("boom in __str__")
+
+
+class BadStrConditionFlow(FlowSpec):
+    """A switch whose condition's ``str()`` raises."""
+
+    @step
+    def start(self):
+        self.choice = _BadStr()
+        self.next({"a": self.end, "b": self.end}, condition="choice")
+
+    @step
+    def end(self):
+        pass
+
+
 class EndlessFlow(FlowSpec):
     """A loop whose condition never ends it: only max_passes stops it."""
 
