@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 
 from .._codecs import CodecError, Encoded, encode
+from .._codecs._text import storable_text
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import NodeKind
 from .._store._paths import run_store_var
@@ -262,13 +263,7 @@ def storable(text: str | None) -> str | None: ...
 def storable(text: str | None) -> str | None:
     """``text`` as it can be stored: lone surrogates (which UTF-8 cannot encode, so SQLite
     cannot hold) written as their escapes, ``\\ud800``; any other text as it is."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return None if text is None else storable_text(text)
 
 
 def run_plain(ctx: RunContext, spec: TaskSpec) -> TaskOutcome:

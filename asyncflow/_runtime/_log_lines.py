@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from .._codecs._text import storable_text
 from .._store import _events as ev
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class LineSink:
         if bucket.skipped and now - bucket.noted >= 1.0:
             bucket.noted = now
             self._report_skipped(s, bucket)
-        self._hub._publish(ev.LOG_LINE, self._step, self._task, s, _storable(line[:LINE_CHARS]))
+        self._hub._publish(ev.LOG_LINE, self._step, self._task, s, storable_text(line[:LINE_CHARS]))
 
     def _report_skipped(self, s: int, bucket: _Bucket) -> None:
         skipped, bucket.skipped = bucket.skipped, 0
@@ -90,12 +91,3 @@ class LineSink:
                 line, bucket.pending = bucket.pending, ""
                 self._line(s, bucket, line)
             self._report_skipped(s, bucket)
-
-
-def _storable(text: str) -> str:
-    # Lone surrogates cannot be encoded as UTF-8 (msgpack, SQLite): written as escapes.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text

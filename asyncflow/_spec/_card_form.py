@@ -24,6 +24,7 @@ import reprlib
 from collections.abc import Sequence
 from typing import Any
 
+from .._codecs._text import storable_text
 from ._cards import Artifact, Image, Markdown, Table
 
 __all__ = [
@@ -56,15 +57,6 @@ class _Unstorable(Exception):
     """A component that cannot be stored; its message goes into an error component."""
 
 
-def _text(value: str) -> str:
-    # Lone surrogates cannot be stored as UTF-8: written as their escapes.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
-
-
 def _cut(text: str, most: int) -> str:
     return text if len(text) <= most else text[: most - 3] + "..."
 
@@ -86,9 +78,9 @@ _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
 def _preview(value: Any, most: int) -> str:
     """A short text of ``value``: a string as it is, anything else as its (bounded) repr."""
     if isinstance(value, str):
-        return _cut(_text(value), most)
+        return _cut(storable_text(value), most)
     if isinstance(value, Markdown):
-        return _cut(_text(value.text), most)
+        return _cut(storable_text(value.text), most)
     try:
         text = _REPR.repr(value)
     except Exception as exc:
@@ -97,7 +89,7 @@ def _preview(value: Any, most: int) -> str:
         ) from exc
     if not isinstance(text, str):
         raise _Unstorable(f"repr() of a {type(value).__name__} is not a str")
-    return _cut(_text(text), most)
+    return _cut(storable_text(text), most)
 
 
 def _mime(data: bytes) -> str | None:
@@ -130,7 +122,7 @@ def _table(table: Table) -> dict[str, Any]:
             except _Unstorable as exc:
                 raise _Unstorable(f"Table cell [{r}][{c}]: {exc}") from exc
         cells.append(out)
-    headers = [_cut(_text(h), MAX_CELL_CHARS) for h in table.headers or ()]
+    headers = [_cut(storable_text(h), MAX_CELL_CHARS) for h in table.headers or ()]
     return {"kind": "table", "headers": headers, "rows": cells}
 
 
@@ -143,7 +135,7 @@ def _one(component: Any) -> dict[str, Any]:
                 f"a Markdown text of {len(component.text)} characters is over the limit of "
                 f"{MAX_TEXT_CHARS}"
             )
-        return {"kind": "markdown", "text": _text(component.text)}
+        return {"kind": "markdown", "text": storable_text(component.text)}
     if isinstance(component, Table):
         return _table(component)
     if isinstance(component, Image):
@@ -180,7 +172,7 @@ def _size(doc: dict[str, Any]) -> int:
 
 
 def _error(message: str) -> dict[str, Any]:
-    return {"kind": "error", "message": _text(message)}
+    return {"kind": "error", "message": storable_text(message)}
 
 
 def stored_components(components: Sequence[Any]) -> list[dict[str, Any]]:
