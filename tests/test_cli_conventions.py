@@ -88,6 +88,35 @@ def test_options_before_the_command_work_for_every_command(flow_file: Path) -> N
     assert not (here / "asyncflow.db").exists()
 
 
+# Which of the options Metaflow writes before the command each command also takes after it
+# (README, "The command line"): a command takes after it only the options it uses.
+AFTER = {
+    "run": {"--store", "--quiet", "--with", "--config-value"},
+    "resume": {"--store", "--quiet", "--with"},
+    "dump 1/start/1": {"--store"},
+    "logs 1/start": {"--store"},
+    "spin start --run-id 1": {"--store", "--quiet"},
+    "show": set(),
+    "check": set(),
+}
+OPTIONS = {
+    "--store": ["--store", "x.db"],
+    "--quiet": ["--quiet"],
+    "--with": ["--with", "retry"],
+    "--config-value": ["--config-value", "cfg", "{}"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(AFTER))
+def test_options_after_the_command_are_those_it_uses(flow_file: Path, command: str) -> None:
+    here = flow_file.parent
+    shell(str(flow_file), "--store", "x.db", "--quiet", "run", cwd=here)  # run 1 (it fails)
+    for option, words in OPTIONS.items():
+        out = shell(str(flow_file), *command.split(), *words, cwd=here)
+        refused = "unrecognized arguments" in out.stderr or "so it takes no" in out.stderr
+        assert refused == (option not in AFTER[command]), (command, option, out.stderr)
+
+
 def test_every_printed_command_names_its_store(flow_file: Path) -> None:
     here = flow_file.parent
     out = shell(str(flow_file), "--store", "hints.db", "run", cwd=here)
