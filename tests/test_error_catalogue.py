@@ -56,7 +56,7 @@ from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
 from tests.flows import bad_switches as bsw
-from tests.flows import card_flows
+from tests.flows import card_flows, dump_flows
 from tests.flows import catalogue as cf
 from tests.flows import config_catalogue as ccf
 from tests.flows import start_end_flows as sef
@@ -2319,6 +2319,25 @@ async def _l321(tmp: Path) -> Raised:
         code = flow_main(Pair, ["run", "--run-id-file", path + "-journal", "--store", path])
     assert code == 2 and Path(path).read_bytes() == before and not os.path.exists(path + "-journal")
     return CommandLine(err.getvalue(), code), (path, "is the store of the run")
+
+
+@case("L322", fix="print it instead (without -o)")
+async def _l322(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await dump_flows.DumpOnceFlow(store=path, echo=False).run()
+    out = str(tmp / "once.pkl")
+    err = io.StringIO()
+    dump_flows.PicklesOnce.REFUSE = True
+    try:
+        with contextlib.redirect_stderr(err):
+            code = asyncflow_cli(
+                ["dump", "DumpOnceFlow/1/start/1", "once", "-o", out, "--store", path]
+            )
+    finally:
+        dump_flows.PicklesOnce.REFUSE = False
+    assert code == 2
+    assert not [n for n in os.listdir(tmp) if n.startswith(".dump-") or n == "once.pkl"]
+    return CommandLine(err.getvalue(), code), ("PicklesOnce", out, "does not pickle")
 
 
 @case("L283", fix="give -o the name of the file")

@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import pickle
 import stat
 import tempfile
 from collections.abc import Callable
 from typing import IO, Any
 
+from .._errors import UsageError
 from .._store._paths import is_store_file
+from ._format import one_line
 
 __all__ = ["refuse_existing", "write_bytes", "write_value"]
 
@@ -118,5 +119,15 @@ def write_value(path: str, value: Any, force: bool, store: str | None = None) ->
         if value.dtype != object:
             _write(path, force, lambda fh: np.save(fh, value, allow_pickle=False), store)
             return "a numpy .npy file: numpy.load(FILE)"
-    _write(path, force, lambda fh: pickle.dump(value, fh, protocol=5), store)
+    import cloudpickle  # imported here: most dumps never pickle
+
+    try:  # cloudpickle, as the store does: a class defined in the flow file pickles too
+        data = cloudpickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise UsageError(
+            f"cannot write {type(value).__qualname__} value to {path!r}: it does not pickle "
+            f"({type(exc).__name__}: {one_line(str(exc), 200)}); print it instead (without -o), "
+            "or write its stored bytes with --raw"
+        ) from None
+    _write(path, force, lambda fh: fh.write(data), store)
     return "a pickle: pickle.load(open(FILE, 'rb'))"
