@@ -532,3 +532,20 @@ def test_spin_trust_still_refuses_a_pickle_whose_bytes_were_edited(ran: Path) ->
     assert done.returncode == 1, done.stdout
     assert "cannot load the pickled artifact 'obj'" in done.stderr
     assert "kind =" not in done.stdout
+
+
+def test_spin_into_a_closed_pipe_exits_quietly(ran: Path) -> None:
+    # `spin ... | head` (found by an attacker): the reader gone, the spin said a
+    # BrokenPipeError traceback. It ends as `run | head` does now: code 0, nothing on stderr.
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "spin", "start", "--run-id", "1", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader goes away before the spin prints anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
