@@ -2602,6 +2602,24 @@ async def _m239(tmp: Path) -> Raised:
     return exc, ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
 
 
+@case("M323", fix="start a new run to give it one")
+async def _m323(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await dump_flows.DumpOnceFlow(store=path, echo=False).run()
+
+    class DumpOnceFlow(dump_flows.DumpOnceFlow):  # the flow file, edited after the run
+        beta = Parameter("beta", default=3)
+
+        @step
+        def start(self) -> None:
+            self.seen = self.beta
+            self.next(self.end)
+
+    exc = await spin_error(DumpOnceFlow, path, "start", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'beta'", "DumpOnceFlow", "own: none")
+
+
 @case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")
 async def _m281(tmp: Path) -> Raised:
     path = store_of(tmp)

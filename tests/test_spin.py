@@ -549,3 +549,31 @@ def test_spin_into_a_closed_pipe_exits_quietly(ran: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize(
+    "declared", ['Parameter("beta", default=3)', 'Config("beta", default_value={"k": 1})']
+)
+def test_spin_of_a_step_reading_a_parameter_added_after_the_run_says_so(
+    ran: Path, declared: str
+) -> None:
+    # Found by an attacker: a parameter or config declared after the run was a KeyError.
+    path = write_flow(ran, end="self.kind = self.beta")
+    text = (
+        path.read_text()
+        .replace(
+            'marker = Parameter("marker", default="")',
+            f'marker = Parameter("marker", default="")\n    beta = {declared}',
+        )
+        .replace("import FlowSpec, Parameter,", "import Config, FlowSpec, Parameter,")
+    )
+    path.write_text(text)
+    before = sha256(ran / "runs.db")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 1
+    assert "KeyError" not in done.stderr
+    assert (
+        "ArtifactNotFoundError: run 1 of IterFlow has no parameter or config 'beta': the flow "
+        "declares it, but the run started before it did (the run's own: alpha, marker)"
+    ) in done.stderr
+    assert sha256(ran / "runs.db") == before
