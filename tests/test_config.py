@@ -284,6 +284,45 @@ async def test_a_parser_s_non_string_key_is_refused(tmp_path: Path) -> None:
         await IntKeyedParser(store=str(tmp_path / "k.db"), echo=False).run()
 
 
+def test_a_parser_returning_what_json_cannot_hold_is_refused_by_run_show_and_check(
+    tmp_path: Path,
+) -> None:
+    # Found by an attacker: a TOML config holding a date ran, but show/check died with a
+    # TypeError traceback. A config is JSON data everywhere now: all three refuse it alike.
+    (tmp_path / "c.toml").write_text('when = 2024-01-02\nname = "x"\n')
+    path = tmp_path / "toml_flow.py"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            import tomllib
+            from asyncflow import Config, FlowSpec, step
+
+            class TomlFlow(FlowSpec):
+                cfg = Config("cfg", default="c.toml", parser=tomllib.loads)
+
+                @step
+                def start(self):
+                    self.next(self.end)
+
+                @step
+                def end(self):
+                    pass
+
+            if __name__ == "__main__":
+                TomlFlow()
+            """
+        )
+    )
+    for command in ("run", "show", "check"):
+        out = cli(path, command, "--store", "t.db") if command == "run" else cli(path, command)
+        assert out.returncode == 2, (command, out.stderr)
+        assert "Traceback" not in out.stderr
+        assert "(as its parser read it) cannot be written as JSON (Object of type date" in (
+            out.stderr
+        )
+    assert not (tmp_path / "t.db").exists()
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
