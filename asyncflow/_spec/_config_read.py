@@ -142,8 +142,9 @@ def parse_config(config: Config, text: str | Mapping[str, Any], where: str, flow
         try:  # a config is stored, shown and given to steps as JSON data
             json.dumps(value)
         except (TypeError, ValueError, RecursionError) as exc:
+            read = "" if isinstance(text, Mapping) else " (as its parser read it)"
             raise ParameterError(
-                f"{what}: the value from {where}{'' if isinstance(text, Mapping) else ' (as its parser read it)'} "
+                f"{what}: the value from {where}{read} "
                 f"cannot be written as JSON ({exc}); pass only dicts, lists, strings, "
                 "numbers, booleans and None.",
                 config.name,
