@@ -264,7 +264,15 @@ class FlowSpec(FlowBase):
         number = spin_run_id(graph.name, run_id)
         echo = self._af_options.echo
         result = await spin_task(
-            type(self), graph, path, number, step, task, echo=echo, trust=trust
+            type(self),
+            graph,
+            path,
+            number,
+            step,
+            task,
+            echo=echo,
+            trust=trust,
+            archive=archive is not None,
         )
         if result.error is not None:
             error = result.error

@@ -2340,6 +2340,18 @@ async def _l322(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("PicklesOnce", out, "does not pickle")
 
 
+@case("L323", fix="create the folder, or pass a path in one you can write to")
+async def _l323(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    target = str(tmp / "nodir" / "x")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", task, "x", "-o", target, "--store", path])
+    assert code == 2 and not os.path.exists(tmp / "nodir")
+    return CommandLine(err.getvalue(), code), (repr(target), str(tmp / "nodir"), "No such file")
+
+
 @case("L283", fix="give -o the name of the file")
 async def _l283(tmp: Path) -> Raised:
     path = await pair_store(tmp)
@@ -2618,6 +2630,16 @@ async def _m323(tmp: Path) -> Raised:
     exc = await spin_error(DumpOnceFlow, path, "start", run_id=1)
     assert isinstance(exc, StepFailed) and exc.__cause__ is not None
     return exc.__cause__, ("'beta'", "DumpOnceFlow", "own: none")
+
+
+@case("M324", fix="pass the path of an archive written by `asyncflow export`")
+async def _m324(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    missing = str(tmp / "typo.afa")
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "start", run_id=1, archive=missing)
+    assert not os.path.exists(missing)
+    return exc, (missing, "run archive")
 
 
 @case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")

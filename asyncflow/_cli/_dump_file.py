@@ -75,7 +75,14 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: s
     refuse_existing(path, force, store)
     folder = os.path.dirname(os.path.abspath(path))
     mode = _mode_for(path)
-    fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
+    except OSError as exc:  # said of the file asked for, not of the temporary one
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"cannot write {path!r}: its folder {folder!r} cannot be written to ({reason}); "
+            "create the folder, or pass a path in one you can write to"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fill(fh)

@@ -94,6 +94,7 @@ def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
                 args.task,
                 echo=not args.quiet,
                 trust=args.trust,
+                archive=args.archive is not None,
             ),
             received,
         )
