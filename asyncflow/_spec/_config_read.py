@@ -115,6 +115,14 @@ def parse_config(config: Config, text: str | Mapping[str, Any], where: str, flow
     what = f"Config {config.name!r} of flow {flow}"
     if isinstance(text, Mapping):
         value: Any = text
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ParameterError(
+                f"{what}: the value from {where} cannot be written as JSON ({exc}); pass "
+                "only dicts, lists, strings, numbers, booleans and None.",
+                config.name,
+            ) from None
     else:
         parser = _parser_of(config) if config.parser is not None else _strict_json
         try:
@@ -136,17 +144,6 @@ def parse_config(config: Config, text: str | Mapping[str, Any], where: str, flow
             raise ParameterError(
                 f"{what}: {where} could not be read by its parser ({type(exc).__name__}: "
                 f"{exc}); fix it, or give another value.",
-                config.name,
-            ) from None
-    if isinstance(text, Mapping) or config.parser is not None:
-        try:  # a config is stored, shown and given to steps as JSON data
-            json.dumps(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            read = "" if isinstance(text, Mapping) else " (as its parser read it)"
-            raise ParameterError(
-                f"{what}: the value from {where}{read} "
-                f"cannot be written as JSON ({exc}); pass only dicts, lists, strings, "
-                "numbers, booleans and None.",
                 config.name,
             ) from None
     if not isinstance(value, Mapping):
