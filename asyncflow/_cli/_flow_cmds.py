@@ -365,8 +365,20 @@ def _resume_command(args: argparse.Namespace, run_id: int | str) -> str:
     store = store_option(args.store)
     branch = f" --branch {shlex.quote(args.top_branch)}" if args.top_branch else ""
     branch += " --production" if args.top_production else ""
-    script = shlex.quote(sys.argv[0] or "flow.py")
-    return f"python {script}{branch} resume --origin-run-id {run_id}{store}"
+    return f"python {_script()}{branch} resume --origin-run-id {run_id}{store}"
+
+
+def _script() -> str:
+    """How this flow file was started: ``-m pkg.flow`` when Python ran it as a module (the
+    file itself may not run alone: relative imports), else its path as given."""
+    argv0 = sys.argv[0] or "flow.py"
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    origin = getattr(spec, "origin", None)
+    name = getattr(spec, "name", None)
+    if isinstance(name, str) and isinstance(origin, str) and name and name != "__main__":
+        if os.path.abspath(origin) == os.path.abspath(argv0):
+            return "-m " + shlex.quote(name.removesuffix(".__main__"))
+    return shlex.quote(argv0)
 
 
 def _run_and_print(
