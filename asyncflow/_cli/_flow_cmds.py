@@ -375,9 +375,9 @@ def _script() -> str:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     origin = getattr(spec, "origin", None)
     name = getattr(spec, "name", None)
-    if isinstance(name, str) and isinstance(origin, str) and name and name != "__main__":
-        if os.path.abspath(origin) == os.path.abspath(argv0):
-            return "-m " + shlex.quote(name.removesuffix(".__main__"))
+    as_module = isinstance(name, str) and name not in ("", "__main__")
+    if as_module and isinstance(origin, str) and os.path.abspath(origin) == os.path.abspath(argv0):
+        return "-m " + shlex.quote(str(name).removesuffix(".__main__"))
     return shlex.quote(argv0)
 
 
