@@ -941,7 +941,7 @@ async def _config_raised(tmp: Path, *argv: str) -> BaseException:
     """The ParameterError a run of Configured raises, given these command-line options
     (through the flow object, as the command line passes them)."""
     from asyncflow._cli._config_opts import with_cli_configs
-    from asyncflow._cli._flow_cmds import _build
+    from asyncflow._cli._flow_parser import build_flow_parser as _build
 
     args = _build(ccf.Configured).parse_args([*argv, "run"])
     flow = ccf.Configured(store=store_of(tmp), echo=False)
