@@ -2642,6 +2642,27 @@ async def _m324(tmp: Path) -> Raised:
     return exc, (missing, "run archive")
 
 
+@case("M325", fix="Open it once to upgrade it")
+async def _m325(tmp: Path) -> Raised:
+    from asyncflow._store import _schema
+    from tests.flows.spin_flows import SpinFlow
+
+    path = store_of(tmp)  # an empty store of schema 2, which more than tables separate
+    conn = sqlite3.connect(path)
+    for _kind, name, _, sql in sorted(_schema._expected(2)[0], key=lambda o: o[0] != "table"):
+        if sql and not name.startswith("sqlite_"):
+            conn.execute(sql)
+    conn.execute(f"PRAGMA application_id = {_schema.APPLICATION_ID}")
+    conn.execute("INSERT INTO store_info VALUES ('created_at', '1')")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    before = Path(path).read_bytes()
+    exc = await spin_error(SpinFlow, path, "start", run_id=1)
+    assert Path(path).read_bytes() == before
+    return exc, ("schema 2", path, "asyncflow stats --store")
+
+
 @case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")
 async def _m281(tmp: Path) -> Raised:
     path = store_of(tmp)

@@ -577,3 +577,30 @@ def test_spin_of_a_step_reading_a_parameter_added_after_the_run_says_so(
         "declares it, but the run started before it did (the run's own: alpha, marker)"
     ) in done.stderr
     assert sha256(ran / "runs.db") == before
+
+
+@pytest.mark.parametrize("schema", [3, 4])
+def test_spin_of_an_older_store_leaves_it_as_it_was(tmp_path: Path, schema: int) -> None:
+    # Found by an attacker: a spin upgraded a store of an older schema (the file changed,
+    # which a spin promises never to do). It reads the older store as it is now.
+    import gzip
+    import importlib.util
+    import shutil
+
+    data = Path(__file__).parent / "data" / f"schema{schema}"
+    store = tmp_path / "old.db"
+    with gzip.open(data / "old_store.db.gz") as src, open(store, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    before = sha256(store)
+    spec = importlib.util.spec_from_file_location(f"oldflow_{schema}", data / "oldflow.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flow = module.OldFlow(store=str(store), echo=False)
+    joined = anyio.run(lambda: flow.spin("join", run_id=1))
+    assert joined.error is None and joined.artifacts["total"] == 60
+    assert sha256(store) == before
+    assert companions(store) == []
+    with Run("OldFlow/1", str(store)) as run:  # a client still upgrades it, as documented
+        assert run.data.total == 60
+    assert sha256(store) != before
