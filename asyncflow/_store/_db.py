@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import StoreError, StoreFormatError
-from ._format import check_format, is_archive
+from ._format import check_format, check_header, is_archive
 from ._guards import OpenedFiles, describe, refuse_folder, refuse_truncated, unwritable_folder
 from ._paths import check_path, sqlite_uri
 from ._records import parse_json
@@ -60,6 +60,21 @@ def _connect(
         conn.execute("PRAGMA trusted_schema = OFF")
     OpenedFiles.add(path)
     return conn
+
+
+def _check_header(path: str) -> None:
+    """Refuse another program's database or a newer store before any connection that could
+    leave side files opens it (see ``_format.check_header``). Through SQLite, never with
+    Python's open(): closing a descriptor of the file would drop the POSIX locks this
+    process's writer holds on it (SQLite keeps such descriptors open while locks are held)."""
+    try:
+        conn = _connect(path, read_only=True, immutable=True)
+    except StoreError:
+        return  # said by the connection that follows, with the reason
+    try:
+        check_header(conn, path)
+    finally:
+        conn.close()
 
 
 def _readable_as_is(exc: StoreError, path: str) -> bool:
@@ -185,6 +200,7 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
         )
     if os.path.exists(path):
         refuse_truncated(path)
+        _check_header(path)
     conn = _connect(path, read_only=False)
     try:
 
@@ -332,6 +348,7 @@ def open_reader(path: str, *, keep_wal: bool = False) -> sqlite3.Connection:
             path,
         )
     refuse_truncated(path)
+    _check_header(path)
     conn = _connect(path, read_only=True)
     try:
         try:
