@@ -164,3 +164,24 @@ def test_dump_of_a_value_whose_repr_raises_prints_one_line(tmp_path: Path) -> No
         out = _sh(tmp_path, *args)
         assert out.returncode == 0, out.stderr
         assert out.stdout == "<a NoRepr whose repr() raised RuntimeError: no repr for you>\n"
+
+
+def test_sigterm_while_dump_writes_leaves_no_temporary_file(tmp_path: Path) -> None:
+    # Found by an attacker: `dump -o` killed by SIGTERM left its `.dump-*` temporary file.
+    # A real SIGTERM, sent from inside the write: the command ends with 143, nothing left.
+    import signal
+
+    from asyncflow._cli._dump_file import _write
+
+    target = tmp_path / "value.bin"
+
+    def fill(fh: object) -> None:
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump-")]
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        _write(str(target), False, fill, None)
+    assert stopped.value.code == 143
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import signal
 import stat
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from .._errors import UsageError
@@ -84,7 +86,7 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: s
             "create the folder, or pass a path in one you can write to"
         ) from None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with _terminated_as_exit(), os.fdopen(fd, "wb") as fh:
             fill(fh)
             os.fchmod(fh.fileno(), mode)
         os.replace(temp, path)
@@ -92,6 +94,25 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: s
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """While a file is written: SIGTERM ends the command as SystemExit(143), so that the
+    temporary file is removed on the way out (SIGKILL cannot be caught: it leaves one
+    ``.dump-*`` file beside the target)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def write_bytes(
