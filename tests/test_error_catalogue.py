@@ -1059,6 +1059,22 @@ async def _r254(tmp: Path) -> Raised:
     return await raised_async(flow.resume()), ("'cfg'", "Dated", "not plain data")
 
 
+@case("R321", fix="give the Config a default")
+async def _r321(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    assert isinstance(
+        await raised_async(ccf.FailsBeforeConfig(store=path, echo=False).run()), StepFailed
+    )
+
+    class FailsBeforeConfig(ccf.NowRequiresConfig):  # the flow file, edited; same name
+        pass
+
+    exc = await raised_async(FailsBeforeConfig(store=path, echo=False).resume())
+    fixed = FailsBeforeConfig(store=path, echo=False, config={"cfg": {"a": 1}})
+    assert (await fixed.resume()).successful  # what the message says to do works
+    return exc, ("'cfg'", "requires Config", "resume takes no --config")
+
+
 @case("R255", fix="a config is given to the flow object")
 async def _r255(tmp: Path) -> Raised:
     return await run_error(ccf.Configured, tmp, cfg={"lr": 1}), ("'cfg'", "Configured")
