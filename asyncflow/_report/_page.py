@@ -126,7 +126,7 @@ def render_page(model: dict[str, Any], *, live: dict[str, Any] | None = None) ->
             '">\n<meta name="referrer" content="no-referrer">\n',
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
             "<title>",
-            html.escape(title),
+            html.escape(title).replace("\u2028", "&#8232;").replace("\u2029", "&#8233;"),
             "</title>\n<style>\n",
             _asset(_STYLE_FILE),
             "</style>\n</head>\n<body>\n",
