@@ -89,7 +89,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert len(tasks) == 3
     array = tasks[0].find(cls="array")
     assert (
-        array.find(cls="shape").text() == "(3 × 4)" and array.find(cls="dtype").text() == "float64"
+        array.find(cls="shape").text() == "(3, 4)" and array.find(cls="dtype").text() == "float64"
     )
     assert (array.find(cls="min").text(), array.find(cls="max").text()) == ("0.0", "11.0")
     assert array.find("pre", "slice").text().startswith("[[0. 1. 2. 3.]")
@@ -162,7 +162,7 @@ def test_the_report_of_a_real_run(tmp_path: Path) -> None:
     assert len(score) == 4
     # alpha: a numpy artifact, previewed
     weights = next(r for r in score[0].find_all("tr") if r.find("th").text() == "weights")
-    assert weights.find(cls="shape").text() == "(3 × 4)"
+    assert weights.find(cls="shape").text() == "(3, 4)"
     assert weights.find(cls="dtype").text() == "float64"
     assert weights.find(cls="max").text() == "16.5"
     # beta: retried; delta: failed, caught, its error shown
