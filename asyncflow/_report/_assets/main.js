@@ -65,8 +65,10 @@
     var steps = list(model.steps);
     var page = el("main", null,
       header(model, live),
-      el("section", { class: "panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
-      el("section", { class: "panel" }, el("h2", null, "Timeline"), AF.timeline(model, openTask)),
+      el("div", { class: "overview" },
+        el("section", { class: "panel graph-panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
+        el("section", { class: "panel timeline-panel" }, el("h2", null, "Timeline"),
+          AF.timeline(model, openTask))),
       el("section", { class: "panel steps" }, el("h2", null, "Steps"),
         steps.map(function (s, i) { return AF.stepSection(model, state, i); })));
     AF.clear(app).appendChild(page);
