@@ -224,7 +224,7 @@ def write_text(
     except OSError as exc:
         raise UsageError(
             f"cannot write the report to {path!r}: {exc.strerror or exc}; write it to a folder "
-            "you may write, on a disk with room (nothing was written)",
+            "that exists and that you may write, on a disk with room (nothing was written)",
             "path",
         ) from exc
     return path
