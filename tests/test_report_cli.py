@@ -74,7 +74,7 @@ async def test_write_report_never_replaces_a_file_unasked(
 ) -> None:
     out = tmp_path / "run.html"
     out.write_text("mine")
-    with pytest.raises(UsageError, match="exists already.*overwrite=True"):
+    with pytest.raises(UsageError, match=r"exists already.*overwrite=True"):
         write_report(frame_run, out, store=store)
     assert out.read_text() == "mine"
     write_report(frame_run, out, store=store, overwrite=True)

@@ -114,7 +114,8 @@ async def test_previews_of_arrays_strings_lists_and_failing_reprs(rich: dict[str
         "slice": "[[ 0.  1.  2.  3.]\n [ 4.  5.  6.  7.]\n [ 8.  9. 10. 11.]]",
     }
     big = arts["big"]["preview"]
-    assert (big["shape"], big["dtype"], big["min"], big["max"]) == ([100_000], "int32", "0", "99999")
+    assert (big["shape"], big["dtype"]) == ([100_000], "int32")
+    assert (big["min"], big["max"]) == ("0", "99999")
     assert "the first 7 of 100,000 elements" in big["slice"] and len(big["slice"]) < 200
     text = arts["text"]["preview"]
     assert text["kind"] == "text" and text["text"].startswith("x" * 1000)
