@@ -165,3 +165,8 @@ async def test_report_from_an_archive_leaves_it_unchanged_and_never_unpickles(
     evil = next(a for a in task["artifacts"] if a["name"] == "evil")
     assert evil["preview"]["kind"] == "unavailable"
     assert task["cards"][0]["components"][0]["text"] == rf.HOSTILE
+    # --trust: for an archive whose author you trust, its pickles load (and run their code)
+    code, _, err = cli("report", f"EvilFlow/{run.id}", "-o", str(out), "--archive",
+                       str(archive), "--force", "--trust")  # fmt: skip
+    assert code == 0, err
+    assert marker.exists() and sha256(archive) == before

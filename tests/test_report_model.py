@@ -397,3 +397,26 @@ async def test_areport_model_never_holds_up_the_loop(store: str, tmp_path: Path)
     run = await rf.ManyFlow(store=store, echo=False).run(n=300, folder=str(tmp_path))
     tries = await best_of_three(lambda: max_lag(lambda: areport_model(run)))
     assert min(tries) < BOUND, tries
+
+
+async def test_a_task_with_many_artifacts_previews_the_first_by_name(store: str) -> None:
+    run = await rf.WideFlow(store=store, echo=False).run()
+    task = step_of(build_model(run), "start")["tasks"][0]
+    assert Details.ARTIFACTS_PER_TASK == 40
+    assert [a["name"] for a in task["artifacts"]] == [f"value_{i:02d}" for i in range(40)]
+    assert task["artifacts_omitted"] == 5
+
+
+async def test_card_images_past_the_report_budget_are_left_out_saying_so(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncflow._report import _card_model
+    from tests.flows import card_flows
+
+    run = await card_flows.KindsFlow(store=store, echo=False).run()
+    # Room for the PNG (48 bytes) and the JPEG (40), not for the GIF after them.
+    monkeypatch.setattr(_card_model, "IMAGE_BYTES", 100)
+    components = build_model(run)["steps"][0]["tasks"][0]["cards"][0]["components"]
+    kinds = [c["kind"] for c in components[3:7]]
+    assert kinds == ["image", "image", "error", "error"]
+    assert "left out: a report holds at most" in components[5]["message"]

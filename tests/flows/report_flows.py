@@ -216,3 +216,17 @@ class CaughtFlow(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class WideFlow(FlowSpec):
+    """A task with more artifacts than a report previews."""
+
+    @step
+    def start(self) -> None:
+        for i in range(45):
+            setattr(self, f"value_{i:02d}", i)
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
