@@ -131,13 +131,19 @@ async def test_previews_of_arrays_strings_lists_and_failing_reprs(rich: dict[str
 
 async def test_a_dataframe_is_a_table_of_its_head(store: str) -> None:
     run = await rf.FrameFlow(store=store, echo=False).run()
-    frame = artifacts_of(build_model(run)["steps"][0]["tasks"][0])["frame"]
+    arts = artifacts_of(build_model(run)["steps"][0]["tasks"][0])
+    frame = arts["frame"]
     assert frame["type"] == "pandas.DataFrame"
     table = frame["preview"]
     assert table["kind"] == "table" and table["total_rows"] == 25
     assert table["headers"] == ["", "a", "b"]
     assert table["rows"][:2] == [["0", "0", "r0"], ["1", "1", "r1"]]
     assert len(table["rows"]) == 10
+    wide = arts["wide"]["preview"]
+    assert wide["total_columns"] == 30 and len(wide["headers"]) == 1 + 20
+    assert all(len(row) == 21 for row in wide["rows"]) and wide["total_rows"] == 3
+    series = arts["series"]["preview"]
+    assert series["headers"] == ["", "score"] and series["rows"] == [["0", "1.5"], ["1", "2.5"]]
 
 
 async def test_output_is_cut_in_the_middle_saying_how_much(store: str) -> None:
@@ -166,6 +172,24 @@ async def test_output_is_cut_in_the_middle_saying_how_much(store: str) -> None:
         "name": "end", "n_tasks": 0, "n_failed": 0, "n_running": 0, "started_at": None,
         "finished_at": None, "tasks": [], "omitted": 0,
     }  # fmt: skip
+
+
+async def test_a_long_traceback_keeps_its_end(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(StepFailed):
+        await rf.FailFlow(store=store, echo=False).run()
+    monkeypatch.setattr(Details, "TRACEBACK_CHARS", 60)
+    monkeypatch.setattr(Details, "EXCEPTION_CHARS", 10)
+    run = Flow("FailFlow", store).latest_run
+    assert run is not None
+    task = step_of(build_model(run), "boom")["tasks"][0]
+    whole = run["boom"].task.traceback
+    assert whole is not None
+    cut = len(whole) - 60
+    assert task["traceback"] == f"[the first {cut:,} characters cut] …{whole[-60:]}"
+    assert (
+        task["exception"].startswith("ValueError")
+        and "more characters not shown" in (task["exception"])
+    )
 
 
 async def test_a_caught_failure_is_not_a_failed_task(store: str) -> None:
@@ -405,6 +429,18 @@ async def test_a_task_with_many_artifacts_previews_the_first_by_name(store: str)
     assert Details.ARTIFACTS_PER_TASK == 40
     assert [a["name"] for a in task["artifacts"]] == [f"value_{i:02d}" for i in range(40)]
     assert task["artifacts_omitted"] == 5
+
+
+async def test_card_tables_and_texts_are_cut(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from asyncflow._report import _card_model
+    from tests.flows import card_flows
+
+    run = await card_flows.KindsFlow(store=store, echo=False).run()
+    monkeypatch.setattr(_card_model, "TABLE_ROWS", 1)
+    monkeypatch.setattr(_card_model, "TEXT_CHARS", 5)
+    markdown, table = build_model(run)["steps"][0]["tasks"][0]["cards"][0]["components"][:2]
+    assert markdown["text"].startswith("# Sco") and "more characters not shown" in markdown["text"]
+    assert table["rows"] == [["0.91", "a"]] and table["total_rows"] == 2
 
 
 async def test_card_images_past_the_report_budget_are_left_out_saying_so(

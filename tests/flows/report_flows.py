@@ -89,6 +89,8 @@ class FrameFlow(FlowSpec):
         import pandas as pd
 
         self.frame = pd.DataFrame({"a": range(25), "b": [f"r{i}" for i in range(25)]})
+        self.wide = pd.DataFrame([list(range(30))] * 3)
+        self.series = pd.Series([1.5, 2.5], name="score")
         self.next(self.end)
 
     @step
