@@ -447,3 +447,18 @@ def test_clicking_the_graph_the_timeline_the_filter_and_the_pages(tmp_path: Path
         assert "2/15" in b.js(OPEN_TASKS)
         assert b.js("document.getElementById('app').dataset.errors") == "0"
         assert b.console() == []
+
+
+def test_the_page_counts_its_errors(tmp_path: Path) -> None:
+    """The error count the other tests read (``data-errors="0"``) does count: a console
+    error, an uncaught exception and a rejected promise each add one."""
+    path = tmp_path / "report.html"
+    path.write_text(render_page(demo_model()), encoding="utf-8")
+    with Browser() as b:
+        b.open(browser.file_url(path))
+        assert b.js("document.getElementById('app').dataset.errors") == "0"
+        b.js("console.error('one')")
+        b.js("setTimeout(() => { throw new Error('two'); }, 0)")
+        b.js("Promise.reject(new Error('three')); 0")
+        b.js("new Promise(r => setTimeout(r, 100))")
+        assert b.js("document.getElementById('app').dataset.errors") == "3"
