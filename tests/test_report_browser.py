@@ -103,6 +103,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
         "attempt 0: failed after 200 ms",
         "attempt 1: failed after 200 ms",
     ]
+    assert sections["start"].find("p", "doc").text() == "Begin."  # the step's docstring
     omitted = sections["work"].find("p", "omitted").text()
     assert "5 more tasks" in omitted and "asyncflow show DemoFlow/7/work/TASK_ID" in omitted
     # the card: markdown, table, images (as data: <img>), artifact preview, error component
