@@ -123,9 +123,11 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert card.find("figcaption").text() == "a red square"
     assert card.find(cls="card-artifact").find(cls="name").text() == "frame"
     assert "showing 1 of 40 rows" in card.find(cls="card-artifact").text()
-    assert card.find(cls="card-error").text() == (
-        "card error: Image(...) bytes are not PNG, JPEG, GIF or SVG"
-    )
+    assert [e.text() for e in card.find_all(cls="card-error")] == [
+        "card error: Image(...) bytes are not PNG, JPEG, GIF or SVG",
+        'image not shown: its type "text/html" is not PNG, JPEG, GIF or SVG, or its data is '
+        "not base64",
+    ]
     unavailable = sections["start"].find(cls="unavailable")
     assert unavailable.text() == "an untrusted pickle: not loaded"
     # the SVG image was drawn as an <img>: its script did not run
@@ -306,6 +308,14 @@ def running(model: dict[str, Any], n_done: int) -> dict[str, Any]:
     m["timeline"] = [
         r for r in m["timeline"] if r[0] != 2 or r[1] in {t["id"] for t in work["tasks"]}
     ]
+    # and one task still running: no end yet
+    going = dict(work["tasks"][-1], id="999", status="running", finished_at=None, stdout="so far")
+    going["attempts"] = [
+        {"n": 0, "started_at": going["started_at"], "finished_at": None, "ok": False}
+    ]
+    work["tasks"].append(going)
+    work["n_tasks"] += 1
+    m["timeline"].append([2, "999", going["started_at"], None, "running", 0])
     return m
 
 
