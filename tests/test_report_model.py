@@ -127,6 +127,10 @@ async def test_previews_of_arrays_strings_lists_and_failing_reprs(rich: dict[str
     odd = arts["odd"]["preview"]
     assert odd["kind"] == "unavailable"
     assert "its repr raised RuntimeError: no repr for you" in odd["text"]
+    broken = arts["broken"]["preview"]
+    assert broken["kind"] == "unavailable" and arts["broken"]["type"] == ""
+    assert "cannot read artifact 'broken'" in broken["text"]
+    assert "this value cannot be rebuilt" in broken["text"]
 
 
 async def test_a_dataframe_is_a_table_of_its_head(store: str) -> None:
