@@ -129,7 +129,7 @@ async def test_previews_of_arrays_strings_lists_and_failing_reprs(rich: dict[str
     assert "its repr raised RuntimeError: no repr for you" in odd["text"]
     broken = arts["broken"]["preview"]
     assert broken["kind"] == "unavailable" and arts["broken"]["type"] == ""
-    assert "cannot read artifact 'broken'" in broken["text"]
+    assert "cannot load artifact 'broken'" in broken["text"]
     assert "this value cannot be rebuilt" in broken["text"]
 
 
