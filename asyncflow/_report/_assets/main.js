@@ -43,7 +43,8 @@
         ? el("section", { class: "params" }, el("h2", null, "Parameters"),
           el("table", { class: "artifact-table" }, el("tbody", null, params.map(function (p) {
             var q = obj(p);
-            return el("tr", null, el("th", { class: "name" }, str(q.name)), el("td", null, AF.preview(q.preview)));
+            return el("tr", null, el("th", { class: "name" }, el("div", null, str(q.name))),
+              el("td", null, AF.preview(q.preview)));
           }))))
         : null);
   }

@@ -49,7 +49,7 @@
           (num(t.artifacts_omitted) ? " (and " + t.artifacts_omitted + " more not shown)" : "")),
           el("table", { class: "artifact-table" }, el("tbody", null, artifacts.map(function (a) {
             var art = obj(a);
-            return el("tr", null, el("th", { class: "name" }, str(art.name)),
+            return el("tr", null, el("th", { class: "name" }, el("div", null, str(art.name))),
               el("td", { class: "type" }, str(art.type)), el("td", null, AF.preview(art.preview)));
           }))))
         : el("p", { class: "muted" }, "no artifacts"),
