@@ -65,6 +65,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert params.find("th").text() == "alpha" and params.find("pre").text() == "0.5"
     assert "archive demo.afar" in text and "nightly" in text
     assert app.find(cls="run-error").text() == "error step work failed: ValueError: item 2 is bad"
+    assert app.find(cls="failed-tasks").text() == "1 failed task: work/12"
     # every step: a node of the graph and a section
     names = [s["name"] for s in model["steps"]]
     assert list(step_sections(page)) == names

@@ -54,6 +54,14 @@ def test_clicking_the_graph_the_timeline_the_filter_and_the_pages(tmp_path: Path
     path.write_text(render_page(demo_model(n_items=60)), encoding="utf-8")
     with Browser(width=1200, height=800) as b:
         b.open(browser.file_url(path))
+        # the header's button to the failed task: its page, the task at the top of the window
+        assert "page 1 of 2" in b.js("document.querySelector('#step-2 .pager span').textContent")
+        b.click(*center(b, "button.to-task"))
+        assert "page 2 of 2" in b.js("document.querySelector('#step-2 .pager span').textContent")
+        top = b.js(
+            "document.querySelector('details[data-task=\"2/69\"]').getBoundingClientRect().top"
+        )
+        assert -5 < top < 20
         # a node of the graph: its step's section comes to the top of the window
         x, y = center(b, "g.node[data-step='2']")  # "work", below the start's card
         b.click(x, y)

@@ -11,7 +11,25 @@
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  function header(model, live) {
+  /* Buttons to the failed tasks (from the timeline: every task, detailed or not). */
+  function failedTasks(model, openTask) {
+    var steps = list(model.steps), failed = [];
+    list(model.timeline).forEach(function (row) {
+      if (Array.isArray(row) && str(row[4]) === "failed" && steps[row[0]]) failed.push(row);
+    });
+    if (!failed.length) return null;
+    var MOST = 10;
+    return el("div", { class: "failed-tasks" }, AF.plural(failed.length, "failed task") + ": ",
+      failed.slice(0, MOST).map(function (row) {
+        var b = el("button", { type: "button", class: "to-task" },
+          str(obj(steps[row[0]]).name) + "/" + str(row[1]));
+        b.addEventListener("click", function () { openTask(row[0], str(row[1])); });
+        return b;
+      }),
+      failed.length > MOST ? " and " + (failed.length - MOST) + " more (filter a step by status)" : null);
+  }
+
+  function header(model, live, openTask) {
     var run = obj(model.run), source = obj(model.source);
     var params = list(run.parameters);
     var tags = list(run.tags), system = list(run.system_tags);
@@ -39,6 +57,7 @@
       run.error !== null && run.error !== undefined
         ? el("div", { class: "run-error" }, el("strong", null, "error "), el("pre", null, str(run.error)))
         : null,
+      failedTasks(model, openTask),
       params.length
         ? el("section", { class: "params" }, el("h2", null, "Parameters"),
           el("table", { class: "artifact-table" }, el("tbody", null, params.map(function (p) {
@@ -65,7 +84,7 @@
     function openTask(si, id) { AF.openTask(model, state, si, id); }
     var steps = list(model.steps);
     var page = el("main", null,
-      header(model, live),
+      header(model, live, openTask),
       el("div", { class: "overview" },
         el("section", { class: "panel graph-panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
         el("section", { class: "panel timeline-panel" }, el("h2", null, "Timeline"),
