@@ -8,7 +8,10 @@ import hashlib
 import html
 import json
 import re
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from asyncflow._report._page import SCRIPT_FILES, embed_json, render_page
 from tests._reportmodel import demo_model
@@ -124,3 +127,17 @@ def test_the_renderer_never_writes_html_text() -> None:
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                  "new Function", "srcdoc", "createContextualFragment"):  # fmt: skip
         assert sink not in body, sink
+
+
+def test_browser_tests_skip_without_chromium_but_fail_under_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests._browser import chromium
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium on it
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        chromium()
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser tests"):
+        chromium()
