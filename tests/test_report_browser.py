@@ -379,3 +379,42 @@ def test_ten_thousand_tasks(tmp_path: Path) -> None:
         "9,880" in section.find(cls="omitted").text()
         or "9880" in section.find(cls="omitted").text()
     )
+
+
+def test_the_graph_is_layered_by_depth_and_draws_each_kind_of_step(tmp_path: Path) -> None:
+    """start splits into a and b (b is two steps long), they meet in join: each step a layer
+    below its parents (a join below all of them), a split, a foreach, a switch and a join
+    each drawn their own way."""
+    model = demo_model()
+    names = ["start", "a", "b", "b2", "join", "end"]
+    edges = {"start": ["a", "b"], "a": ["join"], "b": ["b2"], "b2": ["join"], "join": ["end"]}
+    model["graph"]["steps"] = [
+        {"name": n, "kind": "split" if n == "start" else ("end" if n == "end" else "linear"),
+         "out": edges.get(n, []), "in": [p for p, o in edges.items() if n in o],
+         "foreach_var": None, "condition": None, "cases": None, "doc": None}
+        for n in names
+    ]  # fmt: skip
+    model["graph"]["end"] = "end"
+    model["steps"] = [dict(model["steps"][0], name=n, tasks=[], n_tasks=0) for n in names]
+    model["timeline"] = []
+    page = open_page(tmp_path, render_page(model))
+    assert_clean(page)
+    nodes = {
+        n.find("text", "name").text(): n
+        for n in page.app.find("svg", "graph").find_all("g", "node")
+    }
+    y = {name: float(node.find(cls="box").attrs["y"]) for name, node in nodes.items()}
+    assert y["start"] < y["a"] == y["b"] < y["b2"] < y["join"] < y["end"]
+    assert "kind-split" in nodes["start"].attrs["class"]
+    assert "join" in nodes["join"].attrs["class"].split()
+    assert len(page.app.find_all("path", "edge")) == 6 and not page.app.find_all("path", "back")
+    # the demo's own graph: a foreach, a switch (a hexagon) and a join
+    page = open_page(tmp_path, render_page(demo_model()), "demo.html")
+    kinds = {
+        n.find("text", "name").text(): n
+        for n in page.app.find("svg", "graph").find_all("g", "node")
+    }
+    assert "kind-foreach" in kinds["fan"].attrs["class"]
+    assert "kind-switch" in kinds["pick"].attrs["class"] and kinds["pick"].find("polygon", "box")
+    assert "join" in kinds["join"].attrs["class"].split()
+    assert len(page.app.find_all("path", "foreach")) == 1
