@@ -319,8 +319,17 @@ def test_a_run_going_in_another_process_shows_live(tmp_path: Path) -> None:
     assert run_flow("Failing", store).returncode == 1  # the store exists before serving
     gate = tmp_path / "gate"
     flow = subprocess.Popen(
-        [sys.executable, str(FLOWS), "GateFlow", "run", "--store", store, "--quiet"]
-        + ["--gate", str(gate)],
+        [
+            sys.executable,
+            str(FLOWS),
+            "GateFlow",
+            "run",
+            "--store",
+            store,
+            "--quiet",
+            "--gate",
+            str(gate),
+        ],
         cwd=ROOT,
         env=env(),
         stdout=subprocess.PIPE,
@@ -412,8 +421,7 @@ def test_a_port_in_use_is_refused_on_one_line(finished_store: str) -> None:
     with serving(finished_store) as served:
         port = served.url.rsplit(":", 1)[1].strip("/")
         done = subprocess.run(
-            [sys.executable, "-m", "asyncflow", "serve", "--store", finished_store]
-            + ["--port", port],
+            [sys.executable, "-m", "asyncflow", "serve", "--store", finished_store, "--port", port],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -463,8 +471,16 @@ BLOCK_UI = (
 @pytest.mark.parametrize("module", ["starlette", "uvicorn"])
 def test_without_the_ui_extra_it_says_what_to_install(finished_store: str, module: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", BLOCK_UI.format(module=module), "serve"]
-        + ["--store", finished_store, "--port", "0"],
+        [
+            sys.executable,
+            "-c",
+            BLOCK_UI.format(module=module),
+            "serve",
+            "--store",
+            finished_store,
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
