@@ -1,8 +1,8 @@
 """asyncflow: Metaflow-style flows as an embedded async library, stored in one SQLite file.
 
 Layers (checked by import-linter, see pyproject.toml): ``_cli`` on top; then ``_report``
-(run reports and ``asyncflow serve``: reads runs, renders them); then ``_runtime`` (run
-flows) and ``_client`` (read runs); then ``_aio`` (async helpers both share); then
+(the run report: reads through ``_client``, renders, never writes); then ``_runtime``
+(run flows) and ``_client`` (read runs); then ``_aio`` (async helpers both share); then
 ``_spec`` (define flows, pure) and ``_store`` (the only SQL); then ``_codecs`` (values to
 bytes, pure); then ``_errors``. A module may import only from layers below its own. Users
 import from ``asyncflow`` only.
