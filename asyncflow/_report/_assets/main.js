@@ -1,0 +1,114 @@
+/* The page: header, graph, timeline and steps, drawn from the embedded model; re-drawn from
+   a fresh model while a live run is running (the serve command), keeping what is open. */
+(function () {
+  var el = AF.el, str = AF.str, list = AF.list, obj = AF.obj;
+  var app = document.getElementById("app");
+  var mounted = [], cleanups = [];
+  AF.afterMount = function (fn) { mounted.push(fn); };
+
+  function readJson(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function header(model, live) {
+    var run = obj(model.run), source = obj(model.source);
+    var params = list(run.parameters);
+    var tags = list(run.tags), system = list(run.system_tags);
+    var took = AF.span(run.created_at, run.finished_at);
+    return el("header", { class: "run" },
+      el("div", { class: "title" },
+        el("h1", null, el("span", { class: "flow" }, str(run.flow)), el("span", { class: "sep" }, " / "),
+          el("span", { class: "run-id" }, str(run.id))),
+        AF.badge(run.status),
+        live ? el("span", { class: "live", id: "live-state" }, "live") : null),
+      run.doc ? el("p", { class: "doc" }, str(run.doc)) : null,
+      el("dl", { class: "facts" },
+        el("dt", null, "started"), el("dd", null, AF.time(run.created_at)),
+        el("dt", null, "finished"), el("dd", null, AF.time(run.finished_at)),
+        el("dt", null, "duration"), el("dd", null, took === null ? "–" : AF.duration(took)),
+        run.origin_run_id ? [el("dt", null, "resumed from"), el("dd", null, "run " + str(run.origin_run_id))] : null,
+        el("dt", null, "source"), el("dd", null, (str(source.kind) === "archive" ? "archive " : "store ") +
+          str(source.name)),
+        el("dt", null, "made"), el("dd", null, AF.time(model.generated_at) + " by asyncflow " +
+          str(model.asyncflow_version))),
+      tags.length || system.length
+        ? el("div", { class: "tags" }, tags.map(function (t) { return el("span", { class: "tag" }, str(t)); }),
+          system.map(function (t) { return el("span", { class: "tag system" }, str(t)); }))
+        : null,
+      run.error !== null && run.error !== undefined
+        ? el("div", { class: "run-error" }, el("strong", null, "error "), el("pre", null, str(run.error)))
+        : null,
+      params.length
+        ? el("section", { class: "params" }, el("h2", null, "Parameters"),
+          el("table", { class: "artifact-table" }, el("tbody", null, params.map(function (p) {
+            var q = obj(p);
+            return el("tr", null, el("th", { class: "name" }, str(q.name)), el("td", null, AF.preview(q.preview)));
+          }))))
+        : null);
+  }
+
+  function render(model, state, live) {
+    cleanups.forEach(function (fn) { if (typeof fn === "function") fn(); });
+    cleanups = [];
+    mounted = [];
+    var y = window.scrollY;
+    function gotoStep(i) {
+      var node = document.getElementById(AF.stepAnchor(i));
+      if (node) {
+        node.classList.add("flash");
+        node.scrollIntoView({ block: "start" });
+        setTimeout(function () { node.classList.remove("flash"); }, 1200);
+      }
+    }
+    function openTask(si, id) { AF.openTask(model, state, si, id); }
+    var steps = list(model.steps);
+    var page = el("main", null,
+      header(model, live),
+      el("section", { class: "panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
+      el("section", { class: "panel" }, el("h2", null, "Timeline"), AF.timeline(model, openTask)),
+      el("section", { class: "panel steps" }, el("h2", null, "Steps"),
+        steps.map(function (s, i) { return AF.stepSection(model, state, i); })));
+    AF.clear(app).appendChild(page);
+    mounted.forEach(function (fn) { cleanups.push(fn()); });
+    window.scrollTo(0, y);
+    app.setAttribute("data-ready", String(Number(app.getAttribute("data-ready") || "0") + 1));
+  }
+
+  function poll(state, live) {
+    var marker = document.getElementById("live-state");
+    fetch(live.url, { cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (fresh) {
+        if (obj(fresh).format !== "asyncflow-report") throw new Error("not a report model");
+        state.model = fresh;
+        render(fresh, state, live);
+        schedule(state, live);
+      })
+      .catch(function (err) {
+        if (marker) marker.textContent = "live: " + str(err && err.message) + ", retrying";
+        setTimeout(function () { poll(state, live); }, live.interval_ms * 3);
+      });
+  }
+  function schedule(state, live) {
+    if (str(obj(state.model.run).status) === "running") {
+      setTimeout(function () { poll(state, live); }, live.interval_ms);
+    } else {
+      var marker = document.getElementById("live-state");
+      if (marker) marker.textContent = "final";
+    }
+  }
+
+  var model = obj(readJson("model"));
+  var live = readJson("live");
+  var state = { model: model, steps: {}, open: {} };
+  if (model.format !== "asyncflow-report") {
+    AF.clear(app).appendChild(el("p", { class: "run-error" }, "This page holds no asyncflow report."));
+    return;
+  }
+  render(model, state, live);
+  if (live && typeof live.url === "string") schedule(state, live);
+})();
