@@ -259,7 +259,10 @@ def test_the_run_page_is_the_report_with_live_updates_from_the_api(server: Serve
     page = server.get("/runs/GateFlow/1")
     assert page.status_code == 200, page.text
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert "/api/runs/GateFlow/1" in page.text  # where the page fetches its model again
+    live = re.search(r'<script type="application/json" id="live">(.*?)</script>', page.text)
+    assert live is not None  # where and how often the page fetches its model again
+    assert json.loads(live.group(1)) == {"url": "/api/runs/GateFlow/1", "interval_ms": 1000}
+    assert not re.search(r"(src|href|action)=[\"']?(https?:)?//", page.text)
     policy = page.headers["content-security-policy"]
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.DOTALL)
     code = [body for attrs, body in scripts if "application/json" not in attrs]
@@ -347,7 +350,7 @@ def test_a_run_going_in_another_process_shows_live(tmp_path: Path) -> None:
             assert row["finished_at"] is None
             page = served.get("/").text
             assert 'class="badge s-running">running<' in page
-            assert 'http-equiv="refresh"' in page  # the list reloads itself meanwhile
+            assert '<meta http-equiv="refresh" content="5">' in page  # reloads meanwhile
             api = f"/api/runs/GateFlow/{row['id']}"
 
             def work_tasks() -> dict[str, Any] | None:
@@ -415,6 +418,13 @@ def test_it_listens_on_loopback_by_default_and_warns_beyond(finished_store: str)
     assert warning.startswith("asyncflow serve: warning: listening on http://0.0.0.0:")
     assert "anyone who can reach it can read every run of" in warning
     assert finished_store in warning
+
+
+def test_the_default_address_is_port_8765_on_loopback() -> None:
+    from asyncflow._cli._store_cmds import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8765)
 
 
 def test_a_port_in_use_is_refused_on_one_line(finished_store: str) -> None:
