@@ -22,34 +22,20 @@ SHUTDOWN_SECONDS = 3
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling: :func:`run_server` installs its
-    handlers before the URL is printed (uvicorn's would raise the signal again once the
-    server stopped, ending the process with a KeyboardInterrupt or the signal itself)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.signals: list[int] = []
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def stop(self, signum: int, frame: FrameType | None) -> None:
-        """The signal handler: note the signal and ask the server to stop (a second Ctrl-C
-        stops it without waiting for the requests still running)."""
-        self.signals.append(signum)
-        if self.should_exit and signum == signal.SIGINT:
-            self.force_exit = True
-        self.should_exit = True
-
-
 @contextlib.contextmanager
-def _handlers(server: _Server) -> Iterator[None]:
+def _noted(server: uvicorn.Server, signals: list[int]) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM are noted in ``signals`` and stop ``server``
+    instead of raising. uvicorn puts its own handlers in place while it serves, puts these
+    back when it stops, then raises the signal it got again: it lands here, noted."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signals.append(signum)
+        server.should_exit = True
+
     if threading.current_thread() is not threading.main_thread():
         yield  # no signal handlers outside the main thread
         return
-    previous = {signum: signal.signal(signum, server.stop) for signum in _SIGNALS}
+    previous = {signum: signal.signal(signum, stop) for signum in _SIGNALS}
     try:
         yield
     finally:
@@ -59,7 +45,7 @@ def _handlers(server: _Server) -> Iterator[None]:
 
 def run_server(app: ASGIApp, sock: socket.socket, ready: Callable[[], None]) -> list[int]:
     """Serve ``app`` on the listening ``sock`` until SIGINT or SIGTERM; call ``ready()``
-    once the signal handlers are in place, before serving. Returns the signals received."""
+    once a signal can no longer raise, before serving. Returns the signals received."""
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -68,8 +54,9 @@ def run_server(app: ASGIApp, sock: socket.socket, ready: Callable[[], None]) -> 
         server_header=False,
         timeout_graceful_shutdown=SHUTDOWN_SECONDS,
     )
-    server = _Server(config)
-    with _handlers(server):
+    server = uvicorn.Server(config)
+    signals: list[int] = []
+    with _noted(server, signals):
         ready()
         server.run(sockets=[sock])
-    return server.signals
+    return signals
