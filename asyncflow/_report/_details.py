@@ -246,7 +246,7 @@ class Details:
             return log.head + log.tail
         return (
             f"{log.head}\n… [{cut:,} characters cut; the whole {stream}: `asyncflow logs "
-            f"{pathspec}`] …\n{log.tail}"
+            f"{pathspec} --{stream}`] …\n{log.tail}"
         )
 
     def _task_cards(self, extra: TaskExtras, pathspec: str) -> list[dict[str, Any]]:

@@ -27,12 +27,11 @@ import hashlib
 import html
 import json
 import math
+import re
 from importlib import resources
 from typing import Any
 
-from .._errors import UsageError
-
-__all__ = ["SCRIPT_FILES", "csp_for", "embed_json", "render_page"]
+__all__ = ["SCRIPT_FILES", "csp_for", "embed_json", "render_page", "script_hash"]
 
 SCRIPT_FILES = (
     "core.js",
@@ -44,10 +43,10 @@ SCRIPT_FILES = (
     "main.js",
 )
 _STYLE_FILE = "page.css"
-_MIN_INTERVAL_MS = 100
 
 # The five characters that may end a <script> data block or confuse an HTML parser, and the
 # two that end a line in old JavaScript; json.dumps leaves them as they are.
+_SURROGATE = re.compile("[\ud800-\udfff]")  # a lone one cannot be written as UTF-8
 _ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
@@ -74,7 +73,10 @@ def embed_json(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except ValueError:
         text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
-    return text.translate(_ESCAPES)
+    text = text.translate(_ESCAPES)
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 def script_hash(script: str) -> str:
@@ -99,40 +101,23 @@ def csp_for(script: str, *, live: bool) -> str:
     return "; ".join(parts)
 
 
-def _check_live(live: dict[str, Any]) -> dict[str, Any]:
-    url = live.get("url")
-    interval = live.get("interval_ms", 1000)
-    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
-        raise UsageError(
-            f"render_page(live={live!r}): live['url'] must be a path on the serving host "
-            "starting with '/' (such as '/api/runs/Flow/1/model'); pass live=None for a "
-            "page that never fetches.",
-            "live",
-        )
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < _MIN_INTERVAL_MS:
-        raise UsageError(
-            f"render_page(live={live!r}): live['interval_ms'] must be a whole number of "
-            f"milliseconds >= {_MIN_INTERVAL_MS}; pass 1000 to poll once a second.",
-            "live",
-        )
-    return {"url": url, "interval_ms": interval}
-
-
 def render_page(model: dict[str, Any], *, live: dict[str, Any] | None = None) -> str:
     """The HTML text of one self-contained report page of ``model``.
 
     :param model: the report model (``"format": "asyncflow-report"``), as the report's model
         builder makes it: plain JSON-able data, every string possibly hostile.
     :param live: ``{"url": "/path", "interval_ms": 1000}`` to re-fetch the model from ``url``
-        while the run is running (``serve``); None (the default) for a page that never fetches.
-    :raises UsageError: ``live`` is not a path and a whole number of milliseconds.
+        (a URL on the serving host) every ``interval_ms`` milliseconds (at least 100) while
+        the run is running (``serve``); None (the default) for a page that never fetches.
     """
-    live_config = None if live is None else _check_live(live)
+    live_config = None if live is None else dict(live)
     script = "\n".join(_asset(name) for name in SCRIPT_FILES)
     run = model.get("run")
     if not isinstance(run, dict):
         run = {}
-    title = f"{run.get('flow', '?')}/{run.get('id', '?')} · asyncflow report"
+    title = _SURROGATE.sub(
+        "\ufffd", f"{run.get('flow', '?')}/{run.get('id', '?')} · asyncflow report"
+    )
     return "".join(
         [
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
@@ -141,7 +126,7 @@ def render_page(model: dict[str, Any], *, live: dict[str, Any] | None = None) ->
             '">\n<meta name="referrer" content="no-referrer">\n',
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
             "<title>",
-            html.escape(title),
+            html.escape(title).replace("\u2028", "&#8232;").replace("\u2029", "&#8233;"),
             "</title>\n<style>\n",
             _asset(_STYLE_FILE),
             "</style>\n</head>\n<body>\n",

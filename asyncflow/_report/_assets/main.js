@@ -75,6 +75,9 @@
     app.setAttribute("data-ready", String(Number(app.getAttribute("data-ready") || "0") + 1));
   }
 
+  function interval(live) {
+    return Math.max(100, Number(live.interval_ms) || 1000);
+  }
   function poll(state, live) {
     var marker = document.getElementById("live-state");
     fetch(live.url, { cache: "no-store", credentials: "same-origin" })
@@ -90,12 +93,12 @@
       })
       .catch(function (err) {
         if (marker) marker.textContent = "live: " + str(err && err.message) + ", retrying";
-        setTimeout(function () { poll(state, live); }, live.interval_ms * 3);
+        setTimeout(function () { poll(state, live); }, 3 * interval(live));
       });
   }
   function schedule(state, live) {
     if (str(obj(state.model.run).status) === "running") {
-      setTimeout(function () { poll(state, live); }, live.interval_ms);
+      setTimeout(function () { poll(state, live); }, interval(live));
     } else {
       var marker = document.getElementById("live-state");
       if (marker) marker.textContent = "final";
@@ -110,5 +113,16 @@
     return;
   }
   render(model, state, live);
+  // "#task=STEP/ID" in the address opens that task (a link to it can be shared).
+  function fromHash() {
+    var m = /^#task=(.*)\/([^\/]*)$/.exec(location.hash);
+    if (!m) return;
+    var name = decodeURIComponent(m[1]), id = decodeURIComponent(m[2]);
+    list(state.model.steps).forEach(function (s, i) {
+      if (str(obj(s).name) === name) AF.openTask(state.model, state, i, id);
+    });
+  }
+  fromHash();
+  window.addEventListener("hashchange", fromHash);
   if (live && typeof live.url === "string") schedule(state, live);
 })();

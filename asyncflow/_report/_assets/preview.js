@@ -33,7 +33,8 @@
     var kind = str(p.kind);
     if (kind === "text") return el("pre", { class: "preview text" }, str(p.text));
     if (kind === "array") {
-      var shape = list(p.shape).map(str).join(" × ");
+      var dims = list(p.shape).map(str);
+      var shape = dims.join(", ") + (dims.length === 1 ? "," : ""); // as numpy writes it
       return el("div", { class: "preview array" },
         el("div", { class: "array-meta" },
           el("span", { class: "k" }, "shape "), el("span", { class: "v shape" }, "(" + shape + ")"),

@@ -45,7 +45,8 @@
             el("pre", null, str(t.traceback))) : null)
         : null,
       artifacts.length
-        ? el("div", { class: "artifacts" }, el("h5", null, AF.plural(artifacts.length, "artifact")),
+        ? el("div", { class: "artifacts" }, el("h5", null, AF.plural(artifacts.length, "artifact") +
+          (num(t.artifacts_omitted) ? " (and " + t.artifacts_omitted + " more not shown)" : "")),
           el("table", { class: "artifact-table" }, el("tbody", null, artifacts.map(function (a) {
             var art = obj(a);
             return el("tr", null, el("th", { class: "name" }, str(art.name)),
@@ -61,7 +62,8 @@
     var t = obj(task);
     var key = taskKey(stepIndex, t);
     var status = str(t.status);
-    var open = key in state.open ? state.open[key] : status === "failed" || list(step.tasks).length === 1;
+    var open = key in state.open ? state.open[key]
+      : status === "failed" || status === "caught" || list(step.tasks).length === 1;
     var attempts = list(t.attempts).length;
     var summary = el("summary", null,
       AF.badge(status),

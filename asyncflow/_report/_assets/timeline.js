@@ -4,7 +4,7 @@
 (function () {
   var el = AF.el, str = AF.str, list = AF.list, num = AF.num;
   var LABEL_W = 170, LANE_H = 9, BAR_H = 7, BAND_PAD = 6, AXIS_H = 22, MAX_LANES = 8;
-  var COLOURS = { succeeded: "#2e9e6b", failed: "#d64545", running: "#e0a030" };
+  var COLOURS = { succeeded: "#2e9e6b", failed: "#d64545", running: "#e0a030", caught: "#d9772b" };
   var OTHER = "#8a94a6", RETRY = "#7a3cc2";
 
   function bands(model) {
@@ -168,6 +168,7 @@
       el("span", { class: "key ok" }, "succeeded"),
       el("span", { class: "key failed" }, "failed (" + data.failed + ")"),
       el("span", { class: "key running" }, "running"),
+      el("span", { class: "key caught" }, "caught"),
       el("span", { class: "key retried" }, "retried (" + data.retried + ")"));
     AF.afterMount(function () {
       redraw();
