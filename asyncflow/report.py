@@ -87,12 +87,9 @@ def render_report(run: RunLike, *, store: PathLike | None = None, trust: bool = 
     :raises NotFoundError: no such run.
     :raises StoreError: the store or archive cannot be read.
     """
-    import importlib
+    from ._report._page import render_page
 
-    # The page is drawn by _report._page (a sibling module).
-    page = importlib.import_module("asyncflow._report._page")
-    text: str = page.render_page(report_model(run, store=store, trust=trust))
-    return text
+    return render_page(report_model(run, store=store, trust=trust))
 
 
 def write_report(
@@ -227,7 +224,7 @@ def write_text(
     except OSError as exc:
         raise UsageError(
             f"cannot write the report to {path!r}: {exc.strerror or exc}; write it to a folder "
-            "you may write, on a disk with room (nothing was written)",
+            "that exists and that you may write, on a disk with room (nothing was written)",
             "path",
         ) from exc
     return path

@@ -1918,6 +1918,81 @@ async def _c302(tmp: Path) -> Raised:
     return raised(lambda: get_cards(42)), ("get_cards(42)", "Flow/run/step/task")  # type: ignore[arg-type]
 
 
+async def report_run(tmp: Path) -> tuple[str, str]:
+    """A finished run to report, and its store."""
+    path = store_of(tmp)
+    run = await Pair(store=path, echo=False).run()
+    return run.pathspec, path
+
+
+@case("C341", fix="pass a Run")
+async def _c341(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    return raised(lambda: write_report(42, tmp / "r.html")), ("int 42", "Flow/run_id")  # type: ignore[arg-type]
+
+
+@case("C342", fix="give the name of the HTML file to write")
+async def _c342(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    pathspec, path = await report_run(tmp)
+    return raised(lambda: write_report(pathspec, "", store=path)), ("''",)
+
+
+@case("C343", fix="choose another name")
+async def _c343(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    pathspec, path = await report_run(tmp)
+    return raised(lambda: write_report(pathspec, path + "-wal", store=path, overwrite=True)), (
+        path + "-wal",
+        "side files",
+    )
+
+
+@case("C344", fix="choose another name")
+async def _c344(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    pathspec, path = await report_run(tmp)
+    return raised(lambda: write_report(pathspec, tmp, store=path, overwrite=True)), (
+        str(tmp),
+        "not a regular file",
+    )
+
+
+@case("C345", fix="pass overwrite=True to replace it")
+async def _c345(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    pathspec, path = await report_run(tmp)
+    (tmp / "r.html").write_text("mine")
+    return raised(lambda: write_report(pathspec, tmp / "r.html", store=path)), (
+        str(tmp / "r.html"),
+    )
+
+
+@case("C346", fix="write it to a folder that exists")
+async def _c346(tmp: Path) -> Raised:
+    from asyncflow.report import write_report
+
+    pathspec, path = await report_run(tmp)
+    target = tmp / "no-such-folder" / "r.html"
+    return raised(lambda: write_report(pathspec, target, store=path)), (
+        str(target),
+        "No such file or directory",
+    )
+
+
+@case("C347", fix="not both")
+async def _c347(tmp: Path) -> Raised:
+    pathspec, path = await report_run(tmp)
+    code, _, err = cli("report", pathspec, "-o", str(tmp / "r.html"), "--store", path,
+                       "--archive", path)  # fmt: skip
+    return CommandLine(err, code), ("--store PATH", "--archive FILE")
+
+
 # --- T: store files -------------------------------------------------------------------------
 
 

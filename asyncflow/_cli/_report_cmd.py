@@ -13,8 +13,9 @@ import os
 import sys
 from typing import Any
 
-from .._client import Flow
+from .._client import Flow, list_flows
 from .._client._archive import read_archive
+from .._client._messages import unknown_flow
 from .._store._paths import resolve_store_path
 from ._format import byte_size, printable
 from ._store_cmds import BadInput, _split
@@ -39,8 +40,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     refuse_target(args.output, args.force, source, "--force")  # before reading the run
     flow = Flow(parts[0], source, trust=args.trust)
     run = flow[parts[1]] if len(parts) == 2 else flow.latest_run
-    if run is None:
-        raise BadInput(f"flow {parts[0]} has no run to report in {source}")
+    if run is None:  # its last run was deleted meanwhile (gc): the client says what there is
+        raise unknown_flow(parts[0], source, list_flows(source))
     text = render_report(run)
     write_text(args.output, text, args.force, source, "--force")
     size = byte_size(os.path.getsize(args.output))

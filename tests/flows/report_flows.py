@@ -89,6 +89,8 @@ class FrameFlow(FlowSpec):
         import pandas as pd
 
         self.frame = pd.DataFrame({"a": range(25), "b": [f"r{i}" for i in range(25)]})
+        self.wide = pd.DataFrame([list(range(30))] * 3)
+        self.series = pd.Series([1.5, 2.5], name="score")
         self.next(self.end)
 
     @step
@@ -132,7 +134,7 @@ class ManyFlow(FlowSpec):
     @step
     def body(self) -> None:
         self.square = self.input * self.input
-        self.name = f"item {self.input}"
+        self.label = f"item {self.input}"
         failing = {int(i) for i in str(self.fail).split(",") if i}
         folder = str(self.folder)
         if self.input in failing:
@@ -209,7 +211,23 @@ class CaughtFlow(FlowSpec):
     @catch(var="error")
     @step
     def start(self) -> None:
-        raise KeyError("caught")
+        if len(self.__class__.__name__) > 0:
+            raise KeyError("caught")
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+class WideFlow(FlowSpec):
+    """A task with more artifacts than a report previews."""
+
+    @step
+    def start(self) -> None:
+        for i in range(45):
+            setattr(self, f"value_{i:02d}", i)
+        self.next(self.end)
 
     @step
     def end(self) -> None:
