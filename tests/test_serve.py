@@ -61,6 +61,19 @@ def run_flow(name: str, store: str, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+def gated_run(store: str, gate: Path) -> subprocess.Popen[str]:
+    """GateFlow running in another process: its last work task waits for the file ``gate``."""
+    argv = [sys.executable, str(FLOWS), "GateFlow", "run", "--store", store, "--quiet"]
+    return subprocess.Popen(
+        [*argv, "--gate", str(gate)],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def file_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -321,24 +334,7 @@ def test_a_run_going_in_another_process_shows_live(tmp_path: Path) -> None:
     store = str(tmp_path / "live.db")
     assert run_flow("Failing", store).returncode == 1  # the store exists before serving
     gate = tmp_path / "gate"
-    flow = subprocess.Popen(
-        [
-            sys.executable,
-            str(FLOWS),
-            "GateFlow",
-            "run",
-            "--store",
-            store,
-            "--quiet",
-            "--gate",
-            str(gate),
-        ],
-        cwd=ROOT,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    flow = gated_run(store, gate)
     try:
         with serving(store) as served:
 
@@ -574,3 +570,61 @@ def test_store_reads_run_off_the_server_loop(tmp_path: Path) -> None:
         reader.join(60)
         assert answers == [200]
     assert order == ["answered while locked", "released"]
+
+
+# --- in a real browser ----------------------------------------------------------------------------
+
+
+def test_a_browser_follows_a_running_run_through_the_server(tmp_path: Path) -> None:
+    """Headless Chromium on the served pages: the list draws with nothing on the console; the
+    page of a run going in another process draws, fetches the run again from the server (the
+    server's policy lets its script run and fetch) and says it is live; once the run ended,
+    its page says so and fetches nothing."""
+    from tests import _browser as browser
+
+    browser.chromium()  # skips without chromium (fails under CI)
+    store = str(tmp_path / "browser.db")
+    assert run_flow("Failing", store).returncode == 1
+    gate = tmp_path / "gate"
+    flow = gated_run(store, gate)
+    try:
+        with serving(store) as served:
+            api = "/api/runs/GateFlow/2"
+
+            def work_done() -> bool:
+                answer = served.get(api)
+                if answer.status_code != 200:
+                    return False
+                steps = {s["name"]: s for s in answer.json()["steps"]}
+                work = steps.get("work", {"n_tasks": 0, "n_running": 0})
+                return bool(work["n_tasks"] - work["n_running"] >= 2)
+
+            poll("two work tasks", work_done)
+            listing = browser.dump_dom(served.url, budget_ms=1000)
+            assert listing.console == [], listing.console
+            assert "GateFlow" in listing.dom.find("table").text()
+
+            page = browser.dump_dom(served.url + "runs/GateFlow/2", budget_ms=4000)
+            assert page.console == [], page.console
+            app = page.app
+            assert app.attrs.get("data-errors") == "0"
+            assert "data-csp-violations" not in app.attrs
+            assert int(app.attrs["data-ready"]) >= 2  # drawn, then drawn again from the API
+            assert app.find("header", "run").find(cls="badge").text() == "running"
+            assert app.by_id("live-state") is not None
+            assert app.by_id("live-state").text() == "live"  # type: ignore[union-attr]
+
+            gate.write_text("go")
+            poll("the run to end", lambda: served.get(api).json()["run"]["status"] != "running")
+            page = browser.dump_dom(served.url + "runs/GateFlow/2", budget_ms=3000)
+            assert page.console == [], page.console
+            app = page.app
+            assert app.attrs.get("data-ready") == "1"  # a finished run: drawn once
+            assert app.find("header", "run").find(cls="badge").text() == "succeeded"
+            assert app.by_id("live-state").text() == "final"  # type: ignore[union-attr]
+        assert flow.wait(timeout=60) == 0
+    finally:
+        gate.write_text("go")
+        if flow.poll() is None:
+            flow.kill()
+        flow.communicate(timeout=30)
