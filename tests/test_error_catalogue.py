@@ -2519,6 +2519,13 @@ async def _c364(tmp: Path) -> Raised:
     return CommandLine(err, code), ("--host",)
 
 
+@case("C365", fix="give --store PATH (a store) or --archive FILE (a run archive)")
+async def _c365(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    code, _, err = cli("serve", "--store", path, "--archive", path)
+    return CommandLine(err, code), ("not both",)
+
+
 @case("L281", fix="give each config once")
 async def _l281(tmp: Path) -> Raised:
     code, err = await _configured_command(

@@ -105,9 +105,8 @@ class Served:
             self.out, self.err = self.first + out, err
 
 
-def start(store: str, *extra: str, python: list[str] | None = None) -> Served:
-    argv = python or [sys.executable, "-m", "asyncflow"]
-    argv = [*argv, "serve", "--store", store, "--port", "0", *extra]
+def start(store: str, *extra: str, option: str = "--store") -> Served:
+    argv = [sys.executable, "-m", "asyncflow", "serve", option, store, "--port", "0", *extra]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env()
     )
@@ -138,6 +137,16 @@ def serving(store: str, *extra: str) -> Iterator[Served]:
         served.stop()
     assert served.code == 0, served.err
     assert "Traceback" not in served.err, served.err
+
+
+@contextlib.contextmanager
+def serving_archive(archive: str) -> Iterator[Served]:
+    served = start(archive, option="--archive")
+    try:
+        yield served
+    finally:
+        served.stop()
+    assert served.code == 0 and served.err == "", served.err
 
 
 def poll(what: str, probe: Callable[[], Any]) -> Any:
@@ -540,6 +549,50 @@ def test_a_serve_session_leaves_the_store_bytes_unchanged(tmp_path: Path) -> Non
             assert served.get(path).status_code in (200, 404)
     assert file_hash(store) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.db"]
+
+
+def test_an_archive_is_served_in_place(finished_store: str, tmp_path: Path) -> None:
+    archive = str(tmp_path / "shared.afa")
+    export = [sys.executable, "-m", "asyncflow", "export", "GateFlow/1", "Failing/2"]
+    done = subprocess.run(
+        [*export, "-o", archive, "--store", finished_store],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    before = file_hash(archive)
+    with serving_archive(archive) as served:
+        listing = served.get("/api/runs").json()
+        assert [r["pathspec"] for r in listing["runs"]] == ["Failing/2", "GateFlow/1"]
+        assert listing["store"] == "shared.afa"
+        model = served.get("/api/runs/GateFlow/1").json()
+        assert model["source"] == {"kind": "archive", "name": "shared.afa"}
+        assert served.get("/runs/GateFlow/1").status_code == 200
+    assert file_hash(archive) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.afa"]
+
+
+def test_archive_and_store_together_or_a_store_as_archive_are_refused(
+    finished_store: str,
+) -> None:
+    for extra in (["--store", finished_store], []):
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncflow", "serve", "--archive", finished_store, *extra],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env(),
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        expected = "give --store PATH (a store) or --archive FILE" if extra else "not a run archive"
+        assert expected in done.stderr, done.stderr
 
 
 def test_store_reads_run_off_the_server_loop(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ exit code 0.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from ._store_cmds import _store_option
+from .._client._archive import read_archive
+from ._store_cmds import BadInput, _store_option
 
 __all__ = ["add_serve_command"]
 
@@ -37,7 +39,16 @@ def _host(text: str) -> str:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .._report._serve import serve
 
-    return serve(args.store, host=args.host, port=args.port)
+    if args.store is not None and args.archive is not None:
+        raise BadInput(
+            "serve reads the runs of one file: give --store PATH (a store) or --archive FILE "
+            "(a run archive), not both"
+        )
+    source = args.store
+    if args.archive is not None:
+        source = os.path.abspath(args.archive)
+        read_archive(source)  # refuses a file that is not a run archive, before serving
+    return serve(source, host=args.host, port=args.port)
 
 
 def add_serve_command(sub: argparse._SubParsersAction[Any]) -> None:
@@ -48,11 +59,18 @@ def add_serve_command(sub: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Serve a web UI of the store's runs: a list filterable by flow, status and tag, "
             "and each run's report page, updated live while the run is going. Listens on "
-            "127.0.0.1 (this machine only) unless --host says otherwise. Needs the ui extra: "
+            "127.0.0.1 (this machine only) unless --host says otherwise. --archive serves a run "
+            "archive in place. Needs the ui extra: "
             "pip install 'asyncflow[ui]'."
         ),
     )
     _store_option(serve)
+    serve.add_argument(
+        "--archive",
+        metavar="FILE",
+        default=None,
+        help="serve the runs of a run archive instead (read in place, never imported)",
+    )
     serve.add_argument(
         "--port",
         type=_port,
