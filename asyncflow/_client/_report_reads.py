@@ -86,6 +86,8 @@ class ReportReader:
     def __init__(self, run: Run) -> None:
         handle = run._handle
         self._handle = StoreHandle(handle.path, handle.trust)
+        # An archive's records checked for this version of the file need no second check.
+        self._handle._checked.update(handle._checked)
         self._row: RunRow = run._row
         self.path = self._handle.path
         self.trust = handle.trust

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._client._report_reads import LiveTask, ReportReader, RunReading, TaskExtras
-from .._errors import StoreError, UntrustedArtifactError
+from .._errors import AsyncflowError, StoreError, UntrustedArtifactError
 from .._store._report_reads import BlobHead, LogCut
 from .._store._rows import TaskRow
 from ._card_model import CardBudget, card_error, card_model
-from ._previews import cut_text, preview, unavailable
+from ._previews import cut_text, describe, preview, unavailable
 
 __all__ = ["Details", "ms"]
 
@@ -152,8 +152,10 @@ class Details:
                     "write_report(run) of a run opened with trust=True, only if you trust "
                     "its author."
                 )
-            except Exception as exc:  # whatever reading it raised, the report goes on
-                self._previews[ref.sha] = unavailable(f"cannot read {ref.what}: {exc}")
+            except AsyncflowError as exc:  # the client's message says why and what to do
+                self._previews[ref.sha] = unavailable(str(exc))
+            except Exception as exc:  # whatever else reading it raised, the report goes on
+                self._previews[ref.sha] = unavailable(f"cannot read {ref.what}: {describe(exc)}")
             else:
                 self._types[ref.sha] = _type_name(value)
                 self._previews[ref.sha] = preview(value)
@@ -172,7 +174,7 @@ class Details:
         ]  # fmt: skip
         attempts.append(
             {"n": row.attempt, "started_at": ms(row.started_at),
-             "finished_at": ms(row.finished_at), "ok": row.status != "failed"}
+             "finished_at": ms(row.finished_at), "ok": row.status == "succeeded"}
         )  # fmt: skip
         last = row.path.rsplit(".", 1)[-1]
         artifacts: list[dict[str, Any]] = []

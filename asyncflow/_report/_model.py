@@ -37,6 +37,7 @@ from typing import Any
 
 from .._client._report_reads import LiveTask, ReportReader, RunReading
 from .._client._run import Run, step_order
+from .._errors import StoreError
 from .._store._rows import TaskRow
 from .._version import __version__
 from ._details import Details, ms
@@ -70,10 +71,18 @@ def build_model(run: Run) -> dict[str, Any]:
 def _build(reader: ReportReader) -> dict[str, Any]:
     reading = reader.read_run()
     run = reading.run
-    graph = graph_model(run.graph)
+    try:
+        graph = graph_model(run.graph)
+    except StoreError:  # a graph that is not JSON (a damaged file): the tasks still show
+        graph = graph_model({})
     live: list[LiveTask] = []
     if run.status not in _FINISHED:
-        live = reader.live_tasks(run, 2 * Details.LOG_CHARS)
+        finished = {row.id for row in reading.tasks}
+        live = [
+            task
+            for task in reader.live_tasks(run, 2 * Details.LOG_CHARS)
+            if task.task_id not in finished
+        ]
     names = [node["name"] for node in graph["steps"]]
     order = [n for n in step_order({"steps": graph["steps"]}) if n in names]
     by_step: dict[str, list[TaskRow]] = {}

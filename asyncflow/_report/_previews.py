@@ -21,6 +21,7 @@ __all__ = [
     "TABLE_ROWS",
     "TEXT_CHARS",
     "cut_text",
+    "describe",
     "preview",
     "unavailable",
 ]
@@ -157,8 +158,15 @@ def preview(value: Any) -> dict[str, Any]:
             return {"kind": "text", "text": _repr().repr(bytes(value[:201])) + note}
         return {"kind": "text", "text": cut_text(repr(value), TEXT_CHARS)}
     except Exception as exc:
-        reason = cut_text(str(exc), 300)
         return unavailable(
-            f"no preview of this {_type_name(value)}: its repr raised "
-            f"{type(exc).__name__}: {reason}"
+            f"no preview of this {_type_name(value)}: its repr raised {describe(exc)}"
         )
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, cut; its own ``str()`` may raise too."""
+    try:
+        message = cut_text(str(exc), 300)
+    except Exception:
+        message = "(its message cannot be shown)"
+    return f"{type(exc).__name__}: {message}"

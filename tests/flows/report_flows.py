@@ -34,6 +34,18 @@ class Evil:
         return (touch, (self.path,))
 
 
+def explode() -> None:
+    """What unpickling an :class:`Exploding` calls: it raises."""
+    raise RuntimeError("this value cannot be rebuilt")
+
+
+class Exploding:
+    """A value (pickled) that cannot be unpickled."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (explode, ())
+
+
 class BadRepr:
     """A value (pickled) whose repr raises."""
 
@@ -56,6 +68,7 @@ class RichFlow(FlowSpec):
         self.numbers = list(range(10_000))
         self.mapping = {"a": 1, "b": [1, 2, 3]}
         self.odd = BadRepr()
+        self.broken = Exploding()
         self.items = [0, 1, 2]
         self.next(self.body, foreach="items")
 
