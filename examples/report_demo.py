@@ -8,7 +8,7 @@ Run it, then write its report (one HTML file, open it in any browser, send it to
 ``score`` fails once for ``"beta"`` (``@retry`` runs it again, and it succeeds) and always
 for ``"delta"`` (``@catch`` records the error and the run goes on), so the report shows a
 retried task and a failed one. The screenshot in the README (``docs/report.png``) is this
-flow's report.
+flow's report, taken with ``chromium --headless --window-size=1200,1500 --screenshot``.
 """
 
 import time

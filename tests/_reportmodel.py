@@ -119,6 +119,8 @@ def demo_model(text: str = "", n_items: int = 3) -> dict[str, Any]:
                 },
             },
             {"kind": "error", "message": s("Image(...) bytes are not PNG, JPEG, GIF or SVG")},
+            # Not a card as asyncflow stores one (a hostile archive's): shown as an error.
+            {"kind": "image", "mime": "text/html", "data": "PGI+aGk8L2I+", "label": None},
         ],
     }
     start_task = _task(

@@ -136,6 +136,16 @@ def check_foreach(store: Path) -> None:
     assert "input" not in tasks[0].data and "index" not in tasks[0].data
 
 
+def check_report_demo(store: Path) -> None:
+    run = latest("ReportDemoFlow", store)
+    assert [acc for acc, _ in run.data.ranking] == [0.8, 0.75, 0.7]
+    tasks = {t.data.model: t for t in run["score"]}
+    assert tasks["delta"].data.error["type"] == "ValueError"  # failed, caught
+    assert tasks["alpha"].data.weights.shape == (3, 4)
+    assert [c.type for c in run["compare"].task.cards] == ["default"]
+    # The report itself is checked in a browser: tests/test_report_browser.py.
+
+
 def check_foreach_parent_artifacts(store: Path) -> None:
     run = latest("ForeachParentFlow", store)
     assert run.data.statuses == {0.2: "low", 0.5: "low", 0.9: "high"}
@@ -207,6 +217,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "large_artifact": check_large_artifact,
     "quickstart": check_quickstart,
     "switch_and_loop": check_switch_and_loop,
+    "report_demo": check_report_demo,
 }
 # Plain asyncio programs, not flow command lines (web_service: tests/test_web_service.py).
 SCRIPTS = {"embed_asyncio", "share_a_run", "web_service"}

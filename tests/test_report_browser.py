@@ -1,7 +1,8 @@
 """The report page in real headless Chromium (``tests/_browser.py``): the DOM after the
 page's scripts ran shows the run (steps, parameters, cards, errors, previews), nothing is
 logged to the console, hostile text from an archive shows as text and runs nothing, the CSP
-stops a script that got in anyway, and a live page follows a running run."""
+stops a script that got in anyway, and a live page follows a running run. Clicks and the
+mouse: tests/test_report_clicks.py."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert params.find("th").text() == "alpha" and params.find("pre").text() == "0.5"
     assert "archive demo.afar" in text and "nightly" in text
     assert app.find(cls="run-error").text() == "error step work failed: ValueError: item 2 is bad"
+    assert app.find(cls="failed-tasks").text() == "1 failed task: work/12"
     # every step: a node of the graph and a section
     names = [s["name"] for s in model["steps"]]
     assert list(step_sections(page)) == names
@@ -102,6 +104,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
         "attempt 0: failed after 200 ms",
         "attempt 1: failed after 200 ms",
     ]
+    assert sections["start"].find("p", "doc").text() == "Begin."  # the step's docstring
     omitted = sections["work"].find("p", "omitted").text()
     assert "5 more tasks" in omitted and "asyncflow show DemoFlow/7/work/TASK_ID" in omitted
     # the card: markdown, table, images (as data: <img>), artifact preview, error component
@@ -121,9 +124,11 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert card.find("figcaption").text() == "a red square"
     assert card.find(cls="card-artifact").find(cls="name").text() == "frame"
     assert "showing 1 of 40 rows" in card.find(cls="card-artifact").text()
-    assert card.find(cls="card-error").text() == (
-        "card error: Image(...) bytes are not PNG, JPEG, GIF or SVG"
-    )
+    assert [e.text() for e in card.find_all(cls="card-error")] == [
+        "card error: Image(...) bytes are not PNG, JPEG, GIF or SVG",
+        'image not shown: its type "text/html" is not PNG, JPEG, GIF or SVG, or its data is '
+        "not base64",
+    ]
     unavailable = sections["start"].find(cls="unavailable")
     assert unavailable.text() == "an untrusted pickle: not loaded"
     # the SVG image was drawn as an <img>: its script did not run
@@ -304,6 +309,14 @@ def running(model: dict[str, Any], n_done: int) -> dict[str, Any]:
     m["timeline"] = [
         r for r in m["timeline"] if r[0] != 2 or r[1] in {t["id"] for t in work["tasks"]}
     ]
+    # and one task still running: no end yet
+    going = dict(work["tasks"][-1], id="999", status="running", finished_at=None, stdout="so far")
+    going["attempts"] = [
+        {"n": 0, "started_at": going["started_at"], "finished_at": None, "ok": False}
+    ]
+    work["tasks"].append(going)
+    work["n_tasks"] += 1
+    m["timeline"].append([2, "999", going["started_at"], None, "running", 0])
     return m
 
 

@@ -2,7 +2,7 @@
    edges, switch edges labelled with their case value, each node with its task counts. */
 (function () {
   var svg = AF.svg, str = AF.str, list = AF.list, obj = AF.obj;
-  var NODE_H = 46, GAP_X = 28, GAP_Y = 46, MARGIN = 16, CHAR_W = 7.2, MAX_CHARS = 30;
+  var NODE_H = 46, GAP_X = 28, GAP_Y = 40, MARGIN = 16, CHAR_W = 7.2, MAX_CHARS = 30;
   var KINDS = ["linear", "split", "foreach", "switch", "end", "join"];
 
   function shorten(name) {
@@ -186,8 +186,8 @@
       var node = svg("g", { class: cls, tabindex: idx === undefined ? null : 0,
         "data-step": idx === undefined ? null : idx },
         svg("title", null, n.name + " (" + (isJoin ? "join, " : "") + (kind || "?") + ")"),
-        kind === "foreach" ? svg("rect", { class: "stack", x: n.x + 4, y: n.y + 4, width: w,
-          height: NODE_H, rx: 6 }) : null,
+        total > 1 && kind !== "switch" ? svg("rect", { class: "stack", x: n.x + 4, y: n.y + 4,
+          width: w, height: NODE_H, rx: 6 }) : null, // many tasks: a stack of cards
         shape,
         svg("text", { class: "name", x: n.x + w / 2, y: n.y + 19, "text-anchor": "middle" },
           shorten(n.name)),

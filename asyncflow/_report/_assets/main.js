@@ -11,7 +11,25 @@
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  function header(model, live) {
+  /* Buttons to the failed tasks (from the timeline: every task, detailed or not). */
+  function failedTasks(model, openTask) {
+    var steps = list(model.steps), failed = [];
+    list(model.timeline).forEach(function (row) {
+      if (Array.isArray(row) && str(row[4]) === "failed" && steps[row[0]]) failed.push(row);
+    });
+    if (!failed.length) return null;
+    var MOST = 10;
+    return el("div", { class: "failed-tasks" }, AF.plural(failed.length, "failed task") + ": ",
+      failed.slice(0, MOST).map(function (row) {
+        var b = el("button", { type: "button", class: "to-task" },
+          str(obj(steps[row[0]]).name) + "/" + str(row[1]));
+        b.addEventListener("click", function () { openTask(row[0], str(row[1])); });
+        return b;
+      }),
+      failed.length > MOST ? " and " + (failed.length - MOST) + " more (filter a step by status)" : null);
+  }
+
+  function header(model, live, openTask) {
     var run = obj(model.run), source = obj(model.source);
     var params = list(run.parameters);
     var tags = list(run.tags), system = list(run.system_tags);
@@ -39,11 +57,13 @@
       run.error !== null && run.error !== undefined
         ? el("div", { class: "run-error" }, el("strong", null, "error "), el("pre", null, str(run.error)))
         : null,
+      failedTasks(model, openTask),
       params.length
         ? el("section", { class: "params" }, el("h2", null, "Parameters"),
           el("table", { class: "artifact-table" }, el("tbody", null, params.map(function (p) {
             var q = obj(p);
-            return el("tr", null, el("th", { class: "name" }, str(q.name)), el("td", null, AF.preview(q.preview)));
+            return el("tr", null, el("th", { class: "name" }, el("div", null, str(q.name))),
+              el("td", null, AF.preview(q.preview)));
           }))))
         : null);
   }
@@ -64,9 +84,11 @@
     function openTask(si, id) { AF.openTask(model, state, si, id); }
     var steps = list(model.steps);
     var page = el("main", null,
-      header(model, live),
-      el("section", { class: "panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
-      el("section", { class: "panel" }, el("h2", null, "Timeline"), AF.timeline(model, openTask)),
+      header(model, live, openTask),
+      el("div", { class: "overview" },
+        el("section", { class: "panel graph-panel" }, el("h2", null, "Graph"), AF.graph(model, gotoStep)),
+        el("section", { class: "panel timeline-panel" }, el("h2", null, "Timeline"),
+          AF.timeline(model, openTask))),
       el("section", { class: "panel steps" }, el("h2", null, "Steps"),
         steps.map(function (s, i) { return AF.stepSection(model, state, i); })));
     AF.clear(app).appendChild(page);

@@ -49,7 +49,7 @@
           (num(t.artifacts_omitted) ? " (and " + t.artifacts_omitted + " more not shown)" : "")),
           el("table", { class: "artifact-table" }, el("tbody", null, artifacts.map(function (a) {
             var art = obj(a);
-            return el("tr", null, el("th", { class: "name" }, str(art.name)),
+            return el("tr", null, el("th", { class: "name" }, el("div", null, str(art.name))),
               el("td", { class: "type" }, str(art.type)), el("td", null, AF.preview(art.preview)));
           }))))
         : el("p", { class: "muted" }, "no artifacts"),
@@ -107,6 +107,14 @@
     return el("label", { class: "filter" }, "show ", select);
   }
 
+  function stepDoc(model, step) {
+    var name = str(step.name), found = null;
+    list(obj(model.graph).steps).forEach(function (g) {
+      if (found === null && str(obj(g).name) === name && obj(g).doc) found = str(obj(g).doc);
+    });
+    return found;
+  }
+
   function section(model, state, i) {
     var step = obj(list(model.steps)[i]);
     var st = stepState(state, i);
@@ -129,6 +137,7 @@
           running ? el("span", { class: "warn" }, " · " + running + " running") : null,
           " · " + AF.duration(AF.span(step.started_at, step.finished_at))),
         list(step.tasks).length > 1 ? filterBox(st, step, redraw) : null),
+      stepDoc(model, step) ? el("p", { class: "doc" }, stepDoc(model, step)) : null,
       st.note ? el("p", { class: "note" }, st.note) : null,
       el("div", { class: "tasks" }, tasks.slice(st.page * PAGE, (st.page + 1) * PAGE).map(function (t) {
         return taskRow(state, i, step, t);

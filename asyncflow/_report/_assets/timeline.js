@@ -80,7 +80,9 @@
       c.fillStyle = "#e6e9ef";
       c.fillRect(x, AXIS_H - 4, 1, data.height - AXIS_H);
       c.fillStyle = "#5b6475";
-      c.fillText("+" + AF.duration(t), x + 3, 9);
+      var tick = "+" + AF.duration(t);
+      var room = width - x - 3;
+      c.fillText(tick, c.measureText(tick).width > room ? x - 3 - c.measureText(tick).width : x + 3, 9);
     });
     data.bands.forEach(function (band, k) {
       if (k % 2) {
