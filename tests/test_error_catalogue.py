@@ -2521,6 +2521,58 @@ async def _l271(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), ("not 0",)
 
 
+@case("C361", fix="install them with pip install 'asyncflow[ui]'")
+async def _c361(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    script = (
+        "import sys\n"
+        "sys.modules['uvicorn'] = None  # as if asyncflow[ui] were not installed\n"
+        "from asyncflow import UsageError\n"
+        "from asyncflow._report._serve import serve\n"
+        "try:\n"
+        f"    serve({path!r}, port=0)\n"
+        "except UsageError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return asyncflow.UsageError(done.stdout.strip()), ("uvicorn cannot be imported",)
+
+
+@case("C362", fix="--port 0 picks a free one")
+async def _c362(tmp: Path) -> Raised:
+    from asyncflow._report._serve import serve
+
+    path = await pair_store(tmp)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        return raised(lambda: serve(path, port=port)), (f"127.0.0.1:{port}", "in use")
+
+
+@case("C363", fix="from 0 (a free port) to 65535")
+async def _c363(tmp: Path) -> Raised:
+    code, _, err = cli("serve", "--port", "65536", "--store", await pair_store(tmp))
+    return CommandLine(err, code), ("'65536'", "--port")
+
+
+@case("C364", fix="leave --host out to serve 127.0.0.1")
+async def _c364(tmp: Path) -> Raised:
+    code, _, err = cli("serve", "--host", " ", "--store", await pair_store(tmp))
+    return CommandLine(err, code), ("--host",)
+
+
+@case("C365", fix="give --store PATH (a store) or --archive FILE (a run archive)")
+async def _c365(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    code, _, err = cli("serve", "--store", path, "--archive", path)
+    return CommandLine(err, code), ("not both",)
+
+
 @case("L281", fix="give each config once")
 async def _l281(tmp: Path) -> Raised:
     code, err = await _configured_command(

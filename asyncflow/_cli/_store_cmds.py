@@ -378,6 +378,9 @@ def build_parser() -> OneLineParser:
     from ._report_cmd import add_report_command
 
     add_report_command(sub)
+    from ._serve_cmd import add_serve_command
+
+    add_serve_command(sub)
     return parser
 
 
