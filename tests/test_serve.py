@@ -16,6 +16,7 @@ import os
 import re
 import select
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -271,10 +272,12 @@ def test_a_request_for_another_host_is_refused(server: Served) -> None:
     port = server.url.rsplit(":", 1)[1].strip("/")
     refused = server.get("/api/runs", headers={"Host": "attacker.example"})
     assert refused.status_code == 421
-    assert "127.0.0.1, localhost or [::1] only" in refused.text
+    assert "attacker.example" in refused.text
+    assert "--allow-host NAME" in refused.text
     assert "Failing" not in refused.text
-    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST"):
-        assert server.get("/api/runs", headers={"Host": host}).status_code == 200
+    hosts = (f"localhost:{port}", f"127.0.0.1:{port}", "LOCALHOST", f"127.0.0.2:{port}", "[::1]")
+    for host in hosts:  # localhost and any IP address (a page elsewhere cannot send those)
+        assert server.get("/api/runs", headers={"Host": host}).status_code == 200, host
 
 
 def test_the_run_page_is_the_report_with_live_updates_from_the_api(server: Served) -> None:
@@ -417,12 +420,23 @@ def test_it_listens_on_loopback_by_default_and_warns_beyond(finished_store: str)
         port = served.url.rsplit(":", 1)[1]
         answer = httpx.get(f"http://127.0.0.1:{port}api/runs", timeout=30.0)
         assert answer.status_code == 200
-        # asked to listen beyond this machine, it answers whatever the Host
-        assert served.get("/api/runs", headers={"Host": "box.lan"}).status_code == 200
+        # beyond this machine it answers to its IP addresses and this machine's names, and
+        # still never to another name (DNS rebinding: found by an attacker)
+        assert served.get("/api/runs", headers={"Host": "10.0.0.7"}).status_code == 200
+        own = {"Host": socket.gethostname()}
+        assert served.get("/api/runs", headers=own).status_code == 200
+        assert served.get("/api/runs", headers={"Host": "evil.example"}).status_code == 421
     (warning,) = served.err.splitlines()
     assert warning.startswith("asyncflow serve: warning: listening on http://0.0.0.0:")
     assert "anyone who can reach it can read every run of" in warning
     assert finished_store in warning
+
+
+def test_allow_host_adds_a_name_it_answers_to(finished_store: str) -> None:
+    with serving(finished_store, "--allow-host", "Box.Lan") as served:
+        assert served.get("/api/runs", headers={"Host": "box.lan:80"}).status_code == 200
+        assert served.get("/api/runs", headers={"Host": "other.lan"}).status_code == 421
+    assert served.err == ""
 
 
 def test_the_default_address_is_port_8765_on_loopback() -> None:

@@ -48,7 +48,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.archive is not None:
         source = os.path.abspath(args.archive)
         read_archive(source)  # refuses a file that is not a run archive, before serving
-    return serve(source, host=args.host, port=args.port)
+    return serve(source, host=args.host, port=args.port, allow_hosts=args.allow_host)
 
 
 def add_serve_command(sub: argparse._SubParsersAction[Any]) -> None:
@@ -85,5 +85,13 @@ def add_serve_command(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="H",
         help="the address to listen on (default 127.0.0.1; anything else is reachable from "
         "other machines, and warned about)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to this host name (repeatable; IP addresses, "
+        "localhost and, with --host beyond loopback, this machine's names always are)",
     )
     serve.set_defaults(handler=_cmd_serve)

@@ -15,6 +15,7 @@ import ipaddress
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from .._client import list_flows
@@ -90,6 +91,7 @@ def serve(
     *,
     host: str = DEFAULT_HOST,
     port: int = 0,
+    allow_hosts: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -98,6 +100,8 @@ def serve(
     :param store: the store file (None: ``$ASYNCFLOW_STORE``, else the nearest
         ``asyncflow.db`` upward).
     :param port: the port; 0 picks a free one (the printed URL says which).
+    :param allow_hosts: host names to answer requests to, besides localhost and any IP
+        address; when it listens beyond loopback, this machine's own names are added.
     :param out: where the URL and the closing line go (default stdout).
     :param err: where the warning about a host beyond loopback goes (default stderr).
     :raises UsageError: Starlette or uvicorn is missing (C361); the address cannot be
@@ -124,7 +128,10 @@ def serve(
                 file=err,
                 flush=True,
             )
-        app = make_app(path, any_host=not loopback)
+        names = {name.strip().lower() for name in allow_hosts if name.strip()}
+        if not loopback:
+            names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+        app = make_app(path, hosts=frozenset(names))
         signals = run_server(
             app, sock, lambda: print(f"serving {url} (Ctrl-C to stop)", file=out, flush=True)
         )

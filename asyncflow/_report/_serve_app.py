@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from .._errors import AsyncflowError, NotFoundError
 from ._runs import RunFilter, list_runs, run_url
 from ._serve_html import error_page, runs_page
 
-__all__ = ["LIVE_INTERVAL_MS", "LOOPBACK_NAMES", "make_app", "page_policy"]
+__all__ = ["LIVE_INTERVAL_MS", "LOOPBACK_NAMES", "host_allowed", "make_app", "page_policy"]
 
 # How often a run page fetches its model again while the run is going.
 LIVE_INTERVAL_MS = 1000
@@ -108,11 +109,12 @@ def _run_page(model: dict[str, Any], flow: str, run_id: str) -> str:
     return render_page(model, live=live)
 
 
-def make_app(store: str, *, any_host: bool = False) -> ASGIApp:
+def make_app(store: str, *, hosts: frozenset[str] = frozenset()) -> ASGIApp:
     """The application serving the runs of the store file ``store``.
 
-    :param any_host: answer requests whatever their ``Host`` (the server listens beyond the
-        loopback interface); otherwise only those addressed to 127.0.0.1, localhost or ::1.
+    :param hosts: the host names (lower case) it answers requests to besides localhost and
+        any IP address (see :func:`host_allowed`): this machine's names and ``--allow-host``
+        names when it listens beyond the loopback interface.
     """
 
     async def runs(request: Request) -> Response:
@@ -157,7 +159,7 @@ def make_app(store: str, *, any_host: bool = False) -> ASGIApp:
         ],
         exception_handlers={HTTPException: missing},
     )
-    return _Guard(app, any_host)
+    return _Guard(app, hosts)
 
 
 def _host_name(header: str) -> str:
@@ -168,14 +170,28 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-class _Guard:
-    """Around the application: refuses requests addressed to another host (unless
-    ``any_host``) and adds the security headers to every response (a Content-Security-
-    Policy when the response has none of its own)."""
+def host_allowed(name: str, hosts: frozenset[str]) -> bool:
+    """Whether a request addressed to ``name`` (a ``Host`` without its port) is answered:
+    localhost, any IP address (a page of another site cannot make a browser send one it
+    did not load itself from), or one of ``hosts``. Any other name could be a site's own
+    name made to point at this machine (DNS rebinding), so that its pages read the store."""
+    if name in LOOPBACK_NAMES or name in hosts:
+        return True
+    try:
+        ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return True
 
-    def __init__(self, app: ASGIApp, any_host: bool) -> None:
+
+class _Guard:
+    """Around the application: refuses requests addressed to a host name it does not
+    answer to (see :func:`host_allowed`) and adds the security headers to every response
+    (a Content-Security-Policy when the response has none of its own)."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
         self._app = app
-        self._any_host = any_host
+        self._hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -183,11 +199,12 @@ class _Guard:
             return
         headers = dict(scope.get("headers") or [])
         host = headers.get(b"host", b"").decode("latin-1")
-        if not self._any_host and _host_name(host) not in LOOPBACK_NAMES:
+        if not host_allowed(_host_name(host), self._hosts):
             text = (
-                f"this server answers requests to 127.0.0.1, localhost or [::1] only, not to "
-                f"{host!r} (another site's page could otherwise read the store); open it as "
-                "http://127.0.0.1:PORT/, or start it with --host to listen beyond this machine"
+                f"this server answers requests addressed to an IP address, localhost or a "
+                f"name it was given, not to {host!r} (another site's page could otherwise "
+                "read the store through a name that points here); open it by its address, "
+                "or start it with --allow-host NAME to answer to that name"
             )
             await _html(error_page("wrong host", text), 421)(scope, receive, send)
             return

@@ -33,7 +33,7 @@ def check_header(conn: sqlite3.Connection, path: str) -> None:
             "SELECT (SELECT application_id FROM pragma_application_id()),"
             " (SELECT user_version FROM pragma_user_version())"
         ).fetchone()
-    except sqlite3.Error:
+    except (sqlite3.Error, UnicodeDecodeError):  # a damaged file: check_format says so
         return
     if app_id not in (0, APPLICATION_ID):
         raise _foreign(path)
