@@ -257,7 +257,7 @@ def test_the_csp_stops_a_script_that_got_in(tmp_path: Path) -> None:
 
 class _Server(http.server.ThreadingHTTPServer):
     pages: dict[str, bytes]
-    models: list[dict[str, Any]]
+    models: list[dict[str, Any] | None]
     hits: list[str]
 
 
@@ -268,8 +268,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.hits.append(self.path)
         if self.path == "/model":
             models = self.server.models
-            body = json.dumps(models.pop(0) if len(models) > 1 else models[0]).encode()
-            kind = "application/json"
+            model = models.pop(0) if len(models) > 1 else models[0]
+            if model is None:  # the server failing once
+                self.send_error(503)
+                return
+            body, kind = json.dumps(model).encode(), "application/json"
         elif self.path in self.server.pages:
             body, kind = self.server.pages[self.path], "text/html; charset=utf-8"
         else:
@@ -344,6 +347,24 @@ def test_a_live_page_follows_its_run_and_keeps_what_is_open(
     assert shown["2/63"] is True  # still open after the re-draws
     assert shown["2/69"] is True  # the failed one, open by itself
     assert "2/10" not in shown  # page 1's
+
+
+def test_a_live_page_rides_out_a_server_error(tmp_path: Path, server: _Server) -> None:
+    """A failed fetch says so on the page and is tried again; a link to a task that is cut
+    short opens nothing and breaks nothing."""
+    final = demo_model()
+    server.models = [None, final]
+    server.pages["/run"] = render_page(
+        running(final, 2), live={"url": "/model", "interval_ms": 200}
+    ).encode()
+    page = browser.dump_dom(
+        f"http://127.0.0.1:{server.server_address[1]}/run#task=work/%E0%A4%A", budget_ms=8000
+    )
+    app = page.app
+    assert app.attrs.get("data-errors") == "0"
+    assert server.hits.count("/model") == 2
+    assert app.by_id("live-state").text() == "final"  # type: ignore[union-attr]
+    assert app.find("header", "run").find(cls="badge").text() == "failed"
 
 
 def test_a_page_that_is_not_live_fetches_nothing(tmp_path: Path, server: _Server) -> None:
