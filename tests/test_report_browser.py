@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -64,6 +65,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     params = app.find(cls="params")
     assert params.find("th").text() == "alpha" and params.find("pre").text() == "0.5"
     assert "archive demo.afar" in text and "nightly" in text
+    assert re.fullmatch(r"your local time, UTC[+-]\d\d:\d\d", app.find(cls="zone").text())
     assert app.find(cls="run-error").text() == "error step work failed: ValueError: item 2 is bad"
     assert app.find(cls="failed-tasks").text() == "1 failed task: work/12"
     # every step: a node of the graph and a section
@@ -400,6 +402,20 @@ def test_ten_thousand_tasks(tmp_path: Path) -> None:
         "9,880" in section.find(cls="omitted").text()
         or "9880" in section.find(cls="omitted").text()
     )
+
+
+def test_times_are_shown_in_the_viewers_time_zone(tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    path.write_text(render_page(demo_model()), encoding="utf-8")  # run started at T0
+    for tz, zone, started in [
+        ("UTC", "UTC+00:00", "2025-10-09 08:53:20"),
+        ("Asia/Kolkata", "UTC+05:30", "2025-10-09 14:23:20"),
+        ("America/New_York", "UTC-04:00", "2025-10-09 04:53:20"),
+    ]:
+        page = browser.dump_dom(browser.file_url(path), tz=tz)
+        facts = page.app.find("dl", "facts").find_all("dd")
+        assert facts[0].text() == started, tz
+        assert page.app.find(cls="zone").text() == f"your local time, {zone}"
 
 
 def test_the_graph_is_layered_by_depth_and_draws_each_kind_of_step(tmp_path: Path) -> None:

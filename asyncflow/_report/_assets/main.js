@@ -49,7 +49,8 @@
         el("dt", null, "source"), el("dd", null, (str(source.kind) === "archive" ? "archive " : "store ") +
           str(source.name)),
         el("dt", null, "made"), el("dd", null, AF.time(model.generated_at) + " by asyncflow " +
-          str(model.asyncflow_version))),
+          str(model.asyncflow_version)),
+        el("dt", null, "times"), el("dd", { class: "zone" }, "your local time, " + AF.zone(run.created_at))),
       tags.length || system.length
         ? el("div", { class: "tags" }, tags.map(function (t) { return el("span", { class: "tag" }, str(t)); }),
           system.map(function (t) { return el("span", { class: "tag system" }, str(t)); }))
