@@ -264,7 +264,15 @@ class FlowSpec(FlowBase):
         number = spin_run_id(graph.name, run_id)
         echo = self._af_options.echo
         result = await spin_task(
-            type(self), graph, path, number, step, task, echo=echo, trust=trust
+            type(self),
+            graph,
+            path,
+            number,
+            step,
+            task,
+            echo=echo,
+            trust=trust,
+            archive=archive is not None,
         )
         if result.error is not None:
             error = result.error
@@ -292,8 +300,15 @@ class FlowSpec(FlowBase):
         :param params: as for :meth:`run`.
         :raises FlowValidationError: raised by the iteration, as by :meth:`run`.
         :raises ParameterError: raised by the iteration, as by :meth:`run`.
+        :raises UsageError: raised by the iteration: a run option (``max_passes=...``) given
+            here rather than to the constructor, as by :meth:`run`.
         """
-        return RunStream(lambda hub: self._af_execute(params, events=hub))
+
+        async def execute(hub: Any) -> Any:
+            refuse_run_options(type(self).__name__, "stream", params, parameters_of(type(self)))
+            return await self._af_execute(params, events=hub)
+
+        return RunStream(execute)
 
     async def _af_execute(
         self,

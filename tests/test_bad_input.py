@@ -402,7 +402,7 @@ def test_no_parameter_takes_a_name_the_flow_command_line_uses(tmp_path: Path) ->
     import argparse
     import keyword
 
-    from asyncflow._cli._flow_cmds import _build
+    from asyncflow._cli._flow_parser import build_flow_parser as _build
     from asyncflow._spec._names import COMMAND_LINE_NAMES
     from asyncflow._spec._resolve import parameters_of
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import importlib.util
 import json
 import os
 import re
@@ -397,13 +396,10 @@ def test_python_flow_card_says_cards_are_stored_but_not_rendered(tmp_path: Path)
     assert "not rendered yet" in done.stderr
 
 
-# --- pandas and matplotlib, when installed ----------------------------------------------------
+# --- pandas and matplotlib (both in the dev extras, so this runs in CI) ---------------------
 
 
 def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str, tmp_path: Path) -> None:
-    if importlib.util.find_spec("pandas") is None:
-        pytest.skip("pandas is not installed")
-    plot = importlib.util.find_spec("matplotlib") is not None
     flow_file = Path(cf.__file__).parent / "plot_flow.py"
     done = subprocess.run(
         [sys.executable, str(flow_file), "run", "--quiet", "--store", store],
@@ -418,11 +414,9 @@ def test_a_dataframe_table_and_a_matplotlib_figure_are_stored(store: str, tmp_pa
     frame, head, whole = card[0], card[1], card[2]
     assert frame.headers == ("name", "score") and frame.rows == (("a", "0.5"), ("b", "1.25"))
     assert (len(head.rows), len(whole.rows)) == (100, 150)  # truncate=True: the first 100
-    if plot:
-        assert (card[3].kind, card[3].mime, card[3].label) == ("image", "image/png", "line")
-        assert card[3].data.startswith(b"\x89PNG")
-    if importlib.util.find_spec("PIL") is not None:
-        assert (card[-1].mime, card[-1].label) == ("image/png", "pil")
+    assert (card[3].kind, card[3].mime, card[3].label) == ("image", "image/png", "line")
+    assert card[3].data.startswith(b"\x89PNG")
+    assert (card[-1].mime, card[-1].label) == ("image/png", "pil")  # matplotlib brings PIL
 
 
 class ScoreFlow(FlowSpec):

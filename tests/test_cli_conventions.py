@@ -88,6 +88,35 @@ def test_options_before_the_command_work_for_every_command(flow_file: Path) -> N
     assert not (here / "asyncflow.db").exists()
 
 
+# Which of the options Metaflow writes before the command each command also takes after it
+# (README, "The command line"): a command takes after it only the options it uses.
+AFTER = {
+    "run": {"--store", "--quiet", "--with", "--config-value"},
+    "resume": {"--store", "--quiet", "--with"},
+    "dump 1/start/1": {"--store"},
+    "logs 1/start": {"--store"},
+    "spin start --run-id 1": {"--store", "--quiet"},
+    "show": set(),
+    "check": set(),
+}
+OPTIONS = {
+    "--store": ["--store", "x.db"],
+    "--quiet": ["--quiet"],
+    "--with": ["--with", "retry"],
+    "--config-value": ["--config-value", "cfg", "{}"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(AFTER))
+def test_options_after_the_command_are_those_it_uses(flow_file: Path, command: str) -> None:
+    here = flow_file.parent
+    shell(str(flow_file), "--store", "x.db", "--quiet", "run", cwd=here)  # run 1 (it fails)
+    for option, words in OPTIONS.items():
+        out = shell(str(flow_file), *command.split(), *words, cwd=here)
+        refused = "unrecognized arguments" in out.stderr or "so it takes no" in out.stderr
+        assert refused == (option not in AFTER[command]), (command, option, out.stderr)
+
+
 def test_every_printed_command_names_its_store(flow_file: Path) -> None:
     here = flow_file.parent
     out = shell(str(flow_file), "--store", "hints.db", "run", cwd=here)
@@ -178,3 +207,34 @@ async def test_a_foreach_join_that_forgot_merge_artifacts_is_told_so(tmp_path: P
     assert isinstance(cause, ArtifactNotFoundError)
     assert "its inputs have it (inputs[0].score, inputs[1].score)" in str(cause)
     assert "self.merge_artifacts(inputs)" in str(cause)
+
+
+def test_a_flow_run_as_a_module_is_told_to_resume_as_a_module(tmp_path: Path) -> None:
+    # Found by an attacker: `python -m pkg.flow run` printed `python /abs/pkg/flow.py resume`,
+    # which breaks a flow file with relative imports. The hint runs it as it was started.
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("FAIL = True\n")
+    (pkg / "modflow.py").write_text(
+        "from asyncflow import FlowSpec, step\n"
+        "from .helpers import FAIL\n\n"
+        "class ModFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        if FAIL:\n"
+        "            raise ValueError('boom')\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n\n"
+        "if __name__ == '__main__':\n"
+        "    ModFlow()\n"
+    )
+    out = shell("-m", "pkg.modflow", "run", "--store", "m.db", cwd=tmp_path)
+    assert out.returncode == 1
+    hint = "python -m pkg.modflow resume --origin-run-id 1 --store m.db"
+    assert f"(`{hint}`)" in out.stderr
+    (pkg / "helpers.py").write_text("FAIL = False\n")
+    again = shell(*shlex.split(hint)[1:], cwd=tmp_path)  # pasted as printed
+    assert again.returncode == 0, again.stderr

@@ -111,3 +111,77 @@ def test_dump_through_a_link_to_the_store_is_refused(folder: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2 and "is the store dump reads from" in done.stderr, target
         assert not (folder / target).exists()
+
+
+DUMP_FLOW = textwrap.dedent(
+    """\
+    from asyncflow import FlowSpec, step
+
+    class Local:
+        def __init__(self):
+            self.n = 7
+
+    class NoRepr:
+        def __repr__(self):
+            raise RuntimeError("no repr for you")
+
+    class LocalFlow(FlowSpec):
+        @step
+        def start(self):
+            self.local = Local()
+            self.norepr = NoRepr()
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    if __name__ == "__main__":
+        LocalFlow()
+    """
+)
+
+
+def test_dump_writes_a_value_of_a_class_defined_in_the_flow_file(tmp_path: Path) -> None:
+    # Found by an attacker: `dump -o` re-pickled with pickle, which cannot name a class of
+    # the flow's __main__, and died with a traceback. It pickles as the store does now.
+    (tmp_path / "local_flow.py").write_text(DUMP_FLOW)
+    assert _sh(tmp_path, "local_flow.py", "run", "--quiet").returncode == 0
+    out = _sh(tmp_path, "-m", "asyncflow", "dump", "LocalFlow/1/start/1", "local", "-o", "v.pkl")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    load = "import pickle; print(pickle.load(open('v.pkl', 'rb')).n)"
+    assert _sh(tmp_path, "-c", load).stdout == "7\n"
+
+
+def test_dump_of_a_value_whose_repr_raises_prints_one_line(tmp_path: Path) -> None:
+    (tmp_path / "local_flow.py").write_text(DUMP_FLOW)
+    assert _sh(tmp_path, "local_flow.py", "run", "--quiet").returncode == 0
+    for args in (
+        ["-m", "asyncflow", "dump", "LocalFlow/1/start/1", "norepr"],
+        ["local_flow.py", "dump", "1/start/1", "norepr"],
+    ):
+        out = _sh(tmp_path, *args)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "<a NoRepr whose repr() raised RuntimeError: no repr for you>\n"
+
+
+def test_sigterm_while_dump_writes_leaves_no_temporary_file(tmp_path: Path) -> None:
+    # Found by an attacker: `dump -o` killed by SIGTERM left its `.dump-*` temporary file.
+    # A real SIGTERM, sent from inside the write: the command ends with 143, nothing left.
+    import signal
+
+    from asyncflow._cli._dump_file import _write
+
+    target = tmp_path / "value.bin"
+
+    def fill(fh: object) -> None:
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump-")]
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        _write(str(target), False, fill, None)
+    assert stopped.value.code == 143
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before

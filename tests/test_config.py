@@ -284,6 +284,43 @@ async def test_a_parser_s_non_string_key_is_refused(tmp_path: Path) -> None:
         await IntKeyedParser(store=str(tmp_path / "k.db"), echo=False).run()
 
 
+def test_show_and_check_print_a_parser_s_value_json_cannot_hold(tmp_path: Path) -> None:
+    # Found by an attacker: a TOML config holding a date ran (stored pickled, see R254), but
+    # show/check died with a TypeError traceback. They print the value's repr() there now.
+    (tmp_path / "c.toml").write_text('when = 2024-01-02\nname = "x"\n')
+    path = tmp_path / "toml_flow.py"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            import tomllib
+            from asyncflow import Config, FlowSpec, step
+
+            class TomlFlow(FlowSpec):
+                cfg = Config("cfg", default="c.toml", parser=tomllib.loads)
+
+                @step
+                def start(self):
+                    print("when:", self.cfg.when.year)
+                    self.next(self.end)
+
+                @step
+                def end(self):
+                    pass
+
+            if __name__ == "__main__":
+                TomlFlow()
+            """
+        )
+    )
+    for command in ("show", "check"):
+        out = cli(path, command)
+        assert out.returncode == 0, (command, out.stderr)
+        line = 'config cfg: {"when": "datetime.date(2024, 1, 2)", "name": "x"}'
+        assert line in out.stdout.splitlines()
+    out = cli(path, "run", "--store", "t.db")
+    assert out.returncode == 0 and "when: 2024" in out.stdout, out.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [

@@ -56,7 +56,7 @@ from tests.flows import attacker_flows as af_flows
 from tests.flows import bad_graphs as bad
 from tests.flows import bad_input as bif
 from tests.flows import bad_switches as bsw
-from tests.flows import card_flows
+from tests.flows import card_flows, dump_flows
 from tests.flows import catalogue as cf
 from tests.flows import config_catalogue as ccf
 from tests.flows import start_end_flows as sef
@@ -941,7 +941,7 @@ async def _config_raised(tmp: Path, *argv: str) -> BaseException:
     """The ParameterError a run of Configured raises, given these command-line options
     (through the flow object, as the command line passes them)."""
     from asyncflow._cli._config_opts import with_cli_configs
-    from asyncflow._cli._flow_cmds import _build
+    from asyncflow._cli._flow_parser import build_flow_parser as _build
 
     args = _build(ccf.Configured).parse_args([*argv, "run"])
     flow = ccf.Configured(store=store_of(tmp), echo=False)
@@ -1057,6 +1057,22 @@ async def _r254(tmp: Path) -> Raised:
     flow = ccf.Dated(store=store_of(tmp), echo=False)
     assert isinstance(await raised_async(flow.run()), StepFailed)
     return await raised_async(flow.resume()), ("'cfg'", "Dated", "not plain data")
+
+
+@case("R321", fix="give the Config a default")
+async def _r321(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    assert isinstance(
+        await raised_async(ccf.FailsBeforeConfig(store=path, echo=False).run()), StepFailed
+    )
+
+    class FailsBeforeConfig(ccf.NowRequiresConfig):  # the flow file, edited; same name
+        pass
+
+    exc = await raised_async(FailsBeforeConfig(store=path, echo=False).resume())
+    fixed = FailsBeforeConfig(store=path, echo=False, config={"cfg": {"a": 1}})
+    assert (await fixed.resume()).successful  # what the message says to do works
+    return exc, ("'cfg'", "requires Config", "resume takes no --config")
 
 
 @case("R255", fix="a config is given to the flow object")
@@ -2396,6 +2412,37 @@ async def _l321(tmp: Path) -> Raised:
     return CommandLine(err.getvalue(), code), (path, "is the store of the run")
 
 
+@case("L322", fix="print it instead (without -o)")
+async def _l322(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await dump_flows.DumpOnceFlow(store=path, echo=False).run()
+    out = str(tmp / "once.pkl")
+    err = io.StringIO()
+    dump_flows.PicklesOnce.REFUSE = True
+    try:
+        with contextlib.redirect_stderr(err):
+            code = asyncflow_cli(
+                ["dump", "DumpOnceFlow/1/start/1", "once", "-o", out, "--store", path]
+            )
+    finally:
+        dump_flows.PicklesOnce.REFUSE = False
+    assert code == 2
+    assert not [n for n in os.listdir(tmp) if n.startswith(".dump-") or n == "once.pkl"]
+    return CommandLine(err.getvalue(), code), ("PicklesOnce", out, "does not pickle")
+
+
+@case("L323", fix="create the folder, or pass a path in one you can write to")
+async def _l323(tmp: Path) -> Raised:
+    path = await pair_store(tmp)
+    task = Flow("Pair", store=path)["1"].end_task.pathspec
+    target = str(tmp / "nodir" / "x")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = asyncflow_cli(["dump", task, "x", "-o", target, "--store", path])
+    assert code == 2 and not os.path.exists(tmp / "nodir")
+    return CommandLine(err.getvalue(), code), (repr(target), str(tmp / "nodir"), "No such file")
+
+
 @case("L283", fix="give -o the name of the file")
 async def _l283(tmp: Path) -> Raised:
     path = await pair_store(tmp)
@@ -2656,6 +2703,55 @@ async def _m239(tmp: Path) -> Raised:
     exc = await spin_error(FailFlow, await spin_store(tmp), "boom", run_id=2)
     assert isinstance(exc, StepFailed) and isinstance(exc.__cause__, ValueError)
     return exc, ("'boom'", "FailFlow/2/boom/2", "ValueError: boom with x=5")
+
+
+@case("M323", fix="start a new run to give it one")
+async def _m323(tmp: Path) -> Raised:
+    path = store_of(tmp)
+    await dump_flows.DumpOnceFlow(store=path, echo=False).run()
+
+    class DumpOnceFlow(dump_flows.DumpOnceFlow):  # the flow file, edited after the run
+        beta = Parameter("beta", default=3)
+
+        @step
+        def start(self) -> None:
+            self.seen = self.beta
+            self.next(self.end)
+
+    exc = await spin_error(DumpOnceFlow, path, "start", run_id=1)
+    assert isinstance(exc, StepFailed) and exc.__cause__ is not None
+    return exc.__cause__, ("'beta'", "DumpOnceFlow", "own: none")
+
+
+@case("M324", fix="pass the path of an archive written by `asyncflow export`")
+async def _m324(tmp: Path) -> Raised:
+    from tests.flows.spin_flows import SpinFlow
+
+    missing = str(tmp / "typo.afa")
+    exc = await spin_error(SpinFlow, await spin_store(tmp), "start", run_id=1, archive=missing)
+    assert not os.path.exists(missing)
+    return exc, (missing, "run archive")
+
+
+@case("M325", fix="Open it once to upgrade it")
+async def _m325(tmp: Path) -> Raised:
+    from asyncflow._store import _schema
+    from tests.flows.spin_flows import SpinFlow
+
+    path = store_of(tmp)  # an empty store of schema 2, which more than tables separate
+    conn = sqlite3.connect(path)
+    for _kind, name, _, sql in sorted(_schema._expected(2)[0], key=lambda o: o[0] != "table"):
+        if sql and not name.startswith("sqlite_"):
+            conn.execute(sql)
+    conn.execute(f"PRAGMA application_id = {_schema.APPLICATION_ID}")
+    conn.execute("INSERT INTO store_info VALUES ('created_at', '1')")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    before = Path(path).read_bytes()
+    exc = await spin_error(SpinFlow, path, "start", run_id=1)
+    assert Path(path).read_bytes() == before
+    return exc, ("schema 2", path, "asyncflow stats --store")
 
 
 @case("M281", fix="spin the task again with --trust (flow.spin(..., trust=True))")

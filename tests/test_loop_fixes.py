@@ -153,6 +153,11 @@ async def test_run_options_given_to_run_or_resume_point_to_the_constructor(store
         await flow.resume(max_passes=5)
     with pytest.raises(UsageError, match="takes run_id and step, not 'nonsense'"):
         await flow.resume(nonsense=1)
+    with pytest.raises(UsageError, match=r"EndlessFlow\(max_passes=\.\.\.\)\.stream\(\)"):
+        async with flow.stream(max_passes=5) as events:
+            async for _ in events:
+                pass
+    assert not os.path.exists(store)  # refused before any run was recorded
 
 
 async def test_pass_index_counts_the_steps_tasks_over_the_run_so_nested_loops_go_on(

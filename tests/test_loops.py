@@ -262,6 +262,7 @@ def test_show_draws_the_loop() -> None:
         (bs.CycleWithoutSwitch, "form a cycle (a -> b -> a) that passes through no switch"),
         (bs.LoopOutOfForeach, "it loops back to 'start', but 'start' is not inside the same split"),
         (bs.NoWayOut, "end can never be reached from here: every way on loops back"),
+        (bs.JoinLoopsToItself, "it loops back to 'join', but 'join' is a join, whose inputs"),
     ],
 )
 def test_bad_loops_are_refused_before_anything_runs(flow: type, words: str) -> None:

@@ -532,3 +532,75 @@ def test_spin_trust_still_refuses_a_pickle_whose_bytes_were_edited(ran: Path) ->
     assert done.returncode == 1, done.stdout
     assert "cannot load the pickled artifact 'obj'" in done.stderr
     assert "kind =" not in done.stdout
+
+
+def test_spin_into_a_closed_pipe_exits_quietly(ran: Path) -> None:
+    # `spin ... | head` (found by an attacker): the reader gone, the spin said a
+    # BrokenPipeError traceback. It ends as `run | head` does now: code 0, nothing on stderr.
+    proc = subprocess.Popen(
+        [sys.executable, "iter_flow.py", "spin", "start", "--run-id", "1", "--store", "runs.db"],
+        cwd=ran,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader goes away before the spin prints anything
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize(
+    "declared", ['Parameter("beta", default=3)', 'Config("beta", default_value={"k": 1})']
+)
+def test_spin_of_a_step_reading_a_parameter_added_after_the_run_says_so(
+    ran: Path, declared: str
+) -> None:
+    # Found by an attacker: a parameter or config declared after the run was a KeyError.
+    path = write_flow(ran, end="self.kind = self.beta")
+    text = (
+        path.read_text()
+        .replace(
+            'marker = Parameter("marker", default="")',
+            f'marker = Parameter("marker", default="")\n    beta = {declared}',
+        )
+        .replace("import FlowSpec, Parameter,", "import Config, FlowSpec, Parameter,")
+    )
+    path.write_text(text)
+    before = sha256(ran / "runs.db")
+    done = flow_cmd(ran, "spin", "end", "--run-id", "1", "--store", "runs.db")
+    assert done.returncode == 1
+    assert "KeyError" not in done.stderr
+    assert (
+        "ArtifactNotFoundError: run 1 of IterFlow has no parameter or config 'beta': the flow "
+        "declares it, but the run started before it did (the run's own: alpha, marker)"
+    ) in done.stderr
+    assert sha256(ran / "runs.db") == before
+
+
+@pytest.mark.parametrize("schema", [3, 4])
+def test_spin_of_an_older_store_leaves_it_as_it_was(tmp_path: Path, schema: int) -> None:
+    # Found by an attacker: a spin upgraded a store of an older schema (the file changed,
+    # which a spin promises never to do). It reads the older store as it is now.
+    import gzip
+    import importlib.util
+    import shutil
+
+    data = Path(__file__).parent / "data" / f"schema{schema}"
+    store = tmp_path / "old.db"
+    with gzip.open(data / "old_store.db.gz") as src, open(store, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    before = sha256(store)
+    spec = importlib.util.spec_from_file_location(f"oldflow_{schema}", data / "oldflow.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flow = module.OldFlow(store=str(store), echo=False)
+    joined = anyio.run(lambda: flow.spin("join", run_id=1))
+    assert joined.error is None and joined.artifacts["total"] == 60
+    assert sha256(store) == before
+    assert companions(store) == []
+    with Run("OldFlow/1", str(store)) as run:  # a client still upgrades it, as documented
+        assert run.data.total == 60
+    assert sha256(store) != before

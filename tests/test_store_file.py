@@ -212,6 +212,8 @@ def garbage_file(path: Path) -> None:
 
 def other_program_db(path: Path) -> None:
     conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")  # a reader of it would need -wal and -shm
+    conn.execute("PRAGMA application_id = 7")
     conn.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
     conn.execute("INSERT INTO contacts VALUES ('Ada', '123')")
     conn.commit()
@@ -233,6 +235,7 @@ async def test_a_foreign_file_is_refused_and_left_alone(tmp_path: Path, make: An
     with pytest.raises(StoreFormatError) as client_info:
         Flow("BigFlow", store=str(path)).latest_run  # noqa: B018
     assert str(path) in str(client_info.value)
+    assert sorted(os.listdir(tmp_path)) == ["foreign.db"]  # no -wal or -shm left beside it
 
 
 def set_user_version(path: str, version: int) -> None:
@@ -253,11 +256,13 @@ async def test_a_store_from_a_newer_version_is_refused(store: str, tmp_path: Pat
     with pytest.raises(StoreFormatError) as info:
         await SharedA(store=newer, echo=False).run()
     assert newer in str(info.value)
-    assert query(newer, "PRAGMA user_version") == [(999,)]
-    assert query(newer, "SELECT count(*) FROM runs") == [(1,)]
     with pytest.raises(StoreFormatError) as client_info:
         Flow("SharedA", store=newer).latest_run  # noqa: B018
     assert newer in str(client_info.value)
+    # refused from the file's header: no -wal or -shm left beside a file we refuse
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("newer.db-")]
+    assert query(newer, "PRAGMA user_version") == [(999,)]
+    assert query(newer, "SELECT count(*) FROM runs") == [(1,)]
 
 
 @pytest.mark.anyio

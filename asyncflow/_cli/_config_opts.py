@@ -171,7 +171,8 @@ def config_lines(flow_cls: type, args: argparse.Namespace) -> Iterable[str]:
     bound = getattr(args, "config_shown", {})
     for config in configs_of(flow_cls).values():
         value = bound.get(config.name)
-        text = "None" if value is None else json.dumps(value.to_dict(), sort_keys=False)
+        # A parser may return what JSON cannot hold (a TOML date): shown by its repr().
+        text = "None" if value is None else json.dumps(value.to_dict(), default=repr)
         if len(text) > 200:
             text = text[:197] + "..."
         yield printable(f"config {config.name}: {text}")

@@ -19,13 +19,16 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import pickle
+import signal
 import stat
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from .._errors import UsageError
 from .._store._paths import is_store_file
+from ._format import one_line
 
 __all__ = ["refuse_existing", "write_bytes", "write_value"]
 
@@ -74,9 +77,16 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: s
     refuse_existing(path, force, store)
     folder = os.path.dirname(os.path.abspath(path))
     mode = _mode_for(path)
-    fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
+    except OSError as exc:  # said of the file asked for, not of the temporary one
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"cannot write {path!r}: its folder {folder!r} cannot be written to ({reason}); "
+            "create the folder, or pass a path in one you can write to"
+        ) from None
+    try:
+        with _terminated_as_exit(), os.fdopen(fd, "wb") as fh:
             fill(fh)
             os.fchmod(fh.fileno(), mode)
         os.replace(temp, path)
@@ -84,6 +94,25 @@ def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: s
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """While a file is written: SIGTERM ends the command as SystemExit(143), so that the
+    temporary file is removed on the way out (SIGKILL cannot be caught: it leaves one
+    ``.dump-*`` file beside the target)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def write_bytes(
@@ -118,5 +147,15 @@ def write_value(path: str, value: Any, force: bool, store: str | None = None) ->
         if value.dtype != object:
             _write(path, force, lambda fh: np.save(fh, value, allow_pickle=False), store)
             return "a numpy .npy file: numpy.load(FILE)"
-    _write(path, force, lambda fh: pickle.dump(value, fh, protocol=5), store)
+    import cloudpickle  # imported here: most dumps never pickle
+
+    try:  # cloudpickle, as the store does: a class defined in the flow file pickles too
+        data = cloudpickle.dumps(value, protocol=5)
+    except Exception as exc:
+        raise UsageError(
+            f"cannot write {type(value).__qualname__} value to {path!r}: it does not pickle "
+            f"({type(exc).__name__}: {one_line(str(exc), 200)}); print it instead (without -o), "
+            "or write its stored bytes with --raw"
+        ) from None
+    _write(path, force, lambda fh: fh.write(data), store)
     return "a pickle: pickle.load(open(FILE, 'rb'))"

@@ -68,9 +68,14 @@ class _Printer(pprint.PrettyPrinter):
 
 
 def pretty(value: Any) -> str:
-    """``value`` as ``pprint`` shows it, ints of any size included (the longest in hex)."""
+    """``value`` as ``pprint`` shows it, ints of any size included (the longest in hex); a
+    value whose ``repr()`` raises (a user's ``__repr__``) as one line that says so."""
     with _long_ints():
-        return _Printer().pformat(value)
+        try:
+            return _Printer().pformat(value)
+        except Exception as exc:
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return f"<a {type(value).__qualname__} whose repr() raised {one_line(what, 200)}>"
 
 
 DUMP_CHARS = 10_000

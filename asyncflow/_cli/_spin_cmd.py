@@ -20,7 +20,7 @@ from .._runtime._spin import SpinResult, spin_run_id, spin_task
 from .._store._paths import resolve_store_path
 from ._format import printable, short_repr
 from ._signals import SIGNAL_NAMES, run_under_signals
-from ._stdout import settle_stdout
+from ._stdout import settle_stdout, stdout_gone
 
 __all__ = ["add_spin_command", "cmd_spin"]
 
@@ -94,6 +94,7 @@ def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
                 args.task,
                 echo=not args.quiet,
                 trust=args.trust,
+                archive=args.archive is not None,
             ),
             received,
         )
@@ -117,7 +118,7 @@ def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
             os._exit(128 + signum)
         return 128 + signum
     result = outcome
-    sys.stdout.flush()
+    settle_stdout()
     if result.error is not None:
         error = result.error
         print(
@@ -130,5 +131,9 @@ def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
         if result.traceback:
             print(printable(result.traceback.rstrip("\n")), file=sys.stderr)
         return 1
-    _report(result, sys.stdout)
+    try:
+        _report(result, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `spin ... | head`: the reader has all it wanted
+        stdout_gone()
     return 0

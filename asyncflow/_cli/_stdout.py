@@ -13,7 +13,7 @@ import contextlib
 import os
 import sys
 
-__all__ = ["say", "settle_stdout"]
+__all__ = ["say", "settle_stdout", "stdout_gone"]
 
 
 def say(text: str) -> None:
@@ -21,7 +21,7 @@ def say(text: str) -> None:
     try:
         print(text, flush=True)
     except (OSError, ValueError):
-        _stdout_gone()
+        stdout_gone()
 
 
 def settle_stdout() -> None:
@@ -29,10 +29,10 @@ def settle_stdout() -> None:
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
-        _stdout_gone()
+        stdout_gone()
 
 
-def _stdout_gone() -> None:
+def stdout_gone() -> None:
     real = sys.__stdout__
     with contextlib.suppress(OSError, ValueError, AttributeError):
         fd = real.fileno() if real is not None else 1

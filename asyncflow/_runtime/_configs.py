@@ -220,7 +220,18 @@ async def resume_configs(
     for attr, config in configs.items():
         sha = origin.get(config.name)
         if sha is None:
-            values[attr] = await _value_of(config, sources, flow)
+            try:
+                values[attr] = await _value_of(config, sources, flow)
+            except ParameterError as exc:  # what it says to pass, resume does not take
+                why = str(exc).split("; pass", 1)[0].rstrip(".")
+                raise ParameterError(
+                    f"{why}. The run being resumed started before the flow declared Config "
+                    f"{config.name!r}, so resume reads it as a new run would; but resume "
+                    "takes no --config or --config-value: give the Config a default "
+                    f"(default_value=...), pass it in code (MyFlow(config={{{config.name!r}: "
+                    "...}).resume()), or start a new run (`run`).",
+                    config.name,
+                ) from None
             encoded[attr] = (config.name, _encoded(config, values[attr], flow))
             continue
         reused[attr] = (config.name, sha)

@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._errors import NotFoundError, UsageError, shown
+from .._errors import NotFoundError, StoreError, UsageError, shown
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph, NodeKind
 from .._spec._tags import is_system_tag
@@ -261,6 +261,7 @@ async def spin_task(
     *,
     echo: bool = True,
     trust: bool = False,
+    archive: bool = False,
 ) -> SpinResult:
     """Run the stored task ``step``/``task_id`` of run ``run_id`` again with ``flow_cls``'s
     current code (see the module doc); write nothing.
@@ -269,6 +270,7 @@ async def spin_task(
     :param echo: print the task's output as it runs, prefixed with its pathspec.
     :param trust: load pickled values whoever signed them, if their bytes are intact (and
         msgpack values without the budget for runs not trusted).
+    :param archive: ``path`` was given as a run archive (a missing file is said so).
     :raises NotFoundError: no such run, step or task, or what the task started from is not
         stored.
     :raises UsageError: a step of several tasks and no ``task_id``.
@@ -276,6 +278,12 @@ async def spin_task(
     :raises UntrustedArtifactError: a pickled input nobody vouches for.
     """
     flow = graph.name
+    if archive and not await anyio.Path(path).exists():
+        raise StoreError(
+            f"there is no run archive at {path!r}; pass the path of an archive written by "
+            "`asyncflow export` (or run.export()).",
+            path,
+        )
     reader, source = await anyio.to_thread.run_sync(load_run, path, flow, run_id, trust)
     try:
         return await _spin(flow_cls, graph, reader, source, step, task_id, echo)

@@ -14,9 +14,11 @@ from .._errors import (
     FlowValidationError,
     MergeArtifactsError,
 )
+from .._spec._config import configs_of
 from .._spec._flowbase import FlowBase, ForeachFrame, Switch
 from .._spec._flowgraph import Node, NodeKind
 from .._spec._names import artifact_name_problem
+from .._spec._resolve import parameters_of
 from .._store._blobs import RawBlob
 from .._store._signing import PICKLE
 from ._context import RunContext
@@ -89,9 +91,20 @@ class TaskState:
         pathspec = self.ctx.pathspec(self.spec) if raw.encoding == PICKLE else ""
         return decode_loadable(self.ctx, raw, self.step, what, name, pathspec)
 
+    def _declared_later(self, name: str) -> str:
+        had = ", ".join(self.ctx.params) or "none"
+        return (
+            f"run {self.ctx.run_id} of {self.ctx.flow_name} has no parameter or config "
+            f"{name!r}: the flow declares it, but the run started before it did (the run's "
+            f"own: {had}). A spin runs a task with its run's values; start a new run to give "
+            "it one."
+        )
+
     def load(self, name: str) -> Any:
         """Load one artifact visible to this task (a fresh copy)."""
         sha = self.base.get(name)
+        if sha is None and self.ctx.spin and name in _declared(self.ctx.flow_cls):
+            raise ArtifactNotFoundError(self._declared_later(name))
         if sha is None and (unmerged := self._unmerged(name)) is not None:
             raise ArtifactNotFoundError(unmerged)
         if sha is None or name in self.ctx.params:
@@ -126,7 +139,10 @@ class TaskState:
         """A parameter's value (decoded once per task)."""
         values = self.param_values
         if attr not in values:
-            values[attr] = self._decode(self.ctx.params[attr], "parameter", attr)
+            sha = self.ctx.params.get(attr)
+            if sha is None:  # only a spin meets it: the flow declared it after the run
+                raise ArtifactNotFoundError(self._declared_later(attr))
+            values[attr] = self._decode(sha, "parameter", attr)
         return values[attr]
 
     def record_next(
@@ -342,3 +358,8 @@ def _show(call: tuple[tuple[str, ...], str | None], switch: Switch | None = None
     if foreach is not None:
         parts.append(f"foreach={foreach!r}")
     return ", ".join(parts)
+
+
+def _declared(flow_cls: type[FlowBase]) -> set[str]:
+    """The parameters and configs ``flow_cls`` declares now (a spin's code may be newer)."""
+    return {*parameters_of(flow_cls), *configs_of(flow_cls)}

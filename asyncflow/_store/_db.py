@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._errors import StoreError, StoreFormatError
-from ._format import check_format, is_archive
+from ._format import check_format, check_header, is_archive
 from ._guards import OpenedFiles, describe, refuse_folder, refuse_truncated, unwritable_folder
 from ._paths import check_path, sqlite_uri
 from ._records import parse_json
@@ -60,6 +60,21 @@ def _connect(
         conn.execute("PRAGMA trusted_schema = OFF")
     OpenedFiles.add(path)
     return conn
+
+
+def _check_header(path: str) -> None:
+    """Refuse another program's database or a newer store before any connection that could
+    leave side files opens it (see ``_format.check_header``). Through SQLite, never with
+    Python's open(): closing a descriptor of the file would drop the POSIX locks this
+    process's writer holds on it (SQLite keeps such descriptors open while locks are held)."""
+    try:
+        conn = _connect(path, read_only=True, immutable=True)
+    except StoreError:
+        return  # said by the connection that follows, with the reason
+    try:
+        check_header(conn, path)
+    finally:
+        conn.close()
 
 
 def _readable_as_is(exc: StoreError, path: str) -> bool:
@@ -185,6 +200,7 @@ def open_writer(path: str, *, existing: bool = False) -> sqlite3.Connection:
         )
     if os.path.exists(path):
         refuse_truncated(path)
+        _check_header(path)
     conn = _connect(path, read_only=False)
     try:
 
@@ -261,17 +277,30 @@ def _upgrade(path: str, version: int) -> None:
         ) from exc
 
 
-def _older_archive(conn: sqlite3.Connection, path: str, version: int) -> bool:
+def _older_archive(
+    conn: sqlite3.Connection, path: str, version: int, *, as_found: bool = False
+) -> bool:
     """Whether ``conn`` holds a run archive of an older schema, now readable as the current
     one (see ``_schema.add_empty_tables``: the runs it holds predate what the tables added
-    since record). An archive is read-only, so it is never migrated.
+    since record). An archive is read-only, so it is never migrated; nor is an older store
+    read ``as_found`` (by ``spin``, which leaves the file as it was).
 
-    :raises StoreFormatError: an archive from before a change other than added tables.
+    :raises StoreFormatError: an archive (or a store read as found) from before a change
+        other than added tables.
     """
-    if not is_archive(conn):
+    archive = is_archive(conn)
+    if not archive and not as_found:
         return False
     if add_empty_tables(conn, version):
         return True
+    if not archive:
+        raise StoreFormatError(
+            f"the store {path!r} was written by an older asyncflow (schema {version}; this "
+            f"version reads schema {SCHEMA_VERSION}), and reading it as it is would need an "
+            "upgrade, which would change the file. Open it once to upgrade it (e.g. "
+            f"`asyncflow stats --store {path}`), then spin again.",
+            path,
+        )
     raise StoreFormatError(
         f"the archive {path!r} was written by an older asyncflow ({_writer_of(conn)}, schema "
         f"{version}), whose archives this version (schema {SCHEMA_VERSION}) cannot read: "
@@ -300,11 +329,13 @@ def open_reader(path: str, *, keep_wal: bool = False) -> sqlite3.Connection:
     folder) is read as it is on disk, provided no write-ahead log is beside it: SQLite
     would otherwise need to create its -shm file there.
 
-    :param keep_wal: when a write-ahead log with content is beside the file (left by a run
-        that was killed, or being written by a live one), keep the read-only connection,
-        which leaves the log as it is when it closes: the file stays byte-identical and the
-        log's commits stay for the next open (``spin`` promises both). By default the
-        connection folds the log into the file when it is the last to close.
+    :param keep_wal: leave the file as found (``spin`` promises it): when a write-ahead log
+        with content is beside the file (left by a run that was killed, or being written by
+        a live one), keep the read-only connection, which leaves the log as it is when it
+        closes, so the file stays byte-identical and the log's commits stay for the next
+        open; and read a store of an older schema as it is (tables added since seen empty)
+        rather than upgrading it. By default the connection folds the log into the file
+        when it is the last to close, and an older store is upgraded.
     :raises StoreError: no file at ``path``, an empty file, or a file that cannot be read.
     :raises StoreFormatError: the file is not an asyncflow store or is from a newer version.
     """
@@ -317,6 +348,7 @@ def open_reader(path: str, *, keep_wal: bool = False) -> sqlite3.Connection:
             path,
         )
     refuse_truncated(path)
+    _check_header(path)
     conn = _connect(path, read_only=True)
     try:
         try:
@@ -331,11 +363,14 @@ def open_reader(path: str, *, keep_wal: bool = False) -> sqlite3.Connection:
             if version >= SCHEMA_VERSION and not (keep_wal and _has_wal(path)):
                 conn = _query_only(conn, path)
         if version < SCHEMA_VERSION and not retry_busy(
-            lambda: _older_archive(conn, path, version), path
+            lambda: _older_archive(conn, path, version, as_found=keep_wal), path
         ):
             conn.close()
             _upgrade(path, version)
             return open_reader(path, keep_wal=keep_wal)
+        if version < SCHEMA_VERSION and keep_wal and not _has_wal(path) and not is_archive(conn):
+            # An older store read as found: a connection that leaves no -wal/-shm behind.
+            conn = _query_only(conn, path, lambda c: add_empty_tables(c, version))
         conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
     except UnicodeDecodeError as exc:
         conn.close()
@@ -355,7 +390,11 @@ def _has_wal(path: str) -> bool:
         return False
 
 
-def _query_only(checked: sqlite3.Connection, path: str) -> sqlite3.Connection:
+def _query_only(
+    checked: sqlite3.Connection,
+    path: str,
+    prepare: Callable[[sqlite3.Connection], object] | None = None,
+) -> sqlite3.Connection:
     """A connection for reading the store ``checked`` found to be ours: opened read-write,
     with ``PRAGMA query_only`` so that nothing is ever written through it.
 
@@ -363,10 +402,13 @@ def _query_only(checked: sqlite3.Connection, path: str) -> sqlite3.Connection:
     to close; a read-write one removes them (after checkpointing the WAL), so a store read
     by the client is again one file. Where the file may not be written, SQLite opens it
     read-only anyway; if anything fails, the checked read-only connection is kept.
+    ``prepare`` runs on the new connection first (creating ``temp`` tables, say).
     """
     try:
         conn = _connect(path, read_only=True, mode="rw")
         try:
+            if prepare is not None:
+                prepare(conn)
             conn.execute("PRAGMA query_only = 1")
         except BaseException:
             conn.close()

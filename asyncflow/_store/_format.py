@@ -13,9 +13,48 @@ from ._sqlerrors import is_busy, store_error
 __all__ = [
     "ARCHIVE_KEY",
     "check_format",
+    "check_header",
     "check_schema",
     "is_archive",
 ]
+
+
+def check_header(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a database of another program or a newer asyncflow's store from its header
+    alone, read through ``conn``: an immutable connection, which opens no ``-wal`` or
+    ``-shm`` (the connection that :func:`check_format` needs would leave both beside a file
+    we then refuse). Anything else, and a header that cannot be read, is left to
+    :func:`check_format`.
+
+    :raises StoreFormatError: as :func:`check_format` says of those two.
+    """
+    try:
+        app_id, version = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id()),"
+            " (SELECT user_version FROM pragma_user_version())"
+        ).fetchone()
+    except sqlite3.Error:
+        return
+    if app_id not in (0, APPLICATION_ID):
+        raise _foreign(path)
+    if app_id == APPLICATION_ID and version > SCHEMA_VERSION:
+        raise _newer(path, version)
+
+
+def _foreign(path: str) -> StoreFormatError:
+    return StoreFormatError(
+        f"{describe(path)} is a SQLite database of another program, not an asyncflow "
+        "store; choose another path for store=.",
+        path,
+    )
+
+
+def _newer(path: str, version: int) -> StoreFormatError:
+    return StoreFormatError(
+        f"{describe(path)} was written by a newer asyncflow (schema {version}, this "
+        f"version reads up to {SCHEMA_VERSION}); upgrade asyncflow to read it.",
+        path,
+    )
 
 
 def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> int:
@@ -46,17 +85,9 @@ def check_format(conn: sqlite3.Connection, path: str, *, allow_empty: bool) -> i
             path,
         )
     if app_id != APPLICATION_ID:
-        raise StoreFormatError(
-            f"{describe(path)} is a SQLite database of another program, not an asyncflow "
-            "store; choose another path for store=.",
-            path,
-        )
+        raise _foreign(path)
     if version > SCHEMA_VERSION:
-        raise StoreFormatError(
-            f"{describe(path)} was written by a newer asyncflow (schema {version}, this "
-            f"version reads up to {SCHEMA_VERSION}); upgrade asyncflow to read it.",
-            path,
-        )
+        raise _newer(path, version)
     check_schema(conn, path, int(version))
     return int(version)
 

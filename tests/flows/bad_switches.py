@@ -169,6 +169,29 @@ class LoopOutOfForeach(FlowSpec):
         pass
 
 
+class JoinLoopsToItself(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.again = "no"
+        self.next({"yes": self.join, "no": self.end}, condition="again")
+
+    @step
+    def end(self):
+        pass
+
+
 class NoWayOut(FlowSpec):
     @step
     def start(self):

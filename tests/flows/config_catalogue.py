@@ -127,3 +127,22 @@ class ForgetsMerge(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class FailsBeforeConfig(FlowSpec):
+    """Fails in start; its subclass ``NowRequiresConfig`` is the same flow edited to declare
+    a required Config before it is resumed."""
+
+    @step
+    def start(self) -> None:
+        if not hasattr(self, "cfg"):
+            raise RuntimeError("fails, to be resumed")
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+class NowRequiresConfig(FailsBeforeConfig):
+    cfg = Config("cfg", required=True)
