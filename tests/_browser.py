@@ -38,7 +38,7 @@ def chromium() -> str:
     pytest.skip("chromium is not installed (apt-get install chromium)")
 
 
-def _run(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
+def _run(url: str, *flags: str, tz: str | None = None) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="af-chromium-") as profile:
         return subprocess.run(
             [
@@ -49,6 +49,7 @@ def _run(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
                 *flags, url,
             ],
             capture_output=True, text=True, timeout=TIMEOUT, check=False,
+            env=os.environ | ({"TZ": tz} if tz else {}),
         )  # fmt: skip
 
 
@@ -141,10 +142,10 @@ def parse(html: str) -> Element:
     return builder.root
 
 
-def dump_dom(url: str, *, budget_ms: int = 3000) -> Page:
+def dump_dom(url: str, *, budget_ms: int = 3000, tz: str | None = None) -> Page:
     """Open ``url`` in headless Chromium and return its DOM once its scripts ran (and its
-    timers, up to ``budget_ms`` of virtual time)."""
-    proc = _run(url, f"--virtual-time-budget={budget_ms}", "--dump-dom")
+    timers, up to ``budget_ms`` of virtual time); ``tz``: the browser's time zone."""
+    proc = _run(url, f"--virtual-time-budget={budget_ms}", "--dump-dom", tz=tz)
     assert proc.returncode == 0, proc.stderr[-3000:]
     console = [line for line in proc.stderr.splitlines() if _CONSOLE.search(line)]
     return Page(proc.stdout, parse(proc.stdout), console, proc.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -64,6 +65,7 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     params = app.find(cls="params")
     assert params.find("th").text() == "alpha" and params.find("pre").text() == "0.5"
     assert "archive demo.afar" in text and "nightly" in text
+    assert re.fullmatch(r"your local time, UTC[+-]\d\d:\d\d", app.find(cls="zone").text())
     assert app.find(cls="run-error").text() == "error step work failed: ValueError: item 2 is bad"
     assert app.find(cls="failed-tasks").text() == "1 failed task: work/12"
     # every step: a node of the graph and a section
@@ -257,7 +259,7 @@ def test_the_csp_stops_a_script_that_got_in(tmp_path: Path) -> None:
 
 class _Server(http.server.ThreadingHTTPServer):
     pages: dict[str, bytes]
-    models: list[dict[str, Any]]
+    models: list[dict[str, Any] | None]
     hits: list[str]
 
 
@@ -268,8 +270,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.hits.append(self.path)
         if self.path == "/model":
             models = self.server.models
-            body = json.dumps(models.pop(0) if len(models) > 1 else models[0]).encode()
-            kind = "application/json"
+            model = models.pop(0) if len(models) > 1 else models[0]
+            if model is None:  # the server failing once
+                self.send_error(503)
+                return
+            body, kind = json.dumps(model).encode(), "application/json"
         elif self.path in self.server.pages:
             body, kind = self.server.pages[self.path], "text/html; charset=utf-8"
         else:
@@ -346,6 +351,24 @@ def test_a_live_page_follows_its_run_and_keeps_what_is_open(
     assert "2/10" not in shown  # page 1's
 
 
+def test_a_live_page_rides_out_a_server_error(tmp_path: Path, server: _Server) -> None:
+    """A failed fetch says so on the page and is tried again; a link to a task that is cut
+    short opens nothing and breaks nothing."""
+    final = demo_model()
+    server.models = [None, final]
+    server.pages["/run"] = render_page(
+        running(final, 2), live={"url": "/model", "interval_ms": 200}
+    ).encode()
+    page = browser.dump_dom(
+        f"http://127.0.0.1:{server.server_address[1]}/run#task=work/%E0%A4%A", budget_ms=8000
+    )
+    app = page.app
+    assert app.attrs.get("data-errors") == "0"
+    assert server.hits.count("/model") == 2
+    assert app.by_id("live-state").text() == "final"  # type: ignore[union-attr]
+    assert app.find("header", "run").find(cls="badge").text() == "failed"
+
+
 def test_a_page_that_is_not_live_fetches_nothing(tmp_path: Path, server: _Server) -> None:
     model = running(demo_model(), 1)
     server.pages["/run"] = render_page(model).encode()
@@ -379,6 +402,20 @@ def test_ten_thousand_tasks(tmp_path: Path) -> None:
         "9,880" in section.find(cls="omitted").text()
         or "9880" in section.find(cls="omitted").text()
     )
+
+
+def test_times_are_shown_in_the_viewers_time_zone(tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    path.write_text(render_page(demo_model()), encoding="utf-8")  # run started at T0
+    for tz, zone, started in [
+        ("UTC", "UTC+00:00", "2025-10-09 08:53:20"),
+        ("Asia/Kolkata", "UTC+05:30", "2025-10-09 14:23:20"),
+        ("America/New_York", "UTC-04:00", "2025-10-09 04:53:20"),
+    ]:
+        page = browser.dump_dom(browser.file_url(path), tz=tz)
+        facts = page.app.find("dl", "facts").find_all("dd")
+        assert facts[0].text() == started, tz
+        assert page.app.find(cls="zone").text() == f"your local time, {zone}"
 
 
 def test_the_graph_is_layered_by_depth_and_draws_each_kind_of_step(tmp_path: Path) -> None:

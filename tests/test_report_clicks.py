@@ -104,6 +104,14 @@ def test_clicking_the_graph_the_timeline_the_filter_and_the_pages(tmp_path: Path
         b.js("location.hash = '#task=work/15'")
         b.js("new Promise(r => setTimeout(r, 50))")
         assert "2/15" in b.js(OPEN_TASKS)
+        # ... and to a task the report counts but does not detail, says how to see it
+        b.js("location.hash = '#task=work/101'")
+        b.js("new Promise(r => setTimeout(r, 50))")
+        note = b.js("document.querySelector('#step-2 .note').textContent")
+        assert note == (
+            "task 101 is not detailed in this report: see it with "
+            "asyncflow show DemoFlow/7/work/101"
+        )
         assert b.js("document.getElementById('app').dataset.errors") == "0"
         assert b.console() == []
 

@@ -44,9 +44,9 @@ SCRIPT_FILES = (
 )
 _STYLE_FILE = "page.css"
 
-# The five characters that may end a <script> data block or confuse an HTML parser, and the
-# two that end a line in old JavaScript; json.dumps leaves them as they are.
 _SURROGATE = re.compile("[\ud800-\udfff]")  # a lone one cannot be written as UTF-8
+# The three characters that could end a <script> data block or start markup in it, and the
+# two that end a line in old JavaScript; json.dumps leaves all five as they are.
 _ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )

@@ -96,6 +96,13 @@ var AF = {};
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
       pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   };
+  /* "UTC+01:00": the viewer's offset from UTC at `epoch` (summer time counted), which
+     AF.time's local times are in. */
+  AF.zone = function (epoch) {
+    var t = AF.num(epoch);
+    var off = -(t === null ? new Date() : new Date(t * 1000)).getTimezoneOffset(), a = Math.abs(off);
+    return "UTC" + (off < 0 ? "-" : "+") + pad(Math.floor(a / 60)) + ":" + pad(a % 60);
+  };
   AF.duration = function (seconds) {
     var s = AF.num(seconds);
     if (s === null || s < 0) return "–";

@@ -49,7 +49,8 @@
         el("dt", null, "source"), el("dd", null, (str(source.kind) === "archive" ? "archive " : "store ") +
           str(source.name)),
         el("dt", null, "made"), el("dd", null, AF.time(model.generated_at) + " by asyncflow " +
-          str(model.asyncflow_version))),
+          str(model.asyncflow_version)),
+        el("dt", null, "times"), el("dd", { class: "zone" }, "your local time, " + AF.zone(run.created_at))),
       tags.length || system.length
         ? el("div", { class: "tags" }, tags.map(function (t) { return el("span", { class: "tag" }, str(t)); }),
           system.map(function (t) { return el("span", { class: "tag system" }, str(t)); }))
@@ -109,9 +110,15 @@
       })
       .then(function (fresh) {
         if (obj(fresh).format !== "asyncflow-report") throw new Error("not a report model");
-        state.model = fresh;
-        render(fresh, state, live);
-        schedule(state, live);
+        // Drawn outside the promise: a drawing error is the page's own, counted and shown
+        // on the console, not taken for a lost connection.
+        setTimeout(function () {
+          state.model = fresh;
+          render(fresh, state, live);
+          schedule(state, live);
+        }, 0);
+      }, function (err) {
+        throw new Error("cannot reach the server (" + str(err && err.message) + ")");
       })
       .catch(function (err) {
         if (marker) marker.textContent = "live: " + str(err && err.message) + ", retrying";
@@ -139,7 +146,13 @@
   function fromHash() {
     var m = /^#task=(.*)\/([^\/]*)$/.exec(location.hash);
     if (!m) return;
-    var name = decodeURIComponent(m[1]), id = decodeURIComponent(m[2]);
+    var name, id;
+    try {
+      name = decodeURIComponent(m[1]);
+      id = decodeURIComponent(m[2]);
+    } catch (e) {
+      return; // a link cut short or mistyped: nothing to open
+    }
     list(state.model.steps).forEach(function (s, i) {
       if (str(obj(s).name) === name) AF.openTask(state.model, state, i, id);
     });
