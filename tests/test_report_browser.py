@@ -241,6 +241,13 @@ def test_an_archive_with_hostile_text_runs_nothing(tmp_path: Path) -> None:
     assert HOSTILE in [t.text() for t in app.find_all("span", "tag")]
 
 
+def test_a_lone_surrogate_is_drawn_as_its_escape(tmp_path: Path) -> None:
+    # Found by an attacker: a value holding "\ud800" made Chromium's --dump-dom crash.
+    page = open_page(tmp_path, render_page(demo_model("\ud800")))
+    assert_clean(page)
+    assert page.app.find(cls="flow").text() == "DemoFlow\\ud800"
+
+
 def test_the_csp_stops_a_script_that_got_in(tmp_path: Path) -> None:
     """Were an escape ever missed, the page's policy would still run nothing but the page's
     own script: a script element and an event handler planted in the HTML do not run."""

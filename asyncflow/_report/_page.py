@@ -75,7 +75,10 @@ def embed_json(value: Any) -> str:
         text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
     text = text.translate(_ESCAPES)
     if _SURROGATE.search(text):
-        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+        # Written as the text of its escape (backslash, u, 4 digits), as the store keeps it:
+        # a lone surrogate in a page's strings crashes Chromium's DOM serialiser (found by an
+        # attacker: --dump-dom died with SIGILL).
+        text = _SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text)
     return text
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -80,10 +79,12 @@ def _html(page: str, status: int = 200) -> Response:
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    # ASCII only (a lone surrogate is written \udXXX), and <, >, & as \u escapes.
-    text = json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Response(text.encode("ascii"), status_code=status, media_type="application/json")
+    # As the page embeds its model (one rule: embed_json): <, >, & as \u escapes, a lone
+    # surrogate as the text of its escape, NaN as null.
+    from ._page import embed_json
+
+    text = embed_json(data)
+    return Response(text.encode("utf-8"), status_code=status, media_type="application/json")
 
 
 def _problem(exc: AsyncflowError, api: bool) -> Response:
