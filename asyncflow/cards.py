@@ -2,7 +2,7 @@
 ``Image``, ``Artifact``. Add them to a ``@card`` step's card with ``current.card.append``.
 
 A task's cards are stored when it ends, succeeded or failed, as data (see the README,
-"Cards"): read them back with ``task.cards`` or :func:`get_cards`. They are not rendered yet.
+"Cards"): read them back with ``task.cards`` or :func:`get_cards`; ``asyncflow report`` draws them.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a typo stays a type error
 
     def __getattr__(name: str) -> object:
         """Metaflow's other card names (``VegaChart``, ``ProgressBar``, ``Error``) raise
-        NotSupportedError saying what to use until issue 14 builds them."""
+        NotSupportedError saying what to use instead."""
         from ._spec._refused import refusal
 
         error = refusal(f"cards.{name}")

@@ -383,7 +383,7 @@ async def test_a_store_of_schema_4_is_upgraded_and_stores_cards(tmp_path: Path) 
         assert len(flow[run.id]["start"].task.cards) == 2
 
 
-def test_python_flow_card_says_cards_are_stored_but_not_rendered(tmp_path: Path) -> None:
+def test_python_flow_card_points_to_the_report(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(FLOW_FILE), "card", "view", "start"],
         capture_output=True,
@@ -392,8 +392,8 @@ def test_python_flow_card_says_cards_are_stored_but_not_rendered(tmp_path: Path)
         cwd=tmp_path,
     )
     assert done.returncode == 2
-    assert "cards are stored with their tasks (read them with task.cards" in done.stderr
-    assert "not rendered yet" in done.stderr
+    assert "cards are drawn in the run's report, one HTML file: `asyncflow report" in done.stderr
+    assert "run.html#task=STEP/ID" in done.stderr
 
 
 # --- pandas and matplotlib (both in the dev extras, so this runs in CI) ---------------------

@@ -49,8 +49,9 @@ REFUSED: dict[str, tuple[str, str]] = {
     ),
     "card": (
         "creates and shows a step's cards",
-        "cards are stored with their tasks (read them with task.cards or "
-        "asyncflow.cards.get_cards) but not rendered yet (planned in asyncflow's issue 14)",
+        "cards are drawn in the run's report, one HTML file: `asyncflow report FLOW/RUN -o "
+        "run.html`, then open run.html#task=STEP/ID for one task's (read them as data with "
+        "task.cards or asyncflow.cards.get_cards)",
     ),
 }
 

@@ -2,7 +2,7 @@
 
 A step's ``@card`` decorators are recorded on its :class:`StepInfo` (one :class:`CardSpec`
 each); inside the step ``current.card`` collects components (``_runtime/_cards``), stored
-when the task ends, in the form ``_card_form`` describes (cards are not rendered yet).
+when the task ends, in the form ``_card_form`` describes (the run report draws them).
 Misuse (a bad ``type``, ``id``, ``options`` or ``timeout``, two cards with one id on a step)
 is a :class:`FlowValidationError` raised while the class body runs.
 """
@@ -37,7 +37,7 @@ def card(
 
     Several cards on one step are told apart by ``id`` (``current.card["id"]``). A card's
     components are stored when the task ends, succeeded or failed (read them back with
-    ``task.cards``); they are not rendered yet. Metaflow's other arguments (``save_errors``,
+    ``task.cards``) and drawn in the run's report. Metaflow's other arguments (``save_errors``,
     ``refresh_interval``, ``customize``) are accepted and ignored.
 
     :raises FlowValidationError: ``type`` is not a name, ``id`` not an identifier,

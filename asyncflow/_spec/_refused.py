@@ -58,8 +58,8 @@ REFUSED: dict[str, str] = {
     "client's task.created_at / finished_at); time a block yourself with time.perf_counter().",
 }
 _CARDS_LATER = (
-    "not built yet (planned in asyncflow's issue 14, which renders cards); "
-    "meanwhile use Markdown, Table, Image or Artifact from asyncflow.cards."
+    "not built yet (the run report draws Markdown, Table, Image and Artifact cards); "
+    "use those from asyncflow.cards."
 )
 for _name in ("VegaChart", "ProgressBar", "Error"):
     REFUSED[f"cards.{_name}"] = f"{_name} is {_CARDS_LATER}"
