@@ -471,3 +471,20 @@ async def test_card_images_past_the_report_budget_are_left_out_saying_so(
     kinds = [c["kind"] for c in components[3:7]]
     assert kinds == ["image", "image", "error", "error"]
     assert "left out: a report holds at most" in components[5]["message"]
+
+
+async def test_huge_names_from_a_crafted_store_are_cut(store: str) -> None:
+    # Found by an attacker: a 2 MB tag and a 1 MB flow name, planted with sqlite3, were
+    # copied whole into the report, the name five times (15 MB for a 4-step run).
+    run = await rf.RichFlow(store=store, echo=False, tags=["nightly"]).run(alpha=0.7)
+    huge = "t" * 2_000_000
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE run_tags SET tag = ? WHERE tag = 'nightly'", (huge,))
+        conn.execute("UPDATE artifacts SET name = ? WHERE name = 'text'", ("a" * 100_000,))
+    conn.close()
+    model = build_model(Run(f"RichFlow/{run.id}", store))
+    cut = "t" * _model.NAME_CHARS + "... (2,000,000 characters)"
+    assert model["run"]["tags"] == [cut]
+    names = [a["name"] for s in model["steps"] for t in s["tasks"] for a in t["artifacts"]]
+    assert "a" * _model.NAME_CHARS + "... (100,000 characters)" in names
+    assert len(json.dumps(model)) < 200_000

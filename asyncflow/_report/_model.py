@@ -63,9 +63,44 @@ def build_model(run: Run) -> dict[str, Any]:
     """
     reader = ReportReader(run)
     try:
-        return _build(reader)
+        model = _build(reader)
+        _names_cut(model)
+        return model
     finally:
         reader.close()
+
+
+NAME_CHARS = 200
+"""Names (flow, step, artifact, parameter, tag, card id) are cut to this many characters
+plus a note of their length: a name has no other limit in a crafted store, and a 2 MB tag
+was repeated in a report (found by an attacker)."""
+
+_NAME_KEYS = frozenset({"flow", "name", "pathspec", "foreach_var", "condition", "type", "id"})
+_NAME_LISTS = frozenset({"tags", "system_tags", "out", "in"})
+
+
+def _cut_name(text: str) -> str:
+    if len(text) <= NAME_CHARS:
+        return text
+    return f"{text[:NAME_CHARS]}... ({len(text):,} characters)"
+
+
+def _names_cut(value: Any) -> None:
+    """Cut every name in ``value`` (see :data:`NAME_CHARS`), in place."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and key in _NAME_KEYS:
+                value[key] = _cut_name(item)
+            elif isinstance(item, list) and key in _NAME_LISTS:
+                value[key] = [_cut_name(x) if isinstance(x, str) else x for x in item]
+            elif key == "cases" and isinstance(item, dict):
+                value[key] = {_cut_name(str(k)): _cut_name(str(v)) for k, v in item.items()}
+            elif isinstance(item, dict | list):
+                _names_cut(item)
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict | list):
+                _names_cut(item)
 
 
 def _build(reader: ReportReader) -> dict[str, Any]:
