@@ -393,6 +393,20 @@ async def test_a_value_over_the_read_limit_is_not_read(
     assert big["preview"]["kind"] == "unavailable"
     assert "a int32 array of shape (100000,)" in big["preview"]["text"]
     assert "larger than a report reads" in big["preview"]["text"]
+    assert big["type"] == "ndarray"  # known from its header (found empty by an attacker)
+
+
+async def test_odd_values_preview_as_what_they_are(store: str) -> None:
+    # Found by an attacker: NaN hid as the min and max, a 5,000-digit int "raised".
+    import numpy as np
+
+    from asyncflow._report._previews import preview
+
+    mixed = preview(np.array([2.0, np.nan, -1.0]))
+    assert (mixed["min"], mixed["max"]) == ("-1.0 (1 NaN)", "2.0 (1 NaN)")
+    assert preview(np.array([np.nan]))["min"] == "(1 NaN)"
+    huge = preview(10**5000)
+    assert huge["kind"] == "text" and huge["text"].startswith("an int of 16,610 bits, 0x")
 
 
 # --- the awaitable twin never holds up the loop ---------------------------------------------

@@ -119,6 +119,8 @@ class Details:
                 )
             elif head.size > self.READ_BYTES:
                 self._previews[ref.sha] = unavailable(self._too_big(ref, head))
+                if self._reader.numpy_header(head):  # its type, known without reading it
+                    self._types[ref.sha] = "ndarray"
             else:
                 batch.append(ref)
                 held += head.size

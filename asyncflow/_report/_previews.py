@@ -92,7 +92,16 @@ def _array(value: Any) -> dict[str, Any]:
     if array.size and array.dtype.kind in "biuf":
         try:
             with np.errstate(all="ignore"):
-                low, high = str(array.min()), str(array.max())
+                if array.dtype.kind == "f" and np.isnan(array).any():
+                    # NaN is not the least nor the greatest: the extremes of the rest, and
+                    # how many NaN there are (a preview that said "nan" hid them)
+                    nans = int(np.isnan(array).sum())
+                    if nans < array.size:
+                        low, high = str(np.nanmin(array)), str(np.nanmax(array))
+                    low = f"{low} ({nans:,} NaN)".lstrip()
+                    high = f"{high} ({nans:,} NaN)".lstrip()
+                else:
+                    low, high = str(array.min()), str(array.max())
         except (TypeError, ValueError):  # e.g. a structured dtype: no order
             low = high = ""
     if array.ndim:
@@ -156,6 +165,10 @@ def preview(value: Any) -> dict[str, Any]:
         if isinstance(value, bytes | bytearray):
             note = f" [{len(value):,} bytes]" if len(value) > 200 else ""
             return {"kind": "text", "text": _repr().repr(bytes(value[:201])) + note}
+        if type(value) is int and value.bit_length() > 10_000:
+            # past Python's digit limit for str(): its size and its first hex digits
+            return {"kind": "text", "text": f"an int of {value.bit_length():,} bits, "
+                    f"{cut_text(hex(value), TEXT_CHARS)}"}  # fmt: skip
         return {"kind": "text", "text": cut_text(repr(value), TEXT_CHARS)}
     except Exception as exc:
         return unavailable(
