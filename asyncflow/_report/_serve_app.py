@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -44,6 +45,8 @@ __all__ = ["LIVE_INTERVAL_MS", "LOOPBACK_NAMES", "host_allowed", "make_app", "pa
 
 # How often a run page fetches its model again while the run is going.
 LIVE_INTERVAL_MS = 1000
+# How many run pages (the heavy reads) are read at once; the others wait their turn.
+HEAVY_AT_ONCE = 2
 # The Host names a request to a server on the loopback interface may carry.
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -127,16 +130,22 @@ def make_app(store: str, *, hosts: frozenset[str] = frozenset()) -> ASGIApp:
             return _problem(exc, api)
         return _json(listing) if api else _html(runs_page(listing))
 
+    # Run pages are the heavy reads (a 10,000-task run: tenths of a second each): a few at
+    # once, the others waiting on the loop, so that the worker threads stay free for the
+    # cheap requests (the list, a 404) however many run pages are asked for at once.
+    heavy = anyio.Semaphore(HEAVY_AT_ONCE)
+
     async def run(request: Request) -> Response:
         flow, run_id = request.path_params["flow"], request.path_params["run_id"]
         api = request.url.path.startswith("/api/")
-        try:
-            model = await run_in_threadpool(_read_model, store, flow, run_id)
-        except AsyncflowError as exc:
-            return _problem(exc, api)
-        if api:
-            return _json(model)
-        return _html(await run_in_threadpool(_run_page, model, flow, run_id))
+        async with heavy:
+            try:
+                model = await run_in_threadpool(_read_model, store, flow, run_id)
+            except AsyncflowError as exc:
+                return _problem(exc, api)
+            if api:
+                return _json(model)
+            return _html(await run_in_threadpool(_run_page, model, flow, run_id))
 
     async def missing(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
