@@ -92,7 +92,9 @@ def demo_model(text: str = "", n_items: int = 3) -> dict[str, Any]:
                 "text": s(
                     "# Scores heading\n\nSome *emphasis* and `code` and a "
                     "[safe link](https://example.org/x) and a "
-                    "[bad link](javascript:alert(1)).\n\n- first item\n- second item"
+                    "[bad link](javascript:alert(1)), a [wiki](https://en.wikipedia.org/wiki/"
+                    "Python_(language)) link and ![a logo](https://example.org/logo.png)."
+                    "\n\n- first item\n- second item"
                 ),
             },
             {"kind": "table", "headers": [s("train"), "test"], "rows": [[s("0.91"), "0.88"]]},

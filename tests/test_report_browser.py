@@ -114,8 +114,13 @@ def test_every_part_of_a_model_is_drawn(tmp_path: Path) -> None:
     assert card.find("h3").text() == "Scores heading"
     assert card.find("em").text() == "emphasis" and card.find("code").text() == "code"
     links = card.find_all("a")
-    assert [(a.text(), a.attrs["href"]) for a in links] == [("safe link", "https://example.org/x")]
-    assert card.find("span", "md-nolink").text() == "bad link"
+    assert [(a.text(), a.attrs["href"]) for a in links] == [
+        ("safe link", "https://example.org/x"),
+        ("wiki", "https://en.wikipedia.org/wiki/Python_(language)"),  # parentheses kept
+    ]
+    nolinks = [span.text() for span in card.find_all("span", "md-nolink")]
+    assert nolinks == ["bad link", "[image: a logo]"]  # an image by URL is never fetched
+    assert ") link" not in card.text() and "!" not in card.text()
     assert [li.text() for li in card.find_all("li")] == ["first item", "second item"]
     assert [td.text() for td in card.find("table", "data").find_all("td")] == ["0.91", "0.88"]
     images = card.find_all("img")

@@ -21,7 +21,11 @@
     { re: /\*(?=\S)([\s\S]*?\S)\*|\b_(?=\S)([\s\S]*?\S)_\b/, make: function (m) {
       return el("em", null, inline(m[1] !== undefined ? m[1] : m[2]));
     } },
-    { re: /\[([^\]]*)\]\(\s*([^\s)]*)\s*\)/, make: function (m) {
+    { re: /!\[([^\]]*)\]\(\s*((?:[^\s()]|\([^\s()]*\))*)\s*\)/, make: function (m) {
+      // An image by URL is never fetched (the page fetches nothing): its text says what it was.
+      return el("span", { class: "md-nolink" }, "[image: " + (m[1] || m[2]) + "]");
+    } },
+    { re: /\[([^\]]*)\]\(\s*((?:[^\s()]|\([^\s()]*\))*)\s*\)/, make: function (m) {
       var label = inline(m[1]);
       if (!AF.safeUrl(m[2])) return el("span", { class: "md-nolink" }, label);
       return el("a", { href: m[2], rel: "noopener noreferrer nofollow", target: "_blank" },
