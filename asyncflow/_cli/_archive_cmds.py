@@ -27,7 +27,7 @@ PROG = "asyncflow"
 
 def _runs_of(pathspecs: list[str], store: str | None) -> list[Run]:
     """The runs named by ``Flow/run`` (one run) or ``Flow`` (all its runs), in order."""
-    from ._store_cmds import BadInput
+    from ._pathspecs import BadInput
 
     chosen: list[Run] = []
     flows: dict[str, Flow] = {}
@@ -133,7 +133,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 
 def add_archive_commands(sub: argparse._SubParsersAction[Any]) -> None:
     """Add ``export``, ``import`` and ``archive`` to a subparsers action."""
-    from ._store_cmds import _store_option
+    from ._pathspecs import store_option_arg as _store_option
 
     export = sub.add_parser("export", help="write runs into a run archive (one file)")
     export.add_argument(

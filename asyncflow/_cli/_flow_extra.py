@@ -15,7 +15,11 @@ from typing import Any, TextIO
 from .._errors import AsyncflowError, AsyncflowWarning, store_option
 from .._store._paths import resolve_store_path
 from ._format import dump_text, one_line, printable
-from ._store_cmds import BadInput, _cmd_dump, _resolve, _split, _tasks_of
+from ._pathspecs import BadInput
+from ._pathspecs import resolve as _resolve
+from ._pathspecs import split as _split
+from ._pathspecs import tasks_of as _tasks_of
+from ._store_cmds import _cmd_dump
 from ._watch_cmds import add_logs_options, cmd_logs
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]

@@ -18,7 +18,8 @@ from .._client._archive import read_archive
 from .._client._messages import unknown_flow
 from .._store._paths import resolve_store_path
 from ._format import byte_size, printable
-from ._store_cmds import BadInput, _split
+from ._pathspecs import BadInput
+from ._pathspecs import split as _split
 
 __all__ = ["add_report_command"]
 

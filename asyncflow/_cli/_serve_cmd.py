@@ -13,7 +13,8 @@ import os
 from typing import Any
 
 from .._client._archive import read_archive
-from ._store_cmds import BadInput, _store_option
+from ._pathspecs import BadInput
+from ._pathspecs import store_option_arg as _store_option
 
 __all__ = ["add_serve_command"]
 

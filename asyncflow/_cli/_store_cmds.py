@@ -33,47 +33,17 @@ from ._format import (
     when,
 )
 from ._parser import OneLineParser
+from ._pathspecs import PROG, BadInput
+from ._pathspecs import resolve as _resolve
+from ._pathspecs import split as _split
+from ._pathspecs import store_option_arg as _store_option
 
 __all__ = ["BadInput", "add_store_commands", "build_parser", "main"]
 
-PROG = "asyncflow"
 # Values up to this size are loaded to show a short repr in `show Flow/run/step/task`.
 SHOW_VALUE_BYTES = 4096
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class BadInput(Exception):
-    """The command line names something malformed; the message says what is expected."""
-
-
-# --- pathspecs ------------------------------------------------------------------------------
-
-
-def _split(pathspec: str, shapes: Sequence[int], expected: str) -> list[str]:
-    parts = pathspec.strip().strip("/").split("/")
-    if len(parts) not in shapes or not all(p.strip() for p in parts):
-        raise BadInput(f"bad pathspec {pathspec!r}: expected {expected}")
-    return [p.strip() for p in parts]
-
-
-def _resolve(parts: Sequence[str], store: str | None) -> Flow | Run | Step | Task:
-    flow = Flow(parts[0], store)
-    if len(parts) == 1:
-        return flow
-    run = flow[parts[1]]
-    if len(parts) == 2:
-        return run
-    step = run[parts[2]]
-    return step if len(parts) == 3 else step[parts[3]]
-
-
-def _tasks_of(target: Run | Step | Task) -> list[Task]:
-    if isinstance(target, Task):
-        return [target]
-    if isinstance(target, Step):
-        return list(target)
-    return [task for step in target for task in step]
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -297,15 +267,6 @@ def _positive(text: str) -> int:
     if value > MAX_ID:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_ID}, not {value}")
     return value
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--store",
-        metavar="PATH",
-        default=None,
-        help="the store file (default: $ASYNCFLOW_STORE, else the nearest asyncflow.db upward)",
-    )
 
 
 def add_store_commands(

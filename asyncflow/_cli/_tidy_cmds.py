@@ -13,7 +13,8 @@ from typing import Any
 from .._client import Flow
 from .._client._tidy import GcReport, StoreStats, gc, stats
 from ._format import byte_size
-from ._store_cmds import _split, _store_option
+from ._pathspecs import split as _split
+from ._pathspecs import store_option_arg as _store_option
 
 __all__ = ["add_tidy_commands", "gc_lines", "stats_lines"]
 

@@ -10,7 +10,8 @@ import argparse
 from typing import Any
 
 from .._client import Flow
-from ._store_cmds import _split, _store_option
+from ._pathspecs import split as _split
+from ._pathspecs import store_option_arg as _store_option
 
 __all__ = ["add_trust_command"]
 

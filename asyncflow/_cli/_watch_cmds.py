@@ -31,8 +31,12 @@ from .._store._events import (
 )
 from .._store._paths import resolve_store_path
 from ._format import indent_lines, printable
+from ._pathspecs import PROG
+from ._pathspecs import resolve as _resolve
+from ._pathspecs import split as _split
+from ._pathspecs import store_option_arg as _store_option
+from ._pathspecs import tasks_of as _tasks_of
 from ._signals import Noted, run_noted, signals_noted
-from ._store_cmds import PROG, _resolve, _split, _store_option, _tasks_of
 
 __all__ = ["add_watch_commands", "cmd_logs", "event_text"]
 
