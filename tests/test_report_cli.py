@@ -132,7 +132,8 @@ async def test_report_command_refusals(store: str, frame_run: str, tmp_path: Pat
     code, _, err = cli("report", frame_run, "-o", str(out), "--store", store, "--archive", store)
     assert code == 2 and "not both" in err
     code, _, err = cli("report", frame_run, "-o", str(tmp_path / "n.html"), "--archive", store)
-    assert code == 2 and "archive" in err
+    assert code == 2 and "not a run archive" in err
+    assert "read it as a store (--store PATH" in err  # said to use --store (was: export it)
     assert not (tmp_path / "n.html").exists()
 
 

@@ -150,8 +150,9 @@ def _manifest_of(conn: sqlite3.Connection, path: str) -> dict[str, Any]:
     row = conn.execute("SELECT value FROM store_info WHERE key = ?", (ARCHIVE_KEY,)).fetchone()
     if row is None:
         raise StoreFormatError(
-            f"{path!r} is an asyncflow store, not a run archive: it has no manifest; to move "
-            "runs out of a store, export them with `asyncflow export` (or run.export(path)).",
+            f"{path!r} is an asyncflow store, not a run archive: it has no manifest; read it "
+            "as a store (--store PATH, or store=PATH), or, to move runs out of it, export them "
+            "with `asyncflow export` (or run.export(path)).",
             path,
         )
     try:
