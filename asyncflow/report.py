@@ -23,10 +23,8 @@ reports") for what a report holds and its limits.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from typing import Any
 
 import anyio.to_thread
@@ -34,6 +32,7 @@ import anyio.to_thread
 from ._client import Run
 from ._errors import UsageError
 from ._store._paths import is_store_file
+from ._store._replace import write_replacing
 
 __all__ = [
     "arender_report",
@@ -189,14 +188,6 @@ def refuse_target(path: str, overwrite: bool, store: str, replace_with: str) -> 
         )
 
 
-def _mode_for(path: str) -> int:
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(path).st_mode)
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_text(
     path: str, text: str, overwrite: bool, store: str, replace_with: str = "overwrite=True"
 ) -> str:
@@ -207,20 +198,9 @@ def write_text(
         says why; nothing is left behind).
     """
     refuse_target(path, overwrite, store, replace_with)
-    folder = os.path.dirname(os.path.abspath(path))
     data = text.encode("utf-8", "replace")
     try:
-        mode = _mode_for(path)
-        fd, temp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                os.fchmod(fh.fileno(), mode)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        write_replacing(path, lambda fh: fh.write(data), prefix=".report-", suffix=".html")
     except OSError as exc:
         raise UsageError(
             f"cannot write the report to {path!r}: {exc.strerror or exc}; write it to a folder "

@@ -21,13 +21,13 @@ import mmap
 import os
 import signal
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from .._errors import UsageError
 from .._store._paths import is_store_file
+from .._store._replace import FolderNotWritable, write_replacing
 from ._format import one_line
 
 __all__ = ["refuse_existing", "write_bytes", "write_value"]
@@ -62,38 +62,16 @@ def refuse_existing(path: str, force: bool, store: str | None = None) -> None:
         )
 
 
-def _mode_for(path: str) -> int:
-    """The permissions the file written at ``path`` gets: those of the file it replaces
-    (with --force), else what the umask leaves of rw-rw-rw- (as for any new file; the
-    temporary file it is written as is 0600)."""
-    with contextlib.suppress(OSError):
-        return stat.S_IMODE(os.stat(path).st_mode)
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _write(path: str, force: bool, fill: Callable[[IO[bytes]], object], store: str | None) -> None:
     refuse_existing(path, force, store)
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _mode_for(path)
     try:
-        fd, temp = tempfile.mkstemp(prefix=".dump-", dir=folder)
-    except OSError as exc:  # said of the file asked for, not of the temporary one
-        reason = exc.strerror or type(exc).__name__
+        with _terminated_as_exit():
+            write_replacing(path, fill, prefix=".dump-")
+    except FolderNotWritable as exc:  # said of the file asked for, not of the temporary one
         raise UsageError(
-            f"cannot write {path!r}: its folder {folder!r} cannot be written to ({reason}); "
-            "create the folder, or pass a path in one you can write to"
+            f"cannot write {path!r}: its folder {exc.folder!r} cannot be written to "
+            f"({exc.strerror}); create the folder, or pass a path in one you can write to"
         ) from None
-    try:
-        with _terminated_as_exit(), os.fdopen(fd, "wb") as fh:
-            fill(fh)
-            os.fchmod(fh.fileno(), mode)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 @contextlib.contextmanager
