@@ -430,6 +430,12 @@ def test_spin_leaves_a_killed_run_s_write_ahead_log_as_it_was(ran: Path) -> None
         assert run.status == "crashed"
         assert [s.name for s in run] == ["start", "train", "join"]
         assert run["join"].task.data.total == 120
+    # Any other reader folds the log into the file when it is the last to close (README,
+    # "Local UI"): the same data, now in the file itself, and no -wal left.
+    assert not wal.exists()
+    assert sha256(store) != before
+    with Run("IterFlow/2", str(store)) as run:
+        assert run["join"].task.data.total == 120
 
 
 def test_a_step_raising_a_bare_base_exception_is_a_failed_spin(ran: Path) -> None:
