@@ -185,3 +185,17 @@ def test_sigterm_while_dump_writes_leaves_no_temporary_file(tmp_path: Path) -> N
     assert stopped.value.code == 143
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_ctrl_c_while_dump_writes_leaves_no_temporary_file(tmp_path: Path) -> None:
+    # The README says Ctrl-C leaves no temporary file either: a real SIGINT mid-write.
+    import signal
+
+    from asyncflow._cli._dump_file import _write
+
+    def fill(fh: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        _write(str(tmp_path / "value.bin"), False, fill, None)
+    assert list(tmp_path.iterdir()) == []
