@@ -11,6 +11,9 @@ import anyio
 from asyncflow import FlowSpec, step
 
 LINES = 3
+# Long enough that the four tasks of a step overlap even when a loaded machine starts them
+# tens of milliseconds apart (the tests' premise: they print at the same time).
+PAUSE = 0.04
 
 
 def out_line(step: str, index: int, k: int) -> str:
@@ -35,7 +38,7 @@ class PrintFlow(FlowSpec):
         for k in range(LINES):
             print(out_line("abody", self.index, k))
             print(err_line("abody", self.index, k), file=sys.stderr)
-            await anyio.sleep(0.01)
+            await anyio.sleep(PAUSE)
         print("partial ", end="")  # a line written in two pieces
         await anyio.sleep(0.01)
         print(f"line of {self.index}")
@@ -46,7 +49,7 @@ class PrintFlow(FlowSpec):
         for k in range(LINES):
             print(out_line("pbody", self.index, k))
             sys.stderr.write(err_line("pbody", self.index, k) + "\n")
-            time.sleep(0.01)
+            time.sleep(PAUSE)
         self.next(self.join)
 
     @step
