@@ -15,6 +15,7 @@ unmapping the map about 2 ms.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Final
 
 from ._buffers import payload_buffer
@@ -50,8 +51,20 @@ def joined(parts: list[bytes]) -> bytes | memoryview:
 
 
 def copy_into(dest: memoryview, src: Any) -> None:
-    """Copy the buffer ``src`` into the writable ``dest`` of the same length, by slices."""
+    """Copy the buffer ``src`` into the writable ``dest`` of the same length: in one numpy
+    call, which releases the GIL, when numpy is imported (it is, for a numpy value), else
+    by slices.
+
+    The copy into a fresh buffer page-faults all of it in: 200 MB took 0.1-0.5 s here, and
+    by slices the GIL was held for all but the gaps between them, which the event loop,
+    the writer and the copying thread then contended for (loop lags of 100-130 ms while a
+    coroutine step read a 200 MB array still pending: benchmarks/RESULTS.md, issue 15).
+    """
     with memoryview(src) as whole, whole.cast("B") as flat:
+        np = sys.modules.get("numpy")
+        if np is not None and flat.nbytes > SLICE:
+            np.copyto(np.frombuffer(dest, np.uint8), np.frombuffer(flat, np.uint8))
+            return
         for i in range(0, flat.nbytes, SLICE):
             dest[i : i + SLICE] = flat[i : i + SLICE]
 

@@ -39,6 +39,13 @@ __all__ = [
 # memory from the allocator each time and pay its page faults (loading 100 MB took ~50 ms
 # with 1 or 2, ~130 ms with 8, ~300 ms with 64: benchmarks/RESULTS.md).
 CHUNK_WINDOW = 2
+# A large blob is read with the connection's memory map of the file turned off, and the map
+# then restored: read through the map, each page of the file read stays in the process's
+# RSS as long as the connection lives (a 1 GiB load peaked at 2x the array, the buffer and
+# the mapped file), where SQLite's reads of overflow pages without it go straight from the
+# file into each row's bytes (no faster or slower here: benchmarks/RESULTS.md, issue 15).
+MMAP_GET = "PRAGMA mmap_size"
+MMAP_SET = "PRAGMA mmap_size = {size:d}"
 
 FLOW_NAMES = "SELECT DISTINCT flow FROM runs ORDER BY flow"
 FLOW_EXISTS = "SELECT EXISTS (SELECT 1 FROM runs WHERE flow = ?)"
@@ -306,6 +313,9 @@ def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[OwnedBuffe
         )
     buf = payload_buffer(size)
     pos = idx = 0
+    ((mapped,),) = yield Query(MMAP_GET)
+    if mapped:
+        yield Query(MMAP_SET.format(size=0))
     with memoryview(buf) as view:
         while idx < nchunks:
             stop = min(idx + CHUNK_WINDOW, nchunks)
@@ -318,6 +328,8 @@ def _assemble(sha: bytes, size: int, nchunks: int, path: str) -> Plan[OwnedBuffe
                 pos, idx = end, idx + 1
             if idx != stop:  # a chunk is missing, out of order or too long
                 break
+    if mapped:  # not restored if SQLite failed: the connection then only reads slower
+        yield Query(MMAP_SET.format(size=int(mapped)))
     if pos != size or idx != nchunks:
         raise _damaged(f"blob {sha.hex()} is incomplete ({pos} of {size} bytes)", path)
     return buf
