@@ -3,9 +3,6 @@ run's parameters, its cancellation, and where its plain steps run."""
 
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,7 +23,6 @@ __all__ = [
     "Cloner",
     "RunContext",
     "RunningTask",
-    "attribute_reads",
     "executor_of",
     "where_step_runs",
 ]
@@ -60,7 +56,6 @@ class RunContext:
     parameter_names: tuple[str, ...]
     origin_run_id: int | None = None
     echo: bool = True
-    reads: dict[str, frozenset[str]] = field(default_factory=dict)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
     clones: Cloner | None = None  # a resumed run: which tasks are clones of the origin's
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
@@ -165,24 +160,7 @@ class RunContext:
 
     def step_reads(self, step: str) -> frozenset[str]:
         """Attribute names the step's source reads (to prefetch for coroutine steps)."""
-        names = self.reads.get(step)
-        if names is None:
-            names = attribute_reads(self.graph[step].info.func)
-            self.reads[step] = names
-        return names
-
-
-def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
-    """Every ``<expr>.<name>`` read in ``func``'s source (a superset of artifact reads)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    except (OSError, TypeError, SyntaxError):
-        return frozenset()
-    return frozenset(
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
-    )
+        return self.graph[step].reads
 
 
 def executor_of(ctx: RunContext, info: StepInfo) -> str:

@@ -58,6 +58,9 @@ class Node:
     next_line: int | None  # line of the self.next call, for messages
     condition: str | None = None  # a switch's artifact
     cases: tuple[tuple[str, str], ...] = ()  # a switch's (value, step) pairs, in source order
+    # Every ``<expr>.<name>`` the step's source reads (a superset of its artifact reads): what
+    # is prefetched for a coroutine step, or shipped with a Dask task. Read once, here.
+    reads: frozenset[str] = frozenset()
 
     @property
     def where(self) -> str:

@@ -166,6 +166,11 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
         next_line=line,
         condition=condition,
         cases=cases,
+        reads=frozenset(
+            node.attr
+            for node in ast.walk(func)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+        ),
     )
 
 
