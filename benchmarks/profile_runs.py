@@ -28,6 +28,9 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=10000, help="foreach width (default 10000)")
     parser.add_argument("--steps", type=int, default=100, help="chain length (default 100)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--async", dest="coroutine", action="store_true", help="chain: async def steps"
+    )
     parser.add_argument("--max-workers", type=int, default=16)
     parser.add_argument(
         "--pyinstrument", action="store_true", help="profile the event loop with pyinstrument"
@@ -45,7 +48,7 @@ async def main() -> None:
                 await flow.run(n=args.n)
         else:
             units = args.steps
-            source = bench_chain.chain_source(args.steps)
+            source = bench_chain.chain_source(args.steps, args.coroutine)
             cls = bench_chain.load_module(folder, "profile_chain_flow", source).ChainBench
 
             async def once() -> None:
