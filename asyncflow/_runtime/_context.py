@@ -3,6 +3,9 @@ run's parameters, its cancellation, and where its plain steps run."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -12,6 +15,7 @@ from typing import Any, Protocol
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph
 from .._spec._step import StepInfo
+from .._spec._stepsource import attribute_loads
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
@@ -23,6 +27,7 @@ __all__ = [
     "Cloner",
     "RunContext",
     "RunningTask",
+    "attribute_reads",
     "executor_of",
     "where_step_runs",
 ]
@@ -56,6 +61,7 @@ class RunContext:
     parameter_names: tuple[str, ...]
     origin_run_id: int | None = None
     echo: bool = True
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)  # plain steps' (Dask)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
     clones: Cloner | None = None  # a resumed run: which tasks are clones of the origin's
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
@@ -159,8 +165,24 @@ class RunContext:
                 writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
-        """Attribute names the step's source reads (to prefetch for coroutine steps)."""
-        return self.graph[step].reads
+        """Attribute names the step's source reads (to prefetch for coroutine steps, or to
+        ship with a Dask task): a coroutine step's are in its graph node already; a plain
+        step's are read from its source here, once per run."""
+        names = self.graph[step].reads
+        if names is None:
+            names = self.reads.get(step)
+            if names is None:
+                names = attribute_reads(self.graph[step].info.func)
+                self.reads[step] = names
+        return names
+
+
+def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
+    """Every ``<expr>.<name>`` read in ``func``'s source (a superset of artifact reads)."""
+    try:
+        return attribute_loads(ast.parse(textwrap.dedent(inspect.getsource(func))))
+    except (OSError, TypeError, SyntaxError):
+        return frozenset()
 
 
 def executor_of(ctx: RunContext, info: StepInfo) -> str:

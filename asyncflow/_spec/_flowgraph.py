@@ -58,9 +58,10 @@ class Node:
     next_line: int | None  # line of the self.next call, for messages
     condition: str | None = None  # a switch's artifact
     cases: tuple[tuple[str, str], ...] = ()  # a switch's (value, step) pairs, in source order
-    # Every ``<expr>.<name>`` the step's source reads (a superset of its artifact reads): what
-    # is prefetched for a coroutine step, or shipped with a Dask task. Read once, here.
-    reads: frozenset[str] = frozenset()
+    # A coroutine step's every ``<expr>.<name>`` read in its source (a superset of its
+    # artifact reads: what is prefetched before it starts), found once, with the graph. None
+    # for a plain step (only a Dask run needs it: ``RunContext.step_reads`` reads it then).
+    reads: frozenset[str] | None = None
 
     @property
     def where(self) -> str:
