@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from types import FunctionType, MethodType
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .._errors import ArtifactSerializationError, FlowValidationError
 from ._config import check_new_flow_class
@@ -152,14 +152,26 @@ class FlowBase:
     # in the instance's __dict__ (see _FirstRead), so that later reads call no Python code.
     _af_input = _FirstRead(2)
     _af_index = _FirstRead(0)
-    input = property(
-        attrgetter("_af_input"),
-        doc="In a foreach task, the element of the foreach list this task handles; else None.",
-    )
-    index = property(
-        attrgetter("_af_index"),
-        doc="In a foreach task, its position in the foreach list; else None.",
-    )
+    if TYPE_CHECKING:  # what type checkers and readers see; the same at run time
+
+        @property
+        def input(self) -> Any:
+            """In a foreach task, the element of the foreach list this task handles; else
+            None."""
+
+        @property
+        def index(self) -> int | None:
+            """In a foreach task, its position in the foreach list; else None."""
+
+    else:
+        input = property(
+            attrgetter("_af_input"),
+            doc="In a foreach task, the element of the foreach list this task handles; else None.",
+        )
+        index = property(
+            attrgetter("_af_index"),
+            doc="In a foreach task, its position in the foreach list; else None.",
+        )
 
     def foreach_stack(self) -> list[ForeachFrame]:
         """One ``(index, num_splits, value)`` per enclosing foreach, outermost first."""
