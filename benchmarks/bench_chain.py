@@ -130,10 +130,13 @@ async def main() -> None:
         flow_cls = load_module(folder, "chain_bench_flow", chain_source(steps)).ChainBench
         plain_cls = load_module(folder, "chain_bench_plain", plain_source(steps)).PlainChain
 
+        cpu: list[float] = []
+
         async def run(path: str) -> float:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = await flow_cls(store=path, echo=False).run()
             wall = time.perf_counter() - start
+            cpu.append((time.process_time() - cpu_start) / steps)
             assert result.data.x == steps - 1, "wrong result"
             return wall / steps
 
@@ -141,11 +144,13 @@ async def main() -> None:
         warm: list[float] = []
         cold: list[float] = []
         reopen: list[float] = []
+        warm_cpu: list[float] = []
         for r in range(args.repeat):
             path = os.path.join(folder, f"store{r}.db")
             cold.append(await run(path))
             for _ in range(warm_runs):
                 warm.append(await run(path))
+                warm_cpu.append(cpu[-1])
             if not args.quick and args.baselines:
                 await asyncio.sleep(IDLE_CLOSE_S + 1.0)
                 reopen.append(await run(path))
@@ -167,6 +172,13 @@ async def main() -> None:
         baseline_samples=plain,
         target=TARGET_MS_PER_STEP,
         note=f"{warm_runs} runs x {args.repeat} repeats; run wall time / {steps} steps",
+    )
+    report.add(
+        "chain: asyncflow warm, CPU of all threads, per step",
+        warm_cpu,
+        "ms",
+        scale=1e3,
+        note="process CPU time / steps: steadier than wall time on a busy machine",
     )
     report.add(
         "chain: asyncflow cold, first run in process",
@@ -219,10 +231,13 @@ async def main_async(args: argparse.Namespace) -> None:
             for kind in ("async", "plain")
         }
 
+        cpu: dict[str, list[float]] = {"async": [], "plain": []}  # the first: the cold run
+
         async def run(kind: str) -> float:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             result = await classes[kind](store=os.path.join(folder, f"{kind}.db"), echo=False).run()
             wall = time.perf_counter() - start
+            cpu[kind].append((time.process_time() - cpu_start) / steps)
             assert result.data.x == steps - 1, "wrong result"
             return wall / steps
 
@@ -257,6 +272,21 @@ async def main_async(args: argparse.Namespace) -> None:
         "ms",
         scale=1e3,
         target=TARGET_MS_PER_STEP,
+    )
+    report.add(
+        "chain: CPU of all threads, async def, per step",
+        cpu["async"][1:],
+        "ms",
+        scale=1e3,
+        baseline="the same for the plain-def chain",
+        baseline_samples=cpu["plain"][1:],
+        note="process CPU time / steps: steadier than wall time on a busy machine",
+    )
+    report.add(
+        "chain: CPU of all threads, plain def, per step",
+        cpu["plain"][1:],
+        "ms",
+        scale=1e3,
     )
     report.add(
         "chain: plain awaits of async def methods",
