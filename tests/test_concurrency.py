@@ -18,6 +18,7 @@ from tests.flows.concurrency import (
     AsyncForeachSleep,
     BlockingStep,
     BranchesSleep,
+    BusyCoroutines,
     MixedForeachSleep,
     ThreadForeachSleep,
 )
@@ -147,6 +148,32 @@ def test_max_workers_must_be_positive(store: str) -> None:
 
 
 # --- the event loop stays free ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_coroutine_steps_that_never_await_let_the_loop_in(store: str) -> None:
+    # 300 tasks of 2 ms each, none awaiting, one at a time (as a chain's): the worker running
+    # them yields often enough (every few ms, not after each task) that a ticker keeps ticking.
+    ticks: list[float] = []
+    stop = anyio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await anyio.sleep(0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        run = await BusyCoroutines(store=store, echo=False, max_workers=1).run()
+        stop.set()
+
+    t0 = run["join"].data.t0
+    t1 = max(task.data.t0 for task in run["body"]) + 0.002
+    assert t1 - t0 >= 0.59
+    inside = [t for t in ticks if t0 <= t <= t1]
+    assert len(inside) >= 10, f"only {len(inside)} ticks while the tasks ran for {t1 - t0:.2f} s"
+    gaps = [b - a for a, b in zip([t0, *inside], [*inside, t1], strict=True)]
+    assert max(gaps) < 0.1, f"the loop was blocked for {max(gaps):.3f} s"
 
 
 @pytest.mark.anyio

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .._spec._flowbase import FlowBase
 from .._spec._flowgraph import FlowGraph
 from .._spec._step import StepInfo
+from .._spec._stepsource import attribute_loads
 from .._store._reader import BlobReader
 from .._store._write_ops import TaskRecord
 from .._store._writer import Writer
@@ -60,7 +61,7 @@ class RunContext:
     parameter_names: tuple[str, ...]
     origin_run_id: int | None = None
     echo: bool = True
-    reads: dict[str, frozenset[str]] = field(default_factory=dict)
+    reads: dict[str, frozenset[str]] = field(default_factory=dict)  # plain steps' (Dask)
     cancelled: bool = False  # set once the run is cancelled: nothing more is committed
     clones: Cloner | None = None  # a resumed run: which tasks are clones of the origin's
     # Resumed from a run that is not trusted: msgpack values decode under a budget (_untrusted).
@@ -164,25 +165,24 @@ class RunContext:
                 writer.submit(task.cancelled_record(now))
 
     def step_reads(self, step: str) -> frozenset[str]:
-        """Attribute names the step's source reads (to prefetch for coroutine steps)."""
-        names = self.reads.get(step)
+        """Attribute names the step's source reads (to prefetch for coroutine steps, or to
+        ship with a Dask task): a coroutine step's are in its graph node already; a plain
+        step's are read from its source here, once per run."""
+        names = self.graph[step].reads
         if names is None:
-            names = attribute_reads(self.graph[step].info.func)
-            self.reads[step] = names
+            names = self.reads.get(step)
+            if names is None:
+                names = attribute_reads(self.graph[step].info.func)
+                self.reads[step] = names
         return names
 
 
 def attribute_reads(func: Callable[..., Any]) -> frozenset[str]:
     """Every ``<expr>.<name>`` read in ``func``'s source (a superset of artifact reads)."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        return attribute_loads(ast.parse(textwrap.dedent(inspect.getsource(func))))
     except (OSError, TypeError, SyntaxError):
         return frozenset()
-    return frozenset(
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
-    )
 
 
 def executor_of(ctx: RunContext, info: StepInfo) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 
 import anyio
@@ -29,6 +30,10 @@ from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec
 
 __all__ = ["Scheduler"]
+
+# How long a worker that runs the run's only tasks may run coroutine steps that never await
+# back to back before it lets the rest of the event loop in (and takes a cancellation).
+_LOOP_SLICE_S = 0.002
 
 
 class Scheduler:
@@ -96,6 +101,7 @@ class Scheduler:
 
     # --- workers --------------------------------------------------------------------
     async def _worker(self) -> None:
+        slice_end = 0.0  # when this worker next lets the rest of the loop in
         while True:
             with self._lock:
                 spec: TaskSpec | None = None
@@ -129,8 +135,13 @@ class Scheduler:
                     outcome = await run_managed(self.ctx, spec, self._limiter)
                     self._complete(outcome, take=False, on_loop=True)
                     # Steps that never await would otherwise run back to back without
-                    # letting the rest of the loop in (1,000 of them: 0.1 s).
-                    await anyio.lowlevel.checkpoint()
+                    # letting the rest of the loop in (1,000 of them: 0.1 s). When this is
+                    # the run's only task (a chain), not after every one: each yield hands
+                    # the GIL to the store's writer thread, which then commits step by step
+                    # (a chain of coroutine steps took twice as long).
+                    if self._active or time.monotonic() >= slice_end:
+                        await anyio.lowlevel.checkpoint()
+                        slice_end = time.monotonic() + _LOOP_SLICE_S
                 else:
                     # A thread cannot be interrupted: on cancellation we stop waiting for it,
                     # and the cancelled flag keeps it from committing or starting anything.
@@ -179,9 +190,12 @@ class Scheduler:
             if take and self.failure is None and self._plain:
                 nxt = self._plain.popleft()
                 self._active += 1
-            queued = bool(self._async or self._plain) and self.failure is None
+            pending = len(self._async) + len(self._plain) if self.failure is None else 0
+            # A worker on the loop takes the next task itself once this returns: waking
+            # others (and the supervisor) for that one task costs more than a chain's step.
+            queued = pending > (1 if on_loop else 0)
             wake = not self._wake_pending and (
-                (self._idle > 0 and (queued or self._active == 0))
+                (self._idle > 0 and (queued or (self._active == 0 and not pending)))
                 or (queued and self._workers < self._max_workers)
             )
             if wake:
@@ -309,6 +323,8 @@ class Scheduler:
 
 def _loop_steps(graph: FlowGraph) -> frozenset[str]:
     """The steps on a loop (that can lead back to themselves, through a switch)."""
+    if not any(node.kind is NodeKind.SWITCH for node in graph):
+        return frozenset()  # every cycle passes through a switch (_validate)
     found: set[str] = set()
     for node in graph:
         todo, seen = list(node.out), set()

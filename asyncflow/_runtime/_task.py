@@ -248,8 +248,31 @@ class TaskState:
     def finish(self, flow: FlowBase) -> tuple[TaskOutcome, list[Encoded]]:
         """Check the transition against the graph, collect artifacts, expand a foreach."""
         node = self.ctx.graph[self.step]
-        where = f"step {self.step!r} of {self.ctx.flow_name} ({node.info.where})"
         call = self.next_call
+        if node.kind is not NodeKind.END and call is not None and node.condition is None:
+            fits = call == (node.out, node.foreach_var) and self.next_switch is None
+        else:
+            fits = False  # the checks below tell (the message is only made on an error)
+        if not fits:
+            self._check_transition(node, call)
+        refs, blobs = self.collect(flow)
+        items = None
+        if node.kind is NodeKind.FOREACH:
+            items = self._foreach_items(flow, node.foreach_var or "", self._where(node))
+        targets = call[0] if call else ()
+        if node.kind is NodeKind.SWITCH:
+            where = self._where(node)
+            targets = (choose_case(node, self._condition(flow, node, where), where),)
+        return TaskOutcome(self.spec, refs, targets, items), blobs
+
+    def _where(self, node: Node) -> str:
+        return f"step {self.step!r} of {self.ctx.flow_name} ({node.info.where})"
+
+    def _check_transition(
+        self, node: Node, call: tuple[tuple[str, ...], str | None] | None
+    ) -> None:
+        """Raise FlowValidationError unless the step's ``self.next`` call fits the graph."""
+        where = self._where(node)
         if node.kind is NodeKind.END:
             if call is not None:
                 raise FlowValidationError(
@@ -271,14 +294,6 @@ class TaskState:
                 "the graph: make the last statement the only next() call.",
                 self.step,
             )
-        refs, blobs = self.collect(flow)
-        items = None
-        if node.kind is NodeKind.FOREACH:
-            items = self._foreach_items(flow, node.foreach_var or "", where)
-        targets = call[0] if call else ()
-        if node.kind is NodeKind.SWITCH:
-            targets = (choose_case(node, self._condition(flow, node, where), where),)
-        return TaskOutcome(self.spec, refs, targets, items), blobs
 
     def _condition(self, flow: FlowBase, node: Node, where: str) -> Any:
         var = node.condition or ""

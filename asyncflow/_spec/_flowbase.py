@@ -7,8 +7,9 @@ this module only defines the user-facing behaviour and delegates storage to that
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from types import FunctionType, MethodType
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .._errors import ArtifactSerializationError, FlowValidationError
 from ._config import check_new_flow_class
@@ -54,6 +55,30 @@ class TaskContext(Protocol):
     ) -> None:
         """Implement :meth:`FlowBase.merge_artifacts`."""
         ...
+
+
+class _FirstRead:
+    """A field of the innermost foreach frame of the running task (``0``: its index, ``2``:
+    its element, or None outside a foreach), computed on the first read and kept in the flow
+    instance's ``__dict__`` under the attribute's own (private) name, where later reads find
+    it before this descriptor. The element is the task's own copy (``foreach_stack``)."""
+
+    __slots__ = ("field", "name")
+
+    def __init__(self, field: int) -> None:
+        self.field = field
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, flow: FlowBase | None, owner: type | None = None) -> Any:
+        if flow is None:
+            return self
+        stack = flow._af_task.foreach_stack  # outside a running step: AttributeError
+        value = stack[-1][self.field] if stack else None
+        flow.__dict__[self.name] = value
+        return value
 
 
 class FlowBase:
@@ -122,17 +147,31 @@ class FlowBase:
         """The flow's name (its class name)."""
         return type(self).__name__
 
-    @property
-    def input(self) -> Any:
-        """In a foreach task, the element of the foreach list this task handles; else None."""
-        stack = self._af_task.foreach_stack
-        return stack[-1][2] if stack else None
+    # ``self.input`` and ``self.index`` are read in a step's inner loops: each is a property
+    # whose getter is C code (attrgetter) reading a private twin, which its first read puts
+    # in the instance's __dict__ (see _FirstRead), so that later reads call no Python code.
+    _af_input = _FirstRead(2)
+    _af_index = _FirstRead(0)
+    if TYPE_CHECKING:  # what type checkers and readers see; the same at run time
 
-    @property
-    def index(self) -> int | None:
-        """In a foreach task, its position in the foreach list; else None."""
-        stack = self._af_task.foreach_stack
-        return stack[-1][0] if stack else None
+        @property
+        def input(self) -> Any:
+            """In a foreach task, the element of the foreach list this task handles; else
+            None."""
+
+        @property
+        def index(self) -> int | None:
+            """In a foreach task, its position in the foreach list; else None."""
+
+    else:
+        input = property(
+            attrgetter("_af_input"),
+            doc="In a foreach task, the element of the foreach list this task handles; else None.",
+        )
+        index = property(
+            attrgetter("_af_index"),
+            doc="In a foreach task, its position in the foreach list; else None.",
+        )
 
     def foreach_stack(self) -> list[ForeachFrame]:
         """One ``(index, num_splits, value)`` per enclosing foreach, outermost first."""

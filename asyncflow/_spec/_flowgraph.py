@@ -58,6 +58,10 @@ class Node:
     next_line: int | None  # line of the self.next call, for messages
     condition: str | None = None  # a switch's artifact
     cases: tuple[tuple[str, str], ...] = ()  # a switch's (value, step) pairs, in source order
+    # A coroutine step's every ``<expr>.<name>`` read in its source (a superset of its
+    # artifact reads: what is prefetched before it starts), found once, with the graph. None
+    # for a plain step (only a Dask run needs it: ``RunContext.step_reads`` reads it then).
+    reads: frozenset[str] | None = None
 
     @property
     def where(self) -> str:

@@ -20,7 +20,7 @@ from ._constants import constant_writes
 from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
-from ._stepsource import parse_def
+from ._stepsource import attribute_loads, parse_def
 from ._trace import place_nodes
 from ._validate import raise_problems, validate
 
@@ -166,6 +166,7 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
         next_line=line,
         condition=condition,
         cases=cases,
+        reads=attribute_loads(func) if info.is_async else None,
     )
 
 

@@ -49,3 +49,12 @@ def parse_def(
     if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef) and func.name == name:
         return func
     return None
+
+
+def attribute_loads(tree: ast.AST) -> frozenset[str]:
+    """Every ``<expr>.<name>`` that ``tree`` reads (not the ones it assigns or deletes)."""
+    return frozenset(
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+    )

@@ -160,3 +160,30 @@ class BlockingStep(FlowSpec):
     @step
     async def end(self) -> None:
         pass
+
+
+class BusyCoroutines(FlowSpec):
+    """``n`` coroutine tasks that never await, each busy for 2 ms (time.monotonic)."""
+
+    n = Parameter("n", default=300)
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+        self.next(self.body, foreach="items")
+
+    @step
+    async def body(self) -> None:
+        self.t0 = time.monotonic()
+        while time.monotonic() - self.t0 < 0.002:
+            pass
+        self.next(self.join)
+
+    @step
+    def join(self, inputs: Any) -> None:
+        self.t0 = min(inp.t0 for inp in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
