@@ -37,6 +37,7 @@ from ._context import RunContext
 from ._events import RunEvents
 from ._executors import ExecutorOptions
 from ._executors._dask import require_dask
+from ._limits import DEFAULT_MAX_WORKERS
 from ._model import TaskOutcome
 from ._packages import before_run
 from ._placing import warn_runs_locally
@@ -47,8 +48,6 @@ from ._scheduler import Scheduler
 from ._switch import DEFAULT_MAX_PASSES
 
 __all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
-
-DEFAULT_MAX_WORKERS = 16
 
 
 @dataclass(frozen=True, slots=True)
