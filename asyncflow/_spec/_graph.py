@@ -20,7 +20,7 @@ from ._constants import constant_writes
 from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
-from ._stepsource import parse_def
+from ._stepsource import parse_def, source_lines
 from ._trace import place_nodes
 from ._validate import raise_problems, validate
 
@@ -106,7 +106,7 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
     """Parse the step's source and describe its trailing ``self.next``; None on a problem."""
     name = info.name
     try:
-        lines, first = inspect.getsourcelines(info.func)
+        lines, first = source_lines(info.func)
     except (OSError, TypeError) as exc:
         problems.append(
             FlowValidationError(
