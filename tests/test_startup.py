@@ -91,10 +91,26 @@ def test_defining_a_flow_loads_no_heavy_module() -> None:
     assert "asyncflow._flowspec" in modules
 
 
+# Not needed by `python flow.py run` of a flow without @pypi/@conda, resume or spin.
+NOT_FOR_A_RUN = [
+    "asyncflow._store._gc",
+    "asyncflow._runtime._resume",
+    "asyncflow._store._resume_reads",
+    "asyncflow._runtime._spin",
+    "asyncflow._cli._store_cmds",
+    "asyncflow._client._archive",
+    "asyncflow._client._tidy",
+    "importlib.metadata",
+]
+
+
 def test_running_a_flow_file_imports_what_it_needs(tmp_path: Path) -> None:
-    """The other side: the laziness does not keep a run from finding what it uses."""
+    """The run finds what it uses, and imports nothing it does not use."""
     flow = tmp_path / "hello_flow.py"
     flow.write_text(
+        "import atexit, json, sys\n"
+        "out = open('modules.json', 'w')\n"
+        "atexit.register(lambda: (out.write(json.dumps(sorted(sys.modules))), out.close()))\n"
         "from asyncflow import FlowSpec, step\n\n\nclass HelloFlow(FlowSpec):\n"
         "    @step\n    def start(self):\n        self.msg = 'hi'\n        self.next(self.end)\n\n"
         "    @step\n    def end(self):\n        print(self.msg)\n\n\n"
@@ -109,6 +125,9 @@ def test_running_a_flow_file_imports_what_it_needs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "hi" in done.stdout
+    modules = set(json.loads((tmp_path / "modules.json").read_text()))
+    assert "asyncflow._runtime._run" in modules
+    assert not [m for m in NOT_FOR_A_RUN if m in modules]
 
 
 def test_every_public_name_resolves_to_its_module() -> None:
