@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -120,11 +121,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
+_cpu: list[float] = []  # CPU seconds (user + system) of each child wall() ran, in order
+
+
 def wall(argv: list[str], cwd: str, env: dict[str, str]) -> tuple[float, str]:
-    """Seconds from spawning ``argv`` to its exit, and its stdout; a failure stops the bench."""
+    """Seconds from spawning ``argv`` to its exit, and its stdout; a failure stops the bench.
+    The child's CPU time goes to ``_cpu`` (steadier than wall time on a busy machine)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{argv!r} failed ({done.returncode}):\n{done.stderr}")
     return seconds, done.stdout
@@ -178,9 +186,13 @@ def main() -> None:
         progress("hello world ...")
         hello_bare: list[float] = []
         hello_run: list[float] = []
+        bare_cpu: list[float] = []
+        hello_cpu: list[float] = []
         for _ in range(max(3, 2 * n)):
             hello_bare.append(wall([py, "-c", "pass"], folder, env)[0])
+            bare_cpu.append(_cpu[-1])
             hello_run.append(wall([py, hello, "run"], folder, env)[0])
+            hello_cpu.append(_cpu[-1])
 
         progress("first run of a chain ...")
         probe = os.path.join(folder, "probe.db")
@@ -240,6 +252,13 @@ def main() -> None:
         target=TARGET_HELLO_S,
         baseline="python -c pass",
         baseline_samples=hello_bare,
+    )
+    report.add(
+        "python hello.py run: CPU (user + system)",
+        hello_cpu,
+        "s",
+        baseline="python -c pass",
+        baseline_samples=bare_cpu,
     )
     report.add("python -c pass: process wall", hello_bare + bare, "s")
     second = [t["second"] / STEPS for t in timed + cold]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -142,8 +143,6 @@ class _PlainScreen(_Screen):
             self._drawn = 0
 
     def _draw(self) -> None:
-        import shutil  # ~1.5 ms: only when the live display draws
-
         width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
         for text in self._rows:
             self.out.write(text[:width] + "\n")
