@@ -97,6 +97,8 @@ NOT_FOR_A_RUN = [
     "asyncflow._runtime._resume",
     "asyncflow._store._resume_reads",
     "asyncflow._runtime._spin",
+    "asyncflow._runtime._jobs",
+    "asyncflow._runtime._executors._dask",
     "asyncflow._cli._store_cmds",
     "asyncflow._client._archive",
     "asyncflow._client._tidy",

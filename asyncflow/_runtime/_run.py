@@ -36,7 +36,6 @@ from ._configs import ConfigSources, with_configs
 from ._context import RunContext
 from ._events import RunEvents
 from ._executors import ExecutorOptions
-from ._executors._dask import require_dask
 from ._limits import DEFAULT_MAX_WORKERS
 from ._model import TaskOutcome
 from ._packages import before_run
@@ -160,6 +159,8 @@ async def _execute(
     graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     await before_run(flow_cls, graph)  # @conda/@pypi packages installed
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
+        from ._executors._dask import require_dask
+
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None
     if resume is None:

@@ -19,7 +19,10 @@ from collections.abc import Callable
 
 from ._step import StepInfo
 
-__all__ = ["parse_def", "parse_step", "source_lines"]
+__all__ = ["ParsedDef", "parse_def", "parse_step", "source_lines"]
+
+#: A step's ``def`` as an AST (line numbers relative to its first line) and that first line.
+ParsedDef = tuple[ast.FunctionDef | ast.AsyncFunctionDef, int]
 
 # The last file indexed: its lines (linecache's list, compared by identity: a reloaded file
 # is a new list) and, by first line (a decorator's or the def's), the last line of each def.
@@ -68,7 +71,7 @@ def _block_ends(lines: list[str]) -> dict[int, int]:
         return ends
 
 
-def parse_step(info: StepInfo) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, int] | None:
+def parse_step(info: StepInfo) -> ParsedDef | None:
     """The step's ``def`` as an AST (line numbers relative to its first line) and that first
     line, or None when its source cannot be read or parsed."""
     try:
