@@ -10,8 +10,8 @@ figures, medians over the children, each next to a baseline from the same run:
 
 * ``import asyncflow``: the top-level total of ``python -X importtime`` (the import alone,
   its tracing overhead included) and the time the import takes in the child (perf_counter
-  around it); then the process wall of ``python -c "import asyncflow"`` against
-  ``python -c pass``, children alternating;
+  around it); then the process wall of that child (which also defines a flow, below)
+  against ``python -c pass``, children alternating;
 * defining a flow: ``from asyncflow import FlowSpec, step`` and a two-step class, in the
   child (what every flow file pays before it runs);
 * hello world: the wall of ``python hello.py run`` (start -> end, one print, an existing
@@ -231,7 +231,7 @@ def main() -> None:
         baseline_samples=bare,
     )
     report.add(
-        "python -c 'import asyncflow': process wall",
+        "import asyncflow and define a flow: process wall",
         imported,
         "ms",
         scale=1e3,
