@@ -232,3 +232,43 @@ def test_script_entry_refused_with_a_loop_running(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "kept"
     assert not (tmp_path / "asyncflow.db").exists()
+
+
+def test_schema_check_normalizes_whitespace_the_same_from_its_cache(tmp_path: Path) -> None:
+    """The writer checks the schema before each batch; the normalized statements are
+    memoized, and the check says the same as before: spacing differences are not problems,
+    a changed statement is, on the first call and on the cached ones."""
+    import sqlite3
+
+    from asyncflow._store import _schema
+
+    path = tmp_path / "spaced.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _schema.migrate(conn, 0)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = replace(replace(sql, ' ', '  \n'), '(', ' ( ') "
+        "WHERE name = 'runs'"
+    )
+    conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for _ in range(3):
+            assert _schema.schema_problem(conn, _schema.SCHEMA_VERSION) is None
+        conn.execute("PRAGMA writable_schema = ON")
+        conn.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, 'NOT NULL', '') WHERE name = 'store_info'"
+        )
+    finally:
+        conn.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for _ in range(3):
+            assert "changed table 'store_info'" in str(
+                _schema.schema_problem(conn, _schema.SCHEMA_VERSION)
+            )
+    finally:
+        conn.close()
+    long = "CREATE TABLE t ( a ,\n b )" + " " * 5000
+    assert _schema._normal(long) == _schema._normal("CREATE TABLE t ( a ,\n b )")
+    assert _schema._normal(None) is None
