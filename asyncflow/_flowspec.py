@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-import anyio.to_thread
-
-from ._cli._entry import is_script_entry
-from ._client import Run
-from ._client._handle import StoreHandle
-from ._codecs import Encoded
+from ._cli._entry import is_script_entry, loop_running
 from ._errors import RESUME_HINT, StepFailed, UsageError, store_option
-from ._runtime._configs import ConfigSources
-from ._runtime._events import RunEvents
-from ._runtime._run import DEFAULT_MAX_WORKERS, ResumeRequest, RunOptions, execute_run
-from ._runtime._source import capture_source
-from ._runtime._spin import SpinResult, spin_run_id, spin_task
-from ._runtime._stream import RunStream
-from ._runtime._switch import DEFAULT_MAX_PASSES
+from ._runtime._limits import DEFAULT_MAX_PASSES, DEFAULT_MAX_WORKERS
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
-from ._spec._flowgraph import FlowGraph
-from ._spec._graph import build_graph
-from ._spec._project import resolve_branch
-from ._spec._resolve import parameters_of, refuse_run_options
-from ._spec._tags import normalize_tags
 from ._store._cache import DEFAULT_CACHE_BYTES
-from ._store._paths import resolve_store_path
+
+if TYPE_CHECKING:
+    from ._client import Run
+    from ._codecs import Encoded
+    from ._runtime._events import RunEvents
+    from ._runtime._run import ResumeRequest
+    from ._runtime._spin import SpinResult
+    from ._runtime._stream import RunStream
+    from ._spec._flowgraph import FlowGraph
+
+# Defining a flow imports this module and the `_spec` it needs, nothing more: the runtime,
+# the client, asyncio and SQLite are imported by the methods that run or read (once per
+# process; tests/test_startup.py checks what `import asyncflow` and a flow's class load).
 
 __all__ = ["FlowSpec"]
 
@@ -134,6 +129,12 @@ class FlowSpec(FlowBase):
                 "LocalCluster for each run.",
                 "dask_address",
             )
+        from ._runtime._configs import ConfigSources
+        from ._runtime._run import RunOptions
+        from ._spec._project import resolve_branch
+        from ._spec._tags import normalize_tags
+        from ._store._paths import resolve_store_path
+
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),
             max_workers=max_workers,
@@ -160,6 +161,9 @@ class FlowSpec(FlowBase):
         if cached is None:
             # Reads every step's source and the flow's file once; the caller may run this in
             # a thread. The source is cached first: whoever finds the graph finds it too.
+            from ._runtime._source import capture_source
+            from ._spec._graph import build_graph
+
             cached = build_graph(cls)
             FlowSpec._af_source_cache[cls] = capture_source(cls)
             FlowSpec._af_graph_cache[cls] = cached
@@ -178,6 +182,8 @@ class FlowSpec(FlowBase):
         :raises StepFailed: a step raised; ``.run`` is the failed run, ``__cause__`` the
             step's exception.
         """
+        from ._spec._resolve import parameters_of, refuse_run_options
+
         refuse_run_options(type(self).__name__, "run", params, parameters_of(type(self)))
         return await self._af_execute(params)
 
@@ -207,6 +213,9 @@ class FlowSpec(FlowBase):
             go to the constructor, ``XFlow(max_passes=N).resume()`` (a resume does not keep
             the origin's).
         """
+        from ._runtime._run import ResumeRequest
+        from ._spec._resolve import refuse_run_options
+
         if given:
             refuse_run_options(type(self).__name__, "resume", given, {})
             raise UsageError(
@@ -257,6 +266,11 @@ class FlowSpec(FlowBase):
         :raises FlowValidationError: the flow definition is wrong.
         :raises UntrustedArtifactError: an input is a pickle nobody vouches for.
         """
+        import anyio.to_thread
+
+        from ._client import Run
+        from ._runtime._spin import spin_run_id, spin_task
+
         graph = FlowSpec._af_graph_cache.get(type(self))
         if graph is None:
             graph = await anyio.to_thread.run_sync(type(self)._af_graph)
@@ -303,6 +317,8 @@ class FlowSpec(FlowBase):
         :raises UsageError: raised by the iteration: a run option (``max_passes=...``) given
             here rather than to the constructor, as by :meth:`run`.
         """
+        from ._runtime._stream import RunStream
+        from ._spec._resolve import parameters_of, refuse_run_options
 
         async def execute(hub: Any) -> Any:
             refuse_run_options(type(self).__name__, "stream", params, parameters_of(type(self)))
@@ -318,6 +334,12 @@ class FlowSpec(FlowBase):
         events: RunEvents | None = None,
     ) -> Run:
         """Run or resume; ``on_start`` gets the run id as soon as the run is recorded."""
+        import anyio.to_thread
+
+        from ._client import Run
+        from ._client._handle import StoreHandle
+        from ._runtime._run import execute_run
+
         graph = FlowSpec._af_graph_cache.get(type(self))
         if graph is None:  # the first run of this class reads source files: not on the loop
             graph = await anyio.to_thread.run_sync(type(self)._af_graph)
@@ -354,7 +376,7 @@ class FlowSpec(FlowBase):
         :raises UsageError: called with an event loop running in this thread (a notebook
             cell, a coroutine): there, ``run = await XFlow().run()`` runs the flow.
         """
-        if _loop_running():
+        if loop_running():
             raise UsageError(
                 f"{cls.__name__}.main() runs the command line, which needs an event loop of "
                 "its own, and one is running here (a notebook cell or a coroutine); run the "
@@ -365,14 +387,6 @@ class FlowSpec(FlowBase):
         from ._cli import flow_main
 
         raise SystemExit(flow_main(cls, argv))
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _config_values(config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import importlib.util
 import inspect
-from types import MappingProxyType
+import linecache
+from pathlib import Path
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pytest
@@ -13,6 +17,7 @@ from asyncflow._errors import FlowValidationError
 from asyncflow._spec._graph import build_graph
 from asyncflow._spec._names import RESERVED_NAMES
 from asyncflow._spec._step import step, step_info
+from asyncflow._spec._stepsource import _block_ends, parse_def, source_lines
 from asyncflow._spec._validate import validate
 from tests.flows import graph_shapes as shapes
 
@@ -60,12 +65,123 @@ def test_source_unavailable() -> None:
     assert "(or notebook cell)" in str(err)
 
 
-def test_source_changed_since_import(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inspect, "getsourcelines", lambda f: (["x = 1\n"], 10))
-    err = fail(shapes.LinearFlow)
-    check(
-        err, "start", def_at(shapes.LinearFlow, "start"), "Cannot find the def", "import it again"
+def _import_file(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_source_changed_since_import(tmp_path: Path) -> None:
+    path = tmp_path / "edited_flow.py"
+    path.write_text(
+        "from asyncflow import FlowSpec, step\n\n\nclass Edited(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n",
+        encoding="utf-8",
     )
+    flow = _import_file(path, "edited_flow").Edited
+    # Edited after the import: the lines the steps were compiled from now hold other code.
+    path.write_text("x = 1\n" * 12 + "# edited\n", encoding="utf-8")
+    err = fail(flow)
+    check(err, "start", def_at(flow, "start"), "Cannot find the def", "import it again")
+
+
+STEP_SHAPES = '''\
+import functools
+from asyncflow import FlowSpec, step, retry
+
+
+def wrapping(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class Shapes(FlowSpec):
+    @step
+    def start(self):
+        """A docstring."""
+        self.x = 1  # a comment
+        self.next(self.a)
+
+        # a comment at the body's depth after the last statement
+
+    @retry(
+        times=2,
+    )
+    @step
+    def a(self):
+        text = """
+    a string that dedent cannot take
+"""
+        self.y = text
+        self.next(self.b)
+    # a comment at the class's depth
+
+    @step
+    async def b(self): self.next(self.c)
+
+    @step
+    @wrapping
+    def c(self):
+        def inner(self):
+            return 1
+
+        class Inner:
+            def method(self):
+                pass
+
+        self.z = inner(self) if True else Inner()
+        self.next(self.end)
+
+    try:
+        pass
+    except ImportError:
+        pass
+    else:
+
+        @step
+        def end(self):
+            pass
+'''
+
+
+def test_step_source_as_inspect_reads_it(tmp_path: Path) -> None:
+    """Finding a step's block from one parse of its file gives the lines inspect gives (up
+    to trailing comments, which parse to nothing), and the same first line; two files read
+    in turn each use their own parse."""
+    flows = []
+    for name, source in [
+        ("shapes_flow", STEP_SHAPES),
+        (
+            "shapes_longer",
+            STEP_SHAPES.replace("self.x = 1  #", "self.w = 0\n        self.x = 1  #"),
+        ),
+    ]:
+        path = tmp_path / f"{name}.py"
+        path.write_text(source, encoding="utf-8")
+        flows.append((path, _import_file(path, name).Shapes))
+    for _ in range(2):
+        for path, flow in flows:
+            funcs = [flow.__dict__[n] for n in ("start", "a", "b", "c", "end")]
+            funcs.append(funcs[3].__wrapped__)
+            for func in funcs:
+                lines, first = source_lines(func)
+                want, want_first = inspect.getsourcelines(func)
+                assert first == want_first
+                assert want[: len(lines)] == lines
+                rest = want[len(lines) :]
+                assert all(not line.strip() or line.strip().startswith("#") for line in rest)
+                name = func.__name__
+                got = parse_def(lines, first, name)
+                assert ast.dump(got) == ast.dump(parse_def(want, first, name))
+                # Found by the file's parse, not by inspect's tokenizer (the slow way).
+                assert first in _block_ends(linecache.getlines(str(path)))
+            assert build_graph(flow).name == "Shapes"
 
 
 def test_missing_next() -> None:

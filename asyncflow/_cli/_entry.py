@@ -10,14 +10,12 @@ imported module, a running loop — is an embedding: it never reads ``sys.argv``
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import dis
 import os
 import sys
 from types import FrameType, TracebackType
 
-__all__ = ["install_definition_hook", "is_script_entry"]
+__all__ = ["install_definition_hook", "is_script_entry", "loop_running"]
 
 
 def is_script_entry(frame: FrameType | None) -> bool:
@@ -30,13 +28,24 @@ def is_script_entry(frame: FrameType | None) -> bool:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if not isinstance(main_file, str) or not _same_file(main_file, frame.f_code.co_filename):
         return False  # a notebook cell, python -c, an exec'd string
+    if loop_running():
+        return False
+    return _result_discarded(frame)
+
+
+def loop_running() -> bool:
+    """Whether an asyncio event loop is running in this thread.
+
+    Without asyncio imported none can be: importing it here would cost every flow file
+    ~25 ms for a question whose answer is then always no."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
         return False
-    return _result_discarded(frame)
+    return True
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -49,6 +58,8 @@ def _same_file(a: str, b: str) -> bool:
 def _result_discarded(frame: FrameType) -> bool:
     # The instruction after the call that is running now: POP_TOP means `XFlow()` is a
     # statement of its own; anything else (STORE_NAME for `flow = XFlow()`, ...) uses it.
+    import dis  # only when a flow is constructed at a script's top level
+
     instructions = list(dis.get_instructions(frame.f_code))
     for i, ins in enumerate(instructions):
         if ins.offset == frame.f_lasti:

@@ -19,7 +19,6 @@ from ._pathspecs import BadInput
 from ._pathspecs import resolve as _resolve
 from ._pathspecs import split as _split
 from ._pathspecs import tasks_of as _tasks_of
-from ._store_cmds import _cmd_dump
 from ._watch_cmds import add_logs_options, cmd_logs
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
@@ -127,6 +126,8 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
         parts.append(args.name)
     if len(parts) == 5:
         pathspec = "/".join(parts)
+        from ._store_cmds import _cmd_dump  # the store commands: not imported by a run
+
         return _cmd_dump(
             argparse.Namespace(
                 pathspec=pathspec, store=store, raw=False, output=args.output, force=args.force

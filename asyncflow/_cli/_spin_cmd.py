@@ -13,14 +13,16 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import AsyncflowError
-from .._runtime._spin import SpinResult, spin_run_id, spin_task
 from .._store._paths import resolve_store_path
 from ._format import printable, short_repr
 from ._signals import SIGNAL_NAMES, run_under_signals
 from ._stdout import settle_stdout, stdout_gone
+
+if TYPE_CHECKING:
+    from .._runtime._spin import SpinResult
 
 __all__ = ["add_spin_command", "cmd_spin"]
 
@@ -78,6 +80,8 @@ def _report(result: SpinResult, out: Any) -> None:
 
 def cmd_spin(flow_cls: Any, args: argparse.Namespace, store: str | None) -> int:
     """Run ``spin``; return the exit code."""
+    from .._runtime._spin import spin_run_id, spin_task  # not imported by `run`
+
     name = flow_cls.__name__
     received: list[int] = []
     try:

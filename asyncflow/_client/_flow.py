@@ -8,11 +8,11 @@ from typing import Any
 
 from .._errors import UsageError
 from .._store import _queries as q
-from .._store._gc import DELETED_KEY
 from .._store._paths import resolve_store_path
 from .._store._plans import Plan, Query
 from .._store._records import MAX_ID
 from .._store._rows import RunRow
+from .._store._runids import DELETED_KEY
 from ._handle import StoreHandle, StorePath
 from ._messages import bad_run_id, missing_run_plan, unknown_flow
 from ._namespace import check_in_namespace, flow_outside_namespace, get_namespace, namespace_tags
@@ -347,7 +347,7 @@ class FlowOpener:
         return Flow._make(handle, self._name)
 
 
-# Whether gc noted deleting a run of the flow (see _store._gc.DELETED_KEY).
+# Whether gc noted deleting a run of the flow (see _store._runids.DELETED_KEY).
 _GC_DELETED_ANY = (
     "SELECT 1 FROM store_info WHERE key LIKE ? AND CASE WHEN json_valid(value) "
     "THEN json_extract(value, '$.flow') END = ? LIMIT 1"

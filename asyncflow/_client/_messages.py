@@ -6,10 +6,10 @@ import time
 from collections.abc import Sequence
 
 from .._errors import ArtifactNotFoundError, NotFoundError, shown
-from .._store._gc import DELETED_KEY, parse_deleted
 from .._store._plans import Plan, Query
 from .._store._queries import run, run_ids
 from .._store._records import MAX_ID
+from .._store._runids import DELETED_KEY, parse_deleted
 
 __all__ = [
     "bad_run_id",

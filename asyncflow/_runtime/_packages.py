@@ -17,7 +17,6 @@ joined by commas; ``""`` is any version.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import platform
 import re
@@ -61,10 +60,12 @@ def installed_version(name: str) -> str | object | None:
     candidates = [bare, _CONDA_TO_PYPI.get(_normal(bare), bare)]
     if _normal(bare).startswith("py-"):
         candidates.append(bare[3:])
+    from importlib import metadata  # ~10 ms (zipfile, email): only for flows that ask
+
     for candidate in candidates:
         try:
-            return importlib.metadata.version(candidate)
-        except (importlib.metadata.PackageNotFoundError, ValueError):
+            return metadata.version(candidate)
+        except (metadata.PackageNotFoundError, ValueError):
             continue
     module = bare.replace("-", "_")
     if module.isidentifier():

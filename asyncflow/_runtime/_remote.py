@@ -23,11 +23,11 @@ import anyio.to_thread
 from .._codecs import Encoded
 from ._context import RunContext
 from ._executors import Executor, ExecutorOptions, make_executor
-from ._jobs import Job, ParentRef, Reply, RunPack
 from ._model import TaskOutcome
 
 if TYPE_CHECKING:
     from ._attempt import Attempt
+    from ._jobs import Job, Reply, RunPack
 
 __all__ = ["call_remote", "close_executors", "pool_size"]
 
@@ -61,6 +61,8 @@ async def close_executors(ctx: RunContext) -> None:
 def _make_pack(ctx: RunContext, key: str, cache_bytes: int) -> RunPack:
     import cloudpickle
 
+    from ._jobs import RunPack  # what a worker needs: not imported by a run on threads
+
     graph = ctx.graph
     flow = cloudpickle.dumps((ctx.flow_cls, graph.name, graph.doc, dict(graph.nodes)), protocol=5)
     options = ctx.executor_options
@@ -88,6 +90,8 @@ async def _pack(ctx: RunContext) -> RunPack:
         if ctx.pack is None:
             ctx.pack = pack
         pack = ctx.pack
+    from ._jobs import RunPack
+
     assert isinstance(pack, RunPack)
     return pack
 
@@ -105,6 +109,8 @@ async def _committed(ctx: RunContext, attempt: Attempt) -> None:
 
 
 def _job(attempt: Attempt, run: str) -> Job:
+    from ._jobs import Job, ParentRef
+
     spec, info = attempt.spec, attempt.ctx.graph[attempt.spec.step].info
     inputs = None
     if spec.inputs is not None:

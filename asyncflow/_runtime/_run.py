@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -36,19 +36,19 @@ from ._configs import ConfigSources, with_configs
 from ._context import RunContext
 from ._events import RunEvents
 from ._executors import ExecutorOptions
-from ._executors._dask import require_dask
+from ._limits import DEFAULT_MAX_WORKERS
 from ._model import TaskOutcome
 from ._packages import before_run
 from ._placing import warn_runs_locally
 from ._remote import call_remote, close_executors, pool_size
-from ._resume import Origin, load_origin, parse_run_id
 from ._run_params import resolve, resume_parameters
 from ._scheduler import Scheduler
 from ._switch import DEFAULT_MAX_PASSES
 
-__all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
+if TYPE_CHECKING:
+    from ._resume import Origin
 
-DEFAULT_MAX_WORKERS = 16
+__all__ = ["ResumeRequest", "RunOptions", "RunResult", "execute_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +159,8 @@ async def _execute(
     graph = decorate_graph(graph, options.decorate)  # the run's own graph: the class is untouched
     await before_run(flow_cls, graph)  # @conda/@pypi packages installed
     if _uses_dask(graph, options):  # checked (distributed imported) in a thread
+        from ._executors._dask import require_dask
+
         await anyio.to_thread.run_sync(require_dask, options.dask_client)
     origin_id: int | None = None
     if resume is None:
@@ -173,6 +175,8 @@ async def _execute(
                 f"so it takes none (given: {', '.join(params)}); start a new run to change "
                 "them."
             )
+        from ._resume import parse_run_id  # a resume's reads: not imported by a run
+
         if resume.run_id is not None:
             origin_id = parse_run_id(graph.name, resume.run_id)
         if not os.path.exists(options.store_path):
@@ -191,6 +195,8 @@ async def _execute(
     try:
         origin: Origin | None = None
         if resume is not None:
+            from ._resume import load_origin
+
             origin = await anyio.to_thread.run_sync(
                 load_origin, store, graph, origin_id, resume.step
             )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio.to_thread
 
@@ -16,7 +16,9 @@ from .._errors import ParameterError
 from .._spec._flowbase import FlowBase
 from .._spec._params import IncludeFile
 from .._spec._resolve import parameters_of, resolve_parameters
-from ._resume import Origin
+
+if TYPE_CHECKING:  # a resume's reads: not imported by a run
+    from ._resume import Origin
 
 __all__ = ["resolve", "resume_parameters"]
 

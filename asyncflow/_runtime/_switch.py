@@ -13,6 +13,7 @@ from typing import Any
 
 from .._errors import FlowValidationError
 from .._spec._flowgraph import Node
+from ._limits import DEFAULT_MAX_PASSES
 
 __all__ = [
     "DEFAULT_MAX_PASSES",
@@ -21,8 +22,6 @@ __all__ = [
     "missing_condition",
     "too_many_passes",
 ]
-
-DEFAULT_MAX_PASSES = 1000
 
 
 def case_key(value: Any) -> str:

@@ -11,18 +11,24 @@ before anything runs.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .._errors import FlowValidationError
 from ._flowbase import class_constant
 from ._step import StepInfo
-from ._stepsource import parse_step
+from ._stepsource import ParsedDef, parse_step
 
 __all__ = ["constant_writes"]
 
 
-def constant_writes(flow_cls: type, steps: Iterable[StepInfo]) -> list[FlowValidationError]:
-    """One problem per step that sets a class constant of ``flow_cls`` (its first such line)."""
+def constant_writes(
+    flow_cls: type, steps: Iterable[StepInfo], parsed: Mapping[str, ParsedDef] | None = None
+) -> list[FlowValidationError]:
+    """One problem per step that sets a class constant of ``flow_cls`` (its first such line).
+
+    :param parsed: steps' defs already parsed (by name), as :func:`._stepsource.parse_step`
+        gives them; the others are read and parsed here.
+    """
     problems: list[FlowValidationError] = []
     name = flow_cls.__name__
     for info in steps:
@@ -30,10 +36,12 @@ def constant_writes(flow_cls: type, steps: Iterable[StepInfo]) -> list[FlowValid
         if var is not None and class_constant(flow_cls, var):
             problems.append(_problem(info, info.where, var, name, f"@catch(var={var!r}) sets"))
             continue
-        parsed = parse_step(info)
-        if parsed is None:
+        found = parsed.get(info.name) if parsed is not None else None
+        if found is None:
+            found = parse_step(info)
+        if found is None:
             continue  # unreadable source: build_graph says so
-        func, first = parsed
+        func, first = found
         for node in _stores(func, _self_name(func)):
             if class_constant(flow_cls, node.attr):
                 where = f"{info.file}:{node.lineno + first - 1}"

@@ -20,7 +20,7 @@ from ._constants import constant_writes
 from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
-from ._stepsource import attribute_loads, parse_def
+from ._stepsource import ParsedDef, attribute_loads, parse_def, source_lines
 from ._trace import place_nodes
 from ._validate import raise_problems, validate
 
@@ -37,11 +37,12 @@ def build_graph(flow_cls: type) -> FlowGraph:
     problems: list[FlowValidationError] = []
     found = _collect_steps(flow_cls, problems)
     nodes: dict[str, Node] = {}
+    parsed: dict[str, ParsedDef] = {}  # each step's source is read and parsed once
     for info in found:
-        node = _read_node(info, problems)
+        node = _read_node(info, problems, parsed)
         if node is not None:
             nodes[info.name] = node
-    problems += constant_writes(flow_cls, (node.info for node in nodes.values()))
+    problems += constant_writes(flow_cls, (node.info for node in nodes.values()), parsed)
     if problems:
         raise_problems(flow_cls.__name__, problems)
 
@@ -102,11 +103,14 @@ def _collect_steps(flow_cls: type, problems: list[FlowValidationError]) -> list[
     return [winners[attr] for attr in sorted(winners, key=place.__getitem__)]
 
 
-def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | None:
-    """Parse the step's source and describe its trailing ``self.next``; None on a problem."""
+def _read_node(
+    info: StepInfo, problems: list[FlowValidationError], parsed: dict[str, ParsedDef]
+) -> Node | None:
+    """Parse the step's source (kept in ``parsed``) and describe its trailing ``self.next``;
+    None on a problem."""
     name = info.name
     try:
-        lines, first = inspect.getsourcelines(info.func)
+        lines, first = source_lines(info.func)
     except (OSError, TypeError) as exc:
         problems.append(
             FlowValidationError(
@@ -127,6 +131,7 @@ def _read_node(info: StepInfo, problems: list[FlowValidationError]) -> Node | No
             )
         )
         return None
+    parsed[name] = (func, first)
     params = func.args.posonlyargs + func.args.args
     self_name = params[0].arg if params else "self"
     found = _trailing_next(func, self_name)

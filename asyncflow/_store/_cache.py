@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from ._blobs import RawBlob
+if TYPE_CHECKING:  # defining a flow reads DEFAULT_CACHE_BYTES: no sqlite3 for that
+    from ._blobs import RawBlob
 
 __all__ = ["DEFAULT_CACHE_BYTES", "BlobCache"]
 

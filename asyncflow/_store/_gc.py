@@ -21,7 +21,8 @@ from .._errors import StoreError
 from ._db import open_writer, write_transaction
 from ._lease import lease_held
 from ._plans import record_error
-from ._records import is_time, parse_json, row_problem
+from ._records import row_problem
+from ._runids import DELETED_KEY, parse_deleted
 from ._schema import run_tables
 from ._sqlerrors import is_busy, retry_busy, store_error
 from ._tidy import file_bytes
@@ -244,22 +245,6 @@ def _select(
         "WHERE sha IN (SELECT sha FROM temp.af_gc_blobs)"
     ).fetchone()
     return delete, skip, int(count), int(size)
-
-
-#: ``store_info`` key prefix under which gc notes each run it deleted (``gc_deleted:12``),
-#: so that asking for the run later says it was deleted, not just "no such run".
-DELETED_KEY = "gc_deleted:"
-
-
-def parse_deleted(value: object, flow: str) -> float | None:
-    """The time in a ``gc_deleted:<id>`` note if it is about a run of ``flow``, else None."""
-    try:
-        note = parse_json(value)
-        if note["flow"] == flow and is_time(note["deleted_at"]):
-            return float(note["deleted_at"])
-    except (ValueError, KeyError, TypeError):
-        pass
-    return None  # not a note gc writes (another flow's, or damaged): no note
 
 
 def _delete(conn: sqlite3.Connection) -> None:

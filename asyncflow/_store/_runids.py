@@ -19,13 +19,29 @@ import sqlite3
 from typing import Any
 
 from .._errors import StoreError
-from ._gc import DELETED_KEY
+from ._records import is_time, parse_json
 from ._schema import run_tables
 
-__all__ = ["MAX_RUN_ID", "insert_run"]
+__all__ = ["DELETED_KEY", "MAX_RUN_ID", "insert_run", "parse_deleted"]
+
+#: ``store_info`` key prefix under which gc notes each run it deleted (``gc_deleted:12``),
+#: so that asking for the run later says it was deleted, not just "no such run". Here, not
+#: in ``_gc``, because a new run clears it: a run does not import gc.
+DELETED_KEY = "gc_deleted:"
 
 #: The largest rowid SQLite gives; AUTOINCREMENT then fails with SQLITE_FULL.
 MAX_RUN_ID = 2**63 - 1
+
+
+def parse_deleted(value: object, flow: str) -> float | None:
+    """The time in a ``gc_deleted:<id>`` note if it is about a run of ``flow``, else None."""
+    try:
+        note = parse_json(value)
+        if note["flow"] == flow and is_time(note["deleted_at"]):
+            return float(note["deleted_at"])
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None  # not a note gc writes (another flow's, or damaged): no note
 
 
 def _store_path(conn: sqlite3.Connection) -> str:

@@ -204,6 +204,19 @@ def _normal(sql: object) -> object:
     """``sql`` with runs of whitespace made one space, and none around ( ) and commas."""
     if not isinstance(sql, str):
         return sql
+    if len(sql) <= _NORMAL_MAX:
+        return _normal_text(sql)
+    return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip(_SQL_SPACE)
+
+
+# The writer checks the schema before every batch it commits (see _format.check_format):
+# the same few dozen statements each time, normalized once (0.17 of the check's 0.22 ms).
+# Bounded, and only short texts, so a file's odd objects cannot make it hold much.
+_NORMAL_MAX = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _normal_text(sql: str) -> str:
     return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip(_SQL_SPACE)
 
 
@@ -212,41 +225,43 @@ def _objects(conn: sqlite3.Connection, schema: str) -> list[_Object]:
     return [(kind, name, table, _normal(sql)) for kind, name, table, sql in rows]
 
 
-@functools.cache
 def _expected(version: int) -> tuple[frozenset[_Object], frozenset[_Object]]:
     """(the objects a store of schema ``version`` holds, the statistics tables allowed).
     Built once per version from :data:`MIGRATIONS` in an in-memory database."""
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        migrate(conn, 0, until=version)
-        ours = frozenset(_objects(conn, "main"))
-        conn.execute("ANALYZE")
-        stats = {o for o in _objects(conn, "main") if o not in ours}
-        stats.add(("table", "sqlite_stat4", "sqlite_stat4", _STAT4))  # if SQLite built it
-        return ours, frozenset(stats)
-    finally:
-        conn.close()
+    ours, stats, _ = _built(version)
+    return ours, stats
 
 
-@functools.cache
 def run_tables() -> tuple[str, ...]:
     """The tables of the current schema whose rows belong to a run: every one with a
     ``run_id`` column (tags, parameters, tasks, attempts, artifacts, cards; a table added later is
     included by itself). ``runs`` itself is not among them."""
+    return _built(SCHEMA_VERSION)[2]
+
+
+@functools.cache
+def _built(version: int) -> tuple[frozenset[_Object], frozenset[_Object], tuple[str, ...]]:
+    # One in-memory database per version answers both questions above (a first run asks
+    # both: building it is most of the cost).
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        migrate(conn, 0)
+        migrate(conn, 0, until=version)
+        ours = frozenset(_objects(conn, "main"))
         tables = [
             str(name)
             for (name,) in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
             )
         ]
-        return tuple(
+        with_run_id = tuple(
             t
             for t in tables
             if any(col[1] == "run_id" for col in conn.execute(f"PRAGMA table_info({t})"))
         )
+        conn.execute("ANALYZE")
+        stats = {o for o in _objects(conn, "main") if o not in ours}
+        stats.add(("table", "sqlite_stat4", "sqlite_stat4", _STAT4))  # if SQLite built it
+        return ours, frozenset(stats), with_run_id
     finally:
         conn.close()
 

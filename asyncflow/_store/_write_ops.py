@@ -26,7 +26,6 @@ from typing import Any
 from .._codecs import Encoded
 from ._blobs import INLINE_LIMIT, insert_blob, insert_new_blob, settle_blobs
 from ._events import Item, encode_chunks
-from ._gc import require_origin
 from ._lease import host_name
 from ._runids import insert_run
 from ._signing import PICKLE, sign_stored
@@ -74,6 +73,8 @@ class CreateRun:
         if self.origin_run_id is not None:
             # param_refs and the clones name the origin's blobs without storing them: gc
             # keeps them only while the origin's row exists (see _gc).
+            from ._gc import require_origin  # only a resume: a run need not import gc
+
             require_origin(conn, self.flow, self.origin_run_id)
         if self.source is not None:
             insert_blob(conn, self.source)

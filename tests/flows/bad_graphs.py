@@ -47,18 +47,6 @@ class Hides(Base):
         pass
 
 
-class Edited(FlowSpec):
-    """G04: a valid flow whose source the test makes unreadable."""
-
-    @step
-    def start(self) -> None:
-        self.next(self.end)
-
-    @step
-    def end(self) -> None:
-        pass
-
-
 class Branchy(FlowSpec):
     """G05."""
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._jobs import Job, Reply, RunPack
-
 if TYPE_CHECKING:
     from .._context import RunContext
+    from .._jobs import Job, Reply, RunPack
 
 __all__ = ["Executor", "ExecutorOptions", "make_executor"]
 
