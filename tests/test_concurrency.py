@@ -177,6 +177,36 @@ async def test_coroutine_steps_that_never_await_let_the_loop_in(store: str) -> N
 
 
 @pytest.mark.anyio
+async def test_a_foreach_of_coroutine_steps_that_never_await_yields_after_each_task(
+    store: str,
+) -> None:
+    # 400 tasks of 0.25 ms, none awaiting, 16 workers on the loop: between two turns of a
+    # ticker that is always ready, each worker runs at most one task (not a time slice each:
+    # 16 workers x 2 ms slices held the loop ten times longer). Counted, not timed: a slow
+    # machine makes the tasks longer, never the count higher.
+    ticks: list[float] = []
+    stop = anyio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        run = await BusyCoroutines(store=store, echo=False).run(n=400, busy=0.00025)
+        stop.set()
+
+    starts = sorted(task.data.t0 for task in run["body"])
+    inside = [t for t in ticks if starts[0] <= t <= starts[-1]]
+    assert len(inside) >= 10
+    per_turn = [
+        sum(1 for s in starts if a < s < b) for a, b in zip(inside, inside[1:], strict=False)
+    ]
+    assert max(per_turn) <= 16 + 2, f"{max(per_turn)} tasks ran between two turns of the loop"
+
+
+@pytest.mark.anyio
 async def test_plain_step_does_not_block_the_loop(store: str) -> None:
     ticks: list[float] = []
     stop = anyio.Event()

@@ -135,11 +135,13 @@ class Scheduler:
                     outcome = await run_managed(self.ctx, spec, self._limiter)
                     self._complete(outcome, take=False, on_loop=True)
                     # Steps that never await would otherwise run back to back without
-                    # letting the rest of the loop in (1,000 of them: 0.1 s). When this is
-                    # the run's only task (a chain), not after every one: each yield hands
-                    # the GIL to the store's writer thread, which then commits step by step
-                    # (a chain of coroutine steps took twice as long).
-                    if self._active or time.monotonic() >= slice_end:
+                    # letting the rest of the loop in (1,000 of them: 0.1 s). After every
+                    # task while others are running or queued (each worker on the loop takes
+                    # one turn: a slice each would hold the loop workers x slice); a chain's
+                    # lone task only every few ms, as each yield hands the GIL to the store's
+                    # writer thread, which then commits step by step (twice as slow).
+                    others = self._active or len(self._async) > 1
+                    if others or time.monotonic() >= slice_end:
                         await anyio.lowlevel.checkpoint()
                         slice_end = time.monotonic() + _LOOP_SLICE_S
                 else:

@@ -163,9 +163,10 @@ class BlockingStep(FlowSpec):
 
 
 class BusyCoroutines(FlowSpec):
-    """``n`` coroutine tasks that never await, each busy for 2 ms (time.monotonic)."""
+    """``n`` coroutine tasks that never await, each busy for ``busy`` s (2 ms; time.monotonic)."""
 
     n = Parameter("n", default=300)
+    busy = Parameter("busy", default=0.002)
 
     @step
     def start(self) -> None:
@@ -175,7 +176,8 @@ class BusyCoroutines(FlowSpec):
     @step
     async def body(self) -> None:
         self.t0 = time.monotonic()
-        while time.monotonic() - self.t0 < 0.002:
+        busy = self.busy
+        while time.monotonic() - self.t0 < busy:
             pass
         self.next(self.join)
 
