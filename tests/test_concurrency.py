@@ -200,9 +200,7 @@ async def test_a_foreach_of_coroutine_steps_that_never_await_yields_after_each_t
     starts = sorted(task.data.t0 for task in run["body"])
     inside = [t for t in ticks if starts[0] <= t <= starts[-1]]
     assert len(inside) >= 10
-    per_turn = [
-        sum(1 for s in starts if a < s < b) for a, b in zip(inside, inside[1:], strict=False)
-    ]
+    per_turn = [sum(1 for s in starts if a < s < b) for a, b in itertools.pairwise(inside)]
     assert max(per_turn) <= 16 + 2, f"{max(per_turn)} tasks ran between two turns of the loop"
 
 
