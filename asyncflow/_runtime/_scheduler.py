@@ -7,6 +7,17 @@ plain steps or a wide foreach does not pay a thread round trip per task (a round
 costs more than the task itself). Idle workers are woken only when there is work for
 them. All bookkeeping happens under one lock; it is cheap and never held while a step runs.
 
+How many threads drain at once (the drain cap): :data:`NARROW_DRAINS` while that keeps the
+process busy, since quick tasks hold the GIL, and more threads only queue for it and for the
+locks each task takes (16 threads made a 10,000-wide foreach of trivial tasks 2-3x slower
+than 2, with 10x the context switches). While plain work waits for the cap, the supervisor
+looks every :data:`TICK_SECONDS`: if the drains completed nothing (they are stuck: a blocking
+task never holds up the others for longer), or the process used less than
+:data:`IDLE_SHARE` of a CPU (the tasks sleep or wait on I/O: more threads overlap them), the
+cap opens to ``max_workers``. It narrows again when the process uses at least
+:data:`BUSY_SHARE` of a CPU while tasks complete: each drain thread beyond the cap then leaves
+after its task. A step that releases the GIL to compute (numpy) keeps both CPUs busy with two.
+
 A resumed run has a clone oracle (``ctx.clones``): a task whose parents are clones is first
 offered to it, and if the origin did that task already, its outcome comes from the origin at
 once, with no code run and no thread hop of its own. The rest of the scheduling does not know.
@@ -16,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 
 import anyio
@@ -28,7 +40,12 @@ from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec
 
-__all__ = ["Scheduler"]
+__all__ = ["BUSY_SHARE", "IDLE_SHARE", "NARROW_DRAINS", "TICK_SECONDS", "Scheduler"]
+
+NARROW_DRAINS = 2  # threads draining plain tasks while they keep the process busy
+TICK_SECONDS = 0.002  # how often the drain cap is reconsidered while plain work waits
+IDLE_SHARE = 0.5  # process CPU time / wall time below which the cap opens
+BUSY_SHARE = 0.8  # ... and at or above which it narrows again
 
 
 class Scheduler:
@@ -45,6 +62,10 @@ class Scheduler:
         self._limiter = anyio.CapacityLimiter(max_workers)
         self._lock = threading.Lock()
         self._plain: deque[TaskSpec] = deque()
+        self._narrow = min(max_workers, NARROW_DRAINS)
+        self._cap = self._narrow  # threads that may drain plain tasks now
+        self._drains = 0  # threads draining now
+        self._completions = 0
         self._async: deque[TaskSpec] = deque()
         self._active = 0
         self._idle = 0
@@ -79,20 +100,38 @@ class Scheduler:
     async def _supervise(self) -> None:
         # Starts workers while queued work outnumbers idle ones (anyio can only start
         # tasks from inside a task, not from the thread-safe callbacks that wake us).
+        # While plain work is queued, it also reconsiders the drain cap every TICK_SECONDS.
         assert self._tg is not None
+        watch: tuple[float, float, int] | None = None  # since: monotonic, CPU, completions
         while True:
             with self._lock:
                 queued = 0 if self.failure is not None else len(self._async) + len(self._plain)
-                spawn = min(self._max_workers - self._workers, queued - self._idle)
+                spawn = min(self._max_workers - self._workers, self._takeable() - self._idle)
                 if spawn > 0:
                     self._workers += spawn
                 done = self._workers == 0 and self._active == 0 and not queued
                 event = self._super_event
+                watching = self._narrow < self._max_workers and bool(self._plain) and queued
+                completions = self._completions
             for _ in range(max(0, spawn)):
                 self._tg.start_soon(self._worker)
             if done:
                 return
-            await event.wait()
+            if not watching:
+                watch = None
+                await event.wait()
+                continue
+            now, cpu = time.monotonic(), time.process_time()
+            if watch is None:
+                watch = (now, cpu, completions)
+            elif now - watch[0] >= TICK_SECONDS:
+                since, cpu_since, seen = watch
+                watch = (now, cpu, completions)
+                if self._adjust((cpu - cpu_since) / (now - since), completions != seen):
+                    self._signal()  # idle workers take the plain work now allowed
+                continue
+            with anyio.move_on_after(TICK_SECONDS):
+                await event.wait()
 
     # --- workers --------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -103,8 +142,9 @@ class Scheduler:
                 if self.failure is None:
                     if self._async:
                         spec, on_loop = self._async.popleft(), True
-                    elif self._plain:
+                    elif self._plain and self._drains < self._cap:
                         spec = self._plain.popleft()
+                        self._drains += 1
                 if spec is not None:
                     self._active += 1
                 elif self._active == 0:
@@ -143,12 +183,17 @@ class Scheduler:
 
     def _drain(self, spec: TaskSpec | None) -> None:
         # In a worker thread: run plain tasks back to back while there are any.
-        while spec is not None and not self.ctx.cancelled:
-            outcome = run_plain(self.ctx, spec)
-            spec = self._complete(outcome, take=True, on_loop=False)
-        if spec is not None:  # taken, but the run was cancelled: it never starts
-            with self._lock:
-                self._active -= 1
+        # The worker counted this thread in ``_drains``; ``_complete`` counts it out when it
+        # hands it no next task.
+        try:
+            while spec is not None and not self.ctx.cancelled:
+                outcome = run_plain(self.ctx, spec)
+                spec = self._complete(outcome, take=True, on_loop=False)
+        finally:
+            if spec is not None:  # taken, but the run was cancelled: it never starts
+                with self._lock:
+                    self._active -= 1
+                    self._drains -= 1
 
     def _signal(self) -> None:
         # On the loop: wake idle workers and the supervisor.
@@ -166,6 +211,7 @@ class Scheduler:
         with self._lock:
             self._active -= 1
             self.tasks_run += 1
+            self._completions += 1
             if outcome.error is None and writer_error is not None:
                 outcome.error = writer_error
             if self.ctx.cancelled:
@@ -176,10 +222,13 @@ class Scheduler:
             elif self.failure is None:
                 self._advance(outcome)
             nxt = None
-            if take and self.failure is None and self._plain:
-                nxt = self._plain.popleft()
-                self._active += 1
-            queued = bool(self._async or self._plain) and self.failure is None
+            if take:  # a drain thread: its next task, unless it is beyond the cap
+                if self.failure is None and self._plain and self._drains <= self._cap:
+                    nxt = self._plain.popleft()
+                    self._active += 1
+                else:
+                    self._drains -= 1  # this drain ends
+            queued = self._takeable() > 0
             wake = not self._wake_pending and (
                 (self._idle > 0 and (queued or self._active == 0))
                 or (queued and self._workers < self._max_workers)
@@ -193,6 +242,25 @@ class Scheduler:
                 assert self._loop is not None
                 self._loop.call_soon_threadsafe(self._signal)
         return nxt
+
+    def _takeable(self) -> int:
+        # Under the lock: how many queued tasks an idle worker could start now.
+        if self.failure is not None:
+            return 0
+        return len(self._async) + min(len(self._plain), max(0, self._cap - self._drains))
+
+    def _adjust(self, busy: float, progressed: bool) -> bool:
+        # On the loop, each tick while plain work is queued: ``busy`` is the process's CPU
+        # share since the last tick, ``progressed`` whether any task completed. True if
+        # the cap opened.
+        with self._lock:
+            if self._cap == self._narrow:
+                if self._drains >= self._cap and (not progressed or busy < IDLE_SHARE):
+                    self._cap = self._max_workers
+                    return True
+            elif progressed and busy >= BUSY_SHARE:
+                self._cap = self._narrow  # drains beyond it leave after their task
+            return False
 
     # --- the graph ------------------------------------------------------------------
     def _advance(self, done: TaskOutcome) -> None:
