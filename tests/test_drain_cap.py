@@ -11,7 +11,7 @@ import time
 import pytest
 
 from asyncflow import FlowSpec, Parameter, step
-from asyncflow._runtime._scheduler import NARROW_DRAINS
+from asyncflow._runtime._scheduler import NARROW_DRAINS, drain_cap_move
 from tests.flows.concurrency import SpinnersAndQuick, ThreadForeachSleep
 from tests.test_concurrency import all_overlap, interval, intervals, max_overlap
 
@@ -89,3 +89,26 @@ class QuickThenSleepy(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+@pytest.mark.parametrize(
+    ("narrow", "drains", "busy", "progressed", "cpus", "move"),
+    [
+        (True, 2, 1.0, True, 2, None),  # quick tasks holding the GIL: stay narrow
+        (True, 2, 1.3, True, 8, None),  # ... with the writer's SQLite work beside them
+        (True, 2, 1.0, False, 2, "widen"),  # nothing completed: stuck
+        (True, 2, 0.2, True, 2, "widen"),  # tasks sleeping or waiting on I/O
+        (True, 2, 1.9, True, 8, "widen"),  # each drain computing outside the GIL, CPUs to spare
+        (True, 2, 1.9, True, 2, None),  # ... but no CPU to spare
+        (True, 1, 0.1, False, 2, None),  # fewer drains than the cap: the cap holds nothing back
+        (False, 16, 1.1, True, 2, "narrow"),  # wide, about one CPU: the GIL is shared
+        (False, 16, 0.3, True, 2, None),  # wide and sleeping: stay wide
+        (False, 16, 6.0, True, 8, None),  # wide and computing outside the GIL: stay wide
+        (False, 16, 1.1, False, 2, None),  # nothing completed: not the time to narrow
+    ],
+)
+def test_drain_cap_moves(
+    narrow: bool, drains: int, busy: float, progressed: bool, cpus: int, move: str | None
+) -> None:
+    assert NARROW_DRAINS == 2  # the table is written for it
+    assert drain_cap_move(narrow, drains, busy, progressed, cpus) == move

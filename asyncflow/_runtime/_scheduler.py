@@ -14,9 +14,11 @@ than 2, with 10x the context switches). While plain work waits for the cap, the 
 looks every :data:`TICK_SECONDS`: if the drains completed nothing (they are stuck: a blocking
 task never holds up the others for longer), or the process used less than
 :data:`IDLE_SHARE` of a CPU (the tasks sleep or wait on I/O: more threads overlap them), the
-cap opens to ``max_workers``. It narrows again when the process uses at least
-:data:`BUSY_SHARE` of a CPU while tasks complete: each drain thread beyond the cap then leaves
-after its task. A step that releases the GIL to compute (numpy) keeps both CPUs busy with two.
+cap opens to ``max_workers``; so it does when each drain keeps a CPU busy of its own (their
+steps compute outside the GIL, numpy say) and the machine has more CPUs than drains. It
+narrows again when the process uses between :data:`BUSY_SHARE` and :data:`GIL_SHARE` CPUs
+while tasks complete (about one: the GIL is what the threads share): each drain thread
+beyond the cap then leaves after its task (:func:`drain_cap_move`).
 
 A resumed run has a clone oracle (``ctx.clones``): a task whose parents are clones is first
 offered to it, and if the origin did that task already, its outcome comes from the origin at
@@ -26,6 +28,7 @@ once, with no code run and no thread hop of its own. The rest of the scheduling 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import deque
@@ -40,12 +43,44 @@ from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
 from ._model import TaskOutcome, TaskSpec
 
-__all__ = ["BUSY_SHARE", "IDLE_SHARE", "NARROW_DRAINS", "TICK_SECONDS", "Scheduler"]
+__all__ = [
+    "BUSY_SHARE",
+    "GIL_SHARE",
+    "IDLE_SHARE",
+    "NARROW_DRAINS",
+    "TICK_SECONDS",
+    "Scheduler",
+    "drain_cap_move",
+]
 
 NARROW_DRAINS = 2  # threads draining plain tasks while they keep the process busy
 TICK_SECONDS = 0.002  # how often the drain cap is reconsidered while plain work waits
 IDLE_SHARE = 0.5  # process CPU time / wall time below which the cap opens
-BUSY_SHARE = 0.8  # ... and at or above which it narrows again
+BUSY_SHARE = 0.8  # ... and from which (up to GIL_SHARE) it narrows again
+GIL_SHARE = 1.6  # above this the threads compute outside the GIL (numpy): more may help
+_CPUS = os.cpu_count() or 1
+
+
+def drain_cap_move(
+    narrow: bool, drains: int, busy: float, progressed: bool, cpus: int
+) -> str | None:
+    """What to do with the drain cap after a tick: ``"widen"``, ``"narrow"`` or None.
+
+    ``narrow``: the cap is narrow now; ``drains``: threads draining; ``busy``: the process's
+    CPU time over the tick's wall time; ``progressed``: some task completed in the tick;
+    ``cpus``: the machine's CPUs.
+    """
+    if narrow:
+        if drains < NARROW_DRAINS:
+            return None  # the cap is not what holds work back
+        if not progressed or busy < IDLE_SHARE:
+            return "widen"  # stuck, or waiting (sleep, I/O): more threads overlap them
+        if busy >= drains - 0.25 and cpus > drains:
+            return "widen"  # each drain has a CPU to itself (the GIL released): add more
+        return None
+    if progressed and BUSY_SHARE <= busy < GIL_SHARE:
+        return "narrow"  # about one CPU: the GIL is what they share
+    return None
 
 
 class Scheduler:
@@ -254,11 +289,12 @@ class Scheduler:
         # share since the last tick, ``progressed`` whether any task completed. True if
         # the cap opened.
         with self._lock:
-            if self._cap == self._narrow:
-                if self._drains >= self._cap and (not progressed or busy < IDLE_SHARE):
-                    self._cap = self._max_workers
-                    return True
-            elif progressed and busy >= BUSY_SHARE:
+            narrow = self._cap == self._narrow
+            move = drain_cap_move(narrow, self._drains, busy, progressed, _CPUS)
+            if move == "widen" and narrow:
+                self._cap = self._max_workers
+                return True
+            if move == "narrow" and not narrow:
                 self._cap = self._narrow  # drains beyond it leave after their task
             return False
 
