@@ -11,7 +11,7 @@ import time
 import pytest
 
 from asyncflow import FlowSpec, Parameter, step
-from asyncflow._runtime._scheduler import NARROW_DRAINS, drain_cap_move
+from asyncflow._runtime._drain_cap import NARROW_DRAINS, DrainCap, drain_cap_move
 from tests.flows.concurrency import SpinnersAndQuick, ThreadForeachSleep
 from tests.test_concurrency import all_overlap, interval, intervals, max_overlap
 
@@ -92,23 +92,57 @@ class QuickThenSleepy(FlowSpec):
 
 
 @pytest.mark.parametrize(
-    ("narrow", "drains", "busy", "progressed", "cpus", "move"),
+    ("drains", "busy", "progressed", "cpus", "opens"),
     [
-        (True, 2, 1.0, True, 2, None),  # quick tasks holding the GIL: stay narrow
-        (True, 2, 1.3, True, 8, None),  # ... with the writer's SQLite work beside them
-        (True, 2, 1.0, False, 2, "widen"),  # nothing completed: stuck
-        (True, 2, 0.2, True, 2, "widen"),  # tasks sleeping or waiting on I/O
-        (True, 2, 1.9, True, 8, "widen"),  # each drain computing outside the GIL, CPUs to spare
-        (True, 2, 1.9, True, 2, None),  # ... but no CPU to spare
-        (True, 1, 0.1, False, 2, None),  # fewer drains than the cap: the cap holds nothing back
-        (False, 16, 1.1, True, 2, "narrow"),  # wide, about one CPU: the GIL is shared
-        (False, 16, 0.3, True, 2, None),  # wide and sleeping: stay wide
-        (False, 16, 6.0, True, 8, None),  # wide and computing outside the GIL: stay wide
-        (False, 16, 1.1, False, 2, None),  # nothing completed: not the time to narrow
+        (2, 1.0, True, 2, False),  # quick tasks holding the GIL: stay narrow
+        (2, 0.6, True, 8, False),  # ... part of it taken by the writer and the loop
+        (2, 1.0, False, 2, True),  # nothing completed: stuck
+        (2, 0.1, True, 2, True),  # tasks sleeping or waiting on I/O
+        (2, 1.9, True, 8, True),  # each drain computing outside the GIL, CPUs to spare
+        (2, 1.9, True, 2, False),  # ... but no CPU to spare
+        (1, 0.1, False, 2, False),  # fewer drains than the cap: the cap holds nothing back
     ],
 )
-def test_drain_cap_moves(
-    narrow: bool, drains: int, busy: float, progressed: bool, cpus: int, move: str | None
+def test_when_the_narrow_drain_cap_opens(
+    drains: int, busy: float, progressed: bool, cpus: int, opens: bool
 ) -> None:
     assert NARROW_DRAINS == 2  # the table is written for it
-    assert drain_cap_move(narrow, drains, busy, progressed, cpus) == move
+    assert drain_cap_move(drains, busy, progressed, cpus) is opens
+
+
+def test_the_drain_cap_narrows_when_wide_is_no_faster_and_looks_again_later() -> None:
+    cap = DrainCap(16)
+    t, cpu, done = 100.0, 0.0, 0
+    assert not cap.tick(t, cpu, done, 2)  # the first tick only starts measuring
+    t, cpu, done = t + 0.011, cpu + 0.0005, done + 22  # sleeping drains over a window: 0.05 CPU
+    assert cap.tick(t, cpu, done, 2) and cap.cap == 16  # opened: 2,000 tasks/s narrow
+    t, cpu, done = t + 0.03, cpu + 0.01, done + 600  # wide: 20,000 tasks/s, keep it
+    assert not cap.tick(t, cpu, done, 16) and cap.cap == 16
+    t, cpu, done = t + 0.03, cpu + 0.01, done + 600
+    assert not cap.tick(t, cpu, done, 16) and cap.cap == 16
+    for _ in range(8):  # still faster, but WIDE_HOLD_SECONDS later it narrows to look again
+        t, cpu, done = t + 0.03, cpu + 0.01, done + 600
+        cap.tick(t, cpu, done, 16)
+    assert cap.cap == NARROW_DRAINS
+    t, cpu, done = t + 0.011, cpu + 0.0005, done + 22
+    assert cap.tick(t, cpu, done, 2) and cap.cap == 16  # still sleeping: open again
+    t, cpu, done = t + 0.03, cpu + 0.02, done + 60  # wide is no faster now: narrow
+    assert not cap.tick(t, cpu, done, 16)
+    assert cap.cap == NARROW_DRAINS
+
+
+def test_quick_ticks_alone_do_not_open_the_narrow_cap() -> None:
+    # One tick that looks idle (a task mid-way when it ended) is not enough: the CPU share
+    # is measured over NARROW_WINDOW_SECONDS.
+    cap = DrainCap(16)
+    cap.tick(100.0, 0.0, 0, 2)
+    assert not cap.tick(100.0025, 0.0, 1, 2)  # idle-looking tick, but tasks completed
+    assert not cap.tick(100.011, 0.008, 100, 2)  # the window: 0.73 CPU, quick tasks
+    assert cap.cap == NARROW_DRAINS
+    assert cap.tick(100.0135, 0.008, 100, 2)  # a tick with nothing completed: stuck
+    assert cap.cap == 16
+
+
+def test_max_workers_at_most_the_narrow_cap_leaves_nothing_to_decide() -> None:
+    assert DrainCap(NARROW_DRAINS).fixed and DrainCap(1).cap == 1
+    assert not DrainCap(NARROW_DRAINS + 1).fixed

@@ -7,18 +7,8 @@ plain steps or a wide foreach does not pay a thread round trip per task (a round
 costs more than the task itself). Idle workers are woken only when there is work for
 them. All bookkeeping happens under one lock; it is cheap and never held while a step runs.
 
-How many threads drain at once (the drain cap): :data:`NARROW_DRAINS` while that keeps the
-process busy, since quick tasks hold the GIL, and more threads only queue for it and for the
-locks each task takes (16 threads made a 10,000-wide foreach of trivial tasks 2-3x slower
-than 2, with 10x the context switches). While plain work waits for the cap, the supervisor
-looks every :data:`TICK_SECONDS`: if the drains completed nothing (they are stuck: a blocking
-task never holds up the others for longer), or the process used less than
-:data:`IDLE_SHARE` of a CPU (the tasks sleep or wait on I/O: more threads overlap them), the
-cap opens to ``max_workers``; so it does when each drain keeps a CPU busy of its own (their
-steps compute outside the GIL, numpy say) and the machine has more CPUs than drains. It
-narrows again when the process uses between :data:`BUSY_SHARE` and :data:`GIL_SHARE` CPUs
-while tasks complete (about one: the GIL is what the threads share): each drain thread
-beyond the cap then leaves after its task (:func:`drain_cap_move`).
+How many threads drain at once is the drain cap's (``_drain_cap``): the supervisor ticks it
+while plain work waits for it.
 
 A resumed run has a clone oracle (``ctx.clones``): a task whose parents are clones is first
 offered to it, and if the origin did that task already, its outcome comes from the origin at
@@ -28,7 +18,6 @@ once, with no code run and no thread hop of its own. The rest of the scheduling 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import deque
@@ -41,46 +30,10 @@ import anyio.to_thread
 from .._spec._flowgraph import FlowGraph, NodeKind
 from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
+from ._drain_cap import TICK_SECONDS, DrainCap
 from ._model import TaskOutcome, TaskSpec
 
-__all__ = [
-    "BUSY_SHARE",
-    "GIL_SHARE",
-    "IDLE_SHARE",
-    "NARROW_DRAINS",
-    "TICK_SECONDS",
-    "Scheduler",
-    "drain_cap_move",
-]
-
-NARROW_DRAINS = 2  # threads draining plain tasks while they keep the process busy
-TICK_SECONDS = 0.002  # how often the drain cap is reconsidered while plain work waits
-IDLE_SHARE = 0.5  # process CPU time / wall time below which the cap opens
-BUSY_SHARE = 0.8  # ... and from which (up to GIL_SHARE) it narrows again
-GIL_SHARE = 1.6  # above this the threads compute outside the GIL (numpy): more may help
-_CPUS = os.cpu_count() or 1
-
-
-def drain_cap_move(
-    narrow: bool, drains: int, busy: float, progressed: bool, cpus: int
-) -> str | None:
-    """What to do with the drain cap after a tick: ``"widen"``, ``"narrow"`` or None.
-
-    ``narrow``: the cap is narrow now; ``drains``: threads draining; ``busy``: the process's
-    CPU time over the tick's wall time; ``progressed``: some task completed in the tick;
-    ``cpus``: the machine's CPUs.
-    """
-    if narrow:
-        if drains < NARROW_DRAINS:
-            return None  # the cap is not what holds work back
-        if not progressed or busy < IDLE_SHARE:
-            return "widen"  # stuck, or waiting (sleep, I/O): more threads overlap them
-        if busy >= drains - 0.25 and cpus > drains:
-            return "widen"  # each drain has a CPU to itself (the GIL released): add more
-        return None
-    if progressed and BUSY_SHARE <= busy < GIL_SHARE:
-        return "narrow"  # about one CPU: the GIL is what they share
-    return None
+__all__ = ["Scheduler"]
 
 
 class Scheduler:
@@ -97,8 +50,8 @@ class Scheduler:
         self._limiter = anyio.CapacityLimiter(max_workers)
         self._lock = threading.Lock()
         self._plain: deque[TaskSpec] = deque()
-        self._narrow = min(max_workers, NARROW_DRAINS)
-        self._cap = self._narrow  # threads that may drain plain tasks now
+        self._drain_cap = DrainCap(max_workers)
+        self._drain_cpu = 0.0  # CPU seconds the drain threads spent running tasks
         self._drains = 0  # threads draining now
         self._completions = 0
         self._async: deque[TaskSpec] = deque()
@@ -135,9 +88,9 @@ class Scheduler:
     async def _supervise(self) -> None:
         # Starts workers while queued work outnumbers idle ones (anyio can only start
         # tasks from inside a task, not from the thread-safe callbacks that wake us).
-        # While plain work is queued, it also reconsiders the drain cap every TICK_SECONDS.
+        # While plain work is queued, it also ticks the drain cap.
         assert self._tg is not None
-        watch: tuple[float, float, int] | None = None  # since: monotonic, CPU, completions
+        cap = self._drain_cap
         while True:
             with self._lock:
                 queued = 0 if self.failure is not None else len(self._async) + len(self._plain)
@@ -146,24 +99,21 @@ class Scheduler:
                     self._workers += spawn
                 done = self._workers == 0 and self._active == 0 and not queued
                 event = self._super_event
-                watching = self._narrow < self._max_workers and bool(self._plain) and queued
-                completions = self._completions
+                watching = not cap.fixed and bool(self._plain) and queued > 0
             for _ in range(max(0, spawn)):
                 self._tg.start_soon(self._worker)
             if done:
                 return
             if not watching:
-                watch = None
+                with self._lock:
+                    cap.pause()
                 await event.wait()
                 continue
-            now, cpu = time.monotonic(), time.process_time()
-            if watch is None:
-                watch = (now, cpu, completions)
-            elif now - watch[0] >= TICK_SECONDS:
-                since, cpu_since, seen = watch
-                watch = (now, cpu, completions)
-                if self._adjust((cpu - cpu_since) / (now - since), completions != seen):
-                    self._signal()  # idle workers take the plain work now allowed
+            now = time.monotonic()
+            with self._lock:
+                opened = cap.tick(now, self._drain_cpu, self._completions, self._drains)
+            if opened:
+                self._signal()  # idle workers take the plain work now allowed
                 continue
             with anyio.move_on_after(TICK_SECONDS):
                 await event.wait()
@@ -177,7 +127,7 @@ class Scheduler:
                 if self.failure is None:
                     if self._async:
                         spec, on_loop = self._async.popleft(), True
-                    elif self._plain and self._drains < self._cap:
+                    elif self._plain and self._drains < self._drain_cap.cap:
                         spec = self._plain.popleft()
                         self._drains += 1
                 if spec is not None:
@@ -221,9 +171,11 @@ class Scheduler:
         # The worker counted this thread in ``_drains``; ``_complete`` counts it out when it
         # hands it no next task.
         try:
+            clock = time.thread_time
             while spec is not None and not self.ctx.cancelled:
+                cpu = clock()
                 outcome = run_plain(self.ctx, spec)
-                spec = self._complete(outcome, take=True, on_loop=False)
+                spec = self._complete(outcome, take=True, on_loop=False, cpu=clock() - cpu)
         finally:
             if spec is not None:  # taken, but the run was cancelled: it never starts
                 with self._lock:
@@ -240,13 +192,17 @@ class Scheduler:
             event.set()
         sup.set()
 
-    def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
+    def _complete(
+        self, outcome: TaskOutcome, *, take: bool, on_loop: bool, cpu: float = 0.0
+    ) -> TaskSpec | None:
+        # ``cpu``: the CPU time a drained task took of its thread (for the drain cap).
         writer = self.ctx.writer
         writer_error = None if writer is None else writer.run_error(self.ctx.run_id)
         with self._lock:
             self._active -= 1
             self.tasks_run += 1
             self._completions += 1
+            self._drain_cpu += cpu
             if outcome.error is None and writer_error is not None:
                 outcome.error = writer_error
             if self.ctx.cancelled:
@@ -258,7 +214,7 @@ class Scheduler:
                 self._advance(outcome)
             nxt = None
             if take:  # a drain thread: its next task, unless it is beyond the cap
-                if self.failure is None and self._plain and self._drains <= self._cap:
+                if self.failure is None and self._plain and self._drains <= self._drain_cap.cap:
                     nxt = self._plain.popleft()
                     self._active += 1
                 else:
@@ -282,21 +238,8 @@ class Scheduler:
         # Under the lock: how many queued tasks an idle worker could start now.
         if self.failure is not None:
             return 0
-        return len(self._async) + min(len(self._plain), max(0, self._cap - self._drains))
-
-    def _adjust(self, busy: float, progressed: bool) -> bool:
-        # On the loop, each tick while plain work is queued: ``busy`` is the process's CPU
-        # share since the last tick, ``progressed`` whether any task completed. True if
-        # the cap opened.
-        with self._lock:
-            narrow = self._cap == self._narrow
-            move = drain_cap_move(narrow, self._drains, busy, progressed, _CPUS)
-            if move == "widen" and narrow:
-                self._cap = self._max_workers
-                return True
-            if move == "narrow" and not narrow:
-                self._cap = self._narrow  # drains beyond it leave after their task
-            return False
+        free = max(0, self._drain_cap.cap - self._drains)
+        return len(self._async) + min(len(self._plain), free)
 
     # --- the graph ------------------------------------------------------------------
     def _advance(self, done: TaskOutcome) -> None:
