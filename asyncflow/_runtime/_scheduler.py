@@ -7,9 +7,6 @@ plain steps or a wide foreach does not pay a thread round trip per task (a round
 costs more than the task itself). Idle workers are woken only when there is work for
 them. All bookkeeping happens under one lock; it is cheap and never held while a step runs.
 
-How many threads drain at once is the drain cap's (``_drain_cap``): the supervisor ticks it
-while plain work waits for it.
-
 A resumed run has a clone oracle (``ctx.clones``): a task whose parents are clones is first
 offered to it, and if the origin did that task already, its outcome comes from the origin at
 once, with no code run and no thread hop of its own. The rest of the scheduling does not know.
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections import deque
 
 import anyio
@@ -30,7 +26,6 @@ import anyio.to_thread
 from .._spec._flowgraph import FlowGraph, NodeKind
 from ._attempt import run_managed, run_plain
 from ._context import RunContext, executor_of
-from ._drain_cap import TICK_SECONDS, DrainCap
 from ._model import TaskOutcome, TaskSpec
 
 __all__ = ["Scheduler"]
@@ -50,10 +45,6 @@ class Scheduler:
         self._limiter = anyio.CapacityLimiter(max_workers)
         self._lock = threading.Lock()
         self._plain: deque[TaskSpec] = deque()
-        self._drain_cap = DrainCap(max_workers)
-        self._drain_cpu = 0.0  # CPU seconds the drain threads spent running tasks
-        self._drains = 0  # threads draining now
-        self._completions = 0
         self._async: deque[TaskSpec] = deque()
         self._active = 0
         self._idle = 0
@@ -88,35 +79,20 @@ class Scheduler:
     async def _supervise(self) -> None:
         # Starts workers while queued work outnumbers idle ones (anyio can only start
         # tasks from inside a task, not from the thread-safe callbacks that wake us).
-        # While plain work is queued, it also ticks the drain cap.
         assert self._tg is not None
-        cap = self._drain_cap
         while True:
             with self._lock:
                 queued = 0 if self.failure is not None else len(self._async) + len(self._plain)
-                spawn = min(self._max_workers - self._workers, self._takeable() - self._idle)
+                spawn = min(self._max_workers - self._workers, queued - self._idle)
                 if spawn > 0:
                     self._workers += spawn
                 done = self._workers == 0 and self._active == 0 and not queued
                 event = self._super_event
-                watching = not cap.fixed and bool(self._plain) and queued > 0
             for _ in range(max(0, spawn)):
                 self._tg.start_soon(self._worker)
             if done:
                 return
-            if not watching:
-                with self._lock:
-                    cap.pause()
-                await event.wait()
-                continue
-            now = time.monotonic()
-            with self._lock:
-                opened = cap.tick(now, self._drain_cpu, self._completions, self._drains)
-            if opened:
-                self._signal()  # idle workers take the plain work now allowed
-                continue
-            with anyio.move_on_after(TICK_SECONDS):
-                await event.wait()
+            await event.wait()
 
     # --- workers --------------------------------------------------------------------
     async def _worker(self) -> None:
@@ -127,9 +103,8 @@ class Scheduler:
                 if self.failure is None:
                     if self._async:
                         spec, on_loop = self._async.popleft(), True
-                    elif self._plain and self._drains < self._drain_cap.cap:
+                    elif self._plain:
                         spec = self._plain.popleft()
-                        self._drains += 1
                 if spec is not None:
                     self._active += 1
                 elif self._active == 0:
@@ -168,19 +143,12 @@ class Scheduler:
 
     def _drain(self, spec: TaskSpec | None) -> None:
         # In a worker thread: run plain tasks back to back while there are any.
-        # The worker counted this thread in ``_drains``; ``_complete`` counts it out when it
-        # hands it no next task.
-        try:
-            clock = time.thread_time
-            while spec is not None and not self.ctx.cancelled:
-                cpu = clock()
-                outcome = run_plain(self.ctx, spec)
-                spec = self._complete(outcome, take=True, on_loop=False, cpu=clock() - cpu)
-        finally:
-            if spec is not None:  # taken, but the run was cancelled: it never starts
-                with self._lock:
-                    self._active -= 1
-                    self._drains -= 1
+        while spec is not None and not self.ctx.cancelled:
+            outcome = run_plain(self.ctx, spec)
+            spec = self._complete(outcome, take=True, on_loop=False)
+        if spec is not None:  # taken, but the run was cancelled: it never starts
+            with self._lock:
+                self._active -= 1
 
     def _signal(self) -> None:
         # On the loop: wake idle workers and the supervisor.
@@ -192,17 +160,12 @@ class Scheduler:
             event.set()
         sup.set()
 
-    def _complete(
-        self, outcome: TaskOutcome, *, take: bool, on_loop: bool, cpu: float = 0.0
-    ) -> TaskSpec | None:
-        # ``cpu``: the CPU time a drained task took of its thread (for the drain cap).
+    def _complete(self, outcome: TaskOutcome, *, take: bool, on_loop: bool) -> TaskSpec | None:
         writer = self.ctx.writer
         writer_error = None if writer is None else writer.run_error(self.ctx.run_id)
         with self._lock:
             self._active -= 1
             self.tasks_run += 1
-            self._completions += 1
-            self._drain_cpu += cpu
             if outcome.error is None and writer_error is not None:
                 outcome.error = writer_error
             if self.ctx.cancelled:
@@ -213,13 +176,10 @@ class Scheduler:
             elif self.failure is None:
                 self._advance(outcome)
             nxt = None
-            if take:  # a drain thread: its next task, unless it is beyond the cap
-                if self.failure is None and self._plain and self._drains <= self._drain_cap.cap:
-                    nxt = self._plain.popleft()
-                    self._active += 1
-                else:
-                    self._drains -= 1  # this drain ends
-            queued = self._takeable() > 0
+            if take and self.failure is None and self._plain:
+                nxt = self._plain.popleft()
+                self._active += 1
+            queued = bool(self._async or self._plain) and self.failure is None
             wake = not self._wake_pending and (
                 (self._idle > 0 and (queued or self._active == 0))
                 or (queued and self._workers < self._max_workers)
@@ -233,13 +193,6 @@ class Scheduler:
                 assert self._loop is not None
                 self._loop.call_soon_threadsafe(self._signal)
         return nxt
-
-    def _takeable(self) -> int:
-        # Under the lock: how many queued tasks an idle worker could start now.
-        if self.failure is not None:
-            return 0
-        free = max(0, self._drain_cap.cap - self._drains)
-        return len(self._async) + min(len(self._plain), free)
 
     # --- the graph ------------------------------------------------------------------
     def _advance(self, done: TaskOutcome) -> None:
