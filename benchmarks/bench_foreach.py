@@ -13,21 +13,31 @@ Figures per N (1,000 and 10,000; --quick: 200 and 1,000):
   sequentially (the latency a chain of plain steps would pay without draining) and
   16 at a time with ``asyncio.gather`` (what a foreach would pay without draining).
 * store bytes per task: the file's size after the first run (WAL checkpointed) / tasks,
-  and the marginal growth from one more run / its tasks.
+  and the marginal growth from one more run / its tasks (events included: every task's
+  TaskStarted and TaskFinished are in the store).
+* 100,000 wide (not with --quick): wall time of a warm run, and its RAM per task: the
+  process's peak RSS during the run (``VmHWM``, reset just before it through
+  ``/proc/self/clear_refs``) minus its RSS before the run, / tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import os
+import sys
 import time
 
 from _common import Report, baselines_flag, parse_args, progress, scratch_dir, timed, touch_memory
 
 from asyncflow import FlowSpec, Parameter, step
 
-TARGET_MS_PER_TASK = 0.15
-TARGET_BYTES_PER_TASK = 1024
+TARGET_MS_PER_TASK = 0.08
+TARGET_BYTES_PER_TASK = 512
+WIDE = 100_000
+TARGET_WIDE_SECONDS = 5.0
+TARGET_WIDE_RAM_PER_TASK = 1024
 
 
 class ForeachBench(FlowSpec):
@@ -199,6 +209,71 @@ async def measure(args, report: Report, n: int) -> None:
     )
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+async def wide_once(folder: str, n: int) -> dict[str, float]:
+    """In a fresh process (``--wide-child``): one warm run of ``n`` tasks, its wall time and
+    peak RSS rise (VmHWM reset to VmRSS just before the run) per task."""
+    path = os.path.join(folder, "store.db")
+    await ForeachBench(store=path, echo=False).run(n=100)
+    gc.collect()
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")  # VmHWM := VmRSS
+    before = _status_kib("VmRSS")
+    wall, cpu = await timed_run(path, n)
+    return {"wall": wall, "cpu": cpu, "ram": (_status_kib("VmHWM") - before) / n}
+
+
+async def measure_wide(args, report: Report) -> None:
+    """A 100,000-wide foreach, each repeat in a fresh process: wall time, RAM per task."""
+    n = WIDE
+    walls: list[float] = []
+    cpus: list[float] = []
+    ram: list[float] = []
+    for r in range(args.repeat):
+        with scratch_dir(args.dir, "bench_foreach-wide-") as folder:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--wide-child", folder, str(n),
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await proc.communicate()
+            assert proc.returncode == 0, "the wide run failed"
+            got = json.loads(out.decode().strip().splitlines()[-1])
+        walls.append(got["wall"])
+        cpus.append(got["cpu"])
+        ram.append(got["ram"])
+        progress(f"  n={n} repeat {r + 1}/{args.repeat}: {walls[-1]:.2f} s, {ram[-1]:.0f} B/task")
+    plain = [timed(lambda: plain_loop(n))[0] for _ in range(max(3, args.repeat))]
+    report.add(
+        f"foreach n={n}: asyncflow warm, wall (fresh process)",
+        walls,
+        "s",
+        baseline="plain Python loop, no persistence",
+        baseline_samples=plain,
+        target=TARGET_WIDE_SECONDS,
+    )
+    report.add(
+        f"foreach n={n}: asyncflow warm, CPU (all threads)",
+        cpus,
+        "s",
+        baseline="asyncflow warm, wall",
+        baseline_samples=walls,
+    )
+    report.add(
+        f"foreach n={n}: peak RSS rise per task",
+        ram,
+        "B",
+        target=TARGET_WIDE_RAM_PER_TASK,
+        note="fresh process after a 100-task run: VmHWM during the run - VmRSS before, / n",
+    )
+
+
 async def main() -> None:
     args = parse_args(__doc__.splitlines()[0], repeat=5, extra=baselines_flag)
     sizes = (200, 1000) if args.quick else (1000, 10000)
@@ -208,8 +283,13 @@ async def main() -> None:
         await ForeachBench(store=os.path.join(folder, "s.db"), echo=False).run(n=100)
     for n in sizes:
         await measure(args, report, n)
+    if not args.quick and os.path.exists("/proc/self/clear_refs"):
+        await measure_wide(args, report)
     report.print()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "--wide-child":
+        print(json.dumps(asyncio.run(wide_once(sys.argv[2], int(sys.argv[3])))))
+    else:
+        asyncio.run(main())

@@ -276,6 +276,19 @@ async def test_a_store_upgraded_by_a_newer_version_after_a_run_is_refused(store:
     assert query(store, "SELECT count(*) FROM runs") == [(1,)]
 
 
+@pytest.mark.anyio
+async def test_a_trigger_added_by_another_program_between_two_runs_is_refused(store: str) -> None:
+    """The writer skips its full schema check while the schema cookie is unchanged: a trigger
+    created by another connection bumps it, and the next run's writes are refused."""
+    await SharedA(store=store, echo=False).run()
+    with closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("CREATE TRIGGER sneaky AFTER INSERT ON tasks BEGIN SELECT 1; END")
+    with pytest.raises(StoreFormatError) as info:
+        await SharedA(store=store, echo=False).run()
+    assert "trigger" in str(info.value)
+    assert query(store, "SELECT count(*) FROM runs") == [(1,)]
+
+
 # --- integrity -----------------------------------------------------------------------------------
 
 

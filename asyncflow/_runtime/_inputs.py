@@ -20,7 +20,7 @@ from ._untrusted import decode_loadable
 if TYPE_CHECKING:
     from ._context import RunContext
 
-__all__ = ["InputView", "Inputs"]
+__all__ = ["LOAD_WINDOW", "InputView", "Inputs"]
 
 _SERIALISE_MSG = (
     "`inputs` (or one input) can't be stored as an artifact; store the specific values "
@@ -28,23 +28,30 @@ _SERIALISE_MSG = (
 )
 
 
+LOAD_WINDOW = 4096  # inputs of a join whose artifact is read in one batch
+_UNREAD: Any = object()  # a column's entry for an input whose value is not read yet
+
+
 class InputView:
     """The artifacts of one parent task of a join, as attributes (read-only)."""
 
-    __slots__ = ("_af_inputs", "_af_outcome", "_af_values")
+    # Its values are in its Inputs' columns (one list per name read, at this view's index):
+    # a dict per view would cost ~200 bytes per input of a 100,000-wide join.
+    __slots__ = ("_af_index", "_af_inputs", "_af_outcome")
 
-    def __init__(self, inputs: Inputs, outcome: TaskOutcome) -> None:
+    def __init__(self, inputs: Inputs, outcome: TaskOutcome, index: int) -> None:
         self._af_inputs = inputs
         self._af_outcome = outcome
-        self._af_values: dict[str, Any] = {}
+        self._af_index = index
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        values = self._af_values
-        if name not in values:
+        column = self._af_inputs._af_columns.get(name)
+        if column is None or column[self._af_index] is _UNREAD:
             self._af_inputs._load(name, self)
-        return values[name]
+            column = self._af_inputs._af_columns[name]
+        return column[self._af_index]
 
     def __contains__(self, name: str) -> bool:
         return name in self._af_outcome.refs
@@ -63,7 +70,7 @@ class Inputs:
     foreach.
     """
 
-    __slots__ = ("_af_ctx", "_af_prefetched", "_af_step", "_af_views")
+    __slots__ = ("_af_columns", "_af_ctx", "_af_prefetched", "_af_step", "_af_views")
 
     def __init__(
         self,
@@ -75,10 +82,18 @@ class Inputs:
     ) -> None:
         self._af_ctx = ctx
         self._af_step = step
-        self._af_views = [InputView(self, o) for o in outcomes]
+        self._af_views = [InputView(self, o, i) for i, o in enumerate(outcomes)]
         self._af_prefetched = prefetched or {}
+        # name -> the value of each input (by index), _UNREAD where not read yet
+        self._af_columns: dict[str, list[Any]] = {}
         for (index, name), value in (values or {}).items():  # decoded early (_prefetch)
-            self._af_views[index]._af_values[name] = value
+            self._column(name)[index] = value
+
+    def _column(self, name: str) -> list[Any]:
+        column = self._af_columns.get(name)
+        if column is None:
+            column = self._af_columns[name] = [_UNREAD] * len(self._af_views)
+        return column
 
     def __len__(self) -> int:
         return len(self._af_views)
@@ -121,11 +136,20 @@ class Inputs:
                 f"{', '.join(sorted(o.refs)) or 'none'}); set self.{name} in that branch, or "
                 f"read it only from inputs that have it (`{name!r} in inp`)."
             )
+        column = self._column(name)
         todo = [
-            v for v in self._af_views if name in v._af_outcome.refs and name not in v._af_values
+            v
+            for v in self._af_views
+            if name in v._af_outcome.refs and column[v._af_index] is _UNREAD
         ]
+        # In windows: a 100,000-wide join holds one window's fetched rows at a time, not all.
+        for start in range(0, len(todo), LOAD_WINDOW):
+            self._load_window(name, todo[start : start + LOAD_WINDOW], column)
+
+    def _load_window(self, name: str, todo: list[InputView], column: list[Any]) -> None:
         shas = [v._af_outcome.refs[name] for v in todo]
-        raws = dict(self._af_prefetched)
+        prefetched = self._af_prefetched
+        raws = {s: prefetched[s] for s in shas if s in prefetched} if prefetched else {}
         missing = [s for s in dict.fromkeys(shas) if s not in raws]
         if missing:
             raws.update(self._af_ctx.store.read_raw_many(missing))
@@ -142,6 +166,6 @@ class Inputs:
             seen.add(sha)
             source = ctx.pathspec(view._af_outcome.spec) if raw.encoding == PICKLE else ""
             what = f"artifact {name!r} of its input task {source}"
-            view._af_values[name] = decode_loadable(
+            column[view._af_index] = decode_loadable(
                 ctx, raw, self._af_step, what, name, source, payload
             )

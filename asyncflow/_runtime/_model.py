@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .._spec._flowbase import ForeachFrame
@@ -42,7 +42,6 @@ class TaskOutcome:
     targets: tuple[str, ...] = ()
     foreach_items: list[Any] | None = None
     error: BaseException | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     # Set when the task is a clone of a resumed run's task (that task's id): no code ran.
     origin_task_id: int | None = None
 

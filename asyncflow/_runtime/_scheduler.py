@@ -262,11 +262,13 @@ class Scheduler:
         # ``counted``: a foreach split announced the task already (RunEvents.split).
         task_id = self._next_id
         self._next_id += 1
-        key = (step, path)
-        passes = self._passes.get(key, 0)
-        self._passes[key] = passes + 1
-        if step in self._loops and self.ctx.events is not None and not counted:
-            self.ctx.events.split(step, 1)  # live progress counts a loop's passes as they come
+        passes = 0  # a step on no loop runs once per foreach path: nothing to count (or keep)
+        if step in self._loops:
+            key = (step, path)
+            passes = self._passes.get(key, 0)
+            self._passes[key] = passes + 1
+            if self.ctx.events is not None and not counted:
+                self.ctx.events.split(step, 1)  # live progress counts a loop's passes
         return TaskSpec(task_id, step, path, stack, base, inputs, passes)
 
     def _successors(self, done: TaskOutcome) -> list[TaskSpec]:

@@ -189,3 +189,35 @@ class BusyCoroutines(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class SpinnersAndQuick(FlowSpec):
+    """A foreach of ``n`` plain tasks: the first ``spinners`` compute (hold the GIL, never
+    sleep) for ``seconds``, the rest are quick; each records when it ended."""
+
+    n = Parameter("n", default=12)
+    spinners = Parameter("spinners", default=2)
+    seconds = Parameter("seconds", default=1.0)
+
+    @step
+    def start(self) -> None:
+        self.items = list(range(self.n))
+        self.next(self.body, foreach="items")
+
+    @step
+    def body(self) -> None:
+        if self.input < self.spinners:
+            until = time.monotonic() + self.seconds
+            while time.monotonic() < until:
+                sum(range(1000))
+        self.ended = time.monotonic()
+        self.next(self.join)
+
+    @step
+    def join(self, inputs: Any) -> None:
+        self.ended = [inp.ended for inp in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
