@@ -173,3 +173,36 @@ def test_a_signal_cancels_a_cli_run(tmp_path: Path, signum: int, code: int) -> N
     assert run_row(store, 1)[0] == "cancelled"
     statuses = {r["step"]: r["status"] for r in task_rows(store, 1)}
     assert statuses == {"start": "succeeded", "plain": "cancelled", "coro": "cancelled"}
+
+
+@pytest.mark.anyio
+async def test_a_plain_task_cancel_while_the_run_row_is_written_still_gives_the_run_its_end(
+    tmp_path: Path,
+) -> None:
+    # asyncio's Task.cancel() gets through an anyio shield: a cancellation that lands while
+    # the writer is committing the new run's row must not leave that row "running" (read
+    # back as crashed). The writer is held on another connection's write lock, so the run
+    # is surely waiting for its row when it is cancelled.
+    from tests.flows.capture import PrintFlow
+
+    store = str(tmp_path / "s.db")
+    await PrintFlow(store=store, echo=False).run()  # the store exists, the writer is warm
+    blocker = sqlite3.connect(store, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        task = asyncio.ensure_future(PrintFlow(store=store, echo=False).run())
+        await asyncio.sleep(0.3)  # the graph is built; the row waits for the lock
+        assert not task.done()
+        task.cancel()
+        await asyncio.sleep(0.05)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    conn = sqlite3.connect(store)
+    try:
+        rows = conn.execute("SELECT id, status FROM runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert rows == [(1, "succeeded"), (2, "cancelled")]

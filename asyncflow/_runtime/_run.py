@@ -221,9 +221,13 @@ async def _execute(
         )
         store.writer.submit(create)
         with anyio.CancelScope(shield=True):  # a run row is created: it must get an end
-            run_id = await asyncio.wrap_future(create.future)
+            run_id, held = await _row_of(create)
             hub.bind(graph.name, run_id, store.writer, store.read, options.store_path)
             hub.run_started(create.origin_run_id)
+            if held is not None:  # cancelled while the row was written: record its end
+                with contextlib.suppress(StoreError):
+                    await _finish(store, run_id, "cancelled", "the run was cancelled", hub=hub)
+                raise held
         shas = {attr: enc.sha for attr, (_, enc) in encoded.items()}
         if reused:
             shas.update((attr, sha) for attr, (_, sha) in reused.items())
@@ -307,6 +311,27 @@ async def _execute(
         return RunResult(row, failure)
     finally:
         store.release()
+
+
+async def _row_of(create: CreateRun) -> tuple[int, BaseException | None]:
+    """The new run's id, and the cancellation that came while its row was being written.
+
+    An anyio shield does not hold off a plain ``Task.cancel()`` on asyncio, and a row once
+    submitted is written: so a cancellation is held (returned) until the row exists, to be
+    raised once the run has its end.
+    """
+    waiter = asyncio.wrap_future(create.future)
+    held: BaseException | None = None
+    while True:
+        try:
+            return await asyncio.shield(waiter), held
+        except asyncio.CancelledError as exc:
+            if not waiter.done():
+                held = exc
+                continue
+            if waiter.cancelled() or waiter.exception() is not None:
+                raise  # no row was written
+            return waiter.result(), exc
 
 
 async def _finish(
