@@ -4,7 +4,8 @@ Layers (checked by import-linter, see pyproject.toml): ``_cli`` on top; then ``_
 (the run report: reads through ``_client``, renders, never writes); then ``_runtime``
 (run flows) and ``_client`` (read runs); then ``_aio`` (async helpers both share); then
 ``_spec`` (define flows, pure) and ``_store`` (the only SQL); then ``_codecs`` (values to
-bytes, pure); then ``_errors``. A module may import only from layers below its own. Users
+bytes, pure); then ``_errors``; and ``_imports`` (the lock of the imports made on first
+use) below all. A module may import only from layers below its own. Users
 import from ``asyncflow`` only.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 # A flow file whose decorators are misused fails as its command line fails: one line, exit 2.
 from ._cli._entry import install_definition_hook
+from ._imports import IMPORTS as _IMPORTS
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # the public names as type checkers see them; at run time, see _LAZY
@@ -179,7 +181,8 @@ if not TYPE_CHECKING:  # hidden from type checkers, so a typo stays a type error
         instead."""
         module = _LAZY.get(name)
         if module is not None:
-            value = getattr(_import_module(module, __name__), name)
+            with _IMPORTS:  # threads using asyncflow for the first time at once: see _imports
+                value = getattr(_import_module(module, __name__), name)
             globals()[name] = value  # later reads skip this function
             return value
         from ._spec._refused import refusal

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from ._cli._entry import is_script_entry, loop_running
 from ._errors import RESUME_HINT, StepFailed, UsageError, store_option
+from ._imports import IMPORTS
 from ._runtime._limits import DEFAULT_MAX_PASSES, DEFAULT_MAX_WORKERS
 from ._spec._decorators import EXECUTORS
 from ._spec._flowbase import FlowBase
@@ -129,11 +130,12 @@ class FlowSpec(FlowBase):
                 "LocalCluster for each run.",
                 "dask_address",
             )
-        from ._runtime._configs import ConfigSources
-        from ._runtime._run import RunOptions
-        from ._spec._project import resolve_branch
-        from ._spec._tags import normalize_tags
-        from ._store._paths import resolve_store_path
+        with IMPORTS:
+            from ._runtime._configs import ConfigSources
+            from ._runtime._run import RunOptions
+            from ._spec._project import resolve_branch
+            from ._spec._tags import normalize_tags
+            from ._store._paths import resolve_store_path
 
         self._af_options = RunOptions(
             store_path=resolve_store_path(store),
@@ -161,8 +163,9 @@ class FlowSpec(FlowBase):
         if cached is None:
             # Reads every step's source and the flow's file once; the caller may run this in
             # a thread. The source is cached first: whoever finds the graph finds it too.
-            from ._runtime._source import capture_source
-            from ._spec._graph import build_graph
+            with IMPORTS:
+                from ._runtime._source import capture_source
+                from ._spec._graph import build_graph
 
             cached = build_graph(cls)
             FlowSpec._af_source_cache[cls] = capture_source(cls)
@@ -182,7 +185,8 @@ class FlowSpec(FlowBase):
         :raises StepFailed: a step raised; ``.run`` is the failed run, ``__cause__`` the
             step's exception.
         """
-        from ._spec._resolve import parameters_of, refuse_run_options
+        with IMPORTS:
+            from ._spec._resolve import parameters_of, refuse_run_options
 
         refuse_run_options(type(self).__name__, "run", params, parameters_of(type(self)))
         return await self._af_execute(params)
@@ -213,8 +217,9 @@ class FlowSpec(FlowBase):
             go to the constructor, ``XFlow(max_passes=N).resume()`` (a resume does not keep
             the origin's).
         """
-        from ._runtime._run import ResumeRequest
-        from ._spec._resolve import refuse_run_options
+        with IMPORTS:
+            from ._runtime._run import ResumeRequest
+            from ._spec._resolve import refuse_run_options
 
         if given:
             refuse_run_options(type(self).__name__, "resume", given, {})
@@ -266,10 +271,11 @@ class FlowSpec(FlowBase):
         :raises FlowValidationError: the flow definition is wrong.
         :raises UntrustedArtifactError: an input is a pickle nobody vouches for.
         """
-        import anyio.to_thread
+        with IMPORTS:
+            import anyio.to_thread
 
-        from ._client import Run
-        from ._runtime._spin import spin_run_id, spin_task
+            from ._client import Run
+            from ._runtime._spin import spin_run_id, spin_task
 
         graph = FlowSpec._af_graph_cache.get(type(self))
         if graph is None:
@@ -317,8 +323,9 @@ class FlowSpec(FlowBase):
         :raises UsageError: raised by the iteration: a run option (``max_passes=...``) given
             here rather than to the constructor, as by :meth:`run`.
         """
-        from ._runtime._stream import RunStream
-        from ._spec._resolve import parameters_of, refuse_run_options
+        with IMPORTS:
+            from ._runtime._stream import RunStream
+            from ._spec._resolve import parameters_of, refuse_run_options
 
         async def execute(hub: Any) -> Any:
             refuse_run_options(type(self).__name__, "stream", params, parameters_of(type(self)))
@@ -334,11 +341,12 @@ class FlowSpec(FlowBase):
         events: RunEvents | None = None,
     ) -> Run:
         """Run or resume; ``on_start`` gets the run id as soon as the run is recorded."""
-        import anyio.to_thread
+        with IMPORTS:
+            import anyio.to_thread
 
-        from ._client import Run
-        from ._client._handle import StoreHandle
-        from ._runtime._run import execute_run
+            from ._client import Run
+            from ._client._handle import StoreHandle
+            from ._runtime._run import execute_run
 
         graph = FlowSpec._af_graph_cache.get(type(self))
         if graph is None:  # the first run of this class reads source files: not on the loop
@@ -384,7 +392,8 @@ class FlowSpec(FlowBase):
                 "parameters as keyword arguments).",
                 "main",
             )
-        from ._cli import flow_main
+        with IMPORTS:
+            from ._cli import flow_main
 
         raise SystemExit(flow_main(cls, argv))
 

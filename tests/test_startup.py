@@ -272,3 +272,65 @@ def test_schema_check_normalizes_whitespace_the_same_from_its_cache(tmp_path: Pa
     long = "CREATE TABLE t ( a ,\n b )" + " " * 5000
     assert _schema._normal(long) == _schema._normal("CREATE TABLE t ( a ,\n b )")
     assert _schema._normal(None) is None
+
+
+# Eight threads use asyncflow for the first time at once: half run a flow (the runtime and
+# the client are imported on the way), half read a public name and open the client. Every
+# first-use import takes asyncflow._imports.IMPORTS, or two threads loading packages that
+# import each other met Python's import deadlock detector (about 1 process in 3 failed).
+THREADS_FIRST_USE = """
+import asyncio, sys, threading
+import asyncflow as af
+
+class TFlow(af.FlowSpec):
+    @af.step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @af.step
+    async def end(self):
+        pass
+
+NAMES = ["Flow", "gc", "stats", "Runner", "namespace", "current", "export_runs", "Run"]
+errors = []
+barrier = threading.Barrier(8)
+
+def go(i):
+    barrier.wait()
+    try:
+        if i % 2:
+            asyncio.run(TFlow(store=sys.argv[1], echo=False).run())
+        else:
+            getattr(af, NAMES[i])
+            with af.Flow("TFlow", store=sys.argv[1]):
+                pass
+    except af.AsyncflowError:
+        pass  # the store may not exist yet, or have no run yet
+    except BaseException as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+
+threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(repr(errors))
+"""
+
+
+def test_threads_using_asyncflow_for_the_first_time_at_once(tmp_path: Path) -> None:
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", THREADS_FIRST_USE, str(tmp_path / f"s{i}.db")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for i in range(24)
+    ]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+        assert out.strip() == "[]", out
