@@ -440,9 +440,10 @@ def test_ctrl_c_ends_a_follow_quietly_and_the_run_goes_on(flow: Path) -> None:
 # `python -m asyncflow ARGS` from its first statement on, "ready" on stdout just before: a
 # SIGINT while Python itself starts and imports the package ends as Python ends any program
 # then, before asyncflow's code can do anything.
-# A SIGINT that lands in this driver's own line, after "ready" and before asyncflow's code has
-# started, is Python's and not ours: it counts as the 130 asyncflow would have given. One raised
-# anywhere inside asyncflow's code has a traceback deeper than this frame and still fails.
+# A SIGINT that lands before asyncflow's code has started (in this driver after "ready", or
+# at line 0 of asyncflow/__main__.py, where Python checks for pending signals as the module
+# starts, before its first statement) is Python's and not ours: it counts as the 130 that
+# asyncflow would have given. One raised anywhere inside asyncflow's code still fails.
 READY_DRIVER = (
     "import sys, asyncflow.__main__ as m\n"
     "code = compile(open(m.__file__).read(), m.__file__, 'exec')\n"
@@ -451,7 +452,11 @@ READY_DRIVER = (
     "    print('ready', flush=True)\n"
     "    exec(code, {'__name__': '__main__', '__package__': 'asyncflow'})\n"
     "except KeyboardInterrupt as e:\n"
-    "    if e.__traceback__ is None or e.__traceback__.tb_next is not None:\n"
+    "    tb, lines = e.__traceback__, []\n"
+    "    while tb is not None:\n"
+    "        lines.append(tb.tb_lineno)\n"
+    "        tb = tb.tb_next\n"
+    "    if lines[1:] not in ([], [0]):\n"
     "        raise\n"
     "    sys.exit(130)\n"
 )
