@@ -110,9 +110,8 @@ NOT_FOR_A_RUN = [
     # the commands behind `dump` and `logs`
     "asyncflow._cli._pathspecs",
     "asyncflow._cli._watch_cmds",
-    # cards' forms (no @card), a new key file's randomness (the store has its key)
+    # cards' forms (no @card)
     "asyncflow._spec._card_form",
-    "secrets",
 ]
 
 
