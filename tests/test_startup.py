@@ -110,8 +110,9 @@ NOT_FOR_A_RUN = [
     # the commands behind `dump` and `logs`
     "asyncflow._cli._pathspecs",
     "asyncflow._cli._watch_cmds",
-    # cards' forms (no @card)
+    # cards' forms (no @card); the pretty-printer of `dump` and `show`
     "asyncflow._spec._card_form",
+    "pprint",
 ]
 
 
