@@ -103,6 +103,16 @@ NOT_FOR_A_RUN = [
     "asyncflow._client._archive",
     "asyncflow._client._tidy",
     "importlib.metadata",
+    # a run that succeeds reads the runtime's record of it, not the client's Run
+    "asyncflow._client",
+    "asyncflow._client._data",
+    "aiosqlite",
+    # the commands behind `dump` and `logs`
+    "asyncflow._cli._pathspecs",
+    "asyncflow._cli._watch_cmds",
+    # cards' forms (no @card); the pretty-printer of `dump` and `show`
+    "asyncflow._spec._card_form",
+    "pprint",
 ]
 
 

@@ -24,7 +24,7 @@ import anyio
 from .._errors import RESUME_HINT, AsyncflowError, StepFailed, store_option
 from .._runtime._attempt import steps_still_running
 from .._runtime._packages import before_run
-from .._runtime._run import ResumeRequest
+from .._runtime._run import ResumeRequest, RunResult
 from .._spec._override import decorate_graph
 from .._spec._resolve import parameters_of
 from .._store._store import Store
@@ -64,7 +64,7 @@ _MAIN = threading.main_thread()
 def _execute(
     flow: Any, start: Callable[[Callable[[int], None]], Awaitable[Any]], args: argparse.Namespace
 ) -> Any:
-    """Run ``start(on_start)`` under signal handling; the Run, an AsyncflowError, or an exit
+    """Run ``start(on_start)`` under signal handling; its result, an AsyncflowError, or an exit
     code when a signal cancelled the run."""
     name = type(flow).__name__
     run_ids: list[int] = []
@@ -213,11 +213,18 @@ def _run_and_print(
         return _fail(str(exc), 2)
     graph = type(flow)._af_graph()
     started = time.perf_counter()
+
+    async def execute(on_start: Callable[[int], None] | None, hub: Any) -> RunResult:
+        # The run's record, not the client's Run: a run that succeeds never imports the
+        # client. A failed one raises the StepFailed the API raises (with its Run).
+        result: RunResult = await flow._af_run_result(given, request, on_start, events=hub)
+        if result.failure is not None:
+            flow._af_outcome(result)
+        return result
+
     outcome = _execute(
         flow,
-        lambda on_start: run_shown(
-            lambda hub: flow._af_execute(given, request, on_start, events=hub), graph, mode
-        ),
+        lambda on_start: run_shown(lambda hub: execute(on_start, hub), graph, mode),
         args,
     )
     if isinstance(outcome, int):
@@ -230,9 +237,10 @@ def _run_and_print(
     took = time.perf_counter() - started
     store = flow._af_options.store_path
     where = f"store: {store}"
+    row = outcome.row
     if request is not None:
-        where = f"resumed {outcome.flow_name}/{outcome.origin_run_id}; {where}"
-    say(f"Run {outcome.pathspec} succeeded in {took:.2f} s ({where})")
+        where = f"resumed {row.flow}/{row.origin_run_id}; {where}"
+    say(f"Run {row.flow}/{row.id} succeeded in {took:.2f} s ({where})")
     return 0
 
 

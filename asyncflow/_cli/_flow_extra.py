@@ -15,11 +15,10 @@ from typing import Any, TextIO
 from .._errors import AsyncflowError, AsyncflowWarning, store_option
 from .._store._paths import resolve_store_path
 from ._format import dump_text, one_line, printable
-from ._pathspecs import BadInput
-from ._pathspecs import resolve as _resolve
-from ._pathspecs import split as _split
-from ._pathspecs import tasks_of as _tasks_of
-from ._watch_cmds import add_logs_options, cmd_logs
+from ._parser import add_logs_options
+
+# ``_pathspecs`` and ``_watch_cmds`` import the client (aiosqlite, its records): a run does not
+# need them, so ``dump`` and ``logs`` import them when they run.
 
 __all__ = ["REFUSED", "add_flow_store_commands", "asyncflow_warnings_as_lines", "refused"]
 
@@ -108,6 +107,8 @@ def add_flow_store_commands(sub: argparse._SubParsersAction[Any]) -> None:
 def _full(flow_name: str, text: str, shapes: tuple[int, ...], expected: str) -> list[str]:
     """``Flow/RUN/...`` of a pathspec written as Metaflow writes it (``RUN/STEP/TASK``) or
     with this flow's name in front (a run id is a number, never the flow's name)."""
+    from ._pathspecs import split as _split
+
     parts = text.strip().strip("/").split("/")
     if parts[0].strip() == flow_name and len(parts) - 1 in shapes:
         return [flow_name, *_split("/".join(parts[1:]), shapes, expected)]
@@ -116,6 +117,10 @@ def _full(flow_name: str, text: str, shapes: tuple[int, ...], expected: str) -> 
 
 def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
     """``python flow.py dump RUN/STEP[/TASK[/ARTIFACT]]``."""
+    from ._pathspecs import BadInput
+    from ._pathspecs import resolve as _resolve
+    from ._pathspecs import tasks_of as _tasks_of
+
     store = resolve_store_path(store)
     parts = _full(flow_name, args.input_path, (2, 3, 4), "RUN/STEP[/TASK[/ARTIFACT]]")
     if args.name is not None:
@@ -155,6 +160,8 @@ def flow_dump(flow_name: str, args: argparse.Namespace, store: str | None) -> in
 
 def flow_logs(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
     """``python flow.py logs RUN/STEP[/TASK] [--stdout | --stderr] [--follow]``."""
+    from ._watch_cmds import cmd_logs
+
     parts = _full(flow_name, args.input_path, (2, 3), "RUN/STEP[/TASK]")
     return cmd_logs(
         argparse.Namespace(
@@ -169,6 +176,8 @@ def flow_logs(flow_name: str, args: argparse.Namespace, store: str | None) -> in
 
 def run_store_command(flow_name: str, args: argparse.Namespace, store: str | None) -> int:
     """Run ``dump`` or ``logs``; a bad pathspec or a missing run is one line, exit 2."""
+    from ._pathspecs import BadInput
+
     command = flow_dump if args.command == "dump" else flow_logs
     try:
         return command(flow_name, args, store)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import pprint
+import functools
 import re
 import reprlib
 import sys
@@ -60,11 +60,19 @@ def _long_ints() -> Iterator[None]:
         sys.set_int_max_str_digits(before)
 
 
-class _Printer(pprint.PrettyPrinter):
-    def format(self, obj: object, context: dict[int, int], maxlevels: int, level: int) -> Any:
-        if type(obj) is int and obj.bit_length() > _INT_BITS:
-            return hex(obj), False, False
-        return super().format(obj, context, maxlevels, level)
+@functools.cache
+def _printer() -> Any:
+    """The pretty-printer class, made at the first value shown: a run imports this module
+    (for :func:`printable`) and never ``pprint``."""
+    import pprint
+
+    class _Printer(pprint.PrettyPrinter):
+        def format(self, obj: object, context: dict[int, int], maxlevels: int, level: int) -> Any:
+            if type(obj) is int and obj.bit_length() > _INT_BITS:
+                return hex(obj), False, False
+            return super().format(obj, context, maxlevels, level)
+
+    return _Printer
 
 
 def pretty(value: Any) -> str:
@@ -72,7 +80,7 @@ def pretty(value: Any) -> str:
     value whose ``repr()`` raises (a user's ``__repr__``) as one line that says so."""
     with _long_ints():
         try:
-            return _Printer().pformat(value)
+            return str(_printer()().pformat(value))
         except Exception as exc:
             what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return f"<a {type(value).__qualname__} whose repr() raised {one_line(what, 200)}>"

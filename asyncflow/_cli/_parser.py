@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-__all__ = ["OneLineParser"]
+__all__ = ["OneLineParser", "add_logs_options"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,3 +42,15 @@ class OneStoreOption(argparse.Action):
             f"{option_string}: asyncflow keeps a run's artifacts and metadata in one store "
             "file; choose it with --store PATH"
         )
+
+
+def add_logs_options(parser: argparse.ArgumentParser) -> None:
+    """``--stdout | --stderr`` and ``--follow``, as ``logs`` takes them."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stdout", action="store_true", help="only stdout")
+    which.add_argument("--stderr", action="store_true", help="only stderr")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="then print the lines of the run's running tasks as they come, until it ends",
+    )

@@ -31,6 +31,7 @@ from .._store._events import (
 )
 from .._store._paths import resolve_store_path
 from ._format import indent_lines, printable
+from ._parser import add_logs_options
 from ._pathspecs import PROG
 from ._pathspecs import resolve as _resolve
 from ._pathspecs import split as _split
@@ -229,18 +230,6 @@ def _follow_logs(parts: list[str], args: argparse.Namespace, single: bool, noted
 
 
 # --- the parser -------------------------------------------------------------------------------
-
-
-def add_logs_options(parser: argparse.ArgumentParser) -> None:
-    """``--stdout | --stderr`` and ``--follow``, as ``logs`` takes them."""
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--stdout", action="store_true", help="only stdout")
-    which.add_argument("--stderr", action="store_true", help="only stderr")
-    parser.add_argument(
-        "--follow",
-        action="store_true",
-        help="then print the lines of the run's running tasks as they come, until it ends",
-    )
 
 
 def add_watch_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

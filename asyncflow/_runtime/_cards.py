@@ -19,7 +19,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from .._codecs import Encoded, encode
-from .._spec._card_form import stored_components
 from .._spec._settings import CardSpec
 from .._store._write_ops import CardRow
 
@@ -156,11 +155,19 @@ class CardCollector:
 card_var: ContextVar[CardCollector | None] = ContextVar("asyncflow_card", default=None)
 
 
+def _stored(components: list[Any]) -> list[dict[str, Any]]:
+    """``stored_components``, imported by the first card (a run without ``@card`` never
+    imports the card forms)."""
+    from .._spec._card_form import stored_components
+
+    return stored_components(components)
+
+
 def card_docs(collector: CardCollector) -> list[CardDoc]:
     """The stored form of every card of a task (none for a step without ``@card``). Never
     raises: a component that cannot be converted is an error component of its card."""
     return [
-        (idx, card.spec.id, card.spec.type, stored_components(list(card)))
+        (idx, card.spec.id, card.spec.type, _stored(list(card)))
         for idx, card in enumerate(collector)
     ]
 

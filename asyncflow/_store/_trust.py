@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import secrets
 import shlex
 import stat
 import threading
@@ -170,6 +169,8 @@ def _refuse_exposed(path: str, st: os.stat_result) -> None:
 
 def _create_key(path: str) -> bytes:
     """Create the key file atomically (mode 0600); if another process won, use its key."""
+    import secrets  # once per key file: a run on a store with its key never imports it
+
     key = secrets.token_bytes(_KEY_BYTES)
     folder = os.path.dirname(path)
     try:
