@@ -91,6 +91,36 @@ def test_defining_a_flow_loads_no_heavy_module() -> None:
     assert "asyncflow._flowspec" in modules
 
 
+def test_reading_runs_imports_no_runtime_and_no_command_line(tmp_path: Path) -> None:
+    # A program that only reads runs (README, Benchmarks) pays for the client, not for
+    # running flows, the command line or the run report.
+    store = tmp_path / "s.db"
+    flow = tmp_path / "reads_flow.py"
+    flow.write_text(
+        "from asyncflow import FlowSpec, step\n\n\nclass ReadsFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.x = 41\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        self.y = self.x + 1\n\n\n"
+        "if __name__ == '__main__':\n    ReadsFlow()\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [sys.executable, str(flow), "run", "--store", str(store)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    modules = loaded(
+        "import asyncflow\n"
+        f"with asyncflow.Flow('ReadsFlow', store={str(store)!r}) as flow:\n"
+        "    assert flow.latest_run['end'].task.data.y == 42\n"
+    )
+    assert "asyncflow._client" in modules
+    heavy = ("asyncflow._runtime", "asyncflow._cli.", "asyncflow._report")
+    # (asyncflow._cli._entry, the definition hook, comes with `import asyncflow`)
+    runtime = sorted(m for m in modules if m.startswith(heavy) and m != "asyncflow._cli._entry")
+    assert not runtime, runtime
+
+
 # Not needed by `python flow.py run` of a flow without @pypi/@conda, resume or spin.
 NOT_FOR_A_RUN = [
     "asyncflow._store._gc",
