@@ -317,6 +317,9 @@ class Scheduler:
         if node.join_kind == "foreach":
             slot, expected, _ = spec.stack[-1]
             path, stack = spec.path[:-1], spec.stack[:-1]
+            # The input ran: nothing reads its foreach frames again (its index is in its
+            # path), and a 100,000-wide join would keep 112 B of them per input.
+            spec.stack = stack
         else:
             slot, expected = node.in_.index(done.step), len(node.in_)
             path, stack = spec.path, spec.stack
