@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from asyncflow._store._blobs import RawBlob
-from asyncflow._store._cache import BlobCache
+from asyncflow._store._cache import MAX_ENTRIES, BlobCache
 from asyncflow._store._store import Store
 
 
@@ -49,3 +49,13 @@ def test_flows_sharing_a_store_share_the_largest_cache_bound_asked_for(tmp_path:
     finally:
         first.release()
         Store.close_all()
+
+
+def test_the_cache_keeps_at_most_max_entries_blobs_however_small() -> None:
+    # ~400 bytes of objects per entry that the byte bound does not count: a wide join of
+    # small values must not keep every one of them.
+    cache = BlobCache(1 << 30)
+    for n in range(MAX_ENTRIES + 100):
+        cache.put(blob(n, 1))
+    kept = [n for n in range(MAX_ENTRIES + 100) if cache.has(n.to_bytes(32, "big"))]
+    assert kept == list(range(100, MAX_ENTRIES + 100))  # the oldest went first

@@ -66,3 +66,70 @@ async def test_an_input_missing_the_artifact_past_the_first_read_is_named(store:
     cause = caught.value.__cause__
     assert isinstance(cause, ArtifactNotFoundError), caught.value
     assert "has no artifact 'odd'" in str(cause)
+
+
+class Views(FlowSpec):
+    """A static split and a foreach; its joins record how their inputs' views behave."""
+
+    @step
+    def start(self) -> None:
+        self.next(self.left, self.right)
+
+    @step
+    def left(self) -> None:
+        self.side = "left"
+        self.next(self.both)
+
+    @step
+    def right(self) -> None:
+        self.side = "right"
+        self.next(self.both)
+
+    @step
+    def both(self, inputs: Any) -> None:
+        self.by_name = [inputs.left.side, inputs.right.side]
+        self.same = inputs.left == inputs[0] and inputs.right == inputs[-1]
+        self.differ = inputs[0] != inputs[1] and len({inputs[0], inputs[0], inputs[1]}) == 2
+        self.next(self.split)
+
+    @step
+    def split(self) -> None:
+        self.items = ["a", "b", "c"]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self) -> None:
+        self.letter = self.input
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs: Any) -> None:
+        self.letters = [i.letter for i in inputs]
+        self.negative = [inputs[-1].letter, inputs[-3].letter]
+        self.sliced = [i.letter for i in inputs[1:]] + [i.letter for i in inputs[::-1]]
+        self.twice = list(inputs) == list(inputs) and "letter" in inputs[2]
+        self.kinds = sorted({repr(i) for i in inputs})
+        try:
+            inputs[3]
+        except IndexError:
+            self.out_of_range = True
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+@pytest.mark.anyio
+async def test_views_made_on_demand_index_slice_compare_and_read_as_a_list_would(
+    store: str,
+) -> None:
+    run = await Views(store=store, echo=False).run()
+    both, gather = run["both"].data, run["gather"].data
+    assert both.by_name == ["left", "right"]
+    assert both.same and both.differ
+    assert gather.letters == ["a", "b", "c"]
+    assert gather.negative == ["c", "a"]
+    assert gather.sliced == ["b", "c", "c", "b", "a"]
+    assert gather.twice and gather.out_of_range
+    assert gather.kinds == ["<input from step 'each'>"]

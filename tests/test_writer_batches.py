@@ -10,6 +10,7 @@ already taken), and the test checks every good record is committed, in full.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from concurrent.futures import Future
 from contextlib import closing
@@ -19,7 +20,7 @@ import pytest
 from asyncflow import StoreError
 from asyncflow._codecs import encode
 from asyncflow._store._write_ops import CreateRun, TaskRecord
-from asyncflow._store._writer import Writer
+from asyncflow._store._writer import BACKLOG_HIGH, Writer
 
 
 def record(run_id: int, task_id: int, value: object) -> TaskRecord:
@@ -88,3 +89,42 @@ def test_isolating_the_bad_op_of_a_failed_batch_loses_none_of_the_others(store: 
         expected = [encode(v).payload for v in ("head", ["a", 1], {"b": 2.5},
                                                 "the last op of the batch")]  # fmt: skip
         assert [bytes(data) for _, data in rows] == [bytes(p) for p in expected]
+
+
+def test_wait_backlog_holds_a_producer_while_the_writer_is_far_behind(store: str) -> None:
+    # Threads running plain tasks call wait_backlog before each next task: more than
+    # BACKLOG_HIGH queued records make them wait until the writer is down to MAX_BATCH.
+    writer = Writer(store, lambda shas: None)
+    try:
+        create = CreateRun("F", "{}", time.time(), (), {})
+        writer.submit(create)
+        run = create.future.result(timeout=30)
+        writer.wait_backlog(lambda: False)  # nothing queued: returns at once
+        with closing(sqlite3.connect(store, isolation_level=None, timeout=30)) as lock:
+            lock.execute("BEGIN IMMEDIATE")  # the writer waits: what follows queues up
+            writer.submit(record(run, 1, 1))  # taken alone by the waiting writer
+            time.sleep(0.3)
+            for task in range(2, BACKLOG_HIGH + 100):
+                writer.submit(record(run, task, task))
+            released = threading.Event()
+            stopped: list[float] = []
+
+            def producer() -> None:
+                writer.wait_backlog(lambda: False)
+                stopped.append(time.monotonic())
+
+            held = threading.Thread(target=producer)
+            held.start()
+            released.set()
+            writer.wait_backlog(released.is_set)  # told to stop: does not wait
+            time.sleep(0.5)
+            assert held.is_alive() and not stopped, "did not wait for the writer"
+            lock.execute("COMMIT")
+            at = time.monotonic()
+            held.join(timeout=30)
+            assert stopped and stopped[0] >= at
+        writer.flush().result(timeout=60)
+    finally:
+        writer.close()
+    with closing(sqlite3.connect(store)) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone() == (BACKLOG_HIGH + 99,)

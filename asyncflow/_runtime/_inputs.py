@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from .._codecs import owns_buffer
 from .._errors import ArtifactNotFoundError
@@ -36,7 +36,9 @@ class InputView:
     """The artifacts of one parent task of a join, as attributes (read-only)."""
 
     # Its values are in its Inputs' columns (one list per name read, at this view's index):
-    # a dict per view would cost ~200 bytes per input of a 100,000-wide join.
+    # a dict per view would cost ~200 bytes per input of a 100,000-wide join. Views are made
+    # as they are asked for (iteration, ``inputs[i]``), not kept; two views of the same input
+    # are equal.
     __slots__ = ("_af_index", "_af_inputs", "_af_outcome")
 
     def __init__(self, inputs: Inputs, outcome: TaskOutcome, index: int) -> None:
@@ -56,6 +58,14 @@ class InputView:
     def __contains__(self, name: str) -> bool:
         return name in self._af_outcome.refs
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InputView):
+            return NotImplemented
+        return other._af_inputs is self._af_inputs and other._af_index == self._af_index
+
+    def __hash__(self) -> int:
+        return hash((id(self._af_inputs), self._af_index))
+
     def __reduce__(self) -> NoReturn:
         raise TypeError(_SERIALISE_MSG)
 
@@ -70,7 +80,7 @@ class Inputs:
     foreach.
     """
 
-    __slots__ = ("_af_columns", "_af_ctx", "_af_prefetched", "_af_step", "_af_views")
+    __slots__ = ("_af_columns", "_af_ctx", "_af_outcomes", "_af_prefetched", "_af_step")
 
     def __init__(
         self,
@@ -82,7 +92,7 @@ class Inputs:
     ) -> None:
         self._af_ctx = ctx
         self._af_step = step
-        self._af_views = [InputView(self, o, i) for i, o in enumerate(outcomes)]
+        self._af_outcomes = outcomes  # never changed (the join's TaskSpec.inputs)
         self._af_prefetched = prefetched or {}
         # name -> the value of each input (by index), _UNREAD where not read yet
         self._af_columns: dict[str, list[Any]] = {}
@@ -92,25 +102,34 @@ class Inputs:
     def _column(self, name: str) -> list[Any]:
         column = self._af_columns.get(name)
         if column is None:
-            column = self._af_columns[name] = [_UNREAD] * len(self._af_views)
+            column = self._af_columns[name] = [_UNREAD] * len(self._af_outcomes)
         return column
 
     def __len__(self) -> int:
-        return len(self._af_views)
+        return len(self._af_outcomes)
 
     def __iter__(self) -> Iterator[InputView]:
-        return iter(self._af_views)
+        for index, outcome in enumerate(self._af_outcomes):
+            yield InputView(self, outcome, index)
 
-    def __getitem__(self, index: int) -> InputView:
-        return self._af_views[index]
+    @overload
+    def __getitem__(self, index: int) -> InputView: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[InputView]: ...
+    def __getitem__(self, index: int | slice) -> InputView | list[InputView]:
+        outcomes = self._af_outcomes
+        if isinstance(index, slice):
+            return [InputView(self, outcomes[i], i) for i in range(len(outcomes))[index]]
+        outcome = outcomes[index]  # IndexError as a list's
+        return InputView(self, outcome, index if index >= 0 else index + len(outcomes))
 
     def __getattr__(self, name: str) -> InputView:
         if name.startswith("_"):
             raise AttributeError(name)
-        for view in self._af_views:
-            if view._af_outcome.step == name:
-                return view
-        steps = sorted({v._af_outcome.step for v in self._af_views})
+        for index, outcome in enumerate(self._af_outcomes):
+            if outcome.step == name:
+                return InputView(self, outcome, index)
+        steps = sorted({o.step for o in self._af_outcomes})
         raise AttributeError(
             f"inputs of join step {self._af_step!r} have no step {name!r}; use one of "
             f"{', '.join(steps)}, or inputs[i]"
@@ -124,7 +143,7 @@ class Inputs:
 
     def outcomes(self) -> list[TaskOutcome]:
         """The parent tasks' outcomes, in input order."""
-        return [v._af_outcome for v in self._af_views]
+        return list(self._af_outcomes)
 
     def _load(self, name: str, asked: InputView) -> None:
         """Load ``name`` for every input that has it (one batched read)."""
@@ -138,16 +157,15 @@ class Inputs:
             )
         column = self._column(name)
         todo = [
-            v
-            for v in self._af_views
-            if name in v._af_outcome.refs and column[v._af_index] is _UNREAD
+            i for i, o in enumerate(self._af_outcomes) if name in o.refs and column[i] is _UNREAD
         ]
         # In windows: a 100,000-wide join holds one window's fetched rows at a time, not all.
         for start in range(0, len(todo), LOAD_WINDOW):
             self._load_window(name, todo[start : start + LOAD_WINDOW], column)
 
-    def _load_window(self, name: str, todo: list[InputView], column: list[Any]) -> None:
-        shas = [v._af_outcome.refs[name] for v in todo]
+    def _load_window(self, name: str, todo: list[int], column: list[Any]) -> None:
+        outcomes = self._af_outcomes
+        shas = [outcomes[i].refs[name] for i in todo]
         prefetched = self._af_prefetched
         raws = {s: prefetched[s] for s in shas if s in prefetched} if prefetched else {}
         missing = [s for s in dict.fromkeys(shas) if s not in raws]
@@ -155,7 +173,7 @@ class Inputs:
             raws.update(self._af_ctx.store.read_raw_many(missing))
         seen: set[bytes] = set()
         ctx = self._af_ctx
-        for view, sha in zip(todo, shas, strict=True):
+        for index, sha in zip(todo, shas, strict=True):
             raw = raws[sha]
             payload = raw.payload
             if sha in seen:
@@ -164,8 +182,6 @@ class Inputs:
                 if owns_buffer(payload):
                     payload = bytes(payload)  # the first decode may own the buffer
             seen.add(sha)
-            source = ctx.pathspec(view._af_outcome.spec) if raw.encoding == PICKLE else ""
+            source = ctx.pathspec(outcomes[index].spec) if raw.encoding == PICKLE else ""
             what = f"artifact {name!r} of its input task {source}"
-            column[view._af_index] = decode_loadable(
-                ctx, raw, self._af_step, what, name, source, payload
-            )
+            column[index] = decode_loadable(ctx, raw, self._af_step, what, name, source, payload)

@@ -155,10 +155,15 @@ class Scheduler:
                 raise
 
     def _drain(self, spec: TaskSpec | None) -> None:
-        # In a worker thread: run plain tasks back to back while there are any.
-        while spec is not None and not self.ctx.cancelled:
-            outcome = run_plain(self.ctx, spec)
+        # In a worker thread: run plain tasks back to back while there are any, never far
+        # ahead of the store's writer (their records wait in its queue, in memory).
+        ctx = self.ctx
+        writer = ctx.writer
+        while spec is not None and not ctx.cancelled:
+            outcome = run_plain(ctx, spec)
             spec = self._complete(outcome, take=True, on_loop=False)
+            if spec is not None and writer is not None:
+                writer.wait_backlog(lambda: ctx.cancelled)
         if spec is not None:  # taken, but the run was cancelled: it never starts
             with self._lock:
                 self._active -= 1
@@ -312,6 +317,9 @@ class Scheduler:
         if node.join_kind == "foreach":
             slot, expected, _ = spec.stack[-1]
             path, stack = spec.path[:-1], spec.stack[:-1]
+            # The input ran: nothing reads its foreach frames again (its index is in its
+            # path), and a 100,000-wide join would keep 112 B of them per input.
+            spec.stack = stack
         else:
             slot, expected = node.in_.index(done.step), len(node.in_)
             path, stack = spec.path, spec.stack

@@ -259,7 +259,8 @@ class TaskState:
         items = None
         if node.kind is NodeKind.FOREACH:
             items = self._foreach_items(flow, node.foreach_var or "", self._where(node))
-        targets = call[0] if call else ()
+        # The graph's own tuple when the call fits it: one shared tuple, not one per task.
+        targets = node.out if fits else call[0] if call else ()
         if node.kind is NodeKind.SWITCH:
             where = self._where(node)
             targets = (choose_case(node, self._condition(flow, node, where), where),)

@@ -14,13 +14,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # defining a flow reads DEFAULT_CACHE_BYTES: no sqlite3 for that
     from ._blobs import RawBlob
 
-__all__ = ["DEFAULT_CACHE_BYTES", "BlobCache"]
+__all__ = ["DEFAULT_CACHE_BYTES", "MAX_ENTRIES", "BlobCache"]
 
 DEFAULT_CACHE_BYTES = 256 << 20
+# Blobs kept at most, whatever their size: an entry costs ~400 bytes of Python objects (the
+# RawBlob, its sha, the map's slot) besides its payload, which the byte bound does not see:
+# a 100,000-wide join of small values would otherwise keep ~40 MB of them after the run.
+MAX_ENTRIES = 8192
 
 
 class BlobCache:
-    """Keeps recently used blobs up to ``max_bytes`` of payload in total.
+    """Keeps recently used blobs up to ``max_bytes`` of payload in total, and at most
+    :data:`MAX_ENTRIES` of them.
 
     A blob larger than a quarter of the bound is never cached, so one huge artifact cannot
     evict everything else.
@@ -75,6 +80,7 @@ class BlobCache:
                 return
             self._items[raw.sha] = raw
             self._bytes += size
-            while self._bytes > self._max and self._items:
-                _, old = self._items.popitem(last=False)
+            items = self._items
+            while (self._bytes > self._max or len(items) > MAX_ENTRIES) and items:
+                _, old = items.popitem(last=False)
                 self._bytes -= old.size
