@@ -20,7 +20,7 @@ from ._constants import constant_writes
 from ._flowgraph import FlowGraph, Node, NodeKind
 from ._names import RESERVED_NAMES
 from ._step import StepInfo, step_info
-from ._stepsource import ParsedDef, attribute_loads, parse_def, source_lines
+from ._stepsource import ParsedDef, attribute_loads, read_def
 from ._trace import place_nodes
 from ._validate import raise_problems, validate
 
@@ -110,7 +110,7 @@ def _read_node(
     None on a problem."""
     name = info.name
     try:
-        lines, first = source_lines(info.func)
+        first, func = read_def(info.func, name)
     except (OSError, TypeError) as exc:
         problems.append(
             FlowValidationError(
@@ -121,7 +121,6 @@ def _read_node(
             )
         )
         return None
-    func = parse_def(lines, first, name)
     if func is None:
         problems.append(
             FlowValidationError(

@@ -21,10 +21,13 @@ from collections.abc import Callable
 
 from ._step import StepInfo
 
-__all__ = ["ParsedDef", "block_end", "parse_def", "parse_step", "source_lines"]
+__all__ = ["ParsedDef", "block_end", "parse_def", "parse_step", "read_def", "source_lines"]
 
 #: A step's ``def`` as an AST (line numbers relative to its first line) and that first line.
 ParsedDef = tuple[ast.FunctionDef | ast.AsyncFunctionDef, int]
+
+
+_Def = ast.FunctionDef | ast.AsyncFunctionDef
 
 
 def source_lines(func: Callable[..., object]) -> tuple[list[str], int]:
@@ -33,19 +36,46 @@ def source_lines(func: Callable[..., object]) -> tuple[list[str], int]:
     :raises OSError: the source cannot be read.
     :raises TypeError: ``func`` is not something Python keeps source lines for.
     """
+    lines, first, _ = _read(func)
+    return lines, first
+
+
+def read_def(func: Callable[..., object], name: str) -> tuple[int, _Def | None]:
+    """The first line of ``func``'s source and its ``def`` named ``name`` as an AST (line
+    numbers relative to that line), or None when the lines do not parse as that def. The
+    block cut by indentation is parsed once, its parse serving as the def.
+
+    :raises OSError: the source cannot be read.
+    :raises TypeError: ``func`` is not something Python keeps source lines for.
+    """
+    lines, first, tree = _read(func)
+    if tree is None:
+        return first, parse_def(lines, first, name)
+    return first, tree if tree.name == name else None
+
+
+def _read(func: Callable[..., object]) -> tuple[list[str], int, _Def | None]:
+    # The lines and first line as inspect.getsourcelines gives them, and the def parsed
+    # when the block was cut by indentation (None when inspect's tokenizer cut it).
     func = inspect.unwrap(func)
     lines, start = inspect.findsource(func)
     if inspect.ismodule(func):
-        return lines, 0
-    end = block_end(lines, start)
-    if end is None:  # not a def the scan can cut (a lambda, a string back at column 0, ...)
-        return inspect.getblock(lines[start:]), start + 1
-    return lines[start:end], start + 1
+        return lines, 0, None
+    cut = _cut(lines, start)
+    if cut is None:  # not a def the scan can cut (a lambda, a string back at column 0, ...)
+        return inspect.getblock(lines[start:]), start + 1, None
+    end, tree = cut
+    return lines[start:end], start + 1, tree
 
 
 def block_end(lines: list[str], start: int) -> int | None:
     """The end (exclusive) of the ``def`` whose first line (a decorator's or its own) is
     ``lines[start]``, found from indentation and checked by parsing; None when unsure."""
+    cut = _cut(lines, start)
+    return None if cut is None else cut[0]
+
+
+def _cut(lines: list[str], start: int) -> tuple[int, _Def] | None:
     first = lines[start]
     depth = len(first) - len(first.lstrip())
     end = len(lines)
@@ -77,21 +107,19 @@ def block_end(lines: list[str], start: int) -> int | None:
         module = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    if len(module.body) != 1 or not isinstance(
-        module.body[0], ast.FunctionDef | ast.AsyncFunctionDef
-    ):
+    if len(module.body) != 1 or not isinstance(module.body[0], _Def):
         return None
-    return end if module.body[0].end_lineno == end - start else None
+    tree = module.body[0]
+    return (end, tree) if tree.end_lineno == end - start else None
 
 
 def parse_step(info: StepInfo) -> ParsedDef | None:
     """The step's ``def`` as an AST (line numbers relative to its first line) and that first
     line, or None when its source cannot be read or parsed."""
     try:
-        lines, first = source_lines(info.func)
+        first, func = read_def(info.func, info.name)
     except (OSError, TypeError):
         return None
-    func = parse_def(lines, first, info.name)
     return None if func is None else (func, first)
 
 
