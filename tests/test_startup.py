@@ -274,10 +274,9 @@ def test_script_entry_refused_with_a_loop_running(tmp_path: Path) -> None:
     assert not (tmp_path / "asyncflow.db").exists()
 
 
-def test_schema_check_normalizes_whitespace_the_same_from_its_cache(tmp_path: Path) -> None:
-    """The writer checks the schema before each batch; the normalized statements are
-    memoized, and the check says the same as before: spacing differences are not problems,
-    a changed statement is, on the first call and on the cached ones."""
+def test_schema_check_normalizes_whitespace_and_sees_a_changed_statement(tmp_path: Path) -> None:
+    """The schema check, asked again and again on one connection: spacing differences are
+    not problems, a changed statement is, every time."""
     import sqlite3
 
     from asyncflow._store import _schema

@@ -204,19 +204,6 @@ def _normal(sql: object) -> object:
     """``sql`` with runs of whitespace made one space, and none around ( ) and commas."""
     if not isinstance(sql, str):
         return sql
-    if len(sql) <= _NORMAL_MAX:
-        return _normal_text(sql)
-    return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip(_SQL_SPACE)
-
-
-# The writer checks the schema before every batch it commits (see _format.check_format):
-# the same few dozen statements each time, normalized once (0.17 of the check's 0.22 ms).
-# Bounded, and only short texts, so a file's odd objects cannot make it hold much.
-_NORMAL_MAX = 4096
-
-
-@functools.lru_cache(maxsize=256)
-def _normal_text(sql: str) -> str:
     return _PUNCT_SPACE.sub(r"\1", _SPACE.sub(" ", sql)).strip(_SQL_SPACE)
 
 
