@@ -159,11 +159,15 @@ class Scheduler:
         # ahead of the store's writer (their records wait in its queue, in memory).
         ctx = self.ctx
         writer = ctx.writer
+
+        def cancelled() -> bool:
+            return ctx.cancelled
+
         while spec is not None and not ctx.cancelled:
             outcome = run_plain(ctx, spec)
             spec = self._complete(outcome, take=True, on_loop=False)
             if spec is not None and writer is not None:
-                writer.wait_backlog(lambda: ctx.cancelled)
+                writer.wait_backlog(cancelled)
         if spec is not None:  # taken, but the run was cancelled: it never starts
             with self._lock:
                 self._active -= 1
